@@ -147,16 +147,20 @@ class Rubric(_Strict):
             raise ValueError("dimension names must be unique")
         return dims
 
-    def weighted(self, scores: dict[str, float]) -> float:
-        total = sum(d.weight for d in self.dimensions)
-        return sum(d.weight * scores.get(d.name, 0.0) for d in self.dimensions) / total
-
 
 class Criterion(_Strict):
     """One deterministic check on the producer's output."""
 
     kind: str
     value: int | str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _integer_or_string(cls, value: Any) -> Any:
+        # Lax int parsing would silently turn `value = true` into 1 and `value = 2.0` into 2.
+        if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+            raise ValueError("must be an integer or a string")
+        return value
 
     @model_validator(mode="after")
     def _value_fits_kind(self) -> "Criterion":
@@ -189,14 +193,17 @@ class Task(_Strict):
 class TaskSuite(_Strict):
     tasks: list[Task] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _sane_split(self) -> "TaskSuite":
-        ids = [t.id for t in self.tasks]
-        if len(set(ids)) != len(ids):
-            raise ValueError("task ids must be unique")
-        if not any(t.split == "search" for t in self.tasks):
+    # A field validator, not a model validator, so the ConfigError names the field `tasks`.
+    @field_validator("tasks")
+    @classmethod
+    def _sane_split(cls, tasks: list[Task]) -> list[Task]:
+        ids = [t.id for t in tasks]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"task ids must be unique; repeated: {', '.join(duplicated)}")
+        if not any(t.split == "search" for t in tasks):
             raise ValueError("at least one task must have split = 'search'")
-        return self
+        return tasks
 
     def split(self, name: str) -> list[Task]:
         return [t for t in self.tasks if t.split == name]
