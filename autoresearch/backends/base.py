@@ -20,6 +20,7 @@ class CompletionRequest:
     messages: tuple[ChatMessage, ...]
     temperature: float = 0.2
     max_tokens: int = 512
+    top_p: float | None = None
     json_schema: dict[str, Any] | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
