@@ -60,8 +60,12 @@ class RaplMeter:
     source = RAPL
 
     def __init__(self, root: Path = RAPL_ROOT):
-        # Top-level packages only (intel-rapl:0, not intel-rapl:0:0): sub-domains are inside them.
-        self.domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
+        # Top-level packages only (intel-rapl:0, not intel-rapl:0:0): sub-domains are inside them. A top-level
+        # "psys" domain (the whole platform, on many laptops) already contains the packages: counting it too
+        # would count their energy twice.
+        self.domains = sorted(
+            p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1 and _domain_name(p) != "psys"
+        )
         self.ranges = [int((d / "max_energy_range_uj").read_text()) for d in self.domains]
 
     @classmethod
@@ -81,6 +85,13 @@ class RaplMeter:
         for before, after, wrap in zip(token, self.start(), self.ranges):
             total_uj += after - before if after >= before else after + wrap - before
         return EnergyReading(total_uj / 1e6, RAPL)
+
+
+def _domain_name(domain: Path) -> str:
+    try:
+        return (domain / "name").read_text().strip()
+    except OSError:
+        return ""
 
 
 class NvmlMeter:

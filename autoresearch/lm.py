@@ -1,0 +1,208 @@
+"""The LM layer: a DSPy engine over a Backend that meters, retries and logs every call."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import dspy
+import json_repair
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
+from .config import RoleConfig
+from .energy import EnergyReading, Meter
+from .errors import BackendError, UnparseableOutput
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call as the store keeps it."""
+
+    role: str
+    backend: str
+    model: str
+    prompt_hash: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    load_s: float
+    joules: float
+    energy_source: str
+    status: str  # "ok" or "failed"
+    failure_mode: str | None = None
+    error: str | None = None
+    response: str | None = None
+    task_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class CallRecorder:
+    """Collects the calls made while active and hands each to an optional sink (the store)."""
+
+    def __init__(self, sink: Callable[[CallRecord], None] | None = None, forward_to: "CallRecorder | None" = None):
+        self.sink = sink
+        self.forward_to = forward_to  # an outer recorder (a whole trial) that also sees these calls
+        self.task_id: str | None = None
+        self.calls: list[CallRecord] = []
+
+    def add(self, record: CallRecord) -> None:
+        self.calls.append(record)
+        if self.sink is not None:
+            self.sink(record)
+        if self.forward_to is not None:
+            self.forward_to.add(record)
+
+
+_active_recorder: contextvars.ContextVar[CallRecorder | None] = contextvars.ContextVar("recorder", default=None)
+
+
+@contextmanager
+def recording(recorder: CallRecorder) -> Iterator[CallRecorder]:
+    token = _active_recorder.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _active_recorder.reset(token)
+
+
+def prompt_hash(messages: tuple[ChatMessage, ...]) -> str:
+    blob = json.dumps([(m.role, m.content) for m in messages])
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not response_format:
+        return None
+    return response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
+
+
+class BackendEngine:
+    """DSPy engine contract (complete(Request) -> Response) over one role's backend."""
+
+    def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
+                 *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None):
+        self.role = role
+        self.config = config
+        self.backend = backend
+        self.meter = meter
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+
+    def to_completion_request(self, request: Any) -> CompletionRequest:
+        messages: list[ChatMessage] = []
+        if request.system:
+            system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+            messages.append(ChatMessage("system", system))
+        messages.extend(ChatMessage(m.role, m.text or "") for m in request.messages)
+        cfg = request.config
+        return CompletionRequest(
+            model=self.config.model,
+            messages=tuple(messages),
+            temperature=self.config.temperature if cfg.temperature is None else cfg.temperature,
+            max_tokens=cfg.max_tokens or self.config.max_tokens,
+            json_schema=_schema_of(cfg.response_format),
+            top_p=self.config.top_p,
+            seed=self.config.seed,
+            stop=tuple(cfg.stop),
+            timeout_s=self.timeout_s,
+            keep_alive=self.config.keep_alive,
+        )
+
+    def complete(self, request: Any) -> Response:
+        completion = self.call(self.to_completion_request(request))
+        return Response(
+            id=None, model=self.config.model, message=Message.assistant([TextPart(completion.text)]),
+            finish_reason="length" if completion.finish_reason == "length" else "stop",
+            usage=Usage(input_tokens=completion.prompt_tokens, output_tokens=completion.completion_tokens),
+        )
+
+    def call(self, request: CompletionRequest) -> Completion:
+        """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._attempt(request)
+            except BackendError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _attempt(self, request: CompletionRequest) -> Completion:
+        recorder = _active_recorder.get()
+        token = self.meter.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        completion: Completion | None = None
+        error: BackendError | None = None
+        try:
+            completion = self.backend.complete(request)
+            if not completion.text.strip():
+                raise UnparseableOutput("the model returned no text", backend=self.backend.name, model=request.model)
+            if request.json_schema is not None:
+                check_json_reply(completion.text, request.json_schema, self.backend.name, request.model)
+        except BackendError as exc:
+            error = exc
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        energy: EnergyReading = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        if recorder is not None:
+            recorder.add(CallRecord(
+                role=self.role, backend=self.backend.name, model=request.model,
+                prompt_hash=prompt_hash(request.messages),
+                prompt_tokens=completion.prompt_tokens if completion else 0,
+                completion_tokens=completion.completion_tokens if completion else 0,
+                latency_s=completion.latency_s if completion else wall,
+                load_s=completion.load_s if completion else 0.0,
+                joules=energy.joules, energy_source=energy.source,
+                status="failed" if error else "ok",
+                failure_mode=error.failure_mode if error else None,
+                error=str(error) if error else None,
+                response=completion.text if completion else None,
+                task_id=recorder.task_id,
+            ))
+        if error is not None:
+            raise error
+        assert completion is not None
+        return completion
+
+    def stream(self, request: Any) -> Any:
+        raise NotImplementedError("autoresearch engines do not stream")
+
+    def close(self) -> None:
+        return None
+
+
+def check_json_reply(text: str, schema: dict[str, Any], backend: str, model: str) -> None:
+    """Raise UnparseableOutput unless text is a JSON object with the schema's required keys."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = json_repair.loads(text)
+    missing = [k for k in schema.get("required", []) if not isinstance(data, dict) or k not in data]
+    if not isinstance(data, dict) or missing:
+        raise UnparseableOutput(f"reply is not a JSON object with {', '.join(missing) or 'fields'}: {text[:80]!r}",
+                                backend=backend, model=model)
+
+
+def make_lm(engine: BackendEngine) -> dspy.LM:
+    """A DSPy LM whose every call goes through our engine; DSPy's cache and retries are off (we own both)."""
+    return dspy.LM(f"autoresearch/{engine.role}", engine=engine, cache=False, num_retries=0,
+                   temperature=engine.config.temperature, max_tokens=engine.config.max_tokens)
+
+
+def backend_error_in(exc: BaseException) -> BackendError | None:
+    """The BackendError behind an exception DSPy wrapped, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BackendError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -1,0 +1,143 @@
+"""Numbered schema migrations of the SQLite store; each runs once, in order, in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+M001_INITIAL = """
+CREATE TABLE evaluations (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL,                -- eval | baseline | trial | holdout
+    study TEXT,
+    trial INTEGER,
+    portfolio TEXT NOT NULL,
+    portfolio_json TEXT NOT NULL,
+    instructions_hash TEXT NOT NULL,
+    evaluation_hash TEXT NOT NULL,
+    split TEXT NOT NULL,               -- search | holdout | all
+    status TEXT NOT NULL DEFAULT 'running',  -- running | complete | pruned | failed | interrupted
+    composite REAL,
+    judge_mean REAL,
+    criteria_rate REAL,
+    joules REAL,
+    energy_source TEXT,
+    seconds REAL,
+    finished_at TEXT
+);
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY,
+    evaluation_id INTEGER REFERENCES evaluations(id),
+    task_id TEXT,
+    role TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL NOT NULL DEFAULT 0,
+    load_s REAL NOT NULL DEFAULT 0,
+    joules REAL NOT NULL DEFAULT 0,
+    energy_source TEXT NOT NULL,
+    status TEXT NOT NULL,              -- ok | failed
+    failure_mode TEXT,
+    error TEXT,
+    response TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX calls_by_evaluation ON calls(evaluation_id);
+CREATE TABLE task_results (
+    id INTEGER PRIMARY KEY,
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+    task_id TEXT NOT NULL,
+    split TEXT NOT NULL,
+    score_r1 REAL NOT NULL,
+    score_final REAL NOT NULL,
+    revisions INTEGER NOT NULL,
+    dimensions_json TEXT NOT NULL,     -- first-pass judge score per rubric dimension
+    criteria_json TEXT NOT NULL,       -- [{criterion, passed, reason}]
+    criteria_passed INTEGER NOT NULL,
+    criteria_total INTEGER NOT NULL,
+    critique TEXT,
+    plan TEXT,
+    output TEXT,
+    output_r1 TEXT,
+    tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    joules REAL NOT NULL,
+    energy_source TEXT NOT NULL,
+    failed INTEGER NOT NULL DEFAULT 0,
+    failure_mode TEXT,
+    flags TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX task_results_by_evaluation ON task_results(evaluation_id);
+"""
+
+M002_STUDIES = """
+CREATE TABLE studies (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    portfolio TEXT NOT NULL,
+    portfolio_json TEXT NOT NULL,
+    evaluation_hash TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    storage TEXT NOT NULL
+);
+CREATE TABLE trials (
+    id INTEGER PRIMARY KEY,
+    study TEXT NOT NULL REFERENCES studies(name),
+    number INTEGER NOT NULL,           -- the Optuna trial number; 0 is the baseline
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,              -- running | baseline | keep | discard | pruned | failed | interrupted
+    file TEXT,
+    operator TEXT,
+    parent_trial INTEGER,
+    params_json TEXT NOT NULL DEFAULT '{}',
+    idea TEXT,
+    variant_text TEXT,
+    variant_hash TEXT,                 -- hash of the full instruction set and knobs evaluated
+    instructions_json TEXT,            -- every instruction file as evaluated (the incumbent's others + variant)
+    composite REAL,
+    incumbent_before REAL,
+    delta REAL,
+    judge_mean REAL,
+    criteria_rate REAL,
+    holdout_composite REAL,
+    joules REAL NOT NULL DEFAULT 0,
+    energy_source TEXT,
+    evaluation_id INTEGER REFERENCES evaluations(id),
+    holdout_evaluation_id INTEGER REFERENCES evaluations(id),
+    commit_sha TEXT,
+    note TEXT,
+    UNIQUE (study, number)
+);
+ALTER TABLE calls ADD COLUMN study TEXT;
+ALTER TABLE calls ADD COLUMN trial INTEGER;
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("m001_initial", M001_INITIAL),
+    ("m002_studies", M002_STUDIES),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        # One transaction per migration: it applies whole or not at all.
+        try:
+            conn.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO _migrations VALUES ('{name}', datetime('now'));\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            conn.rollback()
+            raise
+        applied.append(name)
+    return applied

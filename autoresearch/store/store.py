@@ -1,0 +1,151 @@
+"""The SQLite store under runs/: every evaluation, task result and model call, append-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StoreError
+from .migrations import migrate
+
+if TYPE_CHECKING:
+    from ..harness import TaskResult
+    from ..lm import CallRecord
+
+STORE_NAME = "autoresearch.db"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """One connection to the store; each write is its own committed transaction."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            migrate(self.conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+
+    @classmethod
+    def for_workspace(cls, runs_dir: Path) -> "Store":
+        return cls(runs_dir / STORE_NAME)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.conn:
+            cur = self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+        return int(cur.lastrowid)
+
+    def begin_evaluation(self, *, kind: str, portfolio: str, portfolio_json: str, instructions_hash: str,
+                         evaluation_hash: str, split: str, study: str | None = None,
+                         trial: int | None = None) -> int:
+        return self._insert("evaluations", dict(
+            created_at=_now(), kind=kind, study=study, trial=trial, portfolio=portfolio,
+            portfolio_json=portfolio_json, instructions_hash=instructions_hash,
+            evaluation_hash=evaluation_hash, split=split, status="running",
+        ))
+
+    def finish_evaluation(self, evaluation_id: int, *, status: str, composite: float | None,
+                          judge_mean: float | None, criteria_rate: float | None, joules: float,
+                          energy_source: str, seconds: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE evaluations SET status=?, composite=?, judge_mean=?, criteria_rate=?, joules=?,"
+                " energy_source=?, seconds=?, finished_at=? WHERE id=?",
+                (status, composite, judge_mean, criteria_rate, joules, energy_source, seconds, _now(), evaluation_id),
+            )
+
+    def record_call(self, evaluation_id: int | None, call: "CallRecord", *, study: str | None = None,
+                    trial: int | None = None) -> int:
+        return self._insert("calls", dict(
+            evaluation_id=evaluation_id, study=study, trial=trial, task_id=call.task_id, role=call.role, backend=call.backend,
+            model=call.model, prompt_hash=call.prompt_hash, prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens, latency_s=call.latency_s, load_s=call.load_s,
+            joules=call.joules, energy_source=call.energy_source, status=call.status,
+            failure_mode=call.failure_mode, error=call.error, response=call.response, created_at=_now(),
+        ))
+
+    def record_task(self, evaluation_id: int, result: "TaskResult") -> int:
+        return self._insert("task_results", dict(
+            evaluation_id=evaluation_id, task_id=result.task_id, split=result.split,
+            score_r1=result.score_r1, score_final=result.score_final, revisions=result.revisions,
+            dimensions_json=json.dumps(result.dimensions),
+            criteria_json=json.dumps([c.__dict__ for c in result.checks]),
+            criteria_passed=result.criteria_passed, criteria_total=len(result.checks),
+            critique=result.critique, plan=result.plan, output=result.output, output_r1=result.output_r1,
+            tokens=result.tokens, seconds=result.seconds, joules=result.joules,
+            energy_source=result.energy_source, failed=int(result.failed), failure_mode=result.failure_mode,
+            flags=",".join(result.flags),
+        ))
+
+    def evaluation(self, evaluation_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
+
+    def calls(self, evaluation_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM calls WHERE evaluation_id=? ORDER BY id", (evaluation_id,)).fetchall()
+
+    def task_results(self, evaluation_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM task_results WHERE evaluation_id=? ORDER BY id", (evaluation_id,)).fetchall()
+
+    # --- studies and trials (m002) -------------------------------------------------------------
+
+    def ensure_study(self, *, name: str, workspace: str, portfolio: str, portfolio_json: str,
+                     evaluation_hash: str, branch: str, storage: str) -> bool:
+        """Record a study once; True when it is new."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, _now(), workspace, portfolio, portfolio_json, evaluation_hash, branch, storage),
+            )
+        return cur.rowcount == 1
+
+    def begin_trial(self, study: str, number: int, **fields: Any) -> None:
+        row = dict(study=study, number=number, created_at=_now(), status="running", **fields)
+        with self.conn:
+            # A trial number left "running" by a killed process is replaced, never duplicated.
+            self.conn.execute("DELETE FROM trials WHERE study=? AND number=? AND status='running'", (study, number))
+        self._insert("trials", row)
+
+    def update_trial(self, study: str, number: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.conn:
+            self.conn.execute(f"UPDATE trials SET {sets} WHERE study=? AND number=?",
+                              (*fields.values(), study, number))
+
+    def finish_trial(self, study: str, number: int, status: str, **fields: Any) -> None:
+        self.update_trial(study, number, status=status, finished_at=_now(), **fields)
+
+    def trials(self, study: str) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM trials WHERE study=? ORDER BY number", (study,)).fetchall()
+
+    def trial(self, study: str, number: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM trials WHERE study=? AND number=?", (study, number)).fetchone()
+
+    def find_variant(self, study: str, variant_hash: str) -> sqlite3.Row | None:
+        """An earlier finished trial that evaluated exactly this instruction set and knobs."""
+        return self.conn.execute(
+            "SELECT * FROM trials WHERE study=? AND variant_hash=? AND composite IS NOT NULL"
+            " AND status IN ('baseline', 'keep', 'discard') ORDER BY number LIMIT 1",
+            (study, variant_hash),
+        ).fetchone()
+
+    def call_totals(self, study: str) -> tuple[int, float]:
+        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM calls WHERE study=?",
+                                (study,)).fetchone()
+        return int(row[0]), float(row[1])

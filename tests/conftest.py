@@ -1,0 +1,166 @@
+"""Shared fixtures: a fresh starter workspace, and fake models that play every role of the pipeline.
+
+Helpers reach test modules through the `kit` fixture, not `from conftest import ...`: tests/backends has
+its own conftest.py, and whichever was imported last would be the module named "conftest".
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoresearch import energy
+from autoresearch.backends import CompletionRequest, FakeBackend
+from autoresearch.config import Portfolio, RoleConfig, Rubric
+from autoresearch.harness import REVISE_SUFFIX
+from autoresearch.workspace import Workspace, init_workspace, load_workspace
+
+# The starter workspace's roles all use this model; a fake that lists it passes preflight.
+STARTER_MODEL = "smollm2-135m"
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    """A fresh `autoresearch init` workspace (the packaged starter, committed to git)."""
+    return init_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def workspace(workspace_dir: Path) -> Workspace:
+    return load_workspace(workspace_dir)
+
+
+@pytest.fixture
+def no_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make select_meter find no NVML or RAPL counter, so every reading is an estimate on any machine."""
+    monkeypatch.setattr(energy.NvmlMeter, "available", classmethod(lambda cls, *a, **k: False))
+    monkeypatch.setattr(energy.RaplMeter, "available", classmethod(lambda cls, *a, **k: False))
+
+
+# --- telling the pipeline's calls apart -------------------------------------------------------------
+
+
+def call_kind(request: CompletionRequest) -> str:
+    """Which step of the pipeline sent a request: planner, producer, revise or judge."""
+    system = request.messages[0].content if request.messages and request.messages[0].role == "system" else ""
+    properties = (request.json_schema or {}).get("properties", {})
+    if "steps" in properties:
+        return "planner"
+    if "critique" in properties:
+        return "judge"
+    if REVISE_SUFFIX.strip() in system:
+        return "revise"
+    return "producer"
+
+
+def judge_reply(rubric: Rubric, score: float | dict[str, float] = 8, critique: str = "Be more specific.") -> str:
+    """A judge's JSON reply: one score for every dimension, or a dict of per-dimension scores (missing → 0)."""
+    dims = {d.name: (score.get(d.name, 0) if isinstance(score, dict) else score) for d in rubric.dimensions}
+    return json.dumps({**dims, "critique": critique})
+
+
+def plan_reply(*steps: str) -> str:
+    return json.dumps({"steps": list(steps) or ["Name the three tips.", "Give a reason for each."]})
+
+
+COMMIT_TIPS_ANSWER = (
+    "1. Write a short commit summary line so the history stays easy to scan.\n"
+    "2. Explain why the change was made, because the diff already shows what changed.\n"
+    "3. Keep each commit to one logical change so it can be reverted on its own.\n"
+)
+
+
+class Script:
+    """A responder for FakeBackend that plays every step of the pipeline.
+
+    Each step's reply is a string (used every time), a list (one item per call; the last repeats) or a
+    callable(request) -> str; an exception class or instance in place of a reply is raised.
+    """
+
+    def __init__(self, rubric: Rubric, *, planner: Any = None, producer: Any = COMMIT_TIPS_ANSWER,
+                 revise: Any = None, judge: Any = None):
+        self.replies = {
+            "planner": plan_reply() if planner is None else planner,
+            "producer": producer,
+            "revise": COMMIT_TIPS_ANSWER if revise is None else revise,
+            "judge": judge_reply(rubric) if judge is None else judge,
+        }
+        self.counts: dict[str, int] = defaultdict(int)
+        self.requests: dict[str, list[CompletionRequest]] = defaultdict(list)
+
+    def __call__(self, request: CompletionRequest) -> Any:
+        kind = call_kind(request)
+        index = self.counts[kind]
+        self.counts[kind] += 1
+        self.requests[kind].append(request)
+        reply = self.replies[kind]
+        if isinstance(reply, list):
+            reply = reply[min(index, len(reply) - 1)]
+        if callable(reply) and not isinstance(reply, type):
+            reply = reply(request)
+        return reply
+
+
+def distinct_portfolio(**overrides: dict[str, Any]) -> Portfolio:
+    """A portfolio whose roles use distinct fake model names (planner-model, producer-model, ...)."""
+    roles = {}
+    for role in ("planner", "producer", "evaluator", "proposer"):
+        fields = {"backend": "fake", "model": f"{role}-model", "max_tokens": 200, **overrides.get(role, {})}
+        roles[role] = RoleConfig(**fields)
+    return Portfolio(**roles)
+
+
+class FakeFactory:
+    """A backend_factory(role_config, backends_config) giving one FakeBackend per role, keyed by model name.
+
+    `fakes[role]` is the role's backend: its `requests` are what the engine sent for that role.
+    """
+
+    def __init__(self, responders: dict[str, Any], *, in_process: bool = True, delay_s: float = 0.0):
+        self.fakes: dict[str, FakeBackend] = {}
+        for role, responder in responders.items():
+            fake = FakeBackend(responder, models=[f"{role}-model"], delay_s=delay_s)
+            fake.in_process = in_process
+            self.fakes[role] = fake
+        self.configs: list[RoleConfig] = []
+
+    def __call__(self, role_config: RoleConfig, backends_config: Any) -> FakeBackend:
+        self.configs.append(role_config)
+        return self.fakes[role_config.model.removesuffix("-model")]
+
+
+@pytest.fixture
+def fake_factory() -> Callable[..., FakeFactory]:
+    """fake_factory(planner=..., producer=..., evaluator=...) → a FakeFactory for distinct_portfolio()."""
+
+    def make(*, in_process: bool = True, delay_s: float = 0.0, **responders: Any) -> FakeFactory:
+        return FakeFactory(responders, in_process=in_process, delay_s=delay_s)
+
+    return make
+
+
+def single_fake(script: Callable[[CompletionRequest], Any], *, models: Iterable[str] = (STARTER_MODEL,),
+                in_process: bool = False, delay_s: float = 0.002) -> FakeBackend:
+    """One FakeBackend serving every role (as the starter's shared embedded model does).
+
+    Served (in_process False) with a small delay by default, so an estimate is wall time × watts > 0 J.
+    """
+    fake = FakeBackend(script, models=models, delay_s=delay_s)
+    fake.in_process = in_process
+    return fake
+
+
+@pytest.fixture
+def kit() -> types.SimpleNamespace:
+    """The helpers above, for test modules."""
+    return types.SimpleNamespace(
+        Script=Script, judge_reply=judge_reply, plan_reply=plan_reply, call_kind=call_kind,
+        distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
+        COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL,
+    )
