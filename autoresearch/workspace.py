@@ -98,8 +98,9 @@ def init_workspace(target: str | Path) -> Path:
     (root / RUNS_DIR).mkdir(exist_ok=True)
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
+    # Signing is off for this one commit: a global commit.gpgsign would otherwise prompt or fail here.
     _git(root, "-c", "user.name=autoresearch", "-c", "user.email=autoresearch@localhost",
-         "commit", "-q", "-m", "autoresearch: starter workspace")
+         "-c", "commit.gpgsign=false", "commit", "-q", "-m", "autoresearch: starter workspace")
     return root
 
 

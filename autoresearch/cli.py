@@ -1,0 +1,165 @@
+"""The `autoresearch` command: the only place that prints; library errors become one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .errors import AutoresearchError, UsageError
+
+# Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+class _Group(click.Group):
+    """Turns the library's typed errors into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(2)
+        except AutoresearchError as exc:
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(1)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="autoresearch")
+def main() -> None:
+    """Optimize a pipeline's instructions on local models; every kept change is a git commit."""
+    # DSPy logs a warning per truncated reply; the call log records each reply, so these are noise here.
+    logging.getLogger("dspy").setLevel(logging.ERROR)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a starter workspace in DIRECTORY (config, instructions, rubric, tasks, git)."""
+    from .workspace import init_workspace
+
+    root = init_workspace(directory)
+    console.print(f"Created workspace {root}")
+    console.print(f"Next: cd {directory} && autoresearch eval")
+
+
+@main.command("eval")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
+@click.option("--split", type=click.Choice(["all", "search", "holdout"]), default="all", show_default=True)
+@click.option("--task", "task_ids", multiple=True, help="Only this task (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Evaluate the current instructions once: a row per task, the composite, and the energy."""
+    from .harness import Harness
+    from .preflight import check_portfolio
+    from .runner import evaluate_tasks
+    from .store import Store
+    from .views import energy_label, role_table, suite_document, task_table
+    from .workspace import load_workspace
+
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    chosen = ws.portfolio(name)
+    tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split]
+    unknown = set(task_ids) - {t.id for t in ws.suite.tasks}
+    if unknown:
+        raise UsageError(f"{ws.root / ws.settings.workspace.tasks}: no task with id {', '.join(sorted(unknown))}")
+    if task_ids:
+        tasks = [t for t in tasks if t.id in task_ids]
+    if not tasks:
+        raise UsageError(f"no {split} tasks to evaluate")
+    check_portfolio(ws, name, chosen, roles=("planner", "producer", "evaluator"))
+    store = Store.for_workspace(ws.runs_dir)
+    harness = Harness(ws, chosen)
+    progress = None if as_json else console.status("evaluating…")
+    if progress:
+        progress.start()
+
+    def on_task(index: int, result) -> bool:
+        if progress:
+            progress.update(f"evaluated {index + 1}/{len(tasks)}: {result.task_id}")
+        return True
+
+    try:
+        result = evaluate_tasks(ws, harness, store, tasks, kind="eval", portfolio=name,
+                                instructions=ws.instructions, split=split, on_task=on_task)
+    finally:
+        if progress:
+            progress.stop()
+    if as_json:
+        click.echo(json.dumps(suite_document(result, name), indent=2))
+        return
+    console.print(task_table(result))
+    console.print(role_table(result.calls))
+    s, w = result.score, ws.settings.scoring
+    console.print(f"composite {s.composite:.2f} = {w.judge_weight:g} · judge {s.judge_mean:.2f} "
+                  f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")
+    console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
+                  f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
+                  f"in {store.path}")
+
+
+def _parse_duration(text: str | None) -> float | None:
+    """'90s', '30m', '8h', '1h30m' or plain seconds → seconds."""
+    if text is None:
+        return None
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise UsageError(f"--timeout: cannot read {text!r} (examples: 90s, 30m, 8h, 1h30m)")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+@main.command("run")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Stop after N new trials.")
+@click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m).")
+@click.option("--plateau", type=click.IntRange(min=1), default=None, help="Stop after N trials with no keep.")
+@click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/).")
+@click.option("--seed", type=int, default=None, help="Seed of the sampler, for repeatable recipes.")
+def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: int | None,
+                portfolio: str | None, storage: str | None, seed: int | None) -> None:
+    """Optimize the instructions: propose variants, evaluate them, commit the ones that win."""
+    import signal
+
+    from .live import LiveView, print_summary
+    from .preflight import check_portfolio
+    from .search.study import Study
+    from .workspace import load_workspace
+
+    timeout_s = _parse_duration(timeout)
+    if n_trials is None and timeout_s is None and plateau is None:
+        raise UsageError("say when to stop: --trials N, --timeout 8h or --plateau N")
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    check_portfolio(ws, name, ws.portfolio(name))
+    view = LiveView(console)
+    study = Study(ws, portfolio=name, storage=storage, seed=seed, observer=view.on_event)
+
+    def on_sigint(signum, frame):
+        if study.stop_requested:
+            raise KeyboardInterrupt  # second Ctrl-C: abandon the trial in progress
+        study.request_stop()
+        view.note("Ctrl-C: finishing the current trial, then stopping (Ctrl-C again to abandon it)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with view:
+            summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print_summary(console, summary, ws)

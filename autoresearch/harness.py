@@ -1,0 +1,227 @@
+"""The pipeline under optimization: planner → producer → evaluator (→ revise), as a DSPy module."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import dspy
+from pydantic import Field
+
+from .adapter import DataField, GrammarAdapter
+from .backends import create_backend
+from .config import BackendsConfig, Portfolio, RoleConfig, Rubric, Task
+from .energy import select_meter
+from .evaluation import CheckResult, check_all, failed_task_score, judge_score
+from .lm import BackendEngine, CallRecord, CallRecorder, backend_error_in, make_lm, recording
+from .workspace import Workspace
+
+_STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
+Score = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+REVISE_SUFFIX = (
+    "\n\nYou are revising your own draft. Keep what is good, fix every point of the critique, "
+    "and return the whole revised answer."
+)
+
+
+class PlanSteps(dspy.Signature):
+    """Plan how to answer the task."""
+
+    task: str = dspy.InputField()
+    steps: Annotated[list[str], Field(min_length=1, max_length=6)] = dspy.OutputField()
+
+
+class ProduceAnswer(dspy.Signature):
+    """Answer the task following the plan."""
+
+    task: str = dspy.InputField()
+    plan: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+
+
+class ReviseAnswer(dspy.Signature):
+    """Revise the draft answer using the critique."""
+
+    task: str = dspy.InputField()
+    plan: str = dspy.InputField()
+    draft: str = dspy.InputField()
+    critique: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+
+
+def judge_signature(rubric: Rubric, instructions: str) -> type[dspy.Signature]:
+    """task + answer → one 0–10 score per rubric dimension and a critique."""
+    fields: dict[str, tuple[object, object]] = {
+        "task": (str, dspy.InputField()),
+        "answer": (str, DataField("the text to grade")),
+    }
+    for dim in rubric.dimensions:
+        fields[dim.name] = (Score, dspy.OutputField(desc=dim.description))
+    fields["critique"] = (str, dspy.OutputField(desc="what to fix, in one or two sentences"))
+    rubric_text = "\n".join(f"- {d.name} (weight {d.weight:g}): {d.description}" for d in rubric.dimensions)
+    return dspy.Signature(fields, f"{instructions.strip()}\n\nScore each dimension from 0 to 10:\n{rubric_text}")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    dimensions: dict[str, float]
+    critique: str
+    score: float
+
+
+class Judge:
+    """The fixed evaluator. Deliberately not a dspy.Module: optimizers must not tune the judge."""
+
+    def __init__(self, rubric: Rubric, instructions: str, lm: dspy.LM):
+        self.rubric = rubric
+        self.predict = dspy.Predict(judge_signature(rubric, instructions))
+        self.predict.set_lm(lm)
+
+    def __call__(self, task: str, answer: str) -> Judgement:
+        out = self.predict(task=task, answer=answer)
+        dims = {d.name: float(getattr(out, d.name)) for d in self.rubric.dimensions}
+        return Judgement(dims, str(out.critique or "").strip(), judge_score(self.rubric, dims))
+
+
+class Pipeline(dspy.Module):
+    """planner → producer, then revise while the judge scores under the pass threshold."""
+
+    def __init__(self, planner: str, producer: str, judge: Judge, *, max_rounds: int, pass_threshold: float):
+        super().__init__()
+        self.plan = dspy.Predict(PlanSteps.with_instructions(planner))
+        self.produce = dspy.Predict(ProduceAnswer.with_instructions(producer))
+        self.revise = dspy.Predict(ReviseAnswer.with_instructions(producer.rstrip() + REVISE_SUFFIX))
+        self.judge = judge  # a plain object, so DSPy's parameter walk (and its optimizers) never reach it
+        self.max_rounds = max_rounds
+        self.pass_threshold = pass_threshold
+
+    def forward(self, task: str) -> dspy.Prediction:
+        steps = self.plan(task=task).steps
+        plan = "\n".join(f"{i}. {_STEP_NUMBER.sub('', s)}" for i, s in enumerate(steps, 1))
+        draft = self.produce(task=task, plan=plan).answer
+        first = self.judge(task, draft)
+        answer, judgement, rounds = draft, first, 0
+        while judgement.score < self.pass_threshold and rounds < self.max_rounds:
+            answer = self.revise(task=task, plan=plan, draft=answer, critique=judgement.critique).answer
+            judgement = self.judge(task, answer)
+            rounds += 1
+        return dspy.Prediction(plan=plan, answer_r1=draft, answer=answer, first=first, final=judgement,
+                               revisions=rounds)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Everything one task's run produced; what the store keeps and the scores are made from."""
+
+    task_id: str
+    split: str
+    score_r1: float
+    score_final: float
+    dimensions: dict[str, float]
+    checks: tuple[CheckResult, ...]
+    critique: str = ""
+    plan: str = ""
+    output_r1: str = ""
+    output: str = ""
+    revisions: int = 0
+    seconds: float = 0.0
+    calls: tuple[CallRecord, ...] = field(default=(), repr=False)
+    failed: bool = False
+    failure_mode: str | None = None
+
+    @property
+    def criteria_passed(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.prompt_tokens + c.completion_tokens for c in self.calls)
+
+    @property
+    def joules(self) -> float:
+        return sum(c.joules for c in self.calls)
+
+    @property
+    def energy_source(self) -> str:
+        return "+".join(sorted({c.energy_source for c in self.calls})) or "none"
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(c.criterion for c in self.checks if c.criterion == "no_judge_address" and not c.passed)
+
+
+class Harness:
+    """Builds each role's LM from a portfolio and runs tasks through the pipeline."""
+
+    def __init__(self, workspace: Workspace, portfolio: Portfolio, *, instructions: dict[str, str] | None = None,
+                 max_rounds: int | None = None, producer_temperature: float | None = None,
+                 backend_factory=None, retries: int = 2, backoff_s: float = 1.0):
+        self.workspace = workspace
+        settings = workspace.settings
+        instructions = instructions or workspace.instructions
+        self.lms: dict[str, dspy.LM] = {}
+        for role in ("planner", "producer", "evaluator"):
+            config = portfolio.role(role)
+            if role == "producer" and producer_temperature is not None:
+                config = config.model_copy(update={"temperature": producer_temperature})
+            self.lms[role] = make_lm(build_engine(workspace, role, config, backend_factory, retries, backoff_s))
+        judge = Judge(workspace.rubric, workspace.evaluator_instructions, self.lms["evaluator"])
+        self.pipeline = Pipeline(
+            instructions["planner.md"], instructions["producer.md"], judge,
+            max_rounds=settings.scoring.max_revision_rounds if max_rounds is None else max_rounds,
+            pass_threshold=settings.scoring.judge_pass_threshold,
+        )
+        self.pipeline.plan.set_lm(self.lms["planner"])
+        self.pipeline.produce.set_lm(self.lms["producer"])
+        self.pipeline.revise.set_lm(self.lms["producer"])
+        self.adapter = GrammarAdapter()
+
+    def run_task(self, task: Task, recorder: CallRecorder | None = None) -> TaskResult:
+        """Run one task; a failed model call scores the task as failed instead of raising."""
+        recorder = recorder or CallRecorder()
+        recorder.task_id = task.id
+        first_call = len(recorder.calls)
+        start = time.perf_counter()
+        with recording(recorder), dspy.context(adapter=self.adapter):
+            try:
+                out = self.pipeline(task=task.prompt)
+            except Exception as exc:  # DSPy wraps engine errors; only a BackendError below means "the model failed"
+                error = backend_error_in(exc)
+                if error is None:
+                    raise
+                return TaskResult(
+                    task_id=task.id, split=task.split, score_r1=0.0, score_final=0.0, dimensions={},
+                    checks=failed_task_score(task, f"model call failed: {error.failure_mode}").checks,
+                    seconds=time.perf_counter() - start,
+                    calls=tuple(recorder.calls[first_call:]), failed=True, failure_mode=error.failure_mode,
+                )
+        return TaskResult(
+            task_id=task.id, split=task.split, score_r1=out.first.score, score_final=out.final.score,
+            dimensions=out.first.dimensions, checks=tuple(check_all(out.answer, task.criteria)),
+            critique=out.final.critique, plan=out.plan, output_r1=out.answer_r1, output=out.answer,
+            revisions=out.revisions, seconds=time.perf_counter() - start, calls=tuple(recorder.calls[first_call:]),
+        )
+
+
+def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
+                 retries: int = 2, backoff_s: float = 1.0) -> BackendEngine:
+    """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
+    settings = workspace.settings
+    backend = (backend_factory or create_backend)(config, settings.backends)
+    meter = select_meter(
+        in_process=backend.in_process, local=_is_local(config, settings.backends),
+        gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
+        server_watts=settings.energy.server_watts,
+    )
+    return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
+                         timeout_s=settings.backends.timeout_s)
+
+
+def _is_local(config: RoleConfig, backends: BackendsConfig) -> bool:
+    """Whether the role's model runs on this machine, where our meters can see its energy."""
+    if config.backend in ("embedded", "fake"):
+        return True
+    url = config.base_url or (backends.ollama_url if config.backend == "ollama" else backends.openai_base_url)
+    return any(host in url for host in ("://127.", "://localhost", "://[::1]"))

@@ -1,0 +1,46 @@
+"""Checks, before anything is written, that every role's backend is reachable and has its model."""
+
+from __future__ import annotations
+
+from .backends import create_backend
+from .config import ROLES, BackendsConfig, Portfolio, RoleConfig
+from .errors import BackendError, ConfigError, ModelNotFound
+from .workspace import CONFIG_NAME, Workspace
+
+
+def check_portfolio(workspace: Workspace, name: str, portfolio: Portfolio, roles=ROLES, backend_factory=None) -> None:
+    """Raise ConfigError naming the field (or URL) of the first role whose model cannot be used."""
+    # Looked up per call (not bound as a default) so that patching this module's create_backend takes effect.
+    backend_factory = backend_factory or create_backend
+    path = str(workspace.root / CONFIG_NAME)
+    for role in roles:
+        config = portfolio.role(role)
+        field = f"portfolios.{name}.{role}"
+        try:
+            backend = backend_factory(config, workspace.settings.backends)
+            models = backend.list_models()
+        except ValueError as exc:
+            raise ConfigError(path, f"{field}.backend", str(exc)) from None
+        except ModelNotFound as exc:
+            raise ConfigError(path, f"{field}.model", str(exc)) from None
+        except BackendError as exc:
+            url = server_url(config, workspace.settings.backends)
+            where = f"{config.backend} at {url}" if url and url not in str(exc) else config.backend
+            raise ConfigError(path, f"{field}.backend", f"{where}: {exc}") from None
+        if config.model not in models and not _tag_match(config.model, models):
+            shown = ", ".join(models[:8]) or "none"
+            raise ConfigError(path, f"{field}.model", f"{config.backend} has no model {config.model!r} (available: {shown})")
+
+
+def server_url(config: RoleConfig, backends: BackendsConfig) -> str | None:
+    """The URL a served role talks to (role.base_url overrides [backends]); None for in-process backends."""
+    if config.backend == "ollama":
+        return config.base_url or backends.ollama_url
+    if config.backend == "openai":
+        return config.base_url or backends.openai_base_url
+    return config.base_url
+
+
+def _tag_match(model: str, models: list[str]) -> bool:
+    """Ollama lists "llama3:latest" for a model asked for as "llama3"."""
+    return ":" not in model and f"{model}:latest" in models

@@ -1,0 +1,86 @@
+"""Rich tables and JSON documents for the CLI; the library itself never prints."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+
+from .lm import CallRecord
+from .runner import SuiteResult
+
+
+def energy_label(source: str) -> str:
+    return "estimated" if "estimate" in source else f"measured ({source})"
+
+
+def task_table(result: SuiteResult) -> Table:
+    table = Table(title="Tasks", title_justify="left")
+    for col in ("task", "split", "judge r1", "judge final", "criteria", "tokens", "seconds", "joules", "energy"):
+        table.add_column(col, justify="left" if col in ("task", "split", "energy") else "right")
+    for t in result.tasks:
+        criteria = f"{t.criteria_passed}/{len(t.checks)}"
+        judge_r1 = f"{t.score_r1:.2f}" if not t.failed else f"failed: {t.failure_mode}"
+        table.add_row(t.task_id, t.split, judge_r1, f"{t.score_final:.2f}", criteria, str(t.tokens),
+                      f"{t.seconds:.1f}", f"{t.joules:.1f}", energy_label(t.energy_source))
+    return table
+
+
+def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
+    """Per role and model: calls, completion rate, tokens, joules, J per 1k output tokens, latency, load."""
+    groups: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
+    for call in calls:
+        groups[(call.role, call.model)].append(call)
+    rows = []
+    for (role, model), group in groups.items():
+        out_tokens = sum(c.completion_tokens for c in group)
+        joules = sum(c.joules for c in group)
+        rows.append({
+            "role": role, "model": model, "calls": len(group),
+            "completion_rate": sum(c.ok for c in group) / len(group),
+            "prompt_tokens": sum(c.prompt_tokens for c in group), "completion_tokens": out_tokens,
+            "joules": joules, "joules_per_1k_output_tokens": joules / out_tokens * 1000 if out_tokens else None,
+            "latency_s": sum(c.latency_s for c in group), "load_s": sum(c.load_s for c in group),
+            "energy_source": "+".join(sorted({c.energy_source for c in group})),
+        })
+    return rows
+
+
+def role_table(calls: tuple[CallRecord, ...]) -> Table:
+    table = Table(title="Roles", title_justify="left")
+    for col in ("role", "model", "calls", "completed", "tokens out", "joules", "J/1k out", "latency s", "load s"):
+        table.add_column(col, justify="left" if col in ("role", "model") else "right")
+    for r in role_rows(calls):
+        per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
+        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}",
+                      str(r["completion_tokens"]), f"{r['joules']:.1f}", per_k, f"{r['latency_s']:.1f}",
+                      f"{r['load_s']:.2f}")
+    return table
+
+
+def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
+    """The JSON form of an evaluation: what `eval --json` prints."""
+    return {
+        "evaluation_id": result.evaluation_id,
+        "portfolio": portfolio,
+        "composite": result.score.composite,
+        "judge_mean": result.score.judge_mean,
+        "criteria_rate": result.score.criteria_rate,
+        "joules": result.joules,
+        "energy_source": result.energy_source,
+        "energy_measured": "estimate" not in result.energy_source,
+        "seconds": result.seconds,
+        "tasks": [
+            {
+                "task": t.task_id, "split": t.split, "score_r1": t.score_r1, "score_final": t.score_final,
+                "dimensions": t.dimensions, "revisions": t.revisions,
+                "criteria_passed": t.criteria_passed, "criteria_total": len(t.checks),
+                "criteria": [{"criterion": c.criterion, "passed": c.passed, "reason": c.reason} for c in t.checks],
+                "tokens": t.tokens, "seconds": t.seconds, "joules": t.joules, "energy_source": t.energy_source,
+                "failed": t.failed, "failure_mode": t.failure_mode, "flags": list(t.flags),
+            }
+            for t in result.tasks
+        ],
+        "roles": role_rows(result.calls),
+    }
