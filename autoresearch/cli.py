@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from rich.console import Console
 from .errors import AutoresearchError, UsageError
 
 # Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
 
 
 class _Group(click.Group):
@@ -38,8 +37,14 @@ def _one_line(exc: Exception) -> str:
 @click.version_option(package_name="autoresearch")
 def main() -> None:
     """Optimize a pipeline's instructions on local models; every kept change is a git commit."""
-    # DSPy logs a warning per truncated reply; the call log records each reply, so these are noise here.
-    logging.getLogger("dspy").setLevel(logging.ERROR)
+
+
+def _quiet_dspy() -> None:
+    """DSPy logs a warning per truncated reply; the call log records every reply, so here that is noise.
+    Called after DSPy is imported, since its import resets its own logger."""
+    import dspy
+
+    dspy.disable_logging()
 
 
 @main.command()
@@ -68,6 +73,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     from .views import energy_label, role_table, suite_document, task_table
     from .workspace import load_workspace
 
+    _quiet_dspy()
     ws = load_workspace(path)
     name = portfolio or ws.settings.workspace.portfolio
     chosen = ws.portfolio(name)
@@ -141,6 +147,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     from .search.study import Study
     from .workspace import load_workspace
 
+    _quiet_dspy()
     timeout_s = _parse_duration(timeout)
     if n_trials is None and timeout_s is None and plateau is None:
         raise UsageError("say when to stop: --trials N, --timeout 8h or --plateau N")

@@ -1,0 +1,112 @@
+"""The live view of a running study and its end-of-run summary (rich); fed by the Study's observer events."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .search.results import TrialOutcome
+from .search.study import StudySummary
+from .views import energy_label
+from .workspace import Workspace
+
+STATUS_STYLE = {"keep": "bold green", "discard": "yellow", "pruned": "magenta", "failed": "red",
+                "interrupted": "red", "baseline": "cyan"}
+
+
+class LiveView:
+    """Shows the trial in progress, the incumbent, recent outcomes, calls and energy so far."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.live = Live(console=console, refresh_per_second=4, transient=False)
+        self.current = "starting…"
+        self.progress = ""
+        self.incumbent: float | None = None
+        self.recent: deque[TrialOutcome] = deque(maxlen=8)
+        self.joules = 0.0
+        self.sources: set[str] = set()
+        self.keeps = 0
+        self.started = time.monotonic()
+        self.notes: list[str] = []
+
+    def __enter__(self) -> "LiveView":
+        self.live.__enter__()
+        self._refresh()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self._refresh()
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "trial_started":
+            label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
+            self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
+        elif kind == "task_done":
+            self.progress = f"task {data['index'] + 1}/{data['total']} ({data['task']}: {data['value']:.2f})"
+        elif kind == "holdout":
+            self.progress = "holdout tasks"
+        elif kind == "trial_finished":
+            outcome: TrialOutcome = data["outcome"]
+            self.recent.append(outcome)
+            self.joules += outcome.joules
+            if outcome.energy_source:
+                self.sources.add(outcome.energy_source)
+            if outcome.status in ("baseline", "keep"):
+                self.incumbent = outcome.composite
+                self.keeps += outcome.status == "keep"
+            self.progress = outcome.status
+        self._refresh()
+
+    def _refresh(self) -> None:
+        elapsed = time.monotonic() - self.started
+        head = Text.assemble(
+            ("autoresearch run  ", "bold"), (self.current, "cyan"), "  ", (self.progress, "dim"), "\n",
+            f"incumbent {self.incumbent:.3f}" if self.incumbent is not None else "incumbent: evaluating baseline",
+            f"  ·  keeps {self.keeps}  ·  {self.joules:,.0f} J ({energy_label('+'.join(sorted(self.sources)) or 'estimate')})",
+            f"  ·  {elapsed / 60:.1f} min",
+        )
+        table = Table(box=None, pad_edge=False)
+        for col in ("trial", "status", "composite", "delta", "J", "file", "operator / idea"):
+            table.add_column(col, justify="right" if col in ("trial", "composite", "delta", "J") else "left")
+        for o in self.recent:
+            table.add_row(str(o.number), Text(o.status, STATUS_STYLE.get(o.status, "")),
+                          "" if o.composite is None else f"{o.composite:.3f}",
+                          "" if o.delta is None else f"{o.delta:+.3f}", f"{o.joules:.0f}", o.file,
+                          f"{o.operator} {o.description}"[:60])
+        parts: list[Any] = [head, table] + [Text(n, "yellow") for n in self.notes[-2:]]
+        self.live.update(Group(*parts))
+
+
+def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
+    """Trials by outcome, composite baseline → best (search and holdout), energy and commits."""
+    reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
+              "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C"}[summary.stop_reason]
+    console.print(f"\n[bold]Study {summary.study}[/bold] on branch {summary.branch} — {reason}")
+    counts = "  ".join(f"{k} {summary.counts.get(k, 0)}" for k in
+                       ("baseline", "keep", "discard", "pruned", "failed", "interrupted") if summary.counts.get(k))
+    console.print(f"trials (whole study): {counts}")
+    console.print(f"composite  {summary.baseline_composite:.3f} → {summary.best_composite:.3f}"
+                  f"  ({summary.best_composite - summary.baseline_composite:+.3f}) on search tasks")
+    if summary.baseline_holdout is not None:
+        best = summary.best_holdout if summary.best_holdout is not None else summary.baseline_holdout
+        console.print(f"holdout    {summary.baseline_holdout:.3f} → {best:.3f}  ({best - summary.baseline_holdout:+.3f})")
+    console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
+                  f"({energy_label(summary.energy_source)})")
+    if summary.commits:
+        console.print("commits:")
+        for sha, subject in summary.commits:
+            console.print(f"  {sha[:10]}  {subject}", markup=False)
+    else:
+        console.print("commits:   none this run (instruction files unchanged)")
+    console.print(f"results:   {ws.runs_dir / 'results.tsv'}  ·  git log {summary.branch}", markup=False)

@@ -1,0 +1,159 @@
+"""The proposer role: writes an instruction variant from a parent, a mutation operator and feedback."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import dspy
+
+from ..adapter import DataField, GrammarAdapter
+from .operators import MutationOperator
+
+PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
+MAX_GROWTH = 4.0  # a variant more than 4× its parent's length is the model rambling, not an edit
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+# Deterministic rules that make an answer pass each kind of criterion; used when the model's own
+# proposal is unusable, so that targeting a failing criterion still yields a grounded variant.
+RULE_FOR_CRITERION = {
+    "min_words": "Write at least {value} words.",
+    "max_words": "Keep the whole answer under {value} words.",
+    "min_sections": "Organise the answer under '## ' headings, using the headings the task names.",
+    "exact_sections": "Use exactly the '## ' headings the task names, no more and no fewer.",
+    "min_numbered": "Write list items as a numbered list: 1., 2., 3.",
+    "exact_numbered": "Give exactly as many numbered items (1., 2., 3.) as the task asks for.",
+    "contains": "Repeat the key terms of the task word for word.",
+    "not_contains": "Never write '{value}'.",
+    "regex": "Follow the exact line format the task asks for.",
+    "no_placeholders": "Never leave placeholders such as TODO or [insert ...]; write real content.",
+    "no_judge_address": "Write only for the reader; never address a grader or evaluator.",
+}
+
+
+class ProposeVariant(dspy.Signature):
+    """Write improved instructions."""
+
+    current_instructions: str = DataField()
+    other_version: str = DataField("a second good version, for crossover")
+    change: str = dspy.InputField()
+    feedback: str = dspy.InputField()
+    already_tried: str = dspy.InputField()
+    idea: str = dspy.OutputField(desc="the change in one line")
+    new_instructions: str = dspy.OutputField(desc="the complete new instructions")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What the parent's evaluation says to fix: critiques, weakest dimensions, failing criteria."""
+
+    critiques: tuple[str, ...]
+    weakest_dimensions: tuple[tuple[str, float], ...]
+    failing_criteria: tuple[tuple[str, int, str], ...]  # (criterion, times failed, an example reason)
+
+    def render(self) -> str:
+        lines = []
+        if self.failing_criteria:
+            lines.append("Checks that failed most often:")
+            lines += [f"- {c} (failed {n}×: {reason})" for c, n, reason in self.failing_criteria]
+        if self.weakest_dimensions:
+            lines.append("Weakest judged qualities: " + ", ".join(f"{d} {s:.1f}/10" for d, s in self.weakest_dimensions))
+        if self.critiques:
+            lines.append("Judge critiques:")
+            lines += [f"- {c}" for c in self.critiques]
+        return "\n".join(lines) or "No feedback yet."
+
+
+def feedback_from(task_rows: Iterable) -> Feedback:
+    """Summarise stored task results (rows with critique, dimensions_json, criteria_json)."""
+    rows = list(task_rows)
+    failed: Counter[str] = Counter()
+    reasons: dict[str, str] = {}
+    dims: dict[str, list[float]] = {}
+    critiques = []
+    for row in rows:
+        if row["critique"]:
+            critiques.append(" ".join(row["critique"].split())[:200])
+        for name, score in json.loads(row["dimensions_json"]).items():
+            dims.setdefault(name, []).append(score)
+        for check in json.loads(row["criteria_json"]):
+            if not check["passed"]:
+                failed[check["criterion"]] += 1
+                reasons.setdefault(check["criterion"], check["reason"])
+    means = sorted(((d, sum(v) / len(v)) for d, v in dims.items()), key=lambda x: x[1])
+    top = tuple((c, n, reasons[c]) for c, n in failed.most_common(3))
+    return Feedback(tuple(critiques[:3]), tuple(means[:2]), top)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    text: str
+    idea: str
+    source: str  # "model" (the proposer wrote it) or "rule" (a mechanical edit made in code)
+
+
+class Proposer:
+    """Turns (parent, operator, feedback, history) into a new instruction text via the proposer role."""
+
+    def __init__(self, lm: dspy.LM):
+        self.predict = dspy.Predict(ProposeVariant.with_instructions(PROPOSER_INSTRUCTIONS))
+        self.predict.set_lm(lm)
+        self.adapter = GrammarAdapter()
+
+    def propose(self, parent: str, operator: MutationOperator, feedback: Feedback, tried: list[str], *,
+                other: str = "", temperature: float = 0.7, rng: random.Random | None = None) -> Proposal | None:
+        """A usable variant, or None when neither the model nor a deterministic edit gives one."""
+        rng = rng or random.Random(0)
+        if operator.mechanical:
+            edited = deterministic_edit(parent, operator, feedback, other, rng)
+            if edited and usable(edited[0], parent):
+                return Proposal(edited[0], edited[1], source="rule")
+        with dspy.context(adapter=self.adapter):
+            out = self.predict(
+                current_instructions=parent, other_version=other or "(none)", change=operator.directive,
+                feedback=feedback.render(), already_tried="\n".join(f"- {t}" for t in tried) or "(nothing yet)",
+                config={"temperature": temperature},
+            )
+        text = clean_variant(out.new_instructions)
+        if usable(text, parent):
+            return Proposal(text, " ".join(str(out.idea).split())[:160] or operator.name, source="model")
+        return None
+
+
+def clean_variant(text: str) -> str:
+    """Strip what small models wrap around instructions: code fences, 'Here are…' lead-ins."""
+    text = re.sub(r"^```\w*\n?|```$", "", str(text).strip()).strip()
+    text = re.sub(r"^(sure|here (is|are)|new instructions)[^\n]*:\s*\n", "", text, flags=re.IGNORECASE)
+    return text.strip() + "\n" if text.strip() else ""
+
+
+def usable(text: str, parent: str) -> bool:
+    """Non-trivial, different from the parent, and not a runaway generation."""
+    return (len(text.strip()) >= 3 and text.strip() != parent.strip()
+            and len(text) <= MAX_GROWTH * max(len(parent), 200))
+
+
+def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedback, other: str,
+                       rng: random.Random) -> tuple[str, str] | None:
+    """The operators that need no model: a rule for the worst criterion, a deleted sentence, a crossover."""
+    sentences = [s.strip() for s in _SENTENCE.split(parent) if s.strip()]
+    if operator.name == "target_failing_criterion" and feedback.failing_criteria:
+        criterion = feedback.failing_criteria[0][0]
+        kind, _, value = criterion.partition(" ")
+        rule = RULE_FOR_CRITERION.get(kind, "").format(value=value)
+        if rule and rule not in parent:
+            return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
+    if operator.name == "delete_sentence" and len(sentences) > 1:
+        gone = rng.randrange(len(sentences))
+        kept = [s for i, s in enumerate(sentences) if i != gone]
+        return "\n".join(kept) + "\n", f"deleted: {sentences[gone][:80]}"
+    if operator.name == "crossover" and other:
+        extra = [s.strip() for s in _SENTENCE.split(other) if s.strip() and s.strip() not in sentences]
+        if extra:
+            return "\n".join(sentences + extra) + "\n", f"crossover: added {len(extra)} sentence(s) from the other parent"
+    return None

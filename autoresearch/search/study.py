@@ -1,0 +1,429 @@
+"""The optimization loop: one Study owns it, from baseline to the last kept commit."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from ..config import Task
+from ..harness import Harness, TaskResult, build_engine
+from ..lm import CallRecorder, backend_error_in, make_lm, recording
+from ..runner import SuiteResult, evaluate_tasks
+from ..store import Store
+from ..versioning import InstructionRepo
+from ..workspace import INSTRUCTIONS_DIR, Workspace, text_hash
+from . import operators
+from .proposer import Proposer, feedback_from
+from .results import TrialOutcome, append_row
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Incumbent:
+    """The best kept instruction set so far (the baseline until something is kept)."""
+
+    trial: int
+    composite: float
+    instructions: dict[str, str]
+    knobs: dict[str, Any]
+    evaluation_id: int | None
+    holdout_composite: float | None
+
+
+@dataclass
+class StudySummary:
+    study: str
+    branch: str
+    stop_reason: str
+    outcomes: list[TrialOutcome]  # this session's trials, in order
+    counts: dict[str, int]  # the whole study's trials by outcome
+    baseline_composite: float
+    best_composite: float
+    baseline_holdout: float | None
+    best_holdout: float | None
+    joules: float  # this session's model calls
+    energy_source: str
+    calls: int
+    commits: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Study:
+    """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent."""
+
+    def __init__(self, workspace: Workspace, *, portfolio: str | None = None, storage: str | None = None,
+                 store: Store | None = None, backend_factory=None, seed: int | None = None,
+                 observer: Observer | None = None, retries: int = 2, backoff_s: float = 1.0):
+        self.ws = workspace
+        self.settings = workspace.settings
+        self.portfolio_name = portfolio or self.settings.workspace.portfolio
+        self.portfolio = workspace.portfolio(self.portfolio_name)
+        self.store = store  # opened in optimize(), after the checks, so a refused run writes nothing
+        self.storage = storage or f"sqlite:///{workspace.runs_dir / 'optuna.db'}"
+        self.backend_factory = backend_factory
+        self.retries, self.backoff_s = retries, backoff_s
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.observer = observer or (lambda kind, data: None)
+        self.operators = operators.select(self.settings.search.operators)
+        self.search_tasks = workspace.suite.split("search")
+        self.holdout_tasks = workspace.suite.split("holdout")
+        self.stop_requested = False
+        self.session_calls: list = []
+        self._proposer_cache: Proposer | None = None
+        self._last_holdout_id: int | None = None
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Workspace name + hash of everything that makes scores comparable (and of the search space)."""
+        blob = json.dumps([self.portfolio.model_dump(), self.ws.evaluation_hash(),
+                           self.settings.workspace.optimizable, self.settings.search.model_dump()], sort_keys=True)
+        return f"{self.settings.workspace.name}-{self.portfolio_name}-{text_hash(blob)[:8]}"
+
+    @property
+    def branch(self) -> str:
+        return f"autoresearch/{self.name}"
+
+    def distributions(self) -> dict[str, Any]:
+        """The fixed parameter space of a trial's recipe; it never changes inside a study."""
+        search = self.settings.search
+        space: dict[str, Any] = {
+            "file": CategoricalDistribution(self.settings.workspace.optimizable),
+            "operator": CategoricalDistribution([op.name for op in self.operators]),
+            "parent": IntDistribution(0, search.parents - 1),
+            "proposer_temperature": CategoricalDistribution(search.proposer_temperatures),
+        }
+        if search.producer_temperatures:
+            space["producer_temperature"] = CategoricalDistribution(search.producer_temperatures)
+        if search.revision_rounds:
+            space["revision_rounds"] = CategoricalDistribution(search.revision_rounds)
+        return space
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def optimize(self, *, n_trials: int | None = None, timeout_s: float | None = None,
+                 plateau: int | None = None) -> StudySummary:
+        """Run trials until a stop condition; every finished trial is in the store before the next starts."""
+        repo = InstructionRepo(self.ws.root, [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable])
+        repo.check_ready()
+        self.store = self.store or Store.for_workspace(self.ws.runs_dir)
+        repo.use_branch(self.branch)
+        self.repo = repo
+        self.store.ensure_study(
+            name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
+            portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
+            evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
+        pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+                  if self.settings.search.pruner == "wilcoxon" else optuna.pruners.NopPruner())
+        self.optuna = optuna.create_study(
+            study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
+        self._fail_abandoned_trials()
+        incumbent = self._incumbent() or self._baseline()
+        baseline = self.store.trial(self.name, 0)
+        outcomes: list[TrialOutcome] = []
+        commits: list[tuple[str, str]] = []
+        started, since_keep, stop_reason = time.monotonic(), self._trials_since_keep(), "trials"
+        try:
+            while True:
+                if n_trials is not None and len(outcomes) >= n_trials:
+                    stop_reason = "trials"
+                    break
+                if timeout_s is not None and time.monotonic() - started >= timeout_s:
+                    stop_reason = "timeout"
+                    break
+                if plateau is not None and since_keep >= plateau:
+                    stop_reason = "plateau"
+                    break
+                if self.stop_requested:
+                    stop_reason = "stopped"
+                    break
+                outcome, incumbent = self._run_trial(incumbent)
+                outcomes.append(outcome)
+                since_keep = 0 if outcome.status == "keep" else since_keep + 1
+                if outcome.commit:
+                    commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        finally:
+            repo.restore_instructions()  # a no-op by design: variants are evaluated in memory
+        counts: dict[str, int] = {}
+        for row in self.store.trials(self.name):
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        sources = sorted({c.energy_source for c in self.session_calls})
+        return StudySummary(
+            study=self.name, branch=self.branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
+            baseline_composite=baseline["composite"], best_composite=incumbent.composite,
+            baseline_holdout=baseline["holdout_composite"], best_holdout=incumbent.holdout_composite,
+            joules=sum(c.joules for c in self.session_calls), energy_source="+".join(sources) or "none",
+            calls=len(self.session_calls), commits=commits)
+
+    def request_stop(self) -> None:
+        """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
+        self.stop_requested = True
+
+    # --- trials --------------------------------------------------------------------------------
+
+    def _baseline(self) -> Incumbent:
+        """Trial 0: the committed instructions, evaluated on search and holdout tasks."""
+        trial = self.optuna.ask()
+        instructions = dict(self.ws.instructions)
+        self.store.begin_trial(self.name, trial.number, **self._variant_fields(instructions, {}))
+        self.observer("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
+        recorder = self._recorder(trial.number)
+        suite = self._evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
+        holdout = self._holdout(trial.number, instructions, {}, recorder)
+        self.optuna.tell(trial, suite.composite)
+        outcome = TrialOutcome(trial.number, "baseline", description="the committed instructions",
+                               composite=suite.composite, joules=self._joules(recorder),
+                               energy_source=suite.energy_source, commit=self.repo.head_sha(),
+                               holdout_composite=holdout)
+        self._finish(outcome, suite, holdout_id=self._last_holdout_id)
+        return Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout)
+
+    def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
+        """One trial; Ctrl-C abandons it cleanly: failed in Optuna, "interrupted" in the store, nothing committed."""
+        trial = self.optuna.ask(self.distributions())
+        try:
+            return self._trial(trial, incumbent)
+        except KeyboardInterrupt:
+            if self.optuna.get_trials(deepcopy=False)[-1].state == TrialState.RUNNING:
+                self.optuna.tell(trial, state=TrialState.FAIL)
+            row = self.store.trial(self.name, trial.number)
+            if row is not None and row["status"] == "running":
+                self._finish(TrialOutcome(trial.number, "interrupted", file=row["file"] or "",
+                                          operator=row["operator"] or "", description="stopped by the user"))
+            raise
+
+    def _trial(self, trial: optuna.Trial, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
+        params = trial.params
+        file, op = params["file"], operators.BY_NAME[params["operator"]]
+        knobs = {k: params[k] for k in ("producer_temperature", "revision_rounds") if k in params}
+        parents = self._parents(incumbent)
+        parent = parents[min(params["parent"], len(parents) - 1)]
+        other = next((p for p in parents if p is not parent), None)
+        self.store.begin_trial(self.name, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
+                               params_json=json.dumps(params, sort_keys=True))
+        self.observer("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
+        recorder = self._recorder(trial.number)
+        base = TrialOutcome(trial.number, "failed", file=file, operator=op.name)
+        try:
+            with recording(recorder):
+                proposal = self._proposer().propose(
+                    parent.instructions[file], op, feedback_from(self.store.task_results(parent.evaluation_id)),
+                    self._tried(file), other=other.instructions[file] if other and op.needs_second_parent else "",
+                    temperature=params["proposer_temperature"], rng=self.rng)
+        except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
+            if backend_error_in(exc) is None:
+                raise
+            proposal = None
+        if proposal is None:
+            self.optuna.tell(trial, state=TrialState.FAIL)
+            return self._finish(replace(base, description="the proposer gave no usable variant",
+                                        joules=self._joules(recorder))), incumbent
+        idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
+        instructions = {**incumbent.instructions, file: proposal.text}
+        fields = self._variant_fields(instructions, {**incumbent.knobs, **knobs})
+        self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, **fields)
+        base = replace(base, description=idea)
+        twin = self.store.find_variant(self.name, fields["variant_hash"])
+        if twin is not None:  # identical variants are never evaluated twice
+            self.optuna.tell(trial, state=TrialState.PRUNED)
+            return self._finish(replace(base, status="discard", composite=twin["composite"],
+                                        delta=twin["composite"] - incumbent.composite, joules=self._joules(recorder),
+                                        description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
+        merged = {**incumbent.knobs, **knobs}
+        suite = self._evaluate(trial, instructions, merged, self.search_tasks, "trial", recorder)
+        outcome = replace(base, composite=suite.composite, delta=suite.composite - incumbent.composite,
+                          joules=self._joules(recorder), energy_source=suite.energy_source)
+        if suite.status == "pruned":
+            self.optuna.tell(trial, state=TrialState.PRUNED)
+            return self._finish(replace(outcome, status="pruned", composite=None, delta=None), suite), incumbent
+        if suite.score.failed_share > self.settings.search.max_failed_share:
+            self.optuna.tell(trial, state=TrialState.FAIL)
+            return self._finish(replace(outcome, status="failed"), suite), incumbent
+        self.optuna.tell(trial, suite.composite)
+        # "Beats by more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more.
+        if outcome.delta <= self.settings.scoring.keep_threshold + 1e-9:
+            return self._finish(replace(outcome, status="discard"), suite), incumbent
+        holdout = self._holdout(trial.number, instructions, merged, recorder)
+        outcome = replace(outcome, status="keep", holdout_composite=holdout, joules=self._joules(recorder))
+        with deferred_sigint():  # the commit and its record are made together or not at all
+            commit = self.repo.commit_instruction(
+                f"{INSTRUCTIONS_DIR}/{file}", proposal.text, self._subject(file, outcome, incumbent),
+                self._trailers(outcome, suite, merged))
+            outcome = replace(outcome, commit=commit.sha)
+            self._finish(outcome, suite, holdout_id=self._last_holdout_id)
+        return outcome, Incumbent(trial.number, suite.composite, instructions, merged, suite.evaluation_id, holdout)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
+                  tasks: list[Task], kind: str, recorder: CallRecorder) -> SuiteResult:
+        harness = self._harness(instructions, knobs)
+        scoring = self.settings.scoring
+
+        def on_task(index: int, result: TaskResult) -> bool:
+            rate = result.criteria_passed / len(result.checks) if result.checks else 0.0
+            value = 0.0 if result.failed else scoring.judge_weight * result.score_r1 + scoring.criteria_weight * rate * 10
+            trial.report(value, step=index)
+            self.observer("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
+                                        "task": result.task_id, "value": value})
+            return kind == "baseline" or not trial.should_prune()
+
+        return evaluate_tasks(self.ws, harness, self.store, tasks, kind=kind, portfolio=self.portfolio_name,
+                              instructions=instructions, split="search", study=self.name, trial=trial.number,
+                              on_task=on_task, recorder=recorder)
+
+    def _holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
+                 recorder: CallRecorder) -> float | None:
+        self._last_holdout_id = None
+        if not self.holdout_tasks:
+            return None
+        self.observer("holdout", {"trial": number})
+        suite = evaluate_tasks(self.ws, self._harness(instructions, knobs), self.store, self.holdout_tasks,
+                               kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
+                               split="holdout", study=self.name, trial=number, recorder=recorder)
+        self._last_holdout_id = suite.evaluation_id
+        return suite.composite
+
+    def _harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
+        return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
+                       producer_temperature=knobs.get("producer_temperature"),
+                       backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s)
+
+    def _proposer(self) -> Proposer:
+        if self._proposer_cache is None:
+            self._proposer_cache = Proposer(make_lm(build_engine(
+                self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s)))
+        return self._proposer_cache
+
+    def _recorder(self, number: int) -> CallRecorder:
+        def sink(call) -> None:
+            self.session_calls.append(call)
+            if call.task_id is None:  # proposer calls belong to the trial, not to an evaluation
+                self.store.record_call(None, call, study=self.name, trial=number)
+        return CallRecorder(sink=sink)
+
+    def _joules(self, recorder: CallRecorder) -> float:
+        return sum(c.joules for c in recorder.calls)
+
+    def _variant_fields(self, instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
+        return {"instructions_json": json.dumps(instructions, sort_keys=True),
+                "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
+
+    def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
+                holdout_id: int | None = None) -> TrialOutcome:
+        score = suite.score if suite else None
+        self.store.finish_trial(
+            self.name, outcome.number, outcome.status, composite=outcome.composite,
+            delta=outcome.delta, judge_mean=score.judge_mean if score else None,
+            criteria_rate=score.criteria_rate if score else None, holdout_composite=outcome.holdout_composite,
+            joules=outcome.joules, energy_source=outcome.energy_source,
+            evaluation_id=suite.evaluation_id if suite else None, holdout_evaluation_id=holdout_id,
+            commit_sha=outcome.commit or None, note=outcome.description,
+            incumbent_before=None if outcome.delta is None or outcome.composite is None
+            else outcome.composite - outcome.delta)
+        append_row(self.ws.runs_dir / "results.tsv", outcome)
+        self.observer("trial_finished", {"outcome": outcome})
+        return outcome
+
+    def _incumbent(self) -> Incumbent | None:
+        """On resume: the last kept trial, else the baseline; None when the study has no baseline yet."""
+        rows = [r for r in self.store.trials(self.name) if r["status"] in ("baseline", "keep")]
+        if not rows:
+            return None
+        row = rows[-1]
+        params = json.loads(row["params_json"])
+        knobs = {k: params[k] for k in ("producer_temperature", "revision_rounds") if k in params}
+        return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]), knobs,
+                         row["evaluation_id"], row["holdout_composite"])
+
+    def _parents(self, incumbent: Incumbent) -> list[Incumbent]:
+        """The incumbent first, then earlier kept variants (and the baseline) by composite."""
+        rows = [r for r in self.store.trials(self.name)
+                if r["status"] in ("baseline", "keep") and r["number"] != incumbent.trial]
+        rows.sort(key=lambda r: r["composite"], reverse=True)
+        others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
+                            r["evaluation_id"], r["holdout_composite"]) for r in rows]
+        return [incumbent, *others][: self.settings.search.parents]
+
+    def _tried(self, file: str) -> list[str]:
+        rows = [r for r in self.store.trials(self.name) if r["file"] == file and r["idea"]][-12:]
+        return [f"{r['idea']} ({r['status']}" + (f", {r['delta']:+.2f})" if r["delta"] is not None else ")")
+                for r in rows]
+
+    def _trials_since_keep(self) -> int:
+        n = 0
+        for row in reversed(self.store.trials(self.name)):
+            if row["status"] in ("keep", "baseline"):
+                break
+            n += 1
+        return n
+
+    def _fail_abandoned_trials(self) -> None:
+        """Trials a killed process left running are failed in Optuna and marked interrupted in the store."""
+        for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.optuna.tell(t.number, state=TrialState.FAIL)
+        for row in self.store.trials(self.name):
+            if row["status"] == "running":
+                self.store.finish_trial(self.name, row["number"], "interrupted", note="abandoned by a stopped run")
+
+    def _subject(self, file: str, outcome: TrialOutcome, incumbent: Incumbent) -> str:
+        return (f"autoresearch: {file} {outcome.delta:+.2f} "
+                f"({incumbent.composite:.2f} → {outcome.composite:.2f})")
+
+    def _trailers(self, outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, Any]) -> dict[str, str]:
+        trailers = {
+            "Autoresearch-Trial": str(outcome.number),
+            "Autoresearch-Operator": outcome.operator,
+            "Autoresearch-Composite": f"{outcome.composite:.3f}",
+            "Autoresearch-Delta": f"{outcome.delta:+.3f}",
+            "Autoresearch-Judge-Mean": f"{suite.score.judge_mean:.3f}",
+            "Autoresearch-Criteria-Rate": f"{suite.score.criteria_rate:.3f}",
+            "Autoresearch-Holdout-Composite": _fmt(outcome.holdout_composite),
+            "Autoresearch-Joules": f"{outcome.joules:.1f} ({outcome.energy_source})",
+            "Autoresearch-Portfolio": self.portfolio_name,
+            "Autoresearch-Study": self.name,
+        }
+        if knobs:
+            trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
+        return trailers
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
+
+
+@contextmanager
+def deferred_sigint() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so a keep is never half-made; a no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:  # deliver the held Ctrl-C to whoever was handling it before
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autoresearch.workspace import init_workspace
+
+
+@pytest.fixture
+def loop_workspace(tmp_path: Path):
+    """A fresh git workspace with fake-backend friendly settings: no revisions, known tasks."""
+    root = init_workspace(tmp_path / "ws")
+
+    def configure(search_tasks: int = 2, holdout_tasks: int = 1, keep_threshold: float = 0.1,
+                  extra: str = "") -> Path:
+        tasks = []
+        for i in range(search_tasks + holdout_tasks):
+            split = "search" if i < search_tasks else "holdout"
+            tasks.append(f'[[tasks]]\nid = "t{i}"\nsplit = "{split}"\nprompt = "Task number {i}."\n'
+                         f'criteria = [{{ kind = "max_words", value = 400 }}]\n')
+        (root / "rubrics" / "tasks.toml").write_text("\n".join(tasks))
+        config = (root / "autoresearch.toml").read_text()
+        config = config.replace("keep_threshold = 0.1", f"keep_threshold = {keep_threshold}")
+        config = config.replace("max_revision_rounds = 1", "max_revision_rounds = 0")
+        (root / "autoresearch.toml").write_text(config + extra)
+        (root / "instructions" / "producer.md").write_text("Answer.\n")
+        subprocess.run(["git", "commit", "-qam", "test settings"], cwd=root, check=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+        return root
+
+    return configure

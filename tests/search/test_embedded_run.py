@@ -1,0 +1,41 @@
+"""A real `autoresearch run` on the embedded SmolLM2 model: commits only keeps, leaves git clean."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch.cli import main
+from scripted import git
+
+
+@pytest.mark.embedded
+def test_real_run_commits_each_keep_and_nothing_else(loop_workspace):
+    # Two search tasks and one holdout keep this to about a minute and a half on 2 cores.
+    root = loop_workspace(search_tasks=2, holdout_tasks=1)
+    tasks = (root / "rubrics" / "tasks.toml").read_text()
+    (root / "rubrics" / "tasks.toml").write_text(tasks.replace(
+        'criteria = [{ kind = "max_words", value = 400 }]',
+        'criteria = [{ kind = "max_words", value = 60 }, { kind = "min_numbered", value = 2 }]'))
+    git(root, "commit", "-qam", "tighter criteria")
+    start = git(root, "rev-parse", "HEAD").strip()
+
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "2", "--seed", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert "trials (whole study):" in result.output
+    rows = [line.split("\t") for line in (root / "runs" / "results.tsv").read_text().splitlines()[1:]]
+    assert [r[5] for r in rows][0] == "baseline" and len(rows) == 3
+    keeps = [r for r in rows if r[5] == "keep"]
+    commits = git(root, "rev-list", f"{start}..HEAD").split()
+    assert len(commits) == len(keeps)
+    for sha in commits:
+        files = git(root, "show", "--name-only", "--format=", sha).split()
+        assert len(files) == 1 and re.fullmatch(r"instructions/(planner|producer)\.md", files[0])
+    assert git(root, "status", "--porcelain") == ""
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    calls = db.execute("SELECT COUNT(*), MIN(completion_tokens), MIN(joules) FROM calls WHERE status='ok'").fetchone()
+    assert calls[0] > 0 and calls[1] > 0 and calls[2] > 0

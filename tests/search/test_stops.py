@@ -1,0 +1,99 @@
+"""Stopping a run: Ctrl-C (finish, or abandon the trial), timeout, and the CLI's `run` end to end."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch import harness, preflight
+from autoresearch.cli import main
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace import load_workspace
+from scripted import ScriptedPipeline, git
+
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+
+
+def producer_only(root):
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+    return root
+
+
+def test_request_stop_finishes_the_current_trial_then_stops(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n", "Answer!!!\n"])
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+
+    def observer(kind, data):
+        if kind == "trial_started" and data["trial"] == 1:
+            study.request_stop()  # as the CLI does on the first Ctrl-C
+
+    study.observer = observer
+    summary = study.optimize(n_trials=5)
+    assert summary.stop_reason == "stopped"
+    assert [o.number for o in summary.outcomes] == [1]
+    assert summary.outcomes[0].status in ("keep", "discard")  # finished, not abandoned
+
+
+def test_interrupt_abandons_the_trial_cleanly_and_resume_goes_on(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    head_text = (root / "instructions" / "producer.md").read_bytes()
+    state = {"judged": 0}
+
+    def score(answer, task):
+        state["judged"] += 1
+        if state["judged"] == 4:  # the second search task of trial 1 (baseline judged 2 search + 1 holdout)
+            raise KeyboardInterrupt
+        return answer.count("!")
+
+    pipeline = ScriptedPipeline(variants=["Answer!!\n", "Answer!!!\n"], score=score)
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=3)
+    assert summary.stop_reason == "interrupted"
+    assert [o.status for o in summary.outcomes] == []  # the abandoned trial is not a finished outcome
+    store = Store.for_workspace(root / "runs")
+    assert store.trial(summary.study, 1)["status"] == "interrupted"
+    assert (root / "instructions" / "producer.md").read_bytes() == head_text
+    assert git(root, "status", "--porcelain") == ""
+    resumed = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=1)
+    assert [o.number for o in resumed.outcomes] == [2]
+    assert [r["status"] for r in store.trials(summary.study)][:2] == ["baseline", "interrupted"]
+
+
+def test_timeout_stops_before_starting_a_trial(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!\n"])
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(timeout_s=0)
+    assert summary.stop_reason == "timeout"
+    assert summary.outcomes == []
+    assert summary.counts == {"baseline": 1}
+
+
+def test_cli_run_prints_a_summary_and_commits_the_keep(loop_workspace, monkeypatch):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "1", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "trials (whole study): baseline 1  keep 1" in result.output
+    assert "composite  3.000 → 5.100" in result.output
+    assert "autoresearch: producer.md +2.10 (3.00 → 5.10)" in result.output
+    assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 (3.00 → 5.10)"
+
+
+def test_cli_run_requires_a_stop_condition_and_refuses_dirty_files(loop_workspace, monkeypatch):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline()
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    result = CliRunner().invoke(main, ["run", "-w", str(root)])
+    assert result.exit_code == 2 and "--trials" in result.output
+    (root / "instructions" / "producer.md").write_text("edited\n")
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "1"])
+    assert result.exit_code == 2
+    assert "producer.md: uncommitted changes" in result.output
+    assert not (root / "runs" / "autoresearch.db").exists()

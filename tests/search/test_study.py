@@ -1,0 +1,135 @@
+"""The loop on the fake backend with a scripted score: keep, discard, prune, plateau, resume, dedupe, refuse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoresearch.errors import WorkspaceError
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+
+from autoresearch.workspace import load_workspace as load
+from scripted import ScriptedPipeline, git
+
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+
+
+def make_study(root, pipeline, **kw):
+    ws = load(root)
+    text = (root / "autoresearch.toml").read_text()
+    if 'optimizable = ["producer.md", "planner.md"]' in text:
+        (root / "autoresearch.toml").write_text(text.replace(
+            'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+        git(root, "commit", "-qam", "only producer")
+        ws = load(root)
+    return Study(ws, backend_factory=pipeline.factory, seed=1, backoff_s=0, **kw)
+
+
+def test_keep_commits_only_the_instruction_file_with_trailers(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
+    before = git(root, "rev-list", "--count", "HEAD")
+    summary = make_study(root, pipeline).optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"]
+    assert summary.best_composite > summary.baseline_composite
+    assert int(git(root, "rev-list", "--count", "HEAD")) == int(before) + 2  # config tweak + the keep
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == ["instructions/producer.md"]
+    message = git(root, "log", "-1", "--format=%B")
+    assert message.startswith("autoresearch: producer.md +")
+    assert "Autoresearch-Trial: 1" in message and "Autoresearch-Holdout-Composite:" in message
+    assert (root / "instructions" / "producer.md").read_text() == "Answer!!!\n"
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "rev-parse", "--abbrev-ref", "HEAD").strip() == summary.branch
+    rows = (root / "runs" / "results.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:3] == ["trial", "commit", "composite"]
+    assert rows[-1].split("\t")[5] == "keep"
+
+
+@pytest.mark.parametrize("variant", ["Answer, please.\n", "Answer with care!\n"])
+def test_discard_at_or_below_threshold_leaves_files_identical_to_head(loop_workspace, variant):
+    # One '!' adds 0.7 to the composite: with a threshold of 0.7 that is "at", none is "below".
+    root = loop_workspace(keep_threshold=0.7, extra=ONLY_PRODUCER)
+    study = make_study(root, ScriptedPipeline(variants=[variant]))
+    head = git(root, "rev-parse", "HEAD")
+    before = (root / "instructions" / "producer.md").read_bytes()
+    summary = study.optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["discard"]
+    assert (root / "instructions" / "producer.md").read_bytes() == before
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "diff", "--cached", "HEAD", "--", "instructions") == ""
+    assert git(root, "rev-parse", "HEAD") == head  # the study branch starts at HEAD and gains no commit
+
+
+def test_hopeless_variant_is_pruned_before_all_tasks_run(loop_workspace):
+    root = loop_workspace(search_tasks=8, holdout_tasks=0, extra=ONLY_PRODUCER)
+    (root / "instructions" / "producer.md").write_text("Answer!!!!!!!!\n")
+    git(root, "commit", "-qam", "strong baseline")
+    pipeline = ScriptedPipeline(variants=["Answer plainly.\n"])
+    study = make_study(root, pipeline)
+    summary = study.optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["pruned"]
+    store = Store.for_workspace(root / "runs")
+    trial = store.trial(summary.study, 1)
+    evaluation = store.evaluation(trial["evaluation_id"])
+    assert evaluation["status"] == "pruned"
+    assert len(store.task_results(trial["evaluation_id"])) < 8
+
+
+def test_plateau_stops_after_n_trials_without_a_keep(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(variants=["Answer briefly.\n", "Answer fully.\n", "Answer now.\n", "x y z w v\n"])
+    summary = make_study(root, pipeline).optimize(n_trials=10, plateau=2)
+    assert summary.stop_reason == "plateau"
+    assert len(summary.outcomes) == 2
+
+
+def test_resume_continues_without_rerunning_finished_trials(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!!\n", "Answer!!!!!\n"])
+    first = make_study(root, pipeline).optimize(n_trials=2)
+    evaluator_calls = pipeline.calls_by_role["evaluator"]
+    second = make_study(root, pipeline).optimize(n_trials=1)
+    assert second.study == first.study
+    assert [o.number for o in second.outcomes] == [3]
+    store = Store.for_workspace(root / "runs")
+    numbers = [r["number"] for r in store.trials(first.study)]
+    assert numbers == [0, 1, 2, 3]  # the baseline ran once, each trial once
+    # The resumed run evaluated only its one new trial (2 search tasks, plus holdout if kept).
+    assert pipeline.calls_by_role["evaluator"] - evaluator_calls in (2, 3)
+
+
+def test_identical_variant_is_not_evaluated_twice(loop_workspace):
+    root = loop_workspace(keep_threshold=5.0, extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!\n"])
+    summary = make_study(root, pipeline).optimize(n_trials=2)
+    first, second = summary.outcomes
+    assert first.status == "discard" and second.status == "discard"
+    assert "identical to trial 1" in second.description
+    store = Store.for_workspace(root / "runs")
+    assert store.trial(summary.study, 2)["evaluation_id"] is None
+    assert second.composite == first.composite
+
+
+def test_refuses_to_start_with_dirty_instruction_files(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    study = make_study(root, ScriptedPipeline(variants=["Answer!\n"]))
+    (root / "instructions" / "producer.md").write_text("Answer, edited by hand.\n")
+    with pytest.raises(WorkspaceError, match="producer.md"):
+        study.optimize(n_trials=1)
+    assert (root / "instructions" / "producer.md").read_text() == "Answer, edited by hand.\n"
+    assert not (root / "runs" / "results.tsv").exists()
+
+
+def test_every_trial_and_call_is_in_the_store(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    summary = make_study(root, ScriptedPipeline(variants=["Answer!!\n"])).optimize(n_trials=1)
+    store = Store.for_workspace(root / "runs")
+    rows = store.trials(summary.study)
+    assert [r["status"] for r in rows] == ["baseline", "keep"]
+    assert json.loads(rows[1]["instructions_json"])["producer.md"] == "Answer!!\n"
+    proposer_calls = store.conn.execute(
+        "SELECT COUNT(*) FROM calls WHERE study=? AND trial=1 AND role='proposer'", (summary.study,)).fetchone()[0]
+    assert proposer_calls == 1
+    assert summary.calls == store.call_totals(summary.study)[0]
