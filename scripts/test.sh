@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (embedded-model tests included) in .venv; arguments go to pytest.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+# pytest's own summary ("N passed in Ns") stays the last line CI reads.
+rc=0
+.venv/bin/python -m pytest -q "$@" || rc=$?
+
+if [[ $rc -eq 5 ]]; then
+    echo "test.sh: FAILED: pytest collected no tests (exit 5); check the test paths / -k / -m arguments." >&2
+    exit 1
+fi
+exit "$rc"
