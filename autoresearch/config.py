@@ -36,6 +36,7 @@ class RoleConfig(_Strict):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = None
     n_ctx: int = Field(2048, ge=256, le=131072)  # embedded only: context window
+    n_threads: int | None = Field(None, ge=1, le=512)  # embedded only: CPU threads (default: all cores)
     base_url: str | None = None  # overrides [backends] for this role
     keep_alive: str | None = None  # Ollama: e.g. "10m"; unset lets the scheduler decide
 
@@ -88,6 +89,7 @@ class SearchConfig(_Strict):
     revision_rounds: list[int] = []  # searchable when non-empty
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
+    max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
 
 
 class WorkspaceSection(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Literal
 
 import dspy
@@ -15,6 +15,7 @@ from .backends import create_backend
 from .config import BackendsConfig, Portfolio, RoleConfig, Rubric, Task
 from .energy import select_meter
 from .evaluation import CheckResult, check_all, failed_task_score, judge_score
+from .evaluation import guard
 from .lm import BackendEngine, CallRecord, CallRecorder, backend_error_in, make_lm, recording
 from .workspace import Workspace
 
@@ -130,6 +131,7 @@ class TaskResult:
     calls: tuple[CallRecord, ...] = field(default=(), repr=False)
     failed: bool = False
     failure_mode: str | None = None
+    guarded: str | None = None  # why the guard found judge-directed text in an output (then all scores are 0)
 
     @property
     def criteria_passed(self) -> int:
@@ -149,6 +151,8 @@ class TaskResult:
 
     @property
     def flags(self) -> tuple[str, ...]:
+        if self.guarded:
+            return (guard.FLAG,)
         return tuple(c.criterion for c in self.checks if c.criterion == "no_judge_address" and not c.passed)
 
 
@@ -197,11 +201,23 @@ class Harness:
                     seconds=time.perf_counter() - start,
                     calls=tuple(recorder.calls[first_call:]), failed=True, failure_mode=error.failure_mode,
                 )
-        return TaskResult(
+        result = TaskResult(
             task_id=task.id, split=task.split, score_r1=out.first.score, score_final=out.final.score,
             dimensions=out.first.dimensions, checks=tuple(check_all(out.answer, task.criteria)),
             critique=out.final.critique, plan=out.plan, output_r1=out.answer_r1, output=out.answer,
             revisions=out.revisions, seconds=time.perf_counter() - start, calls=tuple(recorder.calls[first_call:]),
+        )
+        # The guard: the first draft (what the counted judge score saw) and the final answer (what the
+        # criteria saw) are both checked, whatever criteria the task lists.
+        reason = guard.first_judge_directed((out.answer_r1, out.answer))
+        if reason is None:
+            return result
+        # A judge that was addressed may have obeyed, so its scores are worthless: they are zeroed
+        # (not merely left out) so that flattering the judge can never gain, and every criterion fails.
+        return replace(
+            result, score_r1=0.0, score_final=0.0, dimensions={d: 0.0 for d in out.first.dimensions},
+            checks=guard.guarded_checks(task.criteria, reason), guarded=reason,
+            critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
         )
 
 
@@ -211,7 +227,7 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     settings = workspace.settings
     backend = (backend_factory or create_backend)(config, settings.backends)
     meter = select_meter(
-        in_process=backend.in_process, local=_is_local(config, settings.backends),
+        in_process=backend.in_process, local=is_local(config, settings.backends),
         gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
         server_watts=settings.energy.server_watts,
     )
@@ -219,7 +235,7 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
                          timeout_s=settings.backends.timeout_s)
 
 
-def _is_local(config: RoleConfig, backends: BackendsConfig) -> bool:
+def is_local(config: RoleConfig, backends: BackendsConfig) -> bool:
     """Whether the role's model runs on this machine, where our meters can see its energy."""
     if config.backend in ("embedded", "fake"):
         return True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .backends import create_backend
+from .backends.embedded import DEFAULT_MODEL, EmbeddedBackend
 from .config import ROLES, BackendsConfig, Portfolio, RoleConfig
 from .errors import BackendError, ConfigError, ModelNotFound
 from .workspace import CONFIG_NAME, Workspace
@@ -30,6 +33,22 @@ def check_portfolio(workspace: Workspace, name: str, portfolio: Portfolio, roles
         if config.model not in models and not _tag_match(config.model, models):
             shown = ", ".join(models[:8]) or "none"
             raise ConfigError(path, f"{field}.model", f"{config.backend} has no model {config.model!r} (available: {shown})")
+        if isinstance(backend, EmbeddedBackend) and config.model != DEFAULT_MODEL:
+            problem = gguf_problem(Path(config.model).expanduser())
+            if problem:
+                raise ConfigError(path, f"{field}.model", problem)
+
+
+def gguf_problem(path: Path) -> str | None:
+    """Why a GGUF model path cannot be used (missing, unreadable, not a GGUF file), or None."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        return f"cannot read GGUF file {path}: {exc.strerror or exc}"
+    if magic != b"GGUF":
+        return f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)"
+    return None
 
 
 def server_url(config: RoleConfig, backends: BackendsConfig) -> str | None:

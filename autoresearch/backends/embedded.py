@@ -25,7 +25,7 @@ class _LoadedModel:
     lock: threading.Lock  # a Llama holds one KV cache: concurrent calls would corrupt each other
 
 
-# Keyed by (resolved path, n_ctx): every role naming the same model shares one Llama and its memory.
+# Keyed by (resolved path, n_ctx, n_threads): every role naming the same model shares one Llama and its memory.
 _MODELS: dict[tuple[str, int], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -47,10 +47,11 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
-def _load(model: str, n_ctx: int) -> tuple[_LoadedModel, float]:
-    """The shared Llama for (model, n_ctx) and the seconds this call spent loading it (0 if cached)."""
+def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_LoadedModel, float]:
+    """The shared Llama for (model, n_ctx, n_threads) and the seconds this call spent loading it (0 if cached)."""
     path = resolve_model_path(model)
-    key = (str(path.resolve()), n_ctx)
+    threads = n_threads or os.cpu_count() or 1
+    key = (str(path.resolve()), n_ctx, threads)
     with _MODELS_LOCK:  # held while loading so two roles never load the same file twice
         if key in _MODELS:
             return _MODELS[key], 0.0
@@ -59,7 +60,7 @@ def _load(model: str, n_ctx: int) -> tuple[_LoadedModel, float]:
 
         try:
             llama = llama_cpp.Llama(
-                model_path=key[0], n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False,
+                model_path=key[0], n_ctx=n_ctx, n_threads=threads, verbose=False,
             )
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise ModelNotFound(f"cannot load GGUF model {path}: {exc}", backend="embedded", model=model) from None
@@ -84,21 +85,24 @@ class EmbeddedBackend:
     name = "embedded"
     in_process = True
 
-    def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048):
+    def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None):
         self.model = model
         self.n_ctx = n_ctx
+        # llama.cpp's threads spin while they wait: with as many threads as cores and another busy process,
+        # generation can slow down a hundredfold. Fewer threads than cores is the fix on a shared machine.
+        self.n_threads = n_threads
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx})"
 
     def llama(self, model: str | None = None) -> Any:
         """The shared llama_cpp.Llama behind this backend, loading it if needed."""
-        return _load(model or self.model, self.n_ctx)[0].llama
+        return _load(model or self.model, self.n_ctx, self.n_threads)[0].llama
 
     def complete(self, request: CompletionRequest) -> Completion:
         """Run one chat completion; a json_schema becomes a llama.cpp grammar that constrains the output."""
         model = request.model or self.model
-        loaded, load_s = _load(model, self.n_ctx)
+        loaded, load_s = _load(model, self.n_ctx, self.n_threads)
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "temperature": request.temperature,

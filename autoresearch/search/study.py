@@ -8,8 +8,10 @@ import signal
 import threading
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import optuna
@@ -17,15 +19,21 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from ..config import Task
+from ..errors import ConfigError, WorkspaceError
 from ..harness import Harness, TaskResult, build_engine
-from ..lm import CallRecorder, backend_error_in, make_lm, recording
+from ..lm import CallRecord, CallRecorder, backend_error_in, make_lm, recording
+from ..lock import RunLock
+from ..preflight import server_url
 from ..runner import SuiteResult, evaluate_tasks
-from ..store import Store
-from ..versioning import InstructionRepo
-from ..workspace import INSTRUCTIONS_DIR, Workspace, text_hash
+from ..store import STORE_NAME, Store
+from ..versioning import InstructionRepo, dirty_message, write_atomic
+from ..views import role_rows
+from ..workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
 from . import operators
 from .proposer import Proposer, feedback_from
-from .results import TrialOutcome, append_row
+from .results import COLUMNS, TrialOutcome
+
+RESULTS_NAME = "results.tsv"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
@@ -48,21 +56,29 @@ class Incumbent:
 class StudySummary:
     study: str
     branch: str
-    stop_reason: str
+    stop_reason: str  # trials | timeout | plateau | stopped | interrupted | backend_down | failed_trials
     outcomes: list[TrialOutcome]  # this session's trials, in order
     counts: dict[str, int]  # the whole study's trials by outcome
-    baseline_composite: float
-    best_composite: float
+    baseline_composite: float | None  # None while the study has no successful baseline
+    best_composite: float | None
     baseline_holdout: float | None
     best_holdout: float | None
     joules: float  # this session's model calls
     energy_source: str
     calls: int
     commits: list[tuple[str, str]] = field(default_factory=list)
+    stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
+    roles: list[dict[str, Any]] = field(default_factory=list)  # views.role_rows of this session's calls
+    notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
 
 
 class Study:
-    """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent."""
+    """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent.
+
+    Crash safety: git is the source of truth for keeps. A kept variant is written to the store with its
+    figures, then committed, then marked keep; results.tsv and Optuna are told last. Whatever a kill
+    interrupts, the next start (under the workspace lock) completes or rolls back each step: see _reconcile.
+    """
 
     def __init__(self, workspace: Workspace, *, portfolio: str | None = None, storage: str | None = None,
                  store: Store | None = None, backend_factory=None, seed: int | None = None,
@@ -78,26 +94,37 @@ class Study:
         self.rng = random.Random(seed)
         self.seed = seed
         self.observer = observer or (lambda kind, data: None)
-        self.operators = operators.select(self.settings.search.operators)
+        try:
+            self.operators = operators.select(self.settings.search.operators)
+        except ValueError as exc:
+            raise ConfigError(str(workspace.root / CONFIG_NAME), "search.operators", str(exc)) from None
         self.search_tasks = workspace.suite.split("search")
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested = False
         self.session_calls: list = []
+        self.notes: list[str] = []
         self._proposer_cache: Proposer | None = None
         self._last_holdout_id: int | None = None
+        self._trial_recorder: CallRecorder | None = None
+        self._tsv_lines: set[str] | None = None
 
     # --- identity ------------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
         """Workspace name + hash of everything that makes scores comparable (and of the search space)."""
+        search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})  # a stop rule, not the space
         blob = json.dumps([self.portfolio.model_dump(), self.ws.evaluation_hash(),
-                           self.settings.workspace.optimizable, self.settings.search.model_dump()], sort_keys=True)
+                           self.settings.workspace.optimizable, search], sort_keys=True)
         return f"{self.settings.workspace.name}-{self.portfolio_name}-{text_hash(blob)[:8]}"
 
     @property
     def branch(self) -> str:
         return f"autoresearch/{self.name}"
+
+    @property
+    def results_path(self) -> Path:
+        return self.ws.runs_dir / RESULTS_NAME
 
     def distributions(self) -> dict[str, Any]:
         """The fixed parameter space of a trial's recipe; it never changes inside a study."""
@@ -120,27 +147,46 @@ class Study:
                  plateau: int | None = None) -> StudySummary:
         """Run trials until a stop condition; every finished trial is in the store before the next starts."""
         repo = InstructionRepo(self.ws.root, [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable])
-        repo.check_ready()
-        self.store = self.store or Store.for_workspace(self.ws.runs_dir)
-        repo.use_branch(self.branch)
-        self.repo = repo
-        self.store.ensure_study(
-            name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
-            portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
-            evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
-        pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1)
-                  if self.settings.search.pruner == "wilcoxon" else optuna.pruners.NopPruner())
-        self.optuna = optuna.create_study(
-            study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
-        self._fail_abandoned_trials()
-        incumbent = self._incumbent() or self._baseline()
-        baseline = self.store.trial(self.name, 0)
+        repo.check_head()
+        self.notes = []
+        with RunLock(self.ws.runs_dir) as lock:  # one run per workspace; a killed run's lock is stale
+            crashed = lock.stale is not None
+            if lock.note:
+                self._note(lock.note)
+            if crashed:
+                for path in repo.clear_stale_git_locks():
+                    self._note(f"removed {path}, left by a git command the stopped run did not finish")
+                for path in repo.remove_temp_files():
+                    self._note(f"removed {path}, a half-written instruction file of the stopped run")
+            self._recover_instruction_files(repo, crashed)
+            self.store = self.store or Store.for_workspace(self.ws.runs_dir)
+            repo.use_branch(self.branch)
+            self.repo = repo
+            self.store.ensure_study(
+                name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
+                portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
+                evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
+            pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+                      if self.settings.search.pruner == "wilcoxon" else optuna.pruners.NopPruner())
+            self.optuna = optuna.create_study(
+                study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
+                sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
+            self._reconcile()
+            return self._loop(n_trials, timeout_s, plateau)
+
+    def _loop(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
         outcomes: list[TrialOutcome] = []
         commits: list[tuple[str, str]] = []
-        started, since_keep, stop_reason = time.monotonic(), self._trials_since_keep(), "trials"
+        failed_streak: list[tuple[CallRecord, ...]] = []
+        started, since_keep, stop_reason, message = time.monotonic(), self._trials_since_keep(), "trials", ""
+        limit = self.settings.search.max_consecutive_failed
+        incumbent = self._incumbent()
         try:
-            while True:
+            if incumbent is None:
+                incumbent = self._baseline()
+                if incumbent is None:  # the baseline itself failed: nothing to compare variants with
+                    stop_reason, message = self._down("the baseline failed", [self._trial_calls()])
+            while incumbent is not None:
                 if n_trials is not None and len(outcomes) >= n_trials:
                     stop_reason = "trials"
                     break
@@ -158,20 +204,31 @@ class Study:
                 since_keep = 0 if outcome.status == "keep" else since_keep + 1
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
+                failed_streak = failed_streak + [self._trial_calls()] if outcome.status == "failed" else []
+                if len(failed_streak) >= limit:
+                    stop_reason, message = self._down(f"{len(failed_streak)} trials in a row failed", failed_streak)
+                    break
         except KeyboardInterrupt:
             stop_reason = "interrupted"
-        finally:
-            repo.restore_instructions()  # a no-op by design: variants are evaluated in memory
+        return self._summary(stop_reason, message, outcomes, commits, incumbent)
+
+    def _summary(self, stop_reason: str, message: str, outcomes: list[TrialOutcome],
+                 commits: list[tuple[str, str]], incumbent: Incumbent | None) -> StudySummary:
+        rows = self.store.trials(self.name)
         counts: dict[str, int] = {}
-        for row in self.store.trials(self.name):
+        for row in rows:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
+        baseline = next((r for r in rows if r["status"] == "baseline"), None)
         sources = sorted({c.energy_source for c in self.session_calls})
         return StudySummary(
             study=self.name, branch=self.branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
-            baseline_composite=baseline["composite"], best_composite=incumbent.composite,
-            baseline_holdout=baseline["holdout_composite"], best_holdout=incumbent.holdout_composite,
+            baseline_composite=baseline["composite"] if baseline else None,
+            best_composite=incumbent.composite if incumbent else None,
+            baseline_holdout=baseline["holdout_composite"] if baseline else None,
+            best_holdout=incumbent.holdout_composite if incumbent else None,
             joules=sum(c.joules for c in self.session_calls), energy_source="+".join(sources) or "none",
-            calls=len(self.session_calls), commits=commits)
+            calls=len(self.session_calls), commits=commits, stop_message=message,
+            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes))
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
@@ -179,35 +236,48 @@ class Study:
 
     # --- trials --------------------------------------------------------------------------------
 
-    def _baseline(self) -> Incumbent:
-        """Trial 0: the committed instructions, evaluated on search and holdout tasks."""
+    def _baseline(self) -> Incumbent | None:
+        """The committed instructions, evaluated on search and holdout tasks; None when too many tasks failed."""
         trial = self.optuna.ask()
+        # The instructions at HEAD of the study branch (the files the loop may change are read from git).
         instructions = dict(self.ws.instructions)
-        self.store.begin_trial(self.name, trial.number, **self._variant_fields(instructions, {}))
+        for file in self.settings.workspace.optimizable:
+            instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
+        self.store.begin_trial(self.name, trial.number, operator="baseline", **self._variant_fields(instructions, {}))
         self.observer("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
         recorder = self._recorder(trial.number)
-        suite = self._evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
-        holdout = self._holdout(trial.number, instructions, {}, recorder)
-        self.optuna.tell(trial, suite.composite)
-        outcome = TrialOutcome(trial.number, "baseline", description="the committed instructions",
-                               composite=suite.composite, joules=self._joules(recorder),
-                               energy_source=suite.energy_source, commit=self.repo.head_sha(),
-                               holdout_composite=holdout)
-        self._finish(outcome, suite, holdout_id=self._last_holdout_id)
+        try:
+            suite = self._evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
+            if suite.score.failed_share > self.settings.search.max_failed_share:
+                self._finish(TrialOutcome(
+                    trial.number, "failed", operator="baseline", composite=suite.composite,
+                    description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
+                    joules=self._joules(recorder), energy_source=suite.energy_source), suite)
+                return None
+            holdout = self._holdout(trial.number, instructions, {}, recorder)
+            outcome = TrialOutcome(trial.number, "baseline", operator="baseline",
+                                   description="the committed instructions", composite=suite.composite,
+                                   joules=self._joules(recorder), energy_source=suite.energy_source,
+                                   commit=self.repo.head_sha(), holdout_composite=holdout)
+            self._finish(outcome, suite, holdout_id=self._last_holdout_id)
+        except KeyboardInterrupt:
+            self._abandon(trial.number)
+            raise
+        except Exception as exc:
+            self._abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
+            raise
         return Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
-        """One trial; Ctrl-C abandons it cleanly: failed in Optuna, "interrupted" in the store, nothing committed."""
+        """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
         trial = self.optuna.ask(self.distributions())
         try:
             return self._trial(trial, incumbent)
         except KeyboardInterrupt:
-            if self.optuna.get_trials(deepcopy=False)[-1].state == TrialState.RUNNING:
-                self.optuna.tell(trial, state=TrialState.FAIL)
-            row = self.store.trial(self.name, trial.number)
-            if row is not None and row["status"] == "running":
-                self._finish(TrialOutcome(trial.number, "interrupted", file=row["file"] or "",
-                                          operator=row["operator"] or "", description="stopped by the user"))
+            self._abandon(trial.number)
+            raise
+        except Exception as exc:  # an error ends the run; the trial is closed now, not at the next start
+            self._abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
             raise
 
     def _trial(self, trial: optuna.Trial, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
@@ -229,11 +299,12 @@ class Study:
                     self._tried(file), other=other.instructions[file] if other and op.needs_second_parent else "",
                     temperature=params["proposer_temperature"], rng=self.rng)
         except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
-            if backend_error_in(exc) is None:
+            error = backend_error_in(exc)
+            if error is None:
                 raise
-            proposal = None
+            return self._finish(replace(base, description=f"the proposer's model call failed: {error.failure_mode}",
+                                        joules=self._joules(recorder))), incumbent
         if proposal is None:
-            self.optuna.tell(trial, state=TrialState.FAIL)
             return self._finish(replace(base, description="the proposer gave no usable variant",
                                         joules=self._joules(recorder))), incumbent
         idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
@@ -241,9 +312,9 @@ class Study:
         fields = self._variant_fields(instructions, {**incumbent.knobs, **knobs})
         self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, **fields)
         base = replace(base, description=idea)
-        twin = self.store.find_variant(self.name, fields["variant_hash"])
-        if twin is not None:  # identical variants are never evaluated twice
-            self.optuna.tell(trial, state=TrialState.PRUNED)
+        # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault.
+        twin = self.store.find_variant(self.name, fields["variant_hash"], without_failed_tasks=True)
+        if twin is not None:
             return self._finish(replace(base, status="discard", composite=twin["composite"],
                                         delta=twin["composite"] - incumbent.composite, joules=self._joules(recorder),
                                         description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
@@ -252,26 +323,211 @@ class Study:
         outcome = replace(base, composite=suite.composite, delta=suite.composite - incumbent.composite,
                           joules=self._joules(recorder), energy_source=suite.energy_source)
         if suite.status == "pruned":
-            self.optuna.tell(trial, state=TrialState.PRUNED)
             return self._finish(replace(outcome, status="pruned", composite=None, delta=None), suite), incumbent
         if suite.score.failed_share > self.settings.search.max_failed_share:
-            self.optuna.tell(trial, state=TrialState.FAIL)
-            return self._finish(replace(outcome, status="failed"), suite), incumbent
-        self.optuna.tell(trial, suite.composite)
+            failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
+            return self._finish(replace(outcome, status="failed", description=failed), suite), incumbent
         # "Beats by more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more.
         if outcome.delta <= self.settings.scoring.keep_threshold + 1e-9:
             return self._finish(replace(outcome, status="discard"), suite), incumbent
         holdout = self._holdout(trial.number, instructions, merged, recorder)
         outcome = replace(outcome, status="keep", holdout_composite=holdout, joules=self._joules(recorder))
         with deferred_sigint():  # the commit and its record are made together or not at all
+            # 1. The figures first (status still running), so a kill right after the commit can be completed.
+            self.store.update_trial(self.name, trial.number,
+                                    **self._outcome_fields(outcome, suite, self._last_holdout_id))
+            # 2. The commit: from here on, git says this trial is kept (see _reconcile).
             commit = self.repo.commit_instruction(
                 f"{INSTRUCTIONS_DIR}/{file}", proposal.text, self._subject(file, outcome, incumbent),
                 self._trailers(outcome, suite, merged))
             outcome = replace(outcome, commit=commit.sha)
+            # 3. keep in the store, then results.tsv, then Optuna.
             self._finish(outcome, suite, holdout_id=self._last_holdout_id)
         return outcome, Incumbent(trial.number, suite.composite, instructions, merged, suite.evaluation_id, holdout)
 
+    # --- crash recovery ------------------------------------------------------------------------
+
+    def _recover_instruction_files(self, repo: InstructionRepo, crashed: bool) -> None:
+        """Instruction files that differ from HEAD: restored when a killed run left them so, else refused.
+
+        Only a stale run lock (a run was killed) together with the store's record of the texts the loop
+        evaluated proves that autoresearch wrote them (mid-commit or mid-checkout); anything else is the
+        user's edit, which is never touched.
+        """
+        dirty = repo.dirty_instructions()
+        if not dirty:
+            return
+        if crashed and (self.ws.runs_dir / STORE_NAME).exists():
+            self.store = self.store or Store.for_workspace(self.ws.runs_dir)
+            ours = self.store.instruction_texts()
+            if all(self._written_by_us(repo, rel, ours) for rel in dirty):
+                repo.restore_paths(dirty)
+                self._note(f"restored {', '.join(dirty)} to HEAD: the stopped run left it half-committed")
+                return
+        raise WorkspaceError(dirty_message(dirty))
+
+    @staticmethod
+    def _written_by_us(repo: InstructionRepo, rel: str, ours: set[str]) -> bool:
+        try:
+            head = repo.read_head(rel)
+        except (KeyError, WorkspaceError):
+            head = None
+        texts = (repo.worktree_text(rel), repo.index_text(rel))
+        return all(t is not None and (t == head or t in ours) for t in texts)
+
+    def _reconcile(self) -> None:
+        """Make the store, results.tsv and Optuna agree with git after a run that was killed.
+
+        git is the source of truth for keeps: a commit of this study whose trial is not recorded as keep
+        is completed as keep (its evaluation is already in the store); a keep whose commit is not on the
+        study branch never happened and becomes interrupted. Trials left running become interrupted,
+        finished trials Optuna was not told about are told, and missing results.tsv rows are appended.
+        """
+        name = self.name
+        commits = self.repo.study_commits(self.branch, name)
+        for row in self.store.trials(name):
+            number, status = row["number"], row["status"]
+            sha = commits.get(number)
+            if sha and status != "keep":
+                self._complete_keep(row, sha)
+                self._note(f"trial {number}: committed as {sha[:10]} before the run stopped; recorded as keep")
+            elif status == "keep" and sha != row["commit_sha"]:
+                if sha:  # the branch was rewritten (rebased): its commit is the one that counts
+                    self.store.update_trial(name, number, commit_sha=sha)
+                else:
+                    self.store.finish_trial(name, number, "interrupted", commit_sha=None,
+                                            note=f"kept, but its commit {(row['commit_sha'] or '')[:10]} is not on "
+                                                 f"{self.branch}")
+                    self._note(f"trial {number}: its commit is not on {self.branch}; marked interrupted")
+            elif status == "running":
+                self.store.finish_trial(name, number, "interrupted", note="abandoned by a stopped run")
+        self.store.interrupt_evaluations(name)
+        for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            row = self.store.trial(name, t.number)
+            if row is None:  # asked for, then killed before it was recorded: keep the numbers contiguous
+                self.store.begin_trial(name, t.number)
+                self.store.finish_trial(name, t.number, "interrupted", note="abandoned by a stopped run")
+                row = self.store.trial(name, t.number)
+            self._tell(row)
+        self._sync_results()
+
+    def _complete_keep(self, row, sha: str) -> None:
+        """Record a committed trial as keep; figures missing from its row come from its evaluations."""
+        fields: dict[str, Any] = {"commit_sha": sha}
+        if row["composite"] is None:
+            evaluations = self.store.trial_evaluations(self.name, row["number"])
+            search = [e for e in evaluations if e["kind"] in ("trial", "baseline") and e["composite"] is not None]
+            holdout = [e for e in evaluations if e["kind"] == "holdout" and e["composite"] is not None]
+            if search:
+                e = search[-1]
+                before = self._composite_before(row["number"])
+                fields.update(composite=e["composite"], judge_mean=e["judge_mean"], criteria_rate=e["criteria_rate"],
+                              evaluation_id=e["id"], energy_source=e["energy_source"], incumbent_before=before,
+                              delta=None if before is None else e["composite"] - before)
+            if holdout:
+                fields.update(holdout_composite=holdout[-1]["composite"], holdout_evaluation_id=holdout[-1]["id"])
+            fields["joules"] = sum(e["joules"] or 0.0 for e in evaluations)
+        if not row["note"]:
+            fields["note"] = row["idea"] or ""
+        self.store.finish_trial(self.name, row["number"], "keep", **fields)
+
+    def _composite_before(self, number: int) -> float | None:
+        rows = [r for r in self.store.trials(self.name)
+                if r["number"] < number and r["status"] in ("baseline", "keep")]
+        return rows[-1]["composite"] if rows else None
+
+    def _abandon(self, number: int, note: str = "stopped by the user") -> None:
+        """A trial stopped by Ctrl-C: interrupted unless it had finished; Optuna told; nothing committed."""
+        row = self.store.trial(self.name, number)
+        if row is None:
+            self.store.begin_trial(self.name, number)
+        if row is None or row["status"] == "running":
+            self.store.finish_trial(self.name, number, "interrupted", note=note)
+        row = self.store.trial(self.name, number)
+        self._write_result(row)
+        self._tell(row)
+
+    def _abandon_quietly(self, number: int, note: str) -> None:
+        """_abandon for a trial an error stopped; if that fails too (a broken store), the next start does it."""
+        try:
+            with deferred_sigint():
+                self._abandon(number, note)
+        except Exception:  # noqa: BLE001 - the error that stopped the trial is the one to report
+            pass
+
+    def _tell(self, row) -> None:
+        """Tell Optuna how a trial ended, if it does not know yet: the one mapping of store status to state."""
+        number, status = row["number"], row["status"]
+        trial = next((t for t in self.optuna.get_trials(deepcopy=False) if t.number == number), None)
+        if trial is None or trial.state != TrialState.RUNNING:
+            return
+        evaluated = row["composite"] is not None and (status != "discard" or row["evaluation_id"] is not None)
+        if status in ("baseline", "keep", "discard") and evaluated:
+            self.optuna.tell(number, row["composite"])
+        elif status in ("pruned", "discard"):  # a discard not evaluated is an identical twin of an earlier one
+            self.optuna.tell(number, state=TrialState.PRUNED)
+        else:
+            self.optuna.tell(number, state=TrialState.FAIL)
+
+    # --- results.tsv ---------------------------------------------------------------------------
+
+    def _sync_results(self) -> None:
+        """Repair a row cut off by a kill and append the rows of finished trials that are missing."""
+        path = self.results_path
+        if path.exists():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]
+                write_atomic(path, data.decode("utf-8", errors="replace"))
+                self._note(f"{path}: removed a row cut off by the stopped run")
+            if not data.strip():
+                path.unlink()  # created, then killed before anything was written: start it afresh
+        self._tsv_lines = set(path.read_text(encoding="utf-8").splitlines()[1:]) if path.exists() else set()
+        for row in self.store.trials(self.name):
+            if row["status"] != "running":
+                self._write_result(row)
+
+    def _write_result(self, row) -> None:
+        """Append a finished trial's row to results.tsv once: a row already there is not written again."""
+        if self._tsv_lines is None:
+            self._sync_results()
+        line = tsv_line(row)
+        if line in self._tsv_lines:
+            return
+        path = self.results_path
+        header = "\t".join(COLUMNS) + "\n" if not path.exists() or path.stat().st_size == 0 else ""
+        with path.open("a", encoding="utf-8") as f:
+            f.write(header + line + "\n")  # one write: a kill leaves a whole row or a cut one (repaired on start)
+        self._tsv_lines.add(line)
+
     # --- helpers -------------------------------------------------------------------------------
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        self.observer("note", {"text": text})
+
+    def _trial_calls(self) -> tuple[CallRecord, ...]:
+        return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
+
+    def _down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[str, str]:
+        """The stop reason and its one line when trials keep failing: which backend, model and failure modes."""
+        failed = [c for calls in trials for c in calls if not c.ok]
+        if not failed:
+            return "failed_trials", f"{what} without a failed model call (the proposer gave no usable variant)"
+        groups: dict[tuple[str, str], list[CallRecord]] = {}
+        for call in failed:
+            groups.setdefault((call.backend, call.model), []).append(call)
+        parts = []
+        for (backend, model), calls in groups.items():
+            roles = sorted({c.role for c in calls})
+            url = next((server_url(self.portfolio.role(r), self.settings.backends) for r in roles
+                        if r in ("planner", "producer", "evaluator", "proposer")), None)
+            modes = Counter(c.failure_mode or "error" for c in calls)
+            parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
+                         + ", ".join(f"{m} ×{n}" for m, n in modes.most_common()))
+        last = " ".join((failed[-1].error or "").split())[:120]
+        return "backend_down", (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
+                                + " — run the same command to resume once it is back")
 
     def _evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
                   tasks: list[Task], kind: str, recorder: CallRecorder) -> SuiteResult:
@@ -318,7 +574,8 @@ class Study:
             self.session_calls.append(call)
             if call.task_id is None:  # proposer calls belong to the trial, not to an evaluation
                 self.store.record_call(None, call, study=self.name, trial=number)
-        return CallRecorder(sink=sink)
+        self._trial_recorder = CallRecorder(sink=sink)
+        return self._trial_recorder
 
     def _joules(self, recorder: CallRecorder) -> float:
         return sum(c.joules for c in recorder.calls)
@@ -327,19 +584,28 @@ class Study:
         return {"instructions_json": json.dumps(instructions, sort_keys=True),
                 "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
 
-    def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
-                holdout_id: int | None = None) -> TrialOutcome:
+    def _outcome_fields(self, outcome: TrialOutcome, suite: SuiteResult | None,
+                        holdout_id: int | None) -> dict[str, Any]:
         score = suite.score if suite else None
-        self.store.finish_trial(
-            self.name, outcome.number, outcome.status, composite=outcome.composite,
-            delta=outcome.delta, judge_mean=score.judge_mean if score else None,
+        return dict(
+            composite=outcome.composite, delta=outcome.delta, judge_mean=score.judge_mean if score else None,
             criteria_rate=score.criteria_rate if score else None, holdout_composite=outcome.holdout_composite,
             joules=outcome.joules, energy_source=outcome.energy_source,
             evaluation_id=suite.evaluation_id if suite else None, holdout_evaluation_id=holdout_id,
             commit_sha=outcome.commit or None, note=outcome.description,
             incumbent_before=None if outcome.delta is None or outcome.composite is None
             else outcome.composite - outcome.delta)
-        append_row(self.ws.runs_dir / "results.tsv", outcome)
+
+    def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
+                holdout_id: int | None = None) -> TrialOutcome:
+        """Record how a trial ended: the store, then its results.tsv row, then Optuna (the order _reconcile
+        relies on); a Ctrl-C in between is held until all three are done."""
+        with deferred_sigint():
+            self.store.finish_trial(self.name, outcome.number, outcome.status,
+                                    **self._outcome_fields(outcome, suite, holdout_id))
+            row = self.store.trial(self.name, outcome.number)
+            self._write_result(row)
+            self._tell(row)
         self.observer("trial_finished", {"outcome": outcome})
         return outcome
 
@@ -376,14 +642,6 @@ class Study:
             n += 1
         return n
 
-    def _fail_abandoned_trials(self) -> None:
-        """Trials a killed process left running are failed in Optuna and marked interrupted in the store."""
-        for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.optuna.tell(t.number, state=TrialState.FAIL)
-        for row in self.store.trials(self.name):
-            if row["status"] == "running":
-                self.store.finish_trial(self.name, row["number"], "interrupted", note="abandoned by a stopped run")
-
     def _subject(self, file: str, outcome: TrialOutcome, incumbent: Incumbent) -> str:
         return (f"autoresearch: {file} {outcome.delta:+.2f} "
                 f"({incumbent.composite:.2f} → {outcome.composite:.2f})")
@@ -404,6 +662,17 @@ class Study:
         if knobs:
             trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
         return trailers
+
+
+def tsv_line(row) -> str:
+    """A trial's results.tsv row (without the newline), rendered from its store row alone."""
+    def fmt(value: float | None, spec: str) -> str:
+        return "" if value is None else format(value, spec)
+
+    description = " ".join(f"{row['file'] or ''} {row['note'] or ''}".split()).replace("\t", " ")
+    return "\t".join((str(row["number"]), (row["commit_sha"] or "")[:10], fmt(row["composite"], ".3f"),
+                      fmt(row["delta"], "+.3f"), fmt(row["joules"], ".1f"), row["status"],
+                      row["operator"] or "", description))
 
 
 def _fmt(value: float | None) -> str:

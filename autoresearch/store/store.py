@@ -137,13 +137,42 @@ class Store:
     def trial(self, study: str, number: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM trials WHERE study=? AND number=?", (study, number)).fetchone()
 
-    def find_variant(self, study: str, variant_hash: str) -> sqlite3.Row | None:
-        """An earlier finished trial that evaluated exactly this instruction set and knobs."""
+    def find_variant(self, study: str, variant_hash: str, *, without_failed_tasks: bool = False) -> sqlite3.Row | None:
+        """An earlier finished trial that evaluated exactly this instruction set and knobs; with
+        without_failed_tasks, only one whose evaluation had no failed task (no backend fault in its score)."""
+        clean = (" AND evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_results r"
+                 " WHERE r.evaluation_id = trials.evaluation_id AND r.failed = 1)") if without_failed_tasks else ""
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND composite IS NOT NULL"
-            " AND status IN ('baseline', 'keep', 'discard') ORDER BY number LIMIT 1",
+            f" AND status IN ('baseline', 'keep', 'discard'){clean} ORDER BY number LIMIT 1",
             (study, variant_hash),
         ).fetchone()
+
+    def trial_evaluations(self, study: str, number: int) -> list[sqlite3.Row]:
+        """The evaluations (search and holdout) a trial ran, oldest first."""
+        return self.conn.execute("SELECT * FROM evaluations WHERE study=? AND trial=? ORDER BY id",
+                                 (study, number)).fetchall()
+
+    def interrupt_evaluations(self, study: str) -> int:
+        """Mark a study's evaluations that a killed process left running as interrupted; return how many."""
+        with self.conn:
+            cur = self.conn.execute(
+                "UPDATE evaluations SET status='interrupted', finished_at=? WHERE study=? AND status='running'",
+                (_now(), study))
+        return cur.rowcount
+
+    def instruction_texts(self, statuses: tuple[str, ...] = ("running", "baseline", "keep")) -> set[str]:
+        """Every instruction text the loop evaluated as a whole set (any study) in trials with these statuses:
+        what autoresearch itself may have written to, or checked out into, an instruction file."""
+        marks = ", ".join("?" for _ in statuses)
+        texts: set[str] = set()
+        for row in self.conn.execute(
+                f"SELECT variant_text, instructions_json FROM trials WHERE status IN ({marks})", statuses):
+            if row["variant_text"]:
+                texts.add(row["variant_text"])
+            if row["instructions_json"]:
+                texts.update(str(t) for t in json.loads(row["instructions_json"]).values())
+        return texts
 
     def call_totals(self, study: str) -> tuple[int, float]:
         row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM calls WHERE study=?",

@@ -1,0 +1,190 @@
+"""The loop on a backend that fails: faults are recorded by mode, failed trials are never kept, and a
+backend that stays down stops the run with one line saying which backend and why; the run resumes later."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from autoresearch.backends import FaultyBackend
+from autoresearch.backends.base import ChatMessage, CompletionRequest
+from autoresearch.backends.faults import MODES
+from autoresearch.live import print_summary
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace import load_workspace
+from rich.console import Console
+from scripted import ScriptedPipeline, git
+
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+
+
+def producer_only(root, extra_config=""):
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
+    git(root, "commit", "-qam", "only producer")
+    return root
+
+
+class Faulty:
+    """A ScriptedPipeline behind a FaultyBackend, as a backend_factory."""
+
+    def __init__(self, variants, share, modes=MODES, seed=0):
+        self.pipeline = ScriptedPipeline(variants=variants)
+        self.backend = FaultyBackend(self.pipeline.backend, share=share, modes=modes, seed=seed)
+
+    def factory(self, role_config, backends_config):
+        return self.backend
+
+
+def study(root, faulty, **kw):
+    return Study(load_workspace(root), backend_factory=faulty.factory, seed=1, backoff_s=0, **kw)
+
+
+def failure_modes(store, name):
+    rows = store.conn.execute("SELECT failure_mode, COUNT(*) FROM calls WHERE study=? AND status='failed'"
+                              " GROUP BY failure_mode", (name,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def test_a_study_on_a_flaky_backend_completes_and_records_every_failure_mode(loop_workspace):
+    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER))
+    variants = [f"Answer{'!' * (i % 4)} v{i}\n" for i in range(12)]
+    faulty = Faulty(variants, share=0.12, seed=2)
+    summary = study(root, faulty).optimize(n_trials=12)
+
+    assert summary.stop_reason in ("trials", "backend_down", "failed_trials")
+    store = Store.for_workspace(root / "runs")
+    modes = failure_modes(store, summary.study)
+    assert set(faulty.backend.injected) == set(MODES)
+    # Every injected fault is a failed call with its mode (retries included). An empty reply is recorded
+    # as "unparseable", and a garbled one fails only where JSON was asked for.
+    for mode in ("timeout", "unreachable", "server_error", "context_length"):
+        assert modes.get(mode) == faulty.backend.injected[mode], mode
+    injected = faulty.backend.injected
+    assert injected["empty"] < modes["unparseable"] <= injected["empty"] + injected["unparseable"]
+    assert summary.counts.get("failed", 0) >= 1 and summary.counts.get("keep", 0) >= 1
+    # A trial with too many failed tasks is failed, never kept; keeps are the trials that failed little.
+    for row in store.trials(summary.study):
+        if row["evaluation_id"] is None or row["status"] == "pruned":
+            continue
+        tasks = store.task_results(row["evaluation_id"])
+        share = sum(t["failed"] for t in tasks) / len(tasks)
+        if share > 0.5:
+            assert row["status"] == "failed", (row["number"], share)
+        if row["status"] == "keep":
+            assert share <= 0.5
+    # The run summary has the completion rate of each role and model.
+    rates = {(r["role"], r["model"]): r["completion_rate"] for r in summary.roles}
+    assert set(r for r, _ in rates) == {"planner", "producer", "evaluator", "proposer"}
+    assert all(0 < rate <= 1 for rate in rates.values()) and min(rates.values()) < 1
+    calls = store.conn.execute("SELECT role, status FROM calls WHERE study=?", (summary.study,)).fetchall()
+    for role in ("planner", "producer", "evaluator"):
+        mine = [c for c in calls if c["role"] == role]
+        assert rates[(role, "smollm2-135m")] == pytest.approx(sum(c["status"] == "ok" for c in mine) / len(mine))
+
+
+def test_retryable_faults_are_retried_and_others_are_not(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    faulty = Faulty(["Answer!\n"], share=1.0, modes=("server_error",))
+    summary = study(root, faulty, retries=2).optimize(n_trials=1)
+    calls = Store.for_workspace(root / "runs").conn.execute(
+        "SELECT task_id, role, failure_mode FROM calls WHERE study=?", (summary.study,)).fetchall()
+    # Each logical call: 1 + 2 retries, all recorded; the planner never gets through, so each task is one call.
+    per_task = Counter(c["task_id"] for c in calls)
+    assert set(per_task.values()) == {3}
+    assert {c["failure_mode"] for c in calls} == {"server_error"}
+
+
+def test_context_length_is_not_retried(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    faulty = Faulty(["Answer!\n"], share=1.0, modes=("context_length",))
+    summary = study(root, faulty, retries=2).optimize(n_trials=1)
+    calls = Store.for_workspace(root / "runs").conn.execute(
+        "SELECT task_id FROM calls WHERE study=?", (summary.study,)).fetchall()
+    assert set(Counter(c["task_id"] for c in calls).values()) == {1}
+
+
+def test_a_backend_down_from_the_start_stops_the_run_with_one_line(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    faulty = Faulty(["Answer!\n"], share=1.0, modes=("unreachable", "timeout"))
+    summary = study(root, faulty).optimize(n_trials=5)
+    assert summary.stop_reason == "backend_down"
+    assert summary.outcomes == [] and summary.baseline_composite is None
+    assert "\n" not in summary.stop_message
+    assert summary.stop_message.startswith("the baseline failed: fake smollm2-135m")
+    assert "unreachable" in summary.stop_message and "timeout" in summary.stop_message
+    store = Store.for_workspace(root / "runs")
+    assert [r["status"] for r in store.trials(summary.study)] == ["failed"]
+    console = Console(record=True, width=200)
+    print_summary(console, summary, load_workspace(root))
+    text = console.export_text()
+    assert "backend_down: the baseline failed: fake smollm2-135m" in text and "no baseline yet" in text
+    assert "0% of" in text  # completion rate per role and model
+
+    # The backend comes back: the same command resumes, with a new baseline.
+    faulty.backend.share = 0.0
+    resumed = study(root, faulty).optimize(n_trials=1)
+    assert [r["status"] for r in store.trials(summary.study)] == ["failed", "baseline", "keep"]
+    assert resumed.baseline_composite is not None
+
+
+def test_consecutive_failed_trials_stop_the_run_naming_the_backend_and_modes(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
+    faulty = Faulty([f"Answer{'!' * i}\n" for i in range(1, 9)], share=0.0, modes=("server_error",))
+    s = study(root, faulty)
+
+    def observer(kind, data):
+        if kind == "trial_finished" and data["outcome"].number == 1:
+            faulty.backend.share = 1.0  # the server dies after trial 1
+
+    s.observer = observer
+    summary = s.optimize(n_trials=10)
+    assert summary.stop_reason == "backend_down"
+    assert [o.status for o in summary.outcomes] == ["keep", "failed", "failed"]
+    assert summary.stop_message.startswith("2 trials in a row failed: fake smollm2-135m")
+    assert "server_error ×" in summary.stop_message and "(last error: injected fault: HTTP 503" in summary.stop_message
+    assert "resume" in summary.stop_message and "\n" not in summary.stop_message
+    faulty.backend.share = 0.0
+    resumed = study(root, faulty).optimize(n_trials=1)
+    assert resumed.stop_reason == "trials" and resumed.outcomes[0].number == 4
+
+
+def test_the_fault_share_is_honoured_and_seeded():
+    inner = ScriptedPipeline().backend
+    request = CompletionRequest(model="m", messages=(ChatMessage("system", "x"), ChatMessage("user", "y")))
+    runs = []
+    for _ in range(2):
+        faulty = FaultyBackend(inner, share=0.25, seed=7)
+        outcome = []
+        for _ in range(400):
+            try:
+                outcome.append(faulty.complete(request).text or "empty")
+            except Exception as exc:  # noqa: BLE001 - every mode is a typed BackendError
+                outcome.append(type(exc).__name__)
+        runs.append(outcome)
+    assert runs[0] == runs[1]
+    assert 60 < sum(faulty.injected.values()) < 140
+    with pytest.raises(ValueError, match="unknown fault mode"):
+        FaultyBackend(inner, modes=("gremlins",))
+
+
+def test_a_variant_whose_score_lost_a_task_to_a_fault_is_evaluated_again(loop_workspace):
+    from autoresearch.errors import ContextLengthExceeded
+
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    judged = {"n": 0}
+
+    def score(answer, task):
+        judged["n"] += 1
+        if judged["n"] == 4:  # trial 1's first search task (the baseline judged 2 search + 1 holdout)
+            raise ContextLengthExceeded("scripted fault", backend="fake", model="smollm2-135m")
+        return answer.count("!")
+
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!\n"], score=score)
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=2)
+    first, second = summary.outcomes
+    assert first.status == "discard"  # one of two tasks failed: scored low, not failed, not kept
+    assert "identical" not in second.description and second.status == "keep"

@@ -1,0 +1,204 @@
+"""Git safety: only the instruction file is committed, the user's other files are untouched, bad git
+states are refused with one line, and runs/run.lock keeps two runs off one workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch import harness, preflight
+from autoresearch.cli import main
+from autoresearch.errors import WorkspaceError
+from autoresearch.lock import RunLock
+from autoresearch.search.study import Study
+from autoresearch.versioning import InstructionRepo, write_atomic
+from autoresearch.workspace import load_workspace
+from scripted import ScriptedPipeline, git
+
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+
+
+def producer_only(root):
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+    return root
+
+
+def make_study(root, variants=("Answer!!\n",)):
+    pipeline = ScriptedPipeline(variants=list(variants))
+    return Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+
+
+def cli_run(root, monkeypatch, *args):
+    pipeline = ScriptedPipeline(variants=["Answer!!\n"])
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    return CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "1", *args])
+
+
+def test_a_keep_commits_the_instruction_file_alone_and_leaves_the_users_files(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    (root / "README.md").write_text("tracked\n")
+    git(root, "add", "README.md")
+    git(root, "commit", "-qm", "readme")
+    (root / "README.md").write_text("tracked, edited and staged\n")
+    git(root, "add", "README.md")
+    (root / "rubrics" / "evaluator.md").write_text((root / "rubrics" / "evaluator.md").read_text())  # unchanged
+    (root / "scratch.txt").write_text("untracked\n")
+    (root / "instructions" / "planner.md").write_text("a planner edit the loop must not touch\n")  # not optimizable
+    before = git(root, "status", "--porcelain")
+
+    summary = make_study(root).optimize(n_trials=1)
+
+    assert [o.status for o in summary.outcomes] == ["keep"]
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == ["instructions/producer.md"]
+    assert git(root, "status", "--porcelain") == before  # staged stays staged, untracked stays untracked
+    assert (root / "README.md").read_text() == "tracked, edited and staged\n"
+    assert (root / "scratch.txt").read_text() == "untracked\n"
+    assert (root / "instructions" / "planner.md").read_text() == "a planner edit the loop must not touch\n"
+    assert git(root, "diff", "--cached", "--name-only").split() == ["README.md"]
+
+
+def test_commit_message_and_trailers_name_the_trial_and_study(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    summary = make_study(root).optimize(n_trials=1)
+    repo = InstructionRepo(root, ["instructions/producer.md"])
+    assert repo.study_commits(summary.branch, summary.study) == {1: git(root, "rev-parse", "HEAD").strip()}
+    assert repo.study_commits(summary.branch, "another-study") == {}
+
+
+def test_refuses_a_non_git_workspace_with_one_line(loop_workspace, monkeypatch, tmp_path):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    plain = tmp_path / "plain"
+    subprocess.run(["cp", "-r", str(root), str(plain)], check=True)
+    subprocess.run(["rm", "-rf", str(plain / ".git")], check=True)
+    result = cli_run(plain, monkeypatch)
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "not a git repository" in result.stderr
+    assert not (plain / "runs" / "autoresearch.db").exists()
+
+
+def test_refuses_a_detached_head_with_one_line(loop_workspace, monkeypatch):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    git(root, "checkout", "-q", "--detach")
+    result = cli_run(root, monkeypatch)
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "HEAD is detached" in result.stderr
+    assert not (root / "runs" / "autoresearch.db").exists()
+
+
+@pytest.mark.parametrize("how", ["edited", "staged", "deleted"])
+def test_refuses_dirty_instruction_files_with_one_line(loop_workspace, monkeypatch, how):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    path = root / "instructions" / "producer.md"
+    if how == "deleted":
+        path.unlink()
+    else:
+        path.write_text("my edit\n")
+        if how == "staged":
+            git(root, "add", str(path))
+    result = cli_run(root, monkeypatch)
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "instructions/producer.md: uncommitted changes" in result.stderr or "producer.md" in result.stderr
+    assert not (root / "runs" / "autoresearch.db").exists()
+    assert not (root / "runs" / "run.lock").exists()
+    if how != "deleted":
+        assert path.read_text() == "my edit\n"
+
+
+def test_a_file_edited_during_the_run_is_not_overwritten_by_a_keep(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    study = make_study(root)
+
+    def observer(kind, data):
+        if kind == "holdout":  # the keep is decided; its commit comes next
+            (root / "instructions" / "producer.md").write_text("edited at 3 a.m.\n")
+
+    study.observer = observer
+    with pytest.raises(WorkspaceError, match="changed during the run"):
+        study.optimize(n_trials=1)
+    assert (root / "instructions" / "producer.md").read_text() == "edited at 3 a.m.\n"
+    assert not (root / "runs" / "run.lock").exists()
+
+
+def test_a_second_run_on_the_same_workspace_is_refused_naming_the_other(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    with RunLock(root / "runs"):
+        with pytest.raises(WorkspaceError) as info:
+            make_study(root).optimize(n_trials=1)
+    message = str(info.value)
+    assert f"pid {os.getpid()}" in message and socket.gethostname() in message and "run.lock" in message
+    assert not (root / "runs" / "autoresearch.db").exists()
+
+
+def test_a_second_run_process_is_refused_through_the_cli(loop_workspace, monkeypatch):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from autoresearch.lock import RunLock\n"
+        f"lock = RunLock(Path({str(root / 'runs')!r})); lock.acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli_run(root, monkeypatch)
+        assert result.exit_code == 2
+        assert f"pid {holder.pid} on {socket.gethostname()}" in result.stderr
+        assert result.stderr.strip().count("\n") == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    # Killed: its lock is stale now, and the next run clears it with a note.
+    result = cli_run(root, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert f"stale lock: the run of pid {holder.pid}" in result.output
+    assert not (root / "runs" / "run.lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_process_is_cleared(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (root / "runs" / "run.lock").write_text(json.dumps(
+        {"pid": dead.pid, "host": socket.gethostname(), "started": "2024-01-01T03:00:00+00:00"}))
+    summary = make_study(root).optimize(n_trials=1)
+    assert any(f"pid {dead.pid}" in n and "stale" in n for n in summary.notes)
+    assert not (root / "runs" / "run.lock").exists()
+
+
+def test_a_lock_from_another_host_is_not_assumed_stale(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    (root / "runs" / "run.lock").write_text(json.dumps({"pid": 4242, "host": "other-machine", "started": "x"}))
+    with pytest.raises(WorkspaceError, match="pid 4242 on other-machine.*delete"):
+        make_study(root).optimize(n_trials=1)
+    assert (root / "runs" / "run.lock").exists()
+
+
+def test_write_atomic_replaces_whole_files_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "producer.md"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    write_atomic(target, "new\n")
+    assert target.read_text() == "new\n" and (target.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["producer.md"]  # no temporary file left
+
+
+def test_a_trial_stopped_by_an_error_is_closed_at_once(loop_workspace):
+    from autoresearch.store import Store
+
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    study = make_study(root)
+    study.observer = lambda kind, data: (kind == "holdout" and (root / "instructions" / "producer.md")
+                                         .write_text("edited at 3 a.m.\n"))
+    with pytest.raises(WorkspaceError):
+        study.optimize(n_trials=1)
+    row = Store.for_workspace(root / "runs").trial(study.name, 1)
+    assert row["status"] == "interrupted" and row["note"] == "stopped by an error: WorkspaceError"
+    assert "\t".join(["1", ""]) in (root / "runs" / "results.tsv").read_text()
