@@ -4,6 +4,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
+# The HTML report test opens the report in headless Chromium (Debian's package).
+"$ROOT/scripts/ensure_chromium.sh" || echo "test.sh: chromium unavailable; the report browser test will skip" >&2
 cd "$ROOT"
 
 # pytest's own summary ("N passed in Ns") stays the last line CI reads.
