@@ -170,3 +170,132 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     finally:
         signal.signal(signal.SIGINT, previous)
     print_summary(console, summary, ws)
+    if summary.stop_reason in ("backend_down", "failed_trials"):
+        sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
+
+
+# --- reviewing a study: log, show, report ---------------------------------------------------------
+
+
+def _review_target(path: Path, study: str | None):
+    """The store and study a review command reads; nothing is written to the store."""
+    from .review import open_store, resolve_study
+
+    root = path.resolve()
+    store = open_store(root)
+    return root, store, resolve_study(store, root, study)
+
+
+@main.command("log")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
+def log_command(path: Path, study: str | None, as_json: bool) -> None:
+    """Committed improvements, newest first: delta, composite, holdout, joules per task, operator."""
+    from .review import study_log
+    from .review_views import log_renderables, print_all
+
+    root, store, name = _review_target(path, study)
+    log = study_log(store, name)
+    if as_json:
+        click.echo(json.dumps(log.to_dict(), indent=2))
+        return
+    print_all(console, log_renderables(log))
+
+
+@main.command("show")
+@click.argument("ref")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--full", is_flag=True, help="Show the producer's outputs whole, not cut to their first lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trial as JSON (outputs always whole).")
+def show_command(ref: str, path: Path, study: str | None, full: bool, as_json: bool) -> None:
+    """One trial (REF: a trial number or a commit) against the incumbent it was compared with."""
+    from .review import resolve_trial, trial_detail
+    from .review_views import print_all, show_renderables
+
+    root, store, name = _review_target(path, study)
+    detail = trial_detail(store, root, name, resolve_trial(store, root, name, ref))
+    if as_json:
+        click.echo(json.dumps(detail.to_dict(), indent=2))
+        return
+    print_all(console, show_renderables(detail, full=full))
+
+
+@main.command("report")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--open-path-only", is_flag=True, help="Print only the report's path (for scripts).")
+def report_command(path: Path, study: str | None, open_path_only: bool) -> None:
+    """Write a self-contained HTML report of the study under runs/ and print its path."""
+    from .report import write_report
+
+    root, store, name = _review_target(path, study)
+    written = write_report(store, root, name)
+    if open_path_only:
+        click.echo(str(written))
+        return
+    console.print(f"report of study {name} (self-contained, opens offline):", markup=False)
+    click.echo(str(written))
+
+
+@main.command()
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(path: Path, as_json: bool) -> None:
+    """What this machine offers: backends, models, GPUs, energy counters, and each role's meter."""
+    from dataclasses import asdict
+
+    from .doctor import diagnose
+    from .views import doctor_tables
+    from .workspace import load_workspace
+
+    found = diagnose(load_workspace(path).settings)
+    if as_json:
+        click.echo(json.dumps(asdict(found), indent=2))
+        return
+    for table in doctor_tables(found):
+        console.print(table)
+
+
+@main.command()
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--portfolio", "-p", default=None, help="Base portfolio (default: [workspace] portfolio).")
+@click.option("--model", "models", multiple=True, metavar="BACKEND:MODEL",
+              help="A model to profile, e.g. ollama:qwen2.5:3b (repeatable; default: the portfolio's models).")
+@click.option("--split", type=click.Choice(["search", "holdout", "all"]), default="search", show_default=True)
+@click.option("--tasks", "max_tasks", type=click.IntRange(min=1), default=None, help="Use only the first N tasks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: str, max_tasks: int | None,
+            as_json: bool) -> None:
+    """Each model in each role: quality, joules per task, latency and completion rate."""
+    from dataclasses import asdict
+
+    from . import profile as profiling
+    from .preflight import check_portfolio
+    from .store import Store
+    from .views import profile_table
+    from .workspace import CONFIG_NAME, load_workspace
+
+    _quiet_dspy()
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    base = ws.portfolio(name)
+    try:
+        candidates = [profiling.parse_model(m, base.producer) for m in models] or profiling.candidates_of(base)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for candidate in candidates:
+        trial = base.model_copy(update={r: profiling.in_role(base.role(r), candidate) for r in profiling.PROFILED_ROLES})
+        check_portfolio(ws, name, trial, roles=profiling.PROFILED_ROLES)
+    tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split][:max_tasks]
+    if not tasks:
+        raise UsageError(f"{ws.root / CONFIG_NAME}: no {split} tasks to profile")
+    store = Store.for_workspace(ws.runs_dir)
+    with console.status("profiling…") as status:
+        rows = profiling.profile(ws, store, name, candidates, tasks,
+                                 on_progress=lambda text: status.update(f"profiling {text}"))
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    console.print(profile_table(rows, len(tasks)))

@@ -145,9 +145,19 @@ def select_meter(
     *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float
 ) -> Meter:
     """The best meter for calls served on this machine; remote servers can only be estimated."""
-    if local:
-        if gpu and NvmlMeter.available():
-            return NvmlMeter()
-        if RaplMeter.available():
-            return RaplMeter()
+    source = meter_source(local=local, gpu=gpu, nvml=local and gpu and NvmlMeter.available(),
+                          rapl=local and RaplMeter.available())
+    if source == NVML:
+        return NvmlMeter()
+    if source == RAPL:
+        return RaplMeter()
     return EstimateMeter(in_process=in_process, cpu_watts_per_core=cpu_watts_per_core, server_watts=server_watts)
+
+
+def meter_source(*, local: bool, gpu: bool, nvml: bool, rapl: bool) -> str:
+    """Which meter a call gets: NVML for a local GPU model, RAPL for a local CPU one, else an estimate."""
+    if local and gpu and nvml:
+        return NVML
+    if local and rapl:
+        return RAPL
+    return ESTIMATE

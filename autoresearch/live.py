@@ -25,6 +25,9 @@ class LiveView:
 
     def __init__(self, console: Console):
         self.console = console
+        # Piped to a file (an overnight `nohup … > run.log`), a live display would only show its last
+        # frame: print one line per event instead, so the log can be followed and grepped.
+        self.plain = not console.is_terminal
         self.live = Live(console=console, refresh_per_second=4, transient=False)
         self.current = "starting…"
         self.progress = ""
@@ -37,18 +40,25 @@ class LiveView:
         self.notes: list[str] = []
 
     def __enter__(self) -> "LiveView":
-        self.live.__enter__()
-        self._refresh()
+        if not self.plain:
+            self.live.__enter__()
+            self._refresh()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.live.__exit__(*exc)
+        if not self.plain:
+            self.live.__exit__(*exc)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+        if self.plain:
+            self.console.print(text, markup=False)
         self._refresh()
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "note":
+            self.note(data["text"])
+            return
         if kind == "trial_started":
             label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
             self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
@@ -66,9 +76,13 @@ class LiveView:
                 self.incumbent = outcome.composite
                 self.keeps += outcome.status == "keep"
             self.progress = outcome.status
+            if self.plain:
+                self.console.print(_plain_line(outcome, self.incumbent), markup=False, highlight=False)
         self._refresh()
 
     def _refresh(self) -> None:
+        if self.plain:
+            return
         elapsed = time.monotonic() - self.started
         head = Text.assemble(
             ("autoresearch run  ", "bold"), (self.current, "cyan"), "  ", (self.progress, "dim"), "\n",
@@ -88,21 +102,43 @@ class LiveView:
         self.live.update(Group(*parts))
 
 
+def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:
+    composite = "" if o.composite is None else f"composite {o.composite:.3f}"
+    delta = "" if o.delta is None else f" ({o.delta:+.3f})"
+    where = f" {o.file} · {o.operator}" if o.file else ""
+    suffix = "" if incumbent is None else f"  | incumbent {incumbent:.3f}"
+    return f"trial {o.number:>3} {o.status:<11}{composite}{delta}  {o.joules:.0f} J{where}  {o.description[:80]}{suffix}"
+
+
 def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
-    """Trials by outcome, composite baseline → best (search and holdout), energy and commits."""
+    """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
-              "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C"}[summary.stop_reason]
+              "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C",
+              "backend_down": "stopped: the backend keeps failing",
+              "failed_trials": "stopped: trials keep failing"}.get(summary.stop_reason, summary.stop_reason)
     console.print(f"\n[bold]Study {summary.study}[/bold] on branch {summary.branch} — {reason}")
+    if summary.stop_message:
+        console.print(f"{summary.stop_reason}: {summary.stop_message}", style="red", markup=False, soft_wrap=True)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     counts = "  ".join(f"{k} {summary.counts.get(k, 0)}" for k in
                        ("baseline", "keep", "discard", "pruned", "failed", "interrupted") if summary.counts.get(k))
-    console.print(f"trials (whole study): {counts}")
-    console.print(f"composite  {summary.baseline_composite:.3f} → {summary.best_composite:.3f}"
-                  f"  ({summary.best_composite - summary.baseline_composite:+.3f}) on search tasks")
+    console.print(f"trials (whole study): {counts or 'none'}")
+    if summary.baseline_composite is not None and summary.best_composite is not None:
+        console.print(f"composite  {summary.baseline_composite:.3f} → {summary.best_composite:.3f}"
+                      f"  ({summary.best_composite - summary.baseline_composite:+.3f}) on search tasks")
+    else:
+        console.print("composite  no baseline yet (it is evaluated first when the run resumes)")
     if summary.baseline_holdout is not None:
         best = summary.best_holdout if summary.best_holdout is not None else summary.baseline_holdout
         console.print(f"holdout    {summary.baseline_holdout:.3f} → {best:.3f}  ({best - summary.baseline_holdout:+.3f})")
     console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
                   f"({energy_label(summary.energy_source)})")
+    if summary.roles:
+        console.print("completion (calls that returned usable output / calls made, this run):")
+        for r in summary.roles:
+            console.print(f"  {r['role']:<10} {r['model']:<28} {r['completion_rate']:>4.0%} of {r['calls']}",
+                          markup=False)
     if summary.commits:
         console.print("commits:")
         for sha, subject in summary.commits:

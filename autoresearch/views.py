@@ -84,3 +84,37 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
         ],
         "roles": role_rows(result.calls),
     }
+
+
+def doctor_tables(found) -> list[Table]:
+    """Backends and models, GPUs and counters, and the meter of each role."""
+    backends = Table(title="Backends", title_justify="left")
+    for col in ("backend", "ok", "detail", "models"):
+        backends.add_column(col)
+    for f in found.backends:
+        backends.add_row(f.name, "yes" if f.ok else "no", f.detail, ", ".join(f.models[:6]))
+    energy = Table(title="Energy counters", title_justify="left")
+    energy.add_column("counter")
+    energy.add_column("ok")
+    energy.add_column("detail")
+    for f in [*found.gpus, found.rapl]:
+        energy.add_row(f.name, "yes" if f.ok else "no", f.detail)
+    roles = Table(title="Meter per role", title_justify="left")
+    for col in ("portfolio", "role", "backend", "model", "meter", "why"):
+        roles.add_column(col)
+    for r in found.roles:
+        roles.add_row(r.portfolio, r.role, r.backend, r.model, r.meter, r.why)
+    return [backends, energy, roles]
+
+
+def profile_table(rows, n_tasks: int) -> Table:
+    table = Table(title=f"Profile over {n_tasks} task(s): the pipeline's composite with each model in each role",
+                  title_justify="left")
+    for col in ("role", "model", "composite", "judge", "criteria", "J/task (role)", "latency s/call",
+                "completed", "energy"):
+        table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
+    for r in rows:
+        table.add_row(r.role, r.model, f"{r.composite:.2f}", f"{r.judge_mean:.2f}", f"{r.criteria_rate:.0%}",
+                      f"{r.joules_per_task:.1f}", f"{r.latency_s:.2f}", f"{r.completion_rate:.0%}",
+                      energy_label(r.energy_source))
+    return table

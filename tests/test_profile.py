@@ -1,0 +1,45 @@
+"""profile: each model in each role; identical portfolios are evaluated once."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoresearch.profile import candidates_of, in_role, parse_model, profile
+from autoresearch.store import Store
+
+
+def test_each_candidate_in_each_role_with_per_role_figures(workspace, kit, no_counters):
+    script = kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 6))
+    fake = kit.single_fake(script)
+    store = Store.for_workspace(workspace.runs_dir)
+    base = workspace.portfolio()
+    candidates = candidates_of(base) + [parse_model("ollama:big-model", base.producer)]
+    tasks = workspace.suite.split("search")[:2]
+
+    rows = profile(workspace, store, "default", candidates, tasks, backend_factory=lambda c, b: fake)
+
+    assert [(r.role, r.model) for r in rows] == [
+        ("planner", "embedded:smollm2-135m"), ("producer", "embedded:smollm2-135m"),
+        ("evaluator", "embedded:smollm2-135m"), ("planner", "ollama:big-model"),
+        ("producer", "ollama:big-model"), ("evaluator", "ollama:big-model")]
+    # The starter's own portfolio runs once for its three rows; each swap is one more evaluation.
+    evaluations = store.conn.execute("SELECT COUNT(*) FROM evaluations WHERE kind='profile'").fetchone()[0]
+    assert evaluations == 4
+    planner = rows[0]
+    assert planner.calls == 2 and planner.completion_rate == 1.0
+    assert planner.joules_per_task > 0 and planner.energy_source == "estimate"
+    assert planner.composite == pytest.approx(0.7 * 6 + 0.3 * planner.criteria_rate * 10)
+
+
+def test_a_model_keeps_the_roles_own_parameters(workspace):
+    base = workspace.portfolio()
+    big = parse_model("ollama:big-model", base.planner)
+    producer = in_role(base.producer, big)
+    assert (producer.backend, producer.model) == ("ollama", "big-model")
+    assert producer.max_tokens == base.producer.max_tokens and producer.temperature == base.producer.temperature
+
+
+@pytest.mark.parametrize("spec", ["big-model", "cloud:gpt", "ollama:"])
+def test_bad_model_spec(spec, workspace):
+    with pytest.raises(ValueError, match="BACKEND:MODEL"):
+        parse_model(spec, workspace.portfolio().producer)
