@@ -7,6 +7,7 @@ its own conftest.py, and whichever was imported last would be the module named "
 from __future__ import annotations
 
 import json
+import subprocess
 import types
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -27,8 +28,16 @@ STARTER_MODEL = "smollm2-135m"
 
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
-    """A fresh `autoresearch init` workspace (the packaged starter, committed to git)."""
-    return init_workspace(tmp_path / "ws")
+    """A fresh `autoresearch init` workspace (the packaged starter, committed to git), with one revision
+    round: the starter turns revisions off for its tiny model, and these tests exercise the revision loop."""
+    root = init_workspace(tmp_path / "ws")
+    config = root / "autoresearch.toml"
+    text = config.read_text()
+    assert "max_revision_rounds = 0" in text
+    config.write_text(text.replace("max_revision_rounds = 0", "max_revision_rounds = 1"))
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "one revision round"],
+                   cwd=root, check=True)
+    return root
 
 
 @pytest.fixture

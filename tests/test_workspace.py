@@ -30,7 +30,8 @@ def test_init_creates_the_starter_files(workspace_dir):
     assert ws.runs_dir == workspace_dir / "runs"
 
 
-def test_init_makes_a_git_repo_with_one_commit_and_clean_status(workspace_dir):
+def test_init_makes_a_git_repo_with_one_commit_and_clean_status(tmp_path):
+    workspace_dir = init_workspace(tmp_path / "fresh")
     assert git(workspace_dir, "rev-list", "--count", "HEAD").strip() == "1"
     assert git(workspace_dir, "status", "--porcelain") == ""
     tracked = set(git(workspace_dir, "ls-files").split())
