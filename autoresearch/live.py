@@ -139,6 +139,16 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         for r in summary.roles:
             console.print(f"  {r['role']:<10} {r['model']:<28} {r['completion_rate']:>4.0%} of {r['calls']}",
                           markup=False)
+    if summary.pareto:
+        table = Table(title="Pareto front: composite against joules per task (whole study, runs/pareto.tsv)",
+                      title_justify="left", box=None)
+        for col in ("trial", "status", "composite", "J/task", "producer tokens/task", "change"):
+            table.add_column(col, justify="left" if col in ("status", "change") else "right")
+        for p in summary.pareto:
+            change = f"{p.file} {p.operator}".strip() or "the committed instructions"
+            table.add_row(str(p.trial), p.status, f"{p.composite:.3f}", f"{p.joules_per_task:.0f}",
+                          f"{p.producer_tokens_per_task:.0f}", change)
+        console.print(table)
     if summary.commits:
         console.print("commits:")
         for sha, subject in summary.commits:

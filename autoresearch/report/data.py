@@ -86,7 +86,7 @@ def gather(store: Store, root: Path, study: str) -> ReportData:
     """Every figure the report shows, for one study."""
     meta = store.conn.execute("SELECT * FROM studies WHERE name=?", (study,)).fetchone()
     rows = store.trials(study)
-    points = [_point(store, rows, r) for r in rows]
+    points = [trial_point(store, rows, r) for r in rows]
     portfolio = json.loads(meta["portfolio_json"])
     calls = store.call_totals(study)
     log = study_log(store, study)
@@ -100,7 +100,7 @@ def gather(store: Store, root: Path, study: str) -> ReportData:
         importances=importances(meta["storage"], study), total_calls=calls[0], total_joules=calls[1])
 
 
-def _point(store: Store, rows: list, row) -> TrialPoint:
+def trial_point(store: Store, rows: list, row) -> TrialPoint:
     evaluation_id, scored_by = scored_evaluation(store, rows, row)
     value, partial = row["composite"], False
     if value is None and evaluation_id is not None:  # pruned: the composite of the tasks it ran

@@ -29,7 +29,8 @@ from ..store import STORE_NAME, Store
 from ..versioning import InstructionRepo, dirty_message, write_atomic
 from ..views import role_rows
 from ..workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
-from . import operators
+from . import operators, pareto
+from .pareto import FrontPoint
 from .proposer import Proposer, feedback_from
 from .results import COLUMNS, TrialOutcome
 
@@ -70,6 +71,7 @@ class StudySummary:
     stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
     roles: list[dict[str, Any]] = field(default_factory=list)  # views.role_rows of this session's calls
     notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
+    pareto: list[FrontPoint] = field(default_factory=list)  # composite vs joules per task, whole study
 
 
 class Study:
@@ -220,6 +222,8 @@ class Study:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         baseline = next((r for r in rows if r["status"] == "baseline"), None)
         sources = sorted({c.energy_source for c in self.session_calls})
+        points = pareto.front(self.store, self.name)
+        pareto.write_tsv(points, self.ws.runs_dir / "pareto.tsv")
         return StudySummary(
             study=self.name, branch=self.branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
             baseline_composite=baseline["composite"] if baseline else None,
@@ -228,7 +232,7 @@ class Study:
             best_holdout=incumbent.holdout_composite if incumbent else None,
             joules=sum(c.joules for c in self.session_calls), energy_source="+".join(sources) or "none",
             calls=len(self.session_calls), commits=commits, stop_message=message,
-            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes))
+            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points)
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
