@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from autoresearch.search.study import tsv_line  # noqa: E402
+from autoresearch.search.results import tsv_line  # noqa: E402
 from autoresearch.workspace import init_workspace  # noqa: E402
 
 PIPELINE = HERE / "crash_pipeline.py"

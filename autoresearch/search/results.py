@@ -1,9 +1,8 @@
-"""runs/results.tsv: one greppable row per trial, appended as each trial ends."""
+"""runs/results.tsv: one greppable row per trial, rendered from the trial's store row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 COLUMNS = ("trial", "commit", "composite", "delta", "joules", "status", "operator", "description")
 
@@ -25,16 +24,12 @@ class TrialOutcome:
     holdout_composite: float | None = None
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "" if value is None else format(value, spec)
+def tsv_line(row) -> str:
+    """A trial's results.tsv row (without the newline), rendered from its store row alone."""
+    def fmt(value: float | None, spec: str) -> str:
+        return "" if value is None else format(value, spec)
 
-
-def append_row(path: Path, outcome: TrialOutcome) -> None:
-    new = not path.exists()
-    description = " ".join(f"{outcome.file} {outcome.description}".split()).replace("\t", " ")
-    row = (str(outcome.number), outcome.commit[:10], _fmt(outcome.composite, ".3f"), _fmt(outcome.delta, "+.3f"),
-           _fmt(outcome.joules, ".1f"), outcome.status, outcome.operator, description)
-    with path.open("a", encoding="utf-8") as f:
-        if new:
-            f.write("\t".join(COLUMNS) + "\n")
-        f.write("\t".join(row) + "\n")
+    description = " ".join(f"{row['file'] or ''} {row['note'] or ''}".split()).replace("\t", " ")
+    return "\t".join((str(row["number"]), (row["commit_sha"] or "")[:10], fmt(row["composite"], ".3f"),
+                      fmt(row["delta"], "+.3f"), fmt(row["joules"], ".1f"), row["status"],
+                      row["operator"] or "", description))
