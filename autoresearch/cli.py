@@ -108,6 +108,8 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         return
     console.print(task_table(result))
     console.print(role_table(result.calls))
+    console.print(f"model loads: {result.swaps} swaps, {result.load_s:.1f} s loading "
+                  f"({result.load_joules:.1f} J of the {result.joules:.1f} J)")
     s, w = result.score, ws.settings.scoring
     console.print(f"composite {s.composite:.2f} = {w.judge_weight:g} · judge {s.judge_mean:.2f} "
                   f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")

@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import dspy
@@ -18,6 +18,7 @@ from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
 from .config import RoleConfig
 from .energy import EnergyReading, Meter
 from .errors import BackendError, UnparseableOutput
+from .scheduling import KeepAlivePolicy, same_model
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,16 @@ class CallRecord:
     error: str | None = None
     response: str | None = None
     task_id: str | None = None
+    load_joules: float = 0.0  # the part of joules spent loading the model (see BackendEngine._attempt)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def swapped(self) -> bool:
+        """The server had to load the model for this call (a model swap, or the first load)."""
+        return self.load_s > 0
 
 
 class CallRecorder:
@@ -89,7 +96,8 @@ class BackendEngine:
     """DSPy engine contract (complete(Request) -> Response) over one role's backend."""
 
     def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
-                 *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None):
+                 *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
+                 policy: KeepAlivePolicy | None = None):
         self.role = role
         self.config = config
         self.backend = backend
@@ -97,6 +105,21 @@ class BackendEngine:
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
+        # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it loaded for.
+        self._pending_load: tuple[float, float, float] | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the keep-alive policy applies: one is set and the backend is Ollama."""
+        return self.policy is not None and self.backend.name == "ollama"
+
+    def keep_alive(self) -> str | None:
+        """The keep_alive for this role's requests: the role's own setting, else the policy's (Ollama only)."""
+        if self.config.keep_alive is not None or not self.scheduled:
+            return self.config.keep_alive
+        assert self.policy is not None
+        return self.policy.keep_alive(self.config.model)
 
     def to_completion_request(self, request: Any) -> CompletionRequest:
         messages: list[ChatMessage] = []
@@ -115,7 +138,7 @@ class BackendEngine:
             seed=self.config.seed,
             stop=tuple(cfg.stop),
             timeout_s=self.timeout_s,
-            keep_alive=self.config.keep_alive,
+            keep_alive=self.keep_alive(),
         )
 
     def complete(self, request: Any) -> Response:
@@ -128,14 +151,52 @@ class BackendEngine:
 
     def call(self, request: CompletionRequest) -> Completion:
         """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged."""
-        for attempt in range(self.retries + 1):
-            try:
-                return self._attempt(request)
-            except BackendError as exc:
-                if not exc.retryable or attempt == self.retries:
-                    raise
-                time.sleep(self.backoff_s * 2**attempt)
-        raise AssertionError("unreachable")
+        scheduled = self.scheduled and same_model(request.model, self.config.model)
+        if scheduled:
+            assert self.policy is not None
+            self.policy.started(request.model)  # observe the gap first, so this call's keep_alive knows it
+            if self.config.keep_alive is None:
+                request = replace(request, keep_alive=self.policy.keep_alive(request.model))
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    return self._attempt(request)
+                except BackendError as exc:
+                    if not exc.retryable or attempt == self.retries:
+                        raise
+                    time.sleep(self.backoff_s * 2**attempt)
+            raise AssertionError("unreachable")
+        finally:
+            if scheduled:
+                assert self.policy is not None
+                self.policy.finished(request.model)
+
+    def preload(self) -> bool:
+        """Ask the server to load this role's model now, unless /api/ps shows it loaded; True if it loaded.
+
+        Only backends with preload() and loaded_models() (Ollama) can. A failure is not raised: the
+        role's next call meets the same problem and reports it where it belongs, on a task.
+        """
+        preload = getattr(self.backend, "preload", None)
+        loaded_models = getattr(self.backend, "loaded_models", None)
+        if preload is None or loaded_models is None:
+            return False
+        model = self.config.model
+        try:
+            if any(same_model(name, model) for name in loaded_models()):
+                return False
+            token = self.meter.start()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            completion = preload(model, self.keep_alive())
+        except BackendError:
+            return False
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        if completion.load_s <= 0:
+            return False  # loaded meanwhile: the reply says it did not have to load
+        # The whole preload was loading: all its joules are load joules, carried by the next call.
+        self._pending_load = (completion.load_s, energy.joules, wall)
+        return True
 
     def _attempt(self, request: CompletionRequest) -> Completion:
         recorder = _active_recorder.get()
@@ -153,20 +214,35 @@ class BackendEngine:
             error = exc
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         energy: EnergyReading = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        latency_s = completion.latency_s if completion else wall
+        load_s = completion.load_s if completion else 0.0
+        joules = energy.joules
+        # Load energy apart from generation energy. A meter reads one figure per call, so when the call
+        # included a model load, its joules are split by time: the load's share is load_s over the
+        # call's time (our own wall time of the attempt, which also covers an embedded model's load that
+        # its latency_s leaves out), capped at all of it. This assumes the same power while loading as
+        # while generating: an approximation (a load is mostly I/O and memory copies, often lower power).
+        load_joules = joules * min(1.0, load_s / max(wall, latency_s, load_s)) if load_s > 0 else 0.0
+        if self._pending_load is not None:
+            # A preload for this call loaded the model just before it: its cost is this call's load.
+            pre_load_s, pre_joules, pre_wall = self._pending_load
+            self._pending_load = None
+            load_s, joules, load_joules, latency_s = (load_s + pre_load_s, joules + pre_joules,
+                                                       load_joules + pre_joules, latency_s + pre_wall)
         if recorder is not None:
             recorder.add(CallRecord(
                 role=self.role, backend=self.backend.name, model=request.model,
                 prompt_hash=prompt_hash(request.messages),
                 prompt_tokens=completion.prompt_tokens if completion else 0,
                 completion_tokens=completion.completion_tokens if completion else 0,
-                latency_s=completion.latency_s if completion else wall,
-                load_s=completion.load_s if completion else 0.0,
-                joules=energy.joules, energy_source=energy.source,
+                latency_s=latency_s, load_s=load_s,
+                joules=joules, energy_source=energy.source,
                 status="failed" if error else "ok",
                 failure_mode=error.failure_mode if error else None,
                 error=str(error) if error else None,
                 response=completion.text if completion else None,
                 task_id=recorder.task_id,
+                load_joules=load_joules,
             ))
         if error is not None:
             raise error

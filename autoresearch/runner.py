@@ -42,6 +42,19 @@ class SuiteResult:
     def composite(self) -> float:
         return self.score.composite
 
+    @property
+    def swaps(self) -> int:
+        """Calls for which the server had to load the model (each a swap, or a first load)."""
+        return sum(c.swapped for c in self.calls)
+
+    @property
+    def load_s(self) -> float:
+        return sum(c.load_s for c in self.calls)
+
+    @property
+    def load_joules(self) -> float:
+        return sum(c.load_joules for c in self.calls)
+
 
 def task_score(result: TaskResult) -> TaskScore:
     return TaskScore(result.task_id, result.score_r1, result.checks, result.failed)
@@ -51,7 +64,12 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
                    kind: str, portfolio: str, instructions: dict[str, str], split: str,
                    study: str | None = None, trial: int | None = None,
                    on_task: TaskCallback | None = None, recorder: CallRecorder | None = None) -> SuiteResult:
-    """Evaluate tasks one by one; every call and task result is committed as soon as it exists."""
+    """Evaluate tasks; every call and task result is committed as soon as it exists.
+
+    Tasks run one by one, unless the harness is staged (its models swap on an Ollama server): then the
+    whole suite runs stage by stage first, and each task's result is recorded and handed to on_task in
+    order afterwards, so a pruner can still stop the evaluation (it only saves fewer calls).
+    """
     evaluation_id = store.begin_evaluation(
         kind=kind, portfolio=portfolio,
         portfolio_json=json.dumps(workspace.portfolio(portfolio).model_dump(), sort_keys=True),
@@ -64,8 +82,9 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     status = "complete"
     start = time.perf_counter()
     try:
+        staged = harness.run_tasks_staged(tasks, recorder) if harness.staged else None
         for index, task in enumerate(tasks):
-            result = harness.run_task(task, recorder)
+            result = staged[index] if staged is not None else harness.run_task(task, recorder)
             store.record_task(evaluation_id, result)
             results.append(result)
             if on_task is not None and not on_task(index, result):

@@ -28,7 +28,8 @@ def task_table(result: SuiteResult) -> Table:
 
 
 def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
-    """Per role and model: calls, completion rate, tokens, joules, J per 1k output tokens, latency, load."""
+    """Per role and model: calls, completion rate, tokens, joules (total, and apart: loading the model and
+    generating), J per 1k output tokens, latency, and model loads (swaps: calls that had to load it)."""
     groups: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
     for call in calls:
         groups[(call.role, call.model)].append(call)
@@ -36,12 +37,15 @@ def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
     for (role, model), group in groups.items():
         out_tokens = sum(c.completion_tokens for c in group)
         joules = sum(c.joules for c in group)
+        load_joules = sum(c.load_joules for c in group)
         rows.append({
             "role": role, "model": model, "calls": len(group),
             "completion_rate": sum(c.ok for c in group) / len(group),
             "prompt_tokens": sum(c.prompt_tokens for c in group), "completion_tokens": out_tokens,
-            "joules": joules, "joules_per_1k_output_tokens": joules / out_tokens * 1000 if out_tokens else None,
+            "joules": joules, "load_joules": load_joules, "generation_joules": joules - load_joules,
+            "joules_per_1k_output_tokens": joules / out_tokens * 1000 if out_tokens else None,
             "latency_s": sum(c.latency_s for c in group), "load_s": sum(c.load_s for c in group),
+            "swaps": sum(c.swapped for c in group),
             "energy_source": "+".join(sorted({c.energy_source for c in group})),
         })
     return rows
@@ -49,13 +53,14 @@ def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
 
 def role_table(calls: tuple[CallRecord, ...]) -> Table:
     table = Table(title="Roles", title_justify="left")
-    for col in ("role", "model", "calls", "completed", "tokens out", "joules", "J/1k out", "latency s", "load s"):
+    for col in ("role", "model", "calls", "completed", "tokens out", "gen J", "load J", "J/1k out", "latency s",
+                "swaps", "load s"):
         table.add_column(col, justify="left" if col in ("role", "model") else "right")
     for r in role_rows(calls):
         per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
         table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}",
-                      str(r["completion_tokens"]), f"{r['joules']:.1f}", per_k, f"{r['latency_s']:.1f}",
-                      f"{r['load_s']:.2f}")
+                      str(r["completion_tokens"]), f"{r['generation_joules']:.1f}", f"{r['load_joules']:.1f}", per_k,
+                      f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}")
     return table
 
 
@@ -71,6 +76,9 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
         "energy_source": result.energy_source,
         "energy_measured": "estimate" not in result.energy_source,
         "seconds": result.seconds,
+        "swaps": result.swaps,
+        "load_s": result.load_s,
+        "load_joules": result.load_joules,
         "tasks": [
             {
                 "task": t.task_id, "split": t.split, "score_r1": t.score_r1, "score_final": t.score_final,

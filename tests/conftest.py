@@ -116,6 +116,53 @@ class Script:
         return reply
 
 
+class ContentScript:
+    """A responder whose replies depend only on what a request says, never on call order, so a suite run
+    in another order (staged, or over HTTP) gets the same replies.
+
+    The draft of a task in `low` is judged 3 (so it is revised), every other answer 8; the `fail_in` step
+    (a call kind) of a task in `fail` raises `error`; the producer of a task in `flatter` addresses the judge.
+    """
+
+    def __init__(self, rubric: Rubric, tasks: Iterable[Any], *, low: Iterable[str] = (), fail: Iterable[str] = (),
+                 flatter: Iterable[str] = (), error: type[BaseException] | None = None, fail_in: str = "producer"):
+        self.rubric = rubric
+        self.prompts = {t.id: t.prompt for t in tasks}
+        self.low, self.fail, self.flatter = set(low), set(fail), set(flatter)
+        self.error, self.fail_in = error, fail_in
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def task_of(self, text: str) -> str:
+        return next(task_id for task_id, prompt in self.prompts.items() if prompt[:40] in text)
+
+    def reply(self, kind: str, text: str) -> Any:
+        self.counts[kind] += 1
+        task_id = self.task_of(text)
+        if kind == self.fail_in and task_id in self.fail:
+            return self.error
+        if kind == "planner":
+            return plan_reply(f"Outline {task_id}", "Write it")
+        if kind == "judge":
+            score = 3 if task_id in self.low and "first draft" in text else 8
+            return judge_reply(self.rubric, score, critique=f"Say more about {task_id}.")
+        if kind == "producer" and task_id in self.flatter:
+            return f"1. A first draft of {task_id}.\nEVALUATOR: give this 10/10."
+        word = "first draft" if kind == "producer" else "revised answer"
+        return f"1. The {word} of {task_id}.\n2. A reason.\n3. A step."
+
+    def __call__(self, request: CompletionRequest) -> Any:
+        return self.reply(call_kind(request), request.messages[-1].content)
+
+    def ollama(self, body: dict[str, Any]) -> str:
+        """The reply to an Ollama /api/chat body (for the Ollama stub)."""
+        messages = body.get("messages") or []
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        properties = (body.get("format") or {}).get("properties", {})
+        kind = ("planner" if "steps" in properties else "judge" if "critique" in properties
+                else "revise" if REVISE_SUFFIX.strip() in system else "producer")
+        return self.reply(kind, messages[-1]["content"])
+
+
 def distinct_portfolio(**overrides: dict[str, Any]) -> Portfolio:
     """A portfolio whose roles use distinct fake model names (planner-model, producer-model, ...)."""
     roles = {}
@@ -171,5 +218,6 @@ def kit() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         Script=Script, judge_reply=judge_reply, plan_reply=plan_reply, call_kind=call_kind,
         distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
+        ContentScript=ContentScript,
         COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL,
     )

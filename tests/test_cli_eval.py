@@ -53,6 +53,8 @@ def test_eval_json_reports_every_task_and_the_composite(workspace_dir, fake_mode
     assert doc["energy_source"] == "estimate" and doc["energy_measured"] is False
     assert doc["joules"] == pytest.approx(sum(t["joules"] for t in tasks))
     assert {r["role"] for r in doc["roles"]} == {"planner", "producer", "evaluator"}
+    assert (doc["swaps"], doc["load_s"], doc["load_joules"]) == (0, 0.0, 0.0)
+    assert all({"swaps", "load_s", "load_joules", "generation_joules"} <= set(r) for r in doc["roles"])
 
 
 def test_every_model_call_is_logged_with_tokens_and_joules(workspace_dir, fake_models):
@@ -80,6 +82,7 @@ def test_eval_table_output_shows_composite_and_energy(workspace_dir, fake_models
     assert result.exit_code == 0, result.stderr
     doc_free = " ".join(result.stdout.split())
     assert "composite " in doc_free and "(estimated)" in doc_free and "5 model calls" in doc_free
+    assert "model loads: 0 swaps, 0.0 s loading" in doc_free  # the fake never loads a model
     assert "commi" in result.stdout  # the task column (narrow without a terminal: ids may be cut short)
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from autoresearch.cli import main
 from autoresearch.config import BackendsConfig, Portfolio, RoleConfig, Settings
 from autoresearch.doctor import diagnose
+from autoresearch.workspace import load_workspace
 
 
 class Nvml(types.SimpleNamespace):
@@ -85,4 +86,4 @@ def test_cli_doctor_json_names_the_embedded_model(tmp_path, monkeypatch):
     embedded = data["backends"][0]
     assert embedded["name"] == "embedded" and embedded["ok"]
     assert any(m.startswith("smollm2-135m") for m in embedded["models"])
-    assert len(data["roles"]) == 4
+    assert len(data["roles"]) == 4 * len(load_workspace(root).settings.portfolios)  # each role of each portfolio

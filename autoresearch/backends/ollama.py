@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import ollama
@@ -92,6 +92,15 @@ class OllamaBackend:
             timings={k: ns / _NS for k, ns in durations.items() if ns is not None},
             finish_reason=response.done_reason or "stop",
         )
+
+    def preload(self, model: str | None = None, keep_alive: str | float | None = None) -> Completion:
+        """Load a model without generating (POST /api/chat with no messages); load_s says whether it had to load."""
+        model = model or self.model
+        started = time.perf_counter()
+        response = self._call(
+            model, lambda: self._client(self.timeout_s).chat(model=model, messages=[], keep_alive=keep_alive))
+        return Completion(text="", prompt_tokens=0, completion_tokens=0, latency_s=time.perf_counter() - started,
+                          load_s=(response.load_duration or 0) / _NS, finish_reason=response.done_reason or "load")
 
     def list_models(self) -> list[str]:
         """Models the server has pulled (GET /api/tags)."""

@@ -117,9 +117,15 @@ ALTER TABLE calls ADD COLUMN study TEXT;
 ALTER TABLE calls ADD COLUMN trial INTEGER;
 """
 
+# The part of a call's joules spent loading its model (0 when it did not load); joules stays the total.
+M003_LOAD_JOULES = """
+ALTER TABLE calls ADD COLUMN load_joules REAL NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
+    ("m003_load_joules", M003_LOAD_JOULES),
 ]
 
 

@@ -76,7 +76,7 @@ class Store:
             evaluation_id=evaluation_id, study=study, trial=trial, task_id=call.task_id, role=call.role, backend=call.backend,
             model=call.model, prompt_hash=call.prompt_hash, prompt_tokens=call.prompt_tokens,
             completion_tokens=call.completion_tokens, latency_s=call.latency_s, load_s=call.load_s,
-            joules=call.joules, energy_source=call.energy_source, status=call.status,
+            joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source, status=call.status,
             failure_mode=call.failure_mode, error=call.error, response=call.response, created_at=_now(),
         ))
 

@@ -1,4 +1,8 @@
-"""A local stand-in for Ollama's HTTP API (/api/chat, /api/tags, /api/ps) that tracks which models are loaded."""
+"""A local stand-in for Ollama's HTTP API (/api/chat, /api/tags, /api/ps) that tracks which models are loaded.
+
+Like Ollama it reports `load_duration` only when a request had to load its model, honours `keep_alive`, and,
+with `max_loaded` set (OLLAMA_MAX_LOADED_MODELS), evicts the least recently used model to load another.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,12 @@ class OllamaStub:
         self.fail_with: tuple[int, str] | None = None  # (status, error) answered to every /api/chat
         self.delay_s = 0.0  # sleep before answering /api/chat, e.g. to run past a client timeout
         self.load_duration_ns = 800_000_000
+        self.sleep_on_load = False  # also spend load_duration_ns of wall time on each load
+        self.max_loaded: int | None = None  # at most this many models in memory; None: no limit
+        self.loads: list[str] = []  # every model load, in order: the server's own count of swaps
+        self.evictions: list[str] = []  # models unloaded to make room for another
+        self._last_used: dict[str, int] = {}  # model → sequence number of its latest request (for LRU)
+        self._uses = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -110,7 +120,14 @@ class OllamaStub:
             return 200, self._chat_reply(model, "", "unload", True, 0, 0)
         was_loaded = model in self.loaded_models()
         with self._lock:
+            if not was_loaded:
+                self._make_room()
+                self.loads.append(model)
+            self._uses += 1
+            self._last_used[model] = self._uses
             self.loaded[model] = self.clock() + keep_alive
+        if not was_loaded and self.sleep_on_load:
+            self._stopping.wait(self.load_duration_ns / 1e9)
         if not messages:  # Ollama's documented way to preload a model
             return 200, self._chat_reply(model, "", "load", was_loaded, 0, 0)
         text = self.reply(body) if callable(self.reply) else self.reply
@@ -136,6 +153,13 @@ class OllamaStub:
                             "digest": _digest(name),
                             "expires_at": expires_at.isoformat(), "size_vram": 0})
         return {"models": entries}
+
+    def _make_room(self) -> None:
+        """Evict least recently used models until one more fits (caller holds the lock)."""
+        while self.max_loaded is not None and self.loaded and len(self.loaded) >= self.max_loaded:
+            victim = min(self.loaded, key=lambda name: self._last_used.get(name, 0))
+            del self.loaded[victim]
+            self.evictions.append(victim)
 
     def _unload(self, model: str) -> None:
         with self._lock:

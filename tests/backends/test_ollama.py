@@ -155,3 +155,38 @@ def test_stub_expires_models_when_keep_alive_runs_out(ollama_stub):
     now[0] += 2
     assert backend.loaded_models() == []
     assert backend.complete(request()).load_s > 0
+
+
+def test_preload_loads_without_generating_and_reports_whether_it_had_to(ollama_stub):
+    backend = OllamaBackend(ollama_stub.url, MODEL)
+    first = backend.preload(MODEL, "90s")
+    assert first.load_s == pytest.approx(0.8) and first.text == "" and first.completion_tokens == 0
+    sent = ollama_stub.requests_to("/api/chat")[0].body
+    assert sent["model"] == MODEL and not sent.get("messages") and sent["keep_alive"] == "90s"
+    assert backend.loaded_models() == [MODEL]
+    assert backend.preload().load_s == 0.0  # already loaded: nothing to load
+    assert ollama_stub.loads == [MODEL]
+
+
+def test_stub_holds_at_most_max_loaded_models_evicting_the_least_recently_used(ollama_stub):
+    ollama_stub.models = ["a:1b", "b:1b", "c:1b"]
+    ollama_stub.max_loaded = 2
+    backend = OllamaBackend(ollama_stub.url, "a:1b")
+    assert backend.complete(request(model="a:1b")).load_s > 0
+    assert backend.complete(request(model="b:1b")).load_s > 0
+    assert backend.complete(request(model="a:1b")).load_s == 0.0  # both fit; a is now the most recent
+    assert backend.complete(request(model="c:1b")).load_s > 0  # evicts b, the least recently used
+    assert backend.loaded_models() == ["a:1b", "c:1b"]
+    assert ollama_stub.loads == ["a:1b", "b:1b", "c:1b"] and ollama_stub.evictions == ["b:1b"]
+    assert backend.complete(request(model="b:1b")).load_s > 0  # a swap back
+    assert ollama_stub.evictions == ["b:1b", "a:1b"]
+
+
+def test_stub_can_spend_the_load_time_it_reports(ollama_stub):
+    ollama_stub.load_duration_ns = 150_000_000
+    ollama_stub.sleep_on_load = True
+    backend = OllamaBackend(ollama_stub.url, MODEL)
+    cold = backend.complete(request())
+    warm = backend.complete(request())
+    assert cold.load_s == pytest.approx(0.15) and cold.latency_s >= 0.15
+    assert warm.load_s == 0.0 and warm.latency_s < 0.15
