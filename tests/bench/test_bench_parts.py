@@ -1,0 +1,118 @@
+"""The benchmark's parts: the call budget, the workspace copies, the module the DSPy optimizers get."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+
+import dspy
+import pytest
+
+from autoresearch.adapter import GrammarAdapter
+from autoresearch.backends.base import ChatMessage, CompletionRequest
+from autoresearch.bench.budget import Budget, BudgetExhausted, BudgetedBackend, budgeted_factory
+from autoresearch.bench.fake import FakePipeline
+from autoresearch.bench.methods import FILES, Tracker, TunablePipeline, make_metric
+from autoresearch.bench.workspaces import copy_workspace, dump_toml
+from autoresearch.harness import REVISE_SUFFIX, Harness
+from autoresearch.lm import CallRecorder, recording
+from autoresearch.runner import evaluate_tasks
+from autoresearch.store import Store
+from autoresearch.workspace import init_workspace, load_workspace
+
+
+def test_budget_refuses_the_call_after_the_last_and_survives_copies():
+    budget = Budget(2)
+    backend = BudgetedBackend(FakePipeline().backend, budget)
+    assert copy.deepcopy(backend) is backend and copy.copy(backend) is backend
+    request = CompletionRequest(model="m", messages=(ChatMessage("system", "s"), ChatMessage("user", "u")))
+    backend.complete(request)
+    copy.deepcopy(backend).complete(request)
+    with pytest.raises(BudgetExhausted):
+        backend.complete(request)
+    assert budget.used == 2 and len(budget.spans) == 2
+    assert not issubclass(BudgetExhausted, Exception)  # so no `except Exception` in DSPy or the loop swallows it
+
+
+def test_workspace_copy_applies_overrides_and_commits(tmp_path):
+    source = init_workspace(tmp_path / "src")
+    dest = copy_workspace(source, tmp_path / "copy", all_search=True,
+                          update={"search": {"pruner": "none", "parents": 1},
+                                  "portfolios": {"default": {"producer": {"n_ctx": 4096}}}})
+    ws = load_workspace(dest)
+    assert ws.settings.search.pruner == "none" and ws.settings.search.parents == 1
+    assert ws.portfolio().producer.n_ctx == 4096 and ws.portfolio().producer.max_tokens == 280
+    assert ws.suite.split("holdout") == [] and len(ws.suite.split("search")) == 6
+    assert ws.instructions == load_workspace(source).instructions
+    assert (dest / ".git").is_dir()
+
+
+def test_dump_toml_round_trips():
+    data = {"a": 1, "b": {"c": "x \"q\" ü", "d": [0.3, 0.7], "e": True, "f": {"g": None, "h": 2}},
+            "ks": {"with space": 1}}
+    expected = {"a": 1, "b": {"c": "x \"q\" ü", "d": [0.3, 0.7], "e": True, "f": {"h": 2}}, "ks": {"with space": 1}}
+    assert tomllib.loads(dump_toml(data)) == expected
+
+
+def test_tunable_pipeline_exposes_one_predictor_per_optimizable_file(tmp_path, no_counters):
+    root = init_workspace(tmp_path / "ws")
+    ws = load_workspace(root)
+    fake = FakePipeline()
+    harness = Harness(ws, ws.portfolio(), backend_factory=fake.factory, backoff_s=0)
+    program = TunablePipeline(harness.pipeline, ["producer.md", "planner.md"])
+    assert [name for name, _ in program.named_predictors()] == ["plan", "produce"]
+    only = TunablePipeline(harness.pipeline, ["producer.md"])
+    assert [name for name, _ in only.named_predictors()] == ["produce"]
+    reset = program.reset_copy()  # DSPy's reset drops LMs; each predictor keeps its role's model here
+    assert [p.lm for _, p in reset.named_predictors()] == [p.lm for _, p in program.named_predictors()]
+    clone = program.deepcopy()
+    clone.produce.signature = clone.produce.signature.with_instructions("Shout!!!")
+    assert clone.instructions()["producer.md"] == "Shout!!!\n"
+    assert program.instructions() == {f: t.strip() + "\n" for f, t in ws.instructions.items() if f in dict(FILES)}
+    with dspy.context(adapter=GrammarAdapter()):
+        clone.revise_answer("task", "plan", "draft", "critique")  # the revision step follows the producer
+    assert clone.revise.signature.instructions == "Shout!!!" + REVISE_SUFFIX
+
+
+def test_metric_scores_a_prediction_as_the_harness_scores_the_task(tmp_path, no_counters):
+    """The DSPy path (program + metric + tracker) and the loop's path (Harness + evaluate_tasks) agree."""
+    root = init_workspace(tmp_path / "ws")
+    ws = load_workspace(root)
+    fake = FakePipeline()
+    tasks = ws.suite.split("search")
+    budget = Budget(None)
+    harness = Harness(ws, ws.portfolio(), backend_factory=budgeted_factory(budget, fake.factory), backoff_s=0)
+    program = TunablePipeline(harness.pipeline, ws.settings.workspace.optimizable)
+    tracker = Tracker(tasks, ws.settings.scoring, budget)
+    metric = make_metric(harness, tasks, tracker, ws.settings.scoring, feedback=True)
+    with recording(CallRecorder()), dspy.context(adapter=GrammarAdapter()):
+        for task in tasks:
+            example = dspy.Example(task=task.prompt, task_id=task.id).with_inputs("task")
+            scored = metric(example, program(task=task.prompt), None, "produce", None)
+            assert 0.0 <= scored.score <= 1.0 and "Judge score" in scored.feedback
+    suite = evaluate_tasks(ws, Harness(ws, ws.portfolio(), backend_factory=fake.factory, backoff_s=0),
+                           Store.for_workspace(ws.runs_dir), tasks, kind="bench", portfolio="default",
+                           instructions=ws.instructions, split="search")
+    assert tracker.best == pytest.approx(suite.composite)
+    assert tracker.trajectory == [(budget.used, tracker.best)] and budget.used == 3 * len(tasks)
+
+
+class _UselessProposer(FakePipeline):
+    """Every proposal is the parent unchanged: no usable variant, so every trial fails."""
+
+    def _mutate(self, text: str) -> str:
+        return text.strip() + "\n"
+
+
+def test_a_study_that_stops_on_its_own_is_resumed_until_the_budget_is_spent(tmp_path, no_counters):
+    from autoresearch.bench.methods import BenchContext, run_method
+
+    source = init_workspace(tmp_path / "src")
+    root = copy_workspace(source, tmp_path / "bench", update={"search": {"operators": ["rephrase"]}})
+    fake = _UselessProposer()
+    ctx = BenchContext(root=root, scratch=tmp_path / "runs", portfolio="default", inner_factory=fake.factory,
+                       backoff_s=0)
+    run = run_method(ctx, "autoresearch", 0, 30)
+    assert run.stop == "budget" and len(run.calls) == run.used == 30
+    assert any("resumed" in note for note in run.notes)  # three failed trials in a row stop a study
+    assert run.best_search is not None and run.keeps == 0

@@ -1,0 +1,82 @@
+"""Smoke tests: both benchmark scripts' main functions, end to end on the scripted fake pipeline."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from autoresearch.bench.methods import LABELS, METHODS
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def fast_meters(no_counters):
+    """Estimates only: the smoke tests must not depend on the machine's counters."""
+
+
+def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
+    budget = 40
+    rc = load_script("bench_search").main(["--backend", "fake", "--budget", str(budget), "--out", str(tmp_path)])
+    assert rc == 0
+    table = (tmp_path / "search.md").read_text()
+    for method in METHODS:
+        assert f"| {LABELS[method]} |" in table
+    assert "| starting instructions (no search) |" in table
+    data = json.loads((tmp_path / "search.json").read_text())
+    runs = {r["method"]: r for r in data["runs"]}
+    assert set(runs) == set(METHODS)
+    for run in runs.values():
+        assert run["calls"] <= budget
+        assert run["calls"] == run["budget_used"]  # every call counted at the backend was recorded, and vice versa
+        assert run["best_search"] is not None and run["holdout"] is not None
+        assert run["stop"] in ("budget", "finished"), run["stop"]
+        assert not any("WARNING" in note for note in run["notes"]), run["notes"]
+    # The scripted pipeline leaves budget on the table for no method: each is stopped by the budget.
+    assert all(r["calls"] == budget for r in runs.values() if r["stop"] == "budget")
+    svg = (tmp_path / "search.svg").read_text()
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert all(LABELS[m] in svg for m in METHODS)
+    out = capsys.readouterr().out
+    assert "| method | best search composite | holdout composite of the best |" in out
+
+
+def test_bench_search_seeds_give_mean_and_spread(tmp_path):
+    rc = load_script("bench_search").main(["--backend", "fake", "--budget", "30", "--seeds", "2",
+                                           "--methods", "autoresearch,random", "--out", str(tmp_path)])
+    assert rc == 0
+    data = json.loads((tmp_path / "search.json").read_text())
+    assert sorted((r["method"], r["seed"]) for r in data["runs"]) == [
+        ("autoresearch", 0), ("autoresearch", 1), ("random", 0), ("random", 1)]
+    row = next(line for line in (tmp_path / "search.md").read_text().splitlines()
+               if line.startswith(f"| {LABELS['autoresearch']} |"))
+    assert " ± " in row
+
+
+def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):
+    rc = load_script("bench_overhead").main(["--backend", "fake", "--trials", "3", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for heading in ("## Framework overhead", "## Cache", "## Pruning", "Pooled over"):
+        assert heading in out
+    data = json.loads((tmp_path / "overhead.json").read_text())
+    studies = {s["label"]: s for s in data["studies"]}
+    assert set(studies) == {"pruner wilcoxon", "pruner none", "cache"}
+    cache = studies["cache"]["trials"]
+    assert [t["status"] for t in cache] == ["baseline", "discard", "discard"]
+    assert cache[1]["calls"] > 0 and cache[2]["calls"] == 0 and "identical to trial 1" in cache[2]["note"]
+    for label in ("pruner wilcoxon", "pruner none"):
+        trials = studies[label]["trials"]
+        assert len(trials) == 4  # baseline + 3 trials: equal trials with and without the pruner
+        assert studies[label]["calls"] == sum(t["calls"] for t in trials)
+        assert all(0.0 <= t["share"] <= 1.0 for t in trials)
