@@ -139,8 +139,10 @@ def _parse_duration(text: str | None) -> float | None:
 @click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/).")
 @click.option("--seed", type=int, default=None, help="Seed of the sampler, for repeatable recipes.")
+@click.option("--no-warm-start", "no_warm_start", is_flag=True,
+              help="A new study starts from HEAD, not from the previous portfolio's best instructions.")
 def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: int | None,
-                portfolio: str | None, storage: str | None, seed: int | None) -> None:
+                portfolio: str | None, storage: str | None, seed: int | None, no_warm_start: bool) -> None:
     """Optimize the instructions: propose variants, evaluate them, commit the ones that win."""
     import signal
 
@@ -157,7 +159,8 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     name = portfolio or ws.settings.workspace.portfolio
     check_portfolio(ws, name, ws.portfolio(name))
     view = LiveView(console)
-    study = Study(ws, portfolio=name, storage=storage, seed=seed, observer=view.on_event)
+    study = Study(ws, portfolio=name, storage=storage, seed=seed, observer=view.on_event,
+                  warm_start=not no_warm_start)
 
     def on_sigint(signum, frame):
         if study.stop_requested:

@@ -59,6 +59,8 @@ class ScoringConfig(_Strict):
     keep_threshold: float = Field(0.1, ge=0.0, le=10.0)
     judge_pass_threshold: float = Field(7.0, ge=0.0, le=10.0)
     max_revision_rounds: int = Field(1, ge=0, le=5)
+    # The loop's objective is composite − energy_weight × kJ per search task (0: the composite alone).
+    energy_weight: float = Field(0.0, ge=0.0, le=100.0)
 
     @model_validator(mode="after")
     def _weights_sum_to_one(self) -> "ScoringConfig":

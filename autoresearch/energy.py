@@ -1,14 +1,17 @@
 """Energy meters: NVML and RAPL counters where readable, else an estimate that says so.
 
-Every figure is an EnergyReading whose `source` is "nvml", "rapl" or "estimate".
+Every figure is an EnergyReading whose `source` is "nvml", "rapl" or "estimate", and whose
+`attribution` says whether the call had its counter to itself ("exclusive") or shared it with
+overlapping calls ("shared:N", see SharedMeter).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 NVML, RAPL, ESTIMATE = "nvml", "rapl", "estimate"
 RAPL_ROOT = Path("/sys/class/powercap")
@@ -16,10 +19,14 @@ RAPL_ROOT = Path("/sys/class/powercap")
 COUNTER_PERIOD_S = 0.1
 
 
+EXCLUSIVE = "exclusive"
+
+
 @dataclass(frozen=True)
 class EnergyReading:
     joules: float
     source: str
+    attribution: str = EXCLUSIVE  # or "shared:N": overlapped other calls on the same counter (N at most at once)
 
     @property
     def measured(self) -> bool:
@@ -77,14 +84,25 @@ class RaplMeter:
         except (OSError, ValueError):
             return False
 
-    def start(self) -> list[int]:
+    def key(self) -> tuple[str, ...]:
+        """Which counter this reads: meters with the same key read the same energy."""
+        return (RAPL, *(str(d) for d in self.domains))
+
+    def read(self) -> list[int]:
         return [int((d / "energy_uj").read_text()) for d in self.domains]
 
-    def stop(self, token: list[int], *, wall_s: float, cpu_s: float) -> EnergyReading:
+    def between(self, before: list[int], after: list[int]) -> float:
+        """Joules between two readings (one wrap-around per domain at most)."""
         total_uj = 0
-        for before, after, wrap in zip(token, self.start(), self.ranges):
-            total_uj += after - before if after >= before else after + wrap - before
-        return EnergyReading(total_uj / 1e6, RAPL)
+        for b, a, wrap in zip(before, after, self.ranges):
+            total_uj += a - b if a >= b else a + wrap - b
+        return total_uj / 1e6
+
+    def start(self) -> list[int]:
+        return self.read()
+
+    def stop(self, token: list[int], *, wall_s: float, cpu_s: float) -> EnergyReading:
+        return EnergyReading(self.between(token, self.read()), RAPL)
 
 
 def _domain_name(domain: Path) -> str:
@@ -124,21 +142,179 @@ class NvmlMeter:
     def _power_w(self) -> float:
         return sum(self.nvml.nvmlDeviceGetPowerUsage(h) for h in self.handles) / 1000.0
 
-    def start(self) -> tuple[float, float, float]:
+    def key(self) -> tuple[str, ...]:
+        return (NVML, str(id(self.nvml)))
+
+    def read(self) -> tuple[float, float, float]:
+        """(time, total energy in mJ, power in W) over every GPU."""
         mj = sum(self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) if self.counter_supported else 0
         return (time.perf_counter(), mj, self._power_w())
 
-    def stop(self, token: tuple[float, float, float], *, wall_s: float, cpu_s: float) -> EnergyReading:
-        t0, mj0, p0 = token
-        elapsed = time.perf_counter() - t0
-        power_joules = (p0 + self._power_w()) / 2 * elapsed
+    def between(self, before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+        t0, mj0, p0 = before
+        t1, mj1, p1 = after
+        elapsed = t1 - t0
+        power_joules = (p0 + p1) / 2 * elapsed
         if not self.counter_supported:
-            return EnergyReading(power_joules, NVML)
-        joules = (sum(self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) - mj0) / 1000.0
+            return power_joules
+        joules = (mj1 - mj0) / 1000.0
         # A call shorter than the counter's refresh can see no tick at all: fall back to power × time.
         if elapsed < COUNTER_PERIOD_S or joules <= 0:
             joules = power_joules
-        return EnergyReading(joules, NVML)
+        return joules
+
+    def start(self) -> tuple[float, float, float]:
+        return self.read()
+
+    def stop(self, token: tuple[float, float, float], *, wall_s: float, cpu_s: float) -> EnergyReading:
+        return EnergyReading(self.between(token, self.read()), NVML)
+
+
+class Counter(Protocol):
+    """A monotonic energy counter (RaplMeter, NvmlMeter): raw readings, and joules between two of them."""
+
+    source: str
+
+    def key(self) -> tuple[str, ...]: ...
+
+    def read(self) -> Any: ...
+
+    def between(self, before: Any, after: Any) -> float: ...
+
+
+@dataclass
+class _Interval:
+    """The time between two consecutive call starts/stops, while at least one call ran."""
+
+    joules: float  # not yet handed out: calls take their share as they stop
+    members: set[int]  # the calls that ran through it and have not taken their share yet
+
+
+@dataclass
+class _Call:
+    stream: str | None
+    started: float
+    intervals: list[_Interval] = field(default_factory=list)
+    peak: int = 1  # the most calls (itself included) that ran at once while it ran
+
+
+class SharedMeter:
+    """One energy counter shared by every engine of a process, its energy split among overlapping calls.
+
+    A counter (NVML, RAPL) measures the whole device, so two calls that overlap (a server with parallel
+    slots, several workers) would each see the other's energy too. This meter reads the counter at
+    every call start and stop; the energy of each interval between two such events belongs to the
+    calls that ran through it, split in proportion to the tokens each generated in it. A call's token
+    rate is taken as uniform over the call (tokens × interval / duration), so within an interval the
+    shares are proportional to the calls' rates.
+
+    A call's joules are final when it stops, when the calls still running have not said how many
+    tokens they generate: a running call's rate is estimated as the last rate of its stream (its
+    engine), and, with no history, as the mean rate of the others (that is, an elapsed-time share).
+    It then takes that share; whatever the estimate gets wrong goes to the call that stops last in the
+    interval, which takes what is left. So the joules of all calls add up to the counter's delta over
+    the time any call ran, exactly (except where NVML's counter is too coarse for a short interval and
+    power × time stands in, as for a short call). A call with no tokens (a failure, a preload) is
+    weighted like a running call without history. Calls alone on the counter are unchanged:
+    exclusive, they get the counter's delta over their whole run. Energy while no call runs is nobody's.
+    """
+
+    attributes_by_tokens = True  # BackendEngine passes stop() the call's output tokens
+
+    def __init__(self, counter: Counter, *, clock: Callable[[], float] = time.perf_counter):
+        self.counter = counter
+        self.source = counter.source
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._active: dict[int, _Call] = {}
+        self._next = 0
+        self._last_reading: Any = None
+        self._last_t = 0.0
+        self._rates: dict[str, float] = {}  # stream → tokens per second of its last call with tokens
+
+    def view(self, stream: str | None) -> "SharedMeterView":
+        """A Meter for one engine: its calls form one stream (their rates estimate its running calls')."""
+        return SharedMeterView(self, stream)
+
+    def start(self, stream: str | None = None) -> int:
+        with self._lock:
+            self._advance()
+            token, self._next = self._next, self._next + 1
+            self._active[token] = _Call(stream, self._last_t)
+            n = len(self._active)
+            for call in self._active.values():
+                call.peak = max(call.peak, n)
+            return token
+
+    def stop(self, token: int, *, wall_s: float = 0.0, cpu_s: float = 0.0, tokens: int | None = None) -> EnergyReading:
+        with self._lock:
+            self._advance()
+            call = self._active.pop(token)
+            duration = self._last_t - call.started
+            rate = tokens / duration if tokens and duration > 0 else None
+            joules = sum(self._take(interval, token, rate) for interval in call.intervals)
+            if rate is not None and call.stream is not None:
+                self._rates[call.stream] = rate
+            return EnergyReading(joules, self.source, EXCLUSIVE if call.peak <= 1 else f"shared:{call.peak}")
+
+    def _advance(self) -> None:
+        """Read the counter; the energy since the last event is an interval of the calls running now."""
+        reading, now = self.counter.read(), self._clock()
+        if self._active and self._last_reading is not None:
+            interval = _Interval(max(self.counter.between(self._last_reading, reading), 0.0), set(self._active))
+            for call in self._active.values():
+                call.intervals.append(interval)
+        self._last_reading, self._last_t = reading, now
+
+    def _take(self, interval: _Interval, token: int, rate: float | None) -> float:
+        """The stopping call's share of an interval; every other member is still running."""
+        interval.members.discard(token)
+        if not interval.members:  # the last of its calls: what is left is its own
+            share = interval.joules
+        else:
+            estimates = [self._rates.get(self._active[m].stream) if self._active[m].stream is not None else None
+                         for m in interval.members]
+            known = [r for r in (rate, *estimates) if r is not None]
+            mean = sum(known) / len(known) if known else 1.0
+            mine = rate if rate is not None else mean
+            total = mine + sum(mean if e is None else e for e in estimates)
+            share = interval.joules * mine / total if total > 0 else interval.joules / (len(estimates) + 1)
+        interval.joules -= share
+        return share
+
+
+class SharedMeterView:
+    """The Meter an engine holds: a SharedMeter's start/stop, tagged with the engine's stream."""
+
+    attributes_by_tokens = True
+
+    def __init__(self, shared: SharedMeter, stream: str | None):
+        self.shared = shared
+        self.stream = stream
+        self.source = shared.source
+
+    def start(self) -> int:
+        return self.shared.start(self.stream)
+
+    def stop(self, token: int, *, wall_s: float, cpu_s: float, tokens: int | None = None) -> EnergyReading:
+        return self.shared.stop(token, wall_s=wall_s, cpu_s=cpu_s, tokens=tokens)
+
+
+_shared_meters: dict[tuple[str, ...], SharedMeter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(meter: Meter, stream: str | None = None) -> Meter:
+    """The process-wide SharedMeter of a counter meter's device, seen by one stream; an estimate as is.
+
+    Estimates need no sharing: each is computed from the call's own time (CPU time × watts for an
+    in-process model, wall time × server_watts for a served one), never from a device-wide counter.
+    """
+    if not all(hasattr(meter, name) for name in ("key", "read", "between")):
+        return meter
+    with _shared_lock:
+        shared_meter = _shared_meters.setdefault(meter.key(), SharedMeter(meter))  # type: ignore[arg-type]
+    return shared_meter.view(stream)
 
 
 def select_meter(

@@ -13,7 +13,7 @@ from pydantic import Field
 from .adapter import DataField, GrammarAdapter
 from .backends import create_backend
 from .config import BackendsConfig, Portfolio, RoleConfig, Rubric, Task
-from .energy import select_meter
+from .energy import select_meter, shared
 from .evaluation import CheckResult, check_all, failed_task_score, judge_score
 from .evaluation import guard
 from .errors import BackendError
@@ -358,6 +358,9 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
         gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
         server_watts=settings.energy.server_watts,
     )
+    # A counter measures the whole device: engines share one per device, which splits the energy of
+    # overlapping calls among them by tokens (an estimate is per call and is kept as is).
+    meter = shared(meter, stream=f"{role}:{config.model}")
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
     url = getattr(backend, "url", None)
     policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None

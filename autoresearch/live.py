@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .search.results import TrialOutcome
-from .search.study import StudySummary
+from .search.study import PortfolioRow, StudySummary
 from .views import energy_label
 from .workspace import Workspace
 
@@ -104,6 +104,8 @@ class LiveView:
 
 def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:
     composite = "" if o.composite is None else f"composite {o.composite:.3f}"
+    if o.objective is not None and o.objective != o.composite:  # energy_weight > 0: delta is the objective's
+        composite += f" objective {o.objective:.3f}"
     delta = "" if o.delta is None else f" ({o.delta:+.3f})"
     where = f" {o.file} · {o.operator}" if o.file else ""
     suffix = "" if incumbent is None else f"  | incumbent {incumbent:.3f}"
@@ -132,13 +134,16 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     if summary.baseline_holdout is not None:
         best = summary.best_holdout if summary.best_holdout is not None else summary.baseline_holdout
         console.print(f"holdout    {summary.baseline_holdout:.3f} → {best:.3f}  ({best - summary.baseline_holdout:+.3f})")
+    if summary.energy_weight and summary.baseline_objective is not None and summary.best_objective is not None:
+        console.print(f"objective  {summary.baseline_objective:.3f} → {summary.best_objective:.3f}"
+                      f"  ({summary.best_objective - summary.baseline_objective:+.3f}) = composite − "
+                      f"{summary.energy_weight:g} × kJ per task (what the keep rule compared)")
     console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
                   f"({energy_label(summary.energy_source)})")
     if summary.roles:
-        console.print("completion (calls that returned usable output / calls made, this run):")
-        for r in summary.roles:
-            console.print(f"  {r['role']:<10} {r['model']:<28} {r['completion_rate']:>4.0%} of {r['calls']}",
-                          markup=False)
+        console.print(role_summary_table(summary.roles))
+    if summary.comparison:
+        console.print(comparison_table(summary.comparison))
     if summary.pareto:
         table = Table(title="Pareto front: composite against joules per task (whole study, runs/pareto.tsv)",
                       title_justify="left", box=None)
@@ -156,3 +161,31 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     else:
         console.print("commits:   none this run (instruction files unchanged)")
     console.print(f"results:   {ws.runs_dir / 'results.tsv'}  ·  git log {summary.branch}", markup=False)
+
+
+def role_summary_table(roles: list[dict[str, Any]]) -> Table:
+    """Per role and model, this run's calls: energy, energy per output token, tokens, latency, loads, completion."""
+    table = Table(title="Roles and models (this run's calls)", title_justify="left", box=None)
+    for col in ("role", "model", "calls", "completed", "J", "J/1k out", "tokens in", "tokens out", "latency s",
+                "load s", "energy"):
+        table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
+    for r in roles:
+        per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
+        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}", f"{r['joules']:.1f}",
+                      per_k, str(r["prompt_tokens"]), str(r["completion_tokens"]), f"{r['latency_s']:.1f}",
+                      f"{r['load_s']:.2f}", energy_label(r["energy_source"] or "estimate"))
+    return table
+
+
+def comparison_table(rows: list[PortfolioRow]) -> Table:
+    """This study's best against the previous portfolio's best: quality, energy and latency per task."""
+    table = Table(title="Portfolios compared (each study's best: its last keep, else its baseline)",
+                  title_justify="left", box=None)
+    for col in ("portfolio", "study", "trial", "composite", "holdout", "J/task", "s/task", "producer tokens/task",
+                "energy"):
+        table.add_column(col, justify="left" if col in ("portfolio", "study", "energy") else "right")
+    for r in rows:
+        table.add_row(r.portfolio, r.study, str(r.trial), f"{r.best_composite:.3f}",
+                      "-" if r.best_holdout is None else f"{r.best_holdout:.3f}", f"{r.joules_per_task:.1f}",
+                      f"{r.seconds_per_task:.2f}", f"{r.producer_tokens_per_task:.0f}", energy_label(r.energy_source))
+    return table

@@ -41,6 +41,7 @@ class CallRecord:
     response: str | None = None
     task_id: str | None = None
     load_joules: float = 0.0  # the part of joules spent loading the model (see BackendEngine._attempt)
+    attribution: str = "exclusive"  # "shared:N": it overlapped other calls on its energy counter (SharedMeter)
 
     @property
     def ok(self) -> bool:
@@ -185,11 +186,18 @@ class BackendEngine:
         try:
             if any(same_model(name, model) for name in loaded_models()):
                 return False
-            token = self.meter.start()
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            completion = preload(model, self.keep_alive())
         except BackendError:
             return False
+        token = self.meter.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        try:
+            completion = preload(model, self.keep_alive())
+        except BaseException as exc:
+            # Close the meter's call all the same: a shared counter would otherwise count it as running.
+            self.meter.stop(token, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+            if isinstance(exc, BackendError):
+                return False
+            raise
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
         if completion.load_s <= 0:
@@ -212,8 +220,16 @@ class BackendEngine:
                 check_json_reply(completion.text, request.json_schema, self.backend.name, request.model)
         except BackendError as exc:
             error = exc
+        except BaseException:
+            # Not a model failure (Ctrl-C, a bug): close the meter's call, unrecorded, and let it propagate.
+            self.meter.stop(token, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+            raise
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        energy: EnergyReading = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        if getattr(self.meter, "attributes_by_tokens", False):  # a shared counter splits energy by tokens
+            energy: EnergyReading = self.meter.stop(token, wall_s=wall, cpu_s=cpu,
+                                                    tokens=completion.completion_tokens if completion else 0)
+        else:
+            energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
         latency_s = completion.latency_s if completion else wall
         load_s = completion.load_s if completion else 0.0
         joules = energy.joules
@@ -243,6 +259,7 @@ class BackendEngine:
                 response=completion.text if completion else None,
                 task_id=recorder.task_id,
                 load_joules=load_joules,
+                attribution=energy.attribution,
             ))
         if error is not None:
             raise error

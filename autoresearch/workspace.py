@@ -51,9 +51,12 @@ class Workspace:
 
     def evaluation_hash(self) -> str:
         """Hash of the fixed evaluation: rubric, task suite, evaluator instructions, scoring."""
+        scoring = self.settings.scoring.model_dump()
+        if not scoring["energy_weight"]:
+            # Left out at its default, so studies made before the setting existed keep their names.
+            del scoring["energy_weight"]
         blob = json.dumps(
-            [self.rubric.model_dump(), self.suite.model_dump(), self.evaluator_instructions,
-             self.settings.scoring.model_dump()],
+            [self.rubric.model_dump(), self.suite.model_dump(), self.evaluator_instructions, scoring],
             sort_keys=True,
         )
         return text_hash(blob)

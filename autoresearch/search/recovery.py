@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from ..errors import WorkspaceError
 from ..store import STORE_NAME, Store
 from ..versioning import InstructionRepo, dirty_message, write_atomic
-from .results import COLUMNS, tsv_line
+from .results import COLUMNS, objective, row_objective, tsv_line
 
 
 class RecoveryMixin:
@@ -95,10 +95,12 @@ class RecoveryMixin:
             holdout = [e for e in evaluations if e["kind"] == "holdout" and e["composite"] is not None]
             if search:
                 e = search[-1]
-                before = self._composite_before(row["number"])
+                before = self._objective_before(row["number"])
+                value = objective(e["composite"], e["joules"] or 0.0, len(self.store.task_results(e["id"])),
+                                  self.settings.scoring.energy_weight)
                 fields.update(composite=e["composite"], judge_mean=e["judge_mean"], criteria_rate=e["criteria_rate"],
                               evaluation_id=e["id"], energy_source=e["energy_source"], incumbent_before=before,
-                              delta=None if before is None else e["composite"] - before)
+                              objective=value, delta=None if before is None else value - before)
             if holdout:
                 fields.update(holdout_composite=holdout[-1]["composite"], holdout_evaluation_id=holdout[-1]["id"])
             fields["joules"] = sum(e["joules"] or 0.0 for e in evaluations)
@@ -106,10 +108,11 @@ class RecoveryMixin:
             fields["note"] = row["idea"] or ""
         self.store.finish_trial(self.name, row["number"], "keep", **fields)
 
-    def _composite_before(self, number: int) -> float | None:
+    def _objective_before(self, number: int) -> float | None:
+        """The objective of the incumbent a trial was judged against (the composite at energy_weight 0)."""
         rows = [r for r in self.store.trials(self.name)
                 if r["number"] < number and r["status"] in ("baseline", "keep")]
-        return rows[-1]["composite"] if rows else None
+        return row_objective(rows[-1]) if rows else None
 
     def _abandon(self, number: int, note: str = "stopped by the user") -> None:
         """A trial stopped by Ctrl-C: interrupted unless it had finished; Optuna told; nothing committed."""
@@ -138,7 +141,7 @@ class RecoveryMixin:
             return
         evaluated = row["composite"] is not None and (status != "discard" or row["evaluation_id"] is not None)
         if status in ("baseline", "keep", "discard") and evaluated:
-            self.optuna.tell(number, row["composite"])
+            self.optuna.tell(number, row_objective(row))  # what the keep rule compared
         elif status in ("pruned", "discard"):  # a discard not evaluated is an identical twin of an earlier one
             self.optuna.tell(number, state=TrialState.PRUNED)
         else:

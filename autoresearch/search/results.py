@@ -22,6 +22,22 @@ class TrialOutcome:
     energy_source: str = ""
     commit: str = ""
     holdout_composite: float | None = None
+    objective: float | None = None  # what the keep rule compares: see objective(); delta is in its units
+
+
+def objective(composite: float | None, joules: float, tasks: int, energy_weight: float) -> float | None:
+    """The loop's objective: composite − energy_weight × kJ per task of the search evaluation.
+
+    With energy_weight 0 it is the composite itself (the same float, so nothing changes)."""
+    if composite is None or not energy_weight or not tasks:
+        return composite
+    return composite - energy_weight * joules / tasks / 1000.0
+
+
+def row_objective(row) -> float | None:
+    """A trials row's objective; rows made before m004 (energy_weight was 0 then) have only the composite."""
+    value = row["objective"]
+    return row["composite"] if value is None else value
 
 
 def tsv_line(row) -> str:

@@ -29,7 +29,7 @@ from . import operators, pareto
 from .pareto import FrontPoint
 from .proposer import Proposer, feedback_from
 from .recovery import RecoveryMixin, deferred_sigint
-from .results import TrialOutcome
+from .results import TrialOutcome, objective, row_objective
 
 RESULTS_NAME = "results.tsv"
 
@@ -48,6 +48,22 @@ class Incumbent:
     knobs: dict[str, Any]
     evaluation_id: int | None
     holdout_composite: float | None
+    objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
+
+
+@dataclass(frozen=True)
+class PortfolioRow:
+    """One study's best (its incumbent) as the summary compares portfolios: quality, energy, latency."""
+
+    portfolio: str
+    study: str
+    trial: int
+    best_composite: float  # on the search tasks
+    best_holdout: float | None
+    joules_per_task: float  # of the best's search evaluation
+    seconds_per_task: float
+    producer_tokens_per_task: float
+    energy_source: str
 
 
 @dataclass
@@ -69,6 +85,11 @@ class StudySummary:
     roles: list[dict[str, Any]] = field(default_factory=list)  # views.role_rows of this session's calls
     notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
     pareto: list[FrontPoint] = field(default_factory=list)  # composite vs joules per task, whole study
+    energy_weight: float = 0.0  # [scoring] energy_weight: > 0 makes the objective differ from the composite
+    baseline_objective: float | None = None
+    best_objective: float | None = None
+    # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
+    comparison: list[PortfolioRow] = field(default_factory=list)
 
 
 class Study(RecoveryMixin):
@@ -81,7 +102,8 @@ class Study(RecoveryMixin):
 
     def __init__(self, workspace: Workspace, *, portfolio: str | None = None, storage: str | None = None,
                  store: Store | None = None, backend_factory=None, seed: int | None = None,
-                 observer: Observer | None = None, retries: int = 2, backoff_s: float = 1.0):
+                 observer: Observer | None = None, retries: int = 2, backoff_s: float = 1.0,
+                 warm_start: bool = True):
         self.ws = workspace
         self.settings = workspace.settings
         self.portfolio_name = portfolio or self.settings.workspace.portfolio
@@ -90,6 +112,8 @@ class Study(RecoveryMixin):
         self.storage = storage or f"sqlite:///{workspace.runs_dir / 'optuna.db'}"
         self.backend_factory = backend_factory
         self.retries, self.backoff_s = retries, backoff_s
+        self.warm_start = warm_start
+        self.energy_weight = self.settings.scoring.energy_weight
         self.rng = random.Random(seed)
         self.seed = seed
         self.observer = observer or (lambda kind, data: None)
@@ -182,6 +206,8 @@ class Study(RecoveryMixin):
         incumbent = self._incumbent()
         try:
             if incumbent is None:
+                if self.warm_start:
+                    self._warm_start()
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self._down("the baseline failed", [self._trial_calls()])
@@ -221,6 +247,8 @@ class Study(RecoveryMixin):
         sources = sorted({c.energy_source for c in self.session_calls})
         points = pareto.front(self.store, self.name)
         pareto.write_tsv(points, self.ws.runs_dir / "pareto.tsv")
+        comparison = [row for row in (self._portfolio_row(name) for name in
+                                      (self.name, self._previous_study_name())) if row is not None]
         return StudySummary(
             study=self.name, branch=self.branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
             baseline_composite=baseline["composite"] if baseline else None,
@@ -229,7 +257,75 @@ class Study(RecoveryMixin):
             best_holdout=incumbent.holdout_composite if incumbent else None,
             joules=sum(c.joules for c in self.session_calls), energy_source="+".join(sources) or "none",
             calls=len(self.session_calls), commits=commits, stop_message=message,
-            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points)
+            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points,
+            energy_weight=self.energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
+            best_objective=incumbent.objective if incumbent else None, comparison=comparison)
+
+    # --- portfolios: warm start and comparison -------------------------------------------------
+
+    def _previous_study(self) -> tuple[str, Any] | None:
+        """The study of another portfolio (same workspace and evaluation) to start from, with its incumbent
+        row: the one this study recorded, else the most recently active one that has an incumbent."""
+        studies = self.store.related_studies(workspace=str(self.ws.root), evaluation_hash=self.ws.evaluation_hash(),
+                                             other_than_portfolio=self.portfolio_name)
+        own = self.store.study(self.name)
+        recorded = own["warm_start"] if own is not None else None
+        names = [s["name"] for s in studies]
+        if recorded in names:
+            names = [recorded]
+        for name in names:
+            row = _incumbent_row(self.store.trials(name))
+            if row is not None:
+                return name, row
+        return None
+
+    def _previous_study_name(self) -> str | None:
+        previous = self._previous_study()
+        return previous[0] if previous else None
+
+    def _warm_start(self) -> None:
+        """Before a new study's baseline: commit the previous portfolio's best instructions onto its branch.
+
+        One commit per optimizable file that differs from HEAD. Idempotent: after a crash, the files
+        already committed equal HEAD and are skipped. The commits carry no Autoresearch-Trial trailer,
+        so crash recovery (which matches commits to trials) never takes them for keeps."""
+        previous = self._previous_study()
+        if previous is None:
+            return
+        source, row = previous
+        self.store.set_warm_start(self.name, source)
+        texts = json.loads(row["instructions_json"] or "{}")
+        for file in self.settings.workspace.optimizable:
+            rel = f"{INSTRUCTIONS_DIR}/{file}"
+            text = texts.get(file)
+            if text is None or text == self.repo.read_head(rel):
+                continue
+            with deferred_sigint():
+                commit = self.repo.commit_instruction(
+                    rel, text, f"autoresearch: warm start {file} from study {source} (trial {row['number']})",
+                    {"Autoresearch-Warm-Start": source, "Autoresearch-Warm-Start-Trial": str(row["number"]),
+                     "Autoresearch-Portfolio": self.portfolio_name})
+            self._note(f"warm start: {file} from study {source} (trial {row['number']}, its best), "
+                       f"committed as {commit.sha[:10]}")
+
+    def _portfolio_row(self, study: str | None) -> PortfolioRow | None:
+        """A study's incumbent: composite, holdout, and its search evaluation's energy, time and output length."""
+        if study is None:
+            return None
+        row = _incumbent_row(self.store.trials(study))
+        meta = self.store.study(study)
+        if row is None or meta is None or row["evaluation_id"] is None:
+            return None
+        evaluation = self.store.evaluation(row["evaluation_id"])
+        tasks = len(self.store.task_results(row["evaluation_id"])) or 1
+        tokens = self.store.conn.execute(
+            "SELECT COALESCE(SUM(completion_tokens), 0) FROM calls WHERE evaluation_id=? AND role='producer'"
+            " AND status='ok'", (row["evaluation_id"],)).fetchone()[0]
+        return PortfolioRow(
+            portfolio=meta["portfolio"], study=study, trial=row["number"], best_composite=row["composite"],
+            best_holdout=row["holdout_composite"], joules_per_task=(evaluation["joules"] or 0.0) / tasks,
+            seconds_per_task=(evaluation["seconds"] or 0.0) / tasks, producer_tokens_per_task=tokens / tasks,
+            energy_source=evaluation["energy_source"] or "none")
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
@@ -249,9 +345,10 @@ class Study(RecoveryMixin):
         recorder = self._recorder(trial.number)
         try:
             suite = self._evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
+            value = self._suite_objective(suite)
             if suite.score.failed_share > self.settings.search.max_failed_share:
                 self._finish(TrialOutcome(
-                    trial.number, "failed", operator="baseline", composite=suite.composite,
+                    trial.number, "failed", operator="baseline", composite=suite.composite, objective=value,
                     description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
                     joules=self._joules(recorder), energy_source=suite.energy_source), suite)
                 return None
@@ -259,7 +356,7 @@ class Study(RecoveryMixin):
             outcome = TrialOutcome(trial.number, "baseline", operator="baseline",
                                    description="the committed instructions", composite=suite.composite,
                                    joules=self._joules(recorder), energy_source=suite.energy_source,
-                                   commit=self.repo.head_sha(), holdout_composite=holdout)
+                                   commit=self.repo.head_sha(), holdout_composite=holdout, objective=value)
             self._finish(outcome, suite, holdout_id=self._last_holdout_id)
         except KeyboardInterrupt:
             self._abandon(trial.number)
@@ -267,7 +364,7 @@ class Study(RecoveryMixin):
         except Exception as exc:
             self._abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
             raise
-        return Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout)
+        return Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout, value)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
@@ -317,18 +414,22 @@ class Study(RecoveryMixin):
         twin = self.store.find_variant(self.name, fields["variant_hash"], without_failed_tasks=True)
         if twin is not None:
             return self._finish(replace(base, status="discard", composite=twin["composite"],
-                                        delta=twin["composite"] - incumbent.composite, joules=self._joules(recorder),
+                                        objective=row_objective(twin),
+                                        delta=row_objective(twin) - incumbent.objective, joules=self._joules(recorder),
                                         description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
         merged = {**incumbent.knobs, **knobs}
         suite = self._evaluate(trial, instructions, merged, self.search_tasks, "trial", recorder)
-        outcome = replace(base, composite=suite.composite, delta=suite.composite - incumbent.composite,
+        value = self._suite_objective(suite)
+        outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,
                           joules=self._joules(recorder), energy_source=suite.energy_source)
         if suite.status == "pruned":
-            return self._finish(replace(outcome, status="pruned", composite=None, delta=None), suite), incumbent
+            return self._finish(replace(outcome, status="pruned", composite=None, objective=None, delta=None),
+                                suite), incumbent
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
             return self._finish(replace(outcome, status="failed", description=failed), suite), incumbent
         # "Beats by more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more.
+        # The delta is of the objective: the composite itself unless [scoring] energy_weight > 0.
         if outcome.delta <= self.settings.scoring.keep_threshold + 1e-9:
             return self._finish(replace(outcome, status="discard"), suite), incumbent
         holdout = self._holdout(trial.number, instructions, merged, recorder)
@@ -344,7 +445,8 @@ class Study(RecoveryMixin):
             outcome = replace(outcome, commit=commit.sha)
             # 3. keep in the store, then results.tsv, then Optuna.
             self._finish(outcome, suite, holdout_id=self._last_holdout_id)
-        return outcome, Incumbent(trial.number, suite.composite, instructions, merged, suite.evaluation_id, holdout)
+        return outcome, Incumbent(trial.number, suite.composite, instructions, merged, suite.evaluation_id, holdout,
+                                  value)
 
     # --- crash recovery ------------------------------------------------------------------------
 
@@ -385,6 +487,8 @@ class Study(RecoveryMixin):
         def on_task(index: int, result: TaskResult) -> bool:
             rate = result.criteria_passed / len(result.checks) if result.checks else 0.0
             value = 0.0 if result.failed else scoring.judge_weight * result.score_r1 + scoring.criteria_weight * rate * 10
+            if self.energy_weight:  # the pruner compares what the keep rule compares: the objective
+                value -= self.energy_weight * result.joules / 1000.0
             trial.report(value, step=index)
             self.observer("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})
@@ -428,6 +532,12 @@ class Study(RecoveryMixin):
     def _joules(self, recorder: CallRecorder) -> float:
         return sum(c.joules for c in recorder.calls)
 
+    def _suite_objective(self, suite: SuiteResult) -> float:
+        """composite − energy_weight × kJ per task of this search evaluation (the composite at weight 0)."""
+        value = objective(suite.composite, suite.joules, len(suite.tasks), self.energy_weight)
+        assert value is not None
+        return value
+
     def _variant_fields(self, instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
         return {"instructions_json": json.dumps(instructions, sort_keys=True),
                 "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
@@ -440,9 +550,10 @@ class Study(RecoveryMixin):
             criteria_rate=score.criteria_rate if score else None, holdout_composite=outcome.holdout_composite,
             joules=outcome.joules, energy_source=outcome.energy_source,
             evaluation_id=suite.evaluation_id if suite else None, holdout_evaluation_id=holdout_id,
-            commit_sha=outcome.commit or None, note=outcome.description,
-            incumbent_before=None if outcome.delta is None or outcome.composite is None
-            else outcome.composite - outcome.delta)
+            commit_sha=outcome.commit or None, note=outcome.description, objective=outcome.objective,
+            # delta and incumbent_before are in objective units (the composite's when energy_weight is 0).
+            incumbent_before=None if outcome.delta is None or outcome.objective is None
+            else outcome.objective - outcome.delta)
 
     def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
                 holdout_id: int | None = None) -> TrialOutcome:
@@ -459,22 +570,21 @@ class Study(RecoveryMixin):
 
     def _incumbent(self) -> Incumbent | None:
         """On resume: the last kept trial, else the baseline; None when the study has no baseline yet."""
-        rows = [r for r in self.store.trials(self.name) if r["status"] in ("baseline", "keep")]
-        if not rows:
+        row = _incumbent_row(self.store.trials(self.name))
+        if row is None:
             return None
-        row = rows[-1]
         params = json.loads(row["params_json"])
         knobs = {k: params[k] for k in ("producer_temperature", "revision_rounds") if k in params}
         return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]), knobs,
-                         row["evaluation_id"], row["holdout_composite"])
+                         row["evaluation_id"], row["holdout_composite"], row_objective(row))
 
     def _parents(self, incumbent: Incumbent) -> list[Incumbent]:
-        """The incumbent first, then earlier kept variants (and the baseline) by composite."""
+        """The incumbent first, then earlier kept variants (and the baseline) by objective."""
         rows = [r for r in self.store.trials(self.name)
                 if r["status"] in ("baseline", "keep") and r["number"] != incumbent.trial]
-        rows.sort(key=lambda r: r["composite"], reverse=True)
+        rows.sort(key=row_objective, reverse=True)
         others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
-                            r["evaluation_id"], r["holdout_composite"]) for r in rows]
+                            r["evaluation_id"], r["holdout_composite"], row_objective(r)) for r in rows]
         return [incumbent, *others][: self.settings.search.parents]
 
     def _tried(self, file: str) -> list[str]:
@@ -491,6 +601,9 @@ class Study(RecoveryMixin):
         return n
 
     def _subject(self, file: str, outcome: TrialOutcome, incumbent: Incumbent) -> str:
+        if self.energy_weight:
+            return (f"autoresearch: {file} {outcome.delta:+.2f} "
+                    f"(objective {incumbent.objective:.2f} → {outcome.objective:.2f})")
         return (f"autoresearch: {file} {outcome.delta:+.2f} "
                 f"({incumbent.composite:.2f} → {outcome.composite:.2f})")
 
@@ -507,6 +620,10 @@ class Study(RecoveryMixin):
             "Autoresearch-Portfolio": self.portfolio_name,
             "Autoresearch-Study": self.name,
         }
+        if self.energy_weight:
+            trailers["Autoresearch-Objective"] = f"{outcome.objective:.3f}"
+            trailers["Autoresearch-Joules-Per-Task"] = (f"{suite.joules / max(len(suite.tasks), 1):.1f} "
+                                                        f"({suite.energy_source})")
         if knobs:
             trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
         return trailers
@@ -514,3 +631,9 @@ class Study(RecoveryMixin):
 
 def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.3f}"
+
+
+def _incumbent_row(rows: list[Any]) -> Any | None:
+    """A study's incumbent among its trials rows (in number order): the last keep, else the baseline."""
+    kept = [r for r in rows if r["status"] in ("baseline", "keep")]
+    return kept[-1] if kept else None

@@ -122,10 +122,24 @@ M003_LOAD_JOULES = """
 ALTER TABLE calls ADD COLUMN load_joules REAL NOT NULL DEFAULT 0;
 """
 
+# trials.objective: what the loop compared, told Optuna and kept on: composite − [scoring] energy_weight ×
+#   kJ per search task (equal to composite when the weight is 0; NULL in rows made before m004, which
+#   were made with weight 0). trials.composite stays the quality composite; with a weight > 0,
+#   trials.delta and trials.incumbent_before are in objective units (objective − the incumbent's objective).
+# calls.attribution: "exclusive" (the call was alone on its energy counter, or estimated) or "shared:N"
+#   (it overlapped other calls on the same counter, at most N at once, and got a token share of their energy).
+# studies.warm_start: the study of another portfolio whose best instructions this study started from.
+M004_OBJECTIVE_ATTRIBUTION = """
+ALTER TABLE trials ADD COLUMN objective REAL;
+ALTER TABLE calls ADD COLUMN attribution TEXT NOT NULL DEFAULT 'exclusive';
+ALTER TABLE studies ADD COLUMN warm_start TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
     ("m003_load_joules", M003_LOAD_JOULES),
+    ("m004_objective_attribution", M004_OBJECTIVE_ATTRIBUTION),
 ]
 
 

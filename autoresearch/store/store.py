@@ -76,7 +76,8 @@ class Store:
             evaluation_id=evaluation_id, study=study, trial=trial, task_id=call.task_id, role=call.role, backend=call.backend,
             model=call.model, prompt_hash=call.prompt_hash, prompt_tokens=call.prompt_tokens,
             completion_tokens=call.completion_tokens, latency_s=call.latency_s, load_s=call.load_s,
-            joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source, status=call.status,
+            joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source,
+            attribution=call.attribution, status=call.status,
             failure_mode=call.failure_mode, error=call.error, response=call.response, created_at=_now(),
         ))
 
@@ -110,10 +111,26 @@ class Store:
         """Record a study once; True when it is new."""
         with self.conn:
             cur = self.conn.execute(
-                "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO studies (name, created_at, workspace, portfolio, portfolio_json,"
+                " evaluation_hash, branch, storage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, _now(), workspace, portfolio, portfolio_json, evaluation_hash, branch, storage),
             )
         return cur.rowcount == 1
+
+    def study(self, name: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM studies WHERE name=?", (name,)).fetchone()
+
+    def set_warm_start(self, name: str, source: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE studies SET warm_start=? WHERE name=?", (source, name))
+
+    def related_studies(self, *, workspace: str, evaluation_hash: str, other_than_portfolio: str) -> list[sqlite3.Row]:
+        """Studies of the same workspace and evaluation but another portfolio, the most recently active first."""
+        return self.conn.execute(
+            "SELECT s.*, (SELECT MAX(t.id) FROM trials t WHERE t.study = s.name) AS last_trial_id FROM studies s"
+            " WHERE s.workspace=? AND s.evaluation_hash=? AND s.portfolio != ?"
+            " ORDER BY last_trial_id IS NULL, last_trial_id DESC, s.rowid DESC",
+            (workspace, evaluation_hash, other_than_portfolio)).fetchall()
 
     def begin_trial(self, study: str, number: int, **fields: Any) -> None:
         row = dict(study=study, number=number, created_at=_now(), status="running", **fields)
