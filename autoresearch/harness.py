@@ -17,7 +17,7 @@ from .energy import select_meter, shared
 from .evaluation import CheckResult, check_all, failed_task_score, judge_score
 from .evaluation import guard
 from .errors import BackendError
-from .lm import BackendEngine, CallRecord, CallRecorder, backend_error_in, make_lm, recording
+from .lm import BackendEngine, CallRecord, CallRecorder, backend_error_in, energy_source_of, make_lm, recording
 from .scheduling import KeepAlivePolicy, policy_for
 from .workspace import Workspace
 
@@ -164,7 +164,7 @@ class TaskResult:
 
     @property
     def energy_source(self) -> str:
-        return "+".join(sorted({c.energy_source for c in self.calls})) or "none"
+        return energy_source_of(self.calls)
 
     @property
     def flags(self) -> tuple[str, ...]:

@@ -291,6 +291,11 @@ def make_lm(engine: BackendEngine) -> dspy.LM:
                    temperature=engine.config.temperature, max_tokens=engine.config.max_tokens)
 
 
+def energy_source_of(calls) -> str:
+    """The meters behind some calls' joules, e.g. "estimate" or "nvml+estimate"; "none" without calls."""
+    return "+".join(sorted({c.energy_source for c in calls})) or "none"
+
+
 def backend_error_in(exc: BaseException) -> BackendError | None:
     """The BackendError behind an exception DSPy wrapped, if any."""
     seen: BaseException | None = exc

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 from .config import Portfolio, RoleConfig, Task
 from .harness import Harness
+from .lm import energy_source_of
 from .runner import SuiteResult, evaluate_tasks
 from .store import Store
 from .workspace import Workspace
@@ -82,7 +83,7 @@ def _row(role: str, candidate: RoleConfig, suite: SuiteResult, n_tasks: int) -> 
         role=role, model=f"{candidate.backend}:{candidate.model}", composite=suite.composite,
         judge_mean=suite.score.judge_mean, criteria_rate=suite.score.criteria_rate,
         joules_per_task=sum(c.joules for c in calls) / max(n_tasks, 1),
-        energy_source="+".join(sorted({c.energy_source for c in calls})) or "none",
+        energy_source=energy_source_of(calls),
         latency_s=sum(c.latency_s for c in calls) / len(calls) if calls else 0.0,
         completion_rate=len(ok) / len(calls) if calls else 0.0, calls=len(calls),
     )

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from .config import Task
 from .evaluation.scoring import SuiteScore, TaskScore, score_suite
 from .harness import Harness, TaskResult
-from .lm import CallRecord, CallRecorder
+from .lm import CallRecord, CallRecorder, energy_source_of
 from .store import Store
 from .workspace import Workspace
 
@@ -36,7 +36,7 @@ class SuiteResult:
 
     @property
     def energy_source(self) -> str:
-        return "+".join(sorted({c.energy_source for c in self.calls})) or "none"
+        return energy_source_of(self.calls)
 
     @property
     def composite(self) -> float:

@@ -28,7 +28,7 @@ from ..adapter import GrammarAdapter
 from ..config import ScoringConfig, Task
 from ..evaluation.scoring import TaskScore, failed_task_score, score_suite
 from ..harness import REVISE_SUFFIX, Harness, Pipeline, TaskResult, build_engine
-from ..lm import CallRecord, CallRecorder, backend_error_in, make_lm, recording
+from ..lm import CallRecord, CallRecorder, backend_error_in, energy_source_of, make_lm, recording
 from ..runner import task_score
 from ..search.study import Study
 from ..workspace import load_workspace
@@ -95,7 +95,7 @@ class MethodRun:
 
     @property
     def energy_source(self) -> str:
-        return "+".join(sorted({c.energy_source for c in self.calls})) or "none"
+        return energy_source_of(self.calls)
 
     def to_json(self) -> dict[str, Any]:
         return {
