@@ -166,14 +166,19 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
 def role_summary_table(roles: list[dict[str, Any]]) -> Table:
     """Per role and model, this run's calls: energy, energy per output token, tokens, latency, loads, completion."""
     table = Table(title="Roles and models (this run's calls)", title_justify="left", box=None)
-    for col in ("role", "model", "calls", "completed", "J", "J/1k out", "tokens in", "tokens out", "latency s",
-                "load s", "energy"):
+    for col in ("role", "model", "calls", "completed", "J", "load J", "J/1k out", "tokens in", "tokens out",
+                "latency s", "swaps", "load s", "energy"):
         table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
     for r in roles:
         per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
         table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}", f"{r['joules']:.1f}",
-                      per_k, str(r["prompt_tokens"]), str(r["completion_tokens"]), f"{r['latency_s']:.1f}",
-                      f"{r['load_s']:.2f}", energy_label(r["energy_source"] or "estimate"))
+                      f"{r['load_joules']:.1f}", per_k, str(r["prompt_tokens"]), str(r["completion_tokens"]),
+                      f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}",
+                      energy_label(r["energy_source"] or "estimate"))
+    if roles:  # a swap is a call that had to load its model: what the keep-alive schedule minimises
+        table.caption = (f"model loads this run: {sum(r['swaps'] for r in roles)} swaps, "
+                         f"{sum(r['load_s'] for r in roles):.1f} s loading")
+        table.caption_justify = "left"
     return table
 
 
