@@ -142,7 +142,7 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
                   f"({energy_label(summary.energy_source)})")
     if summary.roles:
         console.print(role_summary_table(summary.roles))
-    if summary.comparison:
+    if len(summary.comparison) > 1:  # a comparison needs a previous portfolio
         console.print(comparison_table(summary.comparison))
     if summary.pareto:
         table = Table(title="Pareto front: composite against joules per task (whole study, runs/pareto.tsv)",
