@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..backends.base import Completion, CompletionRequest
-from ..errors import UsageError
 from ..search.proposer import PROPOSER_INSTRUCTIONS
 from ..search.study import Study
 from ..workspace import load_workspace
@@ -289,10 +288,4 @@ def main_args(argv: Sequence[str] | None, doc: str) -> OverheadOptions:
 
 
 def main(argv: Sequence[str] | None = None, doc: str = "") -> int:
-    options = main_args(argv, doc or __doc__ or "")
-    try:
-        run(options)
-    except (ValueError, UsageError) as exc:
-        print(f"bench_overhead: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return report.run_cli("bench_overhead", lambda: run(main_args(argv, doc or __doc__ or "")))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 from html import escape
 from importlib import metadata
 from typing import Any, Iterable, Sequence
 
+from ..errors import UsageError
 from ..report import svg
 from .methods import LABELS, MethodRun
 
@@ -152,3 +154,13 @@ def trajectory_svg(runs: Sequence[MethodRun], baseline: float | None, limit: int
                    f'<text x="{x + 20}" y="{y - 3}">{escape(name)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def run_cli(prog: str, job) -> int:
+    """A benchmark script's exit code: 0, or 2 with one line on stderr for input the user can fix."""
+    try:
+        job()
+    except (ValueError, UsageError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    return 0

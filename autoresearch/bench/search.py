@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import UsageError
 from ..harness import Harness
 from ..runner import evaluate_tasks
 from ..store import Store
@@ -246,10 +245,4 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
 
 
 def main(argv: Sequence[str] | None = None, doc: str = "") -> int:
-    options = main_args(argv, doc or __doc__ or "")
-    try:
-        run(options)
-    except (ValueError, UsageError) as exc:
-        print(f"bench_search: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return report.run_cli("bench_search", lambda: run(main_args(argv, doc or __doc__ or "")))

@@ -60,3 +60,16 @@ class ScriptedPipeline:
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+# A search space of one operator and one temperature: trials differ only by the scripted variants.
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+
+
+def producer_only(root: Path, extra_config: str = "") -> Path:
+    """Make producer.md the only optimizable file (and append extra_config), committed."""
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
+    git(root, "commit", "-qam", "only producer")
+    return root

@@ -19,22 +19,13 @@ from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.versioning import InstructionRepo
 from autoresearch.workspace import load_workspace
-from scripted import ScriptedPipeline, git
+from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
 
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
 KILLED = 9
 _spec = importlib.util.spec_from_file_location(
     "crash_test", Path(__file__).resolve().parents[2] / "scripts" / "crash_test.py")
 crash_test = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(crash_test)
-
-
-def producer_only(root):
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
-    return root
 
 
 def die() -> None:

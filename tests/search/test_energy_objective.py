@@ -16,9 +16,8 @@ import pytest
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace import load_workspace, text_hash
-from scripted import ScriptedPipeline, git
+from scripted import git, ONLY_PRODUCER, ScriptedPipeline
 
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
 SLOW_S = 0.1
 WATTS = 60.0  # the starter's server_watts
 

@@ -16,17 +16,7 @@ from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace import load_workspace
 from rich.console import Console
-from scripted import ScriptedPipeline, git
-
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
-
-
-def producer_only(root, extra_config=""):
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
-    git(root, "commit", "-qam", "only producer")
-    return root
+from scripted import ONLY_PRODUCER, producer_only, ScriptedPipeline
 
 
 class Faulty:

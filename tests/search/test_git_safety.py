@@ -19,17 +19,7 @@ from autoresearch.lock import RunLock
 from autoresearch.search.study import Study
 from autoresearch.versioning import InstructionRepo, write_atomic
 from autoresearch.workspace import load_workspace
-from scripted import ScriptedPipeline, git
-
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
-
-
-def producer_only(root):
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
-    return root
+from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
 
 
 def make_study(root, variants=("Answer!!\n",)):

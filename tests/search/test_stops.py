@@ -9,17 +9,7 @@ from autoresearch.cli import main
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace import load_workspace
-from scripted import ScriptedPipeline, git
-
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
-
-
-def producer_only(root):
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
-    return root
+from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
 
 
 def test_request_stop_finishes_the_current_trial_then_stops(loop_workspace):

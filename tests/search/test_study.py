@@ -11,9 +11,7 @@ from autoresearch.search.study import Study
 from autoresearch.store import Store
 
 from autoresearch.workspace import load_workspace as load
-from scripted import ScriptedPipeline, git
-
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+from scripted import git, ONLY_PRODUCER, ScriptedPipeline
 
 
 def make_study(root, pipeline, **kw):
