@@ -209,6 +209,47 @@ class InstructionRepo:
         except (ValueError, git.BadName):
             return False
 
+    # --- a study branch shared by several workers through a remote ----------------------------
+
+    def remote_url(self, remote: str) -> str | None:
+        """The URL of a remote, or None when the repository has no remote of that name."""
+        if remote not in [r.name for r in self.repo.remotes]:
+            return None
+        return self.repo.remote(remote).url
+
+    def fetch_branch(self, remote: str, branch: str) -> str | None:
+        """Fetch a branch from the remote; its tip, or None when the remote has no such branch."""
+        try:
+            out = self.repo.git.ls_remote(remote, f"refs/heads/{branch}")
+            if not out.strip():
+                return None
+            self.repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot fetch {branch} from remote {remote}: {_git_message(exc)}") from None
+        return out.split()[0]
+
+    def move_branch_to(self, sha: str) -> None:
+        """Point the current branch at sha, updating the instruction files and keeping every other change
+        in the work tree (`git reset --keep`: it refuses rather than overwrite a local edit)."""
+        if self.head_sha() == sha:
+            return
+        try:
+            self.repo.git.reset("--keep", sha)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot move {self.branch} to {sha[:10]}: {_git_message(exc)}") from None
+
+    def push(self, remote: str, branch: str) -> None:
+        """Push the branch to the remote, never forcing: a push that is not a fast-forward is refused."""
+        try:
+            self.repo.git.push("--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot push {branch} to remote {remote}: {_git_message(exc)}") from None
+
+    def trailers(self, sha: str) -> dict[str, str]:
+        """The Autoresearch-* trailers of a commit."""
+        body = self.repo.commit(sha).message
+        return {k: v.strip() for k, v in re.findall(r"^(Autoresearch-[A-Za-z-]+): (.*)$", body, re.MULTILINE)}
+
     def _index(self, path: str) -> int:
         for i, rel in enumerate(self.paths):
             if rel == path or rel.endswith("/" + path):

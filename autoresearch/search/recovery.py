@@ -13,6 +13,7 @@ from ..errors import WorkspaceError
 from ..store import STORE_NAME, Store
 from ..versioning import InstructionRepo, dirty_message, write_atomic
 from .results import COLUMNS, objective, row_objective, tsv_line
+from .shared import OWNER_ATTR
 
 
 class RecoveryMixin:
@@ -78,6 +79,8 @@ class RecoveryMixin:
                 self.store.finish_trial(name, number, "interrupted", note="abandoned by a stopped run")
         self.store.interrupt_evaluations(name)
         for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if self.shared is not None and t.user_attrs.get(OWNER_ATTR) != self.owner:
+                continue  # another worker's trial, most likely running right now
             row = self.store.trial(name, t.number)
             if row is None:  # asked for, then killed before it was recorded: keep the numbers contiguous
                 self.store.begin_trial(name, t.number)

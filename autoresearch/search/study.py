@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import time
 import warnings
 from collections import Counter
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..config import Task
@@ -27,9 +29,12 @@ from ..views import role_rows
 from ..workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
 from . import operators, pareto
 from .pareto import FrontPoint
-from .proposer import Proposer, feedback_from
+from .portfolios import PortfolioMixin, PortfolioRow, incumbent_row
+from .proposer import Feedback, Proposer, feedback_from
 from .recovery import RecoveryMixin, deferred_sigint
 from .results import TrialOutcome, objective, row_objective
+from .shared import OWNER_ATTR, KeepRecord, Ledger, LostRace, worker_id
+from .worker import SharedWorker, scoring_identity
 
 RESULTS_NAME = "results.tsv"
 
@@ -49,21 +54,8 @@ class Incumbent:
     evaluation_id: int | None
     holdout_composite: float | None
     objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
-
-
-@dataclass(frozen=True)
-class PortfolioRow:
-    """One study's best (its incumbent) as the summary compares portfolios: quality, energy, latency."""
-
-    portfolio: str
-    study: str
-    trial: int
-    best_composite: float  # on the search tasks
-    best_holdout: float | None
-    joules_per_task: float  # of the best's search evaluation
-    seconds_per_task: float
-    producer_tokens_per_task: float
-    energy_source: str
+    version: int = 0  # in a shared study: the ledger's version of the incumbent
+    feedback: Feedback | None = None  # in a shared study: from the worker that evaluated it
 
 
 @dataclass
@@ -92,7 +84,7 @@ class StudySummary:
     comparison: list[PortfolioRow] = field(default_factory=list)
 
 
-class Study(RecoveryMixin):
+class Study(RecoveryMixin, PortfolioMixin):
     """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent.
 
     Crash safety: git is the source of truth for keeps. A kept variant is written to the store with its
@@ -103,7 +95,7 @@ class Study(RecoveryMixin):
     def __init__(self, workspace: Workspace, *, portfolio: str | None = None, storage: str | None = None,
                  store: Store | None = None, backend_factory=None, seed: int | None = None,
                  observer: Observer | None = None, retries: int = 2, backoff_s: float = 1.0,
-                 warm_start: bool = True):
+                 warm_start: bool = True, study_name: str | None = None, remote: str = "origin"):
         self.ws = workspace
         self.settings = workspace.settings
         self.portfolio_name = portfolio or self.settings.workspace.portfolio
@@ -112,8 +104,15 @@ class Study(RecoveryMixin):
         self.storage = storage or f"sqlite:///{workspace.runs_dir / 'optuna.db'}"
         self.backend_factory = backend_factory
         self.retries, self.backoff_s = retries, backoff_s
-        self.warm_start = warm_start
+        # A named study is shared by every worker that names it in the same --storage (search/worker.py).
+        self.study_name, self.remote = study_name, remote
+        self.shared: SharedWorker | None = None
+        self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
+        self.worker = worker_id()
+        self.owner = f"{socket.gethostname()}:{workspace.root}"  # this workspace, across restarts
+        if study_name is not None and seed is not None:  # workers given one seed must not draw one sequence
+            seed = seed * 1_000_003 + int(text_hash(self.worker)[:8], 16)
         self.rng = random.Random(seed)
         self.seed = seed
         self.observer = observer or (lambda kind, data: None)
@@ -135,7 +134,10 @@ class Study(RecoveryMixin):
 
     @property
     def name(self) -> str:
-        """Workspace name + hash of everything that makes scores comparable (and of the search space)."""
+        """The name given for a shared study; else workspace name + hash of everything that makes scores
+        comparable (and of the search space)."""
+        if self.study_name is not None:
+            return self.study_name
         search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})  # a stop rule, not the space
         blob = json.dumps([self.portfolio.model_dump(), self.ws.evaluation_hash(),
                            self.settings.workspace.optimizable, search], sort_keys=True)
@@ -185,17 +187,63 @@ class Study(RecoveryMixin):
             self.store = self.store or Store.for_workspace(self.ws.runs_dir)
             repo.use_branch(self.branch)
             self.repo = repo
+            if self.study_name is not None:
+                self._join_shared_study()
             self.store.ensure_study(
                 name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
                 portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
                 evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
             pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1)
                       if self.settings.search.pruner == "wilcoxon" else optuna.pruners.NopPruner())
-            self.optuna = optuna.create_study(
-                study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
-                sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
+            self.optuna = self._create_optuna_study(pruner)
             self._reconcile()
             return self._loop(n_trials, timeout_s, plateau)
+
+    def _create_optuna_study(self, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+        """Create or load the Optuna study. Workers that start together on an empty database race to create
+        Optuna's tables (one gets a duplicate-key error from the database): the losers try again."""
+        for attempt in range(5):
+            try:
+                return optuna.create_study(
+                    study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
+                    sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
+            except sqlalchemy.exc.SQLAlchemyError:
+                if self.shared is None or attempt == 4:
+                    raise
+                time.sleep(0.2 + self.rng.random() * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _join_shared_study(self) -> None:
+        """Check the remote and the study's identity, and bring the study branch to the remote's tip."""
+        self.shared = SharedWorker(Ledger(self.storage, self.name), self.repo, remote=self.remote,
+                                   branch=self.branch, worker=self.worker, note=self._note)
+        self.shared.check_remote()
+        search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})
+        self.shared.ledger.register({"evaluation": self.ws.evaluation_hash(), "search": search,
+                                     "optimizable": self.settings.workspace.optimizable,
+                                     "models": scoring_identity(self.portfolio)})
+        self.shared.sync()
+        self._beat(force=True)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Pass an event on to the observer; a shared study's heartbeat rides on the same events."""
+        if self.shared is not None and kind in ("trial_started", "task_done", "trial_finished"):
+            if kind == "trial_finished":
+                self.shared.trials += 1
+            self._beat(force=kind != "task_done")
+        self.observer(kind, data)
+
+    def _ask(self, distributions: dict[str, Any] | None = None) -> optuna.Trial:
+        """A new trial; in a shared study marked with this workspace, so that crash recovery on one machine
+        never touches another worker's running trials."""
+        trial = self.optuna.ask(distributions)
+        if self.shared is not None:
+            trial.set_user_attr(OWNER_ATTR, self.owner)
+        return trial
+
+    def _beat(self, state: str = "running", force: bool = False) -> None:
+        if self.shared is not None:
+            self.shared.beat(workspace=str(self.ws.root), portfolio=self.portfolio_name, state=state, force=force)
 
     def _loop(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
         outcomes: list[TrialOutcome] = []
@@ -212,6 +260,7 @@ class Study(RecoveryMixin):
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self._down("the baseline failed", [self._trial_calls()])
             while incumbent is not None:
+                incumbent = self._incumbent() or incumbent if self.shared else incumbent  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
                     stop_reason = "trials"
                     break
@@ -235,6 +284,7 @@ class Study(RecoveryMixin):
                     break
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+        self._beat(state=f"stopped: {stop_reason}", force=True)
         return self._summary(stop_reason, message, outcomes, commits, incumbent)
 
     def _summary(self, stop_reason: str, message: str, outcomes: list[TrialOutcome],
@@ -261,72 +311,6 @@ class Study(RecoveryMixin):
             energy_weight=self.energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
             best_objective=incumbent.objective if incumbent else None, comparison=comparison)
 
-    # --- portfolios: warm start and comparison -------------------------------------------------
-
-    def _previous_study(self) -> tuple[str, Any] | None:
-        """The study of another portfolio (same workspace and evaluation) to start from, with its incumbent
-        row: the one this study recorded, else the most recently active one that has an incumbent."""
-        studies = self.store.related_studies(workspace=str(self.ws.root), evaluation_hash=self.ws.evaluation_hash(),
-                                             other_than_portfolio=self.portfolio_name)
-        own = self.store.study(self.name)
-        recorded = own["warm_start"] if own is not None else None
-        names = [s["name"] for s in studies]
-        if recorded in names:
-            names = [recorded]
-        for name in names:
-            row = _incumbent_row(self.store.trials(name))
-            if row is not None:
-                return name, row
-        return None
-
-    def _previous_study_name(self) -> str | None:
-        previous = self._previous_study()
-        return previous[0] if previous else None
-
-    def _warm_start(self) -> None:
-        """Before a new study's baseline: commit the previous portfolio's best instructions onto its branch.
-
-        One commit per optimizable file that differs from HEAD. Idempotent: after a crash, the files
-        already committed equal HEAD and are skipped. The commits carry no Autoresearch-Trial trailer,
-        so crash recovery (which matches commits to trials) never takes them for keeps."""
-        previous = self._previous_study()
-        if previous is None:
-            return
-        source, row = previous
-        self.store.set_warm_start(self.name, source)
-        texts = json.loads(row["instructions_json"] or "{}")
-        for file in self.settings.workspace.optimizable:
-            rel = f"{INSTRUCTIONS_DIR}/{file}"
-            text = texts.get(file)
-            if text is None or text == self.repo.read_head(rel):
-                continue
-            with deferred_sigint():
-                commit = self.repo.commit_instruction(
-                    rel, text, f"autoresearch: warm start {file} from study {source} (trial {row['number']})",
-                    {"Autoresearch-Warm-Start": source, "Autoresearch-Warm-Start-Trial": str(row["number"]),
-                     "Autoresearch-Portfolio": self.portfolio_name})
-            self._note(f"warm start: {file} from study {source} (trial {row['number']}, its best), "
-                       f"committed as {commit.sha[:10]}")
-
-    def _portfolio_row(self, study: str | None) -> PortfolioRow | None:
-        """A study's incumbent: composite, holdout, and its search evaluation's energy, time and output length."""
-        if study is None:
-            return None
-        row = _incumbent_row(self.store.trials(study))
-        meta = self.store.study(study)
-        if row is None or meta is None or row["evaluation_id"] is None:
-            return None
-        evaluation = self.store.evaluation(row["evaluation_id"])
-        tasks = len(self.store.task_results(row["evaluation_id"])) or 1
-        tokens = self.store.conn.execute(
-            "SELECT COALESCE(SUM(completion_tokens), 0) FROM calls WHERE evaluation_id=? AND role='producer'"
-            " AND status='ok'", (row["evaluation_id"],)).fetchone()[0]
-        return PortfolioRow(
-            portfolio=meta["portfolio"], study=study, trial=row["number"], best_composite=row["composite"],
-            best_holdout=row["holdout_composite"], joules_per_task=(evaluation["joules"] or 0.0) / tasks,
-            seconds_per_task=(evaluation["seconds"] or 0.0) / tasks, producer_tokens_per_task=tokens / tasks,
-            energy_source=evaluation["energy_source"] or "none")
-
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
         self.stop_requested = True
@@ -335,13 +319,13 @@ class Study(RecoveryMixin):
 
     def _baseline(self) -> Incumbent | None:
         """The committed instructions, evaluated on search and holdout tasks; None when too many tasks failed."""
-        trial = self.optuna.ask()
+        trial = self._ask()
         # The instructions at HEAD of the study branch (the files the loop may change are read from git).
         instructions = dict(self.ws.instructions)
         for file in self.settings.workspace.optimizable:
             instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
         self.store.begin_trial(self.name, trial.number, operator="baseline", **self._variant_fields(instructions, {}))
-        self.observer("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
+        self._emit("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
         recorder = self._recorder(trial.number)
         try:
             suite = self._evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
@@ -353,8 +337,15 @@ class Study(RecoveryMixin):
                     joules=self._joules(recorder), energy_source=suite.energy_source), suite)
                 return None
             holdout = self._holdout(trial.number, instructions, {}, recorder)
+            description = "the committed instructions"
+            if self.shared is not None:
+                study_baseline = self.shared.claim_baseline(KeepRecord(
+                    0, trial.number, self.worker, suite.composite, value, holdout, instructions, {},
+                    feedback_from(self.store.task_results(suite.evaluation_id))))
+                if study_baseline.worker != self.worker:
+                    description += f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
             outcome = TrialOutcome(trial.number, "baseline", operator="baseline",
-                                   description="the committed instructions", composite=suite.composite,
+                                   description=description, composite=suite.composite,
                                    joules=self._joules(recorder), energy_source=suite.energy_source,
                                    commit=self.repo.head_sha(), holdout_composite=holdout, objective=value)
             self._finish(outcome, suite, holdout_id=self._last_holdout_id)
@@ -364,11 +355,13 @@ class Study(RecoveryMixin):
         except Exception as exc:
             self._abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
             raise
+        if self.shared is not None:
+            return self._incumbent()
         return Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout, value)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
-        trial = self.optuna.ask(self.distributions())
+        trial = self._ask(self.distributions())
         try:
             return self._trial(trial, incumbent)
         except KeyboardInterrupt:
@@ -387,13 +380,14 @@ class Study(RecoveryMixin):
         other = next((p for p in parents if p is not parent), None)
         self.store.begin_trial(self.name, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True))
-        self.observer("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
+        self._emit("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
         recorder = self._recorder(trial.number)
         base = TrialOutcome(trial.number, "failed", file=file, operator=op.name)
         try:
             with recording(recorder):
                 proposal = self._proposer().propose(
-                    parent.instructions[file], op, feedback_from(self.store.task_results(parent.evaluation_id)),
+                    parent.instructions[file], op, parent.feedback or feedback_from(
+                        self.store.task_results(parent.evaluation_id) if parent.evaluation_id else ()),
                     self._tried(file), other=other.instructions[file] if other and op.needs_second_parent else "",
                     temperature=params["proposer_temperature"], rng=self.rng)
         except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
@@ -439,22 +433,35 @@ class Study(RecoveryMixin):
             self.store.update_trial(self.name, trial.number,
                                     **self._outcome_fields(outcome, suite, self._last_holdout_id))
             # 2. The commit: from here on, git says this trial is kept (see _reconcile).
-            commit = self.repo.commit_instruction(
-                f"{INSTRUCTIONS_DIR}/{file}", proposal.text, self._subject(file, outcome, incumbent),
-                self._trailers(outcome, suite, merged))
-            outcome = replace(outcome, commit=commit.sha)
+            rel, subject, trailers = f"{INSTRUCTIONS_DIR}/{file}", self._subject(file, outcome, incumbent), \
+                self._trailers(outcome, suite, merged)
+            if self.shared is None:
+                sha = self.repo.commit_instruction(rel, proposal.text, subject, trailers).sha
+            else:
+                try:
+                    sha = self.shared.commit_keep(KeepRecord(
+                        incumbent.version + 1, trial.number, self.worker, suite.composite, value, holdout,
+                        instructions, merged, feedback_from(self.store.task_results(suite.evaluation_id)),
+                        file=file, subject=subject, trailers=trailers), rel)
+                except LostRace:
+                    winner = self._incumbent()
+                    lost = (f"{idea} (beat trial {incumbent.trial} by {outcome.delta:+.2f}, but trial {winner.trial} "
+                            f"of another worker was kept first; the incumbent is now {winner.objective:.2f})")
+                    return self._finish(replace(outcome, status="discard", description=lost), suite,
+                                        holdout_id=self._last_holdout_id), winner
+            outcome = replace(outcome, commit=sha)
             # 3. keep in the store, then results.tsv, then Optuna.
             self._finish(outcome, suite, holdout_id=self._last_holdout_id)
+        if self.shared is not None:
+            return outcome, self._incumbent()
         return outcome, Incumbent(trial.number, suite.composite, instructions, merged, suite.evaluation_id, holdout,
                                   value)
-
-    # --- crash recovery ------------------------------------------------------------------------
 
     # --- helpers -------------------------------------------------------------------------------
 
     def _note(self, text: str) -> None:
         self.notes.append(text)
-        self.observer("note", {"text": text})
+        self._emit("note", {"text": text})
 
     def _trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
@@ -490,7 +497,7 @@ class Study(RecoveryMixin):
             if self.energy_weight:  # the pruner compares what the keep rule compares: the objective
                 value -= self.energy_weight * result.joules / 1000.0
             trial.report(value, step=index)
-            self.observer("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
+            self._emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})
             return kind == "baseline" or not trial.should_prune()
 
@@ -503,7 +510,7 @@ class Study(RecoveryMixin):
         self._last_holdout_id = None
         if not self.holdout_tasks:
             return None
-        self.observer("holdout", {"trial": number})
+        self._emit("holdout", {"trial": number})
         suite = evaluate_tasks(self.ws, self._harness(instructions, knobs), self.store, self.holdout_tasks,
                                kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
                                split="holdout", study=self.name, trial=number, recorder=recorder)
@@ -565,12 +572,16 @@ class Study(RecoveryMixin):
             row = self.store.trial(self.name, outcome.number)
             self._write_result(row)
             self._tell(row)
-        self.observer("trial_finished", {"outcome": outcome})
+        self._emit("trial_finished", {"outcome": outcome})
         return outcome
 
     def _incumbent(self) -> Incumbent | None:
-        """On resume: the last kept trial, else the baseline; None when the study has no baseline yet."""
-        row = _incumbent_row(self.store.trials(self.name))
+        """On resume: the last kept trial, else the baseline; None when the study has no baseline yet.
+        In a shared study: the ledger's latest version, whichever worker kept it."""
+        if self.shared is not None:
+            record = self.shared.ledger.incumbent()
+            return None if record is None else _from_record(record)
+        row = incumbent_row(self.store.trials(self.name))
         if row is None:
             return None
         params = json.loads(row["params_json"])
@@ -580,6 +591,10 @@ class Study(RecoveryMixin):
 
     def _parents(self, incumbent: Incumbent) -> list[Incumbent]:
         """The incumbent first, then earlier kept variants (and the baseline) by objective."""
+        if self.shared is not None:
+            records = [r for r in self.shared.ledger.keeps() if r.version != incumbent.version]
+            records.sort(key=lambda r: r.objective, reverse=True)
+            return [incumbent, *map(_from_record, records)][: self.settings.search.parents]
         rows = [r for r in self.store.trials(self.name)
                 if r["status"] in ("baseline", "keep") and r["number"] != incumbent.trial]
         rows.sort(key=row_objective, reverse=True)
@@ -633,7 +648,7 @@ def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.3f}"
 
 
-def _incumbent_row(rows: list[Any]) -> Any | None:
-    """A study's incumbent among its trials rows (in number order): the last keep, else the baseline."""
-    kept = [r for r in rows if r["status"] in ("baseline", "keep")]
-    return kept[-1] if kept else None
+def _from_record(record: KeepRecord) -> Incumbent:
+    """A shared study's incumbent version; its evaluation is in the store of the worker that kept it."""
+    return Incumbent(record.trial, record.composite, record.instructions, record.knobs, None,
+                     record.holdout_composite, record.objective, record.version, record.feedback)
