@@ -118,6 +118,18 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
                   f"in {store.path}")
 
 
+def _check_sharing(storage: str | None, study_name: str | None) -> None:
+    """A shared study is named and lives in a database every worker reaches; refuse anything in between."""
+    if study_name is not None and storage is None:
+        raise UsageError("--study names a study shared by workers through a database: give --storage URL too "
+                         "(e.g. postgresql://user@db/autoresearch)")
+    if study_name is not None and not study_name.strip():
+        raise UsageError("--study: the name is empty")
+    if storage is not None and study_name is None and not storage.startswith("sqlite"):
+        raise UsageError(f"--storage {storage.split('@')[-1]}: a study in a database server is shared by its "
+                         "workers: name it with --study NAME (the same on every machine)")
+
+
 def _parse_duration(text: str | None) -> float | None:
     """'90s', '30m', '8h', '1h30m' or plain seconds → seconds."""
     if text is None:
@@ -137,12 +149,18 @@ def _parse_duration(text: str | None) -> float | None:
 @click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m).")
 @click.option("--plateau", type=click.IntRange(min=1), default=None, help="Stop after N trials with no keep.")
 @click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
-@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/).")
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/); with --study, "
+              "a database every worker reaches, e.g. postgresql://user@db/autoresearch.")
+@click.option("--study", "study_name", default=None,
+              help="Name of a study shared by every worker that names it in the same --storage.")
+@click.option("--remote", default="origin", show_default=True,
+              help="Shared study: the git remote where the workers' commits meet.")
 @click.option("--seed", type=int, default=None, help="Seed of the sampler, for repeatable recipes.")
 @click.option("--no-warm-start", "no_warm_start", is_flag=True,
               help="A new study starts from HEAD, not from the previous portfolio's best instructions.")
 def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: int | None,
-                portfolio: str | None, storage: str | None, seed: int | None, no_warm_start: bool) -> None:
+                portfolio: str | None, storage: str | None, study_name: str | None, remote: str,
+                seed: int | None, no_warm_start: bool) -> None:
     """Optimize the instructions: propose variants, evaluate them, commit the ones that win."""
     import signal
 
@@ -155,12 +173,13 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     timeout_s = _parse_duration(timeout)
     if n_trials is None and timeout_s is None and plateau is None:
         raise UsageError("say when to stop: --trials N, --timeout 8h or --plateau N")
+    _check_sharing(storage, study_name)
     ws = load_workspace(path)
     name = portfolio or ws.settings.workspace.portfolio
     check_portfolio(ws, name, ws.portfolio(name))
     view = LiveView(console)
     study = Study(ws, portfolio=name, storage=storage, seed=seed, observer=view.on_event,
-                  warm_start=not no_warm_start)
+                  warm_start=not no_warm_start, study_name=study_name, remote=remote)
 
     def on_sigint(signum, frame):
         if study.stop_requested:
@@ -304,3 +323,20 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
         return
     console.print(profile_table(rows, len(tasks)))
+
+
+@main.command()
+@click.option("--storage", required=True, help="The database of the shared studies (as given to `run --storage`).")
+@click.option("--study", "study_name", default=None, help="Only this study (default: every shared study there).")
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Show the workers seen within this many minutes.")
+def status(storage: str, study_name: str | None, minutes: float) -> None:
+    """Shared studies: their incumbent, trial counts, and the workers seen in the last minutes."""
+    from .search.status import shared_status, status_table
+
+    found = shared_status(storage, study_name, window_s=minutes * 60)
+    if not found:
+        console.print("no shared study in this database yet (start one with `autoresearch run --storage URL "
+                      "--study NAME`)", markup=False)
+    for entry in found:
+        console.print(status_table(entry))
