@@ -6,6 +6,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 # The HTML report test opens the report in headless Chromium (Debian's package).
 "$ROOT/scripts/ensure_chromium.sh" || echo "test.sh: chromium unavailable; the report browser test will skip" >&2
+# The shared-study test runs a real PostgreSQL server on loopback (Debian's package); here it must not skip.
+"$ROOT/scripts/ensure_postgres.sh"
+export AUTORESEARCH_REQUIRE_POSTGRES=1
 cd "$ROOT"
 
 # pytest's own summary ("N passed in Ns") stays the last line CI reads.

@@ -32,3 +32,21 @@ def loop_workspace(tmp_path: Path):
         return root
 
     return configure
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on loopback for this test session (see tests/search/postgres.py)."""
+    import os
+
+    from postgres import REQUIRE_ENV, PostgresServer, server_bin
+
+    bindir = server_bin()
+    if bindir is None:
+        message = "PostgreSQL server not installed (scripts/ensure_postgres.sh installs Debian's package)"
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()

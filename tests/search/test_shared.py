@@ -1,0 +1,211 @@
+"""A study shared by workers (one Study object per workspace clone, one SQLite storage): the incumbent in
+the ledger, the compare-and-set of a keep, commits pushed to one remote, the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch.cli import main
+from autoresearch.errors import WorkspaceError
+from autoresearch.search import worker as worker_module
+from autoresearch.search.shared import KeepRecord, Ledger, LostRace
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace import load_workspace
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
+
+STUDY = "nightly"
+BRANCH = f"autoresearch/{STUDY}"
+
+
+def shared_setup(loop_workspace, tmp_path: Path, workers: int) -> tuple[Path, list[Path]]:
+    """A bare remote holding the configured workspace, and one clone of it per worker."""
+    seed = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER))
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    branch = git(seed, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    git(seed, "push", "-q", str(remote), f"HEAD:refs/heads/{branch}")
+    clones = []
+    for i in range(workers):
+        clone = tmp_path / f"worker{i}"
+        git(tmp_path, "clone", "-q", "--branch", branch, str(remote), str(clone))
+        clones.append(clone)
+    return remote, clones
+
+
+def study(root: Path, pipeline: ScriptedPipeline, storage: str, **kw) -> Study:
+    return Study(load_workspace(root), backend_factory=pipeline.factory, storage=storage, seed=1, backoff_s=0,
+                 study_name=STUDY, **kw)
+
+
+def remote_keeps(remote: Path) -> list[tuple[str, str]]:
+    """(trial trailer, producer.md) of every commit on the remote's study branch, oldest first."""
+    out = []
+    for sha in git(remote, "rev-list", "--reverse", BRANCH).split():
+        body = git(remote, "log", "-1", "--format=%B", sha)
+        trial = next((line.split(": ")[1] for line in body.splitlines() if line.startswith("Autoresearch-Trial:")), "")
+        if trial:
+            out.append((trial, git(remote, "show", f"{sha}:instructions/producer.md")))
+    return out
+
+
+def test_a_keep_lost_to_another_worker_is_discarded_and_the_next_builds_on_the_winner(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n", "Answer!!!\n"])
+    a, b = study(a_root, pipeline, storage), study(b_root, pipeline, storage)
+    events, holdouts = [], []
+
+    def a_observer(kind, data):
+        # A has evaluated "Answer!" (its second holdout: the first is its baseline's) and is about to keep
+        # it: B keeps "Answer!!" first.
+        if kind == "holdout":
+            holdouts.append(data["trial"])
+            if len(holdouts) == 2:
+                events.append(b.optimize(n_trials=1))
+
+    a.observer = a_observer
+    first = a.optimize(n_trials=1)
+    b_summary = events[0]
+    assert [o.status for o in b_summary.outcomes] == ["keep"]
+    lost = first.outcomes[0]
+    assert lost.status == "discard" and "of another worker was kept first" in lost.description
+    assert remote_keeps(remote) == [(str(b_summary.outcomes[0].number), "Answer!!\n")]
+
+    # A's next trial starts from B's keep (its proposer was shown "Answer!!"), keeps, and pushes on top.
+    a.observer = lambda kind, data: None
+    second = study(a_root, pipeline, storage).optimize(n_trials=1)
+    assert [o.status for o in second.outcomes] == ["keep"]
+    assert [text for _, text in remote_keeps(remote)] == ["Answer!!\n", "Answer!!!\n"]
+    assert git(remote, "rev-list", "--merges", BRANCH) == ""
+    ledger = Ledger(storage, STUDY)
+    versions = ledger.keeps()
+    assert [v.version for v in versions] == [0, 1, 2]
+    assert versions[-1].instructions["producer.md"] == "Answer!!!\n"
+    assert versions[-1].commit_sha == git(remote, "rev-parse", BRANCH).strip()
+    assert max(v.composite for v in versions) == versions[-1].composite
+    # Each worker's own store holds only its own trials, numbered by the shared Optuna study.
+    numbers_a = {r["number"] for r in Store.for_workspace(a_root / "runs").trials(STUDY)}
+    numbers_b = {r["number"] for r in Store.for_workspace(b_root / "runs").trials(STUDY)}
+    assert numbers_a.isdisjoint(numbers_b)
+
+
+def test_a_worker_joining_late_starts_from_the_study_incumbent_without_a_baseline(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n"])
+    study(a_root, pipeline, storage).optimize(n_trials=1)
+    late = study(b_root, pipeline, storage).optimize(n_trials=1)
+    assert [o.status for o in late.outcomes] == ["keep"]
+    assert "baseline" not in late.counts
+    assert [text for _, text in remote_keeps(remote)] == ["Answer!\n", "Answer!!\n"]
+    assert (b_root / "instructions" / "producer.md").read_text() == "Answer!!\n"
+
+
+def test_a_keep_recorded_but_never_pushed_is_replayed_once_by_the_next_keeper(loop_workspace, tmp_path, monkeypatch):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n"])
+    monkeypatch.setattr(worker_module, "PUSH_GRACE_S", 0.0)
+    real_push = worker_module.InstructionRepo.push
+    blocked = {"on": True}
+
+    def push(self, remote_name, branch):  # A's machine loses the network right after its transaction
+        if blocked["on"] and Path(self.root) == a_root and self.fetch_branch(remote_name, branch) is not None:
+            raise WorkspaceError("network unreachable")
+        return real_push(self, remote_name, branch)
+
+    monkeypatch.setattr(worker_module.InstructionRepo, "push", push)
+    a = study(a_root, pipeline, storage)
+    notes = []
+    a.observer = lambda kind, data: kind == "note" and notes.append(data["text"])
+    assert [o.status for o in a.optimize(n_trials=1).outcomes] == ["keep"]
+    assert any("not pushed yet" in n for n in notes)
+    assert remote_keeps(remote) == []
+    blocked["on"] = False
+    b = study(b_root, pipeline, storage)
+    b_notes = []
+    b.observer = lambda kind, data: kind == "note" and b_notes.append(data["text"])
+    assert [o.status for o in b.optimize(n_trials=1).outcomes] == ["keep"]
+    assert any("never pushed" in n for n in b_notes)
+    keeps = remote_keeps(remote)
+    assert [text for _, text in keeps] == ["Answer!\n", "Answer!!\n"]  # one commit per keep, in order
+    assert len({trial for trial, _ in keeps}) == 2
+    assert Ledger(storage, STUDY).keeps()[1].commit_sha == git(remote, "rev-parse", f"{BRANCH}~1").strip()
+
+
+def test_claims_of_one_version_succeed_once(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", "s")
+    record = KeepRecord(0, 0, "w1", 3.0, 3.0, None, {"producer.md": "x"}, {}, feedback=_feedback())
+    with ledger.claim(record) as claim:
+        claim.set_commit("a" * 40)
+    with pytest.raises(LostRace):
+        with ledger.claim(KeepRecord(0, 5, "w2", 9.0, 9.0, None, {}, {}, feedback=_feedback())):
+            pass
+    with pytest.raises(RuntimeError):  # an error inside the block rolls the claim back
+        with ledger.claim(KeepRecord(1, 2, "w1", 4.0, 4.0, None, {}, {}, feedback=_feedback())):
+            raise RuntimeError("git push failed")
+    assert [(k.version, k.trial, k.commit_sha) for k in ledger.keeps()] == [(0, 0, "a" * 40)]
+    assert ledger.incumbent().feedback == _feedback()
+
+
+def test_a_worker_with_other_models_or_evaluation_is_refused(loop_workspace, tmp_path):
+    _, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!\n"])
+    study(a_root, pipeline, storage).optimize(n_trials=1)
+    config = b_root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("temperature = 0.3\nmax_tokens = 280",
+                                                 "temperature = 0.9\nmax_tokens = 280", 1))
+    git(b_root, "commit", "-qam", "another producer temperature")
+    with pytest.raises(WorkspaceError, match="different models"):
+        study(b_root, pipeline, storage).optimize(n_trials=1)
+
+
+def test_a_shared_study_needs_a_remote(loop_workspace, tmp_path):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    with pytest.raises(WorkspaceError, match="no remote 'origin'"):
+        study(root, ScriptedPipeline(), f"sqlite:///{tmp_path / 's.db'}").optimize(n_trials=1)
+    assert not (root / "runs" / "results.tsv").exists()  # refused before any trial
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--study", "n"], "give --storage URL too"),
+    (["--storage", "postgresql://u@db/x"], "name it with --study NAME"),
+])
+def test_cli_refuses_half_a_shared_study(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["run", "-w", str(tmp_path), "--trials", "1", *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_status_shows_incumbent_and_workers(loop_workspace, tmp_path):
+    _, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=2)
+    result = CliRunner().invoke(main, ["status", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    assert f"study {STUDY}: incumbent: trial 1 (version 1)" in result.output
+    assert "stopped: trials" in result.output and " 1 " in result.output
+    missing = CliRunner().invoke(main, ["status", "--storage", storage, "--study", "other"])
+    assert missing.exit_code == 2 and "no such shared study" in missing.output
+
+
+def _feedback():
+    from autoresearch.search.proposer import Feedback
+
+    return Feedback(("be brief",), (("depth", 2.0),), (("max_words", 1, "too long"),))
+
+
+def test_ledger_rows_round_trip_as_json(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", "s")
+    record = KeepRecord(0, 3, "w", 1.5, 1.2, 2.0, {"a.md": "é"}, {"revision_rounds": 1}, feedback=_feedback(),
+                        file="a.md", subject="s", trailers={"Autoresearch-Trial": "3"})
+    with ledger.claim(record):
+        pass
+    back = ledger.incumbent()
+    assert back.instructions == {"a.md": "é"} and back.knobs == {"revision_rounds": 1}
+    assert back.trailers == {"Autoresearch-Trial": "3"} and back.holdout_composite == 2.0
+    assert back.feedback == _feedback() and back.file == "a.md"

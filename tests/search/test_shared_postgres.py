@@ -1,0 +1,94 @@
+"""Three `autoresearch run` worker processes on one study through a real PostgreSQL server on loopback.
+
+Each worker has its own clone of one repository and pushes to one bare remote; the models are a scripted
+fake (tests/search/shared_pipeline.py) whose score is a function of the instructions, so the workers keep
+often and race for the same incumbent versions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from autoresearch.cli import main
+from autoresearch.search.shared import Ledger
+from autoresearch.store import Store
+from test_shared import BRANCH, STUDY, remote_keeps, shared_setup
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = Path(__file__).with_name("shared_pipeline.py")
+TRIALS = 6
+
+
+def optuna_state(row) -> TrialState:
+    """The Optuna state a trial's recorded outcome ends in (see Study._tell): a discard that was not
+    evaluated (a variant identical to an earlier one) counts as pruned."""
+    if row["status"] in ("baseline", "keep") or (row["status"] == "discard" and row["evaluation_id"] is not None):
+        return TrialState.COMPLETE
+    return {"discard": TrialState.PRUNED, "pruned": TrialState.PRUNED}.get(row["status"], TrialState.FAIL)
+
+
+def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_path, postgres_server):
+    url = postgres_server.new_database()
+    remote, clones = shared_setup(loop_workspace, tmp_path, 3)
+    env = {**os.environ, "AUTORESEARCH_FAKE_PIPELINE": str(PIPELINE),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    workers = [subprocess.Popen([sys.executable, "-m", "autoresearch", "run", "-w", str(clone), "--storage", url,
+                                 "--study", STUDY, "--trials", str(TRIALS)],
+                                cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for clone in clones]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], "\n\n".join(outputs)
+
+    # Every trial accounted for: each Optuna trial is finished and recorded by exactly one worker, in the
+    # state its recorded outcome says.
+    trials = optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False)
+    rows = {}
+    for clone in clones:
+        for row in Store.for_workspace(clone / "runs").trials(STUDY):
+            assert row["number"] not in rows, f"trial {row['number']} recorded by two workers"
+            rows[row["number"]] = row
+    assert sorted(rows) == sorted(t.number for t in trials)
+    for t in trials:
+        assert t.state == optuna_state(rows[t.number]), (t.number, t.state, rows[t.number]["status"])
+    baselines = [r for r in rows.values() if r["status"] == "baseline"]
+    assert len(rows) - len(baselines) == 3 * TRIALS  # every worker ran its trials (and at most one baseline)
+
+    # No duplicate commit: the remote's study branch has one commit per ledger keep, in version order.
+    ledger = Ledger(url, STUDY)
+    versions = ledger.keeps()
+    keeps = [r for r in rows.values() if r["status"] == "keep"]
+    assert len(keeps) >= 2, "the scripted proposer should have produced keeps"
+    on_remote = remote_keeps(remote)
+    assert [int(trial) for trial, _ in on_remote] == [v.trial for v in versions[1:]]
+    assert sorted(r["number"] for r in keeps) == sorted(v.trial for v in versions[1:])
+    assert [text for _, text in on_remote] == [v.instructions["producer.md"] for v in versions[1:]]
+    assert {r["commit_sha"] for r in keeps} == {v.commit_sha for v in versions[1:]}
+
+    # The final incumbent is the best kept composite, and it is what the branch holds.
+    incumbent = ledger.incumbent()
+    assert incumbent.composite == max(r["composite"] for r in keeps)
+    assert incumbent.commit_sha == subprocess.run(["git", "rev-parse", BRANCH], cwd=remote, capture_output=True,
+                                                  text=True, check=True).stdout.strip()
+
+    # Linear history: no merge, every commit has one parent, and each keep beats the one before it.
+    log = subprocess.run(["git", "rev-list", "--parents", BRANCH], cwd=remote, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert all(len(line.split()) <= 2 for line in log)
+    objectives = [v.objective for v in versions]
+    assert all(b > a + 0.1 for a, b in zip(objectives, objectives[1:]))
+
+    # Lost races are discards that say so; status shows the three workers and the incumbent.
+    lost = [r for r in rows.values() if "of another worker was kept first" in (r["note"] or "")]
+    assert all(r["status"] == "discard" for r in lost)
+    shown = CliRunner().invoke(main, ["status", "--storage", url])
+    assert shown.exit_code == 0, shown.output
+    assert f"incumbent: trial {incumbent.trial} (version {incumbent.version})" in shown.output
+    assert shown.output.count("stopped: trials") == 3
+    ledger.close()
