@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from .proposer import Feedback
 
 COLUMNS = ("trial", "commit", "composite", "delta", "joules", "status", "operator", "description")
 
@@ -49,3 +52,18 @@ def tsv_line(row) -> str:
     return "\t".join((str(row["number"]), (row["commit_sha"] or "")[:10], fmt(row["composite"], ".3f"),
                       fmt(row["delta"], "+.3f"), fmt(row["joules"], ".1f"), row["status"],
                       row["operator"] or "", description))
+
+
+@dataclass
+class Incumbent:
+    """The best kept instruction set so far (the baseline until something is kept)."""
+
+    trial: int
+    composite: float
+    instructions: dict[str, str]
+    knobs: dict[str, Any]
+    evaluation_id: int | None
+    holdout_composite: float | None
+    objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
+    version: int = 0  # in a shared study: the ledger's version of the incumbent
+    feedback: Feedback | None = None  # in a shared study: from the worker that evaluated it

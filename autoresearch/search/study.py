@@ -7,7 +7,6 @@ import random
 import socket
 import time
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -16,25 +15,24 @@ import optuna
 import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
-from ..config import Task
 from ..errors import ConfigError
-from ..harness import Harness, TaskResult, build_engine
-from ..lm import CallRecord, CallRecorder, backend_error_in, make_lm, recording
+from ..lm import CallRecord, CallRecorder, backend_error_in, recording
 from ..lock import RunLock
-from ..preflight import server_url
-from ..runner import SuiteResult, evaluate_tasks
+from ..runner import SuiteResult
 from ..store import Store
 from ..versioning import InstructionRepo
 from ..views import role_rows
 from ..workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
 from . import operators, pareto
+from .evaluating import EvaluationMixin
 from .pareto import FrontPoint
 from .portfolios import PortfolioMixin, PortfolioRow, incumbent_row
-from .proposer import Feedback, Proposer, feedback_from
+from .proposer import Proposer, feedback_from
 from .recovery import RecoveryMixin, deferred_sigint
-from .results import TrialOutcome, objective, row_objective
-from .shared import OWNER_ATTR, KeepRecord, Ledger, LostRace, worker_id
-from .worker import SharedWorker, scoring_identity
+from .results import Incumbent, TrialOutcome, row_objective
+from .shared import KeepRecord, LostRace, safe_url, worker_id
+from .sharing import SharingMixin, from_record
+from .worker import SharedWorker
 
 RESULTS_NAME = "results.tsv"
 
@@ -44,25 +42,11 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
-class Incumbent:
-    """The best kept instruction set so far (the baseline until something is kept)."""
-
-    trial: int
-    composite: float
-    instructions: dict[str, str]
-    knobs: dict[str, Any]
-    evaluation_id: int | None
-    holdout_composite: float | None
-    objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
-    version: int = 0  # in a shared study: the ledger's version of the incumbent
-    feedback: Feedback | None = None  # in a shared study: from the worker that evaluated it
-
-
-@dataclass
 class StudySummary:
     study: str
     branch: str
     stop_reason: str  # trials | timeout | plateau | stopped | interrupted | backend_down | failed_trials
+    #                   | storage_down (a shared study's database)
     outcomes: list[TrialOutcome]  # this session's trials, in order
     counts: dict[str, int]  # the whole study's trials by outcome
     baseline_composite: float | None  # None while the study has no successful baseline
@@ -84,7 +68,7 @@ class StudySummary:
     comparison: list[PortfolioRow] = field(default_factory=list)
 
 
-class Study(RecoveryMixin, PortfolioMixin):
+class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
     """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent.
 
     Crash safety: git is the source of truth for keeps. A kept variant is written to the store with its
@@ -107,6 +91,7 @@ class Study(RecoveryMixin, PortfolioMixin):
         # A named study is shared by every worker that names it in the same --storage (search/worker.py).
         self.study_name, self.remote = study_name, remote
         self.shared: SharedWorker | None = None
+        self._current_trial: optuna.Trial | None = None
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
         self.worker = worker_id()
@@ -199,53 +184,7 @@ class Study(RecoveryMixin, PortfolioMixin):
             self._reconcile()
             return self._loop(n_trials, timeout_s, plateau)
 
-    def _create_optuna_study(self, pruner: optuna.pruners.BasePruner) -> optuna.Study:
-        """Create or load the Optuna study. Workers that start together on an empty database race to create
-        Optuna's tables (one gets a duplicate-key error from the database): the losers try again."""
-        for attempt in range(5):
-            try:
-                return optuna.create_study(
-                    study_name=self.name, storage=self.storage, load_if_exists=True, direction="maximize",
-                    sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5), pruner=pruner)
-            except sqlalchemy.exc.SQLAlchemyError:
-                if self.shared is None or attempt == 4:
-                    raise
-                time.sleep(0.2 + self.rng.random() * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    def _join_shared_study(self) -> None:
-        """Check the remote and the study's identity, and bring the study branch to the remote's tip."""
-        self.shared = SharedWorker(Ledger(self.storage, self.name), self.repo, remote=self.remote,
-                                   branch=self.branch, worker=self.worker, note=self._note)
-        self.shared.check_remote()
-        search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})
-        self.shared.ledger.register({"evaluation": self.ws.evaluation_hash(), "search": search,
-                                     "optimizable": self.settings.workspace.optimizable,
-                                     "models": scoring_identity(self.portfolio)})
-        self.shared.sync()
-        self._beat(force=True)
-
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        """Pass an event on to the observer; a shared study's heartbeat rides on the same events."""
-        if self.shared is not None and kind in ("trial_started", "task_done", "trial_finished"):
-            if kind == "trial_finished":
-                self.shared.trials += 1
-            self._beat(force=kind != "task_done")
-        self.observer(kind, data)
-
-    def _ask(self, distributions: dict[str, Any] | None = None) -> optuna.Trial:
-        """A new trial; in a shared study marked with this workspace, so that crash recovery on one machine
-        never touches another worker's running trials."""
-        trial = self.optuna.ask(distributions)
-        if self.shared is not None:
-            trial.set_user_attr(OWNER_ATTR, self.owner)
-        return trial
-
-    def _beat(self, state: str = "running", force: bool = False) -> None:
-        if self.shared is not None:
-            self.shared.beat(workspace=str(self.ws.root), portfolio=self.portfolio_name, state=state, force=force)
-
-    def _loop(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
+    def _trials(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
         outcomes: list[TrialOutcome] = []
         commits: list[tuple[str, str]] = []
         failed_streak: list[tuple[CallRecord, ...]] = []
@@ -284,6 +223,14 @@ class Study(RecoveryMixin, PortfolioMixin):
                     break
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+        except sqlalchemy.exc.OperationalError as exc:
+            if self.shared is None:
+                raise
+            # The shared database went away: finished trials are safe (here and there); stop with one line.
+            stop_reason = "storage_down"
+            message = (f"the study's database at {safe_url(self.storage)} is unreachable "
+                       f"({' '.join(str(exc.orig or exc).split())[:120]}) — run the same command to resume once it "
+                       "is back")
         self._beat(state=f"stopped: {stop_reason}", force=True)
         return self._summary(stop_reason, message, outcomes, commits, incumbent)
 
@@ -463,88 +410,6 @@ class Study(RecoveryMixin, PortfolioMixin):
         self.notes.append(text)
         self._emit("note", {"text": text})
 
-    def _trial_calls(self) -> tuple[CallRecord, ...]:
-        return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
-
-    def _down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[str, str]:
-        """The stop reason and its one line when trials keep failing: which backend, model and failure modes."""
-        failed = [c for calls in trials for c in calls if not c.ok]
-        if not failed:
-            return "failed_trials", f"{what} without a failed model call (the proposer gave no usable variant)"
-        groups: dict[tuple[str, str], list[CallRecord]] = {}
-        for call in failed:
-            groups.setdefault((call.backend, call.model), []).append(call)
-        parts = []
-        for (backend, model), calls in groups.items():
-            roles = sorted({c.role for c in calls})
-            url = next((server_url(self.portfolio.role(r), self.settings.backends) for r in roles
-                        if r in ("planner", "producer", "evaluator", "proposer")), None)
-            modes = Counter(c.failure_mode or "error" for c in calls)
-            parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
-                         + ", ".join(f"{m} ×{n}" for m, n in modes.most_common()))
-        last = " ".join((failed[-1].error or "").split())[:120]
-        return "backend_down", (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
-                                + " — run the same command to resume once it is back")
-
-    def _evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
-                  tasks: list[Task], kind: str, recorder: CallRecorder) -> SuiteResult:
-        harness = self._harness(instructions, knobs)
-        scoring = self.settings.scoring
-
-        def on_task(index: int, result: TaskResult) -> bool:
-            rate = result.criteria_passed / len(result.checks) if result.checks else 0.0
-            value = 0.0 if result.failed else scoring.judge_weight * result.score_r1 + scoring.criteria_weight * rate * 10
-            if self.energy_weight:  # the pruner compares what the keep rule compares: the objective
-                value -= self.energy_weight * result.joules / 1000.0
-            trial.report(value, step=index)
-            self._emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
-                                        "task": result.task_id, "value": value})
-            return kind == "baseline" or not trial.should_prune()
-
-        return evaluate_tasks(self.ws, harness, self.store, tasks, kind=kind, portfolio=self.portfolio_name,
-                              instructions=instructions, split="search", study=self.name, trial=trial.number,
-                              on_task=on_task, recorder=recorder)
-
-    def _holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
-                 recorder: CallRecorder) -> float | None:
-        self._last_holdout_id = None
-        if not self.holdout_tasks:
-            return None
-        self._emit("holdout", {"trial": number})
-        suite = evaluate_tasks(self.ws, self._harness(instructions, knobs), self.store, self.holdout_tasks,
-                               kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
-                               split="holdout", study=self.name, trial=number, recorder=recorder)
-        self._last_holdout_id = suite.evaluation_id
-        return suite.composite
-
-    def _harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
-        return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
-                       producer_temperature=knobs.get("producer_temperature"),
-                       backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s)
-
-    def _proposer(self) -> Proposer:
-        if self._proposer_cache is None:
-            self._proposer_cache = Proposer(make_lm(build_engine(
-                self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s)))
-        return self._proposer_cache
-
-    def _recorder(self, number: int) -> CallRecorder:
-        def sink(call) -> None:
-            self.session_calls.append(call)
-            if call.task_id is None:  # proposer calls belong to the trial, not to an evaluation
-                self.store.record_call(None, call, study=self.name, trial=number)
-        self._trial_recorder = CallRecorder(sink=sink)
-        return self._trial_recorder
-
-    def _joules(self, recorder: CallRecorder) -> float:
-        return sum(c.joules for c in recorder.calls)
-
-    def _suite_objective(self, suite: SuiteResult) -> float:
-        """composite − energy_weight × kJ per task of this search evaluation (the composite at weight 0)."""
-        value = objective(suite.composite, suite.joules, len(suite.tasks), self.energy_weight)
-        assert value is not None
-        return value
-
     def _variant_fields(self, instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
         return {"instructions_json": json.dumps(instructions, sort_keys=True),
                 "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
@@ -575,46 +440,6 @@ class Study(RecoveryMixin, PortfolioMixin):
         self._emit("trial_finished", {"outcome": outcome})
         return outcome
 
-    def _incumbent(self) -> Incumbent | None:
-        """On resume: the last kept trial, else the baseline; None when the study has no baseline yet.
-        In a shared study: the ledger's latest version, whichever worker kept it."""
-        if self.shared is not None:
-            record = self.shared.ledger.incumbent()
-            return None if record is None else _from_record(record)
-        row = incumbent_row(self.store.trials(self.name))
-        if row is None:
-            return None
-        params = json.loads(row["params_json"])
-        knobs = {k: params[k] for k in ("producer_temperature", "revision_rounds") if k in params}
-        return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]), knobs,
-                         row["evaluation_id"], row["holdout_composite"], row_objective(row))
-
-    def _parents(self, incumbent: Incumbent) -> list[Incumbent]:
-        """The incumbent first, then earlier kept variants (and the baseline) by objective."""
-        if self.shared is not None:
-            records = [r for r in self.shared.ledger.keeps() if r.version != incumbent.version]
-            records.sort(key=lambda r: r.objective, reverse=True)
-            return [incumbent, *map(_from_record, records)][: self.settings.search.parents]
-        rows = [r for r in self.store.trials(self.name)
-                if r["status"] in ("baseline", "keep") and r["number"] != incumbent.trial]
-        rows.sort(key=row_objective, reverse=True)
-        others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
-                            r["evaluation_id"], r["holdout_composite"], row_objective(r)) for r in rows]
-        return [incumbent, *others][: self.settings.search.parents]
-
-    def _tried(self, file: str) -> list[str]:
-        rows = [r for r in self.store.trials(self.name) if r["file"] == file and r["idea"]][-12:]
-        return [f"{r['idea']} ({r['status']}" + (f", {r['delta']:+.2f})" if r["delta"] is not None else ")")
-                for r in rows]
-
-    def _trials_since_keep(self) -> int:
-        n = 0
-        for row in reversed(self.store.trials(self.name)):
-            if row["status"] in ("keep", "baseline"):
-                break
-            n += 1
-        return n
-
     def _subject(self, file: str, outcome: TrialOutcome, incumbent: Incumbent) -> str:
         if self.energy_weight:
             return (f"autoresearch: {file} {outcome.delta:+.2f} "
@@ -643,12 +468,45 @@ class Study(RecoveryMixin, PortfolioMixin):
             trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
         return trailers
 
+    def _incumbent(self) -> Incumbent | None:
+        """On resume: the last kept trial, else the baseline; None when the study has no baseline yet.
+        In a shared study: the ledger's latest version, whichever worker kept it."""
+        if self.shared is not None:
+            record = self.shared.ledger.incumbent()
+            return None if record is None else from_record(record)
+        row = incumbent_row(self.store.trials(self.name))
+        if row is None:
+            return None
+        params = json.loads(row["params_json"])
+        knobs = {k: params[k] for k in ("producer_temperature", "revision_rounds") if k in params}
+        return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]), knobs,
+                         row["evaluation_id"], row["holdout_composite"], row_objective(row))
+
+    def _parents(self, incumbent: Incumbent) -> list[Incumbent]:
+        """The incumbent first, then earlier kept variants (and the baseline) by objective."""
+        if self.shared is not None:
+            records = [r for r in self.shared.ledger.keeps() if r.version != incumbent.version]
+            records.sort(key=lambda r: r.objective, reverse=True)
+            return [incumbent, *map(from_record, records)][: self.settings.search.parents]
+        rows = [r for r in self.store.trials(self.name)
+                if r["status"] in ("baseline", "keep") and r["number"] != incumbent.trial]
+        rows.sort(key=row_objective, reverse=True)
+        others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
+                            r["evaluation_id"], r["holdout_composite"], row_objective(r)) for r in rows]
+        return [incumbent, *others][: self.settings.search.parents]
+
+    def _tried(self, file: str) -> list[str]:
+        rows = [r for r in self.store.trials(self.name) if r["file"] == file and r["idea"]][-12:]
+        return [f"{r['idea']} ({r['status']}" + (f", {r['delta']:+.2f})" if r["delta"] is not None else ")")
+                for r in rows]
+
+    def _trials_since_keep(self) -> int:
+        n = 0
+        for row in reversed(self.store.trials(self.name)):
+            if row["status"] in ("keep", "baseline"):
+                break
+            n += 1
+        return n
 
 def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.3f}"
-
-
-def _from_record(record: KeepRecord) -> Incumbent:
-    """A shared study's incumbent version; its evaluation is in the store of the worker that kept it."""
-    return Incumbent(record.trial, record.composite, record.instructions, record.knobs, None,
-                     record.holdout_composite, record.objective, record.version, record.feedback)
