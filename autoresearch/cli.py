@@ -194,7 +194,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     finally:
         signal.signal(signal.SIGINT, previous)
     print_summary(console, summary, ws)
-    if summary.stop_reason in ("backend_down", "failed_trials"):
+    if summary.stop_reason in ("backend_down", "failed_trials", "storage_down"):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
 
 

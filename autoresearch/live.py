@@ -117,7 +117,8 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
               "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C",
               "backend_down": "stopped: the backend keeps failing",
-              "failed_trials": "stopped: trials keep failing"}.get(summary.stop_reason, summary.stop_reason)
+              "failed_trials": "stopped: trials keep failing",
+              "storage_down": "stopped: the shared study's database is unreachable"}.get(summary.stop_reason, summary.stop_reason)
     console.print(f"\n[bold]Study {summary.study}[/bold] on branch {summary.branch} — {reason}")
     if summary.stop_message:
         console.print(f"{summary.stop_reason}: {summary.stop_message}", style="red", markup=False, soft_wrap=True)

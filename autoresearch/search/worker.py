@@ -15,6 +15,7 @@ remote's history stays linear with one commit per keep.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable
 
@@ -28,6 +29,10 @@ from .shared import KeepRecord, Ledger, LostRace, safe_url
 # its transaction by milliseconds; a ledger version older than this without its commit was never pushed.
 PUSH_GRACE_S = 30.0
 HEARTBEAT_EVERY_S = 15.0
+# Optuna's trial heartbeat: a trial whose worker has not beaten for TRIAL_GRACE_S (its machine died) is
+# failed by the next worker that asks for a trial, so the study's trial count stays whole.
+TRIAL_HEARTBEAT_S = 60
+TRIAL_GRACE_S = 600
 # RoleConfig fields that change scores; base_url, keep_alive, n_threads and the backend are where and how a
 # worker runs the model, which may differ from machine to machine.
 SCORING_FIELDS = ("model", "temperature", "max_tokens", "top_p", "seed", "n_ctx")
@@ -147,7 +152,8 @@ class SharedWorker:
 
     # --- the heartbeat ---------------------------------------------------------------------------
 
-    def beat(self, *, workspace: str, portfolio: str, state: str = "running", force: bool = False) -> None:
+    def beat(self, *, workspace: str, portfolio: str, state: str = "running", force: bool = False,
+             quiet: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_beat < HEARTBEAT_EVERY_S:
             return
@@ -156,4 +162,30 @@ class SharedWorker:
             self.ledger.heartbeat(self.worker, workspace=workspace, portfolio=portfolio, trials=self.trials,
                                   keeps=self.keeps, state=state)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop a night's work
-            self.note(f"heartbeat to {safe_url(self.ledger.url)} failed: {type(exc).__name__}")
+            if not quiet:
+                self.note(f"heartbeat to {safe_url(self.ledger.url)} failed: {type(exc).__name__}")
+
+
+class Pulse:
+    """While a shared run lasts, a background thread calls `beat` every interval, so that a worker busy
+    with one long model call still shows as alive (to Optuna for its trial, to `autoresearch status`)."""
+
+    def __init__(self, interval_s: float, beat: Callable[[], None]):
+        self.interval_s, self.beat = interval_s, beat
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autoresearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Pulse":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - the next beat tries again; the run itself must go on
+                pass

@@ -3,6 +3,7 @@ the ledger, the compare-and-set of a keep, commits pushed to one remote, the ref
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ BRANCH = f"autoresearch/{STUDY}"
 
 def shared_setup(loop_workspace, tmp_path: Path, workers: int) -> tuple[Path, list[Path]]:
     """A bare remote holding the configured workspace, and one clone of it per worker."""
-    seed = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER))
+    # parents = 1: every proposal starts from the incumbent, so the scripted proposer's "one more mark"
+    # always beats it and the workers keep (and race) often.
+    seed = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER + "parents = 1\n"))
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     branch = git(seed, "rev-parse", "--abbrev-ref", "HEAD").strip()
@@ -209,3 +212,48 @@ def test_ledger_rows_round_trip_as_json(tmp_path):
     assert back.instructions == {"a.md": "é"} and back.knobs == {"revision_rounds": 1}
     assert back.trailers == {"Autoresearch-Trial": "3"} and back.holdout_composite == 2.0
     assert back.feedback == _feedback() and back.file == "a.md"
+
+
+def test_the_running_trial_of_a_worker_that_died_is_failed_after_the_grace_period(loop_workspace, tmp_path,
+                                                                                  monkeypatch):
+    import optuna
+    from optuna.trial import TrialState
+
+    from autoresearch.search import sharing
+
+    monkeypatch.setattr(sharing, "TRIAL_HEARTBEAT_S", 1)
+    monkeypatch.setattr(sharing, "TRIAL_GRACE_S", 1)
+    _, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n"])
+    study(a_root, pipeline, storage).optimize(n_trials=1)
+    # A worker on another machine asks for a trial, beats once, and dies (never tells).
+    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=1)
+    dead = optuna.load_study(study_name=STUDY, storage=rdb).ask()
+    rdb.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    study(b_root, pipeline, storage).optimize(n_trials=1)
+    states = {t.number: t.state for t in optuna.load_study(study_name=STUDY, storage=storage).get_trials()}
+    assert states[dead.number] == TrialState.FAIL
+    assert TrialState.RUNNING not in states.values()
+
+
+def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspace, tmp_path, monkeypatch):
+    import sqlalchemy
+
+    _, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    real = Ledger.incumbent
+    reads = []
+
+    def incumbent(self):  # the third read (the first trial's) finds the database gone
+        reads.append(1)
+        if len(reads) >= 3:
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("connection refused"))
+        return real(self)
+
+    monkeypatch.setattr(Ledger, "incumbent", incumbent)
+    summary = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=2)
+    assert summary.stop_reason == "storage_down"
+    assert "is unreachable (connection refused)" in summary.stop_message and "resume" in summary.stop_message
+    assert summary.counts == {"baseline": 1}  # the finished baseline is kept

@@ -64,7 +64,8 @@ def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_pa
     ledger = Ledger(url, STUDY)
     versions = ledger.keeps()
     keeps = [r for r in rows.values() if r["status"] == "keep"]
-    assert len(keeps) >= 2, "the scripted proposer should have produced keeps"
+    assert len(keeps) >= 2, ("the scripted proposer should have produced keeps: "
+                             + "; ".join(f"{n} {r['status']} {r['note']}" for n, r in sorted(rows.items())))
     on_remote = remote_keeps(remote)
     assert [int(trial) for trial, _ in on_remote] == [v.trial for v in versions[1:]]
     assert sorted(r["number"] for r in keeps) == sorted(v.trial for v in versions[1:])
