@@ -126,7 +126,8 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     counts = "  ".join(f"{k} {summary.counts.get(k, 0)}" for k in
                        ("baseline", "keep", "discard", "pruned", "failed", "interrupted") if summary.counts.get(k))
-    console.print(f"trials (whole study): {counts or 'none'}")
+    scope = f"this worker's, {summary.worker}" if summary.worker else "whole study"
+    console.print(f"trials ({scope}): {counts or 'none'}")
     if summary.baseline_composite is not None and summary.best_composite is not None:
         console.print(f"composite  {summary.baseline_composite:.3f} → {summary.best_composite:.3f}"
                       f"  ({summary.best_composite - summary.baseline_composite:+.3f}) on search tasks")
@@ -146,7 +147,8 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     if len(summary.comparison) > 1:  # a comparison needs a previous portfolio
         console.print(comparison_table(summary.comparison))
     if summary.pareto:
-        table = Table(title="Pareto front: composite against joules per task (whole study, runs/pareto.tsv)",
+        scope = "this worker's trials" if summary.worker else "whole study"
+        table = Table(title=f"Pareto front: composite against joules per task ({scope}, runs/pareto.tsv)",
                       title_justify="left", box=None)
         for col in ("trial", "status", "composite", "J/task", "producer tokens/task", "change"):
             table.add_column(col, justify="left" if col in ("status", "change") else "right")

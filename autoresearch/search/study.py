@@ -66,6 +66,7 @@ class StudySummary:
     best_objective: float | None = None
     # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
     comparison: list[PortfolioRow] = field(default_factory=list)
+    worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's
 
 
 class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
@@ -256,7 +257,8 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
             calls=len(self.session_calls), commits=commits, stop_message=message,
             roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points,
             energy_weight=self.energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
-            best_objective=incumbent.objective if incumbent else None, comparison=comparison)
+            best_objective=incumbent.objective if incumbent else None, comparison=comparison,
+            worker=self.worker if self.shared is not None else None)
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
