@@ -36,13 +36,6 @@ class InstructionRepo:
         # Paths relative to the repository root, so a workspace may live in a sub-folder of a repo.
         self.paths = [str((Path(root).resolve() / p).relative_to(self.root.resolve())) for p in instruction_paths]
 
-    def check_ready(self) -> None:
-        """Refuse a detached HEAD, an empty repository, or instruction files that differ from HEAD."""
-        self.check_head()
-        dirty = self.dirty_instructions()
-        if dirty:
-            raise WorkspaceError(dirty_message(dirty))
-
     def check_head(self) -> None:
         """Refuse a detached HEAD or an empty repository."""
         if self.repo.head.is_detached:
@@ -66,7 +59,7 @@ class InstructionRepo:
         created = name not in [h.name for h in self.repo.heads]
         if created:
             self.repo.git.branch(name)
-        # Only instruction files can differ between the two branches, and they are clean (check_ready),
+        # Only instruction files can differ between the two branches, and they are clean (checked before the run starts),
         # so the user's other uncommitted files ride along untouched.
         try:
             self.repo.git.checkout(name)
@@ -117,13 +110,6 @@ class InstructionRepo:
         except (KeyError, git.GitCommandError):
             return False
 
-    def restore_instructions(self) -> list[str]:
-        """Put every instruction file back to HEAD, in the index and the work tree; return those restored."""
-        dirty = self.dirty_instructions()
-        if dirty:
-            self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", *self.paths)
-        return dirty
-
     def restore_paths(self, rels: list[str]) -> None:
         """Put these instruction files back to HEAD, in the index and the work tree."""
         if rels:
@@ -154,7 +140,7 @@ class InstructionRepo:
             if "\x00" not in entry:
                 continue
             sha, body = entry.strip().split("\x00", 1)
-            trailers = dict(re.findall(r"^(Autoresearch-[A-Za-z-]+): (.*)$", body, re.MULTILINE))
+            trailers = parse_trailers(body)
             number = trailers.get(TRIAL_TRAILER, "")
             if trailers.get(STUDY_TRAILER, "").strip() == study and number.strip().isdigit():
                 found.setdefault(int(number), sha)  # newest first: a rewritten history keeps its newest
@@ -194,23 +180,6 @@ class InstructionRepo:
     def head_sha(self) -> str:
         return self.repo.head.commit.hexsha
 
-    def on_branch(self, sha: str, branch: str) -> bool:
-        """Whether commit sha is reachable from branch."""
-        try:
-            self.repo.git.merge_base("--is-ancestor", sha, branch)
-            return True
-        except git.GitCommandError:
-            return False
-
-    def has_commit(self, sha: str) -> bool:
-        try:
-            self.repo.commit(sha)
-            return True
-        except (ValueError, git.BadName):
-            return False
-
-    # --- a study branch shared by several workers through a remote ----------------------------
-
     def remote_url(self, remote: str) -> str | None:
         """The URL of a remote, or None when the repository has no remote of that name."""
         if remote not in [r.name for r in self.repo.remotes]:
@@ -218,15 +187,15 @@ class InstructionRepo:
         return self.repo.remote(remote).url
 
     def fetch_branch(self, remote: str, branch: str) -> str | None:
-        """Fetch a branch from the remote; its tip, or None when the remote has no such branch."""
+        """Fetch a branch from the remote (one round trip); its tip, or None when the remote has no such branch."""
+        tracking = f"refs/remotes/{remote}/{branch}"
         try:
-            out = self.repo.git.ls_remote(remote, f"refs/heads/{branch}")
-            if not out.strip():
-                return None
-            self.repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+            self.repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:{tracking}")
         except git.GitCommandError as exc:
+            if "couldn't find remote ref" in str(exc.stderr):
+                return None
             raise WorkspaceError(f"{self.root}: cannot fetch {branch} from remote {remote}: {_git_message(exc)}") from None
-        return out.split()[0]
+        return self.repo.git.rev_parse(tracking)
 
     def move_branch_to(self, sha: str) -> None:
         """Point the current branch at sha, updating the instruction files and keeping every other change
@@ -247,14 +216,18 @@ class InstructionRepo:
 
     def trailers(self, sha: str) -> dict[str, str]:
         """The Autoresearch-* trailers of a commit."""
-        body = self.repo.commit(sha).message
-        return {k: v.strip() for k, v in re.findall(r"^(Autoresearch-[A-Za-z-]+): (.*)$", body, re.MULTILINE)}
+        return parse_trailers(self.repo.commit(sha).message)
 
     def _index(self, path: str) -> int:
         for i, rel in enumerate(self.paths):
             if rel == path or rel.endswith("/" + path):
                 return i
         raise WorkspaceError(f"{path}: not an optimizable instruction file")
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The Autoresearch-* trailers of a commit message."""
+    return {k: v.strip() for k, v in re.findall(r"^(Autoresearch-[A-Za-z-]+): (.*)$", message, re.MULTILINE)}
 
 
 def dirty_message(dirty: list[str]) -> str:

@@ -44,10 +44,6 @@ class Budget:
     spans: list[tuple[float, float]] = field(default_factory=list)  # (start, end) perf_counter of each call
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def remaining(self) -> int | None:
-        return None if self.limit is None else max(0, self.limit - self.used)
-
     def spend(self) -> None:
         with self._lock:
             if self.limit is not None and self.used >= self.limit:

@@ -26,7 +26,7 @@ import optuna
 
 from ..adapter import GrammarAdapter
 from ..config import ScoringConfig, Task
-from ..evaluation.scoring import TaskScore, failed_task_score, score_suite
+from ..evaluation.scoring import TaskScore, composite, criteria_rate, failed_task_score, score_suite
 from ..harness import REVISE_SUFFIX, Harness, Pipeline, TaskResult, build_engine
 from ..lm import CallRecord, CallRecorder, backend_error_in, energy_source_of, make_lm, recording
 from ..runner import task_score
@@ -64,7 +64,6 @@ class BenchContext:
     retries: int = 2
     backoff_s: float = 1.0
     mipro_candidates: int = 3
-    log: Callable[[str], None] = print
 
 
 @dataclass
@@ -312,8 +311,7 @@ def score_prediction(harness: Harness, task: Task, pred: dspy.Prediction, scorin
     result: TaskResult = harness._result(task, pred.plan, pred.answer_r1, pred.answer, pred.first, pred.final,
                                          pred.revisions, 0.0, ())
     score = task_score(result)
-    rate = result.criteria_passed / len(result.checks) if result.checks else 0.0
-    value = scoring.judge_weight * result.score_r1 + scoring.criteria_weight * rate * 10
+    value = composite(result.score_r1, criteria_rate([result.checks]), scoring)
     failing = [f"- {c.criterion}: {c.reason}" for c in result.checks if not c.passed]
     feedback = (f"Judge score {result.score_r1:.1f}/10; composite {value:.2f}/10. Judge critique: "
                 f"{result.critique or '(none)'}\n" + ("Failed checks:\n" + "\n".join(failing) if failing

@@ -245,7 +245,7 @@ def render(pruning: Sequence[StudyRun], cache: StudyRun, info: dict[str, Any], o
     repeat = [t for t in cache.trials[1:] if "identical" in t.note]
     if repeat:
         lines.append(f"The repeated variant cost {repeat[-1].calls} model calls (its first evaluation: "
-                     f"{cache.trials[1].calls if len(cache.trials) > 1 else '?'}).")
+                     f"{cache.trials[1].calls}).")
     else:
         lines.append("The repeated variant was not recognised as identical in this run: see the notes above.")
     lines += [

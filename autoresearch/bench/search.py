@@ -18,7 +18,6 @@ from ..runner import evaluate_tasks
 from ..store import Store
 from ..workspace import load_workspace
 from . import report
-from .budget import Budget, budgeted_factory
 from .methods import LABELS, METHODS, BenchContext, MethodRun, instructions_key, normalise, run_method
 from .workspaces import copy_workspace, starter
 
@@ -46,8 +45,7 @@ class OutsideEvaluator:
     def __init__(self, ctx: BenchContext, store_dir: Path):
         self.ctx = ctx
         self.ws = load_workspace(ctx.root)
-        self.budget = Budget(None)
-        self.factory = budgeted_factory(self.budget, ctx.inner_factory)
+        self.factory = ctx.inner_factory  # outside every budget; its calls are counted from the suites
         store_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store.for_workspace(store_dir)
         self.cache: dict[tuple[str, str], float | None] = {}
@@ -118,7 +116,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         root, portfolio = prepare(options, scratch)
         ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
                            retries=options.retries, backoff_s=options.backoff_s,
-                           mipro_candidates=options.mipro_candidates, log=log)
+                           mipro_candidates=options.mipro_candidates)
         ws = load_workspace(root)
         start_instructions = {k: normalise(v) for k, v in ws.instructions.items()}
         log(f"bench_search: {len(options.methods)} method(s) × {options.seeds} seed(s), budget "

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from ..config import Task
+from ..evaluation.scoring import composite, criteria_rate
 from ..harness import Harness, TaskResult, build_engine
 from ..lm import CallRecord, CallRecorder, make_lm
 from ..preflight import server_url
@@ -49,10 +50,9 @@ class EvaluationMixin:
         scoring = self.settings.scoring
 
         def on_task(index: int, result: TaskResult) -> bool:
-            rate = result.criteria_passed / len(result.checks) if result.checks else 0.0
-            value = 0.0 if result.failed else scoring.judge_weight * result.score_r1 + scoring.criteria_weight * rate * 10
-            if self.energy_weight:  # the pruner compares what the keep rule compares: the objective
-                value -= self.energy_weight * result.joules / 1000.0
+            value = 0.0 if result.failed else composite(result.score_r1, criteria_rate([result.checks]), scoring)
+            # The pruner compares what the keep rule compares: the objective (the composite at weight 0).
+            value = objective(value, result.joules, 1, self.energy_weight)
             trial.report(value, step=index)
             self._emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})

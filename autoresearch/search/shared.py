@@ -110,20 +110,26 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1]
 
 
-class Ledger:
-    """The shared tables of one study in one database."""
+def database_problem(url: str, exc: BaseException, doing: str) -> str:
+    """One line for a database that cannot be used: its driver is missing, or what the database said."""
+    if isinstance(exc, ModuleNotFoundError):
+        return (f"--storage {safe_url(url)}: the database driver is not installed ({exc.name}); "
+                "for PostgreSQL: pip install 'autoresearch[postgres]'")
+    said = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    return f"--storage {safe_url(url)}: cannot {doing} the database: {said}"
 
-    def __init__(self, url: str, study: str):
+
+class Ledger:
+    """The shared tables of one study in one database; create=False only reads (`autoresearch status`)."""
+
+    def __init__(self, url: str, study: str, create: bool = True):
         self.url, self.study = url, study
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
-            self._create_tables()
-        except ModuleNotFoundError as exc:
-            raise WorkspaceError(f"--storage {safe_url(url)}: the database driver is not installed ({exc.name}); "
-                                 "for PostgreSQL: pip install 'autoresearch[postgres]'") from None
-        except sa.exc.SQLAlchemyError as exc:
-            raise WorkspaceError(f"--storage {safe_url(url)}: cannot open the database: "
-                                 f"{' '.join(str(exc.orig if hasattr(exc, 'orig') else exc).split())[:200]}") from None
+            if create:
+                self._create_tables()
+        except (ModuleNotFoundError, sa.exc.SQLAlchemyError) as exc:
+            raise WorkspaceError(database_problem(url, exc, "open")) from None
 
     def _create_tables(self) -> None:
         for attempt in range(3):  # workers starting together may race to create the same table
@@ -161,11 +167,6 @@ class Ledger:
                 f"study {self.study} in {safe_url(self.url)} was started with a different {key} "
                 f"({_short(theirs.get(key))}; this worker: {_short(identity.get(key))}): every worker of a shared "
                 "study needs the same workspace commit, evaluation and models")
-
-    def identity(self) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(STUDIES.c.identity_json).where(STUDIES.c.study == self.study)).first()
-        return json.loads(row[0]) if row else None
 
     # --- the incumbent -----------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ class SharingMixin:
     def _create_optuna_study(self, pruner: optuna.pruners.BasePruner) -> optuna.Study:
         """Create or load the Optuna study. Workers that start together on an empty database race to create
         Optuna's tables (one gets a duplicate-key error from the database): the losers try again."""
-        for attempt in range(5):
+        for attempt in range(5):  # the last attempt's error is raised
             try:
                 storage: str | optuna.storages.RDBStorage = self.storage
                 if self.shared is not None:  # with trial heartbeats: see worker.TRIAL_GRACE_S
@@ -40,30 +40,30 @@ class SharingMixin:
                 if self.shared is None or attempt == 4:
                     raise
                 time.sleep(0.2 + self.rng.random() * (attempt + 1))
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # for the type checker: every path above returns or raises
 
     def _join_shared_study(self) -> None:
         """Check the remote and the study's identity, and bring the study branch to the remote's tip."""
         self.shared = SharedWorker(Ledger(self.storage, self.name), self.repo, remote=self.remote,
-                                   branch=self.branch, worker=self.worker, note=self._note)
+                                   branch=self.branch, worker=self.worker, workspace=str(self.ws.root),
+                                   portfolio=self.portfolio_name, note=self._note)
         self.shared.check_remote()
-        search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})
-        self.shared.ledger.register({"evaluation": self.ws.evaluation_hash(), "search": search,
+        self.shared.ledger.register({"evaluation": self.ws.evaluation_hash(), "search": self.search_space(),
                                      "optimizable": self.settings.workspace.optimizable,
                                      "models": scoring_identity(self.portfolio)})
         self.shared.sync()
-        self._beat(force=True)
+        self.shared.beat()
         current = self.shared.ledger.incumbent()
         self._note(f"worker {self.worker} of shared study {self.name} in {safe_url(self.storage)}; "
                    + ("no baseline yet" if current is None else
                       f"incumbent: trial {current.trial}, composite {current.composite:.3f} (version {current.version})"))
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        """Pass an event on to the observer; a shared study's heartbeat rides on the same events."""
-        if self.shared is not None and kind in ("trial_started", "task_done", "trial_finished"):
-            if kind == "trial_finished":
-                self.shared.trials += 1
-            self._beat(force=kind != "task_done")
+        """Pass an event on to the observer; a finished trial is also counted in the workers table at once."""
+        if self.shared is not None and kind == "trial_finished":
+            self.shared.trials += 1
+            self._current_trial = None
+            self.shared.beat()
         self.observer(kind, data)
 
     def _ask(self, distributions: dict[str, Any] | None = None) -> optuna.Trial:
@@ -83,17 +83,16 @@ class SharingMixin:
         trial = self._current_trial
         if trial is not None:
             self.optuna._storage.record_heartbeat(trial._trial_id)  # Optuna's own mechanism (optuna 5.0 pinned)
-        self.shared.beat(workspace=str(self.ws.root), portfolio=self.portfolio_name, force=True, quiet=True)
-
-    def _beat(self, state: str = "running", force: bool = False) -> None:
-        if self.shared is not None:
-            self.shared.beat(workspace=str(self.ws.root), portfolio=self.portfolio_name, state=state, force=force)
+        self.shared.beat(quiet=True)
 
     def _loop(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
         if self.shared is None:
             return self._trials(n_trials, timeout_s, plateau)
         with Pulse(TRIAL_HEARTBEAT_S / 2, self._pulse):  # a worker busy in a long model call is still alive
-            return self._trials(n_trials, timeout_s, plateau)
+            summary = self._trials(n_trials, timeout_s, plateau)
+            self.shared.state = f"stopped: {summary.stop_reason}"
+            self.shared.beat()
+            return summary
 
 
 def from_record(record: KeepRecord) -> Incumbent:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 from rich.table import Table
 
 from ..errors import UsageError
-from .shared import KeepRecord, Ledger, safe_url, studies, workers
+from .shared import KeepRecord, Ledger, database_problem, safe_url, studies, workers
 
 
 @dataclass
@@ -31,12 +31,8 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
     """Every shared study in the database (or the named one), with workers seen in the last window_s."""
     try:
         names = studies(url)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"--storage {safe_url(url)}: the database driver is not installed ({exc.name}); "
-                         "for PostgreSQL: pip install 'autoresearch[postgres]'") from None
     except Exception as exc:  # noqa: BLE001 - any failure to open the database is one line for the user
-        raise UsageError(f"--storage {safe_url(url)}: cannot read the database: "
-                         f"{' '.join(str(getattr(exc, 'orig', exc)).split())[:200]}") from None
+        raise UsageError(database_problem(url, exc, "read")) from None
     if study is not None:
         if study not in names:
             known = ", ".join(names) or "none"
@@ -45,7 +41,7 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
     now = time.time()
     out = []
     for name in names:
-        ledger = Ledger(url, name)
+        ledger = Ledger(url, name, create=False)
         try:
             keeps = ledger.keeps()
             seen = workers(ledger)
@@ -63,11 +59,7 @@ def _trial_counts(url: str, name: str) -> dict[str, int]:
         trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
     except KeyError:  # registered, but the Optuna study is not created yet
         return {}
-    counts: dict[str, int] = {}
-    for t in trials:
-        state = t.state.name.lower() if t.state != TrialState.COMPLETE else "complete"
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+    return dict(Counter(t.state.name.lower() for t in trials))
 
 
 def status_table(status: StudyStatus) -> Table:

@@ -8,6 +8,7 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..errors import ConfigError
-from ..lm import CallRecord, CallRecorder, backend_error_in, recording
+from ..lm import CallRecord, CallRecorder, backend_error_in, energy_source_of, recording
 from ..lock import RunLock
 from ..runner import SuiteResult
 from ..store import Store
@@ -118,16 +119,19 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
 
     # --- identity ------------------------------------------------------------------------------
 
-    @property
+    @cached_property  # settings and portfolio are fixed for a Study's life; the hash is not cheap
     def name(self) -> str:
         """The name given for a shared study; else workspace name + hash of everything that makes scores
         comparable (and of the search space)."""
         if self.study_name is not None:
             return self.study_name
-        search = self.settings.search.model_dump(exclude={"max_consecutive_failed"})  # a stop rule, not the space
         blob = json.dumps([self.portfolio.model_dump(), self.ws.evaluation_hash(),
-                           self.settings.workspace.optimizable, search], sort_keys=True)
+                           self.settings.workspace.optimizable, self.search_space()], sort_keys=True)
         return f"{self.settings.workspace.name}-{self.portfolio_name}-{text_hash(blob)[:8]}"
+
+    def search_space(self) -> dict[str, Any]:
+        """The [search] settings that define the space (max_consecutive_failed is a stop rule, not the space)."""
+        return self.settings.search.model_dump(exclude={"max_consecutive_failed"})
 
     @property
     def branch(self) -> str:
@@ -200,7 +204,7 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self._down("the baseline failed", [self._trial_calls()])
             while incumbent is not None:
-                incumbent = self._incumbent() or incumbent if self.shared else incumbent  # another worker's keep?
+                incumbent = (self._incumbent() or incumbent) if self.shared else incumbent  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
                     stop_reason = "trials"
                     break
@@ -232,7 +236,6 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
             message = (f"the study's database at {safe_url(self.storage)} is unreachable "
                        f"({' '.join(str(exc.orig or exc).split())[:120]}) — run the same command to resume once it "
                        "is back")
-        self._beat(state=f"stopped: {stop_reason}", force=True)
         return self._summary(stop_reason, message, outcomes, commits, incumbent)
 
     def _summary(self, stop_reason: str, message: str, outcomes: list[TrialOutcome],
@@ -242,7 +245,6 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
         for row in rows:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         baseline = next((r for r in rows if r["status"] == "baseline"), None)
-        sources = sorted({c.energy_source for c in self.session_calls})
         points = pareto.front(self.store, self.name)
         pareto.write_tsv(points, self.ws.runs_dir / "pareto.tsv")
         comparison = [row for row in (self._portfolio_row(name) for name in
@@ -253,7 +255,7 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
             best_composite=incumbent.composite if incumbent else None,
             baseline_holdout=baseline["holdout_composite"] if baseline else None,
             best_holdout=incumbent.holdout_composite if incumbent else None,
-            joules=sum(c.joules for c in self.session_calls), energy_source="+".join(sources) or "none",
+            joules=sum(c.joules for c in self.session_calls), energy_source=energy_source_of(self.session_calls),
             calls=len(self.session_calls), commits=commits, stop_message=message,
             roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points,
             energy_weight=self.energy_weight, baseline_objective=row_objective(baseline) if baseline else None,

@@ -28,7 +28,6 @@ from .shared import KeepRecord, Ledger, LostRace, safe_url
 # How long a keeper waits for the previous keeper's push before replaying it: that push normally follows
 # its transaction by milliseconds; a ledger version older than this without its commit was never pushed.
 PUSH_GRACE_S = 30.0
-HEARTBEAT_EVERY_S = 15.0
 # Optuna's trial heartbeat: a trial whose worker has not beaten for TRIAL_GRACE_S (its machine died) is
 # failed by the next worker that asks for a trial, so the study's trial count stays whole.
 TRIAL_HEARTBEAT_S = 60
@@ -48,12 +47,12 @@ class SharedWorker:
     """This process's side of a shared study: its ledger, its remote and its heartbeat."""
 
     def __init__(self, ledger: Ledger, repo: InstructionRepo, *, remote: str, branch: str, worker: str,
-                 note: Callable[[str], None]):
+                 workspace: str, portfolio: str, note: Callable[[str], None]):
         self.ledger, self.repo, self.remote, self.branch = ledger, repo, remote, branch
-        self.worker = worker
+        self.worker, self.workspace, self.portfolio = worker, workspace, portfolio
         self.note = note
         self.trials = self.keeps = 0
-        self._last_beat = 0.0
+        self.state = "running"  # what the workers table shows; the last beat of a run says why it stopped
 
     def check_remote(self) -> None:
         """Refuse a workspace whose repository cannot meet the other workers at a shared remote."""
@@ -152,15 +151,11 @@ class SharedWorker:
 
     # --- the heartbeat ---------------------------------------------------------------------------
 
-    def beat(self, *, workspace: str, portfolio: str, state: str = "running", force: bool = False,
-             quiet: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_beat < HEARTBEAT_EVERY_S:
-            return
-        self._last_beat = now
+    def beat(self, *, quiet: bool = False) -> None:
+        """Tell the workers table this worker is alive, with its counts and state."""
         try:
-            self.ledger.heartbeat(self.worker, workspace=workspace, portfolio=portfolio, trials=self.trials,
-                                  keeps=self.keeps, state=state)
+            self.ledger.heartbeat(self.worker, workspace=self.workspace, portfolio=self.portfolio,
+                                  trials=self.trials, keeps=self.keeps, state=self.state)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop a night's work
             if not quiet:
                 self.note(f"heartbeat to {safe_url(self.ledger.url)} failed: {type(exc).__name__}")
