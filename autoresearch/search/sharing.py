@@ -51,6 +51,7 @@ class SharingMixin:
         self.shared.ledger.register({"evaluation": self.ws.evaluation_hash(), "search": self.search_space(),
                                      "optimizable": self.settings.workspace.optimizable,
                                      "models": scoring_identity(self.portfolio)})
+        self.shared.push_pending()
         self.shared.sync()
         self.shared.beat()
         current = self.shared.ledger.incumbent()
@@ -90,9 +91,9 @@ class SharingMixin:
             return self._trials(n_trials, timeout_s, plateau)
         with Pulse(TRIAL_HEARTBEAT_S / 2, self._pulse):  # a worker busy in a long model call is still alive
             summary = self._trials(n_trials, timeout_s, plateau)
-            self.shared.state = f"stopped: {summary.stop_reason}"
-            self.shared.beat()
-            return summary
+        self.shared.state = f"stopped: {summary.stop_reason}"  # after the pulse, so no beat says running again
+        self.shared.beat()
+        return summary
 
 
 def from_record(record: KeepRecord) -> Incumbent:

@@ -396,8 +396,10 @@ class Study(SharingMixin, EvaluationMixin, RecoveryMixin, PortfolioMixin):
                         file=file, subject=subject, trailers=trailers), rel)
                 except LostRace:
                     winner = self._incumbent()
-                    lost = (f"{idea} (beat trial {incumbent.trial} by {outcome.delta:+.2f}, but trial {winner.trial} "
-                            f"of another worker was kept first; the incumbent is now {winner.objective:.2f})")
+                    # The race first: the live view shows the first 80 characters of a description.
+                    lost = (f"lost the race: trial {winner.trial} of another worker was kept first (this beat trial "
+                            f"{incumbent.trial} by {outcome.delta:+.2f}; the incumbent is now {winner.objective:.2f}); "
+                            f"{idea}")
                     return self._finish(replace(outcome, status="discard", description=lost), suite,
                                         holdout_id=self._last_holdout_id), winner
             outcome = replace(outcome, commit=sha)

@@ -70,6 +70,22 @@ class SharedWorker:
             self.repo.move_branch_to(tip)
         return tip
 
+    def push_pending(self) -> None:
+        """At start-up, before sync: push this clone's keep that was recorded but never pushed (the run
+        stopped, or the network failed), so that moving to the remote's tip does not drop it. If the remote
+        moved on meanwhile (another worker replayed it), the push is refused and sync takes the replay."""
+        keeps = self.ledger.keeps()
+        latest = keeps[-1] if keeps else None
+        if latest is None or latest.version == 0 or not self._holds(self.repo.head_sha(), latest):
+            return
+        if self.repo.fetch_branch(self.remote, self.branch) == self.repo.head_sha():
+            return
+        try:
+            self.repo.push(self.remote, self.branch)
+            self.note(f"pushed trial {latest.trial}, kept by this worker's previous run but not pushed then")
+        except WorkspaceError:
+            pass
+
     # --- the incumbent -------------------------------------------------------------------------
 
     def claim_baseline(self, record: KeepRecord) -> KeepRecord:

@@ -13,6 +13,7 @@ from autoresearch.cli import main
 from autoresearch.errors import WorkspaceError
 from autoresearch.search import worker as worker_module
 from autoresearch.search.shared import KeepRecord, Ledger, LostRace
+from autoresearch.search.status import shared_status
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace import load_workspace
@@ -191,7 +192,9 @@ def test_status_shows_incumbent_and_workers(loop_workspace, tmp_path):
     result = CliRunner().invoke(main, ["status", "--storage", storage])
     assert result.exit_code == 0, result.output
     assert f"study {STUDY}: incumbent: trial 1 (version 1)" in result.output
-    assert "stopped: trials" in result.output and " 1 " in result.output
+    assert "stopped: trials" in result.output
+    [entry] = shared_status(storage)
+    assert (entry.workers[0]["trials"], entry.workers[0]["keeps"], entry.keeps) == (3, 1, 1)  # baseline + 2
     missing = CliRunner().invoke(main, ["status", "--storage", storage, "--study", "other"])
     assert missing.exit_code == 2 and "no such shared study" in missing.output
 
@@ -257,3 +260,29 @@ def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspac
     assert summary.stop_reason == "storage_down"
     assert "is unreachable (connection refused)" in summary.stop_message and "resume" in summary.stop_message
     assert summary.counts == {"baseline": 1}  # the finished baseline is kept
+
+
+def test_a_restarted_worker_pushes_its_own_keep_that_was_never_pushed(loop_workspace, tmp_path, monkeypatch):
+    remote, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    real_push = worker_module.InstructionRepo.push
+    blocked = {"on": True}
+
+    def push(self, remote_name, branch):  # the network drops right after the keep's transaction
+        if blocked["on"] and self.fetch_branch(remote_name, branch) is not None:
+            raise WorkspaceError("network unreachable")
+        return real_push(self, remote_name, branch)
+
+    monkeypatch.setattr(worker_module.InstructionRepo, "push", push)
+    pipeline = ScriptedPipeline(variants=["Answer!\n"])
+    kept = study(a_root, pipeline, storage).optimize(n_trials=1).outcomes[0]
+    assert kept.status == "keep" and remote_keeps(remote) == []
+    blocked["on"] = False
+    again = study(a_root, pipeline, storage)
+    notes = []
+    again.observer = lambda kind, data: kind == "note" and notes.append(data["text"])
+    again.optimize(n_trials=1)
+    assert remote_keeps(remote) == [(str(kept.number), "Answer!\n")]
+    assert any("not pushed then" in n for n in notes)
+    row = Store.for_workspace(a_root / "runs").trial(STUDY, kept.number)
+    assert row["status"] == "keep" and row["commit_sha"] == git(remote, "rev-parse", BRANCH).strip()

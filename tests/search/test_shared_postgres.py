@@ -87,7 +87,7 @@ def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_pa
 
     # Lost races are discards that say so; status shows the three workers and the incumbent.
     lost = [r for r in rows.values() if "of another worker was kept first" in (r["note"] or "")]
-    assert all(r["status"] == "discard" for r in lost)
+    assert lost and all(r["status"] == "discard" for r in lost)  # 8–11 per run with parents = 1
     shown = CliRunner().invoke(main, ["status", "--storage", url])
     assert shown.exit_code == 0, shown.output
     assert f"incumbent: trial {incumbent.trial} (version {incumbent.version})" in shown.output
