@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backends import llama_build
 from .backends.embedded import DEFAULT_MODEL, resolve_model_path
 from .backends.ollama import OllamaBackend
 from .backends.openai_compat import OpenAICompatBackend
@@ -45,7 +46,7 @@ class Diagnosis:
 def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROOT) -> Diagnosis:
     """Probe every backend the settings name, the GPUs, RAPL, and say which meter each role will use."""
     out = Diagnosis()
-    out.backends.append(_probe_embedded(settings))
+    out.backends.extend(_probe_embedded(settings))
     for url in sorted(_urls(settings, "ollama")):
         out.backends.append(_probe(f"ollama {url}", OllamaBackend(url, "", timeout_s=PROBE_TIMEOUT_S)))
     for url in sorted(_urls(settings, "openai")):
@@ -70,13 +71,13 @@ def _urls(settings: Settings, backend: str) -> set[str]:
             for r in (p.role(role) for role in ROLES) if r.backend == backend}
 
 
-def _probe_embedded(settings: Settings) -> Finding:
+def _probe_embedded(settings: Settings) -> list[Finding]:
     try:
         import llama_cpp
 
         version = getattr(llama_cpp, "__version__", "?")
     except ImportError:
-        return Finding("embedded", False, "llama-cpp-python is not installed")
+        return [Finding("embedded", False, "llama-cpp-python is not installed")]
     models = {r.model for p in settings.portfolios.values() for r in (p.role(x) for x in ROLES)
               if r.backend == "embedded"} | {DEFAULT_MODEL}
     found, missing = [], []
@@ -87,7 +88,18 @@ def _probe_embedded(settings: Settings) -> Finding:
         except BackendError as exc:
             missing.append(str(exc))
     detail = f"llama-cpp-python {version}" + (f"; {'; '.join(missing)}" if missing else "")
-    return Finding("embedded", not missing, detail, tuple(found))
+    return [Finding("embedded", not missing, detail, tuple(found)), _probe_build()]
+
+
+def _probe_build() -> Finding:
+    """The CPU features the installed llama.cpp was compiled with; an AMX build is flagged with its fix."""
+    info = llama_build.system_info()
+    used = " ".join(llama_build.cpu_features(info)) or "none reported"
+    amx = llama_build.amx_features(info)
+    if amx:
+        return Finding("embedded build", False, f"CPU features: {used}; {', '.join(amx)} crashes the embedded "
+                       f"model (llama.cpp issue 20824); rebuild: {llama_build.reinstall_command()}")
+    return Finding("embedded build", True, f"CPU features: {used}; no AMX")
 
 
 def _probe(name: str, backend: Any) -> Finding:

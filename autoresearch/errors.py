@@ -3,7 +3,8 @@
     AutoresearchError
     ├── UsageError            bad input: the CLI exits 2 and nothing is written
     │   ├── ConfigError       a config, rubric or task file is malformed (names file and field)
-    │   └── WorkspaceError    the workspace or its git state forbids the command
+    │   ├── WorkspaceError    the workspace or its git state forbids the command
+    │   └── NativeBuildError  the installed llama-cpp-python build would crash here (AMX)
     ├── BackendError          a model call failed; carries failure_mode and retryable
     │   ├── BackendUnreachable    the server cannot be reached (connection refused, DNS)
     │   ├── BackendTimeout        the call ran past its timeout
@@ -37,6 +38,10 @@ class ConfigError(UsageError):
 
 class WorkspaceError(UsageError):
     """The workspace (its files or git state) forbids what was asked."""
+
+
+class NativeBuildError(UsageError):
+    """The installed llama-cpp-python was compiled with features that crash the embedded model (AMX)."""
 
 
 class StoreError(AutoresearchError):

@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, ContextLengthExceeded, ModelNotFound, UnparseableOutput
+from ..errors import BackendError, ContextLengthExceeded, ModelNotFound, NativeBuildError, UnparseableOutput
+from . import llama_build
 from .base import Completion, CompletionRequest
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -47,6 +48,25 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
+def check_native_build() -> None:
+    """Refuse, with the fix, a llama-cpp-python compiled with AMX: its matmul path segfaults on this model.
+
+    Asked of llama.cpp itself on every load and preflight (a C call of microseconds), never cached, so a
+    reinstall in a long-lived process and a faked system info in a test are both seen.
+    """
+    try:
+        amx = llama_build.amx_features(llama_build.system_info())
+    except ImportError:
+        raise BackendError("llama-cpp-python is not installed (scripts/setup.sh installs it)",
+                           backend="embedded") from None
+    if amx:
+        raise NativeBuildError(
+            f"the installed llama-cpp-python was built with {', '.join(amx)} (llama.cpp's system info), whose "
+            f"matmul path crashes the embedded model (llama.cpp issue 20824); rebuild it portably: "
+            f"{llama_build.reinstall_command()}  (or: rm -rf .venv && scripts/setup.sh)"
+        )
+
+
 def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_LoadedModel, float]:
     """The shared Llama for (model, n_ctx, n_threads) and the seconds this call spent loading it (0 if cached)."""
     path = resolve_model_path(model)
@@ -58,6 +78,7 @@ def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_Loaded
         started = time.perf_counter()
         import llama_cpp  # lazy: the import alone loads the native library
 
+        check_native_build()  # before the first decode, where an AMX build dies in native code
         try:
             llama = llama_cpp.Llama(
                 model_path=key[0], n_ctx=n_ctx, n_threads=threads, verbose=False,
@@ -144,8 +165,10 @@ class EmbeddedBackend:
         )
 
     def list_models(self) -> list[str]:
-        """The bundled alias plus this backend's own GGUF; ModelNotFound if that file is missing."""
+        """The bundled alias plus this backend's own GGUF; ModelNotFound if that file is missing,
+        NativeBuildError if the installed llama.cpp build would crash."""
         resolve_model_path(self.model)  # so a preflight check catches a bad path before any run starts
+        check_native_build()  # and a build that would crash, before anything is written
         return [DEFAULT_MODEL] if self.model == DEFAULT_MODEL else [DEFAULT_MODEL, self.model]
 
 
