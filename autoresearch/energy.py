@@ -337,3 +337,8 @@ def meter_source(*, local: bool, gpu: bool, nvml: bool, rapl: bool) -> str:
     if local and rapl:
         return RAPL
     return ESTIMATE
+
+
+def energy_label(source: str) -> str:
+    """How a figure's joules were obtained, for people: "estimated" or "measured (nvml)"."""
+    return "estimated" if "estimate" in source else f"measured ({source})"

@@ -11,7 +11,8 @@
     │   ├── ModelNotFound         the backend does not have the model
     │   ├── ContextLengthExceeded the prompt does not fit the model's context
     │   └── UnparseableOutput     the reply is empty or cannot be parsed
-    └── StoreError            the SQLite store is unusable
+    └── StorageError          a database a run depends on is unreachable or unusable (exit 1)
+        └── StoreError        the SQLite store is unusable
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ class NativeBuildError(UsageError):
     """The installed llama-cpp-python was compiled with features that crash the embedded model (AMX)."""
 
 
-class StoreError(AutoresearchError):
+class StorageError(AutoresearchError):
+    """A database the run depends on (the store, a shared study's) cannot be reached or used: not the
+    user's input, so the CLI exits 1; the same command resumes once it is back."""
+
+
+class StoreError(StorageError):
     """The SQLite store cannot be opened or migrated."""
 
 

@@ -28,10 +28,10 @@ def main() -> int:
 
     import dspy
 
-    from autoresearch.harness import Harness
-    from autoresearch.runner import evaluate_tasks
+    from autoresearch.pipeline.harness import Harness
+    from autoresearch.pipeline.runner import evaluate_tasks
     from autoresearch.store import Store
-    from autoresearch.workspace import init_workspace, load_workspace
+    from autoresearch.workspace.workspace import init_workspace, load_workspace
 
     dspy.disable_logging()
     root = args.workspace or init_workspace(Path(tempfile.mkdtemp(prefix="bench-energy-")) / "ws")

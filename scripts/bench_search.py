@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from autoresearch.bench.search import main as _main  # noqa: E402
+from autoresearch.bench.search import main as _main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """A scripted pipeline for scripts/crash_test.py, loaded by `autoresearch run` through the TEST-ONLY
-AUTORESEARCH_FAKE_PIPELINE hook (autoresearch/backends/__init__.py): every role is a fake model with
+AUTORESEARCH_FAKE_PIPELINE hook (autoresearch/lm/backends/__init__.py): every role is a fake model with
 small random delays, so that kills land anywhere — mid-task, mid-commit, mid-write.
 
 The judge scores the producer's output by its '!' marks (the producer echoes its instructions), and
@@ -14,8 +14,8 @@ import random
 import re
 import time
 
-from autoresearch.backends import FakeBackend, FaultyBackend
-from autoresearch.backends.base import CompletionRequest
+from autoresearch.lm.backends import FakeBackend, FaultyBackend
+from autoresearch.lm.backends.base import CompletionRequest
 from autoresearch.search.proposer import PROPOSER_INSTRUCTIONS
 
 DIMENSIONS = ("relevance", "completeness", "depth", "specificity", "structure")

@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from autoresearch.search.results import tsv_line  # noqa: E402
-from autoresearch.workspace import init_workspace  # noqa: E402
+from autoresearch.search.results import tsv_line
+from autoresearch.workspace.workspace import init_workspace
 
 PIPELINE = HERE / "crash_pipeline.py"
 TRIGGERS = ("time", "file-written", "git-lock", "commit-landed", "tsv-grew")

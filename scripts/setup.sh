@@ -34,9 +34,9 @@ fi
 # llama-cpp-python compiles llama.cpp from source, by default for the build machine's own CPU
 # (-march=native): such a wheel can carry AMX, which segfaults the embedded model, or AVX-512, which
 # another machine lacks, and pip's wheel cache hands it to the next install on any CPU. So we build it
-# ourselves with portable flags (autoresearch/backends/llama_build.py), never through pip's cache, and
+# ourselves with portable flags (autoresearch/lm/backends/llama_build.py), never through pip's cache, and
 # keep the wheel in a cache of our own keyed by version + flags + architecture + Python.
-LLAMA_BUILD="$ROOT/autoresearch/backends/llama_build.py"
+LLAMA_BUILD="$ROOT/autoresearch/lm/backends/llama_build.py"
 llama_version="$("$VENV/bin/python" "$LLAMA_BUILD" version)"
 llama_flags="$("$VENV/bin/python" "$LLAMA_BUILD" cmake-args)"
 llama_key="$("$VENV/bin/python" "$LLAMA_BUILD" key)"

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from autoresearch import energy
-from autoresearch.backends import CompletionRequest, FakeBackend
-from autoresearch.config import Portfolio, RoleConfig, Rubric
-from autoresearch.harness import REVISE_SUFFIX
-from autoresearch.workspace import Workspace, init_workspace, load_workspace
+from autoresearch.lm.backends import CompletionRequest, FakeBackend
+from autoresearch.pipeline.harness import REVISE_SUFFIX
+from autoresearch.workspace.config import Portfolio, RoleConfig, Rubric
+from autoresearch.workspace.workspace import Workspace, init_workspace, load_workspace
 
 # The starter workspace's roles all use this model; a fake that lists it passes preflight.
 STARTER_MODEL = "smollm2-135m"

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from autoresearch import energy
-from autoresearch.energy import ESTIMATE, NVML, RAPL, EnergyReading, EstimateMeter, NvmlMeter, RaplMeter, select_meter
+from autoresearch.energy import (
+    ESTIMATE,
+    NVML,
+    RAPL,
+    EnergyReading,
+    EstimateMeter,
+    NvmlMeter,
+    RaplMeter,
+    select_meter,
+)
 
 # --- estimate ---------------------------------------------------------------------------------------
 

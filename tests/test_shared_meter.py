@@ -8,11 +8,17 @@ import time
 
 import pytest
 
-from autoresearch.backends import ChatMessage, Completion, CompletionRequest, FakeBackend
-from autoresearch.config import RoleConfig
 from autoresearch.energy import EstimateMeter, RaplMeter, SharedMeter, shared
-from autoresearch.lm import BackendEngine, CallRecorder, recording
+from autoresearch.lm.backends import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    FakeBackend,
+)
+from autoresearch.lm.calls import CallRecorder, recording
+from autoresearch.lm.engine import BackendEngine
 from autoresearch.store import Store
+from autoresearch.workspace.config import RoleConfig
 
 
 class FakeCounter:

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..backends import create_backend
-from ..backends.base import Completion, CompletionRequest
+from ..lm.backends import create_backend
+from ..lm.backends.base import Completion, CompletionRequest
 
 BackendFactory = Callable[[Any, Any], Any]
 

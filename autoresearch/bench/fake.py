@@ -15,8 +15,8 @@ import re
 import threading
 from typing import Any
 
-from ..backends import FakeBackend
-from ..backends.base import CompletionRequest
+from ..lm.backends import FakeBackend
+from ..lm.backends.base import CompletionRequest
 
 _CURRENT = re.compile(r"<current_instructions>\n(.*)\n</current_instructions>", re.S)
 _GEPA_CURRENT = re.compile(r"^Current instruction:\n(.*?)(?:\n\n[A-Z][\w ]*:|\Z)", re.S | re.M)

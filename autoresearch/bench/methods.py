@@ -15,23 +15,36 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
-from unittest import mock
+from typing import Any, Callable, Sequence
 
 import dspy
 import optuna
 
-from ..adapter import GrammarAdapter
-from ..config import ScoringConfig, Task
-from ..evaluation.scoring import TaskScore, composite, criteria_rate, failed_task_score, score_suite
-from ..harness import REVISE_SUFFIX, Harness, Pipeline, TaskResult, build_engine
-from ..lm import CallRecord, CallRecorder, backend_error_in, energy_source_of, make_lm, recording
-from ..runner import task_score
+from ..evaluation.scoring import (
+    TaskScore,
+    composite,
+    criteria_rate,
+    failed_task_score,
+    score_suite,
+)
+from ..lm.adapter import GrammarAdapter
+from ..lm.calls import CallRecord, CallRecorder, energy_source_of, recording
+from ..lm.engine import backend_error_in, make_lm
+from ..pipeline.harness import (
+    REVISE_SUFFIX,
+    Harness,
+    Pipeline,
+    TaskResult,
+    build_engine,
+)
+from ..pipeline.runner import task_score
+from ..search.results import StopReason
 from ..search.study import Study
-from ..workspace import load_workspace
+from ..store.statuses import INCUMBENT_STATUSES
+from ..workspace.config import ScoringConfig, Task
+from ..workspace.workspace import load_workspace
 from .budget import Budget, BudgetExhausted, budgeted_factory
 from .workspaces import copy_workspace
 
@@ -127,19 +140,6 @@ def instructions_key(instructions: dict[str, str]) -> str:
 # --- the Study-based methods -----------------------------------------------------------------------
 
 
-@contextmanager
-def random_sampler() -> Iterator[None]:
-    """Study builds `optuna.samplers.TPESampler(seed=…)`; inside this block it gets a RandomSampler instead.
-
-    Patched rather than added to study.py: the benchmark must not change the loop it measures.
-    """
-    def factory(*args: Any, seed: int | None = None, **kwargs: Any) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.RandomSampler(seed=seed)
-
-    with mock.patch.object(optuna.samplers, "TPESampler", factory):
-        yield
-
-
 class _Progress:
     """The Study's observer: best composite after each finished trial, keeps, and trials without a call."""
 
@@ -157,7 +157,7 @@ class _Progress:
             self._used_at_start = self.budget.used
         elif kind == "trial_finished":
             outcome = data["outcome"]
-            if outcome.status in ("baseline", "keep") and outcome.composite is not None:
+            if outcome.status in INCUMBENT_STATUSES and outcome.composite is not None:
                 self.keeps += outcome.status == "keep"
                 self.best = outcome.composite
                 self.trajectory.append((self.budget.used, outcome.composite))
@@ -177,26 +177,26 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     stop = "budget"
     start = time.perf_counter()
     try:
-        with random_sampler() if uniform else nullcontext():
-            for session in itertools.count():
-                # A resumed study gets another seed, or a seeded sampler would replay the first session's recipes.
-                study = Study(load_workspace(root), portfolio=ctx.portfolio, backend_factory=factory,
-                              seed=seed + 1000 * session, observer=progress, retries=ctx.retries,
-                              backoff_s=ctx.backoff_s)
-                progress.study, progress.idle, before = study, 0, budget.used
-                try:
-                    summary = study.optimize()  # no stop condition: the budget ends it
-                finally:
-                    calls.extend(study.session_calls)
-                    sampler = type(getattr(getattr(study, "optuna", None), "sampler", None)).__name__
-                    if uniform and sampler != "RandomSampler" and not any("WARNING" in n for n in notes):
-                        notes.append(f"WARNING: the study ran with {sampler}, not a RandomSampler")
-                if budget.used == before or summary.stop_reason == "interrupted":
-                    stop = f"stopped: {summary.stop_reason}"
-                    break
-                # It stopped on its own (e.g. three failed trials in a row) with budget left: resume it,
-                # as running `autoresearch run` again would.
-                notes.append(f"the study stopped on its own ({summary.stop_reason}) after {budget.used} calls; resumed")
+        for session in itertools.count():
+            # A resumed study gets another seed, or a seeded sampler would replay the first session's recipes.
+            session_seed = seed + 1000 * session
+            study = Study(load_workspace(root), portfolio=ctx.portfolio, backend_factory=factory,
+                          seed=session_seed, observer=progress, retries=ctx.retries, backoff_s=ctx.backoff_s,
+                          sampler=optuna.samplers.RandomSampler(seed=session_seed) if uniform else None)
+            progress.study, progress.idle, before = study, 0, budget.used
+            try:
+                summary = study.optimize()  # no stop condition: the budget ends it
+            finally:
+                calls.extend(study.session_calls)
+                sampler = type(getattr(getattr(study, "optuna", None), "sampler", None)).__name__
+                if uniform and sampler != "RandomSampler" and not any("WARNING" in n for n in notes):
+                    notes.append(f"WARNING: the study ran with {sampler}, not a RandomSampler")
+            if budget.used == before or summary.stop_reason == StopReason.INTERRUPTED:
+                stop = f"stopped: {summary.stop_reason}"
+                break
+            # It stopped on its own (e.g. three failed trials in a row) with budget left: resume it,
+            # as running `autoresearch run` again would.
+            notes.append(f"the study stopped on its own ({summary.stop_reason}) after {budget.used} calls; resumed")
     except BudgetExhausted:
         stop = "budget"
     except Exception as exc:  # a method that crashes is reported as such, with what it found until then

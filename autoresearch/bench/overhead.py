@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..backends.base import Completion, CompletionRequest
+from ..lm.backends.base import Completion, CompletionRequest
 from ..search.proposer import PROPOSER_INSTRUCTIONS
 from ..search.study import Study
-from ..workspace import load_workspace
+from ..store.statuses import INCUMBENT_STATUSES
+from ..workspace.config import ROLES
+from ..workspace.workspace import load_workspace
 from . import report
 from .budget import Budget, budgeted_factory
 from .search import _quiet, inner_factory
@@ -93,7 +95,7 @@ class _Clock:
             outcome = data["outcome"]
             self.trials.append(TrialTiming(self.label, number, operator, outcome.status, self.budget.used - c0,
                                            time.perf_counter() - t0, self.budget.model_s - m0, outcome.description))
-            if outcome.status in ("baseline", "keep") and outcome.composite is not None:
+            if outcome.status in INCUMBENT_STATUSES and outcome.composite is not None:
                 self.best = outcome.composite
                 if outcome.status == "baseline":
                     self.baseline = outcome.composite
@@ -163,7 +165,7 @@ def run(options: OverheadOptions, log: Callable[[str], None] | None = None) -> O
         base: dict[str, Any] = {"workspace": {"portfolio": portfolio}}
         if options.n_ctx is not None:
             base["portfolios"] = {portfolio: {r: {"n_ctx": options.n_ctx}
-                                              for r in ("planner", "producer", "evaluator", "proposer")}}
+                                              for r in ROLES}}
         log(f"bench_overhead: pruning studies of {options.trials} trials each, then the cache check; "
             f"backend {backend_text}")
         log(f"machine: {report.machine_line(info)}")

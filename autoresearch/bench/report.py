@@ -11,7 +11,7 @@ from importlib import metadata
 from typing import Any, Iterable, Sequence
 
 from ..errors import UsageError
-from ..report import svg
+from ..review.report import svg
 from .methods import LABELS, MethodRun
 
 COLOURS = {"autoresearch": "#1a9c47", "mipro": "#2f6fdf", "gepa": "#e8710a", "greedy": "#b07cd8",

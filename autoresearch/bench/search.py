@@ -13,12 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..harness import Harness
-from ..runner import evaluate_tasks
+from ..pipeline.harness import Harness
+from ..pipeline.runner import evaluate_tasks
 from ..store import Store
-from ..workspace import load_workspace
+from ..workspace.config import ROLES
+from ..workspace.workspace import load_workspace
 from . import report
-from .methods import LABELS, METHODS, BenchContext, MethodRun, instructions_key, normalise, run_method
+from .methods import (
+    LABELS,
+    METHODS,
+    BenchContext,
+    MethodRun,
+    instructions_key,
+    normalise,
+    run_method,
+)
 from .workspaces import copy_workspace, starter
 
 
@@ -84,7 +93,7 @@ def prepare(options: SearchOptions, scratch: Path) -> tuple[Path, str]:
     update: dict[str, Any] = {}
     if options.n_ctx is not None:
         update = {"portfolios": {portfolio: {role: {"n_ctx": options.n_ctx}
-                                             for role in ("planner", "producer", "evaluator", "proposer")}}}
+                                             for role in ROLES}}}
     return copy_workspace(source, scratch / "bench-workspace", update=update), portfolio
 
 

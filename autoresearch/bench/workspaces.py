@@ -10,7 +10,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..workspace import CONFIG_NAME, INSTRUCTIONS_DIR, ROLE_FILES, RUNS_DIR, init_workspace, load_workspace
+from ..workspace.workspace import (
+    CONFIG_NAME,
+    INSTRUCTIONS_DIR,
+    ROLE_FILES,
+    RUNS_DIR,
+    init_workspace,
+    load_workspace,
+)
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _HOLDOUT = re.compile(r"""(\bsplit\s*[=:]\s*)["']?holdout["']?""")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Criterion
+from ..workspace.config import Criterion
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..config import Criterion
+from ..workspace.config import Criterion
 from .checks import CheckResult, check
 
 FLAG = "judge_directed"  # what task_results.flags records for a guarded output

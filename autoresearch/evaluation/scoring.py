@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..config import Rubric, ScoringConfig, Task
+from ..workspace.config import Rubric, ScoringConfig, Task
 from .checks import CheckResult
 
 JUDGE_MIN = 0.0

@@ -8,14 +8,15 @@ from typing import Any
 
 import optuna
 
-from ..config import Task
 from ..evaluation.scoring import composite, criteria_rate
-from ..harness import Harness, TaskResult, build_engine
-from ..lm import CallRecord, CallRecorder, make_lm
-from ..preflight import server_url
-from ..runner import SuiteResult, evaluate_tasks
+from ..lm.calls import CallRecord, CallRecorder
+from ..lm.engine import make_lm
+from ..lm.preflight import server_url
+from ..pipeline.harness import Harness, TaskResult, build_engine
+from ..pipeline.runner import SuiteResult, evaluate_tasks
+from ..workspace.config import ROLES, Task
 from .proposer import Proposer
-from .results import objective
+from .results import StopReason, objective
 
 
 class EvaluationMixin:
@@ -24,11 +25,11 @@ class EvaluationMixin:
     def _trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
 
-    def _down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[str, str]:
+    def _down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[StopReason, str]:
         """The stop reason and its one line when trials keep failing: which backend, model and failure modes."""
         failed = [c for calls in trials for c in calls if not c.ok]
         if not failed:
-            return "failed_trials", f"{what} without a failed model call (the proposer gave no usable variant)"
+            return StopReason.FAILED_TRIALS, f"{what} without a failed model call (the proposer gave no usable variant)"
         groups: dict[tuple[str, str], list[CallRecord]] = {}
         for call in failed:
             groups.setdefault((call.backend, call.model), []).append(call)
@@ -36,12 +37,12 @@ class EvaluationMixin:
         for (backend, model), calls in groups.items():
             roles = sorted({c.role for c in calls})
             url = next((server_url(self.portfolio.role(r), self.settings.backends) for r in roles
-                        if r in ("planner", "producer", "evaluator", "proposer")), None)
+                        if r in ROLES), None)
             modes = Counter(c.failure_mode or "error" for c in calls)
             parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
                          + ", ".join(f"{m} ×{n}" for m, n in modes.most_common()))
         last = " ".join((failed[-1].error or "").split())[:120]
-        return "backend_down", (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
+        return StopReason.BACKEND_DOWN, (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
                                 + " — run the same command to resume once it is back")
 
     def _evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
@@ -63,16 +64,15 @@ class EvaluationMixin:
                               on_task=on_task, recorder=recorder)
 
     def _holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
-                 recorder: CallRecorder) -> float | None:
-        self._last_holdout_id = None
+                 recorder: CallRecorder) -> tuple[float | None, int | None]:
+        """The holdout composite of a variant and its evaluation's id; (None, None) without holdout tasks."""
         if not self.holdout_tasks:
-            return None
+            return None, None
         self._emit("holdout", {"trial": number})
         suite = evaluate_tasks(self.ws, self._harness(instructions, knobs), self.store, self.holdout_tasks,
                                kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
                                split="holdout", study=self.name, trial=number, recorder=recorder)
-        self._last_holdout_id = suite.evaluation_id
-        return suite.composite
+        return suite.composite, suite.evaluation_id
 
     def _harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
         return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),

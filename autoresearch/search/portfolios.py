@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..workspace import INSTRUCTIONS_DIR
+from ..store.queries import incumbent_before, producer_tokens
+from ..workspace.workspace import INSTRUCTIONS_DIR
 from .recovery import deferred_sigint
 
 
@@ -40,7 +41,7 @@ class PortfolioMixin:
         if recorded in names:
             names = [recorded]
         for name in names:
-            row = incumbent_row(self.store.trials(name))
+            row = incumbent_before(self.store.trials(name))
             if row is not None:
                 return name, row
         return None
@@ -78,23 +79,15 @@ class PortfolioMixin:
         """A study's incumbent: composite, holdout, and its search evaluation's energy, time and output length."""
         if study is None:
             return None
-        row = incumbent_row(self.store.trials(study))
+        row = incumbent_before(self.store.trials(study))
         meta = self.store.study(study)
         if row is None or meta is None or row["evaluation_id"] is None:
             return None
         evaluation = self.store.evaluation(row["evaluation_id"])
         tasks = len(self.store.task_results(row["evaluation_id"])) or 1
-        tokens = self.store.conn.execute(
-            "SELECT COALESCE(SUM(completion_tokens), 0) FROM calls WHERE evaluation_id=? AND role='producer'"
-            " AND status='ok'", (row["evaluation_id"],)).fetchone()[0]
+        tokens, _ = producer_tokens(self.store, row["evaluation_id"])
         return PortfolioRow(
             portfolio=meta["portfolio"], study=study, trial=row["number"], best_composite=row["composite"],
             best_holdout=row["holdout_composite"], joules_per_task=(evaluation["joules"] or 0.0) / tasks,
             seconds_per_task=(evaluation["seconds"] or 0.0) / tasks, producer_tokens_per_task=tokens / tasks,
             energy_source=evaluation["energy_source"] or "none")
-
-
-def incumbent_row(rows: list[Any]) -> Any | None:
-    """A study's incumbent among its trials rows (in number order): the last keep, else the baseline."""
-    kept = [r for r in rows if r["status"] in ("baseline", "keep")]
-    return kept[-1] if kept else None

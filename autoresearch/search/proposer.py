@@ -12,7 +12,7 @@ from typing import Iterable
 
 import dspy
 
-from ..adapter import DataField, GrammarAdapter
+from ..lm.adapter import DataField, GrammarAdapter
 from .operators import MutationOperator
 
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")

@@ -11,9 +11,10 @@ from optuna.trial import TrialState
 
 from ..errors import WorkspaceError
 from ..store import STORE_NAME, Store
-from ..versioning import InstructionRepo, dirty_message, write_atomic
+from ..store.queries import incumbent_before
+from ..store.statuses import SCORED_STATUSES, TrialStatus
+from ..workspace.versioning import InstructionRepo, dirty_message, write_atomic
 from .results import COLUMNS, objective, row_objective, tsv_line
-from .shared import OWNER_ATTR
 
 
 class RecoveryMixin:
@@ -64,27 +65,27 @@ class RecoveryMixin:
         for row in self.store.trials(name):
             number, status = row["number"], row["status"]
             sha = commits.get(number)
-            if sha and status != "keep":
+            if sha and status != TrialStatus.KEEP:
                 self._complete_keep(row, sha)
                 self._note(f"trial {number}: committed as {sha[:10]} before the run stopped; recorded as keep")
-            elif status == "keep" and sha != row["commit_sha"]:
+            elif status == TrialStatus.KEEP and sha != row["commit_sha"]:
                 if sha:  # the branch was rewritten (rebased): its commit is the one that counts
                     self.store.update_trial(name, number, commit_sha=sha)
                 else:
-                    self.store.finish_trial(name, number, "interrupted", commit_sha=None,
+                    self.store.finish_trial(name, number, TrialStatus.INTERRUPTED, commit_sha=None,
                                             note=f"kept, but its commit {(row['commit_sha'] or '')[:10]} is not on "
                                                  f"{self.branch}")
                     self._note(f"trial {number}: its commit is not on {self.branch}; marked interrupted")
-            elif status == "running":
-                self.store.finish_trial(name, number, "interrupted", note="abandoned by a stopped run")
+            elif status == TrialStatus.RUNNING:
+                self.store.finish_trial(name, number, TrialStatus.INTERRUPTED, note="abandoned by a stopped run")
         self.store.interrupt_evaluations(name)
         for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if self.shared is not None and t.user_attrs.get(OWNER_ATTR) != self.owner:
+            if not self.incumbents.owns(t):
                 continue  # another worker's trial, most likely running right now
             row = self.store.trial(name, t.number)
             if row is None:  # asked for, then killed before it was recorded: keep the numbers contiguous
                 self.store.begin_trial(name, t.number)
-                self.store.finish_trial(name, t.number, "interrupted", note="abandoned by a stopped run")
+                self.store.finish_trial(name, t.number, TrialStatus.INTERRUPTED, note="abandoned by a stopped run")
                 row = self.store.trial(name, t.number)
             self._tell(row)
         self._sync_results()
@@ -109,21 +110,20 @@ class RecoveryMixin:
             fields["joules"] = sum(e["joules"] or 0.0 for e in evaluations)
         if not row["note"]:
             fields["note"] = row["idea"] or ""
-        self.store.finish_trial(self.name, row["number"], "keep", **fields)
+        self.store.finish_trial(self.name, row["number"], TrialStatus.KEEP, **fields)
 
     def _objective_before(self, number: int) -> float | None:
         """The objective of the incumbent a trial was judged against (the composite at energy_weight 0)."""
-        rows = [r for r in self.store.trials(self.name)
-                if r["number"] < number and r["status"] in ("baseline", "keep")]
-        return row_objective(rows[-1]) if rows else None
+        row = incumbent_before(self.store.trials(self.name), number)
+        return row_objective(row) if row is not None else None
 
     def _abandon(self, number: int, note: str = "stopped by the user") -> None:
         """A trial stopped by Ctrl-C: interrupted unless it had finished; Optuna told; nothing committed."""
         row = self.store.trial(self.name, number)
         if row is None:
             self.store.begin_trial(self.name, number)
-        if row is None or row["status"] == "running":
-            self.store.finish_trial(self.name, number, "interrupted", note=note)
+        if row is None or row["status"] == TrialStatus.RUNNING:
+            self.store.finish_trial(self.name, number, TrialStatus.INTERRUPTED, note=note)
         row = self.store.trial(self.name, number)
         self._write_result(row)
         self._tell(row)
@@ -142,10 +142,10 @@ class RecoveryMixin:
         trial = next((t for t in self.optuna.get_trials(deepcopy=False) if t.number == number), None)
         if trial is None or trial.state != TrialState.RUNNING:
             return
-        evaluated = row["composite"] is not None and (status != "discard" or row["evaluation_id"] is not None)
-        if status in ("baseline", "keep", "discard") and evaluated:
+        evaluated = row["composite"] is not None and (status != TrialStatus.DISCARD or row["evaluation_id"] is not None)
+        if status in SCORED_STATUSES and evaluated:
             self.optuna.tell(number, row_objective(row))  # what the keep rule compared
-        elif status in ("pruned", "discard"):  # a discard not evaluated is an identical twin of an earlier one
+        elif status in (TrialStatus.PRUNED, TrialStatus.DISCARD):  # a discard not evaluated is an identical twin of an earlier one
             self.optuna.tell(number, state=TrialState.PRUNED)
         else:
             self.optuna.tell(number, state=TrialState.FAIL)
@@ -165,7 +165,7 @@ class RecoveryMixin:
                 path.unlink()  # created, then killed before anything was written: start it afresh
         self._tsv_lines = set(path.read_text(encoding="utf-8").splitlines()[1:]) if path.exists() else set()
         for row in self.store.trials(self.name):
-            if row["status"] != "running":
+            if row["status"] != TrialStatus.RUNNING:
                 self._write_result(row)
 
     def _write_result(self, row) -> None:

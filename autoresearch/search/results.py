@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from ..store.statuses import TrialStatus
 from .proposer import Feedback
+
+
+class StopReason(StrEnum):
+    """Why a run stopped: a stop condition met, or something that ended it early."""
+
+    TRIALS = "trials"  # --trials reached
+    TIMEOUT = "timeout"  # --timeout reached
+    PLATEAU = "plateau"  # --plateau trials without a keep
+    STOPPED = "stopped"  # Ctrl-C, after the trial in progress
+    INTERRUPTED = "interrupted"  # a second Ctrl-C abandoned the trial in progress
+    BACKEND_DOWN = "backend_down"  # trials kept failing on a model call
+    FAILED_TRIALS = "failed_trials"  # trials kept failing without a failed model call
+    STORAGE_DOWN = "storage_down"  # a shared study's database went away
+
+
+KNOBS = ("producer_temperature", "revision_rounds")  # the searchable settings besides the text
 
 COLUMNS = ("trial", "commit", "composite", "delta", "joules", "status", "operator", "description")
 
@@ -15,7 +33,7 @@ class TrialOutcome:
     """How one trial ended: what the summary, the live view and results.tsv show."""
 
     number: int
-    status: str  # baseline | keep | discard | pruned | failed | interrupted
+    status: TrialStatus
     file: str = ""
     operator: str = ""
     description: str = ""

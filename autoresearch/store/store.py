@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from .migrations import migrate
+from .statuses import INCUMBENT_STATUSES, TrialStatus
 
 if TYPE_CHECKING:
-    from ..harness import TaskResult
-    from ..lm import CallRecord
+    from ..lm.calls import CallRecord
+    from ..pipeline.harness import TaskResult
 
 STORE_NAME = "autoresearch.db"
 
@@ -178,7 +179,7 @@ class Store:
                 (_now(), study))
         return cur.rowcount
 
-    def instruction_texts(self, statuses: tuple[str, ...] = ("running", "baseline", "keep")) -> set[str]:
+    def instruction_texts(self, statuses: tuple[str, ...] = (TrialStatus.RUNNING, *INCUMBENT_STATUSES)) -> set[str]:
         """Every instruction text the loop evaluated as a whole set (any study) in trials with these statuses:
         what autoresearch itself may have written to, or checked out into, an instruction file."""
         marks = ", ".join("?" for _ in statuses)

@@ -8,17 +8,22 @@ import tomllib
 import dspy
 import pytest
 
-from autoresearch.adapter import GrammarAdapter
-from autoresearch.backends.base import ChatMessage, CompletionRequest
-from autoresearch.bench.budget import Budget, BudgetExhausted, BudgetedBackend, budgeted_factory
+from autoresearch.bench.budget import (
+    Budget,
+    BudgetedBackend,
+    BudgetExhausted,
+    budgeted_factory,
+)
 from autoresearch.bench.fake import FakePipeline
 from autoresearch.bench.methods import FILES, Tracker, TunablePipeline, make_metric
 from autoresearch.bench.workspaces import copy_workspace, dump_toml
-from autoresearch.harness import REVISE_SUFFIX, Harness
-from autoresearch.lm import CallRecorder, recording
-from autoresearch.runner import evaluate_tasks
+from autoresearch.lm.adapter import GrammarAdapter
+from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
+from autoresearch.lm.calls import CallRecorder, recording
+from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness
+from autoresearch.pipeline.runner import evaluate_tasks
 from autoresearch.store import Store
-from autoresearch.workspace import init_workspace, load_workspace
+from autoresearch.workspace.workspace import init_workspace, load_workspace
 
 
 def test_budget_refuses_the_call_after_the_last_and_survives_copies():

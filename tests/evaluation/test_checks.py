@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from autoresearch.config import CRITERION_KINDS, Criterion
 from autoresearch.evaluation import CheckResult, check, check_all
 from autoresearch.evaluation.checks import EMPTY_TEXT_PASSES, count_words
+from autoresearch.workspace.config import CRITERION_KINDS, Criterion
 
 FENCED_HEADINGS = """\
 ## Real one

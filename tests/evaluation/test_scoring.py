@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from autoresearch.config import Criterion, Dimension, Rubric, ScoringConfig, Task
 from autoresearch.evaluation import (
     CheckResult,
     SuiteScore,
@@ -17,6 +16,13 @@ from autoresearch.evaluation import (
     failed_task_score,
     judge_score,
     score_suite,
+)
+from autoresearch.workspace.config import (
+    Criterion,
+    Dimension,
+    Rubric,
+    ScoringConfig,
+    Task,
 )
 
 DEFAULT_SCORING = ScoringConfig()  # judge 0.7, criteria 0.3

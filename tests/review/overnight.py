@@ -6,9 +6,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoresearch.search.study import Study
-from autoresearch.workspace import init_workspace, load_workspace
 from scripted import ScriptedPipeline, git
+
+from autoresearch.search.study import Study
+from autoresearch.workspace.workspace import init_workspace, load_workspace
 
 SEARCH_TASKS = 6  # enough for Optuna's WilcoxonPruner to prune a clearly worse variant after 4 tasks
 SETTINGS = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from autoresearch.cli import main
+from autoresearch.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "runs" / "report.png"

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from autoresearch import harness, preflight
-from autoresearch.cli import main
-from autoresearch.workspace import init_workspace
 from scripted import ScriptedPipeline, git
+
+from autoresearch.cli.main import main
+from autoresearch.lm import preflight
+from autoresearch.pipeline import harness
+from autoresearch.workspace.workspace import init_workspace
 
 
 def small_workspace(base: Path) -> Path:

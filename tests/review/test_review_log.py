@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-
-from autoresearch.cli import main
-from autoresearch.store import Store
 from overnight import STATUSES, build_overnight, git
+
+from autoresearch.cli.main import main
+from autoresearch.store import Store
 
 
 def kept_rows(overnight):

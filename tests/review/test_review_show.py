@@ -8,9 +8,9 @@ from dataclasses import replace
 from click.testing import CliRunner
 from rich.console import Console
 
-from autoresearch.cli import main
-from autoresearch.review import open_store, trial_detail
-from autoresearch.review_views import OUTPUT_LINES, show_renderables
+from autoresearch.cli.main import main
+from autoresearch.cli.review_views import OUTPUT_LINES, show_renderables
+from autoresearch.review.history import open_store, trial_detail
 from autoresearch.store import Store
 
 
@@ -157,10 +157,11 @@ def test_long_outputs_are_cut_unless_full(overnight):
 
 
 def test_show_an_interrupted_trial_with_the_tasks_it_finished(tmp_path):
-    from autoresearch.search.study import Study
-    from autoresearch.workspace import load_workspace
     from overnight import SEARCH_TASKS, build_overnight
     from scripted import ScriptedPipeline
+
+    from autoresearch.search.study import Study
+    from autoresearch.workspace.workspace import load_workspace
 
     base = build_overnight(tmp_path, variants=[])  # the baseline alone
     state = {"judged": 0}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch.workspace import init_workspace
+from autoresearch.workspace.workspace import init_workspace
 
 
 @pytest.fixture

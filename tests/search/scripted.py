@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Iterable
 
-from autoresearch.backends import FakeBackend
-from autoresearch.backends.base import CompletionRequest
+from autoresearch.lm.backends import FakeBackend
+from autoresearch.lm.backends.base import CompletionRequest
 from autoresearch.search.proposer import PROPOSER_INSTRUCTIONS
 
 DIMENSIONS = ("relevance", "completeness", "depth", "specificity", "structure")

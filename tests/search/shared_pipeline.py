@@ -14,8 +14,8 @@ import random
 import re
 import time
 
-from autoresearch.backends import FakeBackend
-from autoresearch.backends.base import CompletionRequest
+from autoresearch.lm.backends import FakeBackend
+from autoresearch.lm.backends.base import CompletionRequest
 from autoresearch.search.proposer import PROPOSER_INSTRUCTIONS
 
 DIMENSIONS = ("relevance", "completeness", "depth", "specificity", "structure")

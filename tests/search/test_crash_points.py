@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.versioning import InstructionRepo
-from autoresearch.workspace import load_workspace
-from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
+from autoresearch.workspace.versioning import InstructionRepo
+from autoresearch.workspace.workspace import load_workspace
 
 KILLED = 9
 _spec = importlib.util.spec_from_file_location(

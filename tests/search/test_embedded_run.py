@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-
-from autoresearch.cli import main
 from scripted import git
+
+from autoresearch.cli.main import main
 
 
 @pytest.mark.embedded

@@ -12,11 +12,11 @@ import time
 
 import optuna
 import pytest
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace import load_workspace, text_hash
-from scripted import git, ONLY_PRODUCER, ScriptedPipeline
+from autoresearch.workspace.workspace import load_workspace, text_hash
 
 SLOW_S = 0.1
 WATTS = 60.0  # the starter's server_watts

@@ -7,16 +7,16 @@ import re
 from collections import Counter
 
 import pytest
+from rich.console import Console
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
-from autoresearch.backends import FaultyBackend
-from autoresearch.backends.base import ChatMessage, CompletionRequest
-from autoresearch.backends.faults import MODES
-from autoresearch.live import print_summary
+from autoresearch.cli.live import print_summary
+from autoresearch.lm.backends import FaultyBackend
+from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
+from autoresearch.lm.backends.faults import MODES
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace import load_workspace
-from rich.console import Console
-from scripted import ONLY_PRODUCER, producer_only, ScriptedPipeline
+from autoresearch.workspace.workspace import load_workspace
 
 
 class Faulty:
@@ -46,7 +46,8 @@ def test_a_study_on_a_flaky_backend_completes_and_records_every_failure_mode(loo
     faulty = Faulty(variants, share=0.12, seed=2)
     summary = study(root, faulty).optimize(n_trials=12)
 
-    assert summary.stop_reason in ("trials", "backend_down", "failed_trials")
+    # Completes: all 12 trials ran (12 % faults never fail 3 trials in a row, so the backend is never "down").
+    assert summary.stop_reason == "trials" and len(summary.outcomes) == 12
     store = Store.for_workspace(root / "runs")
     modes = failure_modes(store, summary.study)
     assert set(faulty.backend.injected) == set(MODES)

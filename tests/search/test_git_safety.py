@@ -11,15 +11,16 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
-from autoresearch import harness, preflight
-from autoresearch.cli import main
+from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
-from autoresearch.lock import RunLock
+from autoresearch.lm import preflight
+from autoresearch.pipeline import harness
 from autoresearch.search.study import Study
-from autoresearch.versioning import InstructionRepo, write_atomic
-from autoresearch.workspace import load_workspace
-from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
+from autoresearch.workspace.lock import RunLock
+from autoresearch.workspace.versioning import InstructionRepo, write_atomic
+from autoresearch.workspace.workspace import load_workspace
 
 
 def make_study(root, variants=("Answer!!\n",)):
@@ -98,7 +99,11 @@ def test_refuses_dirty_instruction_files_with_one_line(loop_workspace, monkeypat
     result = cli_run(root, monkeypatch)
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
-    assert "instructions/producer.md: uncommitted changes" in result.stderr or "producer.md" in result.stderr
+    if how == "deleted":  # refused when the workspace loads, before git is asked
+        assert result.stderr.strip() == f"error: {path}: instruction file not found"
+    else:
+        assert result.stderr.strip() == ("error: instructions/producer.md: uncommitted changes to optimizable"
+                                         " instructions; commit or stash them first")
     assert not (root / "runs" / "autoresearch.db").exists()
     assert not (root / "runs" / "run.lock").exists()
     if how != "deleted":
@@ -133,7 +138,7 @@ def test_a_second_run_on_the_same_workspace_is_refused_naming_the_other(loop_wor
 def test_a_second_run_process_is_refused_through_the_cli(loop_workspace, monkeypatch):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from autoresearch.lock import RunLock\n"
+        "import sys, time; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
         f"lock = RunLock(Path({str(root / 'runs')!r})); lock.acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -191,4 +196,9 @@ def test_a_trial_stopped_by_an_error_is_closed_at_once(loop_workspace):
         study.optimize(n_trials=1)
     row = Store.for_workspace(root / "runs").trial(study.name, 1)
     assert row["status"] == "interrupted" and row["note"] == "stopped by an error: WorkspaceError"
-    assert "\t".join(["1", ""]) in (root / "runs" / "results.tsv").read_text()
+    lines = (root / "runs" / "results.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]}
+    assert sorted(rows) == ["0", "1"]  # the baseline, then the trial the error stopped
+    assert rows["1"]["status"] == "interrupted" and rows["1"]["commit"] == ""  # closed, nothing committed
+    assert rows["1"]["description"].endswith("stopped by an error: WorkspaceError")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from scripted import ScriptedPipeline, git
+
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace import load_workspace
-from scripted import ScriptedPipeline, git
+from autoresearch.workspace.workspace import load_workspace
 
 
 def test_front_is_non_dominated_and_written_to_pareto_tsv(loop_workspace):

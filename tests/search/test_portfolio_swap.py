@@ -10,13 +10,13 @@ import re
 
 import pytest
 from rich.console import Console
+from scripted import ScriptedPipeline, git
 
-from autoresearch.live import print_summary
+from autoresearch.cli.live import print_summary
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.versioning import InstructionRepo
-from autoresearch.workspace import load_workspace
-from scripted import ScriptedPipeline, git
+from autoresearch.workspace.versioning import InstructionRepo
+from autoresearch.workspace.workspace import load_workspace
 
 EXTRA = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
          '\n[portfolios.other.producer]\nmax_tokens = 100\n')

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-
-from autoresearch.backends.base import ChatMessage, CompletionRequest
-from autoresearch.cli import main
 from scripted import ScriptedPipeline, git
 
+from autoresearch.cli.main import main
+from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
+
 _spec = importlib.util.spec_from_file_location(
-    "secrets_openai_stub", Path(__file__).resolve().parents[1] / "backends" / "openai_stub.py")
+    "secrets_openai_stub", Path(__file__).resolve().parents[1] / "lm" / "backends" / "openai_stub.py")
 openai_stub = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = openai_stub  # dataclasses look their module up there
 _spec.loader.exec_module(openai_stub)

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
-from autoresearch.cli import main
+from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
-from autoresearch.search import worker as worker_module
-from autoresearch.search.shared import KeepRecord, Ledger, LostRace
-from autoresearch.search.status import shared_status
+from autoresearch.search.shared import worker as worker_module
+from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
+from autoresearch.search.shared.status import shared_status
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace import load_workspace
-from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
+from autoresearch.workspace.workspace import load_workspace
 
 STUDY = "nightly"
 BRANCH = f"autoresearch/{STUDY}"
@@ -222,7 +222,7 @@ def test_the_running_trial_of_a_worker_that_died_is_failed_after_the_grace_perio
     import optuna
     from optuna.trial import TrialState
 
-    from autoresearch.search import sharing
+    from autoresearch.search import incumbents as sharing
 
     monkeypatch.setattr(sharing, "TRIAL_HEARTBEAT_S", 1)
     monkeypatch.setattr(sharing, "TRIAL_GRACE_S", 1)

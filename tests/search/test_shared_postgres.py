@@ -15,11 +15,11 @@ from pathlib import Path
 import optuna
 from click.testing import CliRunner
 from optuna.trial import TrialState
-
-from autoresearch.cli import main
-from autoresearch.search.shared import Ledger
-from autoresearch.store import Store
 from test_shared import BRANCH, STUDY, remote_keeps, shared_setup
+
+from autoresearch.cli.main import main
+from autoresearch.search.shared.ledger import Ledger
+from autoresearch.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = Path(__file__).with_name("shared_pipeline.py")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
-from autoresearch import harness, preflight
-from autoresearch.cli import main
+from autoresearch.cli.main import main
+from autoresearch.lm import preflight
+from autoresearch.pipeline import harness
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace import load_workspace
-from scripted import git, ONLY_PRODUCER, producer_only, ScriptedPipeline
+from autoresearch.workspace.workspace import load_workspace
 
 
 def test_request_stop_finishes_the_current_trial_then_stops(loop_workspace):
@@ -25,7 +27,9 @@ def test_request_stop_finishes_the_current_trial_then_stops(loop_workspace):
     summary = study.optimize(n_trials=5)
     assert summary.stop_reason == "stopped"
     assert [o.number for o in summary.outcomes] == [1]
-    assert summary.outcomes[0].status in ("keep", "discard")  # finished, not abandoned
+    # Finished, not abandoned: "Answer!" beats the baseline's "Answer." (judge 1 vs 0), so it is kept and committed.
+    assert summary.outcomes[0].status == "keep" and summary.outcomes[0].commit
+    assert summary.outcomes[0].delta == pytest.approx(0.7)
 
 
 def test_interrupt_abandons_the_trial_cleanly_and_resume_goes_on(loop_workspace):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
 from autoresearch.errors import WorkspaceError
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-
-from autoresearch.workspace import load_workspace as load
-from scripted import git, ONLY_PRODUCER, ScriptedPipeline
+from autoresearch.workspace.workspace import load_workspace as load
 
 
 def make_study(root, pipeline, **kw):

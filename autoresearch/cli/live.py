@@ -1,0 +1,200 @@
+"""The live view of a running study and its end-of-run summary (rich); fed by the Study's observer events."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..search.results import TrialOutcome
+from ..search.study import PortfolioRow, StudySummary
+from ..store.statuses import INCUMBENT_STATUSES
+from ..workspace.workspace import Workspace
+from .views import energy_label
+
+STATUS_STYLE = {"keep": "bold green", "discard": "yellow", "pruned": "magenta", "failed": "red",
+                "interrupted": "red", "baseline": "cyan"}
+
+
+class LiveView:
+    """Shows the trial in progress, the incumbent, recent outcomes, calls and energy so far."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        # Piped to a file (an overnight `nohup … > run.log`), a live display would only show its last
+        # frame: print one line per event instead, so the log can be followed and grepped.
+        self.plain = not console.is_terminal
+        self.live = Live(console=console, refresh_per_second=4, transient=False)
+        self.current = "starting…"
+        self.progress = ""
+        self.incumbent: float | None = None
+        self.recent: deque[TrialOutcome] = deque(maxlen=8)
+        self.joules = 0.0
+        self.sources: set[str] = set()
+        self.keeps = 0
+        self.started = time.monotonic()
+        self.notes: list[str] = []
+
+    def __enter__(self) -> "LiveView":
+        if not self.plain:
+            self.live.__enter__()
+            self._refresh()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.plain:
+            self.live.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        if self.plain:
+            self.console.print(text, markup=False)
+        self._refresh()
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "note":
+            self.note(data["text"])
+            return
+        if kind == "trial_started":
+            label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
+            self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
+        elif kind == "task_done":
+            self.progress = f"task {data['index'] + 1}/{data['total']} ({data['task']}: {data['value']:.2f})"
+        elif kind == "holdout":
+            self.progress = "holdout tasks"
+        elif kind == "trial_finished":
+            outcome: TrialOutcome = data["outcome"]
+            self.recent.append(outcome)
+            self.joules += outcome.joules
+            if outcome.energy_source:
+                self.sources.add(outcome.energy_source)
+            if outcome.status in INCUMBENT_STATUSES:
+                self.incumbent = outcome.composite
+                self.keeps += outcome.status == "keep"
+            self.progress = outcome.status
+            if self.plain:
+                self.console.print(_plain_line(outcome, self.incumbent), markup=False, highlight=False)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.plain:
+            return
+        elapsed = time.monotonic() - self.started
+        head = Text.assemble(
+            ("autoresearch run  ", "bold"), (self.current, "cyan"), "  ", (self.progress, "dim"), "\n",
+            f"incumbent {self.incumbent:.3f}" if self.incumbent is not None else "incumbent: evaluating baseline",
+            f"  ·  keeps {self.keeps}  ·  {self.joules:,.0f} J ({energy_label('+'.join(sorted(self.sources)) or 'estimate')})",
+            f"  ·  {elapsed / 60:.1f} min",
+        )
+        table = Table(box=None, pad_edge=False)
+        for col in ("trial", "status", "composite", "delta", "J", "file", "operator / idea"):
+            table.add_column(col, justify="right" if col in ("trial", "composite", "delta", "J") else "left")
+        for o in self.recent:
+            table.add_row(str(o.number), Text(o.status, STATUS_STYLE.get(o.status, "")),
+                          "" if o.composite is None else f"{o.composite:.3f}",
+                          "" if o.delta is None else f"{o.delta:+.3f}", f"{o.joules:.0f}", o.file,
+                          f"{o.operator} {o.description}"[:60])
+        parts: list[Any] = [head, table] + [Text(n, "yellow") for n in self.notes[-2:]]
+        self.live.update(Group(*parts))
+
+
+def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:
+    composite = "" if o.composite is None else f"composite {o.composite:.3f}"
+    if o.objective is not None and o.objective != o.composite:  # energy_weight > 0: delta is the objective's
+        composite += f" objective {o.objective:.3f}"
+    delta = "" if o.delta is None else f" ({o.delta:+.3f})"
+    where = f" {o.file} · {o.operator}" if o.file else ""
+    suffix = "" if incumbent is None else f"  | incumbent {incumbent:.3f}"
+    return f"trial {o.number:>3} {o.status:<11}{composite}{delta}  {o.joules:.0f} J{where}  {o.description[:80]}{suffix}"
+
+
+def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
+    """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
+    reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
+              "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C",
+              "backend_down": "stopped: the backend keeps failing",
+              "failed_trials": "stopped: trials keep failing",
+              "storage_down": "stopped: the shared study's database is unreachable"}.get(summary.stop_reason, summary.stop_reason)
+    console.print(f"\n[bold]Study {summary.study}[/bold] on branch {summary.branch} — {reason}")
+    if summary.stop_message:
+        console.print(f"{summary.stop_reason}: {summary.stop_message}", style="red", markup=False, soft_wrap=True)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    counts = "  ".join(f"{k} {summary.counts.get(k, 0)}" for k in
+                       ("baseline", "keep", "discard", "pruned", "failed", "interrupted") if summary.counts.get(k))
+    scope = f"this worker's, {summary.worker}" if summary.worker else "whole study"
+    console.print(f"trials ({scope}): {counts or 'none'}")
+    if summary.baseline_composite is not None and summary.best_composite is not None:
+        console.print(f"composite  {summary.baseline_composite:.3f} → {summary.best_composite:.3f}"
+                      f"  ({summary.best_composite - summary.baseline_composite:+.3f}) on search tasks")
+    else:
+        console.print("composite  no baseline yet (it is evaluated first when the run resumes)")
+    if summary.baseline_holdout is not None:
+        best = summary.best_holdout if summary.best_holdout is not None else summary.baseline_holdout
+        console.print(f"holdout    {summary.baseline_holdout:.3f} → {best:.3f}  ({best - summary.baseline_holdout:+.3f})")
+    if summary.energy_weight and summary.baseline_objective is not None and summary.best_objective is not None:
+        console.print(f"objective  {summary.baseline_objective:.3f} → {summary.best_objective:.3f}"
+                      f"  ({summary.best_objective - summary.baseline_objective:+.3f}) = composite − "
+                      f"{summary.energy_weight:g} × kJ per task (what the keep rule compared)")
+    console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
+                  f"({energy_label(summary.energy_source)})")
+    if summary.roles:
+        console.print(role_summary_table(summary.roles))
+    if len(summary.comparison) > 1:  # a comparison needs a previous portfolio
+        console.print(comparison_table(summary.comparison))
+    if summary.pareto:
+        scope = "this worker's trials" if summary.worker else "whole study"
+        table = Table(title=f"Pareto front: composite against joules per task ({scope}, runs/pareto.tsv)",
+                      title_justify="left", box=None)
+        for col in ("trial", "status", "composite", "J/task", "producer tokens/task", "change"):
+            table.add_column(col, justify="left" if col in ("status", "change") else "right")
+        for p in summary.pareto:
+            change = f"{p.file} {p.operator}".strip() or "the committed instructions"
+            table.add_row(str(p.trial), p.status, f"{p.composite:.3f}", f"{p.joules_per_task:.0f}",
+                          f"{p.producer_tokens_per_task:.0f}", change)
+        console.print(table)
+    if summary.commits:
+        console.print("commits:")
+        for sha, subject in summary.commits:
+            console.print(f"  {sha[:10]}  {subject}", markup=False)
+    else:
+        console.print("commits:   none this run (instruction files unchanged)")
+    console.print(f"results:   {ws.runs_dir / 'results.tsv'}  ·  git log {summary.branch}", markup=False)
+
+
+def role_summary_table(roles: list[dict[str, Any]]) -> Table:
+    """Per role and model, this run's calls: energy, energy per output token, tokens, latency, loads, completion."""
+    table = Table(title="Roles and models (this run's calls)", title_justify="left", box=None)
+    for col in ("role", "model", "calls", "completed", "J", "load J", "J/1k out", "tokens in", "tokens out",
+                "latency s", "swaps", "load s", "energy"):
+        table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
+    for r in roles:
+        per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
+        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}", f"{r['joules']:.1f}",
+                      f"{r['load_joules']:.1f}", per_k, str(r["prompt_tokens"]), str(r["completion_tokens"]),
+                      f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}",
+                      energy_label(r["energy_source"] or "estimate"))
+    if roles:  # a swap is a call that had to load its model: what the keep-alive schedule minimises
+        table.caption = (f"model loads this run: {sum(r['swaps'] for r in roles)} swaps, "
+                         f"{sum(r['load_s'] for r in roles):.1f} s loading")
+        table.caption_justify = "left"
+    return table
+
+
+def comparison_table(rows: list[PortfolioRow]) -> Table:
+    """This study's best against the previous portfolio's best: quality, energy and latency per task."""
+    table = Table(title="Portfolios compared (each study's best: its last keep, else its baseline)",
+                  title_justify="left", box=None)
+    for col in ("portfolio", "study", "trial", "composite", "holdout", "J/task", "s/task", "producer tokens/task",
+                "energy"):
+        table.add_column(col, justify="left" if col in ("portfolio", "study", "energy") else "right")
+    for r in rows:
+        table.add_row(r.portfolio, r.study, str(r.trial), f"{r.best_composite:.3f}",
+                      "-" if r.best_holdout is None else f"{r.best_holdout:.3f}", f"{r.joules_per_task:.1f}",
+                      f"{r.seconds_per_task:.2f}", f"{r.producer_tokens_per_task:.0f}", energy_label(r.energy_source))
+    return table

@@ -1,0 +1,345 @@
+"""The `autoresearch` command: the only place that prints; library errors become one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..errors import AutoresearchError, UsageError
+
+# Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
+
+
+class _Group(click.Group):
+    """Turns the library's typed errors into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(2)
+        except AutoresearchError as exc:
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(1)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="autoresearch")
+def main() -> None:
+    """Optimize a pipeline's instructions on local models; every kept change is a git commit."""
+
+
+def _quiet_dspy() -> None:
+    """DSPy logs a warning per truncated reply; the call log records every reply, so here that is noise.
+    Called after DSPy is imported, since its import resets its own logger."""
+    import dspy
+
+    dspy.disable_logging()
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a starter workspace in DIRECTORY (config, instructions, rubric, tasks, git)."""
+    from ..workspace.workspace import init_workspace
+
+    root = init_workspace(directory)
+    console.print(f"Created workspace {root}")
+    console.print(f"Next: cd {directory} && autoresearch eval")
+
+
+@main.command("eval")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
+@click.option("--split", type=click.Choice(["all", "search", "holdout"]), default="all", show_default=True)
+@click.option("--task", "task_ids", multiple=True, help="Only this task (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Evaluate the current instructions once: a row per task, the composite, and the energy."""
+    from ..lm.preflight import check_portfolio
+    from ..pipeline.harness import Harness
+    from ..pipeline.runner import evaluate_tasks
+    from ..store import Store
+    from ..workspace.config import PIPELINE_ROLES
+    from ..workspace.workspace import load_workspace
+    from .views import energy_label, role_table, suite_document, task_table
+
+    _quiet_dspy()
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    chosen = ws.portfolio(name)
+    tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split]
+    unknown = set(task_ids) - {t.id for t in ws.suite.tasks}
+    if unknown:
+        raise UsageError(f"{ws.root / ws.settings.workspace.tasks}: no task with id {', '.join(sorted(unknown))}")
+    if task_ids:
+        tasks = [t for t in tasks if t.id in task_ids]
+    if not tasks:
+        raise UsageError(f"no {split} tasks to evaluate")
+    check_portfolio(ws, name, chosen, roles=PIPELINE_ROLES)
+    store = Store.for_workspace(ws.runs_dir)
+    harness = Harness(ws, chosen)
+    progress = None if as_json else console.status("evaluating…")
+    if progress:
+        progress.start()
+
+    def on_task(index: int, result) -> bool:
+        if progress:
+            progress.update(f"evaluated {index + 1}/{len(tasks)}: {result.task_id}")
+        return True
+
+    try:
+        result = evaluate_tasks(ws, harness, store, tasks, kind="eval", portfolio=name,
+                                instructions=ws.instructions, split=split, on_task=on_task)
+    finally:
+        if progress:
+            progress.stop()
+    if as_json:
+        click.echo(json.dumps(suite_document(result, name), indent=2))
+        return
+    console.print(task_table(result))
+    console.print(role_table(result.calls))
+    console.print(f"model loads: {result.swaps} swaps, {result.load_s:.1f} s loading "
+                  f"({result.load_joules:.1f} J of the {result.joules:.1f} J)")
+    s, w = result.score, ws.settings.scoring
+    console.print(f"composite {s.composite:.2f} = {w.judge_weight:g} · judge {s.judge_mean:.2f} "
+                  f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")
+    console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
+                  f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
+                  f"in {store.path}")
+
+
+def _check_sharing(storage: str | None, study_name: str | None) -> None:
+    """A shared study is named and lives in a database every worker reaches; refuse anything in between."""
+    if study_name is not None and storage is None:
+        raise UsageError("--study names a study shared by workers through a database: give --storage URL too "
+                         "(e.g. postgresql://user@db/autoresearch)")
+    if study_name is not None and not study_name.strip():
+        raise UsageError("--study: the name is empty")
+    if storage is not None and study_name is None and not storage.startswith("sqlite"):
+        raise UsageError(f"--storage {storage.split('@')[-1]}: a study in a database server is shared by its "
+                         "workers: name it with --study NAME (the same on every machine)")
+
+
+def _parse_duration(text: str | None) -> float | None:
+    """'90s', '30m', '8h', '1h30m' or plain seconds → seconds."""
+    if text is None:
+        return None
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise UsageError(f"--timeout: cannot read {text!r} (examples: 90s, 30m, 8h, 1h30m)")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+@main.command("run")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Stop after N new trials.")
+@click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m).")
+@click.option("--plateau", type=click.IntRange(min=1), default=None, help="Stop after N trials with no keep.")
+@click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/); with --study, "
+              "a database every worker reaches, e.g. postgresql://user@db/autoresearch.")
+@click.option("--study", "study_name", default=None,
+              help="Name of a study shared by every worker that names it in the same --storage.")
+@click.option("--remote", default="origin", show_default=True,
+              help="Shared study: the git remote where the workers' commits meet.")
+@click.option("--seed", type=int, default=None, help="Seed of the sampler, for repeatable recipes.")
+@click.option("--no-warm-start", "no_warm_start", is_flag=True,
+              help="A new study starts from HEAD, not from the previous portfolio's best instructions.")
+def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: int | None,
+                portfolio: str | None, storage: str | None, study_name: str | None, remote: str,
+                seed: int | None, no_warm_start: bool) -> None:
+    """Optimize the instructions: propose variants, evaluate them, commit the ones that win."""
+    import signal
+
+    from ..lm.preflight import check_portfolio
+    from ..search.results import StopReason
+    from ..search.study import Study
+    from ..workspace.workspace import load_workspace
+    from .live import LiveView, print_summary
+
+    _quiet_dspy()
+    timeout_s = _parse_duration(timeout)
+    if n_trials is None and timeout_s is None and plateau is None:
+        raise UsageError("say when to stop: --trials N, --timeout 8h or --plateau N")
+    _check_sharing(storage, study_name)
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    check_portfolio(ws, name, ws.portfolio(name))
+    view = LiveView(console)
+    study = Study(ws, portfolio=name, storage=storage, seed=seed, observer=view.on_event,
+                  warm_start=not no_warm_start, study_name=study_name, remote=remote)
+
+    def on_sigint(signum, frame):
+        if study.stop_requested:
+            raise KeyboardInterrupt  # second Ctrl-C: abandon the trial in progress
+        study.request_stop()
+        view.note("Ctrl-C: finishing the current trial, then stopping (Ctrl-C again to abandon it)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with view:
+            summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print_summary(console, summary, ws)
+    if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
+        sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
+
+
+# --- reviewing a study: log, show, report ---------------------------------------------------------
+
+
+def _review_target(path: Path, study: str | None):
+    """The store and study a review command reads; nothing is written to the store."""
+    from ..review.history import open_store, resolve_study
+
+    root = path.resolve()
+    store = open_store(root)
+    return root, store, resolve_study(store, root, study)
+
+
+@main.command("log")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
+def log_command(path: Path, study: str | None, as_json: bool) -> None:
+    """Committed improvements, newest first: delta, composite, holdout, joules per task, operator."""
+    from ..review.history import study_log
+    from .review_views import log_renderables, print_all
+
+    root, store, name = _review_target(path, study)
+    log = study_log(store, name)
+    if as_json:
+        click.echo(json.dumps(log.to_dict(), indent=2))
+        return
+    print_all(console, log_renderables(log))
+
+
+@main.command("show")
+@click.argument("ref")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--full", is_flag=True, help="Show the producer's outputs whole, not cut to their first lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trial as JSON (outputs always whole).")
+def show_command(ref: str, path: Path, study: str | None, full: bool, as_json: bool) -> None:
+    """One trial (REF: a trial number or a commit) against the incumbent it was compared with."""
+    from ..review.history import resolve_trial, trial_detail
+    from .review_views import print_all, show_renderables
+
+    root, store, name = _review_target(path, study)
+    detail = trial_detail(store, root, name, resolve_trial(store, root, name, ref))
+    if as_json:
+        click.echo(json.dumps(detail.to_dict(), indent=2))
+        return
+    print_all(console, show_renderables(detail, full=full))
+
+
+@main.command("report")
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--study", default=None, help="Study name (default: the one of the current settings).")
+@click.option("--open-path-only", is_flag=True, help="Print only the report's path (for scripts).")
+def report_command(path: Path, study: str | None, open_path_only: bool) -> None:
+    """Write a self-contained HTML report of the study under runs/ and print its path."""
+    from ..review.report import write_report
+
+    root, store, name = _review_target(path, study)
+    written = write_report(store, root, name)
+    if open_path_only:
+        click.echo(str(written))
+        return
+    console.print(f"report of study {name} (self-contained, opens offline):", markup=False)
+    click.echo(str(written))
+
+
+@main.command()
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(path: Path, as_json: bool) -> None:
+    """What this machine offers: backends, models, GPUs, energy counters, and each role's meter."""
+    from dataclasses import asdict
+
+    from ..lm.doctor import diagnose
+    from ..workspace.workspace import load_workspace
+    from .views import doctor_tables
+
+    found = diagnose(load_workspace(path).settings)
+    if as_json:
+        click.echo(json.dumps(asdict(found), indent=2))
+        return
+    for table in doctor_tables(found):
+        console.print(table)
+
+
+@main.command()
+@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@click.option("--portfolio", "-p", default=None, help="Base portfolio (default: [workspace] portfolio).")
+@click.option("--model", "models", multiple=True, metavar="BACKEND:MODEL",
+              help="A model to profile, e.g. ollama:qwen2.5:3b (repeatable; default: the portfolio's models).")
+@click.option("--split", type=click.Choice(["search", "holdout", "all"]), default="search", show_default=True)
+@click.option("--tasks", "max_tasks", type=click.IntRange(min=1), default=None, help="Use only the first N tasks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: str, max_tasks: int | None,
+            as_json: bool) -> None:
+    """Each model in each role: quality, joules per task, latency and completion rate."""
+    from dataclasses import asdict
+
+    from ..lm.preflight import check_portfolio
+    from ..pipeline import profile as profiling
+    from ..store import Store
+    from ..workspace.workspace import CONFIG_NAME, load_workspace
+    from .views import profile_table
+
+    _quiet_dspy()
+    ws = load_workspace(path)
+    name = portfolio or ws.settings.workspace.portfolio
+    base = ws.portfolio(name)
+    try:
+        candidates = [profiling.parse_model(m, base.producer) for m in models] or profiling.candidates_of(base)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for candidate in candidates:
+        trial = base.model_copy(update={r: profiling.in_role(base.role(r), candidate) for r in profiling.PROFILED_ROLES})
+        check_portfolio(ws, name, trial, roles=profiling.PROFILED_ROLES)
+    tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split][:max_tasks]
+    if not tasks:
+        raise UsageError(f"{ws.root / CONFIG_NAME}: no {split} tasks to profile")
+    store = Store.for_workspace(ws.runs_dir)
+    with console.status("profiling…") as status:
+        rows = profiling.profile(ws, store, name, candidates, tasks,
+                                 on_progress=lambda text: status.update(f"profiling {text}"))
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    console.print(profile_table(rows, len(tasks)))
+
+
+@main.command()
+@click.option("--storage", required=True, help="The database of the shared studies (as given to `run --storage`).")
+@click.option("--study", "study_name", default=None, help="Only this study (default: every shared study there).")
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Show the workers seen within this many minutes.")
+def status(storage: str, study_name: str | None, minutes: float) -> None:
+    """Shared studies: their incumbent, trial counts, and the workers seen in the last minutes."""
+    from ..search.shared.status import shared_status
+    from .views import status_table
+
+    found = shared_status(storage, study_name, window_s=minutes * 60)
+    if not found:
+        console.print("no shared study in this database yet (start one with `autoresearch run --storage URL "
+                      "--study NAME`)", markup=False)
+    for entry in found:
+        console.print(status_table(entry))

@@ -1,0 +1,125 @@
+"""Rich tables and JSON documents for the CLI; the library itself never prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from ..energy import energy_label
+from ..lm.calls import CallRecord, role_rows
+from ..pipeline.runner import SuiteResult
+from ..search.shared.status import StudyStatus
+
+
+def task_table(result: SuiteResult) -> Table:
+    table = Table(title="Tasks", title_justify="left")
+    for col in ("task", "split", "judge r1", "judge final", "criteria", "tokens", "seconds", "joules", "energy"):
+        table.add_column(col, justify="left" if col in ("task", "split", "energy") else "right")
+    for t in result.tasks:
+        criteria = f"{t.criteria_passed}/{len(t.checks)}"
+        judge_r1 = f"{t.score_r1:.2f}" if not t.failed else f"failed: {t.failure_mode}"
+        table.add_row(t.task_id, t.split, judge_r1, f"{t.score_final:.2f}", criteria, str(t.tokens),
+                      f"{t.seconds:.1f}", f"{t.joules:.1f}", energy_label(t.energy_source))
+    return table
+
+
+def role_table(calls: tuple[CallRecord, ...]) -> Table:
+    table = Table(title="Roles", title_justify="left")
+    for col in ("role", "model", "calls", "completed", "tokens out", "gen J", "load J", "J/1k out", "latency s",
+                "swaps", "load s"):
+        table.add_column(col, justify="left" if col in ("role", "model") else "right")
+    for r in role_rows(calls):
+        per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
+        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}",
+                      str(r["completion_tokens"]), f"{r['generation_joules']:.1f}", f"{r['load_joules']:.1f}", per_k,
+                      f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}")
+    return table
+
+
+def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
+    """The JSON form of an evaluation: what `eval --json` prints."""
+    return {
+        "evaluation_id": result.evaluation_id,
+        "portfolio": portfolio,
+        "composite": result.score.composite,
+        "judge_mean": result.score.judge_mean,
+        "criteria_rate": result.score.criteria_rate,
+        "joules": result.joules,
+        "energy_source": result.energy_source,
+        "energy_measured": "estimate" not in result.energy_source,
+        "seconds": result.seconds,
+        "swaps": result.swaps,
+        "load_s": result.load_s,
+        "load_joules": result.load_joules,
+        "tasks": [
+            {
+                "task": t.task_id, "split": t.split, "score_r1": t.score_r1, "score_final": t.score_final,
+                "dimensions": t.dimensions, "revisions": t.revisions,
+                "criteria_passed": t.criteria_passed, "criteria_total": len(t.checks),
+                "criteria": [{"criterion": c.criterion, "passed": c.passed, "reason": c.reason} for c in t.checks],
+                "tokens": t.tokens, "seconds": t.seconds, "joules": t.joules, "energy_source": t.energy_source,
+                "failed": t.failed, "failure_mode": t.failure_mode, "flags": list(t.flags),
+            }
+            for t in result.tasks
+        ],
+        "roles": role_rows(result.calls),
+    }
+
+
+def doctor_tables(found) -> list[Table]:
+    """Backends and models, GPUs and counters, and the meter of each role."""
+    backends = Table(title="Backends", title_justify="left")
+    for col in ("backend", "ok", "detail", "models"):
+        backends.add_column(col)
+    for f in found.backends:
+        backends.add_row(f.name, "yes" if f.ok else "no", f.detail, ", ".join(f.models[:6]))
+    energy = Table(title="Energy counters", title_justify="left")
+    energy.add_column("counter")
+    energy.add_column("ok")
+    energy.add_column("detail")
+    for f in [*found.gpus, found.rapl]:
+        energy.add_row(f.name, "yes" if f.ok else "no", f.detail)
+    roles = Table(title="Meter per role", title_justify="left")
+    for col in ("portfolio", "role", "backend", "model", "meter", "why"):
+        roles.add_column(col)
+    for r in found.roles:
+        roles.add_row(r.portfolio, r.role, r.backend, r.model, r.meter, r.why)
+    return [backends, energy, roles]
+
+
+def profile_table(rows, n_tasks: int) -> Table:
+    table = Table(title=f"Profile over {n_tasks} task(s): the pipeline's composite with each model in each role",
+                  title_justify="left")
+    for col in ("role", "model", "composite", "judge", "criteria", "J/task (role)", "latency s/call",
+                "completed", "energy"):
+        table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
+    for r in rows:
+        table.add_row(r.role, r.model, f"{r.composite:.2f}", f"{r.judge_mean:.2f}", f"{r.criteria_rate:.0%}",
+                      f"{r.joules_per_task:.1f}", f"{r.latency_s:.2f}", f"{r.completion_rate:.0%}",
+                      energy_label(r.energy_source))
+    return table
+
+
+def status_table(status: StudyStatus) -> Table:
+    """One study: the incumbent line as the title, one row per worker seen in the window."""
+    inc, base = status.incumbent, status.baseline
+    trials = ", ".join(f"{n} {state}" for state, n in sorted(status.trials.items())) or "no trials yet"
+    if inc is None:
+        head = "no baseline yet"
+    else:
+        head = (f"incumbent: trial {inc.trial} (version {inc.version}), composite {inc.composite:.3f}"
+                + (f", holdout {inc.holdout_composite:.3f}" if inc.holdout_composite is not None else "")
+                + (f", commit {inc.commit_sha[:10]}" if inc.commit_sha else "")
+                + f"; baseline {base.composite:.3f}; {status.keeps} keeps")
+    table = Table(title=f"study {status.study}: {head}\n{trials}", title_justify="left")
+    for column in ("worker", "host", "portfolio", "trials", "keeps", "last seen", "state"):
+        table.add_column(column, justify="right" if column in ("trials", "keeps", "last seen") else "left")
+    for w in status.workers:
+        table.add_row(w["worker"], w["host"], w["portfolio"], str(w["trials"]), str(w["keeps"]),
+                      f"{status.now - w['last_seen']:.0f}s ago", w["state"])
+    if not status.workers:
+        table.add_row(f"no worker seen in the last {status.window_s / 60:.0f} min", "", "", "", "", "", "")
+    if status.quiet_workers:
+        table.caption = f"{status.quiet_workers} more worker(s) seen earlier"
+    return table

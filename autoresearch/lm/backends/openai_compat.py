@@ -1,0 +1,160 @@
+"""Completions from any OpenAI-compatible server (llama-server, vLLM, LM Studio) over plain httpx."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import httpx
+
+from ...errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnreachable,
+    ContextLengthExceeded,
+    ModelNotFound,
+    ServerError,
+    UnparseableOutput,
+)
+from .base import Completion, CompletionRequest
+
+# llama-server: "exceeds the available context size"; vLLM/OpenAI: "maximum context length", "context_length_exceeded".
+_CONTEXT_OVERFLOW = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? .*context", re.IGNORECASE)
+
+
+class OpenAICompatBackend:
+    """A model behind POST {base_url}/chat/completions; the API key is read from the environment per call."""
+
+    name = "openai"
+    in_process = False
+
+    def __init__(self, base_url: str, model: str, timeout_s: float = 300.0, api_key_env: str = "OPENAI_API_KEY"):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout_s = timeout_s
+        self.api_key_env = api_key_env  # the variable's name only: the key itself is never stored
+        self._http = httpx.Client(timeout=timeout_s)
+
+    def __repr__(self) -> str:
+        return (f"OpenAICompatBackend(base_url={self.base_url!r}, model={self.model!r}, "
+                f"timeout_s={self.timeout_s}, api_key_env={self.api_key_env!r})")
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """One non-streaming chat completion; a json_schema becomes a strict `json_schema` response_format."""
+        model = request.model or self.model
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stream": False,
+        }
+        optional = {"top_p": request.top_p, "seed": request.seed, "stop": list(request.stop) or None}
+        payload.update({k: v for k, v in optional.items() if v is not None})
+        if request.json_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
+            }
+        started = time.perf_counter()
+        body = self._send("POST", "/chat/completions", model, json=payload, timeout=request.timeout_s)
+        latency_s = time.perf_counter() - started
+        try:
+            choice = body["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise UnparseableOutput(f"{self.base_url} sent a reply without choices[0].message",
+                                    backend=self.name, model=model) from None
+        if not text.strip():
+            raise UnparseableOutput(f"{self.base_url} returned an empty reply", backend=self.name, model=model)
+        usage = body.get("usage") or {}
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_s=latency_s,
+            timings={"total_s": latency_s, **_server_timings(body)},
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    def list_models(self) -> list[str]:
+        """Model ids the server offers (GET {base_url}/models)."""
+        body = self._send("GET", "/models", self.model)
+        try:
+            return [entry["id"] for entry in body["data"]]
+        except (KeyError, TypeError):
+            raise UnparseableOutput(f"{self.base_url}/models sent no data[].id list",
+                                    backend=self.name, model=self.model) from None
+
+    def _send(self, method: str, path: str, model: str, *, json: Any = None, timeout: float | None = None) -> Any:
+        """Send one request and return its JSON body; every failure becomes a typed BackendError."""
+        url = self.base_url + path
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        where = dict(backend=self.name, model=model)
+        # `from None` throughout: the httpx exception carries the request, and with it the Authorization header.
+        try:
+            response = self._http.request(method, url, json=json, headers=headers, timeout=timeout or self.timeout_s)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise BackendUnreachable(f"cannot reach {url}: {_redact(str(exc), key)}", **where) from None
+        except httpx.TimeoutException:
+            raise BackendTimeout(f"{url} did not answer within {timeout or self.timeout_s}s", **where) from None
+        except httpx.TransportError as exc:
+            raise BackendUnreachable(f"connection to {url} failed: {_redact(repr(exc), key)}", **where) from None
+        if response.status_code >= 400:
+            raise _status_error(response, url, self.api_key_env, key, where) from None
+        try:
+            return response.json()
+        except ValueError:
+            raise UnparseableOutput(f"{url} sent a non-JSON body: {_redact(response.text[:200], key)}",
+                                    **where) from None
+
+
+def _status_error(response: httpx.Response, url: str, key_env: str, key: str | None,
+                  where: dict[str, str]) -> BackendError:
+    """The typed error for an HTTP error answer."""
+    status = response.status_code
+    detail = _redact(_error_detail(response), key)
+    message = f"{url} answered HTTP {status}: {detail}"
+    if _CONTEXT_OVERFLOW.search(detail):
+        return ContextLengthExceeded(message, **where)
+    if status == 404:
+        if "model" in detail.lower():
+            return ModelNotFound(message, **where)
+        return BackendError(f"{message} (is the base URL right? it usually ends in /v1)", **where)
+    if status in (401, 403):
+        return BackendError(f"{message} (check the API key in ${key_env})", **where)
+    if status >= 500:
+        return ServerError(message, **where)
+    return BackendError(message, **where)
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The server's own error message, from the usual JSON shapes or the raw body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("type") or error
+    return str(error)[:500]
+
+
+def _redact(text: str, key: str | None) -> str:
+    """Remove the API key from text a server or library might echo back."""
+    return text.replace(key, "***") if key else text
+
+
+def _server_timings(body: dict[str, Any]) -> dict[str, float]:
+    """llama-server reports per-phase milliseconds under "timings"; other servers send nothing."""
+    timings = body.get("timings")
+    if not isinstance(timings, dict):
+        return {}
+    out = {}
+    for field, name in (("prompt_ms", "prompt_eval_s"), ("predicted_ms", "eval_s")):
+        if isinstance(timings.get(field), (int, float)):
+            out[name] = timings[field] / 1000.0
+    return out

@@ -1,0 +1,105 @@
+"""One model call as the store keeps it, the recorder that collects a block's calls, and their totals."""
+
+from __future__ import annotations
+
+import contextvars
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call as the store keeps it."""
+
+    role: str
+    backend: str
+    model: str
+    prompt_hash: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    load_s: float
+    joules: float
+    energy_source: str
+    status: str  # "ok" or "failed"
+    failure_mode: str | None = None
+    error: str | None = None
+    response: str | None = None
+    task_id: str | None = None
+    load_joules: float = 0.0  # the part of joules spent loading the model (see BackendEngine._attempt)
+    attribution: str = "exclusive"  # "shared:N": it overlapped other calls on its energy counter (SharedMeter)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def swapped(self) -> bool:
+        """The server had to load the model for this call (a model swap, or the first load)."""
+        return self.load_s > 0
+
+
+class CallRecorder:
+    """Collects the calls made while active and hands each to an optional sink (the store)."""
+
+    def __init__(self, sink: Callable[[CallRecord], None] | None = None, forward_to: "CallRecorder | None" = None):
+        self.sink = sink
+        self.forward_to = forward_to  # an outer recorder (a whole trial) that also sees these calls
+        self.task_id: str | None = None
+        self.calls: list[CallRecord] = []
+
+    def add(self, record: CallRecord) -> None:
+        self.calls.append(record)
+        if self.sink is not None:
+            self.sink(record)
+        if self.forward_to is not None:
+            self.forward_to.add(record)
+
+
+_active_recorder: contextvars.ContextVar[CallRecorder | None] = contextvars.ContextVar("recorder", default=None)
+
+
+@contextmanager
+def recording(recorder: CallRecorder) -> Iterator[CallRecorder]:
+    """Send the model calls made inside this block (in this context) to the recorder."""
+    token = _active_recorder.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _active_recorder.reset(token)
+
+
+def active_recorder() -> CallRecorder | None:
+    """The recorder of the innermost `recording` block, if any."""
+    return _active_recorder.get()
+
+
+def energy_source_of(calls) -> str:
+    """The meters behind some calls' joules, e.g. "estimate" or "nvml+estimate"; "none" without calls."""
+    return "+".join(sorted({c.energy_source for c in calls})) or "none"
+
+
+def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
+    """Per role and model: calls, completion rate, tokens, joules (total, and apart: loading the model and
+    generating), J per 1k output tokens, latency, and model loads (swaps: calls that had to load it)."""
+    groups: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
+    for call in calls:
+        groups[(call.role, call.model)].append(call)
+    rows = []
+    for (role, model), group in groups.items():
+        out_tokens = sum(c.completion_tokens for c in group)
+        joules = sum(c.joules for c in group)
+        load_joules = sum(c.load_joules for c in group)
+        rows.append({
+            "role": role, "model": model, "calls": len(group),
+            "completion_rate": sum(c.ok for c in group) / len(group),
+            "prompt_tokens": sum(c.prompt_tokens for c in group), "completion_tokens": out_tokens,
+            "joules": joules, "load_joules": load_joules, "generation_joules": joules - load_joules,
+            "joules_per_1k_output_tokens": joules / out_tokens * 1000 if out_tokens else None,
+            "latency_s": sum(c.latency_s for c in group), "load_s": sum(c.load_s for c in group),
+            "swaps": sum(c.swapped for c in group),
+            "energy_source": "+".join(sorted({c.energy_source for c in group})),
+        })
+    return rows

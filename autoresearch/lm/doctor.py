@@ -1,0 +1,150 @@
+"""What this machine offers: backends and their models, GPUs and energy counters, the meter of each role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..energy import NVML, RAPL, RAPL_ROOT, RaplMeter, meter_source
+from ..errors import BackendError
+from ..workspace.config import ROLES, RoleConfig, Settings
+from .backends import llama_build
+from .backends.embedded import DEFAULT_MODEL, resolve_model_path
+from .backends.ollama import OllamaBackend
+from .backends.openai_compat import OpenAICompatBackend
+from .preflight import is_local
+
+PROBE_TIMEOUT_S = 3.0  # doctor must answer quickly even when a server hangs
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoleMeter:
+    portfolio: str
+    role: str
+    backend: str
+    model: str
+    meter: str  # nvml | rapl | estimate
+    why: str
+
+
+@dataclass
+class Diagnosis:
+    backends: list[Finding] = field(default_factory=list)
+    gpus: list[Finding] = field(default_factory=list)
+    rapl: Finding | None = None
+    roles: list[RoleMeter] = field(default_factory=list)
+
+
+def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROOT) -> Diagnosis:
+    """Probe every backend the settings name, the GPUs, RAPL, and say which meter each role will use."""
+    out = Diagnosis()
+    out.backends.extend(_probe_embedded(settings))
+    for url in sorted(_urls(settings, "ollama")):
+        out.backends.append(_probe(f"ollama {url}", OllamaBackend(url, "", timeout_s=PROBE_TIMEOUT_S)))
+    for url in sorted(_urls(settings, "openai")):
+        backend = OpenAICompatBackend(url, "", timeout_s=PROBE_TIMEOUT_S,
+                                      api_key_env=settings.backends.openai_api_key_env)
+        out.backends.append(_probe(f"openai {url}", backend))
+    out.gpus = _probe_gpus(nvml)
+    rapl_ok = RaplMeter.available(rapl_root)
+    out.rapl = Finding("RAPL", rapl_ok, f"{len(RaplMeter(rapl_root).domains)} package domain(s) readable"
+                       if rapl_ok else f"no readable energy_uj under {rapl_root}")
+    gpu_counter = any(g.ok for g in out.gpus)
+    for name, portfolio in settings.portfolios.items():
+        for role in ROLES:
+            config = portfolio.role(role)
+            out.roles.append(_role_meter(name, role, config, settings, gpu_counter, rapl_ok))
+    return out
+
+
+def _urls(settings: Settings, backend: str) -> set[str]:
+    default = settings.backends.ollama_url if backend == "ollama" else settings.backends.openai_base_url
+    return {(r.base_url or default) for p in settings.portfolios.values()
+            for r in (p.role(role) for role in ROLES) if r.backend == backend}
+
+
+def _probe_embedded(settings: Settings) -> list[Finding]:
+    try:
+        import llama_cpp
+
+        version = getattr(llama_cpp, "__version__", "?")
+    except ImportError:
+        return [Finding("embedded", False, "llama-cpp-python is not installed")]
+    models = {r.model for p in settings.portfolios.values() for r in (p.role(x) for x in ROLES)
+              if r.backend == "embedded"} | {DEFAULT_MODEL}
+    found, missing = [], []
+    for model in sorted(models):
+        try:
+            path = resolve_model_path(model)
+            found.append(f"{model} ({path.stat().st_size / 1e6:.0f} MB)")
+        except BackendError as exc:
+            missing.append(str(exc))
+    detail = f"llama-cpp-python {version}" + (f"; {'; '.join(missing)}" if missing else "")
+    return [Finding("embedded", not missing, detail, tuple(found)), _probe_build()]
+
+
+def _probe_build() -> Finding:
+    """The CPU features the installed llama.cpp was compiled with; an AMX build is flagged with its fix."""
+    info = llama_build.system_info()
+    used = " ".join(llama_build.cpu_features(info)) or "none reported"
+    amx = llama_build.amx_features(info)
+    if amx:
+        return Finding("embedded build", False, f"CPU features: {used}; {', '.join(amx)} crashes the embedded "
+                       f"model (llama.cpp issue 20824); rebuild: {llama_build.reinstall_command()}")
+    return Finding("embedded build", True, f"CPU features: {used}; no AMX")
+
+
+def _probe(name: str, backend: Any) -> Finding:
+    try:
+        models = backend.list_models()
+    except BackendError as exc:
+        return Finding(name, False, f"{exc.failure_mode}: {exc}")
+    return Finding(name, True, f"{len(models)} model(s)", tuple(models))
+
+
+def _probe_gpus(nvml: Any) -> list[Finding]:
+    try:
+        if nvml is None:
+            import pynvml as nvml
+        nvml.nvmlInit()
+        count = nvml.nvmlDeviceGetCount()
+    except Exception as exc:  # no library, no driver or no GPU: all mean "no NVML here"
+        return [Finding("NVML", False, f"not available ({type(exc).__name__})")]
+    findings = []
+    for index in range(count):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        name = nvml.nvmlDeviceGetName(handle)
+        name = name.decode() if isinstance(name, bytes) else name
+        try:
+            nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            findings.append(Finding(f"GPU {index}", True, f"{name}: total-energy counter supported"))
+        except nvml.NVMLError:
+            findings.append(Finding(f"GPU {index}", False, f"{name}: no energy counter; power sampling only"))
+    return findings or [Finding("NVML", False, "no GPU found")]
+
+
+def _role_meter(portfolio: str, role: str, config: RoleConfig, settings: Settings, gpu_counter: bool,
+                rapl: bool) -> RoleMeter:
+    local = is_local(config, settings.backends)
+    in_process = config.backend == "embedded"
+    meter = meter_source(local=local, gpu=not in_process, nvml=gpu_counter, rapl=rapl)
+    if meter == NVML:
+        why = "local GPU server: total-energy counter"
+    elif meter == RAPL:
+        why = "CPU package counters"
+    elif not local:
+        why = "served on another machine: wall time × server_watts"
+    elif in_process:
+        why = "no counter readable: CPU time × cpu_watts_per_core"
+    else:
+        why = "no counter readable: wall time × server_watts"
+    return RoleMeter(portfolio, role, config.backend, config.model, meter, why)

@@ -1,0 +1,239 @@
+"""The LM layer: a DSPy engine over a Backend that meters, retries and logs every call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import dspy
+import json_repair
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+from ..energy import EnergyReading, Meter
+from ..errors import BackendError, UnparseableOutput
+from ..workspace.config import RoleConfig
+from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
+from .calls import CallRecord, active_recorder
+from .scheduling import KeepAlivePolicy, same_model
+
+
+def prompt_hash(messages: tuple[ChatMessage, ...]) -> str:
+    blob = json.dumps([(m.role, m.content) for m in messages])
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not response_format:
+        return None
+    return response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
+
+
+class BackendEngine:
+    """DSPy engine contract (complete(Request) -> Response) over one role's backend."""
+
+    def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
+                 *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
+                 policy: KeepAlivePolicy | None = None):
+        self.role = role
+        self.config = config
+        self.backend = backend
+        self.meter = meter
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
+        # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it loaded for.
+        self._pending_load: tuple[float, float, float] | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the keep-alive policy applies: one is set and the backend is Ollama."""
+        return self.policy is not None and self.backend.name == "ollama"
+
+    def keep_alive(self) -> str | None:
+        """The keep_alive for this role's requests: the role's own setting, else the policy's (Ollama only)."""
+        if self.config.keep_alive is not None or not self.scheduled:
+            return self.config.keep_alive
+        assert self.policy is not None
+        return self.policy.keep_alive(self.config.model)
+
+    def to_completion_request(self, request: Any) -> CompletionRequest:
+        messages: list[ChatMessage] = []
+        if request.system:
+            system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+            messages.append(ChatMessage("system", system))
+        messages.extend(ChatMessage(m.role, m.text or "") for m in request.messages)
+        cfg = request.config
+        return CompletionRequest(
+            model=self.config.model,
+            messages=tuple(messages),
+            temperature=self.config.temperature if cfg.temperature is None else cfg.temperature,
+            max_tokens=cfg.max_tokens or self.config.max_tokens,
+            json_schema=_schema_of(cfg.response_format),
+            top_p=self.config.top_p,
+            seed=self.config.seed,
+            stop=tuple(cfg.stop),
+            timeout_s=self.timeout_s,
+            keep_alive=self.keep_alive(),
+        )
+
+    def complete(self, request: Any) -> Response:
+        completion = self.call(self.to_completion_request(request))
+        return Response(
+            id=None, model=self.config.model, message=Message.assistant([TextPart(completion.text)]),
+            finish_reason="length" if completion.finish_reason == "length" else "stop",
+            usage=Usage(input_tokens=completion.prompt_tokens, output_tokens=completion.completion_tokens),
+        )
+
+    def call(self, request: CompletionRequest) -> Completion:
+        """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged."""
+        scheduled = self.scheduled and same_model(request.model, self.config.model)
+        if scheduled:
+            assert self.policy is not None
+            self.policy.started(request.model)  # observe the gap first, so this call's keep_alive knows it
+            if self.config.keep_alive is None:
+                request = replace(request, keep_alive=self.policy.keep_alive(request.model))
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    return self._attempt(request)
+                except BackendError as exc:
+                    if not exc.retryable or attempt == self.retries:
+                        raise
+                    time.sleep(self.backoff_s * 2**attempt)
+            raise AssertionError("unreachable")
+        finally:
+            if scheduled:
+                assert self.policy is not None
+                self.policy.finished(request.model)
+
+    def preload(self) -> bool:
+        """Ask the server to load this role's model now, unless /api/ps shows it loaded; True if it loaded.
+
+        Only backends with preload() and loaded_models() (Ollama) can. A failure is not raised: the
+        role's next call meets the same problem and reports it where it belongs, on a task.
+        """
+        preload = getattr(self.backend, "preload", None)
+        loaded_models = getattr(self.backend, "loaded_models", None)
+        if preload is None or loaded_models is None:
+            return False
+        model = self.config.model
+        try:
+            if any(same_model(name, model) for name in loaded_models()):
+                return False
+        except BackendError:
+            return False
+        token = self.meter.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        try:
+            completion = preload(model, self.keep_alive())
+        except BaseException as exc:
+            # Close the meter's call all the same: a shared counter would otherwise count it as running.
+            self.meter.stop(token, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+            if isinstance(exc, BackendError):
+                return False
+            raise
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        if completion.load_s <= 0:
+            return False  # loaded meanwhile: the reply says it did not have to load
+        # The whole preload was loading: all its joules are load joules, carried by the next call.
+        self._pending_load = (completion.load_s, energy.joules, wall)
+        return True
+
+    def _attempt(self, request: CompletionRequest) -> Completion:
+        recorder = active_recorder()
+        token = self.meter.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        completion: Completion | None = None
+        error: BackendError | None = None
+        try:
+            completion = self.backend.complete(request)
+            if not completion.text.strip():
+                raise UnparseableOutput("the model returned no text", backend=self.backend.name, model=request.model)
+            if request.json_schema is not None:
+                check_json_reply(completion.text, request.json_schema, self.backend.name, request.model)
+        except BackendError as exc:
+            error = exc
+        except BaseException:
+            # Not a model failure (Ctrl-C, a bug): close the meter's call, unrecorded, and let it propagate.
+            self.meter.stop(token, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+            raise
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        if getattr(self.meter, "attributes_by_tokens", False):  # a shared counter splits energy by tokens
+            energy: EnergyReading = self.meter.stop(token, wall_s=wall, cpu_s=cpu,
+                                                    tokens=completion.completion_tokens if completion else 0)
+        else:
+            energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
+        latency_s = completion.latency_s if completion else wall
+        load_s = completion.load_s if completion else 0.0
+        joules = energy.joules
+        # Load energy apart from generation energy. A meter reads one figure per call, so when the call
+        # included a model load, its joules are split by time: the load's share is load_s over the
+        # call's time (our own wall time of the attempt, which also covers an embedded model's load that
+        # its latency_s leaves out), capped at all of it. This assumes the same power while loading as
+        # while generating: an approximation (a load is mostly I/O and memory copies, often lower power).
+        load_joules = joules * min(1.0, load_s / max(wall, latency_s, load_s)) if load_s > 0 else 0.0
+        if self._pending_load is not None:
+            # A preload for this call loaded the model just before it: its cost is this call's load.
+            pre_load_s, pre_joules, pre_wall = self._pending_load
+            self._pending_load = None
+            load_s, joules, load_joules, latency_s = (load_s + pre_load_s, joules + pre_joules,
+                                                       load_joules + pre_joules, latency_s + pre_wall)
+        if recorder is not None:
+            recorder.add(CallRecord(
+                role=self.role, backend=self.backend.name, model=request.model,
+                prompt_hash=prompt_hash(request.messages),
+                prompt_tokens=completion.prompt_tokens if completion else 0,
+                completion_tokens=completion.completion_tokens if completion else 0,
+                latency_s=latency_s, load_s=load_s,
+                joules=joules, energy_source=energy.source,
+                status="failed" if error else "ok",
+                failure_mode=error.failure_mode if error else None,
+                error=str(error) if error else None,
+                response=completion.text if completion else None,
+                task_id=recorder.task_id,
+                load_joules=load_joules,
+                attribution=energy.attribution,
+            ))
+        if error is not None:
+            raise error
+        assert completion is not None
+        return completion
+
+    def stream(self, request: Any) -> Any:
+        raise NotImplementedError("autoresearch engines do not stream")
+
+    def close(self) -> None:
+        return None
+
+
+def check_json_reply(text: str, schema: dict[str, Any], backend: str, model: str) -> None:
+    """Raise UnparseableOutput unless text is a JSON object with the schema's required keys."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = json_repair.loads(text)
+    missing = [k for k in schema.get("required", []) if not isinstance(data, dict) or k not in data]
+    if not isinstance(data, dict) or missing:
+        raise UnparseableOutput(f"reply is not a JSON object with {', '.join(missing) or 'fields'}: {text[:80]!r}",
+                                backend=backend, model=model)
+
+
+def make_lm(engine: BackendEngine) -> dspy.LM:
+    """A DSPy LM whose every call goes through our engine; DSPy's cache and retries are off (we own both)."""
+    return dspy.LM(f"autoresearch/{engine.role}", engine=engine, cache=False, num_retries=0,
+                   temperature=engine.config.temperature, max_tokens=engine.config.max_tokens)
+
+
+def backend_error_in(exc: BaseException) -> BackendError | None:
+    """The BackendError behind an exception DSPy wrapped, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BackendError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -1,0 +1,1 @@
+"""The pipeline under optimization: planner → producer → evaluator, run over a task suite."""

@@ -1,0 +1,368 @@
+"""The pipeline under optimization: planner → producer → evaluator (→ revise), as a DSPy module."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Literal, Sequence
+
+import dspy
+from pydantic import Field
+
+from ..energy import select_meter, shared
+from ..errors import BackendError
+from ..evaluation import CheckResult, check_all, failed_task_score, guard, judge_score
+from ..lm.adapter import DataField, GrammarAdapter
+from ..lm.backends import create_backend
+from ..lm.calls import CallRecord, CallRecorder, energy_source_of, recording
+from ..lm.engine import BackendEngine, backend_error_in, make_lm
+from ..lm.preflight import is_local
+from ..lm.scheduling import KeepAlivePolicy, policy_for
+from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig, Rubric, Task
+from ..workspace.workspace import Workspace
+
+_STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
+Score = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+REVISE_SUFFIX = (
+    "\n\nYou are revising your own draft. Keep what is good, fix every point of the critique, "
+    "and return the whole revised answer."
+)
+
+
+class PlanSteps(dspy.Signature):
+    """Plan how to answer the task."""
+
+    task: str = dspy.InputField()
+    steps: Annotated[list[str], Field(min_length=1, max_length=6)] = dspy.OutputField()
+
+
+class ProduceAnswer(dspy.Signature):
+    """Answer the task following the plan."""
+
+    task: str = dspy.InputField()
+    plan: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+
+
+class ReviseAnswer(dspy.Signature):
+    """Revise the draft answer using the critique."""
+
+    task: str = dspy.InputField()
+    plan: str = dspy.InputField()
+    draft: str = dspy.InputField()
+    critique: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+
+
+def judge_signature(rubric: Rubric, instructions: str) -> type[dspy.Signature]:
+    """task + answer → one 0–10 score per rubric dimension and a critique."""
+    fields: dict[str, tuple[object, object]] = {
+        "task": (str, dspy.InputField()),
+        "answer": (str, DataField("the text to grade")),
+    }
+    for dim in rubric.dimensions:
+        fields[dim.name] = (Score, dspy.OutputField(desc=dim.description))
+    fields["critique"] = (str, dspy.OutputField(desc="what to fix, in one or two sentences"))
+    rubric_text = "\n".join(f"- {d.name} (weight {d.weight:g}): {d.description}" for d in rubric.dimensions)
+    return dspy.Signature(fields, f"{instructions.strip()}\n\nScore each dimension from 0 to 10:\n{rubric_text}")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    dimensions: dict[str, float]
+    critique: str
+    score: float
+
+
+class Judge:
+    """The fixed evaluator. Deliberately not a dspy.Module: optimizers must not tune the judge."""
+
+    def __init__(self, rubric: Rubric, instructions: str, lm: dspy.LM):
+        self.rubric = rubric
+        self.predict = dspy.Predict(judge_signature(rubric, instructions))
+        self.predict.set_lm(lm)
+
+    def __call__(self, task: str, answer: str) -> Judgement:
+        out = self.predict(task=task, answer=answer)
+        dims = {d.name: float(getattr(out, d.name)) for d in self.rubric.dimensions}
+        return Judgement(dims, str(out.critique or "").strip(), judge_score(self.rubric, dims))
+
+
+class Pipeline(dspy.Module):
+    """planner → producer, then revise while the judge scores under the pass threshold."""
+
+    def __init__(self, planner: str, producer: str, judge: Judge, *, max_rounds: int, pass_threshold: float):
+        super().__init__()
+        self.plan = dspy.Predict(PlanSteps.with_instructions(planner))
+        self.produce = dspy.Predict(ProduceAnswer.with_instructions(producer))
+        self.revise = dspy.Predict(ReviseAnswer.with_instructions(producer.rstrip() + REVISE_SUFFIX))
+        self.judge = judge  # a plain object, so DSPy's parameter walk (and its optimizers) never reach it
+        self.max_rounds = max_rounds
+        self.pass_threshold = pass_threshold
+
+    def forward(self, task: str) -> dspy.Prediction:
+        plan = self.make_plan(task)
+        draft = self.draft(task, plan)
+        first = self.judge(task, draft)
+        answer, judgement, rounds = draft, first, 0
+        while self.needs_revision(judgement, rounds):
+            answer = self.revise_answer(task, plan, answer, judgement.critique)
+            judgement = self.judge(task, answer)
+            rounds += 1
+        return dspy.Prediction(plan=plan, answer_r1=draft, answer=answer, first=first, final=judgement,
+                               revisions=rounds)
+
+    # The steps of forward, one model call each; Harness.run_tasks_staged runs each over a whole suite.
+
+    def make_plan(self, task: str) -> str:
+        steps = self.plan(task=task).steps
+        return "\n".join(f"{i}. {_STEP_NUMBER.sub('', s)}" for i, s in enumerate(steps, 1))
+
+    def draft(self, task: str, plan: str) -> str:
+        return self.produce(task=task, plan=plan).answer
+
+    def revise_answer(self, task: str, plan: str, answer: str, critique: str) -> str:
+        return self.revise(task=task, plan=plan, draft=answer, critique=critique).answer
+
+    def needs_revision(self, judgement: Judgement, rounds: int) -> bool:
+        return judgement.score < self.pass_threshold and rounds < self.max_rounds
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Everything one task's run produced; what the store keeps and the scores are made from."""
+
+    task_id: str
+    split: str
+    score_r1: float
+    score_final: float
+    dimensions: dict[str, float]
+    checks: tuple[CheckResult, ...]
+    critique: str = ""
+    plan: str = ""
+    output_r1: str = ""
+    output: str = ""
+    revisions: int = 0
+    seconds: float = 0.0
+    calls: tuple[CallRecord, ...] = field(default=(), repr=False)
+    failed: bool = False
+    failure_mode: str | None = None
+    guarded: str | None = None  # why the guard found judge-directed text in an output (then all scores are 0)
+
+    @property
+    def criteria_passed(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.prompt_tokens + c.completion_tokens for c in self.calls)
+
+    @property
+    def joules(self) -> float:
+        return sum(c.joules for c in self.calls)
+
+    @property
+    def energy_source(self) -> str:
+        return energy_source_of(self.calls)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        if self.guarded:
+            return (guard.FLAG,)
+        return tuple(c.criterion for c in self.checks if c.criterion == "no_judge_address" and not c.passed)
+
+
+@dataclass
+class _TaskRun:
+    """One task's progress through the staged pipeline."""
+
+    task: Task
+    plan: str = ""
+    draft: str = ""
+    answer: str = ""
+    first: Judgement | None = None
+    judgement: Judgement | None = None
+    rounds: int = 0
+    seconds: float = 0.0
+    calls: list[CallRecord] = field(default_factory=list)
+    error: BackendError | None = None
+
+
+class Harness:
+    """Builds each role's LM from a portfolio and runs tasks through the pipeline.
+
+    Tasks run one by one (run_task: what pruning wants) or stage by stage over a suite
+    (run_tasks_staged: all plans, then all drafts, then all judgements, …, so consecutive calls use the
+    same model). `staged` says which the portfolio wants: staged when the pipeline's roles use at
+    least two distinct models served by Ollama, where a model swap costs a load; an embedded model
+    shares one process, and one model never swaps.
+    """
+
+    def __init__(self, workspace: Workspace, portfolio: Portfolio, *, instructions: dict[str, str] | None = None,
+                 max_rounds: int | None = None, producer_temperature: float | None = None,
+                 backend_factory=None, retries: int = 2, backoff_s: float = 1.0,
+                 keep_alive_policy: KeepAlivePolicy | None = None):
+        self.workspace = workspace
+        settings = workspace.settings
+        instructions = instructions or workspace.instructions
+        self.engines: dict[str, BackendEngine] = {}
+        self.lms: dict[str, dspy.LM] = {}
+        for role in PIPELINE_ROLES:
+            config = portfolio.role(role)
+            if role == "producer" and producer_temperature is not None:
+                config = config.model_copy(update={"temperature": producer_temperature})
+            engine = build_engine(workspace, role, config, backend_factory, retries, backoff_s)
+            if keep_alive_policy is not None and engine.policy is not None:
+                engine.policy = keep_alive_policy
+            self.engines[role] = engine
+            self.lms[role] = make_lm(engine)
+        judge = Judge(workspace.rubric, workspace.evaluator_instructions, self.lms["evaluator"])
+        self.pipeline = Pipeline(
+            instructions["planner.md"], instructions["producer.md"], judge,
+            max_rounds=settings.scoring.max_revision_rounds if max_rounds is None else max_rounds,
+            pass_threshold=settings.scoring.judge_pass_threshold,
+        )
+        self.pipeline.plan.set_lm(self.lms["planner"])
+        self.pipeline.produce.set_lm(self.lms["producer"])
+        self.pipeline.revise.set_lm(self.lms["producer"])
+        self.adapter = GrammarAdapter()
+        served = {_served_model(e) for e in self.engines.values() if e.backend.name == "ollama"}
+        self.staged = len(served) >= 2
+
+    def run_task(self, task: Task, recorder: CallRecorder | None = None) -> TaskResult:
+        """Run one task; a failed model call scores the task as failed instead of raising."""
+        recorder = recorder or CallRecorder()
+        recorder.task_id = task.id
+        first_call = len(recorder.calls)
+        start = time.perf_counter()
+        with recording(recorder), dspy.context(adapter=self.adapter):
+            try:
+                out = self.pipeline(task=task.prompt)
+            except Exception as exc:  # DSPy wraps engine errors; only a BackendError below means "the model failed"
+                error = backend_error_in(exc)
+                if error is None:
+                    raise
+                return _failed_result(task, error, time.perf_counter() - start, tuple(recorder.calls[first_call:]))
+        return self._result(task, out.plan, out.answer_r1, out.answer, out.first, out.final, out.revisions,
+                            time.perf_counter() - start, tuple(recorder.calls[first_call:]))
+
+    def run_tasks_staged(self, tasks: Sequence[Task], recorder: CallRecorder | None = None) -> list[TaskResult]:
+        """Run tasks stage by stage: every plan, every draft, every first judgement, then each revision
+        round (revise, then judge, the tasks still under the pass threshold). The same steps and checks as
+        run_task, task by task, so the results match; a failed call fails its own task only."""
+        recorder = recorder or CallRecorder()
+        runs = [_TaskRun(task) for task in tasks]
+        pipeline = self.pipeline
+
+        def plan(run: _TaskRun) -> None:
+            run.plan = pipeline.make_plan(run.task.prompt)
+
+        def draft(run: _TaskRun) -> None:
+            run.draft = run.answer = pipeline.draft(run.task.prompt, run.plan)
+
+        def judge(run: _TaskRun) -> None:
+            run.judgement = pipeline.judge(run.task.prompt, run.answer)
+            if run.first is None:
+                run.first = run.judgement
+            else:
+                run.rounds += 1
+
+        def revise(run: _TaskRun) -> None:
+            assert run.judgement is not None
+            run.answer = pipeline.revise_answer(run.task.prompt, run.plan, run.answer, run.judgement.critique)
+
+        with recording(recorder), dspy.context(adapter=self.adapter):
+            self._stage(runs, "planner", plan, recorder, after=None)
+            self._stage(runs, "producer", draft, recorder, after="planner")
+            self._stage(runs, "evaluator", judge, recorder, after="producer")
+            while True:
+                pending = [r for r in runs if r.error is None and pipeline.needs_revision(r.judgement, r.rounds)]
+                if not pending:
+                    break
+                self._stage(pending, "producer", revise, recorder, after="evaluator")
+                self._stage(pending, "evaluator", judge, recorder, after="producer")
+        return [
+            _failed_result(r.task, r.error, r.seconds, tuple(r.calls)) if r.error is not None else
+            self._result(r.task, r.plan, r.draft, r.answer, r.first, r.judgement, r.rounds, r.seconds, tuple(r.calls))
+            for r in runs
+        ]
+
+    def _stage(self, runs: list[_TaskRun], role: str, step, recorder: CallRecorder, *, after: str | None) -> None:
+        """One step over every task still running, each call tagged with its task; a model failure ends
+        that task only. When the previous stage used another model, it is preloaded first."""
+        alive = [r for r in runs if r.error is None]
+        if not alive:
+            return
+        if after is not None and _served_model(self.engines[role]) != _served_model(self.engines[after]):
+            self.engines[role].preload()  # a no-op unless Ollama, and unless /api/ps shows it unloaded
+        for run in alive:
+            recorder.task_id = run.task.id
+            first_call = len(recorder.calls)
+            start = time.perf_counter()
+            try:
+                step(run)
+            except Exception as exc:  # as in run_task: only a BackendError is the model failing
+                error = backend_error_in(exc)
+                if error is None:
+                    raise
+                run.error = error
+            finally:
+                run.seconds += time.perf_counter() - start
+                run.calls.extend(recorder.calls[first_call:])
+
+    def _result(self, task: Task, plan: str, draft: str, answer: str, first: Judgement, final: Judgement,
+                revisions: int, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
+        """A finished task's result: criteria checked on the final answer, then the judge guard."""
+        result = TaskResult(
+            task_id=task.id, split=task.split, score_r1=first.score, score_final=final.score,
+            dimensions=first.dimensions, checks=tuple(check_all(answer, task.criteria)),
+            critique=final.critique, plan=plan, output_r1=draft, output=answer,
+            revisions=revisions, seconds=seconds, calls=calls,
+        )
+        # The guard: the first draft (what the counted judge score saw) and the final answer (what the
+        # criteria saw) are both checked, whatever criteria the task lists.
+        reason = guard.first_judge_directed((draft, answer))
+        if reason is None:
+            return result
+        # A judge that was addressed may have obeyed, so its scores are worthless: they are zeroed
+        # (not merely left out) so that flattering the judge can never gain, and every criterion fails.
+        return replace(
+            result, score_r1=0.0, score_final=0.0, dimensions={d: 0.0 for d in first.dimensions},
+            checks=guard.guarded_checks(task.criteria, reason), guarded=reason,
+            critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
+        )
+
+
+def _failed_result(task: Task, error: BackendError, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
+    """A task whose model call failed: judge 0 and every criterion failed, with the failure mode as reason."""
+    return TaskResult(
+        task_id=task.id, split=task.split, score_r1=0.0, score_final=0.0, dimensions={},
+        checks=failed_task_score(task, f"model call failed: {error.failure_mode}").checks,
+        seconds=seconds, calls=calls, failed=True, failure_mode=error.failure_mode,
+    )
+
+
+def _served_model(engine: BackendEngine) -> tuple[str, str | None, str]:
+    """Which server process holds an engine's model: (backend, server URL, model)."""
+    return engine.backend.name, getattr(engine.backend, "url", None), engine.config.model
+
+
+def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
+                 retries: int = 2, backoff_s: float = 1.0) -> BackendEngine:
+    """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
+    settings = workspace.settings
+    backend = (backend_factory or create_backend)(config, settings.backends)
+    meter = select_meter(
+        in_process=backend.in_process, local=is_local(config, settings.backends),
+        gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
+        server_watts=settings.energy.server_watts,
+    )
+    # A counter measures the whole device: engines share one per device, which splits the energy of
+    # overlapping calls among them by tokens (an estimate is per call and is kept as is).
+    meter = shared(meter, stream=f"{role}:{config.model}")
+    # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
+    url = getattr(backend, "url", None)
+    policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None
+    return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
+                         timeout_s=settings.backends.timeout_s, policy=policy)

@@ -1,0 +1,119 @@
+"""Runs a set of tasks through the harness, scores the suite and writes it all to the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..evaluation.scoring import SuiteScore, TaskScore, score_suite
+from ..lm.calls import CallRecord, CallRecorder, energy_source_of
+from ..store import Store
+from ..workspace.config import Portfolio, Task
+from ..workspace.workspace import Workspace
+from .harness import Harness, TaskResult
+
+# Called after each task with (index, result); returning False stops the suite early (pruning).
+TaskCallback = Callable[[int, TaskResult], bool]
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    evaluation_id: int
+    tasks: tuple[TaskResult, ...]
+    score: SuiteScore
+    status: str  # complete | pruned
+    seconds: float
+
+    @property
+    def calls(self) -> tuple[CallRecord, ...]:
+        return tuple(c for t in self.tasks for c in t.calls)
+
+    @property
+    def joules(self) -> float:
+        return sum(t.joules for t in self.tasks)
+
+    @property
+    def energy_source(self) -> str:
+        return energy_source_of(self.calls)
+
+    @property
+    def composite(self) -> float:
+        return self.score.composite
+
+    @property
+    def swaps(self) -> int:
+        """Calls for which the server had to load the model (each a swap, or a first load)."""
+        return sum(c.swapped for c in self.calls)
+
+    @property
+    def load_s(self) -> float:
+        return sum(c.load_s for c in self.calls)
+
+    @property
+    def load_joules(self) -> float:
+        return sum(c.load_joules for c in self.calls)
+
+
+def task_score(result: TaskResult) -> TaskScore:
+    return TaskScore(result.task_id, result.score_r1, result.checks, result.failed)
+
+
+def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: Sequence[Task], *,
+                   kind: str, portfolio: str, instructions: dict[str, str], split: str,
+                   study: str | None = None, trial: int | None = None,
+                   on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
+                   portfolio_config: Portfolio | None = None) -> SuiteResult:
+    """Evaluate tasks; every call and task result is committed as soon as it exists.
+
+    The store records portfolio_config as the evaluation's portfolio, or (when None) the workspace's
+    portfolio named `portfolio`; pass it when the harness runs a portfolio that name does not describe
+    (profile's candidates: the named portfolio with one role's model swapped).
+
+    Tasks run one by one, unless the harness is staged (its models swap on an Ollama server): then the
+    whole suite runs stage by stage first, and each task's result is recorded and handed to on_task in
+    order afterwards, so a pruner can still stop the evaluation (it only saves fewer calls).
+    """
+    if portfolio_config is None:
+        portfolio_config = workspace.portfolio(portfolio)
+    evaluation_id = store.begin_evaluation(
+        kind=kind, portfolio=portfolio,
+        portfolio_json=json.dumps(portfolio_config.model_dump(), sort_keys=True),
+        instructions_hash=workspace.instructions_hash(instructions),
+        evaluation_hash=workspace.evaluation_hash(), split=split, study=study, trial=trial,
+    )
+    recorder = CallRecorder(sink=lambda call: store.record_call(evaluation_id, call, study=study, trial=trial),
+                            forward_to=recorder)
+    results: list[TaskResult] = []
+    status = "complete"
+    start = time.perf_counter()
+    try:
+        staged = harness.run_tasks_staged(tasks, recorder) if harness.staged else None
+        for index, task in enumerate(tasks):
+            result = staged[index] if staged is not None else harness.run_task(task, recorder)
+            store.record_task(evaluation_id, result)
+            results.append(result)
+            if on_task is not None and not on_task(index, result):
+                status = "pruned"
+                break
+    except BaseException as exc:
+        # Ctrl-C (or an exit) stopped it: "interrupted"; anything else is an error that ended it: "failed".
+        stopped = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+        _finish(store, evaluation_id, stopped, results, workspace, time.perf_counter() - start)
+        raise
+    score = _finish(store, evaluation_id, status, results, workspace, time.perf_counter() - start)
+    return SuiteResult(evaluation_id, tuple(results), score, status, time.perf_counter() - start)
+
+
+def _finish(store: Store, evaluation_id: int, status: str, results: list[TaskResult],
+            workspace: Workspace, seconds: float) -> SuiteScore:
+    score = score_suite([task_score(r) for r in results], workspace.settings.scoring)
+    sources = sorted({c.energy_source for r in results for c in r.calls})
+    store.finish_evaluation(
+        evaluation_id, status=status, composite=score.composite if results else None,
+        judge_mean=score.judge_mean if results else None,
+        criteria_rate=score.criteria_rate if results else None,
+        joules=sum(r.joules for r in results), energy_source="+".join(sources) or "none", seconds=seconds,
+    )
+    return score

@@ -1,0 +1,325 @@
+"""What a study changed, read back from the store and git: the data behind `log`, `show` and `report`."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..evaluation.scoring import composite
+from ..store import Store
+from ..store.queries import (
+    evaluation_scores,
+    incumbent_before,
+    joules_per_task,
+    scored_evaluation,
+    study_names,
+    task_count,
+)
+from ..store.statuses import TrialStatus
+from ..store.store import STORE_NAME
+from ..workspace.config import ScoringConfig
+from ..workspace.workspace import INSTRUCTIONS_DIR, RUNS_DIR
+
+# --- finding the store, the study and the trial --------------------------------------------------
+
+
+def open_store(root: Path) -> Store:
+    """The workspace's store; refuses (rather than creating an empty one) when no run has written it yet."""
+    path = Path(root) / RUNS_DIR / STORE_NAME
+    if not path.is_file():
+        raise UsageError(f"{path}: no store yet; run `autoresearch run` first")
+    return Store(path)
+
+
+def resolve_study(store: Store, root: Path, name: str | None = None) -> str:
+    """--study NAME, else the study of the workspace's current settings, else the store's only study."""
+    known = study_names(store)
+    if name is not None:
+        if name not in known:
+            raise UsageError(f"--study {name}: no such study in {store.path} (known: {', '.join(known) or 'none'})")
+        return name
+    if not known:
+        raise UsageError(f"{store.path}: no study yet; run `autoresearch run` first")
+    if len(known) == 1:  # the common case; also skips loading the workspace just to compute a name
+        return known[0]
+    current = current_study_name(root)
+    if current in known:
+        return current
+    raise UsageError(f"{store.path}: several studies and none matches the current settings; "
+                     f"pick one with --study ({', '.join(known)})")
+
+
+def current_study_name(root: Path) -> str | None:
+    """The name `autoresearch run` would use now; None when the workspace no longer loads."""
+    from ..search.identity import study_name
+    from ..workspace.workspace import load_workspace
+
+    try:
+        return study_name(load_workspace(root))
+    except UsageError:
+        return None
+
+
+def resolve_trial(store: Store, root: Path, study: str, ref: str) -> int:
+    """A trial number, or a commit-ish (sha prefix, branch, HEAD~1) of a trial's commit → its trial number."""
+    ref = ref.strip()
+    if ref.isdigit() and store.trial(study, int(ref)) is not None:
+        return int(ref)
+    shas = [(r["number"], r["commit_sha"]) for r in store.trials(study) if r["commit_sha"]]
+    full = _rev_parse(root, ref)
+    matches = [n for n, sha in shas if sha == full] if full else []
+    if not matches and len(ref) >= 4:
+        matches = [n for n, sha in shas if sha.startswith(ref.lower())]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"{ref}: ambiguous, matches the commits of trials {', '.join(map(str, matches))}")
+    raise UsageError(f"{ref}: neither a trial number nor the commit of a trial of study {study}")
+
+
+def _rev_parse(root: Path, ref: str) -> str | None:
+    import git
+
+    try:
+        return git.Repo(root, search_parent_directories=True).commit(ref).hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.BadName, ValueError):
+        return None
+
+
+# --- log -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One committed improvement."""
+
+    trial: int
+    date: str
+    commit: str
+    file: str
+    delta: float
+    composite: float
+    holdout_composite: float | None
+    joules_per_task: float | None
+    energy_source: str
+    operator: str
+    description: str
+
+
+@dataclass(frozen=True)
+class StudyLog:
+    study: str
+    branch: str
+    baseline_composite: float | None
+    baseline_holdout: float | None
+    counts: dict[str, int]
+    entries: list[LogEntry]  # newest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def study_log(store: Store, study: str) -> StudyLog:
+    """The kept trials of a study, newest first, with the baseline they started from."""
+    trials = store.trials(study)
+    branch = store.study(study)["branch"]
+    counts: dict[str, int] = {}
+    for r in trials:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    baseline = next((r for r in trials if r["status"] == TrialStatus.BASELINE), None)
+    entries = [
+        LogEntry(trial=r["number"], date=r["finished_at"] or r["created_at"], commit=r["commit_sha"] or "",
+                 file=r["file"] or "", delta=r["delta"], composite=r["composite"],
+                 holdout_composite=r["holdout_composite"],
+                 joules_per_task=joules_per_task(store, r["evaluation_id"]),
+                 energy_source=r["energy_source"] or "", operator=r["operator"] or "",
+                 description=" ".join((r["idea"] or r["note"] or "").split()))
+        for r in reversed(trials) if r["status"] == TrialStatus.KEEP
+    ]
+    return StudyLog(study, branch, baseline["composite"] if baseline else None,
+                    baseline["holdout_composite"] if baseline else None, counts, entries)
+
+
+# --- show ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSide:
+    """One task's result in one evaluation."""
+
+    composite: float
+    score_r1: float
+    criteria_passed: int
+    criteria_total: int
+    criteria: list[dict[str, Any]]
+    dimensions: dict[str, float]
+    joules: float
+    seconds: float
+    energy_source: str
+    output: str  # the first-pass output: the one the judge's r1 score (and so the composite) is about
+    output_final: str
+    failed: bool
+    failure_mode: str | None
+
+
+@dataclass(frozen=True)
+class TaskComparison:
+    task_id: str
+    split: str
+    before: TaskSide | None
+    after: TaskSide | None
+
+    @property
+    def composite_delta(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.after.composite - self.before.composite
+
+
+@dataclass(frozen=True)
+class TrialDetail:
+    """A trial against the incumbent it was compared with: diff, scores, energy and outputs, task by task."""
+
+    study: str
+    number: int
+    status: str
+    file: str
+    operator: str
+    description: str
+    note: str
+    commit: str
+    commit_subject: str
+    parent_trial: int | None  # the version the proposer rewrote (may differ from the incumbent)
+    before_trial: int | None
+    before_status: str
+    composite: float | None
+    composite_before: float | None
+    composite_before_same_tasks: float | None  # the incumbent on only the tasks this trial ran (pruned trials)
+    delta: float | None
+    holdout_composite: float | None
+    holdout_before: float | None
+    joules_per_task: float | None
+    joules_per_task_before: float | None
+    scored_by_trial: int | None  # the trial whose evaluation holds these scores (a twin's, if not re-run)
+    tasks_run: int
+    tasks_total: int
+    diff: list[str]
+    tasks: list[TaskComparison] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDetail:
+    """Everything `show` prints about one trial, compared with its incumbent."""
+    scoring = study_scoring(store, study)
+    trials = store.trials(study)
+    row = next((r for r in trials if r["number"] == number), None)
+    if row is None:
+        raise UsageError(f"trial {number}: not in study {study}")
+    before = incumbent_before(trials, number)
+    evaluation_id, scored_by = scored_evaluation(store, trials, row)
+    before_eval = before["evaluation_id"] if before is not None else None
+    # A trial with no evaluation of its own (or a twin's) ran no task: nothing to set beside the incumbent's.
+    tasks = compare_tasks(store, before_eval, evaluation_id, scoring) if evaluation_id is not None else []
+    if row["holdout_evaluation_id"] is not None and before is not None:
+        tasks += compare_tasks(store, before["holdout_evaluation_id"], row["holdout_evaluation_id"], scoring)
+    file = row["file"] or ""
+    return TrialDetail(
+        study=study, number=number, status=row["status"], file=file, operator=row["operator"] or "",
+        description=" ".join((row["idea"] or "").split()), note=row["note"] or "",
+        commit=row["commit_sha"] or "", commit_subject=_commit_subject(root, row["commit_sha"]),
+        parent_trial=row["parent_trial"], before_trial=before["number"] if before is not None else None,
+        before_status=before["status"] if before is not None else "",
+        composite=_trial_composite(store, row, evaluation_id),
+        composite_before=before["composite"] if before is not None else None,
+        composite_before_same_tasks=_same_tasks_composite(tasks, scoring),
+        delta=row["delta"], holdout_composite=row["holdout_composite"],
+        holdout_before=before["holdout_composite"] if before is not None else None,
+        joules_per_task=joules_per_task(store, evaluation_id),
+        joules_per_task_before=joules_per_task(store, before_eval),
+        scored_by_trial=scored_by, tasks_run=task_count(store, evaluation_id),
+        tasks_total=task_count(store, before_eval), diff=instruction_diff(before, row, file),
+        tasks=tasks,
+    )
+
+
+def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:
+    """The trial's composite; for a pruned trial, that of the tasks it ran (the trials table keeps none)."""
+    if row["composite"] is not None or evaluation_id is None:
+        return row["composite"]
+    evaluation = store.evaluation(evaluation_id)
+    return evaluation["composite"] if evaluation is not None else None
+
+
+def _same_tasks_composite(tasks: list[TaskComparison], scoring: ScoringConfig) -> float | None:
+    """The incumbent's composite over the search tasks this trial also ran, pooled as score_suite pools them."""
+    sides = [t.before for t in tasks if t.split == "search" and t.before is not None and t.after is not None]
+    if not sides:
+        return None
+    judge = sum(0.0 if s.failed else s.score_r1 for s in sides) / len(sides)
+    checks = sum(s.criteria_total for s in sides)
+    passed = sum(0 if s.failed else s.criteria_passed for s in sides)
+    return composite(judge, passed / checks if checks else 0.0, scoring)
+
+
+def study_scoring(store: Store, study: str) -> ScoringConfig:
+    """The study's composite weights, solved from its own evaluations (composite = w·judge + (1−w)·rate·10)."""
+    for value, judge, rate in evaluation_scores(store, study):
+        if judge is not None and rate is not None and abs(judge - 10 * rate) > 1e-6:
+            weight = min(1.0, max(0.0, (value - 10 * rate) / (judge - 10 * rate)))
+            weight = round(weight, 4)  # float noise off: the configured weights are short decimals
+            return ScoringConfig(judge_weight=weight, criteria_weight=1 - weight)
+    return ScoringConfig()  # every evaluation had judge = 10 × rate: the weights do not matter for it
+
+
+def instruction_diff(before: sqlite3.Row | None, row: sqlite3.Row, file: str) -> list[str]:
+    """Unified diff of one instruction file, incumbent → variant; difflib, so uncommitted trials have one too."""
+    if not file or row["variant_text"] is None or before is None or not before["instructions_json"]:
+        return []
+    old = json.loads(before["instructions_json"]).get(file, "")
+    path = f"{INSTRUCTIONS_DIR}/{file}"
+    return [line.rstrip("\n") for line in difflib.unified_diff(
+        old.splitlines(keepends=True), row["variant_text"].splitlines(keepends=True),
+        fromfile=f"a/{path} (trial {before['number']})", tofile=f"b/{path} (trial {row['number']})")]
+
+
+def _commit_subject(root: Path, sha: str | None) -> str:
+    if not sha:
+        return ""
+    import git
+
+    try:
+        return git.Repo(root, search_parent_directories=True).commit(sha).summary
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.BadName, ValueError):
+        return ""  # the commit is gone (branch deleted or rewritten); the store still has the trial
+
+
+def task_side(row: sqlite3.Row, scoring: ScoringConfig) -> TaskSide:
+    """One task_results row, with its composite computed the way the suite's is."""
+    failed = bool(row["failed"])
+    rate = row["criteria_passed"] / row["criteria_total"] if row["criteria_total"] else 0.0
+    value = 0.0 if failed else composite(row["score_r1"], rate, scoring)
+    return TaskSide(
+        composite=value, score_r1=row["score_r1"], criteria_passed=row["criteria_passed"],
+        criteria_total=row["criteria_total"], criteria=json.loads(row["criteria_json"]),
+        dimensions=json.loads(row["dimensions_json"]), joules=row["joules"], seconds=row["seconds"],
+        energy_source=row["energy_source"], output=row["output_r1"] or row["output"] or "",
+        output_final=row["output"] or "", failed=failed, failure_mode=row["failure_mode"])
+
+
+def compare_tasks(store: Store, before_id: int | None, after_id: int | None,
+                  scoring: ScoringConfig) -> list[TaskComparison]:
+    """Task-by-task rows of two evaluations, matched by task id, in the order the tasks ran."""
+    before = {r["task_id"]: r for r in store.task_results(before_id)} if before_id is not None else {}
+    after = {r["task_id"]: r for r in store.task_results(after_id)} if after_id is not None else {}
+    order = list(before) + [t for t in after if t not in before]
+    return [TaskComparison(
+        task_id=t, split=(after.get(t) or before[t])["split"],
+        before=task_side(before[t], scoring) if t in before else None,
+        after=task_side(after[t], scoring) if t in after else None) for t in order]

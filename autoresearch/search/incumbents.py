@@ -1,0 +1,227 @@
+"""Where a study's incumbent lives and how a keep becomes it: the one strategy behind which a study run by
+one worker and a study shared by several differ.
+
+    LocalIncumbents   the store's trials and this workspace's git branch
+    SharedIncumbents  the shared ledger (a compare-and-set per keep) and the remote every worker pushes to
+
+The Study asks the same questions of either: the incumbent now, the parents of a variant, how to record
+the baseline and commit a keep, and how Optuna's trials are stored, asked for and kept alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from contextlib import AbstractContextManager
+from typing import Any, Callable
+
+import optuna
+import sqlalchemy
+
+from ..store import Store
+from ..store.queries import incumbent_before
+from ..store.statuses import INCUMBENT_STATUSES
+from ..workspace.versioning import InstructionRepo
+from .results import KNOBS, Incumbent, row_objective
+from .shared.ledger import OWNER_ATTR, KeepRecord, Ledger, safe_url
+from .shared.worker import (
+    TRIAL_GRACE_S,
+    TRIAL_HEARTBEAT_S,
+    Pulse,
+    SharedWorker,
+    scoring_identity,
+)
+
+Note = Callable[[str], None]
+
+
+class LocalIncumbents:
+    """A study run by this worker alone: the incumbent is the last keep (else the baseline) in the store."""
+
+    shared = False
+    worker: str | None = None  # the summary's counts and front are the whole study's
+
+    def __init__(self, store: Store, repo: InstructionRepo, study: str):
+        self.store, self.repo, self.study = store, repo, study
+
+    # --- Optuna ------------------------------------------------------------------------------
+
+    def optuna_storage(self, url: str) -> str | optuna.storages.BaseStorage:
+        return url
+
+    def retry_create(self, attempt: int) -> bool:
+        """Whether creating the Optuna study may be tried again after a database error."""
+        return False
+
+    def ask(self, study: optuna.Study, distributions: dict[str, Any] | None = None) -> optuna.Trial:
+        return study.ask(distributions)
+
+    def owns(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether crash recovery may close this running trial: every trial of a local study is ours."""
+        return True
+
+    def trial_finished(self) -> None:
+        pass
+
+    def running(self) -> AbstractContextManager[Any]:
+        """What lasts while trials run (a shared worker's heartbeat)."""
+        return contextlib.nullcontext()
+
+    def stopped(self, reason: str) -> None:
+        pass
+
+    def storage_fault(self, exc: sqlalchemy.exc.OperationalError) -> bool:
+        """Whether a database error means "the study's database is gone" (a stop) rather than a bug."""
+        return False
+
+    # --- the incumbent -----------------------------------------------------------------------
+
+    def current(self) -> Incumbent | None:
+        """The last kept trial, else the baseline; None when the study has no baseline yet."""
+        row = incumbent_before(self.store.trials(self.study))
+        if row is None:
+            return None
+        params = json.loads(row["params_json"])
+        return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]),
+                         {k: params[k] for k in KNOBS if k in params}, row["evaluation_id"],
+                         row["holdout_composite"], row_objective(row))
+
+    def refresh(self, incumbent: Incumbent) -> Incumbent:
+        """Between trials: nobody else keeps in a local study."""
+        return incumbent
+
+    def parents(self, incumbent: Incumbent, limit: int) -> list[Incumbent]:
+        """The incumbent first, then earlier kept variants (and the baseline) by objective."""
+        rows = [r for r in self.store.trials(self.study)
+                if r["status"] in INCUMBENT_STATUSES and r["number"] != incumbent.trial]
+        rows.sort(key=row_objective, reverse=True)
+        others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
+                            r["evaluation_id"], r["holdout_composite"], row_objective(r)) for r in rows]
+        return [incumbent, *others][:limit]
+
+    def claim_baseline(self, record: KeepRecord) -> str:
+        """Make this evaluation the study's baseline; returns what to add to its description."""
+        return ""
+
+    def commit_keep(self, record: KeepRecord, rel: str) -> str:
+        """Commit a keep; its sha."""
+        return self.repo.commit_instruction(rel, record.instructions[record.file], record.subject,
+                                            record.trailers).sha
+
+    def after_keep(self, ours: Incumbent) -> Incumbent:
+        """The incumbent after this worker's keep (or baseline): its own."""
+        return ours
+
+
+class SharedIncumbents(LocalIncumbents):
+    """A study shared through one database: the incumbent is the ledger's latest version, whoever kept it."""
+
+    shared = True
+
+    def __init__(self, store: Store, repo: InstructionRepo, study: str, worker: SharedWorker, storage: str,
+                 owner: str):
+        super().__init__(store, repo, study)
+        self.shared_worker, self.storage, self.owner = worker, storage, owner
+        self.worker = worker.worker
+        self._trial: optuna.Trial | None = None
+        self._optuna: optuna.Study | None = None
+
+    @classmethod
+    def join(cls, *, store: Store, repo: InstructionRepo, study: str, storage: str, remote: str, branch: str,
+             worker: str, workspace: Any, portfolio: str, identity: dict[str, Any], owner: str,
+             note: Note) -> SharedIncumbents:
+        """Check the remote and the study's identity, and bring the study branch to the remote's tip."""
+        shared = SharedWorker(Ledger(storage, study), repo, remote=remote, branch=branch, worker=worker,
+                              workspace=str(workspace.root), portfolio=portfolio, note=note)
+        shared.check_remote()
+        shared.ledger.register({**identity, "models": scoring_identity(workspace.portfolio(portfolio))})
+        shared.push_pending()
+        shared.sync()
+        shared.beat()
+        current = shared.ledger.incumbent()
+        note(f"worker {worker} of shared study {study} in {safe_url(storage)}; "
+             + ("no baseline yet" if current is None else
+                f"incumbent: trial {current.trial}, composite {current.composite:.3f} (version {current.version})"))
+        return cls(store, repo, study, shared, storage, owner)
+
+    # --- Optuna ------------------------------------------------------------------------------
+
+    def optuna_storage(self, url: str) -> optuna.storages.BaseStorage:
+        # With trial heartbeats: a dead worker's trial is failed by the next worker that asks (worker.TRIAL_GRACE_S).
+        return optuna.storages.RDBStorage(url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S)
+
+    def retry_create(self, attempt: int) -> bool:
+        # Workers starting together on an empty database race to create Optuna's tables: the losers retry.
+        return attempt < 4
+
+    def ask(self, study: optuna.Study, distributions: dict[str, Any] | None = None) -> optuna.Trial:
+        """A new trial marked with this workspace, so that crash recovery on one machine never touches another
+        worker's running trials; first fail the trials of workers that died (no heartbeat for the grace)."""
+        self._optuna = study
+        optuna.storages.fail_stale_trials(study)
+        trial = study.ask(distributions)
+        trial.set_user_attr(OWNER_ATTR, self.owner)
+        self._trial = trial
+        self._pulse()
+        return trial
+
+    def owns(self, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.user_attrs.get(OWNER_ATTR) == self.owner
+
+    def trial_finished(self) -> None:
+        """Count it in the workers table at once."""
+        self.shared_worker.trials += 1
+        self._trial = None
+        self.shared_worker.beat()
+
+    def running(self) -> AbstractContextManager[Any]:
+        return Pulse(TRIAL_HEARTBEAT_S / 2, self._pulse)  # a worker busy in a long model call is still alive
+
+    def stopped(self, reason: str) -> None:
+        self.shared_worker.state = f"stopped: {reason}"  # after the pulse, so no beat says running again
+        self.shared_worker.beat()
+
+    def storage_fault(self, exc: sqlalchemy.exc.OperationalError) -> bool:
+        return True
+
+    def _pulse(self) -> None:
+        """The background heartbeat: Optuna's for the current trial, and the workers table."""
+        trial = self._trial
+        if trial is not None and self._optuna is not None:
+            self._optuna._storage.record_heartbeat(trial._trial_id)  # Optuna's own mechanism (optuna 5.0 pinned)
+        self.shared_worker.beat(quiet=True)
+
+    # --- the incumbent -----------------------------------------------------------------------
+
+    def current(self) -> Incumbent | None:
+        record = self.shared_worker.ledger.incumbent()
+        return None if record is None else from_record(record)
+
+    def refresh(self, incumbent: Incumbent) -> Incumbent:
+        """Another worker may have kept since the last trial."""
+        return self.current() or incumbent
+
+    def parents(self, incumbent: Incumbent, limit: int) -> list[Incumbent]:
+        records = [r for r in self.shared_worker.ledger.keeps() if r.version != incumbent.version]
+        records.sort(key=lambda r: r.objective, reverse=True)
+        return [incumbent, *map(from_record, records)][:limit]
+
+    def claim_baseline(self, record: KeepRecord) -> str:
+        study_baseline = self.shared_worker.claim_baseline(record)
+        if study_baseline.worker != self.worker:
+            return f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
+        return ""
+
+    def commit_keep(self, record: KeepRecord, rel: str) -> str:
+        """Claim the next version and commit it; LostRace when another worker kept first."""
+        return self.shared_worker.commit_keep(record, rel)
+
+    def after_keep(self, ours: Incumbent) -> Incumbent:
+        return self.current() or ours
+
+
+def from_record(record: KeepRecord) -> Incumbent:
+    """A shared study's incumbent version; its evaluation is in the store of the worker that kept it."""
+    return Incumbent(record.trial, record.composite, record.instructions, record.knobs, None,
+                     record.holdout_composite, record.objective, record.version, record.feedback)
+

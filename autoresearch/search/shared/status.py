@@ -1,0 +1,61 @@
+"""`autoresearch status --storage URL`: the shared studies of a database, their incumbents and workers."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from ...errors import UsageError
+from .ledger import KeepRecord, Ledger, database_error, safe_url, studies, workers
+
+
+@dataclass
+class StudyStatus:
+    study: str
+    incumbent: KeepRecord | None
+    baseline: KeepRecord | None
+    keeps: int  # versions after the baseline
+    trials: dict[str, int]  # Optuna's trials by state
+    workers: list[dict[str, Any]]  # seen within the window, most recent first
+    quiet_workers: int  # seen before the window
+    window_s: float = 600.0
+    now: float = field(default_factory=time.time)
+
+
+def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -> list[StudyStatus]:
+    """Every shared study in the database (or the named one), with workers seen in the last window_s."""
+    try:
+        names = studies(url)
+    except Exception as exc:  # noqa: BLE001 - any failure to open the database is one line for the user
+        raise database_error(url, exc, "read") from None
+    if study is not None:
+        if study not in names:
+            known = ", ".join(names) or "none"
+            raise UsageError(f"--study {study}: no such shared study in {safe_url(url)} (known: {known})")
+        names = [study]
+    now = time.time()
+    out = []
+    for name in names:
+        ledger = Ledger(url, name, create=False)
+        try:
+            keeps = ledger.keeps()
+            seen = workers(ledger)
+        finally:
+            ledger.close()
+        recent = [w for w in seen if now - w["last_seen"] <= window_s]
+        out.append(StudyStatus(study=name, incumbent=keeps[-1] if keeps else None, baseline=keeps[0] if keeps else None,
+                               keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name), workers=recent,
+                               quiet_workers=len(seen) - len(recent), window_s=window_s, now=now))
+    return out
+
+
+def _trial_counts(url: str, name: str) -> dict[str, int]:
+    try:
+        trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    except KeyError:  # registered, but the Optuna study is not created yet
+        return {}
+    return dict(Counter(t.state.name.lower() for t in trials))

@@ -1,0 +1,74 @@
+"""Read queries over the store that the loop and the read side share; every SQL statement lives in store/."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .statuses import INCUMBENT_STATUSES
+from .store import Store
+
+
+def incumbent_before(trials: list[Any], number: int | None = None) -> Any | None:
+    """The incumbent a trial was compared against: the latest baseline or keep numbered below it (trials in
+    number order); with no number, the study's incumbent now."""
+    kept = [r for r in trials if r["status"] in INCUMBENT_STATUSES and (number is None or r["number"] < number)]
+    return kept[-1] if kept else None
+
+
+def study_names(store: Store) -> list[str]:
+    return [r["name"] for r in store.conn.execute("SELECT name FROM studies ORDER BY created_at, name")]
+
+
+def scored_evaluation(store: Store, trials: list[sqlite3.Row], row: sqlite3.Row) -> tuple[int | None, int | None]:
+    """(search evaluation, trial it came from): a twin not re-evaluated borrows its twin's; an interrupted trial,
+    whose row never got its evaluation's id, is matched through the evaluations table."""
+    if row["evaluation_id"] is not None:
+        return row["evaluation_id"], row["number"]
+    for other in trials:
+        if row["variant_hash"] and other["variant_hash"] == row["variant_hash"] and other["evaluation_id"] is not None:
+            return other["evaluation_id"], other["number"]
+    partial = store.conn.execute(
+        "SELECT id FROM evaluations WHERE study=? AND trial=? AND kind IN ('trial', 'baseline') ORDER BY id DESC",
+        (row["study"], row["number"])).fetchone()
+    return (partial["id"], row["number"]) if partial is not None else (None, None)
+
+
+def joules_per_task(store: Store, evaluation_id: int | None) -> float | None:
+    """Energy of one evaluation divided by the tasks it ran: comparable across trials, pruned ones included."""
+    if evaluation_id is None:
+        return None
+    row = store.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM task_results WHERE evaluation_id=?",
+                             (evaluation_id,)).fetchone()
+    return row[1] / row[0] if row[0] else None
+
+
+def producer_tokens(store: Store, evaluation_id: int | None) -> tuple[int, int]:
+    """(output tokens of the producer's successful calls, tasks they covered) in one evaluation."""
+    tokens, tasks = store.conn.execute(
+        "SELECT COALESCE(SUM(completion_tokens), 0), COUNT(DISTINCT task_id) FROM calls"
+        " WHERE evaluation_id=? AND role='producer' AND status='ok'", (evaluation_id,)).fetchone()
+    return tokens, tasks
+
+
+def evaluation_scores(store: Store, study: str) -> list[tuple[float, float | None, float | None]]:
+    """(composite, judge mean, criteria rate) of each scored evaluation of a study."""
+    return [tuple(r) for r in store.conn.execute(
+        "SELECT composite, judge_mean, criteria_rate FROM evaluations WHERE study=? AND composite IS NOT NULL",
+        (study,)).fetchall()]
+
+
+def task_count(store: Store, evaluation_id: int | None) -> int:
+    if evaluation_id is None:
+        return 0
+    return store.conn.execute("SELECT COUNT(*) FROM task_results WHERE evaluation_id=?", (evaluation_id,)).fetchone()[0]
+
+
+def role_usage_rows(store: Store, study: str) -> list[sqlite3.Row]:
+    """Per role and model over a study: calls, completion rate, tokens, joules, latency, load time, meters."""
+    return store.conn.execute(
+        "SELECT role, model, COUNT(*) AS calls, AVG(status='ok') AS completed,"
+        " SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,"
+        " SUM(joules) AS joules, SUM(latency_s) AS latency_s, SUM(load_s) AS load_s,"
+        " GROUP_CONCAT(DISTINCT energy_source) AS sources"
+        " FROM calls WHERE study=? GROUP BY role, model ORDER BY SUM(joules) DESC", (study,)).fetchall()

@@ -1,0 +1,273 @@
+"""Pydantic models of autoresearch.toml, the rubric and the task suite; errors name file and field."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import ConfigError
+
+PIPELINE_ROLES = ("planner", "producer", "evaluator")  # the roles that run a task
+ROLES = (*PIPELINE_ROLES, "proposer")  # and the one that writes variants
+BACKENDS = ("embedded", "ollama", "openai", "fake")
+COUNT_CRITERIA = (
+    "min_words", "max_words", "min_sections", "exact_sections", "min_numbered", "exact_numbered",
+)
+TEXT_CRITERIA = ("contains", "not_contains", "regex")
+FLAG_CRITERIA = ("no_placeholders", "no_judge_address")
+CRITERION_KINDS = COUNT_CRITERIA + TEXT_CRITERIA + FLAG_CRITERIA
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleConfig(_Strict):
+    """Which backend and model play a role, with its generation parameters."""
+
+    backend: Literal["embedded", "ollama", "openai", "fake"] = "embedded"
+    model: str = "smollm2-135m"
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1, le=32768)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    n_ctx: int = Field(2048, ge=256, le=131072)  # embedded only: context window
+    n_threads: int | None = Field(None, ge=1, le=512)  # embedded only: CPU threads (default: all cores)
+    base_url: str | None = None  # overrides [backends] for this role
+    keep_alive: str | None = None  # Ollama: e.g. "10m"; unset lets the scheduler decide
+
+
+class Portfolio(_Strict):
+    """Role → backend + model + parameters."""
+
+    planner: RoleConfig = RoleConfig()
+    producer: RoleConfig = RoleConfig()
+    evaluator: RoleConfig = RoleConfig()
+    proposer: RoleConfig = RoleConfig()
+
+    def role(self, name: str) -> RoleConfig:
+        return getattr(self, name)
+
+
+class ScoringConfig(_Strict):
+    judge_weight: float = Field(0.7, ge=0.0, le=1.0)
+    criteria_weight: float = Field(0.3, ge=0.0, le=1.0)
+    keep_threshold: float = Field(0.1, ge=0.0, le=10.0)
+    judge_pass_threshold: float = Field(7.0, ge=0.0, le=10.0)
+    max_revision_rounds: int = Field(1, ge=0, le=5)
+    # The loop's objective is composite − energy_weight × kJ per search task (0: the composite alone).
+    energy_weight: float = Field(0.0, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> "ScoringConfig":
+        if abs(self.judge_weight + self.criteria_weight - 1.0) > 1e-6:
+            raise ValueError("judge_weight + criteria_weight must equal 1.0")
+        return self
+
+
+class EnergyConfig(_Strict):
+    cpu_watts_per_core: float = Field(12.0, gt=0.0, le=1000.0)  # estimate basis for in-process models
+    server_watts: float = Field(60.0, gt=0.0, le=10000.0)  # estimate basis for calls served elsewhere
+
+
+class BackendsConfig(_Strict):
+    ollama_url: str = "http://127.0.0.1:11434"
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(300.0, gt=0.0)
+
+
+class SearchConfig(_Strict):
+    """What the optimization loop may vary; choices are fixed for the life of a study."""
+
+    operators: list[str] | None = None  # None: the whole catalogue
+    parents: int = Field(3, ge=1, le=10)  # incumbent plus the next best kept variants
+    proposer_temperatures: list[float] = [0.3, 0.7, 1.0]
+    producer_temperatures: list[float] = []  # searchable when non-empty
+    revision_rounds: list[int] = []  # searchable when non-empty
+    pruner: Literal["wilcoxon", "none"] = "wilcoxon"
+    max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
+    max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
+
+
+class WorkspaceSection(_Strict):
+    name: str = "workspace"
+    optimizable: list[str] = ["producer.md", "planner.md"]
+    portfolio: str = "default"
+    rubric: str = "rubrics/rubric.toml"
+    tasks: str = "rubrics/tasks.toml"
+    evaluator_instructions: str = "rubrics/evaluator.md"
+
+    @field_validator("optimizable")
+    @classmethod
+    def _known_instruction_files(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError("at least one instruction file must be optimizable")
+        for name in names:
+            if name not in ("planner.md", "producer.md"):
+                raise ValueError(f"{name!r} is not a role instruction file (planner.md, producer.md)")
+        return names
+
+
+class Settings(_Strict):
+    """The whole of autoresearch.toml."""
+
+    workspace: WorkspaceSection = WorkspaceSection()
+    portfolios: dict[str, Portfolio] = {"default": Portfolio()}
+    scoring: ScoringConfig = ScoringConfig()
+    energy: EnergyConfig = EnergyConfig()
+    backends: BackendsConfig = BackendsConfig()
+    search: SearchConfig = SearchConfig()
+
+    @model_validator(mode="after")
+    def _portfolio_exists(self) -> "Settings":
+        if not self.portfolios:
+            raise ValueError("at least one portfolio is required")
+        if self.workspace.portfolio not in self.portfolios:
+            raise ValueError(f"workspace.portfolio {self.workspace.portfolio!r} is not a [portfolios.*] section")
+        return self
+
+
+class Dimension(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+    weight: float = Field(gt=0.0, le=100.0)
+
+
+class Rubric(_Strict):
+    """Judge dimensions with weights; each dimension is scored 0–10."""
+
+    dimensions: list[Dimension] = Field(min_length=1)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique_names(cls, dims: list[Dimension]) -> list[Dimension]:
+        names = [d.name for d in dims]
+        if len(set(names)) != len(names):
+            raise ValueError("dimension names must be unique")
+        return dims
+
+
+class Criterion(_Strict):
+    """One deterministic check on the producer's output."""
+
+    kind: str
+    value: int | str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _integer_or_string(cls, value: Any) -> Any:
+        # Lax int parsing would silently turn `value = true` into 1 and `value = 2.0` into 2.
+        if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+            raise ValueError("must be an integer or a string")
+        return value
+
+    @model_validator(mode="after")
+    def _value_fits_kind(self) -> "Criterion":
+        if self.kind not in CRITERION_KINDS:
+            raise ValueError(f"unknown criterion kind {self.kind!r}; one of {', '.join(CRITERION_KINDS)}")
+        if self.kind in COUNT_CRITERIA and (not isinstance(self.value, int) or self.value < 0):
+            raise ValueError(f"{self.kind} needs a non-negative integer value")
+        if self.kind in TEXT_CRITERIA and (not isinstance(self.value, str) or not self.value):
+            raise ValueError(f"{self.kind} needs a non-empty string value")
+        if self.kind == "regex":
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.value!r}: {exc}") from None
+        if self.kind in FLAG_CRITERIA and self.value is not None:
+            raise ValueError(f"{self.kind} takes no value")
+        return self
+
+    def describe(self) -> str:
+        return self.kind if self.value is None else f"{self.kind} {self.value}"
+
+
+class Task(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    split: Literal["search", "holdout"] = "search"
+    prompt: str = Field(min_length=1)
+    criteria: list[Criterion] = Field(min_length=1)
+
+
+class TaskSuite(_Strict):
+    tasks: list[Task] = Field(min_length=1)
+
+    # A field validator, not a model validator, so the ConfigError names the field `tasks`.
+    @field_validator("tasks")
+    @classmethod
+    def _sane_split(cls, tasks: list[Task]) -> list[Task]:
+        ids = [t.id for t in tasks]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"task ids must be unique; repeated: {', '.join(duplicated)}")
+        if not any(t.split == "search" for t in tasks):
+            raise ValueError("at least one task must have split = 'search'")
+        return tasks
+
+    def split(self, name: str) -> list[Task]:
+        return [t for t in self.tasks if t.split == name]
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
+    if not path.is_file():
+        raise ConfigError(str(path), None, "file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), None, "syntax error: " + " ".join(str(exc).split())) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), None, "top level must be a table/mapping")
+    return data
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
+    """Validate data against a model; the first error becomes a ConfigError naming its field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(str(path), _loc(loc) or None, msg) from None
+
+
+def load_settings(path: Path) -> Settings:
+    return parse_model(Settings, read_mapping(path), path)
+
+
+def load_rubric(path: Path) -> Rubric:
+    return parse_model(Rubric, read_mapping(path), path)
+
+
+def load_tasks(path: Path) -> TaskSuite:
+    return parse_model(TaskSuite, read_mapping(path), path)

@@ -1,0 +1,133 @@
+"""runs/run.lock: one `autoresearch run` writes a workspace at a time.
+
+The lock is an flock(2) held on runs/run.lock for the life of the run; the file also says who holds it
+(pid, host, start time) so that a refused run can name the other process. The kernel drops an flock
+when its process dies, however it dies (kill -9 included), so a lock file whose flock is free is stale:
+it was left by a run that was killed, and it is cleared with a note. A lock written on another host is
+never assumed stale (flock need not reach across a network filesystem); the message says how to clear it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkspaceError
+
+LOCK_NAME = "run.lock"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: fall back to the pid check alone
+    fcntl = None  # type: ignore[assignment]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    return True
+
+
+class RunLock:
+    """Held while a run may write the workspace: `with RunLock(runs_dir) as lock: ...`."""
+
+    def __init__(self, runs_dir: Path):
+        self.path = Path(runs_dir) / LOCK_NAME
+        self.host = socket.gethostname()
+        self.fd: int | None = None
+        self.stale: dict[str, Any] | None = None  # the holder of a stale lock that was cleared
+        self.note: str | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock, or raise WorkspaceError naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            flocked = self._flock(fd)
+            if flocked is False:
+                holder = _read(fd)
+                os.close(fd)
+                raise WorkspaceError(self._held_message(holder))
+            try:  # the holder may have removed the file between our open and our flock: start over
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = _read(fd)
+        if previous:
+            live = flocked is None and previous.get("host") == self.host and pid_alive(int(previous.get("pid", 0)))
+            if previous.get("host") != self.host or live:
+                os.close(fd)  # not ours to clear: leave the file as it is
+                raise WorkspaceError(self._held_message(previous, foreign=previous.get("host") != self.host))
+            self.stale = previous
+            self.note = (f"cleared a stale lock: the run of pid {previous.get('pid')} "
+                         f"(started {previous.get('started', '?')}) is no longer running")
+        data = json.dumps({"pid": os.getpid(), "host": self.host,
+                           "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data + b"\n", 0)
+        os.fsync(fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        """Remove the lock file (if it is still ours) and drop the flock."""
+        if self.fd is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+    def _flock(self, fd: int) -> bool | None:
+        """True: locked. False: another process holds it. None: this filesystem has no flock."""
+        if fcntl is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            return None
+
+    def _held_message(self, holder: dict[str, Any], foreign: bool = False) -> str:
+        who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {holder.get('started', '?')}"
+               if holder else "a process that is starting up")
+        if foreign:
+            return (f"{self.path}: another `autoresearch run` ({who}) holds this workspace; "
+                    f"if that run is over, delete {self.path}")
+        return f"{self.path}: another `autoresearch run` ({who}) is using this workspace; wait for it or stop it"
+
+
+def _read(fd: int) -> dict[str, Any]:
+    """The holder recorded in the lock file; {} when it is empty or unreadable."""
+    try:
+        data = os.pread(fd, 4096, 0)
+        holder = json.loads(data.decode("utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}

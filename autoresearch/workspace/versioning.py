@@ -1,0 +1,259 @@
+"""Git for instructions: a branch per study, one commit per kept variant, nothing else ever touched."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from ..errors import WorkspaceError
+
+AUTHOR = git.Actor("autoresearch", "autoresearch@localhost")
+TRIAL_TRAILER = "Autoresearch-Trial"
+STUDY_TRAILER = "Autoresearch-Study"
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+
+
+class InstructionRepo:
+    """The workspace's git repository, seen only through the instruction files the loop may change."""
+
+    def __init__(self, root: Path, instruction_paths: list[str]):
+        try:
+            self.repo = git.Repo(root, search_parent_directories=False)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise WorkspaceError(f"{root}: not a git repository (run `git init` and commit the workspace)") from None
+        self.root = Path(self.repo.working_tree_dir)
+        # Paths relative to the repository root, so a workspace may live in a sub-folder of a repo.
+        self.paths = [str((Path(root).resolve() / p).relative_to(self.root.resolve())) for p in instruction_paths]
+
+    def check_head(self) -> None:
+        """Refuse a detached HEAD or an empty repository."""
+        if self.repo.head.is_detached:
+            raise WorkspaceError(f"{self.root}: HEAD is detached; check out a branch first")
+        if not self.repo.head.is_valid():
+            raise WorkspaceError(f"{self.root}: the repository has no commit yet; commit the workspace first")
+
+    def dirty_instructions(self) -> list[str]:
+        """Instruction files that differ from HEAD in the work tree or the index, or are untracked."""
+        out = self.repo.git.status("--porcelain", "--untracked-files=all", "--", *self.paths)
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
+    @property
+    def branch(self) -> str:
+        return self.repo.active_branch.name
+
+    def use_branch(self, name: str) -> bool:
+        """Switch to branch `name`, creating it from the current branch if missing; True if created."""
+        if self.branch == name:
+            return False
+        created = name not in [h.name for h in self.repo.heads]
+        if created:
+            self.repo.git.branch(name)
+        # Only instruction files can differ between the two branches, and they are clean (checked before the run starts),
+        # so the user's other uncommitted files ride along untouched.
+        try:
+            self.repo.git.checkout(name)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot switch to branch {name}: {_git_message(exc)}") from None
+        return created
+
+    def read_head(self, path: str) -> str:
+        """The committed text of an instruction file at HEAD."""
+        rel = self.paths[self._index(path)]
+        return (self.repo.head.commit.tree / rel).data_stream.read().decode("utf-8")
+
+    def commit_instruction(self, path: str, text: str, subject: str, trailers: dict[str, str]) -> Commit:
+        """Write one instruction file and commit that file alone, leaving any other staged change staged.
+
+        The file is written to a temporary file and renamed over the old one, so a kill leaves either the
+        old or the new text, never half of it. A file someone edited during the run is not overwritten.
+        """
+        rel = self.paths[self._index(path)]
+        if rel in self.dirty_instructions():
+            raise WorkspaceError(f"{rel}: changed during the run; not overwriting it: commit or stash it, then "
+                                 "run again")
+        target = self.root / rel
+        write_atomic(target, text)
+        body = "\n".join(f"{key}: {value}" for key, value in trailers.items())
+        try:
+            self._git_commit(rel, subject, body)
+        except BaseException:
+            # Not committed (an error, or Ctrl-C): put back the committed text, which we alone changed.
+            if not self._committed(rel, text):
+                self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", rel)
+            raise
+        head = self.repo.head.commit
+        return Commit(head.hexsha, subject)
+
+    def _git_commit(self, rel: str, subject: str, body: str) -> None:
+        # `git commit -- <path>` (--only) commits just this path, whatever else the user has staged.
+        try:
+            self.repo.git.commit("--only", "--no-verify", "-m", subject, "-m", body, "--", rel,
+                                 author=f"{AUTHOR.name} <{AUTHOR.email}>",
+                                 env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{rel}: git commit failed: {_git_message(exc)}") from None
+
+    def _committed(self, rel: str, text: str) -> bool:
+        try:
+            return self.read_head(rel) == text
+        except (KeyError, git.GitCommandError):
+            return False
+
+    def restore_paths(self, rels: list[str]) -> None:
+        """Put these instruction files back to HEAD, in the index and the work tree."""
+        if rels:
+            self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", *rels)
+
+    def worktree_text(self, rel: str) -> str | None:
+        """The text of an instruction file in the work tree; None if it is missing or not UTF-8."""
+        try:
+            return (self.root / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def index_text(self, rel: str) -> str | None:
+        """The text of an instruction file as staged in the index; None if it is not in the index."""
+        try:
+            return self.repo.git.show(f":{rel}", strip_newline_in_stdout=False)
+        except git.GitCommandError:
+            return None
+
+    def study_commits(self, branch: str, study: str) -> dict[int, str]:
+        """Trial number → sha of every commit on `branch` that a study made (by its trailers)."""
+        if branch not in [h.name for h in self.repo.heads]:
+            return {}
+        out = self.repo.git.log(branch, "--fixed-strings", f"--grep={STUDY_TRAILER}: {study}",
+                                "--format=%H%x00%B%x1e")
+        found: dict[int, str] = {}
+        for entry in out.split("\x1e"):
+            if "\x00" not in entry:
+                continue
+            sha, body = entry.strip().split("\x00", 1)
+            trailers = parse_trailers(body)
+            number = trailers.get(TRIAL_TRAILER, "")
+            if trailers.get(STUDY_TRAILER, "").strip() == study and number.strip().isdigit():
+                found.setdefault(int(number), sha)  # newest first: a rewritten history keeps its newest
+        return found
+
+    def clear_stale_git_locks(self, wait_s: float = 3.0) -> list[str]:
+        """Remove the lock files a killed `git commit` or `git checkout` left in .git (index.lock, HEAD.lock,
+        branch locks). Call only when a crashed run is proven (its run lock was stale). A lock that goes
+        away within wait_s was held by a git process still finishing, and is left alone."""
+        git_dir = Path(self.repo.git_dir)
+        candidates = [git_dir / "index.lock", git_dir / "HEAD.lock", *git_dir.glob("next-index-*.lock"),
+                      *(git_dir / "refs" / "heads").rglob("*.lock")]
+        present = [p for p in candidates if p.exists()]
+        deadline = time.monotonic() + wait_s
+        while present and time.monotonic() < deadline:
+            time.sleep(0.1)
+            present = [p for p in present if p.exists()]
+        removed = []
+        for p in present:
+            try:
+                p.unlink()
+                removed.append(str(p.relative_to(git_dir.parent)) if git_dir.parent in p.parents else str(p))
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def remove_temp_files(self) -> list[str]:
+        """Delete temporary files write_atomic left next to the instruction files when a run was killed."""
+        removed = []
+        for rel in self.paths:
+            target = self.root / rel
+            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(str(tmp.relative_to(self.root)))
+        return removed
+
+    def head_sha(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def remote_url(self, remote: str) -> str | None:
+        """The URL of a remote, or None when the repository has no remote of that name."""
+        if remote not in [r.name for r in self.repo.remotes]:
+            return None
+        return self.repo.remote(remote).url
+
+    def fetch_branch(self, remote: str, branch: str) -> str | None:
+        """Fetch a branch from the remote (one round trip); its tip, or None when the remote has no such branch."""
+        tracking = f"refs/remotes/{remote}/{branch}"
+        try:
+            self.repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:{tracking}")
+        except git.GitCommandError as exc:
+            if "couldn't find remote ref" in str(exc.stderr):
+                return None
+            raise WorkspaceError(f"{self.root}: cannot fetch {branch} from remote {remote}: {_git_message(exc)}") from None
+        return self.repo.git.rev_parse(tracking)
+
+    def move_branch_to(self, sha: str) -> None:
+        """Point the current branch at sha, updating the instruction files and keeping every other change
+        in the work tree (`git reset --keep`: it refuses rather than overwrite a local edit)."""
+        if self.head_sha() == sha:
+            return
+        try:
+            self.repo.git.reset("--keep", sha)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot move {self.branch} to {sha[:10]}: {_git_message(exc)}") from None
+
+    def push(self, remote: str, branch: str) -> None:
+        """Push the branch to the remote, never forcing: a push that is not a fast-forward is refused."""
+        try:
+            self.repo.git.push("--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"{self.root}: cannot push {branch} to remote {remote}: {_git_message(exc)}") from None
+
+    def trailers(self, sha: str) -> dict[str, str]:
+        """The Autoresearch-* trailers of a commit."""
+        return parse_trailers(self.repo.commit(sha).message)
+
+    def _index(self, path: str) -> int:
+        for i, rel in enumerate(self.paths):
+            if rel == path or rel.endswith("/" + path):
+                return i
+        raise WorkspaceError(f"{path}: not an optimizable instruction file")
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The Autoresearch-* trailers of a commit message."""
+    return {k: v.strip() for k, v in re.findall(r"^(Autoresearch-[A-Za-z-]+): (.*)$", message, re.MULTILINE)}
+
+
+def dirty_message(dirty: list[str]) -> str:
+    return f"{', '.join(dirty)}: uncommitted changes to optimizable instructions; commit or stash them first"
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Replace target's content with text through a temporary file and a rename (atomic on POSIX)."""
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _git_message(exc: git.GitCommandError) -> str:
+    text = exc.stderr if isinstance(exc.stderr, str) and exc.stderr.strip() else str(exc)
+    lines = [line.strip() for line in text.replace("stderr:", "").splitlines() if line.strip().strip("'")]
+    return " ".join(lines[-2:]).strip("' ") or "git failed"

@@ -1,0 +1,179 @@
+"""`autoresearch eval` end to end on fake models: JSON output, the SQLite log, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch.cli.main import main
+from autoresearch.lm import preflight as preflight_module
+from autoresearch.pipeline import harness as harness_module
+from autoresearch.store import STORE_NAME
+
+pytestmark = pytest.mark.usefixtures("no_counters")
+
+
+@pytest.fixture
+def fake_models(workspace, kit, monkeypatch):
+    """Every role of the starter portfolio served by one fake that lists the starter's model."""
+    rubric = workspace.rubric
+    script = kit.Script(rubric, judge=[kit.judge_reply(rubric, 4), kit.judge_reply(rubric, 8)])
+    fake = kit.single_fake(script)
+    monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: fake)
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+    return fake
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_eval_json_reports_every_task_and_the_composite(workspace_dir, fake_models):
+    result = invoke("eval", "-w", str(workspace_dir), "--split", "search", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    tasks = doc["tasks"]
+    assert [t["task"] for t in tasks] == ["onboarding-checklist", "backup-failure", "release-notes", "commit-tips"]
+    for t in tasks:
+        assert {"score_r1", "score_final", "criteria", "tokens", "joules", "energy_source"} <= set(t)
+        assert t["tokens"] > 0 and t["joules"] > 0 and t["energy_source"] == "estimate"
+        assert len(t["criteria"]) == t["criteria_total"] > 0
+        assert all({"criterion", "passed", "reason"} <= set(c) for c in t["criteria"])
+    assert (tasks[0]["score_r1"], tasks[0]["score_final"], tasks[0]["revisions"]) == (4.0, 8.0, 1)
+    assert tasks[1]["score_r1"] == tasks[1]["score_final"] == 8.0
+
+    judge_mean = sum(t["score_r1"] for t in tasks) / len(tasks)
+    rate = sum(c["passed"] for t in tasks for c in t["criteria"]) / sum(len(t["criteria"]) for t in tasks)
+    assert doc["judge_mean"] == pytest.approx(judge_mean)
+    assert doc["criteria_rate"] == pytest.approx(rate)
+    assert doc["composite"] == pytest.approx(0.7 * judge_mean + 0.3 * rate * 10)
+    assert doc["energy_source"] == "estimate" and doc["energy_measured"] is False
+    assert doc["joules"] == pytest.approx(sum(t["joules"] for t in tasks))
+    assert {r["role"] for r in doc["roles"]} == {"planner", "producer", "evaluator"}
+    assert (doc["swaps"], doc["load_s"], doc["load_joules"]) == (0, 0.0, 0.0)
+    assert all({"swaps", "load_s", "load_joules", "generation_joules"} <= set(r) for r in doc["roles"])
+
+
+def test_every_model_call_is_logged_with_tokens_and_joules(workspace_dir, fake_models):
+    result = invoke("eval", "-w", str(workspace_dir), "--task", "commit-tips", "--task", "release-notes", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    conn = sqlite3.connect(workspace_dir / "runs" / STORE_NAME)
+    conn.row_factory = sqlite3.Row
+    calls = conn.execute("SELECT * FROM calls").fetchall()
+    (evaluation,) = conn.execute("SELECT * FROM evaluations").fetchall()
+    tasks = conn.execute("SELECT * FROM task_results ORDER BY id").fetchall()
+    conn.close()
+    assert len(calls) == len(fake_models.requests) == 3 + 3 + 2  # the first task is revised once
+    assert {c["evaluation_id"] for c in calls} == {doc["evaluation_id"]} == {evaluation["id"]}
+    assert all(c["prompt_tokens"] > 0 and c["completion_tokens"] > 0 and c["joules"] > 0 for c in calls)
+    assert all(c["status"] == "ok" and c["energy_source"] == "estimate" for c in calls)
+    assert sum(c["joules"] for c in calls) == pytest.approx(doc["joules"])
+    assert evaluation["status"] == "complete" and evaluation["composite"] == pytest.approx(doc["composite"])
+    assert [t["task_id"] for t in tasks] == ["release-notes", "commit-tips"]  # suite order, not option order
+    assert [t["tokens"] for t in tasks] == [d["tokens"] for d in doc["tasks"]]
+
+
+def test_eval_table_output_shows_composite_and_energy(workspace_dir, fake_models):
+    result = invoke("eval", "-w", str(workspace_dir), "--task", "commit-tips")
+    assert result.exit_code == 0, result.stderr
+    doc_free = " ".join(result.stdout.split())
+    assert "composite " in doc_free and "(estimated)" in doc_free and "5 model calls" in doc_free
+    assert "model loads: 0 swaps, 0.0 s loading" in doc_free  # the fake never loads a model
+    assert "commi" in result.stdout  # the task column (narrow without a terminal: ids may be cut short)
+
+
+def test_eval_with_a_failing_model_reports_the_failed_task(workspace, workspace_dir, kit, monkeypatch):
+    script = kit.Script(workspace.rubric, producer="")  # an empty reply: unparseable
+    fake = kit.single_fake(script)
+    monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: fake)
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+    result = invoke("eval", "-w", str(workspace_dir), "--task", "commit-tips", "--json")
+    assert result.exit_code == 0, result.stderr
+    (task,) = json.loads(result.stdout)["tasks"]
+    assert task["failed"] is True and task["failure_mode"] == "unparseable"
+    assert task["criteria_passed"] == 0 and json.loads(result.stdout)["composite"] == 0.0
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Exit 2 and an `error: ...` message naming fragments.
+
+    The message is read with line breaks removed: cli.py prints it with a rich Console, which wraps it at
+    the terminal width (80 columns without a terminal); test_usage_error_is_one_line_however_long covers that.
+    """
+    assert result.exit_code == 2
+    message = "".join(result.stderr.splitlines())
+    assert message.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in message, result.stderr
+
+
+def test_usage_error_is_one_line_however_long(tmp_path):
+    deep = tmp_path / ("a-long-directory-name-" * 4) / "workspace"
+    deep.mkdir(parents=True)
+    result = invoke("eval", "-w", str(deep))
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_malformed_config_exits_2_naming_file_and_field_and_writes_nothing(workspace_dir, fake_models):
+    config = workspace_dir / "autoresearch.toml"
+    config.write_text(config.read_text().replace("judge_pass_threshold = 6.0", "judge_pass_threshold = 60.0"))
+    result = invoke("eval", "-w", str(workspace_dir), "--json")
+    assert_one_line_error(result, str(config), "scoring.judge_pass_threshold")
+    assert result.stdout == ""
+    assert not (workspace_dir / "runs" / STORE_NAME).exists()
+    assert fake_models.requests == []
+
+
+def test_config_syntax_error_exits_2(workspace_dir, fake_models):
+    config = workspace_dir / "autoresearch.toml"
+    config.write_text(config.read_text() + "\n[scoring\n")
+    result = invoke("eval", "-w", str(workspace_dir))
+    assert_one_line_error(result, str(config), "syntax error")
+    assert not (workspace_dir / "runs" / STORE_NAME).exists()
+
+
+def test_missing_instruction_file_exits_2_naming_the_path(workspace_dir, fake_models):
+    missing = workspace_dir / "instructions" / "producer.md"
+    missing.unlink()
+    result = invoke("eval", "-w", str(workspace_dir), "--json")
+    assert_one_line_error(result, str(missing))
+    assert not (workspace_dir / "runs" / STORE_NAME).exists()
+
+
+def test_unknown_task_exits_2(workspace_dir, fake_models):
+    result = invoke("eval", "-w", str(workspace_dir), "--task", "nope")
+    assert_one_line_error(result, "nope")
+    assert not (workspace_dir / "runs" / STORE_NAME).exists()
+    assert fake_models.requests == []
+
+
+def test_unknown_portfolio_exits_2(workspace_dir, fake_models):
+    result = invoke("eval", "-w", str(workspace_dir), "--portfolio", "nope")
+    assert_one_line_error(result, "portfolios.nope")
+
+
+def test_unknown_model_fails_preflight_before_the_store_is_created(workspace_dir, kit, monkeypatch):
+    fake = kit.single_fake(lambda request: "unused", models=["some-other-model"])
+    monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: fake)
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+    result = invoke("eval", "-w", str(workspace_dir), "--json")
+    assert_one_line_error(result, "portfolios.default.planner.model")
+    assert not (workspace_dir / "runs" / STORE_NAME).exists()
+
+
+def test_not_a_workspace_exits_2(tmp_path):
+    result = invoke("eval", "-w", str(tmp_path))
+    assert_one_line_error(result, "autoresearch init")
+
+
+def test_init_command_creates_a_workspace(tmp_path):
+    result = invoke("init", str(tmp_path / "new"))
+    assert result.exit_code == 0
+    assert (tmp_path / "new" / "autoresearch.toml").is_file()
+    again = invoke("init", str(tmp_path / "new"))
+    assert_one_line_error(again, "not empty")

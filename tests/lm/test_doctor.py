@@ -1,0 +1,94 @@
+"""doctor: backends and models, GPU counters, RAPL, and the meter each role will use."""
+
+from __future__ import annotations
+
+import json
+import types
+
+from click.testing import CliRunner
+
+from autoresearch.cli.main import main
+from autoresearch.lm.doctor import diagnose
+from autoresearch.workspace.config import (
+    BackendsConfig,
+    Portfolio,
+    RoleConfig,
+    Settings,
+)
+from autoresearch.workspace.workspace import load_workspace
+
+
+class Nvml(types.SimpleNamespace):
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, counters: list[bool]):
+        super().__init__()
+        self.counters = counters
+
+    def nvmlInit(self):  # noqa: N802
+        pass
+
+    def nvmlDeviceGetCount(self):  # noqa: N802
+        return len(self.counters)
+
+    def nvmlDeviceGetHandleByIndex(self, i):  # noqa: N802
+        return i
+
+    def nvmlDeviceGetName(self, h):  # noqa: N802
+        return b"NVIDIA H100"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):  # noqa: N802
+        if not self.counters[h]:
+            raise self.NVMLError("Not Supported")
+        return 1000
+
+
+def rapl_tree(root, packages=1):
+    for i in range(packages):
+        d = root / f"intel-rapl:{i}"
+        d.mkdir(parents=True)
+        (d / "name").write_text(f"package-{i}\n")
+        (d / "energy_uj").write_text("1000\n")
+        (d / "max_energy_range_uj").write_text("262143328850\n")
+    return root
+
+
+def settings_with(**roles: RoleConfig) -> Settings:
+    return Settings(portfolios={"default": Portfolio(**roles)}, backends=BackendsConfig(
+        ollama_url="http://127.0.0.1:9", openai_base_url="http://10.1.2.3:8000/v1", timeout_s=1))
+
+
+def test_gpu_counters_rapl_and_meter_per_role(tmp_path):
+    settings = settings_with(producer=RoleConfig(backend="ollama", model="qwen"),
+                             evaluator=RoleConfig(backend="openai", model="m"))
+    found = diagnose(settings, nvml=Nvml([True, False]), rapl_root=rapl_tree(tmp_path / "powercap"))
+    assert [g.ok for g in found.gpus] == [True, False]
+    assert "no energy counter" in found.gpus[1].detail
+    assert found.rapl.ok and "1 package domain" in found.rapl.detail
+    meters = {(r.role, r.backend): r.meter for r in found.roles}
+    assert meters[("planner", "embedded")] == "rapl"  # a CPU model on a machine with RAPL
+    assert meters[("producer", "ollama")] == "nvml"  # a local GPU server
+    assert meters[("evaluator", "openai")] == "estimate"  # served on another machine
+
+
+def test_unreachable_server_is_reported_not_raised(tmp_path):
+    settings = settings_with(producer=RoleConfig(backend="ollama", model="qwen"))
+    found = diagnose(settings, nvml=Nvml([]), rapl_root=tmp_path / "none")
+    ollama = next(f for f in found.backends if f.name.startswith("ollama"))
+    assert not ollama.ok and "127.0.0.1:9" in ollama.name and ollama.detail.startswith("unreachable")
+    assert not found.rapl.ok
+    assert {r.meter for r in found.roles} == {"estimate"}
+
+
+def test_cli_doctor_json_names_the_embedded_model(tmp_path, monkeypatch):
+    from autoresearch.workspace import workspace
+
+    root = workspace.init_workspace(tmp_path / "ws")
+    result = CliRunner().invoke(main, ["doctor", "-w", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    embedded = data["backends"][0]
+    assert embedded["name"] == "embedded" and embedded["ok"]
+    assert any(m.startswith("smollm2-135m") for m in embedded["models"])
+    assert len(data["roles"]) == 4 * len(load_workspace(root).settings.portfolios)  # each role of each portfolio
