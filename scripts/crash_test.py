@@ -3,8 +3,8 @@
 
     python scripts/crash_test.py [--kills 20] [--seed N] [--keep]
 
-Creates a workspace in a temporary folder and runs `python -m autoresearch run` in a subprocess on a
-scripted fake model (scripts/crash_pipeline.py, through the TEST-ONLY AUTORESEARCH_FAKE_PIPELINE hook).
+Creates a workspace in a temporary folder and runs `autoresearch run` in a subprocess on a
+scripted fake model (scripts/crash_pipeline.py runs the real command on autoresearch.testing's fake).
 Each round kills the whole process group with SIGKILL — at a random time, or the moment an instruction
 file is replaced (before its commit), a git index lock appears (mid git command), a commit lands, or
 results.tsv grows — then checks what must hold at any instant, runs `autoresearch run --timeout 0s`
@@ -74,14 +74,13 @@ def make_workspace(parent: Path) -> Path:
 
 def run_env(seed: int) -> dict[str, str]:
     env = dict(os.environ)
-    env["AUTORESEARCH_FAKE_PIPELINE"] = str(PIPELINE)
     env["CRASH_PIPELINE_SEED"] = str(seed)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
 def start_run(root: Path, seed: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "autoresearch", "run", "-w", str(root), "--trials", "10000", "--seed", str(seed)]
+    cmd = [sys.executable, str(PIPELINE), "run", "-w", str(root), "--trials", "10000", "--seed", str(seed)]
     return subprocess.Popen(cmd, cwd=root, env=run_env(seed), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 
@@ -288,7 +287,7 @@ def expected_state(row) -> str:
 
 def settle(root: Path, seed: int) -> tuple[int, str]:
     """`autoresearch run --timeout 0s`: start-up recovery (and the baseline, if none), then stop."""
-    cmd = [sys.executable, "-m", "autoresearch", "run", "-w", str(root), "--timeout", "0s", "--seed", str(seed)]
+    cmd = [sys.executable, str(PIPELINE), "run", "-w", str(root), "--timeout", "0s", "--seed", str(seed)]
     done = subprocess.run(cmd, cwd=root, env=run_env(seed), capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout + done.stderr
 

@@ -30,7 +30,7 @@ from ..evaluation.scoring import (
     score_suite,
 )
 from ..lm.adapter import GrammarAdapter
-from ..lm.calls import CallRecord, CallRecorder, energy_source_of, recording
+from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import backend_error_in, make_lm
 from ..pipeline.harness import (
     REVISE_SUFFIX,
@@ -80,7 +80,7 @@ class BenchContext:
 
 
 @dataclass
-class MethodRun:
+class MethodRun(CallTotals):
     method: str
     seed: int
     limit: int
@@ -96,18 +96,6 @@ class MethodRun:
     holdout: float | None = None  # filled in outside the budget
     search_outside: bool = False  # best_search was measured outside the budget (the method never completed one)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def tokens(self) -> int:
-        return sum(c.prompt_tokens + c.completion_tokens for c in self.calls)
-
-    @property
-    def joules(self) -> float:
-        return sum(c.joules for c in self.calls)
-
-    @property
-    def energy_source(self) -> str:
-        return energy_source_of(self.calls)
 
     def to_json(self) -> dict[str, Any]:
         return {

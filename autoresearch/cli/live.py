@@ -11,8 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..search.results import TrialOutcome
-from ..search.study import PortfolioRow, StudySummary
+from ..search.portfolios import PortfolioRow
+from ..search.results import StudySummary, TrialOutcome
 from ..store.statuses import INCUMBENT_STATUSES
 from ..workspace.workspace import Workspace
 from .views import energy_label

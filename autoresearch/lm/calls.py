@@ -6,7 +6,7 @@ import contextvars
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,24 @@ def recording(recorder: CallRecorder) -> Iterator[CallRecorder]:
 def active_recorder() -> CallRecorder | None:
     """The recorder of the innermost `recording` block, if any."""
     return _active_recorder.get()
+
+
+class CallTotals:
+    """Totals over the model calls of whatever holds them in its `calls` field (a task, a benchmark run)."""
+
+    calls: Sequence[CallRecord]
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.prompt_tokens + c.completion_tokens for c in self.calls)
+
+    @property
+    def joules(self) -> float:
+        return sum(c.joules for c in self.calls)
+
+    @property
+    def energy_source(self) -> str:
+        return energy_source_of(self.calls)
 
 
 def energy_source_of(calls) -> str:

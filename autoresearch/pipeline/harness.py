@@ -15,7 +15,7 @@ from ..errors import BackendError
 from ..evaluation import CheckResult, check_all, failed_task_score, guard, judge_score
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.backends import create_backend
-from ..lm.calls import CallRecord, CallRecorder, energy_source_of, recording
+from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
 from ..lm.preflight import is_local
 from ..lm.scheduling import KeepAlivePolicy, policy_for
@@ -130,7 +130,7 @@ class Pipeline(dspy.Module):
 
 
 @dataclass(frozen=True)
-class TaskResult:
+class TaskResult(CallTotals):
     """Everything one task's run produced; what the store keeps and the scores are made from."""
 
     task_id: str
@@ -153,18 +153,6 @@ class TaskResult:
     @property
     def criteria_passed(self) -> int:
         return sum(c.passed for c in self.checks)
-
-    @property
-    def tokens(self) -> int:
-        return sum(c.prompt_tokens + c.completion_tokens for c in self.calls)
-
-    @property
-    def joules(self) -> float:
-        return sum(c.joules for c in self.calls)
-
-    @property
-    def energy_source(self) -> str:
-        return energy_source_of(self.calls)
 
     @property
     def flags(self) -> tuple[str, ...]:

@@ -1,10 +1,10 @@
-"""The Study's evaluations: the harness per variant, per-task reports to the pruner, the holdout check,
-the proposer, call recording, and the one line that says which backend keeps failing."""
+"""Evaluating variants for the Study: the harness per variant, per-task reports to the pruner, the holdout
+check, the proposer, call recording, and the one line that says which backend keeps failing."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -14,18 +14,35 @@ from ..lm.engine import make_lm
 from ..lm.preflight import server_url
 from ..pipeline.harness import Harness, TaskResult, build_engine
 from ..pipeline.runner import SuiteResult, evaluate_tasks
+from ..store import Store
 from ..workspace.config import ROLES, Task
+from ..workspace.workspace import Workspace
 from .proposer import Proposer
 from .results import StopReason, objective
 
 
-class EvaluationMixin:
-    """Evaluating instruction variants for the Study; uses its workspace, portfolio, store and observer."""
+class Evaluator:
+    """Evaluates instruction variants for a Study: one harness per variant, each model call recorded (in the
+    store, and in the run's list of calls), each task's score reported to the Optuna trial's pruner."""
 
-    def _trial_calls(self) -> tuple[CallRecord, ...]:
+    def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, *, backend_factory: Any,
+                 retries: int, backoff_s: float, emit: Callable[[str, dict[str, Any]], None],
+                 session_calls: list[CallRecord]):
+        self.ws, self.settings = workspace, workspace.settings
+        self.portfolio_name, self.portfolio = portfolio, workspace.portfolio(portfolio)
+        self.store, self.name = store, study
+        self.backend_factory, self.retries, self.backoff_s = backend_factory, retries, backoff_s
+        self.emit = emit
+        self.session_calls = session_calls  # every call of this run, the Study's summary reads them
+        self.energy_weight = self.settings.scoring.energy_weight
+        self.holdout_tasks = workspace.suite.split("holdout")
+        self._trial_recorder: CallRecorder | None = None
+        self._proposer: Proposer | None = None
+
+    def trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
 
-    def _down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[StopReason, str]:
+    def down(self, what: str, trials: list[tuple[CallRecord, ...]]) -> tuple[StopReason, str]:
         """The stop reason and its one line when trials keep failing: which backend, model and failure modes."""
         failed = [c for calls in trials for c in calls if not c.ok]
         if not failed:
@@ -45,9 +62,9 @@ class EvaluationMixin:
         return StopReason.BACKEND_DOWN, (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
                                 + " — run the same command to resume once it is back")
 
-    def _evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
+    def evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
                   tasks: list[Task], kind: str, recorder: CallRecorder) -> SuiteResult:
-        harness = self._harness(instructions, knobs)
+        harness = self.harness(instructions, knobs)
         scoring = self.settings.scoring
 
         def on_task(index: int, result: TaskResult) -> bool:
@@ -55,7 +72,7 @@ class EvaluationMixin:
             # The pruner compares what the keep rule compares: the objective (the composite at weight 0).
             value = objective(value, result.joules, 1, self.energy_weight)
             trial.report(value, step=index)
-            self._emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
+            self.emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})
             return kind == "baseline" or not trial.should_prune()
 
@@ -63,29 +80,30 @@ class EvaluationMixin:
                               instructions=instructions, split="search", study=self.name, trial=trial.number,
                               on_task=on_task, recorder=recorder)
 
-    def _holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
+    def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
                  recorder: CallRecorder) -> tuple[float | None, int | None]:
         """The holdout composite of a variant and its evaluation's id; (None, None) without holdout tasks."""
         if not self.holdout_tasks:
             return None, None
-        self._emit("holdout", {"trial": number})
-        suite = evaluate_tasks(self.ws, self._harness(instructions, knobs), self.store, self.holdout_tasks,
+        self.emit("holdout", {"trial": number})
+        suite = evaluate_tasks(self.ws, self.harness(instructions, knobs), self.store, self.holdout_tasks,
                                kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
                                split="holdout", study=self.name, trial=number, recorder=recorder)
         return suite.composite, suite.evaluation_id
 
-    def _harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
+    def harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
         return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
                        producer_temperature=knobs.get("producer_temperature"),
                        backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s)
 
-    def _proposer(self) -> Proposer:
-        if self._proposer_cache is None:
-            self._proposer_cache = Proposer(make_lm(build_engine(
+    def proposer(self) -> Proposer:
+        """The proposer of variants, on the portfolio's proposer model (built once)."""
+        if self._proposer is None:
+            self._proposer = Proposer(make_lm(build_engine(
                 self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s)))
-        return self._proposer_cache
+        return self._proposer
 
-    def _recorder(self, number: int) -> CallRecorder:
+    def recorder(self, number: int) -> CallRecorder:
         def sink(call) -> None:
             self.session_calls.append(call)
             if call.task_id is None:  # proposer calls belong to the trial, not to an evaluation
@@ -93,10 +111,11 @@ class EvaluationMixin:
         self._trial_recorder = CallRecorder(sink=sink)
         return self._trial_recorder
 
-    def _joules(self, recorder: CallRecorder) -> float:
+    @staticmethod
+    def joules(recorder: CallRecorder) -> float:
         return sum(c.joules for c in recorder.calls)
 
-    def _suite_objective(self, suite: SuiteResult) -> float:
+    def suite_objective(self, suite: SuiteResult) -> float:
         """composite − energy_weight × kJ per task of this search evaluation (the composite at weight 0)."""
         value = objective(suite.composite, suite.joules, len(suite.tasks), self.energy_weight)
         assert value is not None

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from ..store import Store
 from ..store.queries import incumbent_before, producer_tokens
-from ..workspace.workspace import INSTRUCTIONS_DIR
+from ..workspace.versioning import InstructionRepo
+from ..workspace.workspace import INSTRUCTIONS_DIR, Workspace
 from .recovery import deferred_sigint
 
 
@@ -27,10 +29,15 @@ class PortfolioRow:
     energy_source: str
 
 
-class PortfolioMixin:
-    """The Study's methods that look across the workspace's studies of other portfolios."""
+class PortfolioHistory:
+    """A study among the workspace's studies of other portfolios: where to warm-start from, how they compare."""
 
-    def _previous_study(self) -> tuple[str, Any] | None:
+    def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, repo: InstructionRepo,
+                 note: Callable[[str], None]):
+        self.ws, self.portfolio_name, self.store, self.name, self.repo, self.note = (
+            workspace, portfolio, store, study, repo, note)
+
+    def previous_study(self) -> tuple[str, Any] | None:
         """The study of another portfolio (same workspace and evaluation) to start from, with its incumbent
         row: the one this study recorded, else the most recently active one that has an incumbent."""
         studies = self.store.related_studies(workspace=str(self.ws.root), evaluation_hash=self.ws.evaluation_hash(),
@@ -46,23 +53,23 @@ class PortfolioMixin:
                 return name, row
         return None
 
-    def _previous_study_name(self) -> str | None:
-        previous = self._previous_study()
+    def previous_study_name(self) -> str | None:
+        previous = self.previous_study()
         return previous[0] if previous else None
 
-    def _warm_start(self) -> None:
+    def warm_start(self) -> None:
         """Before a new study's baseline: commit the previous portfolio's best instructions onto its branch.
 
         One commit per optimizable file that differs from HEAD. Idempotent: after a crash, the files
         already committed equal HEAD and are skipped. The commits carry no Autoresearch-Trial trailer,
         so crash recovery (which matches commits to trials) never takes them for keeps."""
-        previous = self._previous_study()
+        previous = self.previous_study()
         if previous is None:
             return
         source, row = previous
         self.store.set_warm_start(self.name, source)
         texts = json.loads(row["instructions_json"] or "{}")
-        for file in self.settings.workspace.optimizable:
+        for file in self.ws.settings.workspace.optimizable:
             rel = f"{INSTRUCTIONS_DIR}/{file}"
             text = texts.get(file)
             if text is None or text == self.repo.read_head(rel):
@@ -72,10 +79,10 @@ class PortfolioMixin:
                     rel, text, f"autoresearch: warm start {file} from study {source} (trial {row['number']})",
                     {"Autoresearch-Warm-Start": source, "Autoresearch-Warm-Start-Trial": str(row["number"]),
                      "Autoresearch-Portfolio": self.portfolio_name})
-            self._note(f"warm start: {file} from study {source} (trial {row['number']}, its best), "
+            self.note(f"warm start: {file} from study {source} (trial {row['number']}, its best), "
                        f"committed as {commit.sha[:10]}")
 
-    def _portfolio_row(self, study: str | None) -> PortfolioRow | None:
+    def row(self, study: str | None) -> PortfolioRow | None:
         """A study's incumbent: composite, holdout, and its search evaluation's energy, time and output length."""
         if study is None:
             return None

@@ -1,58 +1,67 @@
-"""Start-up recovery after a killed run, and results.tsv rows written once: the Study's crash safety."""
+"""Start-up recovery after a killed run, and the closing of trials a stop abandons: the Study's crash safety."""
 
 from __future__ import annotations
 
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+import optuna
 from optuna.trial import TrialState
 
 from ..errors import WorkspaceError
 from ..store import STORE_NAME, Store
 from ..store.queries import incumbent_before
 from ..store.statuses import SCORED_STATUSES, TrialStatus
-from ..workspace.versioning import InstructionRepo, dirty_message, write_atomic
-from .results import COLUMNS, objective, row_objective, tsv_line
+from ..workspace.versioning import InstructionRepo, dirty_message
+from ..workspace.workspace import Workspace
+from .results import ResultsFile, objective, row_objective
+
+if TYPE_CHECKING:
+    from .incumbents import LocalIncumbents
 
 
-class RecoveryMixin:
-    """The Study's methods that make git, the store, results.tsv and Optuna agree after a kill.
+def recover_instruction_files(workspace: Workspace, repo: InstructionRepo, crashed: bool, store: Store | None,
+                              note: Callable[[str], None]) -> Store | None:
+    """Instruction files that differ from HEAD: restored when a killed run left them so, else refused.
 
-    Kept apart from the loop so each file reads as one concern; they use the Study's state (store,
-    repo, optuna, name, branch) and are only ever called by it.
+    Only a stale run lock (a run was killed) together with the store's record of the texts the loop
+    evaluated proves that autoresearch wrote them (mid-commit or mid-checkout); anything else is the
+    user's edit, which is never touched.
     """
+    dirty = repo.dirty_instructions()
+    if not dirty:
+        return store
+    if crashed and (workspace.runs_dir / STORE_NAME).exists():
+        store = store or Store.for_workspace(workspace.runs_dir)
+        ours = store.instruction_texts()
+        if all(_written_by_us(repo, rel, ours) for rel in dirty):
+            repo.restore_paths(dirty)
+            note(f"restored {', '.join(dirty)} to HEAD: the stopped run left it half-committed")
+            return store
+    raise WorkspaceError(dirty_message(dirty))
 
-    def _recover_instruction_files(self, repo: InstructionRepo, crashed: bool) -> None:
-        """Instruction files that differ from HEAD: restored when a killed run left them so, else refused.
 
-        Only a stale run lock (a run was killed) together with the store's record of the texts the loop
-        evaluated proves that autoresearch wrote them (mid-commit or mid-checkout); anything else is the
-        user's edit, which is never touched.
-        """
-        dirty = repo.dirty_instructions()
-        if not dirty:
-            return
-        if crashed and (self.ws.runs_dir / STORE_NAME).exists():
-            self.store = self.store or Store.for_workspace(self.ws.runs_dir)
-            ours = self.store.instruction_texts()
-            if all(self._written_by_us(repo, rel, ours) for rel in dirty):
-                repo.restore_paths(dirty)
-                self._note(f"restored {', '.join(dirty)} to HEAD: the stopped run left it half-committed")
-                return
-        raise WorkspaceError(dirty_message(dirty))
+def _written_by_us(repo: InstructionRepo, rel: str, ours: set[str]) -> bool:
+    try:
+        head = repo.read_head(rel)
+    except (KeyError, WorkspaceError):
+        head = None
+    texts = (repo.worktree_text(rel), repo.index_text(rel))
+    return all(t is not None and (t == head or t in ours) for t in texts)
 
-    @staticmethod
-    def _written_by_us(repo: InstructionRepo, rel: str, ours: set[str]) -> bool:
-        try:
-            head = repo.read_head(rel)
-        except (KeyError, WorkspaceError):
-            head = None
-        texts = (repo.worktree_text(rel), repo.index_text(rel))
-        return all(t is not None and (t == head or t in ours) for t in texts)
 
-    def _reconcile(self) -> None:
+class Recovery:
+    """Makes git, the store, results.tsv and Optuna agree after a kill, and closes the trials a stop abandons."""
+
+    def __init__(self, *, store: Store, repo: InstructionRepo, optuna_study: optuna.Study, study: str, branch: str,
+                 incumbents: LocalIncumbents, results: ResultsFile, energy_weight: float,
+                 note: Callable[[str], None]):
+        self.store, self.repo, self.optuna, self.name, self.branch = store, repo, optuna_study, study, branch
+        self.incumbents, self.results, self.energy_weight, self.note = incumbents, results, energy_weight, note
+
+    def reconcile(self) -> None:
         """Make the store, results.tsv and Optuna agree with git after a run that was killed.
 
         git is the source of truth for keeps: a commit of this study whose trial is not recorded as keep
@@ -66,8 +75,8 @@ class RecoveryMixin:
             number, status = row["number"], row["status"]
             sha = commits.get(number)
             if sha and status != TrialStatus.KEEP:
-                self._complete_keep(row, sha)
-                self._note(f"trial {number}: committed as {sha[:10]} before the run stopped; recorded as keep")
+                self.complete_keep(row, sha)
+                self.note(f"trial {number}: committed as {sha[:10]} before the run stopped; recorded as keep")
             elif status == TrialStatus.KEEP and sha != row["commit_sha"]:
                 if sha:  # the branch was rewritten (rebased): its commit is the one that counts
                     self.store.update_trial(name, number, commit_sha=sha)
@@ -75,7 +84,7 @@ class RecoveryMixin:
                     self.store.finish_trial(name, number, TrialStatus.INTERRUPTED, commit_sha=None,
                                             note=f"kept, but its commit {(row['commit_sha'] or '')[:10]} is not on "
                                                  f"{self.branch}")
-                    self._note(f"trial {number}: its commit is not on {self.branch}; marked interrupted")
+                    self.note(f"trial {number}: its commit is not on {self.branch}; marked interrupted")
             elif status == TrialStatus.RUNNING:
                 self.store.finish_trial(name, number, TrialStatus.INTERRUPTED, note="abandoned by a stopped run")
         self.store.interrupt_evaluations(name)
@@ -87,10 +96,10 @@ class RecoveryMixin:
                 self.store.begin_trial(name, t.number)
                 self.store.finish_trial(name, t.number, TrialStatus.INTERRUPTED, note="abandoned by a stopped run")
                 row = self.store.trial(name, t.number)
-            self._tell(row)
-        self._sync_results()
+            self.tell(row)
+        self.results.sync()
 
-    def _complete_keep(self, row, sha: str) -> None:
+    def complete_keep(self, row, sha: str) -> None:
         """Record a committed trial as keep; figures missing from its row come from its evaluations."""
         fields: dict[str, Any] = {"commit_sha": sha}
         if row["composite"] is None:
@@ -99,9 +108,9 @@ class RecoveryMixin:
             holdout = [e for e in evaluations if e["kind"] == "holdout" and e["composite"] is not None]
             if search:
                 e = search[-1]
-                before = self._objective_before(row["number"])
+                before = self.objective_before(row["number"])
                 value = objective(e["composite"], e["joules"] or 0.0, len(self.store.task_results(e["id"])),
-                                  self.settings.scoring.energy_weight)
+                                  self.energy_weight)
                 fields.update(composite=e["composite"], judge_mean=e["judge_mean"], criteria_rate=e["criteria_rate"],
                               evaluation_id=e["id"], energy_source=e["energy_source"], incumbent_before=before,
                               objective=value, delta=None if before is None else value - before)
@@ -112,12 +121,12 @@ class RecoveryMixin:
             fields["note"] = row["idea"] or ""
         self.store.finish_trial(self.name, row["number"], TrialStatus.KEEP, **fields)
 
-    def _objective_before(self, number: int) -> float | None:
+    def objective_before(self, number: int) -> float | None:
         """The objective of the incumbent a trial was judged against (the composite at energy_weight 0)."""
         row = incumbent_before(self.store.trials(self.name), number)
         return row_objective(row) if row is not None else None
 
-    def _abandon(self, number: int, note: str = "stopped by the user") -> None:
+    def abandon(self, number: int, note: str = "stopped by the user") -> None:
         """A trial stopped by Ctrl-C: interrupted unless it had finished; Optuna told; nothing committed."""
         row = self.store.trial(self.name, number)
         if row is None:
@@ -125,18 +134,18 @@ class RecoveryMixin:
         if row is None or row["status"] == TrialStatus.RUNNING:
             self.store.finish_trial(self.name, number, TrialStatus.INTERRUPTED, note=note)
         row = self.store.trial(self.name, number)
-        self._write_result(row)
-        self._tell(row)
+        self.results.write(row)
+        self.tell(row)
 
-    def _abandon_quietly(self, number: int, note: str) -> None:
+    def abandon_quietly(self, number: int, note: str) -> None:
         """_abandon for a trial an error stopped; if that fails too (a broken store), the next start does it."""
         try:
             with deferred_sigint():
-                self._abandon(number, note)
+                self.abandon(number, note)
         except Exception:  # noqa: BLE001 - the error that stopped the trial is the one to report
             pass
 
-    def _tell(self, row) -> None:
+    def tell(self, row) -> None:
         """Tell Optuna how a trial ended, if it does not know yet: the one mapping of store status to state."""
         number, status = row["number"], row["status"]
         trial = next((t for t in self.optuna.get_trials(deepcopy=False) if t.number == number), None)
@@ -149,38 +158,6 @@ class RecoveryMixin:
             self.optuna.tell(number, state=TrialState.PRUNED)
         else:
             self.optuna.tell(number, state=TrialState.FAIL)
-
-    # --- results.tsv ---------------------------------------------------------------------------
-
-    def _sync_results(self) -> None:
-        """Repair a row cut off by a kill and append the rows of finished trials that are missing."""
-        path = self.results_path
-        if path.exists():
-            data = path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                data = data[: data.rfind(b"\n") + 1]
-                write_atomic(path, data.decode("utf-8", errors="replace"))
-                self._note(f"{path}: removed a row cut off by the stopped run")
-            if not data.strip():
-                path.unlink()  # created, then killed before anything was written: start it afresh
-        self._tsv_lines = set(path.read_text(encoding="utf-8").splitlines()[1:]) if path.exists() else set()
-        for row in self.store.trials(self.name):
-            if row["status"] != TrialStatus.RUNNING:
-                self._write_result(row)
-
-    def _write_result(self, row) -> None:
-        """Append a finished trial's row to results.tsv once: a row already there is not written again."""
-        if self._tsv_lines is None:
-            self._sync_results()
-        line = tsv_line(row)
-        if line in self._tsv_lines:
-            return
-        path = self.results_path
-        header = "\t".join(COLUMNS) + "\n" if not path.exists() or path.stat().st_size == 0 else ""
-        with path.open("a", encoding="utf-8") as f:
-            f.write(header + line + "\n")  # one write: a kill leaves a whole row or a cut one (repaired on start)
-        self._tsv_lines.add(line)
-
 
 @contextmanager
 def deferred_sigint() -> Iterator[None]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.statuses import TrialStatus
+from ..workspace.versioning import write_atomic
+from .pareto import FrontPoint
 from .proposer import Feedback
+
+if TYPE_CHECKING:
+    from .portfolios import PortfolioRow
 
 
 class StopReason(StrEnum):
@@ -85,3 +91,69 @@ class Incumbent:
     objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
     version: int = 0  # in a shared study: the ledger's version of the incumbent
     feedback: Feedback | None = None  # in a shared study: from the worker that evaluated it
+
+
+class ResultsFile:
+    """runs/results.tsv: each finished trial's row written exactly once, whatever kills the run."""
+
+    def __init__(self, path: Path, rows: Callable[[], Iterable[Any]], note: Callable[[str], None]):
+        self.path = path
+        self.rows = rows  # the study's trials rows, in number order (from the store)
+        self.note = note
+        self._lines: set[str] | None = None
+
+    def sync(self) -> None:
+        """Repair a row cut off by a kill and append the rows of finished trials that are missing."""
+        path = self.path
+        if path.exists():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]
+                write_atomic(path, data.decode("utf-8", errors="replace"))
+                self.note(f"{path}: removed a row cut off by the stopped run")
+            if not data.strip():
+                path.unlink()  # created, then killed before anything was written: start it afresh
+        self._lines = set(path.read_text(encoding="utf-8").splitlines()[1:]) if path.exists() else set()
+        for row in self.rows():
+            if row["status"] != TrialStatus.RUNNING:
+                self.write(row)
+
+    def write(self, row: Any) -> None:
+        """Append a finished trial's row once: a row already there is not written again."""
+        if self._lines is None:
+            self.sync()
+        line = tsv_line(row)
+        if line in self._lines:
+            return
+        path = self.path
+        header = "\t".join(COLUMNS) + "\n" if not path.exists() or path.stat().st_size == 0 else ""
+        with path.open("a", encoding="utf-8") as f:
+            f.write(header + line + "\n")  # one write: a kill leaves a whole row or a cut one (repaired on start)
+        self._lines.add(line)
+
+
+@dataclass
+class StudySummary:
+    study: str
+    branch: str
+    stop_reason: StopReason
+    outcomes: list[TrialOutcome]  # this session's trials, in order
+    counts: dict[str, int]  # the whole study's trials by outcome
+    baseline_composite: float | None  # None while the study has no successful baseline
+    best_composite: float | None
+    baseline_holdout: float | None
+    best_holdout: float | None
+    joules: float  # this session's model calls
+    energy_source: str
+    calls: int
+    commits: list[tuple[str, str]] = field(default_factory=list)
+    stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
+    roles: list[dict[str, Any]] = field(default_factory=list)  # lm.calls.role_rows of this session's calls
+    notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
+    pareto: list[FrontPoint] = field(default_factory=list)  # composite vs joules per task, whole study
+    energy_weight: float = 0.0  # [scoring] energy_weight: > 0 makes the objective differ from the composite
+    baseline_objective: float | None = None
+    best_objective: float | None = None
+    # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
+    comparison: list[PortfolioRow] = field(default_factory=list)
+    worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's

@@ -16,6 +16,23 @@ def incumbent_before(trials: list[Any], number: int | None = None) -> Any | None
     return kept[-1] if kept else None
 
 
+def trials_since_incumbent(trials: list[Any]) -> int:
+    """How many trials (in number order) came after the latest baseline or keep: the plateau's count."""
+    n = 0
+    for row in reversed(trials):
+        if row["status"] in INCUMBENT_STATUSES:
+            break
+        n += 1
+    return n
+
+
+def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
+    """The latest ideas tried on one file with how they ended, for the proposer's "already tried" list."""
+    rows = [r for r in trials if r["file"] == file and r["idea"]][-last:]
+    return [f"{r['idea']} ({r['status']}" + (f", {r['delta']:+.2f})" if r["delta"] is not None else ")")
+            for r in rows]
+
+
 def study_names(store: Store) -> list[str]:
     return [r["name"] for r in store.conn.execute("SELECT name FROM studies ORDER BY created_at, name")]
 

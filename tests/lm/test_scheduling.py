@@ -10,7 +10,6 @@ from dataclasses import asdict
 import pytest
 
 from autoresearch.cli.views import role_table
-from autoresearch.energy import EnergyReading
 from autoresearch.errors import ModelNotFound
 from autoresearch.lm.backends import (
     ChatMessage,
@@ -24,6 +23,7 @@ from autoresearch.lm.scheduling import KeepAlivePolicy, policy_for, same_model
 from autoresearch.pipeline.harness import Harness
 from autoresearch.pipeline.runner import SuiteResult, evaluate_tasks
 from autoresearch.store import Store
+from autoresearch.testing import FixedMeter
 from autoresearch.workspace.config import Portfolio, RoleConfig
 
 pytestmark = pytest.mark.usefixtures("no_counters")
@@ -143,21 +143,6 @@ def test_engine_sends_the_policys_keep_alive_to_ollama_only_and_only_when_the_ro
 
 
 # --- load energy apart ------------------------------------------------------------------------------
-
-
-class FixedMeter:
-    """Every call costs the same joules, so the split is exact."""
-
-    source = "estimate"
-
-    def __init__(self, joules: float):
-        self.joules = joules
-
-    def start(self) -> None:
-        return None
-
-    def stop(self, token, *, wall_s: float, cpu_s: float) -> EnergyReading:
-        return EnergyReading(self.joules, "estimate")
 
 
 def record_of(completion: Completion | None = None, *, delay_s: float = 0.0, responder=None) -> CallRecord:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
+from autoresearch.search.recovery import Recovery
+from autoresearch.search.results import ResultsFile
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.versioning import InstructionRepo
@@ -109,13 +111,13 @@ def test_killed_after_writing_the_file_before_the_commit(root):
 
 def test_killed_before_the_results_row(root):
     def arm():
-        real = Study._write_result
+        real = ResultsFile.write
 
         def write(self, row):
             if row["number"] == 1:
                 die()
             return real(self, row)
-        Study._write_result = write
+        ResultsFile.write = write
 
     run_and_die(root, ["Answer, please.\n"], arm)  # a discard
     summary = resume(root, ["Answer!!\n"])
@@ -127,13 +129,13 @@ def test_killed_before_the_results_row(root):
 
 def test_killed_before_optuna_is_told(root):
     def arm():
-        real = Study._tell
+        real = Recovery.tell
 
         def tell(self, row):
             if row["number"] == 1:
                 die()
             return real(self, row)
-        Study._tell = tell
+        Recovery.tell = tell
 
     run_and_die(root, ["Answer!!\n"], arm)
     summary = resume(root, ["Answer!!!\n"])

@@ -37,9 +37,8 @@ def optuna_state(row) -> TrialState:
 def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_path, postgres_server):
     url = postgres_server.new_database()
     remote, clones = shared_setup(loop_workspace, tmp_path, 3)
-    env = {**os.environ, "AUTORESEARCH_FAKE_PIPELINE": str(PIPELINE),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    workers = [subprocess.Popen([sys.executable, "-m", "autoresearch", "run", "-w", str(clone), "--storage", url,
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    workers = [subprocess.Popen([sys.executable, str(PIPELINE), "run", "-w", str(clone), "--storage", url,
                                  "--study", STUDY, "--trials", str(TRIALS)],
                                 cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for clone in clones]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 from collections.abc import Callable, Hashable
 
@@ -31,31 +29,21 @@ __all__ = [
 _INSTANCES: dict[Hashable, Backend] = {}
 _INSTANCES_LOCK = threading.Lock()
 
-# TEST-ONLY: the path of a Python file defining `factory(role_config, backends_config) -> Backend`.
-# When set, every role gets its backend from that factory instead of the configured one, so a test can
-# drive a real `autoresearch run` subprocess on a scripted fake (scripts/crash_test.py). Never set it
-# for real work: the configured backends are then ignored.
-FAKE_PIPELINE_ENV = "AUTORESEARCH_FAKE_PIPELINE"
-_FAKE_FACTORIES: dict[str, Callable[[RoleConfig, BackendsConfig], Backend]] = {}
+# TEST-ONLY: a factory that serves every role instead of the configured backends (autoresearch.testing.run_cli
+# sets it so that a real `autoresearch` process runs on a scripted fake). Never set for real work.
+_OVERRIDE: Callable[[RoleConfig, BackendsConfig], Backend] | None = None
 
 
-def _fake_pipeline_factory(path: str) -> Callable[[RoleConfig, BackendsConfig], Backend]:
-    with _INSTANCES_LOCK:
-        if path not in _FAKE_FACTORIES:
-            spec = importlib.util.spec_from_file_location("autoresearch_fake_pipeline", path)
-            if spec is None or spec.loader is None:
-                raise ValueError(f"{FAKE_PIPELINE_ENV}={path}: not a Python file")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            _FAKE_FACTORIES[path] = module.factory
-        return _FAKE_FACTORIES[path]
+def override_factory(factory: Callable[[RoleConfig, BackendsConfig], Backend] | None) -> None:
+    """Serve every role from factory (None: the configured backends again); for tests only."""
+    global _OVERRIDE
+    _OVERRIDE = factory
 
 
 def create_backend(role: RoleConfig, backends: BackendsConfig) -> Backend:
     """The backend serving a role; role.base_url overrides the [backends] URL. Raises ValueError for "fake"."""
-    fake_pipeline = os.environ.get(FAKE_PIPELINE_ENV)
-    if fake_pipeline:
-        return _fake_pipeline_factory(fake_pipeline)(role, backends)
+    if _OVERRIDE is not None:
+        return _OVERRIDE(role, backends)
     key: Hashable
     factory: Callable[[], Backend]
     if role.backend == "embedded":

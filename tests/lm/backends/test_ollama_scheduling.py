@@ -12,7 +12,6 @@ from dataclasses import asdict
 import pytest
 from ollama_stub import keep_alive_seconds
 
-from autoresearch.energy import EnergyReading
 from autoresearch.lm.backends import ChatMessage, CompletionRequest, OllamaBackend
 from autoresearch.lm.calls import CallRecorder, recording
 from autoresearch.lm.engine import BackendEngine
@@ -20,6 +19,7 @@ from autoresearch.lm.scheduling import KeepAlivePolicy
 from autoresearch.pipeline.harness import Harness
 from autoresearch.pipeline.runner import evaluate_tasks
 from autoresearch.store import Store
+from autoresearch.testing import FixedMeter
 from autoresearch.workspace.config import Portfolio, RoleConfig
 
 pytestmark = pytest.mark.usefixtures("no_counters")
@@ -143,16 +143,6 @@ def test_keep_alive_follows_the_observed_gaps_between_uses_of_each_model(workspa
     assert sent["prod:3b"] == ["5m"] * 4 + ["100s"] * 2
     # The judge waited through 2 revisions (40 s): 40 s + the 10 s minimum margin.
     assert sent["judge:8b"] == ["5m"] * 4 + ["50s"] * 2
-
-
-class FixedMeter:
-    source = "estimate"
-
-    def start(self) -> None:
-        return None
-
-    def stop(self, token, *, wall_s: float, cpu_s: float) -> EnergyReading:
-        return EnergyReading(5.0, "estimate")
 
 
 def test_engine_preload_energy_and_load_time_go_to_the_next_call_as_load(ollama_stub):

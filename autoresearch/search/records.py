@@ -1,0 +1,66 @@
+"""What a finished trial writes: its fields in the store, and, for a keep, its commit's subject and trailers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..pipeline.runner import SuiteResult
+from ..workspace.workspace import text_hash
+from .results import Incumbent, TrialOutcome
+
+
+def variant_fields(instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
+    """The variant as the store keeps it: its texts, and the hash that finds an identical earlier one."""
+    return {"instructions_json": json.dumps(instructions, sort_keys=True),
+            "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
+
+
+def outcome_fields(outcome: TrialOutcome, suite: SuiteResult | None, holdout_id: int | None) -> dict[str, Any]:
+    """A finished trial's figures as the store keeps them."""
+    score = suite.score if suite else None
+    return dict(
+        composite=outcome.composite, delta=outcome.delta, judge_mean=score.judge_mean if score else None,
+        criteria_rate=score.criteria_rate if score else None, holdout_composite=outcome.holdout_composite,
+        joules=outcome.joules, energy_source=outcome.energy_source,
+        evaluation_id=suite.evaluation_id if suite else None, holdout_evaluation_id=holdout_id,
+        commit_sha=outcome.commit or None, note=outcome.description, objective=outcome.objective,
+        # delta and incumbent_before are in objective units (the composite's when energy_weight is 0).
+        incumbent_before=None if outcome.delta is None or outcome.objective is None
+        else outcome.objective - outcome.delta)
+
+
+def commit_subject(file: str, outcome: TrialOutcome, incumbent: Incumbent, energy_weight: float) -> str:
+    if energy_weight:
+        return (f"autoresearch: {file} {outcome.delta:+.2f} "
+                f"(objective {incumbent.objective:.2f} → {outcome.objective:.2f})")
+    return (f"autoresearch: {file} {outcome.delta:+.2f} "
+            f"({incumbent.composite:.2f} → {outcome.composite:.2f})")
+
+
+def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, Any], *, portfolio: str,
+                    study: str, energy_weight: float) -> dict[str, str]:
+    """The figures a keep's commit carries, so that `git log` alone shows why it was kept."""
+    trailers = {
+        "Autoresearch-Trial": str(outcome.number),
+        "Autoresearch-Operator": outcome.operator,
+        "Autoresearch-Composite": f"{outcome.composite:.3f}",
+        "Autoresearch-Delta": f"{outcome.delta:+.3f}",
+        "Autoresearch-Judge-Mean": f"{suite.score.judge_mean:.3f}",
+        "Autoresearch-Criteria-Rate": f"{suite.score.criteria_rate:.3f}",
+        "Autoresearch-Holdout-Composite": _fmt(outcome.holdout_composite),
+        "Autoresearch-Joules": f"{outcome.joules:.1f} ({outcome.energy_source})",
+        "Autoresearch-Portfolio": portfolio,
+        "Autoresearch-Study": study,
+    }
+    if energy_weight:
+        trailers["Autoresearch-Objective"] = f"{outcome.objective:.3f}"
+        trailers["Autoresearch-Joules-Per-Task"] = (f"{suite.joules / max(len(suite.tasks), 1):.1f} "
+                                                    f"({suite.energy_source})")
+    if knobs:
+        trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
+    return trailers
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
