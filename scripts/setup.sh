@@ -85,5 +85,5 @@ if [[ "$want" != "$have" || ! -x "$VENV/bin/autoresearch" ]]; then
     # llama.cpp's own account of the build; refuses (and so leaves no stamp) if it uses AMX.
     "$VENV/bin/python" "$LLAMA_BUILD" check || die "the installed llama-cpp-python is not the portable build."
     echo "$want" >"$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
-    echo "setup: done."
+    echo "setup: done in ${SECONDS} s."
 fi
