@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..search.portfolios import PortfolioRow
-from ..search.results import StudySummary, TrialOutcome
+from ..search.results import TrialOutcome
+from ..search.summary import StudySummary
 from ..store.statuses import INCUMBENT_STATUSES
 from ..workspace.workspace import Workspace
 from .views import energy_label

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..store.statuses import TrialStatus
 from ..workspace.versioning import write_atomic
-from .pareto import FrontPoint
 from .proposer import Feedback
-
-if TYPE_CHECKING:
-    from .portfolios import PortfolioRow
 
 
 class StopReason(StrEnum):
@@ -130,30 +126,3 @@ class ResultsFile:
         with path.open("a", encoding="utf-8") as f:
             f.write(header + line + "\n")  # one write: a kill leaves a whole row or a cut one (repaired on start)
         self._lines.add(line)
-
-
-@dataclass
-class StudySummary:
-    study: str
-    branch: str
-    stop_reason: StopReason
-    outcomes: list[TrialOutcome]  # this session's trials, in order
-    counts: dict[str, int]  # the whole study's trials by outcome
-    baseline_composite: float | None  # None while the study has no successful baseline
-    best_composite: float | None
-    baseline_holdout: float | None
-    best_holdout: float | None
-    joules: float  # this session's model calls
-    energy_source: str
-    calls: int
-    commits: list[tuple[str, str]] = field(default_factory=list)
-    stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
-    roles: list[dict[str, Any]] = field(default_factory=list)  # lm.calls.role_rows of this session's calls
-    notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
-    pareto: list[FrontPoint] = field(default_factory=list)  # composite vs joules per task, whole study
-    energy_weight: float = 0.0  # [scoring] energy_weight: > 0 makes the objective differ from the composite
-    baseline_objective: float | None = None
-    best_objective: float | None = None
-    # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
-    comparison: list[PortfolioRow] = field(default_factory=list)
-    worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's

@@ -16,7 +16,7 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
-from ..lm.calls import CallRecord, CallRecorder, energy_source_of, recording, role_rows
+from ..lm.calls import CallRecord, CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..pipeline.runner import SuiteResult
 from ..store import Store
@@ -25,7 +25,7 @@ from ..store.statuses import TrialStatus
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
-from . import identity, operators, pareto, records, strategies
+from . import identity, operators, records, strategies
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .portfolios import PortfolioHistory
@@ -36,11 +36,11 @@ from .results import (
     Incumbent,
     ResultsFile,
     StopReason,
-    StudySummary,
     TrialOutcome,
     row_objective,
 )
 from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
+from .summary import StudySummary, summarize
 
 RESULTS_NAME = "results.tsv"
 
@@ -239,29 +239,14 @@ class Study:
                        "is back")
         return self._summary(stop_reason, message, outcomes, commits, incumbent)
 
-    def _summary(self, stop_reason: str, message: str, outcomes: list[TrialOutcome],
+    def _summary(self, stop_reason: StopReason, message: str, outcomes: list[TrialOutcome],
                  commits: list[tuple[str, str]], incumbent: Incumbent | None) -> StudySummary:
-        rows = self.store.trials(self.name)
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        baseline = next((r for r in rows if r["status"] == TrialStatus.BASELINE), None)
-        points = pareto.front(self.store, self.name)
-        pareto.write_tsv(points, self.ws.runs_dir / "pareto.tsv")
         comparison = [row for row in (self.portfolios.row(name) for name in
                                       (self.name, self.portfolios.previous_study_name())) if row is not None]
-        return StudySummary(
-            study=self.name, branch=self.branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
-            baseline_composite=baseline["composite"] if baseline else None,
-            best_composite=incumbent.composite if incumbent else None,
-            baseline_holdout=baseline["holdout_composite"] if baseline else None,
-            best_holdout=incumbent.holdout_composite if incumbent else None,
-            joules=sum(c.joules for c in self.session_calls), energy_source=energy_source_of(self.session_calls),
-            calls=len(self.session_calls), commits=commits, stop_message=message,
-            roles=role_rows(tuple(self.session_calls)), notes=list(self.notes), pareto=points,
-            energy_weight=self.energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
-            best_objective=incumbent.objective if incumbent else None, comparison=comparison,
-            worker=self.incumbents.worker)
+        return summarize(self.store, self.name, self.branch, stop_reason=stop_reason, message=message,
+                         outcomes=outcomes, commits=commits, incumbent=incumbent, session_calls=self.session_calls,
+                         notes=self.notes, energy_weight=self.energy_weight, comparison=comparison,
+                         worker=self.incumbents.worker, pareto_tsv=self.ws.runs_dir / "pareto.tsv")
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""

@@ -1,0 +1,67 @@
+"""What a run ends with: its trials, the study's counts and best figures, its energy, and why it stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..lm.calls import CallRecord, energy_source_of, role_rows
+from ..store import Store
+from ..store.statuses import TrialStatus
+from . import pareto
+from .pareto import FrontPoint
+from .portfolios import PortfolioRow
+from .results import Incumbent, StopReason, TrialOutcome, row_objective
+
+
+@dataclass
+class StudySummary:
+    study: str
+    branch: str
+    stop_reason: StopReason
+    outcomes: list[TrialOutcome]  # this session's trials, in order
+    counts: dict[str, int]  # the whole study's trials by outcome
+    baseline_composite: float | None  # None while the study has no successful baseline
+    best_composite: float | None
+    baseline_holdout: float | None
+    best_holdout: float | None
+    joules: float  # this session's model calls
+    energy_source: str
+    calls: int
+    commits: list[tuple[str, str]] = field(default_factory=list)
+    stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
+    roles: list[dict[str, Any]] = field(default_factory=list)  # lm.calls.role_rows of this session's calls
+    notes: list[str] = field(default_factory=list)  # what start-up repaired after a crash (stale lock, …)
+    pareto: list[FrontPoint] = field(default_factory=list)  # composite vs joules per task, whole study
+    energy_weight: float = 0.0  # [scoring] energy_weight: > 0 makes the objective differ from the composite
+    baseline_objective: float | None = None
+    best_objective: float | None = None
+    # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
+    comparison: list[PortfolioRow] = field(default_factory=list)
+    worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's
+
+
+def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,
+              outcomes: list[TrialOutcome], commits: list[tuple[str, str]], incumbent: Incumbent | None,
+              session_calls: Sequence[CallRecord], notes: list[str], energy_weight: float,
+              comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path) -> StudySummary:
+    """The summary of a run; also rewrites runs/pareto.tsv with the whole study's front."""
+    rows = store.trials(study)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    baseline = next((r for r in rows if r["status"] == TrialStatus.BASELINE), None)
+    points = pareto.front(store, study)
+    pareto.write_tsv(points, pareto_tsv)
+    return StudySummary(
+        study=study, branch=branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
+        baseline_composite=baseline["composite"] if baseline else None,
+        best_composite=incumbent.composite if incumbent else None,
+        baseline_holdout=baseline["holdout_composite"] if baseline else None,
+        best_holdout=incumbent.holdout_composite if incumbent else None,
+        joules=sum(c.joules for c in session_calls), energy_source=energy_source_of(session_calls),
+        calls=len(session_calls), commits=commits, stop_message=message,
+        roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
+        energy_weight=energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
+        best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker)
