@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -63,9 +64,13 @@ def init(directory: Path) -> None:
 @click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
 @click.option("--split", type=click.Choice(["all", "search", "holdout"]), default="all", show_default=True)
 @click.option("--task", "task_ids", multiple=True, help="Only this task (repeatable).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Evaluate N times, each repeat with the next seeds: each task's and the composite's mean ± sd.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[str, ...], as_json: bool) -> None:
-    """Evaluate the current instructions once: a row per task, the composite, and the energy."""
+def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[str, ...], repeats: int,
+                 as_json: bool) -> None:
+    """Evaluate the current instructions: a row per task, the composite, and the energy; with --repeats N,
+    how much each moves between repeats (the noise a difference between two evaluations must clear)."""
     from ..lm.preflight import check_portfolio
     from ..pipeline.harness import Harness
     from ..pipeline.runner import evaluate_tasks
@@ -88,6 +93,9 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         raise UsageError(f"no {split} tasks to evaluate")
     check_portfolio(ws, name, chosen, roles=PIPELINE_ROLES)
     store = Store.for_workspace(ws.runs_dir)
+    if repeats > 1:
+        _eval_repeats(ws, store, name, tasks, repeats, split, as_json)
+        return
     harness = Harness(ws, chosen)
     progress = None if as_json else console.status("evaluating…")
     if progress:
@@ -117,6 +125,44 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
                   f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
                   f"in {store.path}")
+
+
+def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
+    """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores."""
+    from ..pipeline.repeats import evaluate_repeats
+    from .views import energy_label, repeats_document, repeats_table
+
+    progress = None if as_json else console.status("evaluating…")
+    done = {"n": 0}
+
+    def on_task(index: int, result) -> bool:
+        done["n"] += 1
+        if progress:
+            progress.update(f"evaluated {done['n']}/{len(tasks) * repeats}: repeat {(done['n'] - 1) // len(tasks) + 1}, "
+                            f"{result.task_id}")
+        return True
+
+    if progress:
+        progress.start()
+    try:
+        found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
+    finally:
+        if progress:
+            progress.stop()
+    scoring = ws.settings.scoring
+    if as_json:
+        click.echo(json.dumps(repeats_document(found, name, scoring), indent=2))
+        return
+    console.print(repeats_table(found, scoring))
+    c = found.composite
+    console.print(f"composite {c.mean:.2f} ± {c.sd:.2f} (sd), standard error {c.se:.2f}, over {c.n} repeats × "
+                  f"{len(tasks)} tasks; two single evaluations of these instructions differ with sd "
+                  f"{math.sqrt(2) * c.sd:.2f}, against a keep threshold of {scoring.keep_threshold:g}")
+    joules = sum(r.joules for r in found.results)
+    source = "+".join(sorted({r.energy_source for r in found.results}))
+    ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
+    console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
+                  f"{sum(len(r.calls) for r in found.results)} model calls; evaluations {ids} in {store.path}")
 
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:

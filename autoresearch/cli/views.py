@@ -123,3 +123,30 @@ def status_table(status: StudyStatus) -> Table:
     if status.quiet_workers:
         table.caption = f"{status.quiet_workers} more worker(s) seen earlier"
     return table
+
+
+def repeats_table(found, scoring) -> Table:
+    """`eval --repeats`: each task's composite in each repeat, and its mean ± sd."""
+    table = Table(title=f"Tasks over {len(found.results)} repeats (composite per task)", title_justify="left")
+    table.add_column("task")
+    for index, seeds in enumerate(found.seeds, 1):
+        shown = sorted(set(seeds.values()))
+        table.add_column(f"#{index} seed {shown[0]}" if len(shown) == 1 else f"#{index} seeds {shown}", justify="right")
+    table.add_column("mean ± sd", justify="right")
+    for task, values in found.task_spreads(scoring).items():
+        table.add_row(task, *(f"{v:.2f}" for v in values.values), values.text())
+    composite = found.composite
+    table.add_row("composite", *(f"{v:.2f}" for v in composite.values), composite.text(), style="bold")
+    return table
+
+
+def repeats_document(found, portfolio: str, scoring) -> dict[str, Any]:
+    """The JSON form of `eval --repeats`: every evaluation, the seeds of each, and the spreads."""
+    return {
+        "portfolio": portfolio,
+        "repeats": len(found.results),
+        "seeds": list(found.seeds),
+        "composite": found.composite.to_json(),
+        "tasks": [{"task": task, **values.to_json()} for task, values in found.task_spreads(scoring).items()],
+        "evaluations": [suite_document(r, portfolio) for r in found.results],
+    }
