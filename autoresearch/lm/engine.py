@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,15 @@ from ..workspace.config import RoleConfig
 from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
 from .calls import CallRecord, active_recorder
 from .scheduling import KeepAlivePolicy, same_model
+
+_SEEDS = random.SystemRandom()
+
+
+def fresh_seed(seeds: random.Random | None = None) -> int:
+    """A seed for a call of a role that sets none, from seeds (a run's seeded RNG) or the OS. Sent
+    explicitly, because llama-cpp-python's unseeded default samples the same way every time: "no seed"
+    would silently mean "one fixed seed". Recorded with the call (calls.seed)."""
+    return (seeds or _SEEDS).randrange(1, 2**31)
 
 
 def prompt_hash(messages: tuple[ChatMessage, ...]) -> str:
@@ -36,7 +46,7 @@ class BackendEngine:
 
     def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
                  *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
-                 policy: KeepAlivePolicy | None = None):
+                 policy: KeepAlivePolicy | None = None, seeds: random.Random | None = None):
         self.role = role
         self.config = config
         self.backend = backend
@@ -45,6 +55,7 @@ class BackendEngine:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
+        self.seeds = seeds  # where a role without a seed draws each call's: a seeded RNG, or the OS's
         # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it loaded for.
         self._pending_load: tuple[float, float, float] | None = None
 
@@ -74,7 +85,7 @@ class BackendEngine:
             max_tokens=cfg.max_tokens or self.config.max_tokens,
             json_schema=_schema_of(cfg.response_format),
             top_p=self.config.top_p,
-            seed=self.config.seed,
+            seed=self.config.seed if self.config.seed is not None else fresh_seed(self.seeds),
             stop=tuple(cfg.stop),
             timeout_s=self.timeout_s,
             keep_alive=self.keep_alive(),
@@ -198,6 +209,7 @@ class BackendEngine:
                 task_id=recorder.task_id,
                 load_joules=load_joules,
                 attribution=energy.attribution,
+                seed=request.seed,
             ))
         if error is not None:
             raise error

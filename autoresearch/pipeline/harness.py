@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -337,7 +338,7 @@ def _served_model(engine: BackendEngine) -> tuple[str, str | None, str]:
 
 
 def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
-                 retries: int = 2, backoff_s: float = 1.0) -> BackendEngine:
+                 retries: int = 2, backoff_s: float = 1.0, seeds: random.Random | None = None) -> BackendEngine:
     """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
     settings = workspace.settings
     backend = (backend_factory or create_backend)(config, settings.backends)
@@ -353,4 +354,4 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     url = getattr(backend, "url", None)
     policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
-                         timeout_s=settings.backends.timeout_s, policy=policy)
+                         timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds)

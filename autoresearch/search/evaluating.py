@@ -3,6 +3,7 @@ check, the proposer, call recording, and the one line that says which backend ke
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any, Callable
 
@@ -27,7 +28,7 @@ class Evaluator:
 
     def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, *, backend_factory: Any,
                  retries: int, backoff_s: float, emit: Callable[[str, dict[str, Any]], None],
-                 session_calls: list[CallRecord]):
+                 session_calls: list[CallRecord], proposer_seeds: random.Random | None = None):
         self.ws, self.settings = workspace, workspace.settings
         self.portfolio_name, self.portfolio = portfolio, workspace.portfolio(portfolio)
         self.store, self.name = store, study
@@ -38,6 +39,8 @@ class Evaluator:
         self.holdout_tasks = workspace.suite.split("holdout")
         self._trial_recorder: CallRecorder | None = None
         self._proposer: Proposer | None = None
+        # A proposer role without a seed draws each call's from here: the run's --seed makes them repeatable.
+        self.proposer_seeds = proposer_seeds
 
     def trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
@@ -100,7 +103,8 @@ class Evaluator:
         """The proposer of variants, on the portfolio's proposer model (built once)."""
         if self._proposer is None:
             self._proposer = Proposer(make_lm(build_engine(
-                self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s)))
+                self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s,
+                seeds=self.proposer_seeds)))
         return self._proposer
 
     def recorder(self, number: int) -> CallRecorder:

@@ -159,7 +159,8 @@ class Study:
         self.results = ResultsFile(self.results_path, lambda: self.store.trials(self.name), self._note)
         self.evaluator = Evaluator(self.ws, self.portfolio_name, self.store, self.name,
                                    backend_factory=self.backend_factory, retries=self.retries,
-                                   backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls)
+                                   backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls,
+                                   proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"))
         self.recovery = Recovery(store=self.store, repo=repo, optuna_study=self.optuna, study=self.name,
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note)

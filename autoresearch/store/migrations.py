@@ -135,11 +135,18 @@ ALTER TABLE calls ADD COLUMN attribution TEXT NOT NULL DEFAULT 'exclusive';
 ALTER TABLE studies ADD COLUMN warm_start TEXT;
 """
 
+# calls.seed: the sampling seed the call was sent with: the role's own, or (a role without one) a fresh
+#   seed drawn for that call, so that any reply can be reproduced. NULL in rows made before m005.
+M005_CALL_SEED = """
+ALTER TABLE calls ADD COLUMN seed INTEGER;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
     ("m003_load_joules", M003_LOAD_JOULES),
     ("m004_objective_attribution", M004_OBJECTIVE_ATTRIBUTION),
+    ("m005_call_seed", M005_CALL_SEED),
 ]
 
 

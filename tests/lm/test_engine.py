@@ -177,3 +177,29 @@ def test_check_json_reply_accepts_complete_and_repairable_objects(text):
 def test_check_json_reply_rejects_non_objects_and_missing_keys(text):
     with pytest.raises(UnparseableOutput):
         check_json_reply(text, {"required": ["a", "b"]}, "fake", "m")
+
+
+def test_a_role_without_a_seed_sends_a_fresh_seed_per_call_and_records_it():
+    import random
+
+    fake = FakeBackend(["a", "b", "c"])
+    eng = engine(fake)  # RoleConfig(seed=None)
+    eng.seeds = random.Random(42)
+    recorder = CallRecorder()
+    for topic in ("x", "y"):
+        predict(Say, eng, recorder, topic=topic)
+    expected = random.Random(42)
+    assert [r.seed for r in fake.requests] == [expected.randrange(1, 2**31), expected.randrange(1, 2**31)]
+    assert [c.seed for c in recorder.calls] == [r.seed for r in fake.requests]
+    eng.seeds = None  # the OS's randomness: still a seed on every call, different each time
+    predict(Say, eng, recorder, topic="z")
+    assert fake.requests[-1].seed is not None and fake.requests[-1].seed not in [r.seed for r in fake.requests[:2]]
+
+
+def test_a_seeded_role_sends_its_own_seed_every_time():
+    fake = FakeBackend(["a", "b"])
+    eng = engine(fake, seed=7)
+    recorder = CallRecorder()
+    predict(Say, eng, recorder, topic="x")
+    predict(Say, eng, recorder, topic="y")
+    assert [r.seed for r in fake.requests] == [7, 7] and [c.seed for c in recorder.calls] == [7, 7]

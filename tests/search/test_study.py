@@ -130,3 +130,28 @@ def test_every_trial_and_call_is_in_the_store(loop_workspace):
         "SELECT COUNT(*) FROM calls WHERE study=? AND trial=1 AND role='proposer'", (summary.study,)).fetchone()[0]
     assert proposer_calls == 1
     assert summary.calls == store.call_totals(summary.study)[0]
+
+
+def test_the_proposers_drawn_seeds_follow_the_runs_seed(loop_workspace, tmp_path):
+    """A proposer without a seed draws one per call, recorded; the same --seed draws the same ones."""
+    import shutil
+    import sqlite3
+
+    from scripted import ScriptedPipeline
+
+    from autoresearch.search.study import Study
+    from autoresearch.workspace.workspace import load_workspace
+
+    root = loop_workspace()
+    assert load_workspace(root).portfolio("default").proposer.seed is None
+    copies = [shutil.copytree(root, tmp_path / name) for name in ("a", "b", "c")]
+    drawn = []
+    for workspace, seed in zip(copies, (3, 3, 4)):
+        pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n"])
+        Study(load_workspace(workspace), backend_factory=pipeline.factory, seed=seed).optimize(n_trials=2)
+        rows = sqlite3.connect(workspace / "runs" / "autoresearch.db").execute(
+            "SELECT seed FROM calls WHERE role='proposer' ORDER BY id").fetchall()
+        drawn.append([s for (s,) in rows])
+    assert len(drawn[0]) == 2 and all(s is not None for s in drawn[0])
+    assert drawn[0] == drawn[1]  # the same --seed: the same proposer seeds
+    assert drawn[2] != drawn[0]  # another --seed: others

@@ -157,3 +157,11 @@ def test_unopenable_store_is_a_store_error(tmp_path):
     (tmp_path / STORE_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=STORE_NAME):
         Store(tmp_path / STORE_NAME)
+
+
+def test_a_calls_seed_is_kept(tmp_path):
+    store = Store(tmp_path / STORE_NAME)
+    eid = begin(store, kind="eval", split="search")
+    store.record_call(eid, call(seed=1234567))
+    store.record_call(eid, call(seed=None))
+    assert [c["seed"] for c in store.calls(eid)] == [1234567, None]
