@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import io
 import json
 import math
 import sys
@@ -38,6 +40,16 @@ def _one_line(exc: Exception) -> str:
 @click.version_option(package_name="autoresearch")
 def main() -> None:
     """Optimize a pipeline's instructions on local models; every kept change is a git commit."""
+    report_native_crashes()
+
+
+def report_native_crashes() -> None:
+    """A crash inside native code (llama.cpp) prints "Fatal Python error: Segmentation fault" and where it
+    happened, instead of dying silently; finished trials are safe in the store either way."""
+    try:
+        faulthandler.enable(file=sys.stderr, all_threads=False)
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        pass  # stderr is not a real file (a test runner captures it): there is nowhere to write
 
 
 def _quiet_dspy() -> None:

@@ -177,3 +177,15 @@ def test_init_command_creates_a_workspace(tmp_path):
     assert (tmp_path / "new" / "autoresearch.toml").is_file()
     again = invoke("init", str(tmp_path / "new"))
     assert_one_line_error(again, "not empty")
+
+
+def test_a_crash_in_native_code_says_so_in_one_first_line(tmp_path):
+    import subprocess
+    import sys
+
+    # What the CLI does first, then a segfault in C (reading address 0), as llama.cpp's AMX path would.
+    code = ("import ctypes; from autoresearch.cli.main import report_native_crashes; "
+            "report_native_crashes(); ctypes.string_at(0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == "Fatal Python error: Segmentation fault"
