@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_search.py [--budget 100] [--seeds 1] [--methods autoresearch,mipro,…]
                                              [--workspace DIR] [--n-ctx N] [--out runs/bench]
 
-Every method gets the same harness program (planner → producer → judge, autoresearch.harness.Pipeline),
+Every method gets the same harness program (planner → producer → judge, autoresearch.pipeline.harness.Pipeline),
 the same task suite (search tasks to search on, holdout tasks to check the pick afterwards), the same
 portfolio and the same budget of model calls, counted at the backend: the (budget + 1)-th call is refused
 and the method stops there. The methods:
