@@ -64,7 +64,10 @@ def make_workspace(parent: Path) -> Path:
     config = (root / "autoresearch.toml").read_text()
     config = config.replace("max_revision_rounds = 1", "max_revision_rounds = 0")
     config = config.replace('optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]')
-    config += '\n[search]\noperators = ["rephrase", "add_constraint"]\nproposer_temperatures = [0.5]\n'
+    # A run must live until it is killed: never stop on its own after a few failed trials in a row (the
+    # scripted proposer gives no variant 10% of the time), which would leave a round without a kill.
+    config += ('\n[search]\noperators = ["rephrase", "add_constraint"]\nproposer_temperatures = [0.5]\n'
+               'max_consecutive_failed = 1000\n')
     (root / "autoresearch.toml").write_text(config)
     (root / "instructions" / "producer.md").write_text("Answer.\n")
     (root / "notes.txt").write_text("the user's own uncommitted file\n")  # must never be touched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from typing import Any
@@ -68,6 +69,8 @@ class LiveView:
             self.progress = f"task {data['index'] + 1}/{data['total']} ({data['task']}: {data['value']:.2f})"
         elif kind == "holdout":
             self.progress = "holdout tasks"
+        elif kind == "noise":
+            self.progress = f"measuring the noise: repeat {data['repeat'] + 1}"
         elif kind == "trial_finished":
             outcome: TrialOutcome = data["outcome"]
             self.recent.append(outcome)
@@ -142,6 +145,18 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         console.print(f"objective  {summary.baseline_objective:.3f} → {summary.best_objective:.3f}"
                       f"  ({summary.best_objective - summary.baseline_objective:+.3f}) = composite − "
                       f"{summary.energy_weight:g} × kJ per task (what the keep rule compared)")
+    noise = summary.noise
+    if noise is not None and noise.sd is not None:
+        difference = math.sqrt(2) * noise.sd
+        values = ", ".join(f"{v:.2f}" for v in noise.values)
+        console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
+                      f"evaluations differ with sd {difference:.2f}")
+        inside = [o for o in summary.outcomes if o.status == "keep" and o.delta is not None and o.delta < difference]
+        if inside:
+            kept = sum(o.status == "keep" for o in summary.outcomes)
+            console.print(f"warning:   {len(inside)} of this run's {kept} keeps (trial "
+                          f"{', '.join(str(o.number) for o in inside)}) beat the incumbent by less than that: "
+                          "inside the noise", style="yellow")
     console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
                   f"({energy_label(summary.energy_source)})")
     if summary.roles:

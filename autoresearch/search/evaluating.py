@@ -14,6 +14,7 @@ from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
 from ..lm.preflight import server_url
 from ..pipeline.harness import Harness, TaskResult, build_engine
+from ..pipeline.repeats import repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..workspace.config import ROLES, Task
@@ -93,6 +94,18 @@ class Evaluator:
                                kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
                                split="holdout", study=self.name, trial=number, recorder=recorder)
         return suite.composite, suite.evaluation_id
+
+    def repeat(self, number: int, instructions: dict[str, str], tasks: list[Task], repeat: int,
+               recorder: CallRecorder) -> SuiteResult:
+        """The search tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of
+        the noise. Recorded as a "noise" evaluation of the trial; nothing is reported to the pruner."""
+        seeded = repeat_portfolio(self.portfolio, repeat)
+        harness = Harness(self.ws, seeded, instructions=instructions, backend_factory=self.backend_factory,
+                          retries=self.retries, backoff_s=self.backoff_s)
+        self.emit("noise", {"trial": number, "repeat": repeat})
+        return evaluate_tasks(self.ws, harness, self.store, tasks, kind="noise", portfolio=self.portfolio_name,
+                              instructions=instructions, split="search", study=self.name, trial=number,
+                              recorder=recorder, portfolio_config=seeded)
 
     def harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
         return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),

@@ -13,8 +13,8 @@ from ..workspace.workspace import Workspace, text_hash
 
 
 def search_space(settings: Settings) -> dict[str, Any]:
-    """The [search] settings that define the space (max_consecutive_failed is a stop rule, not the space)."""
-    return settings.search.model_dump(exclude={"max_consecutive_failed"})
+    """The [search] settings that define the space (a stop rule and a measurement are not the space)."""
+    return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats"})
 
 
 def study_name(workspace: Workspace, portfolio: str | None = None) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+from ..evaluation.noise import Spread
 from ..pipeline.runner import SuiteResult
 from ..workspace.workspace import text_hash
 from .results import Incumbent, TrialOutcome
@@ -39,8 +41,9 @@ def commit_subject(file: str, outcome: TrialOutcome, incumbent: Incumbent, energ
 
 
 def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, Any], *, portfolio: str,
-                    study: str, energy_weight: float) -> dict[str, str]:
-    """The figures a keep's commit carries, so that `git log` alone shows why it was kept."""
+                    study: str, energy_weight: float, noise: Spread | None = None) -> dict[str, str]:
+    """The figures a keep's commit carries, so that `git log` alone shows why it was kept, and how its delta
+    compares with the study's measured noise."""
     trailers = {
         "Autoresearch-Trial": str(outcome.number),
         "Autoresearch-Operator": outcome.operator,
@@ -57,6 +60,12 @@ def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, 
         trailers["Autoresearch-Objective"] = f"{outcome.objective:.3f}"
         trailers["Autoresearch-Joules-Per-Task"] = (f"{suite.joules / max(len(suite.tasks), 1):.1f} "
                                                     f"({suite.energy_source})")
+    if noise is not None and noise.sd is not None:
+        spread_of_delta = math.sqrt(2) * noise.sd  # the sd of a difference between two single evaluations
+        trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} (the baseline over {noise.n} seeds)"
+        inside = outcome.delta is not None and outcome.delta < spread_of_delta
+        trailers["Autoresearch-Inside-Noise"] = (f"{'yes' if inside else 'no'} (delta {outcome.delta:+.3f}, "
+                                                 f"sd of a difference {spread_of_delta:.3f})")
     if knobs:
         trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
     return trailers

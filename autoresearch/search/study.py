@@ -16,12 +16,15 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
+from ..evaluation.noise import Spread, spread
 from ..lm.calls import CallRecord, CallRecorder, recording
 from ..lm.engine import backend_error_in
+from ..pipeline.repeats import repeat_portfolio
 from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.queries import trials_since_incumbent, tried_ideas
 from ..store.statuses import TrialStatus
+from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
@@ -275,6 +278,7 @@ class Study:
                     joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
                 return None
             holdout, holdout_id = self.evaluator.holdout(trial.number, instructions, {}, recorder)
+            self._measure_noise(trial.number, instructions, suite, recorder)
             description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
                 0, trial.number, self.worker, suite.composite, value, holdout, instructions, {},
                 feedback_from(self.store.task_results(suite.evaluation_id))))
@@ -291,6 +295,25 @@ class Study:
             raise
         return self.incumbents.after_keep(
             Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout, value))
+
+    def _measure_noise(self, number: int, instructions: dict[str, str], suite: SuiteResult,
+                       recorder: CallRecorder) -> None:
+        """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
+        study's noise, stored. Not in a shared study yet: its workers would each measure their own."""
+        repeats = self.settings.search.noise_repeats
+        if repeats < 2 or self.incumbents.shared:
+            return
+        # Repeat 0 is the baseline itself, with the configured seeds (None: that role drew its own per call).
+        values, seeds = [suite.composite], [{r: self.portfolio.role(r).seed for r in PIPELINE_ROLES}]
+        for repeat in range(1, repeats):
+            values.append(self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder).composite)
+            seeds.append({r: repeat_portfolio(self.portfolio, repeat).role(r).seed for r in PIPELINE_ROLES})
+        self.store.set_noise(self.name, values, seeds)
+
+    def _noise(self) -> Spread | None:
+        """The study's measured noise (its baseline's search composite over several seeds), if measured."""
+        found = self.store.noise(self.name)
+        return spread(found[0]) if found and len(found[0]) > 1 else None
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
@@ -385,8 +408,9 @@ class Study:
             record = KeepRecord(
                 incumbent.version + 1, trial.number, self.worker, suite.composite, outcome.objective, holdout,
                 instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id)), file=file,
-                subject=records.commit_subject(file, outcome, incumbent, self.energy_weight), trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio_name, study=self.name,
-                                                 energy_weight=self.energy_weight))
+                subject=records.commit_subject(file, outcome, incumbent, self.energy_weight),
+                trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio_name, study=self.name,
+                                                 energy_weight=self.energy_weight, noise=self._noise()))
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}")
             except LostRace:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..evaluation.noise import Spread, spread
 from ..lm.calls import CallRecord, energy_source_of, role_rows
 from ..store import Store
 from ..store.statuses import TrialStatus
@@ -40,6 +41,7 @@ class StudySummary:
     # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
     comparison: list[PortfolioRow] = field(default_factory=list)
     worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's
+    noise: Spread | None = None  # the baseline's search composite over several seeds, when measured
 
 
 def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,
@@ -52,6 +54,7 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     baseline = next((r for r in rows if r["status"] == TrialStatus.BASELINE), None)
+    measured = store.noise(study)
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
@@ -64,4 +67,5 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         calls=len(session_calls), commits=commits, stop_message=message,
         roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
-        best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker)
+        best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
+        noise=spread(measured[0]) if measured else None)

@@ -141,12 +141,19 @@ M005_CALL_SEED = """
 ALTER TABLE calls ADD COLUMN seed INTEGER;
 """
 
+# studies.noise_json: the baseline's search composite under the configured seeds and the next ones
+#   ({"values": [...], "seeds": [...]}, [search] noise_repeats of them): the study's measured noise.
+M006_STUDY_NOISE = """
+ALTER TABLE studies ADD COLUMN noise_json TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
     ("m003_load_joules", M003_LOAD_JOULES),
     ("m004_objective_attribution", M004_OBJECTIVE_ATTRIBUTION),
     ("m005_call_seed", M005_CALL_SEED),
+    ("m006_study_noise", M006_STUDY_NOISE),
 ]
 
 

@@ -100,6 +100,8 @@ class SearchConfig(_Strict):
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
     max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
+    # The baseline's search evaluation, repeated with the next seeds: how far the composite moves by chance.
+    noise_repeats: int = Field(3, ge=1, le=20)
 
 
 class WorkspaceSection(_Strict):

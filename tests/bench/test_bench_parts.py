@@ -113,7 +113,8 @@ def test_a_study_that_stops_on_its_own_is_resumed_until_the_budget_is_spent(tmp_
     from autoresearch.bench.methods import BenchContext, run_method
 
     source = init_workspace(tmp_path / "src")
-    root = copy_workspace(source, tmp_path / "bench", update={"search": {"operators": ["rephrase"]}})
+    # No noise measurement: its repeats of the baseline would spend the 30 calls before three trials fail.
+    root = copy_workspace(source, tmp_path / "bench", update={"search": {"operators": ["rephrase"], "noise_repeats": 1}})
     fake = _UselessProposer()
     ctx = BenchContext(root=root, scratch=tmp_path / "runs", portfolio="default", inner_factory=fake.factory,
                        backoff_s=0)

@@ -15,8 +15,9 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
 
 
-# A search space of one operator and one temperature: trials differ only by the scripted variants.
-ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+# A search space of one operator and one temperature: trials differ only by the scripted variants. No noise
+# measurement at the baseline: these tests script their calls by number ("the baseline judged 2 + 1 tasks").
+ONLY_PRODUCER = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\n'
 
 
 def producer_only(root: Path, extra_config: str = "") -> Path:
