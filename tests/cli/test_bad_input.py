@@ -135,14 +135,14 @@ CASES = [
     Case("gguf-a-directory", producer_model(gguf_dir), CONFIG, "portfolios.default.producer.model"),
     Case("ollama-unreachable", both(
         edit(CONFIG, 'ollama_url = "http://127.0.0.1:11434"', 'ollama_url = "http://127.0.0.1:9"'),
-        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed: the same instructions'
-                     ' always get the same outputs and scores\ntemperature = 0.3',
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
              'backend = "ollama"\nmodel = "qwen2.5:3b"\nseed = 7\ntemperature = 0.3')),
          CONFIG, "http://127.0.0.1:9"),
     Case("openai-bad-url", both(
         edit(CONFIG, 'openai_base_url = "http://127.0.0.1:8080/v1"', 'openai_base_url = "not-a-url"'),
-        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed: the same instructions'
-                     ' always get the same outputs and scores\ntemperature = 0.3',
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
              'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
          CONFIG, "portfolios.default.producer.backend"),
     # the rubric
