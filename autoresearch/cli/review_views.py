@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
@@ -139,6 +140,12 @@ def header(d: TrialDetail) -> Text:
     figures.append(" · J/task ").append_text(change(d.joules_per_task_before, d.joules_per_task,
                                                     higher_is_better=False, formatter=fmt_joules))
     lines.append(figures)
+    if d.noise_sd is not None and d.delta is not None:
+        difference = math.sqrt(2) * d.noise_sd  # the sd of a difference between two single evaluations
+        inside = abs(d.delta) < difference
+        lines.append(Text(f"noise: the baseline's composite moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
+                          f"seeds; this delta {d.delta:+.2f} is {'inside' if inside else 'outside'} the sd of a "
+                          f"difference, {difference:.2f}", "yellow" if inside else "dim"))
     return Text("\n").join(lines)
 
 

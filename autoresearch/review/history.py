@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..evaluation.noise import spread
 from ..evaluation.scoring import composite
 from ..store import Store
 from ..store.queries import (
@@ -210,6 +211,8 @@ class TrialDetail:
     tasks_total: int
     diff: list[str]
     tasks: list[TaskComparison] = field(default_factory=list)
+    noise_sd: float | None = None  # the study's measured noise: sd of its baseline's composite over seeds
+    noise_repeats: int = 0  # how many seeds that sd is over (0: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,8 +248,16 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         joules_per_task_before=joules_per_task(store, before_eval),
         scored_by_trial=scored_by, tasks_run=task_count(store, evaluation_id),
         tasks_total=task_count(store, before_eval), diff=instruction_diff(before, row, file),
-        tasks=tasks,
+        tasks=tasks, **_noise_fields(store, study),
     )
+
+
+def _noise_fields(store: Store, study: str) -> dict[str, Any]:
+    measured = store.noise(study)
+    if not measured or len(measured[0]) < 2:
+        return {}
+    found = spread(measured[0])
+    return {"noise_sd": found.sd, "noise_repeats": found.n}
 
 
 def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:

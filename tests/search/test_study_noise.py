@@ -75,3 +75,19 @@ def test_noise_repeats_1_measures_nothing(loop_workspace):
     assert "Autoresearch-Noise" not in git(root, "log", "-1", "--format=%B")
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT COUNT(*) FROM evaluations WHERE kind='noise'").fetchone()[0] == 0
+
+
+def test_show_sets_a_trials_delta_beside_the_noise(loop_workspace):
+    from click.testing import CliRunner
+
+    from autoresearch.cli.main import main
+
+    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    doc = json.loads(CliRunner().invoke(main, ["show", "1", "-w", str(root), "--json"]).stdout)
+    assert doc["noise_sd"] == summary.noise.sd and doc["noise_repeats"] == 3
+    text = CliRunner().invoke(main, ["show", "1", "-w", str(root)]).stdout
+    difference = math.sqrt(2) * summary.noise.sd
+    assert (f"noise: the baseline's composite moves with sd {summary.noise.sd:.2f} over 3 seeds; this delta +0.70 "
+            f"is inside the sd of a difference, {difference:.2f}") in " ".join(text.split())
