@@ -176,9 +176,6 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
                 summary = study.optimize()  # no stop condition: the budget ends it
             finally:
                 calls.extend(study.session_calls)
-                sampler = type(getattr(getattr(study, "optuna", None), "sampler", None)).__name__
-                if uniform and sampler != "RandomSampler" and not any("WARNING" in n for n in notes):
-                    notes.append(f"WARNING: the study ran with {sampler}, not a RandomSampler")
             if budget.used == before or summary.stop_reason == StopReason.INTERRUPTED:
                 stop = f"stopped: {summary.stop_reason}"
                 break

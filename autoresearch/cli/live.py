@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from typing import Any
@@ -147,7 +146,7 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
                       f"{summary.energy_weight:g} × kJ per task (what the keep rule compared)")
     noise = summary.noise
     if noise is not None and noise.sd is not None:
-        difference = math.sqrt(2) * noise.sd
+        difference = noise.difference_sd
         values = ", ".join(f"{v:.2f}" for v in noise.values)
         console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
                       f"evaluations differ with sd {difference:.2f}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import faulthandler
 import io
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -141,6 +140,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
 
 def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
     """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores."""
+    from ..lm.calls import energy_source_of
     from ..pipeline.repeats import evaluate_repeats
     from .views import energy_label, repeats_document, repeats_table
 
@@ -169,12 +169,12 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     c = found.composite
     console.print(f"composite {c.mean:.2f} ± {c.sd:.2f} (sd), standard error {c.se:.2f}, over {c.n} repeats × "
                   f"{len(tasks)} tasks; two single evaluations of these instructions differ with sd "
-                  f"{math.sqrt(2) * c.sd:.2f}, against a keep threshold of {scoring.keep_threshold:g}")
-    joules = sum(r.joules for r in found.results)
-    source = "+".join(sorted({r.energy_source for r in found.results}))
+                  f"{c.difference_sd:.2f}, against a keep threshold of {scoring.keep_threshold:g}")
+    calls = [call for r in found.results for call in r.calls]
+    joules, source = sum(c.joules for c in calls), energy_source_of(calls)
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
-                  f"{sum(len(r.calls) for r in found.results)} model calls; evaluations {ids} in {store.path}")
+                  f"{len(calls)} model calls; evaluations {ids} in {store.path}")
 
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:

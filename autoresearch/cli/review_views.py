@@ -141,7 +141,7 @@ def header(d: TrialDetail) -> Text:
                                                     higher_is_better=False, formatter=fmt_joules))
     lines.append(figures)
     if d.noise_sd is not None and d.delta is not None:
-        difference = math.sqrt(2) * d.noise_sd  # the sd of a difference between two single evaluations
+        difference = math.sqrt(2) * d.noise_sd  # Spread.difference_sd of the study's noise (d keeps its sd)
         inside = abs(d.delta) < difference
         lines.append(Text(f"noise: the baseline's composite moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
                           f"seeds; this delta {d.delta:+.2f} is {'inside' if inside else 'outside'} the sd of a "

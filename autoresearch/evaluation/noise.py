@@ -32,6 +32,12 @@ class Spread:
         sd = self.sd
         return None if sd is None else sd / math.sqrt(self.n)
 
+    @property
+    def difference_sd(self) -> float | None:
+        """The sd of the difference between two single evaluations of the same instructions: √2 · sd."""
+        sd = self.sd
+        return None if sd is None else math.sqrt(2) * sd
+
     def text(self) -> str:
         """"3.47 ± 0.43" (mean ± sd), or the mean alone from one repeat."""
         return f"{self.mean:.2f}" if self.sd is None else f"{self.mean:.2f} ± {self.sd:.2f}"

@@ -13,14 +13,29 @@ from pydantic import Field
 
 from ..energy import select_meter, shared
 from ..errors import BackendError
-from ..evaluation import CheckResult, check_all, failed_task_score, guard, judge_score
+from ..evaluation import (
+    CheckResult,
+    check_all,
+    composite,
+    criteria_rate,
+    failed_task_score,
+    guard,
+    judge_score,
+)
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.backends import create_backend
 from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
 from ..lm.preflight import is_local
 from ..lm.scheduling import KeepAlivePolicy, policy_for
-from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig, Rubric, Task
+from ..workspace.config import (
+    PIPELINE_ROLES,
+    Portfolio,
+    RoleConfig,
+    Rubric,
+    ScoringConfig,
+    Task,
+)
 from ..workspace.workspace import Workspace
 
 _STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
@@ -133,6 +148,10 @@ class Pipeline(dspy.Module):
 @dataclass(frozen=True)
 class TaskResult(CallTotals):
     """Everything one task's run produced; what the store keeps and the scores are made from."""
+
+    def composite(self, scoring: ScoringConfig) -> float:
+        """This task's composite, as the pruner sees it task by task: 0 for a failed task."""
+        return 0.0 if self.failed else composite(self.score_r1, criteria_rate([self.checks]), scoring)
 
     task_id: str
     split: str

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..evaluation.noise import Spread, spread
-from ..evaluation.scoring import composite, criteria_rate
+from ..lm.calls import CallRecorder
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, ScoringConfig, Task
 from ..workspace.workspace import Workspace
@@ -41,21 +41,35 @@ class Repeats:
         values: dict[str, list[float]] = {}
         for result in self.results:
             for t in result.tasks:
-                value = 0.0 if t.failed else composite(t.score_r1, criteria_rate([t.checks]), scoring)
-                values.setdefault(t.task_id, []).append(value)
+                values.setdefault(t.task_id, []).append(t.composite(scoring))
         return {task: spread(v) for task, v in values.items()}
+
+
+def role_seeds(portfolio: Portfolio) -> dict[str, int | None]:
+    """Each pipeline role's seed (None: the role draws one per call)."""
+    return {role: portfolio.role(role).seed for role in PIPELINE_ROLES}
+
+
+def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Portfolio, tasks: Sequence[Task],
+                    repeat: int, *, instructions: dict[str, str], kind: str, split: str, study: str | None = None,
+                    trial: int | None = None, on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
+                    backend_factory: Any = None, retries: int = 2,
+                    backoff_s: float = 1.0) -> tuple[SuiteResult, dict[str, int | None]]:
+    """One repeat: the tasks under repeat_portfolio(base, repeat), recorded as an evaluation that carries those
+    seeds; returns it with the seeds."""
+    seeded = repeat_portfolio(base, repeat)
+    harness = Harness(workspace, seeded, instructions=instructions, backend_factory=backend_factory,
+                      retries=retries, backoff_s=backoff_s)
+    result = evaluate_tasks(workspace, harness, store, tasks, kind=kind, portfolio=portfolio, instructions=instructions,
+                            split=split, study=study, trial=trial, on_task=on_task, recorder=recorder,
+                            portfolio_config=seeded)
+    return result, role_seeds(seeded)
 
 
 def evaluate_repeats(workspace: Workspace, store: Store, portfolio: str, tasks: Sequence[Task], repeats: int, *,
                      split: str, on_task: TaskCallback | None = None, backend_factory: Any = None) -> Repeats:
     """Evaluate the workspace's instructions `repeats` times, each repeat an evaluation of its own."""
-    base = workspace.portfolio(portfolio)
-    results, seeds = [], []
-    for repeat in range(repeats):
-        seeded = repeat_portfolio(base, repeat)
-        harness = Harness(workspace, seeded, backend_factory=backend_factory)
-        results.append(evaluate_tasks(workspace, harness, store, tasks, kind="eval", portfolio=portfolio,
-                                      instructions=workspace.instructions, split=split, on_task=on_task,
-                                      portfolio_config=seeded))
-        seeds.append({role: seeded.role(role).seed for role in PIPELINE_ROLES})
-    return Repeats(tuple(results), tuple(seeds))
+    found = [evaluate_repeat(workspace, store, portfolio, workspace.portfolio(portfolio), tasks, repeat,
+                             instructions=workspace.instructions, kind="eval", split=split, on_task=on_task,
+                             backend_factory=backend_factory) for repeat in range(repeats)]
+    return Repeats(tuple(r for r, _ in found), tuple(s for _, s in found))

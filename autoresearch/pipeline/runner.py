@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..evaluation.scoring import SuiteScore, TaskScore, score_suite
-from ..lm.calls import CallRecord, CallRecorder, energy_source_of
+from ..lm.calls import CallRecord, CallRecorder, CallTotals
 from ..store import Store
 from ..workspace.config import Portfolio, Task
 from ..workspace.workspace import Workspace
@@ -19,7 +19,7 @@ TaskCallback = Callable[[int, TaskResult], bool]
 
 
 @dataclass(frozen=True)
-class SuiteResult:
+class SuiteResult(CallTotals):
     evaluation_id: int
     tasks: tuple[TaskResult, ...]
     score: SuiteScore
@@ -29,14 +29,6 @@ class SuiteResult:
     @property
     def calls(self) -> tuple[CallRecord, ...]:
         return tuple(c for t in self.tasks for c in t.calls)
-
-    @property
-    def joules(self) -> float:
-        return sum(t.joules for t in self.tasks)
-
-    @property
-    def energy_source(self) -> str:
-        return energy_source_of(self.calls)
 
     @property
     def composite(self) -> float:

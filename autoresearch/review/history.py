@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..evaluation.noise import spread
 from ..evaluation.scoring import composite
 from ..store import Store
 from ..store.queries import (
     evaluation_scores,
     incumbent_before,
     joules_per_task,
+    measured_noise,
     scored_evaluation,
     study_names,
     task_count,
@@ -227,6 +227,7 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         raise UsageError(f"trial {number}: not in study {study}")
     before = incumbent_before(trials, number)
     evaluation_id, scored_by = scored_evaluation(store, trials, row)
+    noise = measured_noise(store, study)
     before_eval = before["evaluation_id"] if before is not None else None
     # A trial with no evaluation of its own (or a twin's) ran no task: nothing to set beside the incumbent's.
     tasks = compare_tasks(store, before_eval, evaluation_id, scoring) if evaluation_id is not None else []
@@ -248,16 +249,8 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         joules_per_task_before=joules_per_task(store, before_eval),
         scored_by_trial=scored_by, tasks_run=task_count(store, evaluation_id),
         tasks_total=task_count(store, before_eval), diff=instruction_diff(before, row, file),
-        tasks=tasks, **_noise_fields(store, study),
+        tasks=tasks, noise_sd=noise.sd if noise else None, noise_repeats=noise.n if noise else 0,
     )
-
-
-def _noise_fields(store: Store, study: str) -> dict[str, Any]:
-    measured = store.noise(study)
-    if not measured or len(measured[0]) < 2:
-        return {}
-    found = spread(measured[0])
-    return {"noise_sd": found.sd, "noise_repeats": found.n}
 
 
 def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:

@@ -9,12 +9,11 @@ from typing import Any, Callable
 
 import optuna
 
-from ..evaluation.scoring import composite, criteria_rate
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
 from ..lm.preflight import server_url
 from ..pipeline.harness import Harness, TaskResult, build_engine
-from ..pipeline.repeats import repeat_portfolio
+from ..pipeline.repeats import evaluate_repeat
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..workspace.config import ROLES, Task
@@ -72,7 +71,7 @@ class Evaluator:
         scoring = self.settings.scoring
 
         def on_task(index: int, result: TaskResult) -> bool:
-            value = 0.0 if result.failed else composite(result.score_r1, criteria_rate([result.checks]), scoring)
+            value = result.composite(scoring)
             # The pruner compares what the keep rule compares: the objective (the composite at weight 0).
             value = objective(value, result.joules, 1, self.energy_weight)
             trial.report(value, step=index)
@@ -96,16 +95,14 @@ class Evaluator:
         return suite.composite, suite.evaluation_id
 
     def repeat(self, number: int, instructions: dict[str, str], tasks: list[Task], repeat: int,
-               recorder: CallRecorder) -> SuiteResult:
+               recorder: CallRecorder) -> tuple[SuiteResult, dict[str, int | None]]:
         """The search tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of
-        the noise. Recorded as a "noise" evaluation of the trial; nothing is reported to the pruner."""
-        seeded = repeat_portfolio(self.portfolio, repeat)
-        harness = Harness(self.ws, seeded, instructions=instructions, backend_factory=self.backend_factory,
-                          retries=self.retries, backoff_s=self.backoff_s)
+        the noise, with its seeds. Recorded as a "noise" evaluation of the trial; the pruner is not told."""
         self.emit("noise", {"trial": number, "repeat": repeat})
-        return evaluate_tasks(self.ws, harness, self.store, tasks, kind="noise", portfolio=self.portfolio_name,
-                              instructions=instructions, split="search", study=self.name, trial=number,
-                              recorder=recorder, portfolio_config=seeded)
+        return evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
+                               instructions=instructions, kind="noise", split="search", study=self.name,
+                               trial=number, recorder=recorder, backend_factory=self.backend_factory,
+                               retries=self.retries, backoff_s=self.backoff_s)
 
     def harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
         return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),

@@ -152,7 +152,7 @@ class SharedIncumbents(LocalIncumbents):
 
     def retry_create(self, attempt: int) -> bool:
         # Workers starting together on an empty database race to create Optuna's tables: the losers retry.
-        return attempt < 4
+        return True
 
     def ask(self, study: optuna.Study, distributions: dict[str, Any] | None = None) -> optuna.Trial:
         """A new trial marked with this workspace, so that crash recovery on one machine never touches another

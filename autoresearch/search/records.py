@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from ..evaluation.noise import Spread
@@ -61,7 +60,7 @@ def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, 
         trailers["Autoresearch-Joules-Per-Task"] = (f"{suite.joules / max(len(suite.tasks), 1):.1f} "
                                                     f"({suite.energy_source})")
     if noise is not None and noise.sd is not None:
-        spread_of_delta = math.sqrt(2) * noise.sd  # the sd of a difference between two single evaluations
+        spread_of_delta = noise.difference_sd
         trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} (the baseline over {noise.n} seeds)"
         inside = outcome.delta is not None and outcome.delta < spread_of_delta
         trailers["Autoresearch-Inside-Noise"] = (f"{'yes' if inside else 'no'} (delta {outcome.delta:+.3f}, "

@@ -16,15 +16,14 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
-from ..evaluation.noise import Spread, spread
+from ..evaluation.noise import Spread
 from ..lm.calls import CallRecord, CallRecorder, recording
 from ..lm.engine import backend_error_in
-from ..pipeline.repeats import repeat_portfolio
+from ..pipeline.repeats import role_seeds
 from ..pipeline.runner import SuiteResult
 from ..store import Store
-from ..store.queries import trials_since_incumbent, tried_ideas
+from ..store.queries import measured_noise, trials_since_incumbent, tried_ideas
 from ..store.statuses import TrialStatus
-from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
@@ -304,16 +303,16 @@ class Study:
         if repeats < 2 or self.incumbents.shared:
             return
         # Repeat 0 is the baseline itself, with the configured seeds (None: that role drew its own per call).
-        values, seeds = [suite.composite], [{r: self.portfolio.role(r).seed for r in PIPELINE_ROLES}]
+        values, seeds = [suite.composite], [role_seeds(self.portfolio)]
         for repeat in range(1, repeats):
-            values.append(self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder).composite)
-            seeds.append({r: repeat_portfolio(self.portfolio, repeat).role(r).seed for r in PIPELINE_ROLES})
+            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder)
+            values.append(result.composite)
+            seeds.append(used)
         self.store.set_noise(self.name, values, seeds)
 
     def _noise(self) -> Spread | None:
         """The study's measured noise (its baseline's search composite over several seeds), if measured."""
-        found = self.store.noise(self.name)
-        return spread(found[0]) if found and len(found[0]) > 1 else None
+        return measured_noise(self.store, self.name)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""

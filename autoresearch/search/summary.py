@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..evaluation.noise import Spread, spread
+from ..evaluation.noise import Spread
 from ..lm.calls import CallRecord, energy_source_of, role_rows
 from ..store import Store
+from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from . import pareto
 from .pareto import FrontPoint
@@ -54,7 +55,6 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     baseline = next((r for r in rows if r["status"] == TrialStatus.BASELINE), None)
-    measured = store.noise(study)
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
@@ -68,4 +68,4 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
-        noise=spread(measured[0]) if measured else None)
+        noise=measured_noise(store, study))

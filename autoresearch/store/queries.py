@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ..evaluation.noise import Spread, spread
 from .statuses import INCUMBENT_STATUSES
 from .store import Store
 
@@ -31,6 +32,12 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
     rows = [r for r in trials if r["file"] == file and r["idea"]][-last:]
     return [f"{r['idea']} ({r['status']}" + (f", {r['delta']:+.2f})" if r["delta"] is not None else ")")
             for r in rows]
+
+
+def measured_noise(store: Store, study: str) -> Spread | None:
+    """The study's noise: its baseline's search composite over several seeds; None when not measured."""
+    found = store.noise(study)
+    return spread(found[0]) if found and len(found[0]) > 1 else None
 
 
 def study_names(store: Store) -> list[str]:
