@@ -70,6 +70,8 @@ class LiveView:
             self.progress = "holdout tasks"
         elif kind == "noise":
             self.progress = f"measuring the noise: repeat {data['repeat'] + 1}"
+        elif kind == "confirm":
+            self.progress = f"a contender: confirming under seed set {data['repeat'] + 1}"
         elif kind == "trial_finished":
             outcome: TrialOutcome = data["outcome"]
             self.recent.append(outcome)
@@ -116,6 +118,16 @@ def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:
     return f"trial {o.number:>3} {o.status:<11}{composite}{delta}  {o.joules:.0f} J{where}  {o.description[:80]}{suffix}"
 
 
+RACE_STAGES = {"screen": "out at the screen", "confirm": "out in confirmation", "bound": "inside the noise",
+               "holdout": "vetoed by the holdout", "kept": "kept"}
+
+
+def race_counts(outcomes) -> dict[str, int]:
+    """How this run's trials that reached the keep rule ended, by stage (in race order)."""
+    stages = [o.evidence.stage for o in outcomes if o.evidence is not None]
+    return {label: stages.count(stage) for stage, label in RACE_STAGES.items() if stage in stages}
+
+
 def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
     """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
@@ -150,12 +162,10 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         values = ", ".join(f"{v:.2f}" for v in noise.values)
         console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
                       f"evaluations differ with sd {difference:.2f}")
-        inside = [o for o in summary.outcomes if o.status == "keep" and o.delta is not None and o.delta < difference]
-        if inside:
-            kept = sum(o.status == "keep" for o in summary.outcomes)
-            console.print(f"warning:   {len(inside)} of this run's {kept} keeps (trial "
-                          f"{', '.join(str(o.number) for o in inside)}) beat the incumbent by less than that: "
-                          "inside the noise", style="yellow")
+    race = race_counts(summary.outcomes)
+    if race:
+        console.print("keep rule  " + ", ".join(f"{n} {what}" for what, n in race.items())
+                      + " (paired over search tasks × seeds; `autoresearch show N` gives each trial's evidence)")
     console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
                   f"({energy_label(summary.energy_source)})")
     if summary.roles:

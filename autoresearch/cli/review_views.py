@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
@@ -140,13 +139,25 @@ def header(d: TrialDetail) -> Text:
     figures.append(" · J/task ").append_text(change(d.joules_per_task_before, d.joules_per_task,
                                                     higher_is_better=False, formatter=fmt_joules))
     lines.append(figures)
-    if d.noise_sd is not None and d.delta is not None:
-        difference = math.sqrt(2) * d.noise_sd  # Spread.difference_sd of the study's noise (d keeps its sd)
-        inside = abs(d.delta) < difference
+    if d.evidence:
+        lines.append(Text(evidence_line(d.evidence), "dim" if d.evidence.get("keep") else "yellow"))
+    if d.noise_sd is not None:
         lines.append(Text(f"noise: the baseline's composite moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
-                          f"seeds; this delta {d.delta:+.2f} is {'inside' if inside else 'outside'} the sd of a "
-                          f"difference, {difference:.2f}", "yellow" if inside else "dim"))
+                          "seeds", "dim"))
     return Text("\n").join(lines)
+
+
+def evidence_line(evidence: dict) -> str:
+    """What the keep rule decided and on what: "evidence: kept: +0.42 over 4 tasks × 3 seeds, 95% lower bound
+    +0.11 · holdout −0.05 over 2 tasks (veto below −0.66)"."""
+    text = f"evidence: {evidence['reason']}" if evidence.get("keep") is False else (
+        f"evidence: kept: {evidence['reason']}")
+    holdout, margin = evidence.get("holdout"), evidence.get("holdout_margin")
+    if holdout and evidence.get("stage") != "holdout":
+        text += f" · holdout {holdout['mean']:+.2f} over {holdout['n']} tasks"
+        if margin is not None:
+            text += f" (veto below {-margin:+.2f})"
+    return text
 
 
 def diff_text(lines: list[str]) -> Text:

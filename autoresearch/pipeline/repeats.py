@@ -53,16 +53,19 @@ def role_seeds(portfolio: Portfolio) -> dict[str, int | None]:
 def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Portfolio, tasks: Sequence[Task],
                     repeat: int, *, instructions: dict[str, str], kind: str, split: str, study: str | None = None,
                     trial: int | None = None, on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
-                    backend_factory: Any = None, retries: int = 2,
-                    backoff_s: float = 1.0) -> tuple[SuiteResult, dict[str, int | None]]:
+                    backend_factory: Any = None, retries: int = 2, backoff_s: float = 1.0,
+                    knobs: dict[str, Any] | None = None,
+                    variant_hash: str | None = None) -> tuple[SuiteResult, dict[str, int | None]]:
     """One repeat: the tasks under repeat_portfolio(base, repeat), recorded as an evaluation that carries those
-    seeds; returns it with the seeds."""
+    seeds; returns it with the seeds. knobs: a study's searched settings (revision_rounds, producer_temperature)."""
     seeded = repeat_portfolio(base, repeat)
+    knobs = knobs or {}
     harness = Harness(workspace, seeded, instructions=instructions, backend_factory=backend_factory,
-                      retries=retries, backoff_s=backoff_s)
+                      retries=retries, backoff_s=backoff_s, max_rounds=knobs.get("revision_rounds"),
+                      producer_temperature=knobs.get("producer_temperature"))
     result = evaluate_tasks(workspace, harness, store, tasks, kind=kind, portfolio=portfolio, instructions=instructions,
                             split=split, study=study, trial=trial, on_task=on_task, recorder=recorder,
-                            portfolio_config=seeded)
+                            portfolio_config=seeded, variant_hash=variant_hash, repeat=repeat)
     return result, role_seeds(seeded)
 
 

@@ -56,12 +56,15 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
                    kind: str, portfolio: str, instructions: dict[str, str], split: str,
                    study: str | None = None, trial: int | None = None,
                    on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
-                   portfolio_config: Portfolio | None = None) -> SuiteResult:
+                   portfolio_config: Portfolio | None = None, variant_hash: str | None = None,
+                   repeat: int = 0) -> SuiteResult:
     """Evaluate tasks; every call and task result is committed as soon as it exists.
 
     The store records portfolio_config as the evaluation's portfolio, or (when None) the workspace's
     portfolio named `portfolio`; pass it when the harness runs a portfolio that name does not describe
     (profile's candidates: the named portfolio with one role's model swapped).
+
+    variant_hash and repeat (which seed set: pipeline/repeats.py) let the keep rule find these scores again.
 
     Tasks run one by one, unless the harness is staged (its models swap on an Ollama server): then the
     whole suite runs stage by stage first, and each task's result is recorded and handed to on_task in
@@ -74,6 +77,7 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
         portfolio_json=json.dumps(portfolio_config.model_dump(), sort_keys=True),
         instructions_hash=workspace.instructions_hash(instructions),
         evaluation_hash=workspace.evaluation_hash(), split=split, study=study, trial=trial,
+        variant_hash=variant_hash, repeat=repeat,
     )
     recorder = CallRecorder(sink=lambda call: store.record_call(evaluation_id, call, study=study, trial=trial),
                             forward_to=recorder)

@@ -9,11 +9,14 @@ from typing import Any, Callable
 
 import optuna
 
+from ..evaluation.checks import CheckResult
+from ..evaluation.paired import Scores
+from ..evaluation.scoring import composite, criteria_rate
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
 from ..lm.preflight import server_url
 from ..pipeline.harness import Harness, TaskResult, build_engine
-from ..pipeline.repeats import evaluate_repeat
+from ..pipeline.repeats import evaluate_repeat, repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..workspace.config import ROLES, Task
@@ -66,7 +69,8 @@ class Evaluator:
                                 + " — run the same command to resume once it is back")
 
     def evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
-                  tasks: list[Task], kind: str, recorder: CallRecorder) -> SuiteResult:
+                  tasks: list[Task], kind: str, recorder: CallRecorder, variant_hash: str | None = None) -> SuiteResult:
+        """The screen: the search tasks under the configured seeds (repeat 0), each task told to the pruner."""
         harness = self.harness(instructions, knobs)
         scoring = self.settings.scoring
 
@@ -81,31 +85,76 @@ class Evaluator:
 
         return evaluate_tasks(self.ws, harness, self.store, tasks, kind=kind, portfolio=self.portfolio_name,
                               instructions=instructions, split="search", study=self.name, trial=trial.number,
-                              on_task=on_task, recorder=recorder)
+                              on_task=on_task, recorder=recorder, portfolio_config=self.seeded,
+                              variant_hash=variant_hash)
 
     def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
-                 recorder: CallRecorder) -> tuple[float | None, int | None]:
-        """The holdout composite of a variant and its evaluation's id; (None, None) without holdout tasks."""
+                 recorder: CallRecorder, variant_hash: str | None = None) -> tuple[SuiteResult | None, int | None]:
+        """A variant's holdout evaluation (repeat 0) and its id; (None, None) without holdout tasks."""
         if not self.holdout_tasks:
             return None, None
         self.emit("holdout", {"trial": number})
         suite = evaluate_tasks(self.ws, self.harness(instructions, knobs), self.store, self.holdout_tasks,
                                kind="holdout", portfolio=self.portfolio_name, instructions=instructions,
-                               split="holdout", study=self.name, trial=number, recorder=recorder)
-        return suite.composite, suite.evaluation_id
+                               split="holdout", study=self.name, trial=number, recorder=recorder,
+                               portfolio_config=self.seeded, variant_hash=variant_hash)
+        return suite, suite.evaluation_id
 
     def repeat(self, number: int, instructions: dict[str, str], tasks: list[Task], repeat: int,
-               recorder: CallRecorder) -> tuple[SuiteResult, dict[str, int | None]]:
-        """The search tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of
-        the noise, with its seeds. Recorded as a "noise" evaluation of the trial; the pruner is not told."""
-        self.emit("noise", {"trial": number, "repeat": repeat})
+               recorder: CallRecorder, *, knobs: dict[str, Any] | None = None, variant_hash: str | None = None,
+               kind: str = "noise", split: str = "search") -> tuple[SuiteResult, dict[str, int | None]]:
+        """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise,
+        with its seeds. Recorded as an evaluation of the trial (kind: noise, confirm or incumbent); the pruner
+        is not told."""
+        self.emit(kind if kind != "incumbent" else "noise", {"trial": number, "repeat": repeat})
         return evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
-                               instructions=instructions, kind="noise", split="search", study=self.name,
+                               instructions=instructions, kind=kind, split=split, study=self.name,
                                trial=number, recorder=recorder, backend_factory=self.backend_factory,
-                               retries=self.retries, backoff_s=self.backoff_s)
+                               retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
+                               variant_hash=variant_hash)
+
+    def scores(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
+               tasks: list[Task], split: str, repeat: int, recorder: CallRecorder) -> Scores:
+        """A variant's per-task scores under one seed set, from the store where it was evaluated before (by
+        any trial of this study on this machine); the tasks it lacks, or that failed there, are evaluated
+        now (kind "incumbent", under trial `number`). A task that fails again stays None."""
+        found = self.stored_scores(variant_hash, split, repeat)
+        missing = [t for t in tasks if found.get((t.id, repeat)) is None]
+        if missing:
+            result, _ = self.repeat(number, instructions, missing, repeat, recorder, knobs=knobs,
+                                    variant_hash=variant_hash, kind="incumbent", split=split)
+            found.update(self.result_scores(result, repeat))
+        return {(t.id, repeat): found.get((t.id, repeat)) for t in tasks}
+
+    def stored_scores(self, variant_hash: str, split: str, repeat: int) -> dict[tuple[str, int], float | None]:
+        """Per task, its first successful score in the store (None where every attempt failed)."""
+        found: dict[tuple[str, int], float | None] = {}
+        for row in self.store.variant_task_results(self.name, variant_hash, split, repeat):
+            key = (row["task_id"], repeat)
+            if found.get(key) is None:
+                found[key] = None if row["failed"] else self.task_objective(
+                    row["score_r1"], row["criteria_passed"], row["criteria_total"], row["joules"])
+        return found
+
+    def result_scores(self, suite: SuiteResult, repeat: int) -> dict[tuple[str, int], float | None]:
+        """An evaluation's per-task scores as the keep rule pairs them (None: the task failed)."""
+        return {(t.task_id, repeat): None if t.failed else self.task_objective(
+            t.score_r1, t.criteria_passed, len(t.checks), t.joules) for t in suite.tasks}
+
+    def task_objective(self, judge: float, passed: int, total: int, joules: float) -> float:
+        """One task's objective: its composite, less the energy term when [scoring] energy_weight > 0."""
+        checks = [CheckResult("", i < passed, "") for i in range(total)]
+        value = composite(judge, criteria_rate([checks]), self.settings.scoring)
+        return objective(value, joules, 1, self.energy_weight)
+
+    @property
+    def seeded(self):
+        """The portfolio of repeat 0: the configured seeds, and seed 0 for a pipeline role without one, so
+        that the screen and the incumbent's scores it is paired with were drawn under the same seeds."""
+        return repeat_portfolio(self.portfolio, 0)
 
     def harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
-        return Harness(self.ws, self.portfolio, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
+        return Harness(self.ws, self.seeded, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
                        producer_temperature=knobs.get("producer_temperature"),
                        backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s)
 

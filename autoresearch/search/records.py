@@ -8,7 +8,8 @@ from typing import Any
 from ..evaluation.noise import Spread
 from ..pipeline.runner import SuiteResult
 from ..workspace.workspace import text_hash
-from .results import Incumbent, TrialOutcome
+from .keep_rule import Verdict
+from .results import TrialOutcome
 
 
 def variant_fields(instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
@@ -31,18 +32,19 @@ def outcome_fields(outcome: TrialOutcome, suite: SuiteResult | None, holdout_id:
         else outcome.objective - outcome.delta)
 
 
-def commit_subject(file: str, outcome: TrialOutcome, incumbent: Incumbent, energy_weight: float) -> str:
-    if energy_weight:
-        return (f"autoresearch: {file} {outcome.delta:+.2f} "
-                f"(objective {incumbent.objective:.2f} → {outcome.objective:.2f})")
-    return (f"autoresearch: {file} {outcome.delta:+.2f} "
-            f"({incumbent.composite:.2f} → {outcome.composite:.2f})")
+def commit_subject(file: str, outcome: TrialOutcome, verdict: Verdict) -> str:
+    """"autoresearch: producer.md +0.42 over 4 tasks × 3 seeds (95% bound +0.11)"."""
+    c, bound = verdict.comparison, verdict.lower_bound
+    shown = "none" if bound is None else f"{bound:+.2f}"
+    return (f"autoresearch: {file} {outcome.delta:+.2f} over {c.tasks} tasks × {c.repeats} "
+            f"seed{'' if c.repeats == 1 else 's'} ({verdict.confidence:.0%} bound {shown})")
 
 
 def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, Any], *, portfolio: str,
-                    study: str, energy_weight: float, noise: Spread | None = None) -> dict[str, str]:
-    """The figures a keep's commit carries, so that `git log` alone shows why it was kept, and how its delta
-    compares with the study's measured noise."""
+                    study: str, energy_weight: float, noise: Spread | None = None,
+                    evidence: Verdict | None = None) -> dict[str, str]:
+    """The figures a keep's commit carries, so that `git log` alone shows why it was kept: the keep rule's
+    evidence (the paired delta, its bound, the pairs, the holdout delta) and the study's measured noise."""
     trailers = {
         "Autoresearch-Trial": str(outcome.number),
         "Autoresearch-Operator": outcome.operator,
@@ -59,12 +61,16 @@ def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, 
         trailers["Autoresearch-Objective"] = f"{outcome.objective:.3f}"
         trailers["Autoresearch-Joules-Per-Task"] = (f"{suite.joules / max(len(suite.tasks), 1):.1f} "
                                                     f"({suite.energy_source})")
+    if evidence is not None:
+        trailers.update(evidence.trailers())
     if noise is not None and noise.sd is not None:
-        spread_of_delta = noise.difference_sd
-        trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} (the baseline over {noise.n} seeds)"
-        inside = outcome.delta is not None and outcome.delta < spread_of_delta
-        trailers["Autoresearch-Inside-Noise"] = (f"{'yes' if inside else 'no'} (delta {outcome.delta:+.3f}, "
-                                                 f"sd of a difference {spread_of_delta:.3f})")
+        trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} (the baseline's composite over {noise.n} seeds)"
+    if evidence is not None:
+        bound = evidence.lower_bound
+        inside = bound is None or bound <= 0
+        trailers["Autoresearch-Inside-Noise"] = (f"{'yes' if inside else 'no'} (mean delta {outcome.delta:+.3f}, "
+                                                 f"{evidence.confidence:.0%} lower bound "
+                                                 f"{'none' if bound is None else format(bound, '+.3f')})")
     if knobs:
         trailers["Autoresearch-Knobs"] = ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()))
     return trailers

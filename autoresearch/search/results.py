@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.statuses import TrialStatus
 from ..workspace.versioning import write_atomic
 from .proposer import Feedback
+
+if TYPE_CHECKING:
+    from .keep_rule import Verdict
 
 
 class StopReason(StrEnum):
@@ -46,6 +49,7 @@ class TrialOutcome:
     commit: str = ""
     holdout_composite: float | None = None
     objective: float | None = None  # what the keep rule compares: see objective(); delta is in its units
+    evidence: "Verdict | None" = None  # how the keep rule decided (a trial that reached it)
 
 
 def objective(composite: float | None, joules: float, tasks: int, energy_weight: float) -> float | None:

@@ -17,6 +17,7 @@ import sqlalchemy
 
 from ..errors import ConfigError
 from ..evaluation.noise import Spread
+from ..evaluation.paired import compare, holdout_margin, task_sd
 from ..lm.calls import CallRecord, CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..pipeline.repeats import role_seeds
@@ -30,6 +31,7 @@ from ..workspace.workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text
 from . import identity, operators, records, strategies
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
+from .keep_rule import PairedKeepRule, Verdict
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, feedback_from
 from .recovery import Recovery, deferred_sigint, recover_instruction_files
@@ -264,11 +266,13 @@ class Study:
         instructions = dict(self.ws.instructions)
         for file in self.settings.workspace.optimizable:
             instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
-        self.store.begin_trial(self.name, trial.number, operator="baseline", **records.variant_fields(instructions, {}))
+        fields = records.variant_fields(instructions, {})
+        self.store.begin_trial(self.name, trial.number, operator="baseline", **fields)
         self._emit("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
         recorder = self.evaluator.recorder(trial.number)
         try:
-            suite = self.evaluator.evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder)
+            suite = self.evaluator.evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder,
+                                            variant_hash=fields["variant_hash"])
             value = self.evaluator.suite_objective(suite)
             if suite.score.failed_share > self.settings.search.max_failed_share:
                 self._finish(TrialOutcome(
@@ -276,8 +280,10 @@ class Study:
                     description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
                     joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
                 return None
-            holdout, holdout_id = self.evaluator.holdout(trial.number, instructions, {}, recorder)
-            self._measure_noise(trial.number, instructions, suite, recorder)
+            holdout_suite, holdout_id = self.evaluator.holdout(trial.number, instructions, {}, recorder,
+                                                               variant_hash=fields["variant_hash"])
+            holdout = holdout_suite.composite if holdout_suite else None
+            self._measure_noise(trial.number, instructions, fields["variant_hash"], suite, recorder)
             description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
                 0, trial.number, self.worker, suite.composite, value, holdout, instructions, {},
                 feedback_from(self.store.task_results(suite.evaluation_id))))
@@ -295,20 +301,22 @@ class Study:
         return self.incumbents.after_keep(
             Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout, value))
 
-    def _measure_noise(self, number: int, instructions: dict[str, str], suite: SuiteResult,
+    def _measure_noise(self, number: int, instructions: dict[str, str], variant_hash: str, suite: SuiteResult,
                        recorder: CallRecorder) -> None:
         """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
-        study's noise, stored. Not in a shared study yet: its workers would each measure their own."""
+        study's noise, stored; and the incumbent's scores that the first contender is confirmed against."""
         repeats = self.settings.search.noise_repeats
-        if repeats < 2 or self.incumbents.shared:
+        if repeats < 2:
             return
-        # Repeat 0 is the baseline itself, with the configured seeds (None: that role drew its own per call).
-        values, seeds = [suite.composite], [role_seeds(self.portfolio)]
+        # Repeat 0 is the baseline itself, under the configured seeds (0 for a role without one).
+        values, seeds = [suite.composite], [role_seeds(self.evaluator.seeded)]
         for repeat in range(1, repeats):
-            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder)
+            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
+                                                 variant_hash=variant_hash)
             values.append(result.composite)
             seeds.append(used)
-        self.store.set_noise(self.name, values, seeds)
+        if self.store.noise(self.name) is None:  # a shared study's second worker keeps the first one's
+            self.store.set_noise(self.name, values, seeds)
 
     def _noise(self) -> Spread | None:
         """The study's measured noise (its baseline's search composite over several seeds), if measured."""
@@ -354,7 +362,8 @@ class Study:
                                         objective=row_objective(twin),
                                         delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
                                         description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
-        suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "trial", recorder)
+        suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "trial", recorder,
+                                        variant_hash=fields["variant_hash"])
         value = self.evaluator.suite_objective(suite)
         outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,
                           joules=self.evaluator.joules(recorder), energy_source=suite.energy_source)
@@ -364,11 +373,60 @@ class Study:
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
             return self._finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
-        # "Beats by more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more.
-        # The delta is of the objective: the composite itself unless [scoring] energy_weight > 0.
-        if outcome.delta <= self.settings.scoring.keep_threshold + 1e-9:
-            return self._finish(replace(outcome, status=TrialStatus.DISCARD), suite), incumbent
-        return self._keep(trial, incumbent, outcome, suite, instructions, knobs, recorder)
+        verdict = self._race(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
+        # The delta is the mean paired difference the rule decided on (objective units: see results.objective).
+        outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder))
+        if not verdict.keep:
+            return self._finish(replace(outcome, status=TrialStatus.DISCARD,
+                                        description=f"{verdict.reason}; {idea}"), suite,
+                                evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
+        return self._keep(trial, incumbent, outcome, suite, instructions, knobs, verdict)
+
+    def _race(self, number: int, incumbent: Incumbent, instructions: dict[str, str], knobs: dict[str, Any],
+              variant_hash: str, screen: SuiteResult, recorder: CallRecorder) -> Verdict:
+        """The keep rule's race (search/keep_rule.py): screen, confirmation seeds, bound, holdout gate."""
+        rule = self.keep_rule
+        tasks = self.search_tasks
+        mine = self.evaluator.result_scores(screen, 0)
+        theirs = self._incumbent_scores(number, incumbent, tasks, "search", 0, recorder)
+        comparison = compare(mine, theirs)
+        screen_delta = comparison.mean
+        if not rule.still_in_race(comparison):
+            return rule.out_of_race(comparison, screen_delta, "screen")
+        for repeat in range(1, rule.repeats):
+            result, _ = self.evaluator.repeat(number, instructions, tasks, repeat, recorder, knobs=knobs,
+                                              variant_hash=variant_hash, kind="confirm")
+            mine.update(self.evaluator.result_scores(result, repeat))
+            theirs.update(self._incumbent_scores(number, incumbent, tasks, "search", repeat, recorder))
+            comparison = compare(mine, theirs)
+            if not rule.still_in_race(comparison):
+                return rule.out_of_race(comparison, screen_delta, "confirm")
+        verdict = rule.confirm(comparison, screen_delta, task_sd(theirs))
+        if not verdict.keep:
+            return verdict
+        holdout_suite, holdout_id = self.evaluator.holdout(number, instructions, knobs, recorder,
+                                                           variant_hash=variant_hash)
+        if holdout_suite is None:
+            return verdict
+        holdout = compare(self.evaluator.result_scores(holdout_suite, 0),
+                          self._incumbent_scores(number, incumbent, self.holdout_tasks, "holdout", 0, recorder))
+        sd = task_sd(theirs)
+        margin = None if sd is None else holdout_margin(sd, holdout.n)
+        verdict = rule.gate(verdict, holdout, margin)
+        verdict.extra.update(holdout_evaluation_id=holdout_id, holdout_composite=holdout_suite.composite)
+        return verdict
+
+    def _incumbent_scores(self, number: int, incumbent: Incumbent, tasks: list, split: str, repeat: int,
+                          recorder: CallRecorder) -> dict:
+        """The incumbent's per-task scores under one seed set, measured on this machine (stored, or evaluated
+        now: another worker's keep, or tasks that failed)."""
+        variant_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
+        return dict(self.evaluator.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks,
+                                          split, repeat, recorder))
+
+    @cached_property
+    def keep_rule(self) -> PairedKeepRule:
+        return PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
 
     def _propose(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
                  op: operators.MutationOperator, recorder: CallRecorder) -> Proposal | TrialOutcome:
@@ -393,23 +451,24 @@ class Study:
         return proposal
 
     def _keep(self, trial: optuna.Trial, incumbent: Incumbent, outcome: TrialOutcome, suite: SuiteResult,
-              instructions: dict[str, str], knobs: dict[str, Any],
-              recorder: CallRecorder) -> tuple[TrialOutcome, Incumbent]:
-        """A variant that beat the incumbent: its holdout figures, then its commit, recorded so that a kill at
-        any point is completed or rolled back on the next start (see _reconcile)."""
+              instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict) -> tuple[TrialOutcome, Incumbent]:
+        """A variant that won the race: its commit, recorded so that a kill at any point is completed or rolled
+        back on the next start (see _reconcile)."""
         file = outcome.file
-        holdout, holdout_id = self.evaluator.holdout(trial.number, instructions, knobs, recorder)
-        outcome = replace(outcome, status=TrialStatus.KEEP, holdout_composite=holdout, joules=self.evaluator.joules(recorder))
+        holdout, holdout_id = verdict.extra.get("holdout_composite"), verdict.extra.get("holdout_evaluation_id")
+        outcome = replace(outcome, status=TrialStatus.KEEP, holdout_composite=holdout, evidence=verdict)
         with deferred_sigint():  # the commit and its record are made together or not at all
             # 1. The figures first (status still running), so a kill right after the commit can be completed.
-            self.store.update_trial(self.name, trial.number, **records.outcome_fields(outcome, suite, holdout_id))
+            self.store.update_trial(self.name, trial.number, **records.outcome_fields(outcome, suite, holdout_id),
+                                    evidence_json=json.dumps(verdict.to_json(), sort_keys=True))
             # 2. The commit: from here on, git says this trial is kept (see _reconcile).
             record = KeepRecord(
                 incumbent.version + 1, trial.number, self.worker, suite.composite, outcome.objective, holdout,
                 instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id)), file=file,
-                subject=records.commit_subject(file, outcome, incumbent, self.energy_weight),
+                subject=records.commit_subject(file, outcome, verdict),
                 trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio_name, study=self.name,
-                                                 energy_weight=self.energy_weight, noise=self._noise()))
+                                                 energy_weight=self.energy_weight, noise=self._noise(),
+                                                 evidence=verdict))
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}")
             except LostRace:
@@ -419,10 +478,10 @@ class Study:
                         f"{incumbent.trial} by {outcome.delta:+.2f}; the incumbent is now {winner.objective:.2f}); "
                         f"{outcome.description}")
                 return self._finish(replace(outcome, status=TrialStatus.DISCARD, description=lost), suite,
-                                    holdout_id=holdout_id), winner
+                                    holdout_id=holdout_id, evidence=verdict), winner
             outcome = replace(outcome, commit=sha)
             # 3. keep in the store, then results.tsv, then Optuna.
-            self._finish(outcome, suite, holdout_id=holdout_id)
+            self._finish(outcome, suite, holdout_id=holdout_id, evidence=verdict)
         return outcome, self.incumbents.after_keep(Incumbent(
             trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, outcome.objective))
 
@@ -433,12 +492,16 @@ class Study:
         self._emit("note", {"text": text})
 
     def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
-                holdout_id: int | None = None) -> TrialOutcome:
+                holdout_id: int | None = None, evidence: Verdict | None = None) -> TrialOutcome:
         """Record how a trial ended: the store, then its results.tsv row, then Optuna (the order _reconcile
         relies on); a Ctrl-C in between is held until all three are done."""
+        extra = {}
+        if evidence is not None:
+            outcome = replace(outcome, evidence=evidence)
+            extra["evidence_json"] = json.dumps(evidence.to_json(), sort_keys=True)
         with deferred_sigint():
             self.store.finish_trial(self.name, outcome.number, outcome.status,
-                                    **records.outcome_fields(outcome, suite, holdout_id))
+                                    **records.outcome_fields(outcome, suite, holdout_id), **extra)
             row = self.store.trial(self.name, outcome.number)
             self.results.write(row)
             self.recovery.tell(row)

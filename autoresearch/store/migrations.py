@@ -147,6 +147,18 @@ M006_STUDY_NOISE = """
 ALTER TABLE studies ADD COLUMN noise_json TEXT;
 """
 
+# evaluations.variant_hash: the variant evaluated (instructions and knobs, as trials.variant_hash), so that the
+#   keep rule finds an incumbent's scores under each seed set again, whichever trial made them.
+# evaluations.repeat: which seed set it ran under (0: the configured seeds; r: each seed + r).
+# trials.evidence_json: how the keep rule decided: screen, paired comparison over tasks × seeds, its bound,
+#   the holdout difference and its margin, the trial's model calls (search/keep_rule.py, Verdict.to_json).
+M007_PAIRED_EVIDENCE = """
+ALTER TABLE evaluations ADD COLUMN variant_hash TEXT;
+ALTER TABLE evaluations ADD COLUMN repeat INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trials ADD COLUMN evidence_json TEXT;
+CREATE INDEX evaluations_by_variant ON evaluations(study, variant_hash, split, repeat);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -154,6 +166,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m004_objective_attribution", M004_OBJECTIVE_ATTRIBUTION),
     ("m005_call_seed", M005_CALL_SEED),
     ("m006_study_noise", M006_STUDY_NOISE),
+    ("m007_paired_evidence", M007_PAIRED_EVIDENCE),
 ]
 
 

@@ -54,11 +54,12 @@ class Store:
 
     def begin_evaluation(self, *, kind: str, portfolio: str, portfolio_json: str, instructions_hash: str,
                          evaluation_hash: str, split: str, study: str | None = None,
-                         trial: int | None = None) -> int:
+                         trial: int | None = None, variant_hash: str | None = None, repeat: int = 0) -> int:
         return self._insert("evaluations", dict(
             created_at=_now(), kind=kind, study=study, trial=trial, portfolio=portfolio,
             portfolio_json=portfolio_json, instructions_hash=instructions_hash,
-            evaluation_hash=evaluation_hash, split=split, status="running",
+            evaluation_hash=evaluation_hash, split=split, status="running", variant_hash=variant_hash,
+            repeat=repeat,
         ))
 
     def finish_evaluation(self, evaluation_id: int, *, status: str, composite: float | None,
@@ -94,6 +95,14 @@ class Store:
             energy_source=result.energy_source, failed=int(result.failed), failure_mode=result.failure_mode,
             flags=",".join(result.flags),
         ))
+
+    def variant_task_results(self, study: str, variant_hash: str, split: str, repeat: int) -> list[sqlite3.Row]:
+        """Every task result of a variant's finished evaluations on a split under one seed set, oldest first
+        (pruned evaluations count: their tasks were scored)."""
+        return self.conn.execute(
+            "SELECT t.* FROM task_results t JOIN evaluations e ON t.evaluation_id = e.id WHERE e.study=? AND "
+            "e.variant_hash=? AND e.split=? AND e.repeat=? AND e.status IN ('complete', 'pruned') ORDER BY t.id",
+            (study, variant_hash, split, repeat)).fetchall()
 
     def evaluation(self, evaluation_id: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()

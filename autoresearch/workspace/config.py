@@ -69,6 +69,11 @@ class ScoringConfig(_Strict):
     max_revision_rounds: int = Field(1, ge=0, le=5)
     # The loop's objective is composite − energy_weight × kJ per search task (0: the composite alone).
     energy_weight: float = Field(0.0, ge=0.0, le=100.0)
+    # The keep rule (search/keep_rule.py): a challenger's mean paired difference over search tasks × seeds must
+    # exceed keep_threshold, and its one-sided lower bound at this confidence must be above zero.
+    confidence: float = Field(0.95, ge=0.5, le=0.999)
+    # A confirmed challenger whose holdout tasks fall below the incumbent's by more than their noise is refused.
+    holdout_gate: bool = True
 
     @model_validator(mode="after")
     def _weights_sum_to_one(self) -> "ScoringConfig":
@@ -100,7 +105,8 @@ class SearchConfig(_Strict):
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
     max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
-    # The baseline's search evaluation, repeated with the next seeds: how far the composite moves by chance.
+    # Seed sets per comparison: the baseline's noise is measured over this many, and a challenger that passes
+    # the screen is confirmed over as many (the configured seeds, then each seed + 1, + 2, …).
     noise_repeats: int = Field(3, ge=1, le=20)
 
 

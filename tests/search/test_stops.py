@@ -74,8 +74,8 @@ def test_cli_run_prints_a_summary_and_commits_the_keep(loop_workspace, monkeypat
     assert result.exit_code == 0, result.output
     assert "trials (whole study): baseline 1  keep 1" in result.output
     assert "composite  3.000 → 5.100" in result.output
-    assert "autoresearch: producer.md +2.10 (3.00 → 5.10)" in result.output
-    assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 (3.00 → 5.10)"
+    assert "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)" in result.output
+    assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)"
 
 
 def test_cli_run_requires_a_stop_condition_and_refuses_dirty_files(loop_workspace, monkeypatch):

@@ -4,11 +4,11 @@ summary, and set beside each keep's delta in its commit."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 import statistics
 
+import pytest
 from rich.console import Console
 from scripted import git, producer_only
 
@@ -48,23 +48,57 @@ def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop
     assert [s["evaluator"] for s in seeds] == [7, 8, 9]
 
 
-def test_a_keep_inside_the_noise_says_so_in_its_commit_and_the_summary(loop_workspace):
+def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_workspace):
     root = producer_only(loop_workspace(extra=ONE_OPERATOR))
-    # "Answer!" gets one more point from the judge than "Answer.": +0.7, under the noise (sd 0.7 per evaluation).
+    # "Answer!" gets one more judge point than "Answer." under every seed: +0.7 on each of 2 tasks × 3 seeds.
+    # Unpaired, that is inside the noise (the seed moves the baseline by sd 0.7); paired, it is certain.
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
 
     (keep,) = summary.outcomes
     assert keep.status == "keep" and round(keep.delta, 9) == 0.7
     body = git(root, "log", "-1", "--format=%B")
-    difference = math.sqrt(2) * summary.noise.sd
-    assert f"Autoresearch-Noise-Sd: {summary.noise.sd:.3f} (the baseline over 3 seeds)" in body
-    assert f"Autoresearch-Inside-Noise: yes (delta +0.700, sd of a difference {difference:.3f})" in body
+    assert body.splitlines()[0] == "autoresearch: producer.md +0.70 over 2 tasks × 3 seeds (95% bound +0.70)"
+    assert "Autoresearch-Evidence: +0.70 over 2 tasks × 3 seeds, 95% lower bound +0.70" in body
+    assert "Autoresearch-Pairs: 6 (2 tasks × 3 seeds; 0 left out for faults)" in body
+    assert f"Autoresearch-Noise-Sd: {summary.noise.sd:.3f} (the baseline's composite over 3 seeds)" in body
+    assert "Autoresearch-Inside-Noise: no (mean delta +0.700, 95% lower bound +0.700)" in body
+    assert "Autoresearch-Holdout-Delta: +0.700 (1 tasks, veto below " in body
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
+    # The screen, the two confirmation seed sets, the holdout; the incumbent's scores came from the baseline.
+    assert kinds == [("trial", 0), ("confirm", 1), ("confirm", 2), ("holdout", 0)]
     console = Console(record=True, width=200)
     print_summary(console, summary, load_workspace(root))
-    text = console.export_text()
-    assert f"two single evaluations differ with sd {difference:.2f}" in text
-    assert "1 of this run's 1 keeps (trial 1) beat the incumbent by less than that: inside the noise" in text
+    assert "keep rule  1 kept (paired over search tasks × seeds" in console.export_text()
+
+
+class ParityJudge(SeedJudge):
+    """'!' helps under odd seeds (+3) and hurts under even ones (−2): a screen win that does not hold."""
+
+    def respond(self, request):
+        if self.role_of(request) != "evaluator":
+            return super().respond(request)
+        answer = re.search(r"<answer>\n(.*)\n</answer>", request.messages[-1].content, re.S).group(1)
+        bonus = (3 if request.seed % 2 else -2) if "!" in answer else 0
+        return json.dumps({**{d: 4 + bonus for d in DIMENSIONS}, "critique": "fine"})
+
+
+def test_a_win_that_does_not_hold_across_seeds_is_not_kept(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    head = git(root, "rev-parse", "HEAD")
+    # Seeds 7, 8, 9: +2.1, −1.4, +2.1 per task (× 0.7): mean +0.93 but 95% lower bound below zero.
+    summary = Study(load_workspace(root), backend_factory=ParityJudge(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    assert trial.status == "discard" and trial.evidence.stage == "bound"
+    assert trial.description.startswith("inside the noise: +0.93 over 2 tasks × 3 seeds, 95% lower bound -")
+    assert git(root, "rev-parse", "HEAD") == head
+    row = sqlite3.connect(root / "runs" / "autoresearch.db").execute(
+        "SELECT evidence_json FROM trials WHERE number=1").fetchone()
+    evidence = json.loads(row[0])
+    assert evidence["search"]["n"] == 6 and evidence["search"]["lower_bound"] < 0 < evidence["search"]["mean"]
+    assert evidence["screen_delta"] == pytest.approx(2.1)
 
 
 def test_noise_repeats_1_measures_nothing(loop_workspace):
@@ -87,7 +121,7 @@ def test_show_sets_a_trials_delta_beside_the_noise(loop_workspace):
                     backoff_s=0).optimize(n_trials=1)
     doc = json.loads(CliRunner().invoke(main, ["show", "1", "-w", str(root), "--json"]).stdout)
     assert doc["noise_sd"] == summary.noise.sd and doc["noise_repeats"] == 3
-    text = CliRunner().invoke(main, ["show", "1", "-w", str(root)]).stdout
-    difference = math.sqrt(2) * summary.noise.sd
-    assert (f"noise: the baseline's composite moves with sd {summary.noise.sd:.2f} over 3 seeds; this delta +0.70 "
-            f"is inside the sd of a difference, {difference:.2f}") in " ".join(text.split())
+    assert doc["evidence"]["search"]["tasks"] == 2 and doc["evidence"]["search"]["repeats"] == 3
+    text = " ".join(CliRunner().invoke(main, ["show", "1", "-w", str(root)]).stdout.split())
+    assert "evidence: kept: +0.70 over 2 tasks × 3 seeds, 95% lower bound +0.70 · holdout +0.70 over 1 tasks" in text
+    assert f"noise: the baseline's composite moves with sd {summary.noise.sd:.2f} over 3 seeds" in text

@@ -1,0 +1,115 @@
+"""The keep rule: when a challenger has really beaten the incumbent, and the evidence a keep carries.
+
+A race in three steps, so that trust costs few model calls:
+1. screen: the challenger's search tasks under the configured seeds (repeat 0), paired task by task with the
+   incumbent's; a mean difference at or under keep_threshold stops it (it cannot plausibly win);
+2. confirm: a contender is evaluated under the next seed sets (repeat 1, 2, …: [search] noise_repeats in all),
+   stopped as soon as its running mean falls to the threshold; after the last, it is kept only when the mean
+   paired difference over tasks × seeds exceeds keep_threshold AND its one-sided paired-t lower bound at
+   [scoring] confidence is above zero;
+3. holdout gate ([scoring] holdout_gate): its holdout tasks may not fall below the incumbent's by more than
+   the measured noise of such a difference (√2 · the per-task sd over seeds / √holdout tasks).
+Only tasks that succeeded on both sides are compared: a backend fault is not evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..evaluation.paired import PairedComparison
+from ..workspace.config import ScoringConfig
+
+EPSILON = 1e-9  # "more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How the rule decided one challenger, and on what."""
+
+    keep: bool
+    stage: str  # screen | confirm | bound | holdout | kept: where the race ended
+    reason: str  # one line, for the trial's description
+    comparison: PairedComparison  # search tasks × seeds, the last one computed
+    confidence: float
+    screen_delta: float  # the mean paired difference under the configured seeds alone (repeat 0)
+    holdout: PairedComparison | None = None
+    holdout_margin: float | None = None
+    noise_sd: float | None = None  # the incumbent's per-task sd over seeds, where measured
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lower_bound(self) -> float | None:
+        return self.comparison.lower_bound(self.confidence)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keep": self.keep, "stage": self.stage, "reason": self.reason,
+                "search": self.comparison.to_json(self.confidence), "screen_delta": self.screen_delta,
+                "holdout": self.holdout.to_json(self.confidence) if self.holdout else None,
+                "holdout_margin": self.holdout_margin, "task_noise_sd": self.noise_sd, **self.extra}
+
+    def trailers(self) -> dict[str, str]:
+        """The evidence as commit trailers: `git log` alone says why this was kept."""
+        c = self.comparison
+        bound = self.lower_bound
+        trailers = {
+            "Autoresearch-Evidence": c.text(self.confidence),
+            "Autoresearch-Pairs": f"{c.n} ({c.tasks} tasks × {c.repeats} seeds; {c.dropped} left out for faults)",
+            "Autoresearch-Lower-Bound": "none" if bound is None else f"{bound:+.3f} (one-sided paired t, "
+                                                                    f"{self.confidence:.0%})",
+        }
+        if self.noise_sd is not None:
+            trailers["Autoresearch-Task-Noise-Sd"] = f"{self.noise_sd:.3f} (one task's score over seeds)"
+        if self.holdout is not None:
+            margin = "" if self.holdout_margin is None else f", veto below {-self.holdout_margin:+.3f}"
+            trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({self.holdout.n} tasks{margin})"
+        return trailers
+
+
+@dataclass(frozen=True)
+class PairedKeepRule:
+    """The rule's settings and its three decisions; the Study runs the race and asks it at each step."""
+
+    threshold: float
+    confidence: float
+    repeats: int  # seed sets a contender is confirmed on, the screen's included
+    holdout_gate: bool
+
+    @classmethod
+    def from_settings(cls, scoring: ScoringConfig, repeats: int) -> "PairedKeepRule":
+        return cls(scoring.keep_threshold, scoring.confidence, max(repeats, 1), scoring.holdout_gate)
+
+    def still_in_race(self, comparison: PairedComparison) -> bool:
+        """Screen and each confirmation step: a challenger whose running mean is at or under the threshold
+        stops here (with nothing compared, too: every pair failed on a side)."""
+        return comparison.n > 0 and comparison.mean > self.threshold + EPSILON
+
+    def out_of_race(self, comparison: PairedComparison, screen_delta: float, stage: str) -> Verdict:
+        seeds = f"{comparison.repeats} seed{'s' if comparison.repeats != 1 else ''}"
+        what = "no task succeeded on both sides" if comparison.n == 0 else (
+            f"{comparison.mean:+.2f} over {comparison.tasks} tasks × {seeds}, not above {self.threshold:g}")
+        return Verdict(False, stage, f"{stage}: {what}", comparison, self.confidence, screen_delta)
+
+    def confirm(self, comparison: PairedComparison, screen_delta: float, noise_sd: float | None) -> Verdict:
+        """After the last seed set: the mean above the threshold, and its lower bound above zero."""
+        bound = comparison.lower_bound(self.confidence)
+        if not self.still_in_race(comparison):
+            return self.out_of_race(comparison, screen_delta, "confirm")
+        if bound is None or bound <= 0:
+            return Verdict(False, "bound", f"inside the noise: {comparison.text(self.confidence)}",
+                           comparison, self.confidence, screen_delta, noise_sd=noise_sd)
+        return Verdict(True, "kept", f"{comparison.text(self.confidence)}", comparison, self.confidence,
+                       screen_delta, noise_sd=noise_sd)
+
+    def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None) -> Verdict:
+        """The holdout gate on a confirmed challenger: vetoed when its holdout difference is below −margin."""
+        found = Verdict(verdict.keep, verdict.stage, verdict.reason, verdict.comparison, verdict.confidence,
+                        verdict.screen_delta, holdout, margin, verdict.noise_sd)
+        if not (self.holdout_gate and holdout is not None and holdout.n and margin is not None):
+            return found
+        if holdout.mean < -margin - EPSILON:
+            return Verdict(False, "holdout", f"holdout veto: holdout delta {holdout.mean:+.2f} over {holdout.n} "
+                           f"tasks is below −{margin:.2f}, the noise of such a difference; search "
+                           f"{verdict.comparison.mean:+.2f}", verdict.comparison, verdict.confidence,
+                           verdict.screen_delta, holdout, margin, verdict.noise_sd)
+        return found

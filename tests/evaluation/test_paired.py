@@ -1,0 +1,45 @@
+"""The keep rule's statistics: paired differences over tasks × seeds, their one-sided bound, faults left out."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from autoresearch.evaluation.paired import compare, holdout_margin, task_sd
+
+
+def test_pairs_are_matched_by_task_and_seed_and_faults_are_left_out():
+    mine = {("a", 0): 5.0, ("b", 0): 4.0, ("a", 1): 6.0, ("b", 1): None}
+    theirs = {("a", 0): 4.0, ("b", 0): 4.5, ("a", 1): 5.0, ("b", 1): 3.0}
+    c = compare(mine, theirs)
+    assert c.deltas == (1.0, -0.5, 1.0) and c.dropped == 1
+    assert (c.tasks, c.repeats, c.n) == (2, 2, 3)
+    assert c.mean == pytest.approx(0.5)
+
+
+def test_a_fault_on_the_incumbents_side_is_left_out_too():
+    c = compare({("a", 0): 5.0, ("b", 0): 9.0}, {("a", 0): 4.0, ("b", 0): None})
+    assert c.deltas == (1.0,) and c.dropped == 1 and c.lower_bound(0.95) is None  # one pair: no bound
+
+
+def test_the_lower_bound_is_the_one_sided_paired_t_bound():
+    deltas = [0.9, -0.2, 0.4, 0.7, 0.1, 0.5]
+    c = compare({("t", i): d for i, d in enumerate(deltas)}, {("t", i): 0.0 for i in range(6)})
+    sd = math.sqrt(sum((d - c.mean) ** 2 for d in deltas) / 5)
+    assert c.lower_bound(0.95) == pytest.approx(c.mean - stats.t.ppf(0.95, 5) * sd / math.sqrt(6))
+    assert c.lower_bound(0.99) < c.lower_bound(0.95) < c.mean  # more confidence, a lower bound
+
+
+def test_equal_differences_have_no_doubt():
+    c = compare({("a", 0): 5.7, ("b", 0): 3.7}, {("a", 0): 5.0, ("b", 0): 3.0})
+    assert c.lower_bound(0.95) == pytest.approx(0.7)
+
+
+def test_task_sd_pools_each_tasks_spread_over_seeds_not_the_spread_between_tasks():
+    # Task a moves 1 ↔ 3, task b 8 ↔ 10: within-task variance 2 each; the 7-point gap between tasks is no noise.
+    scores = {("a", 0): 1.0, ("a", 1): 3.0, ("b", 0): 8.0, ("b", 1): 10.0, ("c", 0): None}
+    assert task_sd(scores) == pytest.approx(math.sqrt(2))
+    assert task_sd({("a", 0): 1.0, ("b", 0): 2.0}) is None  # one seed: nothing measured
+    assert holdout_margin(1.0, 2) == pytest.approx(1.0)  # √2 · 1 / √2

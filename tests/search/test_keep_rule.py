@@ -1,0 +1,65 @@
+"""The keep rule's decisions, each on its own: the screen, the threshold, the bound, the holdout gate."""
+
+from __future__ import annotations
+
+from autoresearch.evaluation.paired import compare
+from autoresearch.search.keep_rule import PairedKeepRule
+from autoresearch.workspace.config import ScoringConfig
+
+RULE = PairedKeepRule.from_settings(ScoringConfig(), repeats=3)
+
+
+def comparison(deltas):
+    return compare({(f"t{i % 4}", i // 4): d for i, d in enumerate(deltas)},
+                   {(f"t{i % 4}", i // 4): 0.0 for i in range(len(deltas))})
+
+
+def test_settings_give_the_rule_its_threshold_confidence_and_gate():
+    rule = PairedKeepRule.from_settings(ScoringConfig(keep_threshold=0.3, confidence=0.9, holdout_gate=False), 5)
+    assert (rule.threshold, rule.confidence, rule.repeats, rule.holdout_gate) == (0.3, 0.9, 5, False)
+
+
+def test_the_screen_stops_a_challenger_at_or_under_the_threshold():
+    assert not RULE.still_in_race(comparison([0.1, 0.1, 0.1, 0.1]))  # exactly the threshold is not more
+    assert RULE.still_in_race(comparison([0.2, 0.1, 0.1, 0.1]))
+    assert not RULE.still_in_race(compare({("a", 0): None}, {("a", 0): 5.0}))  # nothing compared
+    verdict = RULE.out_of_race(comparison([0.0, 0.1, 0.0, 0.1]), 0.05, "screen")
+    assert not verdict.keep and verdict.reason == "screen: +0.05 over 4 tasks × 1 seed, not above 0.1"
+
+
+def test_a_mean_above_the_threshold_with_a_bound_above_zero_is_kept():
+    verdict = RULE.confirm(comparison([0.5, 0.4, 0.6, 0.3] * 3), 0.45, 0.5)
+    assert verdict.keep and verdict.stage == "kept" and verdict.lower_bound > 0
+
+
+def test_a_mean_above_the_threshold_inside_the_noise_is_not_kept():
+    verdict = RULE.confirm(comparison([2.0, -1.5, 1.8, -1.2] * 3), 0.3, 1.5)
+    assert verdict.comparison.mean > RULE.threshold and verdict.lower_bound < 0
+    assert not verdict.keep and verdict.stage == "bound" and verdict.reason.startswith("inside the noise: +0.28 over 4 tasks × 3 seeds, 95% lower bound -0.61")
+
+
+def test_a_certain_but_small_improvement_is_not_kept():
+    verdict = RULE.confirm(comparison([0.05] * 12), 0.05, 0.5)  # bound 0.05 > 0, but not above 0.1
+    assert not verdict.keep and verdict.stage == "confirm"
+
+
+def test_the_holdout_gate_vetoes_a_regression_beyond_its_noise_only():
+    kept = RULE.confirm(comparison([0.5] * 12), 0.5, 0.5)
+    worse = compare({("h", 0): 3.0, ("i", 0): 3.0}, {("h", 0): 4.0, ("i", 0): 4.0})  # −1.0
+    slightly = compare({("h", 0): 3.8, ("i", 0): 3.8}, {("h", 0): 4.0, ("i", 0): 4.0})  # −0.2
+    vetoed = RULE.gate(kept, worse, margin=0.5)
+    assert not vetoed.keep and vetoed.stage == "holdout" and "holdout delta -1.00 over 2 tasks" in vetoed.reason
+    assert RULE.gate(kept, slightly, margin=0.5).keep
+    off = PairedKeepRule(0.1, 0.95, 3, holdout_gate=False)
+    assert off.gate(kept, worse, margin=0.5).keep
+    assert RULE.gate(kept, worse, margin=0.5).to_json()["holdout"]["mean"] == -1.0
+
+
+def test_a_keeps_trailers_carry_the_evidence():
+    verdict = RULE.gate(RULE.confirm(comparison([0.5, 0.4, 0.6, 0.3] * 3), 0.45, 0.6),
+                        compare({("h", 0): 4.2}, {("h", 0): 4.0}), margin=0.85)
+    trailers = verdict.trailers()
+    assert trailers["Autoresearch-Evidence"].startswith("+0.45 over 4 tasks × 3 seeds, 95% lower bound +0.")
+    assert trailers["Autoresearch-Pairs"] == "12 (4 tasks × 3 seeds; 0 left out for faults)"
+    assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 tasks, veto below -0.850)"
+    assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"
