@@ -31,7 +31,8 @@ class Evaluator:
 
     def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, *, backend_factory: Any,
                  retries: int, backoff_s: float, emit: Callable[[str, dict[str, Any]], None],
-                 session_calls: list[CallRecord], proposer_seeds: random.Random | None = None):
+                 session_calls: list[CallRecord], proposer_seeds: random.Random | None = None,
+                 proposer: Proposer | None = None):
         self.ws, self.settings = workspace, workspace.settings
         self.portfolio_name, self.portfolio = portfolio, workspace.portfolio(portfolio)
         self.store, self.name = store, study
@@ -41,7 +42,7 @@ class Evaluator:
         self.energy_weight = self.settings.scoring.energy_weight
         self.holdout_tasks = workspace.suite.split("holdout")
         self._trial_recorder: CallRecorder | None = None
-        self._proposer: Proposer | None = None
+        self._proposer = proposer  # injected (a benchmark's scripted edits), else built on first use
         # A proposer role without a seed draws each call's from here: the run's --seed makes them repeatable.
         self.proposer_seeds = proposer_seeds
 

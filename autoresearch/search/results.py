@@ -50,6 +50,7 @@ class TrialOutcome:
     holdout_composite: float | None = None
     objective: float | None = None  # what the keep rule compares: see objective(); delta is in its units
     evidence: "Verdict | None" = None  # how the keep rule decided (a trial that reached it)
+    incumbent_objective: float | None = None  # the objective it was compared with (else objective − delta)
 
 
 def objective(composite: float | None, joules: float, tasks: int, energy_weight: float) -> float | None:

@@ -33,7 +33,7 @@ from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
 from .portfolios import PortfolioHistory
-from .proposer import Proposal, feedback_from
+from .proposer import Proposal, Proposer, feedback_from
 from .recovery import Recovery, deferred_sigint, recover_instruction_files
 from .results import (
     KNOBS,
@@ -65,7 +65,8 @@ class Study:
                  store: Store | None = None, backend_factory=None, seed: int | None = None,
                  observer: Observer | None = None, retries: int = 2, backoff_s: float = 1.0,
                  warm_start: bool = True, study_name: str | None = None, remote: str = "origin",
-                 sampler: optuna.samplers.BaseSampler | None = None, pruner: optuna.pruners.BasePruner | None = None):
+                 sampler: optuna.samplers.BaseSampler | None = None, pruner: optuna.pruners.BasePruner | None = None,
+                 proposer: Proposer | None = None):
         self.ws = workspace
         self.settings = workspace.settings
         self.portfolio_name = portfolio or self.settings.workspace.portfolio
@@ -95,6 +96,7 @@ class Study:
         # Strategies as Optuna takes them; by default TPE and the [search] pruner (search/strategies.py).
         self.sampler = sampler or strategies.default_sampler(seed)
         self.pruner = pruner or strategies.default_pruner(self.settings.search)
+        self.proposer = proposer  # None: the portfolio's proposer model (anything with Proposer.propose)
         self.observer = observer or (lambda kind, data: None)
         try:
             self.operators = operators.select(self.settings.search.operators)
@@ -164,7 +166,8 @@ class Study:
         self.evaluator = Evaluator(self.ws, self.portfolio_name, self.store, self.name,
                                    backend_factory=self.backend_factory, retries=self.retries,
                                    backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls,
-                                   proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"))
+                                   proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"),
+                                   proposer=self.proposer)
         self.recovery = Recovery(store=self.store, repo=repo, optuna_study=self.optuna, study=self.name,
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note)
@@ -375,7 +378,8 @@ class Study:
             return self._finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
         verdict = self._race(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
         # The delta is the mean paired difference the rule decided on (objective units: see results.objective).
-        outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder))
+        outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder),
+                          incumbent_objective=incumbent.objective)
         if not verdict.keep:
             return self._finish(replace(outcome, status=TrialStatus.DISCARD,
                                         description=f"{verdict.reason}; {idea}"), suite,

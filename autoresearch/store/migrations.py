@@ -150,6 +150,8 @@ ALTER TABLE studies ADD COLUMN noise_json TEXT;
 # evaluations.variant_hash: the variant evaluated (instructions and knobs, as trials.variant_hash), so that the
 #   keep rule finds an incumbent's scores under each seed set again, whichever trial made them.
 # evaluations.repeat: which seed set it ran under (0: the configured seeds; r: each seed + r).
+# trials.delta: from m007 on, for a trial that reached the keep rule, its mean paired difference over tasks ×
+#   seeds (what the rule decided on); trials.incumbent_before stays the incumbent's objective.
 # trials.evidence_json: how the keep rule decided: screen, paired comparison over tasks × seeds, its bound,
 #   the holdout difference and its margin, the trial's model calls (search/keep_rule.py, Verdict.to_json).
 M007_PAIRED_EVIDENCE = """

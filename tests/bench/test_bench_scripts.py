@@ -80,3 +80,28 @@ def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):
         assert len(trials) == 4  # baseline + 3 trials: equal trials with and without the pruner
         assert studies[label]["calls"] == sum(t["calls"] for t in trials)
         assert all(0.0 <= t["share"] <= 1.0 for t in trials)
+
+
+def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
+    rc = load_script("bench_validity").main(["--backend", "fake", "--aa-trials", "3", "--power-tries", "2",
+                                              "--normal-trials", "3", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| A/A false keeps (3 null-edit trials) | ≤ 5% |" in out and "Planted improvement, shown on fresh seeds" in out
+    data = json.loads((tmp_path / "validity.json").read_text())
+    rows = data["rows"]
+    assert [r["stage"] for r in rows].count("aa") == 3 and [r["stage"] for r in rows].count("power") == 2
+    for row in rows:  # both rules' calls: the paired rule never spends less than the screen it shares
+        assert row["calls"] >= row["old_calls"] - (6 if row["old_keep"] else 0)
+    aa = [r for r in rows if r["stage"] == "aa"]
+    assert data["figures"]["aa_false_keeps"] == sum(r["status"] == "keep" for r in aa)
+    assert (tmp_path / "validity.md").read_text().startswith("Machine: ")
+
+
+def test_null_edits_change_only_whitespace_and_never_repeat():
+    from autoresearch.bench.validity import NullEdits
+
+    edits = NullEdits()
+    parent = "You are a helpful assistant. Answer the task.\n"
+    texts = [edits.propose(parent, None, None, []).text for _ in range(20)]
+    assert len(set(texts)) == 20 and all(t.split() == parent.split() for t in texts)

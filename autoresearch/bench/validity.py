@@ -1,0 +1,345 @@
+"""bench_validity: can a keep be trusted? False keeps of null edits, power on a planted improvement, holdout
+agreement of keeps, and the model calls the keep rule costs: today's paired rule beside the rule it replaced
+(one evaluation of the search tasks, kept when it beats the incumbent by more than keep_threshold)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..evaluation.paired import compare
+from ..pipeline.repeats import evaluate_repeat
+from ..search.evaluating import Evaluator
+from ..search.proposer import Proposal
+from ..search.study import Study
+from ..store import Store
+from ..workspace.workspace import load_workspace
+from . import report
+from .search import inner_factory
+from .workspaces import copy_workspace, starter
+
+# The planted improvement's incumbent: a producer.md that makes the model break the tasks' format criteria
+# (numbered lists, '## ' sections, word counts); the challenger is the starter's own producer.md.
+SABOTAGE = "You are a helpful assistant. Reply with one short sentence only: no lists, no headings, no numbers.\n"
+PLANTED_SEED = 1000  # the planted check's fresh seeds (1000, 1001, …): none of the tries below use them
+
+
+@dataclass
+class ValidityOptions:
+    aa_trials: int = 16  # null-edit trials in the A/A study
+    power_tries: int = 5  # fresh-seed studies of the planted improvement
+    normal_trials: int = 8  # trials of a normal study (the model's own proposals)
+    planted_repeats: int = 3  # fresh seed sets the planted edit is shown to help on, before the tries
+    stages: tuple[str, ...] = ("planted", "aa", "power", "normal")
+    out: Path = Path("runs/bench")
+    seed: int = 0
+    backend: str = "configured"
+
+
+@dataclass
+class TrialRow:
+    """One trial as the benchmark counts it: both rules' verdicts and their model calls."""
+
+    stage: str
+    study: int  # which try / study of the stage
+    number: int
+    status: str
+    stage_reached: str  # pruned, failed, screen, confirm, bound, holdout, kept (or discard without a race)
+    screen_delta: float | None  # suite composite − the incumbent's: what the old rule compared
+    paired_delta: float | None
+    lower_bound: float | None
+    holdout_delta: float | None
+    old_keep: bool  # the old rule's verdict on the same screen
+    calls: int  # the trial's model calls under the paired rule (proposer, screen, confirm, incumbent, holdout)
+    old_calls: int  # what the old rule would have spent: proposer + screen (+ the holdout of an old keep)
+
+
+@dataclass
+class ValidityResult:
+    rows: list[TrialRow] = field(default_factory=list)
+    planted: dict[str, Any] = field(default_factory=dict)
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""
+
+    def stage(self, name: str) -> list[TrialRow]:
+        return [r for r in self.rows if r.stage == name]
+
+
+class NullEdits:
+    """The A/A proposer: each proposal is its parent with more spaces at one place; no meaning changes."""
+
+    def __init__(self):
+        self.count = 0
+
+    def propose(self, parent: str, operator, feedback, tried, *, other: str = "", temperature: float = 0.7,
+                rng=None) -> Proposal:
+        self.count += 1
+        spaces = [m.start() for m in re.finditer(" ", parent)] or [len(parent.rstrip("\n"))]
+        at, extra = spaces[self.count % len(spaces)], " " * (1 + self.count // len(spaces))
+        return Proposal(parent[:at] + extra + parent[at:], f"null edit {self.count}: {len(extra)} more space(s)",
+                        "rule")
+
+
+class Planted:
+    """The power check's proposer: always the planted improvement."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def propose(self, parent: str, *args, **kwargs) -> Proposal | None:
+        return Proposal(self.text, "planted: the starter's producer.md", "rule") if parent != self.text else None
+
+
+def seeded_copy(source: Path, dest: Path, seed: int, producer: str | None = None) -> Path:
+    """A copy of the workspace whose pipeline roles start from `seed`, producer.md the only optimizable file."""
+    roles = {role: {"seed": seed} for role in ("planner", "producer", "evaluator")}
+    root = copy_workspace(source, dest, update={"portfolios": {"default": roles},
+                                                "workspace": {"optimizable": ["producer.md"]}})
+    if producer is not None:
+        (root / "instructions" / "producer.md").write_text(producer, encoding="utf-8")
+        import subprocess
+        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qam",
+                        "bench: the planted incumbent"], cwd=root, check=True)
+    return root
+
+
+def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[str, Any]:
+    """Show the planted edit helps across fresh seeds: SABOTAGE and the starter's producer.md, paired on the
+    search tasks under `repeats` seed sets that no try uses."""
+    root = seeded_copy(source, scratch / "planted", PLANTED_SEED)
+    ws = load_workspace(root)
+    store = Store.for_workspace(root / "runs")
+    portfolio = ws.portfolio(ws.settings.workspace.portfolio)
+    tasks = ws.suite.split("search")
+    sides = {}
+    evaluator = Evaluator(ws, ws.settings.workspace.portfolio, store, "planted", backend_factory=factory,
+                          retries=2, backoff_s=1.0, emit=lambda *_: None, session_calls=[])
+    for name, text in (("sabotage", SABOTAGE), ("starter", ws.instructions["producer.md"])):
+        scores = {}
+        for repeat in range(repeats):
+            result, _ = evaluate_repeat(ws, store, ws.settings.workspace.portfolio, portfolio, tasks, repeat,
+                                        instructions={**ws.instructions, "producer.md": text}, kind="eval",
+                                        split="search", backend_factory=factory)
+            scores.update(evaluator.result_scores(result, repeat))
+        sides[name] = scores
+    c = compare(sides["starter"], sides["sabotage"])
+    return {"seeds": [PLANTED_SEED + r for r in range(repeats)], **c.to_json(0.95),
+            "sabotage_mean": _mean(sides["sabotage"]), "starter_mean": _mean(sides["starter"])}
+
+
+def _mean(scores: dict) -> float | None:
+    values = [v for v in scores.values() if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def study_rows(root: Path, stage: str, index: int, holdout_tasks: int, threshold: float) -> tuple[list[TrialRow],
+                                                                                                 dict[str, Any]]:
+    """Every trial of the workspace's study, with both rules' verdicts and calls, read back from its store."""
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    db.row_factory = sqlite3.Row
+    calls = {}
+    for row in db.execute("SELECT c.trial, COALESCE(e.kind, 'proposer') AS kind, COUNT(*) AS n FROM calls c "
+                          "LEFT JOIN evaluations e ON c.evaluation_id = e.id GROUP BY c.trial, kind"):
+        calls.setdefault(row["trial"], {})[row["kind"]] = row["n"]
+    tasks_run = {row["trial"]: row["n"] for row in db.execute(
+        "SELECT e.trial, COUNT(*) AS n FROM task_results t JOIN evaluations e ON t.evaluation_id = e.id "
+        "WHERE e.kind IN ('trial', 'baseline') GROUP BY e.trial")}
+    rows, baseline = [], {}
+    incumbent = None
+    for t in db.execute("SELECT * FROM trials ORDER BY number"):
+        kinds = calls.get(t["number"], {})
+        if t["status"] == "baseline":
+            incumbent = t["composite"]
+            baseline = {"stage": stage, "study": index, "calls": sum(kinds.values()), "calls_by_kind": kinds,
+                        "composite": t["composite"]}
+            continue
+        evidence = json.loads(t["evidence_json"]) if t["evidence_json"] else None
+        screen = kinds.get("trial", 0)
+        screen_delta = None if t["composite"] is None or incumbent is None or t["status"] == "pruned" \
+            else t["composite"] - incumbent
+        old_keep = screen_delta is not None and t["status"] != "failed" and screen_delta > threshold + 1e-9
+        per_task = screen / max(tasks_run.get(t["number"], 1), 1)
+        old_calls = kinds.get("proposer", 0) + screen + (round(per_task * holdout_tasks) if old_keep else 0)
+        reached = evidence["stage"] if evidence else t["status"]
+        holdout = evidence.get("holdout") if evidence else None
+        rows.append(TrialRow(stage, index, t["number"], t["status"], reached, screen_delta,
+                             evidence["search"]["mean"] if evidence else None,
+                             evidence["search"]["lower_bound"] if evidence else None,
+                             holdout["mean"] if holdout else None, old_keep, sum(kinds.values()), old_calls))
+        if t["status"] == "keep":
+            incumbent = t["composite"]
+    return rows, baseline
+
+
+def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> ValidityResult:
+    import dspy
+
+    dspy.disable_logging()
+    log = log or (lambda text: print(text, file=sys.stdout, flush=True))
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-validity-"))
+    factory, backend_text = inner_factory(options.backend)
+    result = ValidityResult(machine=report.machine(), backend=backend_text)
+    source = starter(scratch / "starter")
+    ws = load_workspace(source)
+    threshold = ws.settings.scoring.keep_threshold
+    holdout_tasks = len(ws.suite.split("holdout"))
+    starter_producer = ws.instructions["producer.md"]
+
+    def study(stage: str, index: int, root: Path, trials: int, proposer) -> None:
+        def observe(kind: str, data: dict[str, Any]) -> None:
+            if kind == "trial_finished":
+                o = data["outcome"]
+                log(f"  {stage} {index} trial {o.number}: {o.status} {o.description[:110]}")
+        Study(load_workspace(root), backend_factory=factory, seed=options.seed + index, observer=observe,
+              proposer=proposer).optimize(n_trials=trials)
+        rows, baseline = study_rows(root, stage, index, holdout_tasks, threshold)
+        result.rows.extend(rows)
+        result.baselines.append(baseline)
+
+    for stage in options.stages:
+        start = time.perf_counter()
+        log(f"{stage}: starting")
+        if stage == "planted":
+            result.planted = planted_check(source, scratch, options.planted_repeats, factory)
+            log(f"  planted: {json.dumps(result.planted)}")
+        elif stage == "aa":
+            study("aa", 0, seeded_copy(source, scratch / "aa", 7), options.aa_trials, NullEdits())
+        elif stage == "power":
+            for k in range(options.power_tries):
+                root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k, producer=SABOTAGE)
+                study("power", k, root, 1, Planted(starter_producer))
+        elif stage == "normal":
+            study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
+        else:
+            raise ValueError(f"unknown stage {stage!r}; planted, aa, power or normal")
+        result.seconds[stage] = time.perf_counter() - start
+    write(out, options, result)
+    return result
+
+
+def figures(result: ValidityResult) -> dict[str, Any]:
+    """The four checks' figures, for both rules where both apply."""
+    aa, power, normal = result.stage("aa"), result.stage("power"), result.stage("normal")
+    keeps = [r for r in result.rows if r.status == "keep"]
+    normal_keeps = [r for r in normal if r.status == "keep"]
+
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    def per_trial(rows: list[TrialRow], attr: str) -> float | None:
+        return sum(getattr(r, attr) for r in rows) / len(rows) if rows else None
+
+    every = [r for r in result.rows if r.stage in ("aa", "normal")]
+    return {
+        "aa_trials": len(aa), "aa_false_keeps": sum(r.status == "keep" for r in aa),
+        "aa_false_keeps_old": sum(r.old_keep for r in aa),
+        "aa_false_keep_rate": share(sum(r.status == "keep" for r in aa), len(aa)),
+        "aa_false_keep_rate_old": share(sum(r.old_keep for r in aa), len(aa)),
+        "power_tries": len(power), "power_keeps": sum(r.status == "keep" for r in power),
+        "power_keeps_old": sum(r.old_keep for r in power),
+        "power": share(sum(r.status == "keep" for r in power), len(power)),
+        "normal_trials": len(normal), "normal_keeps": len(normal_keeps),
+        "normal_keeps_old": sum(r.old_keep for r in normal),
+        "holdout_agreement_normal": share(sum((r.holdout_delta or 0) > 0 for r in normal_keeps), len(normal_keeps)),
+        "holdout_agreement_all": share(sum((r.holdout_delta or 0) > 0 for r in keeps), len(keeps)),
+        "keeps_all": len(keeps),
+        "calls_per_trial": per_trial(every, "calls"), "calls_per_trial_old": per_trial(every, "old_calls"),
+        "cost_ratio": (per_trial(every, "calls") / per_trial(every, "old_calls")
+                       if every and per_trial(every, "old_calls") else None),
+        "baseline_calls": [b["calls"] for b in result.baselines],
+    }
+
+
+def markdown(options: ValidityOptions, result: ValidityResult) -> str:
+    f = figures(result)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0%}"
+
+    p = result.planted
+    lines = [f"Machine: {report.machine_line(result.machine)}", f"Backend: {result.backend}", ""]
+    if p:
+        lines.append(f"Planted improvement, shown on fresh seeds {p['seeds']}: starter producer.md − sabotage "
+                     f"{p['mean']:+.2f} over {p['tasks']} tasks × {p['repeats']} seeds (95% lower bound "
+                     f"{p['lower_bound']:+.2f}; means {p['sabotage_mean']:.2f} → {p['starter_mean']:.2f}).")
+        lines.append("")
+    lines += [
+        "| check | target | paired rule (now) | one evaluation > 0.1 (before) |",
+        "|---|---|---|---|",
+        f"| A/A false keeps ({f['aa_trials']} null-edit trials) | ≤ 5% | {f['aa_false_keeps']} "
+        f"({pct(f['aa_false_keep_rate'])}) | {f['aa_false_keeps_old']} ({pct(f['aa_false_keep_rate_old'])}) |",
+        f"| power on the planted edit ({f['power_tries']} fresh-seed tries) | ≥ 80% | {f['power_keeps']} "
+        f"({pct(f['power'])}) | {f['power_keeps_old']} |",
+        f"| holdout agreement of keeps, normal study ({f['normal_keeps']} keeps in {f['normal_trials']} trials) "
+        f"| ≥ 90% | {pct(f['holdout_agreement_normal'])} | {f['normal_keeps_old']} keeps, holdout not gated |",
+        f"| holdout agreement of every keep above ({f['keeps_all']}) | ≥ 90% | {pct(f['holdout_agreement_all'])} "
+        "| |",
+        f"| model calls per trial (A/A + normal) | ≤ 1.5× | {_calls(f['calls_per_trial'])} "
+        f"({_calls(f['cost_ratio'], '.2f')}×) | {_calls(f['calls_per_trial_old'])} |",
+        "",
+        f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
+        "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + holdout).",
+        "Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()),
+        "",
+        "| stage | try | trial | status | race ended | screen Δ | paired Δ | bound | holdout Δ | old keep | calls | "
+        "old calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result.rows:
+        lines.append(f"| {r.stage} | {r.study} | {r.number} | {r.status} | {r.stage_reached} | {_num(r.screen_delta)} | "
+                     f"{_num(r.paired_delta)} | {_num(r.lower_bound)} | {_num(r.holdout_delta)} | "
+                     f"{'yes' if r.old_keep else 'no'} | {r.calls} | {r.old_calls} |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:+.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _calls(value: float | None, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def write(out: Path, options: ValidityOptions, result: ValidityResult) -> None:
+    text = markdown(options, result)
+    (out / "validity.md").write_text(text, encoding="utf-8")
+    (out / "validity.json").write_text(json.dumps({"figures": figures(result), "rows": [asdict(r) for r in result.rows],
+                                                   **{k: v for k, v in asdict(result).items() if k != "rows"}},
+                                                  indent=2, default=str), encoding="utf-8")
+    print(text, flush=True)
+
+
+def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser.add_argument("--aa-trials", type=int, default=ValidityOptions.aa_trials)
+    parser.add_argument("--power-tries", type=int, default=ValidityOptions.power_tries)
+    parser.add_argument("--normal-trials", type=int, default=ValidityOptions.normal_trials)
+    parser.add_argument("--planted-repeats", type=int, default=ValidityOptions.planted_repeats)
+    parser.add_argument("--stages", default=",".join(ValidityOptions.stages),
+                        help="comma-separated: planted, aa, power, normal")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
+    parser.add_argument("--seed", type=int, default=0, help="the studies' seed (default 0)")
+    parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
+                        help="fake: a scripted pipeline, for the smoke tests only")
+    a = parser.parse_args(argv)
+    return ValidityOptions(aa_trials=a.aa_trials, power_tries=a.power_tries, normal_trials=a.normal_trials,
+                           planted_repeats=a.planted_repeats, stages=tuple(s for s in a.stages.split(",") if s),
+                           out=a.out, seed=a.seed, backend=a.backend)
+
+
+def main(argv: Sequence[str] | None = None, doc: str = "") -> int:
+    return report.run_cli("bench_validity", lambda: run(main_args(argv, doc or __doc__ or "")))

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Can a keep be trusted? The keep rule measured on the embedded model, beside the rule it replaced.
+
+    .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--power-tries 5] [--normal-trials 8]
+        [--planted-repeats 3] [--stages planted,aa,power,normal] [--out runs/bench]
+
+Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
+
+  - planted: shows that the planted improvement is real before anything is tried with it: a producer.md
+    that asks for one short sentence without lists or headings ("sabotage", which breaks the tasks' format
+    criteria) against the starter's producer.md, paired on the search tasks under fresh seed sets
+    (1000, 1001, …) that no try below uses;
+  - aa: a study whose every variant is a null edit (more spaces at one place), 16 trials: every keep is a
+    false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
+  - power: 5 studies from the sabotaged producer.md, each with its own seeds (100, 110, …), whose one trial
+    proposes the starter's producer.md: how often the rule keeps a real improvement;
+  - normal: a study of 8 trials with the model's own proposals: of its keeps, how many also gained on the
+    holdout tasks (and the same over every keep of the run).
+Model calls per trial are counted for both rules: the paired rule's as spent; the old rule's as it would
+have spent them (the proposer, the screen, and the holdout tasks of each trial it would have kept).
+
+Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls): planted 2 × 3 × 4 tasks = 72 calls;
+aa: baseline 42 + 16 trials × (12 to 36 + the incumbent's holdout once); power 5 × (42 + 42); normal: 42
++ 8 × (1 + 12 to 42) → roughly 1,000 calls, about an hour.
+
+--backend fake (test-only) runs everything on a scripted pipeline in seconds; its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from autoresearch.bench.validity import main as _main
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _main(argv, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
