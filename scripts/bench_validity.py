@@ -6,14 +6,14 @@
 
 Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
 
-  - planted: shows that the planted improvement is real before anything is tried with it: a producer.md
-    that asks for one short sentence without lists or headings ("sabotage", which breaks the tasks' format
-    criteria) against the starter's producer.md, paired on the search tasks under fresh seed sets
-    (1000, 1001, …) that no try below uses;
+  - planted: shows that the planted improvement is real before anything is tried with it: a producer.md that
+    has the model restate the task before answering (the task texts hold the terms the "contains" criteria
+    check, which the starter's answers miss) against the starter's producer.md, paired on the search tasks
+    under fresh seed sets (1000, 1001, …) that no try below uses;
   - aa: a study whose every variant is a null edit (more spaces at one place), 16 trials: every keep is a
     false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
-  - power: 5 studies from the sabotaged producer.md, each with its own seeds (100, 110, …), whose one trial
-    proposes the starter's producer.md: how often the rule keeps a real improvement;
+  - power: 5 studies from the starter, each with its own seeds (100, 110, …), whose one trial proposes the
+    planted producer.md: how often the rule keeps a real improvement;
   - normal: a study of 8 trials with the model's own proposals: of its keeps, how many also gained on the
     holdout tasks (and the same over every keep of the run).
 Model calls per trial are counted for both rules: the paired rule's as spent; the old rule's as it would

@@ -25,9 +25,11 @@ from . import report
 from .search import inner_factory
 from .workspaces import copy_workspace, starter
 
-# The planted improvement's incumbent: a producer.md that makes the model break the tasks' format criteria
-# (numbered lists, '## ' sections, word counts); the challenger is the starter's own producer.md.
-SABOTAGE = "You are a helpful assistant. Reply with one short sentence only: no lists, no headings, no numbers.\n"
+# The planted improvement: a producer.md that has SmolLM2-135M restate the task before answering it. The task
+# texts hold the very terms the "contains" criteria check (on-call, access, disk, ## Summary, 2.3, Android 8),
+# which the starter's answers miss systematically; `--stages planted` shows the gain on fresh seeds.
+PLANTED = ("You are a helpful assistant. Begin your answer by copying the task word for word. "
+           "Then answer it using the plan.\n")
 PLANTED_SEED = 1000  # the planted check's fresh seeds (1000, 1001, …): none of the tries below use them
 
 
@@ -96,24 +98,18 @@ class Planted:
         self.text = text
 
     def propose(self, parent: str, *args, **kwargs) -> Proposal | None:
-        return Proposal(self.text, "planted: the starter's producer.md", "rule") if parent != self.text else None
+        return Proposal(self.text, "planted: restate the task first", "rule") if parent != self.text else None
 
 
-def seeded_copy(source: Path, dest: Path, seed: int, producer: str | None = None) -> Path:
+def seeded_copy(source: Path, dest: Path, seed: int) -> Path:
     """A copy of the workspace whose pipeline roles start from `seed`, producer.md the only optimizable file."""
     roles = {role: {"seed": seed} for role in ("planner", "producer", "evaluator")}
-    root = copy_workspace(source, dest, update={"portfolios": {"default": roles},
+    return copy_workspace(source, dest, update={"portfolios": {"default": roles},
                                                 "workspace": {"optimizable": ["producer.md"]}})
-    if producer is not None:
-        (root / "instructions" / "producer.md").write_text(producer, encoding="utf-8")
-        import subprocess
-        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qam",
-                        "bench: the planted incumbent"], cwd=root, check=True)
-    return root
 
 
 def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[str, Any]:
-    """Show the planted edit helps across fresh seeds: SABOTAGE and the starter's producer.md, paired on the
+    """Show the planted edit helps across fresh seeds: the starter's producer.md and PLANTED, paired on the
     search tasks under `repeats` seed sets that no try uses."""
     root = seeded_copy(source, scratch / "planted", PLANTED_SEED)
     ws = load_workspace(root)
@@ -123,7 +119,7 @@ def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[st
     sides = {}
     evaluator = Evaluator(ws, ws.settings.workspace.portfolio, store, "planted", backend_factory=factory,
                           retries=2, backoff_s=1.0, emit=lambda *_: None, session_calls=[])
-    for name, text in (("sabotage", SABOTAGE), ("starter", ws.instructions["producer.md"])):
+    for name, text in (("starter", ws.instructions["producer.md"]), ("planted", PLANTED)):
         scores = {}
         for repeat in range(repeats):
             result, _ = evaluate_repeat(ws, store, ws.settings.workspace.portfolio, portfolio, tasks, repeat,
@@ -131,9 +127,9 @@ def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[st
                                         split="search", backend_factory=factory)
             scores.update(evaluator.result_scores(result, repeat))
         sides[name] = scores
-    c = compare(sides["starter"], sides["sabotage"])
+    c = compare(sides["planted"], sides["starter"])
     return {"seeds": [PLANTED_SEED + r for r in range(repeats)], **c.to_json(0.95),
-            "sabotage_mean": _mean(sides["sabotage"]), "starter_mean": _mean(sides["starter"])}
+            "starter_mean": _mean(sides["starter"]), "planted_mean": _mean(sides["planted"])}
 
 
 def _mean(scores: dict) -> float | None:
@@ -194,7 +190,6 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
     ws = load_workspace(source)
     threshold = ws.settings.scoring.keep_threshold
     holdout_tasks = len(ws.suite.split("holdout"))
-    starter_producer = ws.instructions["producer.md"]
 
     def study(stage: str, index: int, root: Path, trials: int, proposer) -> None:
         def observe(kind: str, data: dict[str, Any]) -> None:
@@ -217,14 +212,14 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
             study("aa", 0, seeded_copy(source, scratch / "aa", 7), options.aa_trials, NullEdits())
         elif stage == "power":
             for k in range(options.power_tries):
-                root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k, producer=SABOTAGE)
-                study("power", k, root, 1, Planted(starter_producer))
+                root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k)
+                study("power", k, root, 1, Planted(PLANTED))
         elif stage == "normal":
             study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
         else:
             raise ValueError(f"unknown stage {stage!r}; planted, aa, power or normal")
         result.seconds[stage] = time.perf_counter() - start
-    write(out, options, result)
+        write(out, options, result, quiet=stage != options.stages[-1])  # a stopped run keeps its stages
     return result
 
 
@@ -270,9 +265,9 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
     p = result.planted
     lines = [f"Machine: {report.machine_line(result.machine)}", f"Backend: {result.backend}", ""]
     if p:
-        lines.append(f"Planted improvement, shown on fresh seeds {p['seeds']}: starter producer.md − sabotage "
+        lines.append(f"Planted improvement, shown on fresh seeds {p['seeds']}: planted − starter producer.md "
                      f"{p['mean']:+.2f} over {p['tasks']} tasks × {p['repeats']} seeds (95% lower bound "
-                     f"{p['lower_bound']:+.2f}; means {p['sabotage_mean']:.2f} → {p['starter_mean']:.2f}).")
+                     f"{p['lower_bound']:+.2f}; means {p['starter_mean']:.2f} → {p['planted_mean']:.2f}).")
         lines.append("")
     lines += [
         "| check | target | paired rule (now) | one evaluation > 0.1 (before) |",
@@ -311,13 +306,14 @@ def _calls(value: float | None, spec: str = ".1f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def write(out: Path, options: ValidityOptions, result: ValidityResult) -> None:
+def write(out: Path, options: ValidityOptions, result: ValidityResult, quiet: bool = False) -> None:
     text = markdown(options, result)
     (out / "validity.md").write_text(text, encoding="utf-8")
     (out / "validity.json").write_text(json.dumps({"figures": figures(result), "rows": [asdict(r) for r in result.rows],
                                                    **{k: v for k, v in asdict(result).items() if k != "rows"}},
                                                   indent=2, default=str), encoding="utf-8")
-    print(text, flush=True)
+    if not quiet:
+        print(text, flush=True)
 
 
 def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:

@@ -132,6 +132,32 @@ def clean_variant(text: str) -> str:
     return text.strip() + "\n" if text.strip() else ""
 
 
+# The proposer's own scaffolding: its prompt's field names and markers, and the lead-ins of its inputs. A
+# variant that carries them is an echo of the prompt, not instructions for the assistant.
+SCAFFOLDING = re.compile(
+    r"\[\[ ?## |\b(current_instructions|new_instructions|other_version|already_tried)\b|you already tried|"
+    r"ideas that were already tried|checks that failed most often|weakest judged qualities|judge critiques:|"
+    r"^\s*(idea|feedback|change)\s*:", re.IGNORECASE | re.MULTILINE)
+MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None:
+    """Why a proposed variant is junk, not worth an evaluation; None when it looks like instructions."""
+    found = SCAFFOLDING.search(text)
+    if found:
+        return f"it echoes the proposer's prompt ({found.group(0).strip()!r})"
+    lines = [" ".join(line.strip(" -*").split()).lower() for line in text.splitlines() if line.strip()]
+    ideas = {" ".join(t.split()).lower() for t in tried if t.strip()}
+    if lines and ideas and sum(line in ideas for line in lines) * 2 >= len(lines):
+        return "it echoes the list of ideas already tried"
+    if len(parent.strip()) >= 80 and len(text.strip()) < MIN_SHARE * len(parent.strip()):
+        return f"it is {len(text.strip())} characters, under a quarter of its parent's {len(parent.strip())}"
+    if not _WORD.search(text):
+        return "it has no instruction content (not one word)"
+    return None
+
+
 def usable(text: str, parent: str) -> bool:
     """Non-trivial, different from the parent, and not a runaway generation."""
     return (len(text.strip()) >= 3 and text.strip() != parent.strip()

@@ -33,7 +33,7 @@ from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
 from .portfolios import PortfolioHistory
-from .proposer import Proposal, Proposer, feedback_from
+from .proposer import Proposal, Proposer, feedback_from, junk_reason
 from .recovery import Recovery, deferred_sigint, recover_instruction_files
 from .results import (
     KNOBS,
@@ -47,6 +47,8 @@ from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
 from .summary import StudySummary, summarize
 
 RESULTS_NAME = "results.tsv"
+UNUSABLE_FACTOR = 5  # max_consecutive_failed × this many trials in a row without a usable variant stop a run
+JUNK_RETRIES = 2  # a junk proposal is asked again with another operator this many times before the trial fails
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
@@ -202,6 +204,7 @@ class Study:
         outcomes: list[TrialOutcome] = []
         commits: list[tuple[str, str]] = []
         failed_streak: list[tuple[CallRecord, ...]] = []
+        unusable = 0
         started, since_keep, stop_reason, message = time.monotonic(), trials_since_incumbent(self.store.trials(self.name)), StopReason.TRIALS, ""
         limit = self.settings.search.max_consecutive_failed
         incumbent = self.incumbents.current()
@@ -231,9 +234,20 @@ class Study:
                 since_keep = 0 if outcome.status == TrialStatus.KEEP else since_keep + 1
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
-                failed_streak = failed_streak + [self.evaluator.trial_calls()] if outcome.status == TrialStatus.FAILED else []
+                # Only backend failures count toward "the backend is down"; a trial that failed for want of a
+                # usable proposal (the backend answered) neither counts nor ends the streak, and has its own.
+                calls = self.evaluator.trial_calls()
+                if outcome.status != TrialStatus.FAILED:
+                    failed_streak, unusable = [], 0
+                elif any(not c.ok for c in calls):
+                    failed_streak = failed_streak + [calls]
+                else:
+                    unusable += 1
                 if len(failed_streak) >= limit:
                     stop_reason, message = self.evaluator.down(f"{len(failed_streak)} trials in a row failed", failed_streak)
+                    break
+                if unusable >= UNUSABLE_FACTOR * limit:
+                    stop_reason, message = self.evaluator.down(f"{unusable} trials in a row got no usable variant", [])
                     break
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED
@@ -434,25 +448,41 @@ class Study:
 
     def _propose(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
                  op: operators.MutationOperator, recorder: CallRecorder) -> Proposal | TrialOutcome:
-        """The variant of the parent that the trial's operator proposes; if none, the trial's failed outcome."""
+        """The variant of the parent that the trial's operator proposes; if none, the trial's failed outcome.
+
+        A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
+        content: proposer.junk_reason) is never evaluated: the proposer is asked again with another operator,
+        JUNK_RETRIES times at most."""
         file = failed.file
-        try:
-            with recording(recorder):
-                proposal = self.evaluator.proposer().propose(
-                    parent.instructions[file], op, parent.feedback or feedback_from(
-                        self.store.task_results(parent.evaluation_id) if parent.evaluation_id else ()),
-                    tried_ideas(self.store.trials(self.name), file), other=other.instructions[file] if other and op.needs_second_parent else "",
-                    temperature=trial.params["proposer_temperature"], rng=self.rng)
-        except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
-            error = backend_error_in(exc)
-            if error is None:
-                raise
-            return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                        description=f"the proposer's model call failed: {error.failure_mode}"))
-        if proposal is None:
-            return self._finish(replace(failed, description="the proposer gave no usable variant",
-                                        joules=self.evaluator.joules(recorder)))
-        return proposal
+        tried = tried_ideas(self.store.trials(self.name), file)
+        feedback = parent.feedback or feedback_from(
+            self.store.task_results(parent.evaluation_id) if parent.evaluation_id else ())
+        rejected: list[str] = []
+        for attempt in range(JUNK_RETRIES + 1):
+            if attempt:
+                op = self.rng.choice([o for o in self.operators if o is not op] or [op])
+            try:
+                with recording(recorder):
+                    proposal = self.evaluator.proposer().propose(
+                        parent.instructions[file], op, feedback, tried,
+                        other=other.instructions[file] if other and op.needs_second_parent else "",
+                        temperature=trial.params["proposer_temperature"], rng=self.rng)
+            except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
+                error = backend_error_in(exc)
+                if error is None:
+                    raise
+                return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+                                            description=f"the proposer's model call failed: {error.failure_mode}"))
+            reason = "no usable variant" if proposal is None else junk_reason(proposal.text, parent.instructions[file],
+                                                                              tried)
+            if reason is None:
+                if rejected:
+                    proposal = replace(proposal, idea=f"{proposal.idea} ({op.name}, after {len(rejected)} "
+                                                      "junk proposals)")
+                return proposal
+            rejected.append(f"{op.name}: {reason}")
+        return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+                                    description="the proposer gave no usable variant: " + "; ".join(rejected)))
 
     def _keep(self, trial: optuna.Trial, incumbent: Incumbent, outcome: TrialOutcome, suite: SuiteResult,
               instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict) -> tuple[TrialOutcome, Incumbent]:

@@ -113,12 +113,14 @@ def test_a_study_that_stops_on_its_own_is_resumed_until_the_budget_is_spent(tmp_
     from autoresearch.bench.methods import BenchContext, run_method
 
     source = init_workspace(tmp_path / "src")
-    # No noise measurement: its repeats of the baseline would spend the 30 calls before three trials fail.
-    root = copy_workspace(source, tmp_path / "bench", update={"search": {"operators": ["rephrase"], "noise_repeats": 1}})
+    # No noise measurement: its repeats of the baseline would spend the calls before the trials fail. Trials
+    # without a usable variant stop a study after 5 × max_consecutive_failed (each asks the proposer 3 times).
+    root = copy_workspace(source, tmp_path / "bench", update={"search": {
+        "operators": ["rephrase"], "noise_repeats": 1, "max_consecutive_failed": 1}})
     fake = _UselessProposer()
     ctx = BenchContext(root=root, scratch=tmp_path / "runs", portfolio="default", inner_factory=fake.factory,
                        backoff_s=0)
-    run = run_method(ctx, "autoresearch", 0, 30)
-    assert run.stop == "budget" and len(run.calls) == run.used == 30
-    assert any("resumed" in note for note in run.notes)  # three failed trials in a row stop a study
+    run = run_method(ctx, "autoresearch", 0, 40)
+    assert run.stop == "budget" and len(run.calls) == run.used == 40
+    assert any("resumed" in note for note in run.notes)  # five trials in a row without a variant stop a study
     assert run.best_search is not None and run.keeps == 0

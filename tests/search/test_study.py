@@ -152,6 +152,6 @@ def test_the_proposers_drawn_seeds_follow_the_runs_seed(loop_workspace, tmp_path
         rows = sqlite3.connect(workspace / "runs" / "autoresearch.db").execute(
             "SELECT seed FROM calls WHERE role='proposer' ORDER BY id").fetchall()
         drawn.append([s for (s,) in rows])
-    assert len(drawn[0]) == 2 and all(s is not None for s in drawn[0])
+    assert len(drawn[0]) >= 2 and all(s is not None for s in drawn[0])  # planner.md's short variants are junk
     assert drawn[0] == drawn[1]  # the same --seed: the same proposer seeds
     assert drawn[2] != drawn[0]  # another --seed: others
