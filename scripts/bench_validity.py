@@ -6,20 +6,22 @@
 
 Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
 
-  - planted: shows that the planted improvement is real before anything is tried with it: a producer.md that
-    has the model restate the task before answering (the task texts hold the terms the "contains" criteria
-    check, which the starter's answers miss) against the starter's producer.md, paired on the search tasks
-    under fresh seed sets (1000, 1001, …) that no try below uses;
+  - planted: whether an instruction edit has a real effect on this model at all: each edit tried as a
+    planted improvement (a producer.md that restates the task, a planner.md sabotaged to one sentence)
+    against the starter, paired on the search tasks under fresh seed sets (1000, 1001, …) no try uses;
   - aa: a study whose every variant is a null edit (more spaces at one place), 16 trials: every keep is a
     false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
-  - power: 5 studies from the starter, each with its own seeds (100, 110, …), whose one trial proposes the
-    planted producer.md: how often the rule keeps a real improvement;
+  - power: SmolLM2-135M all but ignores its instructions, so no edit has a real effect to detect; the power
+    check spikes one of known size into real runs (autoresearch/bench/spike.py: the judge gives answers
+    written under the planted producer.md one point more per dimension, +0.7 on a task's composite, while
+    plans, answers, criteria and noise stay the model's). 5 studies, each with its own seeds (100, 110, …),
+    whose one trial proposes the planted producer.md: how often the rule keeps it;
   - normal: a study of 8 trials with the model's own proposals: of its keeps, how many also gained on the
     holdout tasks (and the same over every keep of the run).
 Model calls per trial are counted for both rules: the paired rule's as spent; the old rule's as it would
 have spent them (the proposer, the screen, and the holdout tasks of each trial it would have kept).
 
-Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls): planted 2 × 3 × 4 tasks = 72 calls;
+Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls): planted 3 × 3 × 4 tasks = 108 calls;
 aa: baseline 42 + 16 trials × (12 to 36 + the incumbent's holdout once); power 5 × (42 + 42); normal: 42
 + 8 × (1 + 12 to 42) → roughly 1,000 calls, about an hour.
 

@@ -23,13 +23,22 @@ from ..store import Store
 from ..workspace.workspace import load_workspace
 from . import report
 from .search import inner_factory
+from .spike import spiked_factory
 from .workspaces import copy_workspace, starter
 
-# The planted improvement: a producer.md that has SmolLM2-135M restate the task before answering it. The task
-# texts hold the very terms the "contains" criteria check (on-call, access, disk, ## Summary, 2.3, Android 8),
-# which the starter's answers miss systematically; `--stages planted` shows the gain on fresh seeds.
-PLANTED = ("You are a helpful assistant. Begin your answer by copying the task word for word. "
-           "Then answer it using the plan.\n")
+# Instruction edits tried as a planted improvement on SmolLM2-135M, each measured here against the starter on
+# fresh seeds (`--stages planted`): the model all but ignores its role instructions, so none moved the score.
+EDITS_TRIED = {
+    "producer.md: restate the task first": ("producer.md", "You are a helpful assistant. Begin your answer by "
+                                            "copying the task word for word. Then answer it using the plan.\n"),
+    "planner.md: sabotaged to one short sentence": ("planner.md", "Give exactly one step, copied word for word: "
+                                                    "Write one short sentence and nothing else.\n"),
+}
+# So the power check spikes a known effect into real runs (bench/spike.py): answers written under PLANTED get
+# SPIKE judge points more on every dimension; their text, criteria and noise stay the real model's.
+PLANTED = "You are a helpful assistant. Answer the task using the plan. Name the task's own key terms.\n"
+MARKER = "Name the task's own key terms."
+SPIKE = 1.0  # judge points per dimension: +0.7 on a task's composite at the default weights
 PLANTED_SEED = 1000  # the planted check's fresh seeds (1000, 1001, …): none of the tries below use them
 
 
@@ -98,7 +107,7 @@ class Planted:
         self.text = text
 
     def propose(self, parent: str, *args, **kwargs) -> Proposal | None:
-        return Proposal(self.text, "planted: restate the task first", "rule") if parent != self.text else None
+        return Proposal(self.text, "planted: name the task's own key terms", "rule") if parent != self.text else None
 
 
 def seeded_copy(source: Path, dest: Path, seed: int) -> Path:
@@ -109,27 +118,32 @@ def seeded_copy(source: Path, dest: Path, seed: int) -> Path:
 
 
 def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[str, Any]:
-    """Show the planted edit helps across fresh seeds: the starter's producer.md and PLANTED, paired on the
-    search tasks under `repeats` seed sets that no try uses."""
+    """Each edit of EDITS_TRIED against the starter, paired on the search tasks under `repeats` fresh seed sets
+    that no try uses: whether any instruction edit has a real effect on this model."""
     root = seeded_copy(source, scratch / "planted", PLANTED_SEED)
     ws = load_workspace(root)
     store = Store.for_workspace(root / "runs")
     portfolio = ws.portfolio(ws.settings.workspace.portfolio)
     tasks = ws.suite.split("search")
-    sides = {}
     evaluator = Evaluator(ws, ws.settings.workspace.portfolio, store, "planted", backend_factory=factory,
                           retries=2, backoff_s=1.0, emit=lambda *_: None, session_calls=[])
-    for name, text in (("starter", ws.instructions["producer.md"]), ("planted", PLANTED)):
-        scores = {}
+
+    def scores(instructions: dict[str, str]) -> dict:
+        found = {}
         for repeat in range(repeats):
             result, _ = evaluate_repeat(ws, store, ws.settings.workspace.portfolio, portfolio, tasks, repeat,
-                                        instructions={**ws.instructions, "producer.md": text}, kind="eval",
-                                        split="search", backend_factory=factory)
-            scores.update(evaluator.result_scores(result, repeat))
-        sides[name] = scores
-    c = compare(sides["planted"], sides["starter"])
-    return {"seeds": [PLANTED_SEED + r for r in range(repeats)], **c.to_json(0.95),
-            "starter_mean": _mean(sides["starter"]), "planted_mean": _mean(sides["planted"])}
+                                        instructions=instructions, kind="eval", split="search",
+                                        backend_factory=factory)
+            found.update(evaluator.result_scores(result, repeat))
+        return found
+
+    starter_scores = scores(ws.instructions)
+    edits = {}
+    for name, (file, text) in EDITS_TRIED.items():
+        c = compare(scores({**ws.instructions, file: text}), starter_scores)
+        edits[name] = c.to_json(0.95)
+    return {"seeds": [PLANTED_SEED + r for r in range(repeats)], "starter_mean": _mean(starter_scores),
+            "edits": edits}
 
 
 def _mean(scores: dict) -> float | None:
@@ -191,12 +205,12 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
     threshold = ws.settings.scoring.keep_threshold
     holdout_tasks = len(ws.suite.split("holdout"))
 
-    def study(stage: str, index: int, root: Path, trials: int, proposer) -> None:
+    def study(stage: str, index: int, root: Path, trials: int, proposer, backends=None) -> None:
         def observe(kind: str, data: dict[str, Any]) -> None:
             if kind == "trial_finished":
                 o = data["outcome"]
                 log(f"  {stage} {index} trial {o.number}: {o.status} {o.description[:110]}")
-        Study(load_workspace(root), backend_factory=factory, seed=options.seed + index, observer=observe,
+        Study(load_workspace(root), backend_factory=backends or factory, seed=options.seed + index, observer=observe,
               proposer=proposer).optimize(n_trials=trials)
         rows, baseline = study_rows(root, stage, index, holdout_tasks, threshold)
         result.rows.extend(rows)
@@ -213,7 +227,7 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
         elif stage == "power":
             for k in range(options.power_tries):
                 root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k)
-                study("power", k, root, 1, Planted(PLANTED))
+                study("power", k, root, 1, Planted(PLANTED), spiked_factory(MARKER, SPIKE, factory))
         elif stage == "normal":
             study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
         else:
@@ -265,16 +279,20 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
     p = result.planted
     lines = [f"Machine: {report.machine_line(result.machine)}", f"Backend: {result.backend}", ""]
     if p:
-        lines.append(f"Planted improvement, shown on fresh seeds {p['seeds']}: planted − starter producer.md "
-                     f"{p['mean']:+.2f} over {p['tasks']} tasks × {p['repeats']} seeds (95% lower bound "
-                     f"{p['lower_bound']:+.2f}; means {p['starter_mean']:.2f} → {p['planted_mean']:.2f}).")
+        lines.append(f"Instruction edits against the starter (composite {p['starter_mean']:.2f}) on fresh seeds "
+                     f"{p['seeds']}, paired over search tasks × seeds:")
+        for name, c in p["edits"].items():
+            lines.append(f"- {name}: {c['mean']:+.2f} over {c['tasks']} tasks × {c['repeats']} seeds "
+                         f"(95% lower bound {c['lower_bound']:+.2f})")
+        lines.append(f"Power is measured on a spiked effect: +{SPIKE:g} judge point per dimension (+{0.7 * SPIKE:.2f} "
+                     "on a task's composite) for answers written under the planted producer.md (bench/spike.py).")
         lines.append("")
     lines += [
         "| check | target | paired rule (now) | one evaluation > 0.1 (before) |",
         "|---|---|---|---|",
         f"| A/A false keeps ({f['aa_trials']} null-edit trials) | ≤ 5% | {f['aa_false_keeps']} "
         f"({pct(f['aa_false_keep_rate'])}) | {f['aa_false_keeps_old']} ({pct(f['aa_false_keep_rate_old'])}) |",
-        f"| power on the planted edit ({f['power_tries']} fresh-seed tries) | ≥ 80% | {f['power_keeps']} "
+        f"| power on a spiked +{0.7 * SPIKE:.2f} ({f['power_tries']} fresh-seed tries) | ≥ 80% | {f['power_keeps']} "
         f"({pct(f['power'])}) | {f['power_keeps_old']} |",
         f"| holdout agreement of keeps, normal study ({f['normal_keeps']} keeps in {f['normal_trials']} trials) "
         f"| ≥ 90% | {pct(f['holdout_agreement_normal'])} | {f['normal_keeps_old']} keeps, holdout not gated |",

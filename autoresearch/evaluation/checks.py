@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,22 +43,91 @@ PLACEHOLDER_PATTERNS = (
     r"\[[A-Z][a-z]+(?: [A-Z][a-z]+){0,3}\](?![(\[:])",
 )
 
-# Output that talks to the judge instead of the reader, or hides text from the reader; case-insensitive.
-# Kept narrow (e.g. "as an AI grader", not "as a judge") so ordinary prose about courts or reviews passes.
+# Output that talks to the judge instead of the reader, or hides text from the reader; case-insensitive, on
+# text normalised first (normalise_for_guard). Kept narrow ("as an AI grader", not "as a judge"; "give this
+# full marks", not "full marks") so that ordinary prose about courts, reviews or exams passes.
 _NOT_A_UNIT = r"(?![\s-]*(?:%|percent|minutes?|mins?|seconds?|secs?|hours?|days?|weeks?|points?)\b)"
+_JUDGE = r"(?:ai\s+|llm\s+|automated\s+)?(?:judge|evaluator|grader|reviewer|assessor|examiner|marker|scorer|rater)s?"
+_MARKS = (r"(?:10|ten|full\s+marks|top\s+marks|(?:a\s+|the\s+)?(?:perfect|maximum|max|highest|top|full)\s+"
+          r"(?:score|marks?|rating|grade)|an?\s+a\+?)")
+_THIS = r"(?:this|me|it|us|the\s+(?:answer|response|output|text)|this\s+(?:answer|response|output|text))"
 JUDGE_ADDRESS_PATTERNS = (
-    r"\b(?:evaluator|grader)s?\s*:",
-    r"\bnotes?\s+(?:to|for)\s+(?:the\s+)?(?:ai\s+)?(?:judge|evaluator|grader|reviewer)s?\b",
-    r"\b(?:dear|attention|hey)\s+(?:ai\s+)?(?:judge|evaluator|grader)s?\b",
-    r"\bignore\s+(?:(?:the|all|any|previous|prior|above|earlier|your|scoring|grading)\s+)+"
-    r"(?:rubrics?|instructions|criteria|guidelines)\b",
-    r"\bgive\s+(?:this|me|it)\s+(?:a\s+)?(?:10|ten|perfect\s+score)\b" + _NOT_A_UNIT,
-    r"\bscore\s+(?:this|it|me)\s+(?:a\s+)?(?:10|ten)\b" + _NOT_A_UNIT,
+    r"\b(?:evaluator|grader|assessor|examiner|scorer|rater)s?\s*:",
+    r"\bnotes?\s+(?:to|for)\s+(?:the\s+)?" + _JUDGE + r"\b",
+    r"\b(?:dear|attention|hey|hello|hi)\s+(?:the\s+)?" + _JUDGE + r"\b",
+    r"\b(?:to|for)\s+(?:the|any|whoever|whichever)\s+(?:" + _JUDGE + r"|(?:model|ai|llm|one|person)\s+"
+    r"(?:who\s+is\s+|that\s+is\s+)?(?:grading|judging|scoring|evaluating|assessing|rating|reviewing))\b",
+    r"\bwhoever\s+(?:is\s+)?(?:grading|judging|scoring|evaluating|assessing|rating|marking)\b",
+    r"\bif\s+you\s+are\s+(?:an?\s+|the\s+)?(?:ai|model|llm|language\s+model)\s+(?:\w+\s+)?"
+    r"(?:grading|judging|scoring|evaluating|assessing|rating|reviewing)\b",
+    r"\bignore\s+(?:(?:the|all|any|previous|prior|above|earlier|your|scoring|grading|other)\s+)+"
+    r"(?:rubrics?|instructions|criteria|guidelines|rules)\b",
+    r"\b(?:give|award|grant|assign)\s+" + _THIS + r"\s+(?:a\s+)?" + _MARKS + _NOT_A_UNIT,
+    r"\b(?:score|rate|grade|mark)\s+" + _THIS + r"\s+(?:as\s+)?(?:a\s+)?(?:" + _MARKS + r"|highly|excellent|"
+    r"perfect)" + _NOT_A_UNIT,
+    r"\b(?:this|the|my)\s+(?:answer|response|output|text)\s+(?:deserves|earns|merits|warrants|should\s+get|"
+    r"should\s+receive)\s+(?:a\s+)?" + _MARKS + _NOT_A_UNIT,
     r"(?<![\d/.])\b10\s*/\s*10\b(?!\s*/)",  # "10/10", but not a date such as 10/10/2024
-    r"\bas\s+an?\s+(?:ai|llm)\s+(?:judge|evaluator|grader)\b",
+    r"\bas\s+an?\s+(?:ai|llm)\s+(?:judge|evaluator|grader|reviewer|assessor)\b",
+    r"\b(?:meets|satisfies|fulfils|fulfills)\s+(?:all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:rubric|grading|"
+    r"scoring|evaluation)\b",
+    r"\bself[\s-]*(?:assessment|evaluation|score|rating|grade)\b",
 )
 HIDDEN_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)  # unclosed comments hide the rest too
-ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff]")
+# Characters a reader does not see: zero-width, soft hyphen, word joiners, bidi controls, the BOM.
+INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u2064\u206a-\u206f\u3164\ufeff\uffa0]")
+# Latin look-alikes from other scripts (Cyrillic, Greek) that NFKC leaves alone: "еvaluator" is "evaluator".
+LOOKALIKES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i", "ј": "j", "ѕ": "s",
+    "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ո": "n", "А": "A", "В": "B", "Е": "E", "К": "K",
+    "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "У": "Y", "І": "I", "Ј": "J",
+    "Ѕ": "S", "α": "a", "ο": "o", "ρ": "p", "ν": "v", "τ": "t", "ι": "i", "κ": "k", "Α": "A", "Β": "B",
+    "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T",
+    "Υ": "Y", "Χ": "X", "ℓ": "l", "ı": "i",
+})
+
+
+def normalise_for_guard(text: str) -> str:
+    """Text as the guard reads it: invisible characters removed, compatibility forms folded (NFKC: full-width
+    and styled letters, ligatures), look-alike letters mapped to Latin, whitespace runs made one space."""
+    text = unicodedata.normalize("NFKC", INVISIBLE.sub("", text)).translate(LOOKALIKES)
+    return re.sub(r"[ \t\u00a0]+", " ", text)
+
+
+def judge_address(text: str, dimensions: Iterable[str] = ()) -> str | None:
+    """Why text addresses the judge or hides text from the reader; None when it does neither.
+
+    dimensions: the rubric's dimension names; a self-assessment against one ("Clarity: 9/10", "scores 10 on
+    accuracy") is addressed to the judge too."""
+    invisible = INVISIBLE.search(text)
+    if invisible:
+        char = invisible.group(0)
+        kind = "zero-width" if char in "\u200b\u200c\u200d\u2060\ufeff" else "invisible"
+        return f"hidden {kind} character U+{ord(char):04X}"
+    comment = HIDDEN_HTML_COMMENT.search(text)
+    if comment:
+        return f"hidden HTML comment: {_quote(comment.group(0))}"
+    plain = normalise_for_guard(text)
+    match = _first_match(_JUDGE_ADDRESS_RES + _dimension_patterns(tuple(dimensions)), plain)
+    if match is None:
+        return None
+    return f"addresses the judge: {_quote(match.group(0))}"
+
+
+@functools.lru_cache(maxsize=32)
+def _dimension_patterns(dimensions: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """A rubric dimension's name beside a mark out of ten, in either order."""
+    names = [re.escape(d.replace("_", " ")).replace(r"\ ", r"[\s_-]+") for d in dimensions if d.strip()]
+    if not names:
+        return ()
+    name = r"\b(?:" + "|".join(names) + r")\b"
+    mark = r"\b\d{1,2}(?:\.\d+)?\s*(?:/\s*10\b|out\s+of\s+(?:10|ten)\b|points?\b)"
+    return (re.compile(name + r"[^\n.]{0,24}?" + mark, re.IGNORECASE),
+            re.compile(mark + r"[^\n.]{0,24}?(?:for|on|in)\s+" + name, re.IGNORECASE),
+            re.compile(r"\b(?:scores?|rates?|rated|scored)\s+(?:a\s+)?(?:10|ten|\d{1,2})\s+(?:on|for|in)\s+" + name,
+                       re.IGNORECASE))
+
 
 _PLACEHOLDER_RES = tuple(re.compile(p) for p in PLACEHOLDER_PATTERNS)
 _JUDGE_ADDRESS_RES = tuple(re.compile(p, re.IGNORECASE) for p in JUDGE_ADDRESS_PATTERNS)
@@ -202,16 +273,8 @@ def _no_placeholders(text: str, _value: None) -> tuple[bool, str]:
 
 
 def _no_judge_address(text: str, _value: None) -> tuple[bool, str]:
-    zero_width = ZERO_WIDTH.search(text)
-    if zero_width:
-        return False, f"hidden zero-width character U+{ord(zero_width.group(0)):04X}"
-    comment = HIDDEN_HTML_COMMENT.search(text)
-    if comment:
-        return False, f"hidden HTML comment: {_quote(comment.group(0))}"
-    match = _first_match(_JUDGE_ADDRESS_RES, text)
-    if match is None:
-        return True, "no text addressed to the judge"
-    return False, f"addresses the judge: {_quote(match.group(0))}"
+    reason = judge_address(text)
+    return (True, "no text addressed to the judge") if reason is None else (False, reason)
 
 
 _RULES: dict[str, Callable[[str, Any], tuple[bool, str]]] = {

@@ -8,29 +8,70 @@ deterministic (the same patterns as the criterion), so the judge can never be ta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ..workspace.config import Criterion
-from .checks import CheckResult, check
+from .checks import CheckResult, judge_address, normalise_for_guard
 
 FLAG = "judge_directed"  # what task_results.flags records for a guarded output
 REASON_PREFIX = "judge-directed text: "
-_CRITERION = Criterion(kind="no_judge_address")
 
 
-def judge_directed(text: str) -> str | None:
-    """Why text addresses the evaluator or hides text from the reader, or None when it does not."""
-    result = check(text, _CRITERION)
-    return None if result.passed else result.reason
+def judge_directed(text: str, dimensions: Iterable[str] = ()) -> str | None:
+    """Why text addresses the evaluator or hides text from the reader, or None when it does not.
+
+    dimensions: the rubric's dimension names (a self-assessment against them is judge-directed too)."""
+    return judge_address(text, dimensions)
 
 
-def first_judge_directed(texts: Iterable[str]) -> str | None:
+def first_judge_directed(texts: Iterable[str], dimensions: Iterable[str] = ()) -> str | None:
     """The reason for the first text that is judge-directed, or None."""
+    dimensions = tuple(dimensions)
     for text in texts:
-        reason = judge_directed(text)
+        reason = judge_directed(text, dimensions)
         if reason:
             return reason
     return None
+
+
+# Instructions that would have the producer write for the judge: address it, ask it for marks, or grade its
+# own answer. A rule against it ("never address a grader") is not one: a negation just before is let through.
+_JUDGE_WORDS = r"(?:judge|evaluator|grader|reviewer|assessor|examiner|marker|scorer|rater)s?"
+_INSTRUCTING = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\b(?:address|thank|greet|flatter|praise|persuade|convince|tell|ask|remind|instruct|appeal\s+to|write\s+to|"
+    r"speak\s+to)\s+(?:the\s+|any\s+|your\s+)?(?:ai\s+|llm\s+)?" + _JUDGE_WORDS + r"\b",
+    r"\b(?:rate|score|grade|mark|assess|evaluate|judge)\s+(?:your|the)\s+own\s+(?:answer|response|output|work)\b",
+    r"\b(?:give|award|assign)\s+(?:yourself|your\s+(?:own\s+)?(?:answer|response))\s+(?:a\s+)?(?:score|"
+    r"rating|grade|marks?|\d)",
+    r"\b(?:end|close|finish|sign|start|begin)\s+(?:the\s+|your\s+|each\s+)?(?:answer|response|output)?\s*"
+    r"(?:with|by)\s+(?:a\s+)?(?:self[\s-]*)?(?:score|rating|grade|assessment)\b",
+    r"\b(?:for|to)\s+(?:the|any)\s+(?:ai\s+)?" + _JUDGE_WORDS + r"\s+(?:to\s+read|reading)\b",
+))
+_NEGATED = re.compile(r"\b(?:never|not|no|don'?t|do\s+not|avoid|without|nor)\b[^.!?\n]{0,40}$", re.IGNORECASE)
+
+
+def instruction_directed(text: str, dimensions: Iterable[str] = ()) -> str | None:
+    """Why an instruction variant would have the producer write for the judge, or None.
+
+    The output patterns apply too (an instruction that writes "10/10" or "Dear grader" into the prompt puts it
+    in front of the producer, which small models copy); an instruction not to do so is let through."""
+    plain = normalise_for_guard(text)
+    for pattern in _INSTRUCTING:
+        for match in pattern.finditer(plain):
+            if not _NEGATED.search(plain[max(0, match.start() - 60):match.start()]):
+                return f"tells the producer to write for the judge: '{match.group(0)}'"
+    reason = judge_address(text, dimensions)
+    if reason and not _NEGATED.search(plain[:_match_start(plain, reason)]):
+        return reason
+    return None
+
+
+def _match_start(plain: str, reason: str) -> int:
+    """Where the quoted fragment of a judge_address reason starts in plain text (its end when not found)."""
+    quoted = reason.split("'", 1)[1].rsplit("'", 1)[0] if "'" in reason else ""
+    found = plain.find(quoted.rstrip(".")) if quoted else -1
+    return len(plain) if found < 0 else found
 
 
 def guarded_checks(criteria: Iterable[Criterion], reason: str) -> tuple[CheckResult, ...]:

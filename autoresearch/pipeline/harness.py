@@ -330,7 +330,7 @@ class Harness:
         )
         # The guard: the first draft (what the counted judge score saw) and the final answer (what the
         # criteria saw) are both checked, whatever criteria the task lists.
-        reason = guard.first_judge_directed((draft, answer))
+        reason = guard.first_judge_directed((draft, answer), [d.name for d in self.workspace.rubric.dimensions])
         if reason is None:
             return result
         # A judge that was addressed may have obeyed, so its scores are worthless: they are zeroed

@@ -103,10 +103,10 @@ class LocalIncumbents:
         """Make this evaluation the study's baseline; returns what to add to its description."""
         return ""
 
-    def commit_keep(self, record: KeepRecord, rel: str) -> str:
-        """Commit a keep; its sha."""
+    def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
+        """Commit a keep (and the files in `also`: its knobs); its sha."""
         return self.repo.commit_instruction(rel, record.instructions[record.file], record.subject,
-                                            record.trailers).sha
+                                            record.trailers, also).sha
 
     def after_keep(self, ours: Incumbent) -> Incumbent:
         """The incumbent after this worker's keep (or baseline): its own."""
@@ -212,7 +212,7 @@ class SharedIncumbents(LocalIncumbents):
             return f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
         return ""
 
-    def commit_keep(self, record: KeepRecord, rel: str) -> str:
+    def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""
         return self.shared_worker.commit_keep(record, rel)
 

@@ -16,6 +16,7 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
+from ..evaluation import guard
 from ..evaluation.noise import Spread
 from ..evaluation.paired import compare, holdout_margin, task_sd
 from ..lm.calls import CallRecord, CallRecorder, recording
@@ -27,7 +28,13 @@ from ..store.queries import measured_noise, trials_since_incumbent, tried_ideas
 from ..store.statuses import TrialStatus
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
-from ..workspace.workspace import CONFIG_NAME, INSTRUCTIONS_DIR, Workspace, text_hash
+from ..workspace.workspace import (
+    CONFIG_NAME,
+    INSTRUCTIONS_DIR,
+    KNOBS_FILE,
+    Workspace,
+    text_hash,
+)
 from . import identity, operators, records, strategies
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
@@ -44,6 +51,7 @@ from .results import (
     row_objective,
 )
 from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
+from .shared.worker import knob_files
 from .summary import StudySummary, summarize
 
 RESULTS_NAME = "results.tsv"
@@ -133,7 +141,10 @@ class Study:
     def optimize(self, *, n_trials: int | None = None, timeout_s: float | None = None,
                  plateau: int | None = None) -> StudySummary:
         """Run trials until a stop condition; every finished trial is in the store before the next starts."""
-        repo = InstructionRepo(self.ws.root, [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable])
+        files = [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable]
+        if self.searches_knobs:
+            files.append(f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}")
+        repo = InstructionRepo(self.ws.root, files)
         repo.check_head()
         self.notes = []
         with RunLock(self.ws.runs_dir) as lock:  # one run per workspace; a killed run's lock is stale
@@ -283,12 +294,14 @@ class Study:
         instructions = dict(self.ws.instructions)
         for file in self.settings.workspace.optimizable:
             instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
-        fields = records.variant_fields(instructions, {})
-        self.store.begin_trial(self.name, trial.number, operator="baseline", **fields)
+        knobs = self._head_knobs()  # a study started from a branch whose keeps set knobs starts from them
+        fields = records.variant_fields(instructions, knobs)
+        self.store.begin_trial(self.name, trial.number, operator="baseline", params_json=json.dumps(knobs),
+                               **fields)
         self._emit("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
         recorder = self.evaluator.recorder(trial.number)
         try:
-            suite = self.evaluator.evaluate(trial, instructions, {}, self.search_tasks, "baseline", recorder,
+            suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "baseline", recorder,
                                             variant_hash=fields["variant_hash"])
             value = self.evaluator.suite_objective(suite)
             if suite.score.failed_share > self.settings.search.max_failed_share:
@@ -297,12 +310,12 @@ class Study:
                     description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
                     joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
                 return None
-            holdout_suite, holdout_id = self.evaluator.holdout(trial.number, instructions, {}, recorder,
+            holdout_suite, holdout_id = self.evaluator.holdout(trial.number, instructions, knobs, recorder,
                                                                variant_hash=fields["variant_hash"])
             holdout = holdout_suite.composite if holdout_suite else None
-            self._measure_noise(trial.number, instructions, fields["variant_hash"], suite, recorder)
+            self._measure_noise(trial.number, instructions, knobs, fields["variant_hash"], suite, recorder)
             description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
-                0, trial.number, self.worker, suite.composite, value, holdout, instructions, {},
+                0, trial.number, self.worker, suite.composite, value, holdout, instructions, knobs,
                 feedback_from(self.store.task_results(suite.evaluation_id))))
             outcome = TrialOutcome(trial.number, TrialStatus.BASELINE, operator="baseline",
                                    description=description, composite=suite.composite,
@@ -316,10 +329,10 @@ class Study:
             self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
             raise
         return self.incumbents.after_keep(
-            Incumbent(trial.number, suite.composite, instructions, {}, suite.evaluation_id, holdout, value))
+            Incumbent(trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, value))
 
-    def _measure_noise(self, number: int, instructions: dict[str, str], variant_hash: str, suite: SuiteResult,
-                       recorder: CallRecorder) -> None:
+    def _measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
+                       suite: SuiteResult, recorder: CallRecorder) -> None:
         """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
         study's noise, stored; and the incumbent's scores that the first contender is confirmed against."""
         repeats = self.settings.search.noise_repeats
@@ -329,7 +342,7 @@ class Study:
         values, seeds = [suite.composite], [role_seeds(self.evaluator.seeded)]
         for repeat in range(1, repeats):
             result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
-                                                 variant_hash=variant_hash)
+                                                 knobs=knobs, variant_hash=variant_hash)
             values.append(result.composite)
             seeds.append(used)
         if self.store.noise(self.name) is None:  # a shared study's second worker keeps the first one's
@@ -442,6 +455,31 @@ class Study:
         return dict(self.evaluator.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks,
                                           split, repeat, recorder))
 
+    @property
+    def searches_knobs(self) -> bool:
+        """Whether the study searches knob values ([search] producer_temperatures or revision_rounds)."""
+        return bool(self.settings.search.producer_temperatures or self.settings.search.revision_rounds)
+
+    def _head_knobs(self) -> dict[str, Any]:
+        """The knob values committed at HEAD of the study branch ({} without a knobs file or knob search)."""
+        if not self.searches_knobs:
+            return {}
+        try:
+            text = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}")
+        except KeyError:
+            return {}
+        try:
+            found = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(str(self.ws.root / INSTRUCTIONS_DIR / KNOBS_FILE), "knobs",
+                              "not valid JSON (a study writes it; restore it from git)") from None
+        return {k: found[k] for k in KNOBS if k in found}
+
+    @cached_property
+    def dimensions(self) -> tuple[str, ...]:
+        """The rubric's dimension names (the guard refuses variants that grade against them)."""
+        return tuple(d.name for d in self.ws.rubric.dimensions)
+
     @cached_property
     def keep_rule(self) -> PairedKeepRule:
         return PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
@@ -451,7 +489,8 @@ class Study:
         """The variant of the parent that the trial's operator proposes; if none, the trial's failed outcome.
 
         A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
-        content: proposer.junk_reason) is never evaluated: the proposer is asked again with another operator,
+        content: proposer.junk_reason) or a variant that tells the producer to write for the judge
+        (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator,
         JUNK_RETRIES times at most."""
         file = failed.file
         tried = tried_ideas(self.store.trials(self.name), file)
@@ -473,8 +512,9 @@ class Study:
                     raise
                 return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
                                             description=f"the proposer's model call failed: {error.failure_mode}"))
-            reason = "no usable variant" if proposal is None else junk_reason(proposal.text, parent.instructions[file],
-                                                                              tried)
+            reason = "no usable variant" if proposal is None else (
+                junk_reason(proposal.text, parent.instructions[file], tried)
+                or guard.instruction_directed(proposal.text, self.dimensions))
             if reason is None:
                 if rejected:
                     proposal = replace(proposal, idea=f"{proposal.idea} ({op.name}, after {len(rejected)} "
@@ -504,7 +544,7 @@ class Study:
                                                  energy_weight=self.energy_weight, noise=self._noise(),
                                                  evidence=verdict))
             try:
-                sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}")
+                sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))
             except LostRace:
                 winner = self.incumbents.current()
                 # The race first: the live view shows the first 80 characters of a description.

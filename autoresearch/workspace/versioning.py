@@ -72,37 +72,58 @@ class InstructionRepo:
         rel = self.paths[self._index(path)]
         return (self.repo.head.commit.tree / rel).data_stream.read().decode("utf-8")
 
-    def commit_instruction(self, path: str, text: str, subject: str, trailers: dict[str, str]) -> Commit:
-        """Write one instruction file and commit that file alone, leaving any other staged change staged.
+    def commit_instruction(self, path: str, text: str, subject: str, trailers: dict[str, str],
+                           also: dict[str, str] | None = None) -> Commit:
+        """Write one instruction file (and the files in `also`, path → text) and commit those alone, leaving
+        any other staged change staged. An unchanged file rides along: a commit that changes only `also`
+        (a knob-only keep) is a commit all the same.
 
-        The file is written to a temporary file and renamed over the old one, so a kill leaves either the
+        Each file is written to a temporary file and renamed over the old one, so a kill leaves either the
         old or the new text, never half of it. A file someone edited during the run is not overwritten.
         """
-        rel = self.paths[self._index(path)]
-        if rel in self.dirty_instructions():
-            raise WorkspaceError(f"{rel}: changed during the run; not overwriting it: commit or stash it, then "
-                                 "run again")
-        target = self.root / rel
-        write_atomic(target, text)
+        files = {self.paths[self._index(path)]: text}
+        files.update({self.paths[self._index(p)]: t for p, t in (also or {}).items()})
+        dirty = set(self.dirty_instructions())
+        for rel in files:
+            if rel in dirty:
+                raise WorkspaceError(f"{rel}: changed during the run; not overwriting it: commit or stash it, then "
+                                     "run again")
+        new = [rel for rel in files if not self._in_head(rel)]  # a first knobs file: git must know it
+        for rel, content in files.items():
+            write_atomic(self.root / rel, content)
         body = "\n".join(f"{key}: {value}" for key, value in trailers.items())
         try:
-            self._git_commit(rel, subject, body)
+            if new:
+                self.repo.git.add("--", *new)
+            self._git_commit(list(files), subject, body)
         except BaseException:
-            # Not committed (an error, or Ctrl-C): put back the committed text, which we alone changed.
-            if not self._committed(rel, text):
-                self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", rel)
+            # Not committed (an error, or Ctrl-C): put back the committed texts, which we alone changed.
+            for rel, content in files.items():
+                if rel in new and not self._in_head(rel):
+                    self.repo.git.rm("--cached", "--quiet", "--ignore-unmatch", "--", rel)
+                    (self.root / rel).unlink(missing_ok=True)
+                elif not self._committed(rel, content):
+                    self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", rel)
             raise
         head = self.repo.head.commit
         return Commit(head.hexsha, subject)
 
-    def _git_commit(self, rel: str, subject: str, body: str) -> None:
-        # `git commit -- <path>` (--only) commits just this path, whatever else the user has staged.
+    def _git_commit(self, rels: list[str], subject: str, body: str) -> None:
+        # `git commit -- <paths>` (--only) commits just these paths, whatever else the user has staged.
+        rel = ", ".join(rels)
         try:
-            self.repo.git.commit("--only", "--no-verify", "-m", subject, "-m", body, "--", rel,
+            self.repo.git.commit("--only", "--no-verify", "-m", subject, "-m", body, "--", *rels,
                                  author=f"{AUTHOR.name} <{AUTHOR.email}>",
                                  env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{rel}: git commit failed: {_git_message(exc)}") from None
+
+    def _in_head(self, rel: str) -> bool:
+        try:
+            self.repo.head.commit.tree / rel
+        except KeyError:
+            return False
+        return True
 
     def _committed(self, rel: str, text: str) -> bool:
         try:

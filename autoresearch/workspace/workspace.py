@@ -24,6 +24,14 @@ CONFIG_NAME = "autoresearch.toml"
 INSTRUCTIONS_DIR = "instructions"
 RUNS_DIR = "runs"
 ROLE_FILES = ("planner.md", "producer.md")  # the mutable artifact: one file per role the loop may change
+# The searched knob values ([search] producer_temperatures, revision_rounds) of the instructions beside them:
+# committed with each keep of a study that searches knobs, read back by a study that starts from the branch.
+KNOBS_FILE = "knobs.json"
+
+
+def knobs_text(knobs: dict) -> str:
+    """The knobs file's text for these knob values (sorted, one per line: a readable diff)."""
+    return json.dumps(knobs, sort_keys=True, indent=1) + "\n"
 STARTER = Path(__file__).parent.parent / "starter"
 
 

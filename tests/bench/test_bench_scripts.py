@@ -87,7 +87,7 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
                                               "--normal-trials", "3", "--out", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "| A/A false keeps (3 null-edit trials) | ≤ 5% |" in out and "Planted improvement, shown on fresh seeds" in out
+    assert "| A/A false keeps (3 null-edit trials) | ≤ 5% |" in out and "Instruction edits against the starter" in out
     data = json.loads((tmp_path / "validity.json").read_text())
     rows = data["rows"]
     assert [r["stage"] for r in rows].count("aa") == 3 and [r["stage"] for r in rows].count("power") == 2

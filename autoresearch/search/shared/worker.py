@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ...errors import WorkspaceError
 from ...workspace.config import ROLES, Portfolio
 from ...workspace.versioning import STUDY_TRAILER, TRIAL_TRAILER, InstructionRepo
-from ...workspace.workspace import INSTRUCTIONS_DIR
+from ...workspace.workspace import INSTRUCTIONS_DIR, KNOBS_FILE, knobs_text
 from .ledger import KeepRecord, Ledger, LostRace, safe_url
 
 # How long a keeper waits for the previous keeper's push before replaying it: that push normally follows
@@ -41,6 +41,11 @@ def scoring_identity(portfolio: Portfolio) -> dict[str, Any]:
     """Per role, the settings that make two workers' scores comparable."""
     return {role: {f: getattr(getattr(portfolio, role), f) for f in SCORING_FIELDS}
             for role in ROLES}
+
+
+def knob_files(knobs: dict) -> dict[str, str]:
+    """The knobs file a keep commits beside its instructions: only a study that searches knobs has any."""
+    return {f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}": knobs_text(knobs)} if knobs else {}
 
 
 class SharedWorker:
@@ -108,7 +113,7 @@ class SharedWorker:
                 self._catch_up(claim, record.version - 1)
                 before = self.repo.head_sha()
                 commit = self.repo.commit_instruction(rel, record.instructions[record.file], record.subject,
-                                                      record.trailers)
+                                                      record.trailers, knob_files(record.knobs))
                 claim.set_commit(commit.sha)
         except BaseException:
             if before is not None and self.repo.head_sha() != before:
@@ -141,7 +146,7 @@ class SharedWorker:
                 time.sleep(1.0)  # its worker is most likely pushing right now
                 continue
             commit = self.repo.commit_instruction(f"{INSTRUCTIONS_DIR}/{latest.file}", latest.instructions[latest.file],
-                                                  latest.subject, latest.trailers)
+                                                  latest.subject, latest.trailers, knob_files(latest.knobs))
             try:
                 self.repo.push(self.remote, self.branch)
             except WorkspaceError:

@@ -1,0 +1,65 @@
+"""Junk proposals: rejected before evaluation, asked again with another operator, never a backend failure."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from scripted import ScriptedPipeline, producer_only
+
+from autoresearch.search.proposer import junk_reason
+from autoresearch.search.study import Study
+from autoresearch.workspace.workspace import load_workspace
+
+TWO_OPERATORS = '\n[search]\noperators = ["rephrase", "compress"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\n'
+PARENT = "You are a helpful assistant. Answer the task using the plan. Keep it short and use the headings asked for.\n"
+
+
+def test_echoes_of_the_prompt_or_of_tried_ideas_and_gutted_texts_are_junk():
+    assert "echoes the proposer's prompt" in junk_reason("You already tried: - add a rule\n", PARENT)
+    assert "echoes the proposer's prompt" in junk_reason("[[ ## new_instructions ## ]]\nBe brief.\n", PARENT)
+    assert "echoes the proposer's prompt" in junk_reason("Idea: be brief\nBe brief always.\n", PARENT)
+    tried = ["Add a rule about headings", "Be more direct"]
+    assert junk_reason("- Add a rule about headings\n- be more  direct\n", PARENT, tried) == \
+        "it echoes the list of ideas already tried"
+    assert "under a quarter" in junk_reason("Answer.\n", PARENT)
+    assert junk_reason("1. 2. 3. !!!\n", "Be brief.\n") == "it has no instruction content (not one word)"
+
+
+def test_real_edits_are_not_junk_even_short_ones():
+    assert junk_reason(PARENT.replace("short", "brief"), PARENT) is None
+    assert junk_reason("Answer the task using the plan. Use the headings asked for.\n", PARENT) is None  # compress
+    assert junk_reason("Answer!\n", "Answer.\n") is None  # a short parent may have a short variant
+    assert junk_reason("Never repeat an idea that was tried before.\n", PARENT, ["Be brief"]) is None
+
+
+def test_a_junk_proposal_is_asked_again_with_another_operator_and_never_evaluated(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS))
+    pipeline = ScriptedPipeline(variants=["You already tried: nothing\n", "Answer!\n"])
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    assert trial.status == "keep" and "after 1 junk proposals" in trial.description
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    assert db.execute("SELECT COUNT(*) FROM calls WHERE role='proposer' AND trial=1").fetchone()[0] == 2
+    evaluated = {h for (h,) in db.execute("SELECT instructions_hash FROM evaluations WHERE trial=1")}
+    assert len(evaluated) == 1  # only "Answer!": the echo never reached the pipeline
+
+
+def test_junk_never_counts_toward_the_backend_down_streak(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS), "max_consecutive_failed = 1\n")
+    # Three junk proposals make a failed trial; the backend answered every call, so the run goes on.
+    pipeline = ScriptedPipeline(variants=["You already tried: x\n"] * 3 + ["Answer!\n"])
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1,
+                    backoff_s=0).optimize(n_trials=2)
+    assert [o.status for o in summary.outcomes] == ["failed", "keep"]
+    assert summary.stop_reason == "trials"
+    assert "the proposer gave no usable variant: " in summary.outcomes[0].description
+    assert summary.outcomes[0].description.count("echoes the proposer's prompt") == 3
+
+
+def test_a_run_without_usable_variants_still_stops_after_its_own_longer_streak(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS), "max_consecutive_failed = 1\n")
+    summary = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=[]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=20)
+    assert summary.stop_reason == "failed_trials" and len(summary.outcomes) == 5
+    assert summary.stop_message.startswith("5 trials in a row got no usable variant without a failed model call")
