@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Can a keep be trusted? The keep rule measured on the embedded model, beside the rule it replaced.
 
-    .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--power-tries 5] [--normal-trials 8]
+    .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--aa-studies 4] [--power-tries 5] [--normal-trials 8]
         [--planted-repeats 3] [--stages planted,aa,power,normal] [--out runs/bench]
 
 Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
@@ -9,8 +9,9 @@ Four stages, each on a fresh copy of the starter workspace, written to validity.
   - planted: whether an instruction edit has a real effect on this model at all: each edit tried as a
     planted improvement (a producer.md that restates the task, a planner.md sabotaged to one sentence)
     against the starter, paired on the search tasks under fresh seed sets (1000, 1001, …) no try uses;
-  - aa: a study whose every variant is a null edit (more spaces at one place), 16 trials: every keep is a
-    false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
+  - aa: studies whose every variant is a null edit (more spaces at one place), 4 studies × 4 trials, each
+    study with its own seeds (200, 210, …: one incumbent draw, lucky or not, is not the noise): every keep
+    is a false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
   - power: SmolLM2-135M all but ignores its instructions, so no edit has a real effect to detect; the power
     check spikes one of known size into real runs (autoresearch/bench/spike.py: the judge gives answers
     written under the planted producer.md one point more per dimension, +0.7 on a task's composite, while
@@ -22,8 +23,8 @@ Model calls per trial are counted for both rules: the paired rule's as spent; th
 have spent them (the proposer, the screen, and the holdout tasks of each trial it would have kept).
 
 Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls): planted 3 × 3 × 4 tasks = 108 calls;
-aa: baseline 42 + 16 trials × (12 to 36 + the incumbent's holdout once); power 5 × (42 + 42); normal: 42
-+ 8 × (1 + 12 to 42) → roughly 1,000 calls, about an hour.
+aa: 4 × (baseline 42 + 4 trials × 12 to 42); power 5 × (42 + 42); normal: 42 + 8 × (1 + 12 to 42)
+→ roughly 1,100 calls, about an hour.
 
 --backend fake (test-only) runs everything on a scripted pipeline in seconds; its figures mean nothing.
 """

@@ -36,7 +36,7 @@ class SpikedBackend:
         role = ScriptedPipeline.role_of(request)
         system = request.messages[0].content if request.messages else ""
         if role == "producer" and self.marker in system:
-            return replace(found, text=_edit_json(found.text, "answer", lambda a: f"{a.rstrip()} {TAG}"))
+            return replace(found, text=_tag_answer(found.text))
         answer = _ANSWER.search(request.messages[-1].content if request.messages else "")
         if role == "evaluator" and answer and TAG in answer.group(1):
             return replace(found, text=_raise_marks(found.text, self.bonus))
@@ -54,25 +54,27 @@ def spiked_factory(marker: str, bonus: float, inner=None):
     return lambda role, backends: SpikedBackend(make(role, backends), marker, bonus)
 
 
-def _edit_json(text: str, key: str, edit) -> str:
+def _tag_answer(text: str) -> str:
+    """The producer's reply with TAG at the end of its answer: plain text as the adapter asks for a single
+    text field, or (where a backend answered in JSON) the "answer" field of the object."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        return text
-    if isinstance(data, dict) and isinstance(data.get(key), str):
-        data[key] = edit(data[key])
+        return f"{text.rstrip()} {TAG}"
+    if isinstance(data, dict) and isinstance(data.get("answer"), str):
+        data["answer"] = f"{data['answer'].rstrip()} {TAG}"
         return json.dumps(data)
-    return text
+    return f"{text.rstrip()} {TAG}"
+
+
+_MARK = re.compile(r'("(?!critique")[^"]+"\s*:\s*)(\d+(?:\.\d+)?)')
 
 
 def _raise_marks(text: str, bonus: float) -> str:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    if not isinstance(data, dict):
-        return text
-    for key, value in data.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            data[key] = min(10, value + bonus)
-    return json.dumps(data)
+    """The judge's reply with every numeric mark raised by bonus (at most 10), edited in place: a small
+    model's JSON is often cut off after the marks, and the adapter still reads those."""
+    def raise_one(match: re.Match[str]) -> str:
+        value = min(10.0, float(match.group(2)) + bonus)
+        return match.group(1) + (str(int(value)) if value.is_integer() else str(value))
+
+    return _MARK.sub(raise_one, text)

@@ -72,6 +72,10 @@ class LiveView:
             self.progress = f"measuring the noise: repeat {data['repeat'] + 1}"
         elif kind == "confirm":
             self.progress = f"a contender: confirming under seed set {data['repeat'] + 1}"
+        elif kind == "incumbent":
+            self.progress = f"the incumbent on this machine: seed set {data['repeat'] + 1}"
+        elif kind == "rejudge":
+            self.progress = "lost the race: re-judging against the new incumbent"
         elif kind == "trial_finished":
             outcome: TrialOutcome = data["outcome"]
             self.recent.append(outcome)

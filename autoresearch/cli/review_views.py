@@ -8,7 +8,13 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..review.history import StudyLog, TaskComparison, TaskSide, TrialDetail
+from ..review.history import (
+    StudyLog,
+    TaskComparison,
+    TaskSide,
+    TrialDetail,
+    evidence_line,
+)
 from .live import STATUS_STYLE
 from .views import energy_label
 
@@ -73,17 +79,22 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
     if not log.entries:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
     table = Table(title=f"Committed improvements ({len(log.entries)}), newest first", title_justify="left")
-    for col in ("date", "trial", "commit", "file", "delta", "composite", "holdout", "J/task", "operator",
-                "description"):
-        table.add_column(col, justify="right" if col in ("trial", "delta", "composite", "holdout", "J/task")
-                         else "left", overflow="fold")
+    for col in ("date", "trial", "commit", "file", "delta", "bound", "pairs", "composite", "holdout", "J/task",
+                "operator", "description"):
+        table.add_column(col, justify="right" if col in ("trial", "delta", "bound", "pairs", "composite", "holdout",
+                                                         "J/task") else "left", overflow="fold")
     for e in log.entries:
+        search = (e.evidence or {}).get("search") or {}
+        bound = Text("inside noise", "yellow") if e.inside_noise else Text(f"{e.lower_bound:+.3f}", "green")
+        pairs = f"{search['tasks']}×{search['repeats']}" if search else "–"
         table.add_row(local_time(e.date), str(e.trial), e.commit[:10], e.file, Text(f"{e.delta:+.3f}", "green"),
-                      f"{e.composite:.3f}", fmt(e.holdout_composite), fmt_joules(e.joules_per_task), e.operator,
-                      Text(e.description))
+                      bound, pairs, f"{e.composite:.3f}", fmt(e.holdout_composite), fmt_joules(e.joules_per_task),
+                      e.operator, Text(e.description))
     sources = {e.energy_source for e in log.entries if e.energy_source}
-    foot = Text(f"energy: {energy_label('+'.join(sorted(sources)) or 'estimate')}  ·  "
-                f"`autoresearch show COMMIT` for a commit's diff and task-by-task changes", "dim")
+    foot = Text(f"delta: mean paired difference over tasks × seeds; bound: its one-sided lower confidence bound "
+                f"(\"inside noise\": kept without one above zero, as before the paired rule)  ·  "
+                f"energy: {energy_label('+'.join(sorted(sources)) or 'estimate')}  ·  "
+                f"`autoresearch show COMMIT` for a commit's diff, evidence and task-by-task changes", "dim")
     return [head, table, foot]
 
 
@@ -145,19 +156,6 @@ def header(d: TrialDetail) -> Text:
         lines.append(Text(f"noise: the baseline's composite moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
                           "seeds", "dim"))
     return Text("\n").join(lines)
-
-
-def evidence_line(evidence: dict) -> str:
-    """What the keep rule decided and on what: "evidence: kept: +0.42 over 4 tasks × 3 seeds, 95% lower bound
-    +0.11 · holdout −0.05 over 2 tasks (veto below −0.66)"."""
-    text = f"evidence: {evidence['reason']}" if evidence.get("keep") is False else (
-        f"evidence: kept: {evidence['reason']}")
-    holdout, margin = evidence.get("holdout"), evidence.get("holdout_margin")
-    if holdout and evidence.get("stage") != "holdout":
-        text += f" · holdout {holdout['mean']:+.2f} over {holdout['n']} tasks"
-        if margin is not None:
-            text += f" (veto below {-margin:+.2f})"
-    return text
 
 
 def diff_text(lines: list[str]) -> Text:

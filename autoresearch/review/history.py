@@ -110,6 +110,17 @@ class LogEntry:
     energy_source: str
     operator: str
     description: str
+    # The keep rule's evidence (search/keep_rule.py, Verdict.to_json); None for keeps made before the paired rule.
+    evidence: dict[str, Any] | None = None
+
+    @property
+    def lower_bound(self) -> float | None:
+        return (self.evidence or {}).get("search", {}).get("lower_bound")
+
+    @property
+    def inside_noise(self) -> bool:
+        """Kept without a lower bound above zero: the old rule's keeps, or a rule run with one pair."""
+        return self.lower_bound is None or self.lower_bound <= 0
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,8 @@ def study_log(store: Store, study: str) -> StudyLog:
                  holdout_composite=r["holdout_composite"],
                  joules_per_task=joules_per_task(store, r["evaluation_id"]),
                  energy_source=r["energy_source"] or "", operator=r["operator"] or "",
-                 description=" ".join((r["idea"] or r["note"] or "").split()))
+                 description=" ".join((r["idea"] or r["note"] or "").split()),
+                 evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
         for r in reversed(trials) if r["status"] == TrialStatus.KEEP
     ]
     return StudyLog(study, branch, baseline["composite"] if baseline else None,
@@ -331,3 +343,16 @@ def compare_tasks(store: Store, before_id: int | None, after_id: int | None,
         task_id=t, split=(after.get(t) or before[t])["split"],
         before=task_side(before[t], scoring) if t in before else None,
         after=task_side(after[t], scoring) if t in after else None) for t in order]
+
+
+def evidence_line(evidence: dict) -> str:
+    """What the keep rule decided and on what: "evidence: kept: +0.42 over 4 tasks × 3 seeds, 95% lower bound
+    +0.11 · holdout −0.05 over 2 tasks (veto below −0.66)"."""
+    text = f"evidence: {evidence['reason']}" if evidence.get("keep") is False else (
+        f"evidence: kept: {evidence['reason']}")
+    holdout, margin = evidence.get("holdout"), evidence.get("holdout_margin")
+    if holdout and evidence.get("stage") != "holdout":
+        text += f" · holdout {holdout['mean']:+.2f} over {holdout['n']} task{'' if holdout['n'] == 1 else 's'}"
+        if margin is not None:
+            text += f" (veto below {-margin:+.2f})"
+    return text

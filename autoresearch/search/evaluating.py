@@ -107,7 +107,7 @@ class Evaluator:
         """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise,
         with its seeds. Recorded as an evaluation of the trial (kind: noise, confirm or incumbent); the pruner
         is not told."""
-        self.emit(kind if kind != "incumbent" else "noise", {"trial": number, "repeat": repeat})
+        self.emit(kind, {"trial": number, "repeat": repeat})
         return evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
                                instructions=instructions, kind=kind, split=split, study=self.name,
                                trial=number, recorder=recorder, backend_factory=self.backend_factory,

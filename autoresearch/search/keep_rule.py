@@ -62,7 +62,8 @@ class Verdict:
             trailers["Autoresearch-Task-Noise-Sd"] = f"{self.noise_sd:.3f} (one task's score over seeds)"
         if self.holdout is not None:
             margin = "" if self.holdout_margin is None else f", veto below {-self.holdout_margin:+.3f}"
-            trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({self.holdout.n} tasks{margin})"
+            tasks = f"{self.holdout.n} task{'' if self.holdout.n == 1 else 's'}"
+            trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({tasks}{margin})"
         return trailers
 
 
@@ -109,7 +110,7 @@ class PairedKeepRule:
             return found
         if holdout.mean < -margin - EPSILON:
             return Verdict(False, "holdout", f"holdout veto: holdout delta {holdout.mean:+.2f} over {holdout.n} "
-                           f"tasks is below −{margin:.2f}, the noise of such a difference; search "
+                           f"tasks is below -{margin:.2f}, the noise of such a difference; search "
                            f"{verdict.comparison.mean:+.2f}", verdict.comparison, verdict.confidence,
                            verdict.screen_delta, holdout, margin, verdict.noise_sd)
         return found

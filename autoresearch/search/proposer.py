@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import dspy
 
@@ -123,6 +123,34 @@ class Proposer:
         if usable(text, parent):
             return Proposal(text, " ".join(str(out.idea).split())[:160] or operator.name, source="model")
         return None
+
+
+JUNK_RETRIES = 2  # a refused proposal is asked again with another operator this many times
+
+
+def propose_usable(proposer, parent: str, op: MutationOperator, operators: Sequence[MutationOperator],
+                   feedback: Feedback, tried: list[str], *, other: str, temperature: float, rng: random.Random,
+                   refuse: Callable[[str], str | None] = lambda text: None) -> tuple[Proposal | None, list[str]]:
+    """A variant worth evaluating, or None, with why each refused proposal was refused ("operator: reason").
+
+    A proposal is refused when there is none, when it is junk (junk_reason) or when `refuse` names a reason
+    (the judge guard); the proposer is then asked again with another operator, JUNK_RETRIES times at most.
+    A failed model call raises, as Proposer.propose does."""
+    rejected: list[str] = []
+    for attempt in range(JUNK_RETRIES + 1):
+        if attempt:
+            op = rng.choice([o for o in operators if o is not op] or [op])
+        proposal = proposer.propose(parent, op, feedback, tried, other=other if op.needs_second_parent else "",
+                                    temperature=temperature, rng=rng)
+        reason = "no usable variant" if proposal is None else (junk_reason(proposal.text, parent, tried)
+                                                              or refuse(proposal.text))
+        if reason is None:
+            if rejected:
+                proposal = Proposal(proposal.text, f"{proposal.idea} ({op.name}, after {len(rejected)} refused "
+                                                   "proposals)", proposal.source)
+            return proposal, rejected
+        rejected.append(f"{op.name}: {reason}")
+    return None, rejected
 
 
 def clean_variant(text: str) -> str:

@@ -18,7 +18,6 @@ import sqlalchemy
 from ..errors import ConfigError
 from ..evaluation import guard
 from ..evaluation.noise import Spread
-from ..evaluation.paired import compare, holdout_margin, task_sd
 from ..lm.calls import CallRecord, CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..pipeline.repeats import role_seeds
@@ -31,7 +30,6 @@ from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import (
     CONFIG_NAME,
     INSTRUCTIONS_DIR,
-    KNOBS_FILE,
     Workspace,
     text_hash,
 )
@@ -39,8 +37,10 @@ from . import identity, operators, records, strategies
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
+from .knobs import KNOBS_PATH, head_knobs, knob_files, searches_knobs
 from .portfolios import PortfolioHistory
-from .proposer import Proposal, Proposer, feedback_from, junk_reason
+from .proposer import Proposal, Proposer, feedback_from, propose_usable
+from .race import Race
 from .recovery import Recovery, deferred_sigint, recover_instruction_files
 from .results import (
     KNOBS,
@@ -51,12 +51,11 @@ from .results import (
     row_objective,
 )
 from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
-from .shared.worker import knob_files
 from .summary import StudySummary, summarize
 
 RESULTS_NAME = "results.tsv"
 UNUSABLE_FACTOR = 5  # max_consecutive_failed × this many trials in a row without a usable variant stop a run
-JUNK_RETRIES = 2  # a junk proposal is asked again with another operator this many times before the trial fails
+MAX_RACES = 3  # a keep re-judged after this many lost races in a row is discarded
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
@@ -95,6 +94,7 @@ class Study:
         self.recovery: Recovery | None = None
         self.portfolios: PortfolioHistory | None = None
         self.results: ResultsFile | None = None
+        self.race: Race | None = None  # the keep rule's race against the incumbent (search/race.py)
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
         self.worker = worker_id()
@@ -142,8 +142,8 @@ class Study:
                  plateau: int | None = None) -> StudySummary:
         """Run trials until a stop condition; every finished trial is in the store before the next starts."""
         files = [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable]
-        if self.searches_knobs:
-            files.append(f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}")
+        if searches_knobs(self.settings):
+            files.append(KNOBS_PATH)
         repo = InstructionRepo(self.ws.root, files)
         repo.check_head()
         self.notes = []
@@ -185,6 +185,9 @@ class Study:
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note)
         self.portfolios = PortfolioHistory(self.ws, self.portfolio_name, self.store, self.name, repo, self._note)
+        self.race = Race(self.evaluator, PairedKeepRule.from_settings(self.settings.scoring,
+                                                                      self.settings.search.noise_repeats),
+                         self.search_tasks, self.holdout_tasks)
 
     def _incumbents(self, repo: InstructionRepo) -> LocalIncumbents:
         """This workspace's own study, or (with a study name) a study shared through --storage."""
@@ -294,7 +297,8 @@ class Study:
         instructions = dict(self.ws.instructions)
         for file in self.settings.workspace.optimizable:
             instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
-        knobs = self._head_knobs()  # a study started from a branch whose keeps set knobs starts from them
+        # A study started from a branch whose keeps set knobs starts from them.
+        knobs = head_knobs(self.repo, self.ws) if searches_knobs(self.settings) else {}
         fields = records.variant_fields(instructions, knobs)
         self.store.begin_trial(self.name, trial.number, operator="baseline", params_json=json.dumps(knobs),
                                **fields)
@@ -403,7 +407,7 @@ class Study:
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
             return self._finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
-        verdict = self._race(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
+        verdict = self.race.run(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
         # The delta is the mean paired difference the rule decided on (objective units: see results.objective).
         outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder),
                           incumbent_objective=incumbent.objective)
@@ -411,78 +415,12 @@ class Study:
             return self._finish(replace(outcome, status=TrialStatus.DISCARD,
                                         description=f"{verdict.reason}; {idea}"), suite,
                                 evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
-        return self._keep(trial, incumbent, outcome, suite, instructions, knobs, verdict)
-
-    def _race(self, number: int, incumbent: Incumbent, instructions: dict[str, str], knobs: dict[str, Any],
-              variant_hash: str, screen: SuiteResult, recorder: CallRecorder) -> Verdict:
-        """The keep rule's race (search/keep_rule.py): screen, confirmation seeds, bound, holdout gate."""
-        rule = self.keep_rule
-        tasks = self.search_tasks
-        mine = self.evaluator.result_scores(screen, 0)
-        theirs = self._incumbent_scores(number, incumbent, tasks, "search", 0, recorder)
-        comparison = compare(mine, theirs)
-        screen_delta = comparison.mean
-        if not rule.still_in_race(comparison):
-            return rule.out_of_race(comparison, screen_delta, "screen")
-        for repeat in range(1, rule.repeats):
-            result, _ = self.evaluator.repeat(number, instructions, tasks, repeat, recorder, knobs=knobs,
-                                              variant_hash=variant_hash, kind="confirm")
-            mine.update(self.evaluator.result_scores(result, repeat))
-            theirs.update(self._incumbent_scores(number, incumbent, tasks, "search", repeat, recorder))
-            comparison = compare(mine, theirs)
-            if not rule.still_in_race(comparison):
-                return rule.out_of_race(comparison, screen_delta, "confirm")
-        verdict = rule.confirm(comparison, screen_delta, task_sd(theirs))
-        if not verdict.keep:
-            return verdict
-        holdout_suite, holdout_id = self.evaluator.holdout(number, instructions, knobs, recorder,
-                                                           variant_hash=variant_hash)
-        if holdout_suite is None:
-            return verdict
-        holdout = compare(self.evaluator.result_scores(holdout_suite, 0),
-                          self._incumbent_scores(number, incumbent, self.holdout_tasks, "holdout", 0, recorder))
-        sd = task_sd(theirs)
-        margin = None if sd is None else holdout_margin(sd, holdout.n)
-        verdict = rule.gate(verdict, holdout, margin)
-        verdict.extra.update(holdout_evaluation_id=holdout_id, holdout_composite=holdout_suite.composite)
-        return verdict
-
-    def _incumbent_scores(self, number: int, incumbent: Incumbent, tasks: list, split: str, repeat: int,
-                          recorder: CallRecorder) -> dict:
-        """The incumbent's per-task scores under one seed set, measured on this machine (stored, or evaluated
-        now: another worker's keep, or tasks that failed)."""
-        variant_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
-        return dict(self.evaluator.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks,
-                                          split, repeat, recorder))
-
-    @property
-    def searches_knobs(self) -> bool:
-        """Whether the study searches knob values ([search] producer_temperatures or revision_rounds)."""
-        return bool(self.settings.search.producer_temperatures or self.settings.search.revision_rounds)
-
-    def _head_knobs(self) -> dict[str, Any]:
-        """The knob values committed at HEAD of the study branch ({} without a knobs file or knob search)."""
-        if not self.searches_knobs:
-            return {}
-        try:
-            text = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}")
-        except KeyError:
-            return {}
-        try:
-            found = json.loads(text)
-        except json.JSONDecodeError:
-            raise ConfigError(str(self.ws.root / INSTRUCTIONS_DIR / KNOBS_FILE), "knobs",
-                              "not valid JSON (a study writes it; restore it from git)") from None
-        return {k: found[k] for k in KNOBS if k in found}
+        return self._keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
 
     @cached_property
     def dimensions(self) -> tuple[str, ...]:
         """The rubric's dimension names (the guard refuses variants that grade against them)."""
         return tuple(d.name for d in self.ws.rubric.dimensions)
-
-    @cached_property
-    def keep_rule(self) -> PairedKeepRule:
-        return PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
 
     def _propose(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
                  op: operators.MutationOperator, recorder: CallRecorder) -> Proposal | TrialOutcome:
@@ -490,42 +428,32 @@ class Study:
 
         A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
         content: proposer.junk_reason) or a variant that tells the producer to write for the judge
-        (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator,
-        JUNK_RETRIES times at most."""
+        (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator
+        (proposer.propose_usable)."""
         file = failed.file
         tried = tried_ideas(self.store.trials(self.name), file)
         feedback = parent.feedback or feedback_from(
             self.store.task_results(parent.evaluation_id) if parent.evaluation_id else ())
-        rejected: list[str] = []
-        for attempt in range(JUNK_RETRIES + 1):
-            if attempt:
-                op = self.rng.choice([o for o in self.operators if o is not op] or [op])
-            try:
-                with recording(recorder):
-                    proposal = self.evaluator.proposer().propose(
-                        parent.instructions[file], op, feedback, tried,
-                        other=other.instructions[file] if other and op.needs_second_parent else "",
-                        temperature=trial.params["proposer_temperature"], rng=self.rng)
-            except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
-                error = backend_error_in(exc)
-                if error is None:
-                    raise
-                return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                            description=f"the proposer's model call failed: {error.failure_mode}"))
-            reason = "no usable variant" if proposal is None else (
-                junk_reason(proposal.text, parent.instructions[file], tried)
-                or guard.instruction_directed(proposal.text, self.dimensions))
-            if reason is None:
-                if rejected:
-                    proposal = replace(proposal, idea=f"{proposal.idea} ({op.name}, after {len(rejected)} "
-                                                      "junk proposals)")
-                return proposal
-            rejected.append(f"{op.name}: {reason}")
-        return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                    description="the proposer gave no usable variant: " + "; ".join(rejected)))
+        try:
+            with recording(recorder):
+                proposal, rejected = propose_usable(
+                    self.evaluator.proposer(), parent.instructions[file], op, self.operators, feedback, tried,
+                    other=other.instructions[file] if other else "", temperature=trial.params["proposer_temperature"],
+                    rng=self.rng, refuse=lambda text: guard.instruction_directed(text, self.dimensions))
+        except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
+            error = backend_error_in(exc)
+            if error is None:
+                raise
+            return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+                                        description=f"the proposer's model call failed: {error.failure_mode}"))
+        if proposal is None:
+            return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+                                        description="the proposer gave no usable variant: " + "; ".join(rejected)))
+        return proposal
 
     def _keep(self, trial: optuna.Trial, incumbent: Incumbent, outcome: TrialOutcome, suite: SuiteResult,
-              instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict) -> tuple[TrialOutcome, Incumbent]:
+              instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict, recorder: CallRecorder,
+              races: int = 0) -> tuple[TrialOutcome, Incumbent]:
         """A variant that won the race: its commit, recorded so that a kill at any point is completed or rolled
         back on the next start (see _reconcile)."""
         file = outcome.file
@@ -546,18 +474,49 @@ class Study:
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))
             except LostRace:
-                winner = self.incumbents.current()
-                # The race first: the live view shows the first 80 characters of a description.
-                lost = (f"lost the race: trial {winner.trial} of another worker was kept first (this beat trial "
-                        f"{incumbent.trial} by {outcome.delta:+.2f}; the incumbent is now {winner.objective:.2f}); "
-                        f"{outcome.description}")
-                return self._finish(replace(outcome, status=TrialStatus.DISCARD, description=lost), suite,
-                                    holdout_id=holdout_id, evidence=verdict), winner
-            outcome = replace(outcome, commit=sha)
-            # 3. keep in the store, then results.tsv, then Optuna.
-            self._finish(outcome, suite, holdout_id=holdout_id, evidence=verdict)
+                sha = None
+            if sha is not None:
+                outcome = replace(outcome, commit=sha)
+                # 3. keep in the store, then results.tsv, then Optuna.
+                self._finish(outcome, suite, holdout_id=holdout_id, evidence=verdict)
+        if sha is None:  # outside deferred_sigint: re-judging evaluates, and Ctrl-C must be able to stop it
+            return self._rejudge(trial, incumbent, self.incumbents.current(), outcome, instructions, knobs, verdict,
+                                 suite, recorder, races + 1)
         return outcome, self.incumbents.after_keep(Incumbent(
             trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, outcome.objective))
+
+    def _rejudge(self, trial: optuna.Trial, incumbent: Incumbent, winner: Incumbent, outcome: TrialOutcome,
+                 instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict, suite: SuiteResult,
+                 recorder: CallRecorder, races: int) -> tuple[TrialOutcome, Incumbent]:
+        """A keep that another worker's keep beat to the commit: the variant's file on top of the new incumbent
+        (re-based where the winner changed another file) is judged against the winner by the same rule, on
+        this machine, and kept if it still wins; MAX_RACES lost in a row end it as a discard."""
+        file = outcome.file
+        lost = (f"lost the race to trial {winner.trial} of another worker (this beat trial {incumbent.trial} by "
+                f"{outcome.delta:+.2f})")
+        rebased = {**winner.instructions, file: instructions[file]}
+        searched = {k: v for k, v in knobs.items() if k in trial.params}
+        rebased_knobs = {**winner.knobs, **searched}
+        fields = records.variant_fields(rebased, rebased_knobs)
+        if races > MAX_RACES or (rebased == winner.instructions and rebased_knobs == winner.knobs):
+            why = "identical to the new incumbent" if races <= MAX_RACES else f"{races} races lost in a row"
+            return self._finish(replace(outcome, status=TrialStatus.DISCARD, evidence=None,
+                                        description=f"{lost}; {why}; {outcome.description}"), suite), winner
+        self.store.update_trial(self.name, trial.number, variant_text=rebased[file], **fields)
+        if fields["variant_hash"] == records.variant_fields(instructions, knobs)["variant_hash"]:
+            screen = suite  # the winner changed this very file: the variant is unchanged, so are its scores
+        else:
+            screen, _ = self.evaluator.repeat(trial.number, rebased, self.search_tasks, 0, recorder,
+                                              knobs=rebased_knobs, variant_hash=fields["variant_hash"], kind="rejudge")
+        verdict = self.race.run(trial.number, winner, rebased, rebased_knobs, fields["variant_hash"], screen, recorder)
+        value = self.evaluator.suite_objective(screen)
+        outcome = replace(outcome, composite=screen.composite, objective=value, delta=verdict.comparison.mean,
+                          incumbent_objective=winner.objective, joules=self.evaluator.joules(recorder),
+                          description=f"{lost}, re-judged against it: {verdict.reason}; {outcome.description}")
+        if not verdict.keep:
+            return self._finish(replace(outcome, status=TrialStatus.DISCARD), screen, evidence=verdict,
+                                holdout_id=verdict.extra.get("holdout_evaluation_id")), winner
+        return self._keep(trial, winner, outcome, screen, rebased, rebased_knobs, verdict, recorder, races)
 
     # --- helpers -------------------------------------------------------------------------------
 

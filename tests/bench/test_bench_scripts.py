@@ -83,14 +83,15 @@ def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):
 
 
 def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
-    rc = load_script("bench_validity").main(["--backend", "fake", "--aa-trials", "3", "--power-tries", "2",
-                                              "--normal-trials", "3", "--out", str(tmp_path)])
+    rc = load_script("bench_validity").main(["--backend", "fake", "--aa-trials", "4", "--aa-studies", "2",
+                                              "--power-tries", "2", "--normal-trials", "3", "--out", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "| A/A false keeps (3 null-edit trials) | ≤ 5% |" in out and "Instruction edits against the starter" in out
+    assert "| A/A false keeps (4 null-edit trials) | ≤ 5% |" in out and "Instruction edits against the starter" in out
     data = json.loads((tmp_path / "validity.json").read_text())
     rows = data["rows"]
-    assert [r["stage"] for r in rows].count("aa") == 3 and [r["stage"] for r in rows].count("power") == 2
+    assert [(r["stage"], r["study"]) for r in rows].count(("aa", 1)) == 2  # 2 studies × 2 trials
+    assert [r["stage"] for r in rows].count("aa") == 4 and [r["stage"] for r in rows].count("power") == 2
     for row in rows:  # both rules' calls: the paired rule never spends less than the screen it shares
         assert row["calls"] >= row["old_calls"] - (6 if row["old_keep"] else 0)
     aa = [r for r in rows if r["stage"] == "aa"]

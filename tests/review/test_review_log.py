@@ -38,6 +38,8 @@ def test_log_json_lists_keeps_newest_first_with_the_stores_figures(overnight):
         assert entry["operator"] == "rephrase" and entry["file"] == "producer.md"
         assert entry["description"] == row["idea"]
         assert entry["joules_per_task"] > 0
+        assert entry["evidence"] == json.loads(row["evidence_json"])  # how the keep rule decided
+        assert entry["evidence"]["keep"] and entry["evidence"]["search"]["lower_bound"] > 0
     # The commits are the ones on the study's branch, newest first as `git log` lists them.
     branch_log = git(overnight.root, "log", "--format=%H", "-2", overnight.branch).split()
     assert [e["commit"] for e in log["entries"]] == branch_log
@@ -57,6 +59,8 @@ def test_log_table_shows_each_keep_with_its_numbers(overnight):
         assert f"{row['delta']:+.3f}" in line and f"{row['composite']:.3f}" in line
         assert f"{row['holdout_composite']:.3f}" in line
         assert "producer.md" in line and "rephrase" in line and row["idea"] in line
+        evidence = json.loads(row["evidence_json"])["search"]
+        assert f"{evidence['lower_bound']:+.3f}" in line and f"{evidence['tasks']}×{evidence['repeats']}" in line
     assert "energy: estimated" in out
 
 

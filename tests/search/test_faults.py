@@ -180,3 +180,39 @@ def test_a_variant_whose_score_lost_a_task_to_a_fault_is_evaluated_again(loop_wo
     first, second = summary.outcomes
     assert first.status == "discard"  # one of two tasks failed: scored low, not failed, not kept
     assert "identical" not in second.description and second.status == "keep"
+
+
+class TaskOneDown(ScriptedPipeline):
+    """Every call about task t1 fails (connection refused) while `down` is set."""
+
+    down = True
+
+    def respond(self, request):
+        if self.down and any("Task number 1." in m.content for m in request.messages):
+            from autoresearch.errors import BackendUnreachable
+
+            raise BackendUnreachable("task t1's backend is down", backend="fake", model=request.model)
+        return super().respond(request)
+
+
+def test_a_fault_is_not_evidence_the_incumbents_failed_task_is_evaluated_again(loop_workspace):
+    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER))
+    pipeline = TaskOneDown(variants=["Answer!\n"])
+
+    def observe(kind, data):
+        if kind == "trial_finished" and data["outcome"].status == "baseline":
+            pipeline.down = False  # the backend comes back after the baseline lost t1
+
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0,
+                    observer=observe).optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    assert trial.status == "keep"
+    # The baseline's t1 failed: it counted 0 in the baseline's composite, but the rule compared t1 only after
+    # evaluating the incumbent on it again, under trial 1.
+    store = Store.for_workspace(root / "runs")
+    baseline_tasks = store.task_results(store.trial(summary.study, 0)["evaluation_id"])
+    assert [t["task_id"] for t in baseline_tasks if t["failed"]] == ["t1"]
+    again = [e for e in store.trial_evaluations(summary.study, 1) if e["kind"] == "incumbent"]
+    assert len(again) == 1 and [t["task_id"] for t in store.task_results(again[0]["id"])] == ["t1"]
+    assert trial.evidence.comparison.tasks == 3 and trial.evidence.comparison.dropped == 0
+    assert round(trial.delta, 9) == 0.7  # one mark more on each of the 3 tasks, not the fault's 0 → score

@@ -38,7 +38,7 @@ def test_a_junk_proposal_is_asked_again_with_another_operator_and_never_evaluate
     summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
     (trial,) = summary.outcomes
-    assert trial.status == "keep" and "after 1 junk proposals" in trial.description
+    assert trial.status == "keep" and "after 1 refused proposals" in trial.description
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT COUNT(*) FROM calls WHERE role='proposer' AND trial=1").fetchone()[0] == 2
     evaluated = {h for (h,) in db.execute("SELECT instructions_hash FROM evaluations WHERE trial=1")}

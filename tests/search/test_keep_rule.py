@@ -61,5 +61,5 @@ def test_a_keeps_trailers_carry_the_evidence():
     trailers = verdict.trailers()
     assert trailers["Autoresearch-Evidence"].startswith("+0.45 over 4 tasks × 3 seeds, 95% lower bound +0.")
     assert trailers["Autoresearch-Pairs"] == "12 (4 tasks × 3 seeds; 0 left out for faults)"
-    assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 tasks, veto below -0.850)"
+    assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850)"
     assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"

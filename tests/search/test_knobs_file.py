@@ -32,7 +32,7 @@ def test_a_knob_only_keep_is_a_commit_of_the_knobs_file_alone(loop_workspace):
     ws = load_workspace(root)
     study = Study(ws, backend_factory=ScriptedPipeline().factory, seed=1, backoff_s=0)
     study.optimize(n_trials=0)  # the baseline
-    from autoresearch.search.shared.worker import knob_files
+    from autoresearch.search.knobs import knob_files
 
     text = (root / "instructions" / "producer.md").read_text()
     sha = study.repo.commit_instruction("instructions/producer.md", text, "autoresearch: knobs only", {},

@@ -76,7 +76,10 @@ def test_a_keep_lost_to_another_worker_is_discarded_and_the_next_builds_on_the_w
     b_summary = events[0]
     assert [o.status for o in b_summary.outcomes] == ["keep"]
     lost = first.outcomes[0]
-    assert lost.status == "discard" and "of another worker was kept first" in lost.description
+    # Re-judged against B's keep, A's "Answer!" (one mark) loses to "Answer!!" (two) at the screen.
+    assert lost.status == "discard" and lost.description.startswith(
+        f"lost the race to trial {b_summary.outcomes[0].number} of another worker")
+    assert "re-judged against it: screen: -0.70 over 2 tasks × 1 seed" in lost.description
     assert remote_keeps(remote) == [(str(b_summary.outcomes[0].number), "Answer!!\n")]
 
     # A's next trial starts from B's keep (its proposer was shown "Answer!!"), keeps, and pushes on top.
@@ -95,6 +98,32 @@ def test_a_keep_lost_to_another_worker_is_discarded_and_the_next_builds_on_the_w
     numbers_a = {r["number"] for r in Store.for_workspace(a_root / "runs").trials(STUDY)}
     numbers_b = {r["number"] for r in Store.for_workspace(b_root / "runs").trials(STUDY)}
     assert numbers_a.isdisjoint(numbers_b)
+
+
+def test_a_keep_that_lost_the_race_but_beats_the_winner_is_kept_on_top_of_it(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    pipeline = ScriptedPipeline(variants=["Answer!!!\n", "Answer!\n"])
+    a, b = study(a_root, pipeline, storage), study(b_root, pipeline, storage)
+    events, holdouts = [], []
+
+    def a_observer(kind, data):
+        if kind == "holdout":  # A is about to commit "Answer!!!": B keeps "Answer!" first
+            holdouts.append(data["trial"])
+            if len(holdouts) == 2:
+                events.append(b.optimize(n_trials=1))
+
+    a.observer = a_observer
+    (kept,) = a.optimize(n_trials=1).outcomes
+    (b_keep,) = events[0].outcomes
+    assert b_keep.status == "keep"
+    assert kept.status == "keep" and kept.description.startswith(f"lost the race to trial {b_keep.number}")
+    assert round(kept.delta, 9) == 1.4  # two marks above B's keep, paired on A's machine
+    assert [text for _, text in remote_keeps(remote)] == ["Answer!\n", "Answer!!!\n"]
+    assert [v.version for v in Ledger(storage, STUDY).keeps()] == [0, 1, 2]
+    # A evaluated B's keep itself (its scores are in B's store, from B's machine), under its own trial.
+    kinds = [e["kind"] for e in Store.for_workspace(a_root / "runs").trial_evaluations(STUDY, kept.number)]
+    assert "incumbent" in kinds
 
 
 def test_a_worker_joining_late_starts_from_the_study_incumbent_without_a_baseline(loop_workspace, tmp_path):

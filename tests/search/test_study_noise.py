@@ -63,7 +63,7 @@ def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_w
     assert "Autoresearch-Pairs: 6 (2 tasks × 3 seeds; 0 left out for faults)" in body
     assert f"Autoresearch-Noise-Sd: {summary.noise.sd:.3f} (the baseline's composite over 3 seeds)" in body
     assert "Autoresearch-Inside-Noise: no (mean delta +0.700, 95% lower bound +0.700)" in body
-    assert "Autoresearch-Holdout-Delta: +0.700 (1 tasks, veto below " in body
+    assert "Autoresearch-Holdout-Delta: +0.700 (1 task, veto below " in body
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
     # The screen, the two confirmation seed sets, the holdout; the incumbent's scores came from the baseline.
@@ -123,5 +123,5 @@ def test_show_sets_a_trials_delta_beside_the_noise(loop_workspace):
     assert doc["noise_sd"] == summary.noise.sd and doc["noise_repeats"] == 3
     assert doc["evidence"]["search"]["tasks"] == 2 and doc["evidence"]["search"]["repeats"] == 3
     text = " ".join(CliRunner().invoke(main, ["show", "1", "-w", str(root)]).stdout.split())
-    assert "evidence: kept: +0.70 over 2 tasks × 3 seeds, 95% lower bound +0.70 · holdout +0.70 over 1 tasks" in text
+    assert "evidence: kept: +0.70 over 2 tasks × 3 seeds, 95% lower bound +0.70 · holdout +0.70 over 1 task" in text
     assert f"noise: the baseline's composite moves with sd {summary.noise.sd:.2f} over 3 seeds" in text

@@ -6,7 +6,7 @@ from html import escape
 
 from ...energy import energy_label
 from ...store.statuses import INCUMBENT_STATUSES
-from ..history import TaskComparison, TrialDetail
+from ..history import TaskComparison, TrialDetail, evidence_line
 from . import svg
 from .data import ReportData
 
@@ -211,11 +211,16 @@ def commits_section(data: ReportData) -> str:
         return '<h2 id="commits">Commits</h2><p class="empty">No kept commits yet.</p>'
     rows = [[escape(e.date.replace("T", " ")[:16]) + " UTC", f'<a href="#trial-{e.trial}">#{e.trial}</a>',
              f'<a href="#trial-{e.trial}"><code>{escape(e.commit[:10])}</code></a>', escape(e.file),
-             f'<span class="up">{e.delta:+.3f}</span>', _num(e.composite), _num(e.holdout_composite),
+             f'<span class="up">{e.delta:+.3f}</span>',
+             '<span class="down">inside noise</span>' if e.inside_noise else _num(e.lower_bound, "+.3f"),
+             _num(e.composite), _num(e.holdout_composite),
              _joules(e.joules_per_task), escape(e.operator), escape(e.description)] for e in data.log.entries]
     return ('<h2 id="commits">Commits, newest first</h2>'
-            + _table(["date", "trial", "commit", "file", "delta", "composite", "holdout", "J/task", "operator",
-                      "description"], rows, {4, 5, 6, 7})
+            '<p class="muted">delta: the mean paired difference over search tasks × seeds that the keep rule '
+            'decided on; bound: its one-sided lower confidence bound ("inside noise": kept without one above '
+            'zero, as before the paired rule).</p>'
+            + _table(["date", "trial", "commit", "file", "delta", "bound", "composite", "holdout", "J/task",
+                      "operator", "description"], rows, {4, 5, 6, 7, 8})
             + "".join(commit_detail(d) for d in data.commits))
 
 
@@ -251,8 +256,9 @@ def commit_detail(d: TrialDetail) -> str:
             f"{escape(d.file)} · {escape(d.operator)}</h3>"
             f"<p>{escape(d.commit_subject or d.description)}<br><span class=\"muted\">idea: {escape(d.description)} · "
             f"compared with trial {d.before_trial} · composite {_change(d.composite_before, d.composite, '.3f')} · "
-            f"holdout {_change(d.holdout_before, d.holdout_composite, '.3f')}</span></p>"
-            f"{diff_html(d.diff)}{task_rows(d.tasks)}</article>")
+            f"holdout {_change(d.holdout_before, d.holdout_composite, '.3f')}</span>"
+            + (f"<br><span class=\"muted\">{escape(evidence_line(d.evidence))}</span>" if d.evidence else "")
+            + f"</p>{diff_html(d.diff)}{task_rows(d.tasks)}</article>")
 
 
 def trials_section(data: ReportData) -> str:

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from ...errors import WorkspaceError
 from ...workspace.config import ROLES, Portfolio
 from ...workspace.versioning import STUDY_TRAILER, TRIAL_TRAILER, InstructionRepo
-from ...workspace.workspace import INSTRUCTIONS_DIR, KNOBS_FILE, knobs_text
+from ...workspace.workspace import INSTRUCTIONS_DIR
+from ..knobs import knob_files
 from .ledger import KeepRecord, Ledger, LostRace, safe_url
 
 # How long a keeper waits for the previous keeper's push before replaying it: that push normally follows
@@ -41,11 +42,6 @@ def scoring_identity(portfolio: Portfolio) -> dict[str, Any]:
     """Per role, the settings that make two workers' scores comparable."""
     return {role: {f: getattr(getattr(portfolio, role), f) for f in SCORING_FIELDS}
             for role in ROLES}
-
-
-def knob_files(knobs: dict) -> dict[str, str]:
-    """The knobs file a keep commits beside its instructions: only a study that searches knobs has any."""
-    return {f"{INSTRUCTIONS_DIR}/{KNOBS_FILE}": knobs_text(knobs)} if knobs else {}
 
 
 class SharedWorker:
