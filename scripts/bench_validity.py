@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Can a keep be trusted? The keep rule measured on the embedded model, beside the rule it replaced.
 
-    .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--aa-studies 4] [--power-tries 5] [--normal-trials 8]
-        [--planted-repeats 3] [--stages planted,aa,power,normal] [--out runs/bench]
+    .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--aa-studies 4] [--aa-seed 200]
+        [--power-tries 5] [--normal-trials 8] [--planted-repeats 3] [--stages planted,aa,power,normal]
+        [--out runs/bench]
 
 Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
 

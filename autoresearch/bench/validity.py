@@ -46,6 +46,7 @@ PLANTED_SEED = 1000  # the planted check's fresh seeds (1000, 1001, …): none o
 class ValidityOptions:
     aa_trials: int = 16  # null-edit trials in the A/A studies, in all
     aa_studies: int = 4  # A/A studies, each with its own seeds: one incumbent draw is not the noise
+    aa_seed: int = 200  # the first A/A study's seeds; the next ones' are 10 apart
     power_tries: int = 5  # fresh-seed studies of the planted improvement
     normal_trials: int = 8  # trials of a normal study (the model's own proposals)
     planted_repeats: int = 3  # fresh seed sets the planted edit is shown to help on, before the tries
@@ -226,7 +227,8 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
         elif stage == "aa":
             per_study = max(1, options.aa_trials // max(options.aa_studies, 1))
             for k in range(options.aa_studies):
-                study("aa", k, seeded_copy(source, scratch / f"aa-{k}", 200 + 10 * k), per_study, NullEdits())
+                study("aa", k, seeded_copy(source, scratch / f"aa-{k}", options.aa_seed + 10 * k), per_study,
+                      NullEdits())
         elif stage == "power":
             for k in range(options.power_tries):
                 root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k)
@@ -344,6 +346,8 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--aa-trials", type=int, default=ValidityOptions.aa_trials)
     parser.add_argument("--aa-studies", type=int, default=ValidityOptions.aa_studies)
+    parser.add_argument("--aa-seed", type=int, default=ValidityOptions.aa_seed,
+                        help="the first A/A study's seeds (default 200; each next study's 10 more)")
     parser.add_argument("--power-tries", type=int, default=ValidityOptions.power_tries)
     parser.add_argument("--normal-trials", type=int, default=ValidityOptions.normal_trials)
     parser.add_argument("--planted-repeats", type=int, default=ValidityOptions.planted_repeats)
@@ -354,7 +358,7 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
                         help="fake: a scripted pipeline, for the smoke tests only")
     a = parser.parse_args(argv)
-    return ValidityOptions(aa_trials=a.aa_trials, aa_studies=a.aa_studies, power_tries=a.power_tries, normal_trials=a.normal_trials,
+    return ValidityOptions(aa_trials=a.aa_trials, aa_studies=a.aa_studies, aa_seed=a.aa_seed, power_tries=a.power_tries, normal_trials=a.normal_trials,
                            planted_repeats=a.planted_repeats, stages=tuple(s for s in a.stages.split(",") if s),
                            out=a.out, seed=a.seed, backend=a.backend)
 
