@@ -100,18 +100,30 @@ def judge_address(text: str, dimensions: Iterable[str] = ()) -> str | None:
 
     dimensions: the rubric's dimension names; a self-assessment against one ("Clarity: 9/10", "scores 10 on
     accuracy") is addressed to the judge too."""
+    hidden = hidden_text(text)
+    if hidden:
+        return hidden
+    match = judge_address_match(normalise_for_guard(text), dimensions)
+    return None if match is None else address_reason(match)
+
+
+def hidden_text(text: str) -> str | None:
+    """Why text hides something from its reader (an invisible character, an HTML comment), or None."""
     invisible = INVISIBLE.search(text)
     if invisible:
         char = invisible.group(0)
         kind = "zero-width" if char in "\u200b\u200c\u200d\u2060\ufeff" else "invisible"
         return f"hidden {kind} character U+{ord(char):04X}"
     comment = HIDDEN_HTML_COMMENT.search(text)
-    if comment:
-        return f"hidden HTML comment: {_quote(comment.group(0))}"
-    plain = normalise_for_guard(text)
-    match = _first_match(_JUDGE_ADDRESS_RES + _dimension_patterns(tuple(dimensions)), plain)
-    if match is None:
-        return None
+    return f"hidden HTML comment: {_quote(comment.group(0))}" if comment else None
+
+
+def judge_address_match(plain: str, dimensions: Iterable[str] = ()) -> re.Match[str] | None:
+    """The first words addressed to the judge in text already normalised (normalise_for_guard)."""
+    return _first_match(_JUDGE_ADDRESS_RES + _dimension_patterns(tuple(dimensions)), plain)
+
+
+def address_reason(match: re.Match[str]) -> str:
     return f"addresses the judge: {_quote(match.group(0))}"
 
 

@@ -12,7 +12,14 @@ import re
 from collections.abc import Iterable
 
 from ..workspace.config import Criterion
-from .checks import CheckResult, judge_address, normalise_for_guard
+from .checks import (
+    CheckResult,
+    address_reason,
+    hidden_text,
+    judge_address,
+    judge_address_match,
+    normalise_for_guard,
+)
 
 FLAG = "judge_directed"  # what task_results.flags records for a guarded output
 REASON_PREFIX = "judge-directed text: "
@@ -56,22 +63,21 @@ def instruction_directed(text: str, dimensions: Iterable[str] = ()) -> str | Non
 
     The output patterns apply too (an instruction that writes "10/10" or "Dear grader" into the prompt puts it
     in front of the producer, which small models copy); an instruction not to do so is let through."""
+    hidden = hidden_text(text)
+    if hidden:
+        return hidden
     plain = normalise_for_guard(text)
     for pattern in _INSTRUCTING:
         for match in pattern.finditer(plain):
-            if not _NEGATED.search(plain[max(0, match.start() - 60):match.start()]):
+            if not _negated(plain, match.start()):
                 return f"tells the producer to write for the judge: '{match.group(0)}'"
-    reason = judge_address(text, dimensions)
-    if reason and not _NEGATED.search(plain[:_match_start(plain, reason)]):
-        return reason
-    return None
+    match = judge_address_match(plain, dimensions)
+    return address_reason(match) if match and not _negated(plain, match.start()) else None
 
 
-def _match_start(plain: str, reason: str) -> int:
-    """Where the quoted fragment of a judge_address reason starts in plain text (its end when not found)."""
-    quoted = reason.split("'", 1)[1].rsplit("'", 1)[0] if "'" in reason else ""
-    found = plain.find(quoted.rstrip(".")) if quoted else -1
-    return len(plain) if found < 0 else found
+def _negated(plain: str, start: int) -> bool:
+    """Whether a negation ("never", "do not", …) stands just before position start, in the same sentence."""
+    return bool(_NEGATED.search(plain[max(0, start - 60):start]))
 
 
 def guarded_checks(criteria: Iterable[Criterion], reason: str) -> tuple[CheckResult, ...]:

@@ -9,9 +9,8 @@ from typing import Any, Callable
 
 import optuna
 
-from ..evaluation.checks import CheckResult
 from ..evaluation.paired import Scores
-from ..evaluation.scoring import composite, criteria_rate
+from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
 from ..lm.preflight import server_url
@@ -144,8 +143,7 @@ class Evaluator:
 
     def task_objective(self, judge: float, passed: int, total: int, joules: float) -> float:
         """One task's objective: its composite, less the energy term when [scoring] energy_weight > 0."""
-        checks = [CheckResult("", i < passed, "") for i in range(total)]
-        value = composite(judge, criteria_rate([checks]), self.settings.scoring)
+        value = composite(judge, passed / total if total else 0.0, self.settings.scoring)
         return objective(value, joules, 1, self.energy_weight)
 
     @property
