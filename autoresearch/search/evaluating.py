@@ -102,16 +102,17 @@ class Evaluator:
 
     def repeat(self, number: int, instructions: dict[str, str], tasks: list[Task], repeat: int,
                recorder: CallRecorder, *, knobs: dict[str, Any] | None = None, variant_hash: str | None = None,
-               kind: str = "noise", split: str = "search") -> tuple[SuiteResult, dict[str, int | None]]:
+               kind: str = "noise", split: str = "search",
+               on_task: Callable[[int, TaskResult], bool] | None = None) -> tuple[SuiteResult, dict[str, int | None]]:
         """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise,
         with its seeds. Recorded as an evaluation of the trial (kind: noise, confirm or incumbent); the pruner
-        is not told."""
+        is not told. on_task returning False stops it after that task (the race's futility stop)."""
         self.emit(kind, {"trial": number, "repeat": repeat})
         return evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
                                instructions=instructions, kind=kind, split=split, study=self.name,
                                trial=number, recorder=recorder, backend_factory=self.backend_factory,
                                retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
-                               variant_hash=variant_hash)
+                               variant_hash=variant_hash, on_task=on_task)
 
     def scores(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                tasks: list[Task], split: str, repeat: int, recorder: CallRecorder) -> Scores:
@@ -138,8 +139,12 @@ class Evaluator:
 
     def result_scores(self, suite: SuiteResult, repeat: int) -> dict[tuple[str, int], float | None]:
         """An evaluation's per-task scores as the keep rule pairs them (None: the task failed)."""
-        return {(t.task_id, repeat): None if t.failed else self.task_objective(
-            t.score_r1, t.criteria_passed, len(t.checks), t.joules) for t in suite.tasks}
+        return dict(self.task_score(t, repeat) for t in suite.tasks)
+
+    def task_score(self, task: TaskResult, repeat: int) -> tuple[tuple[str, int], float | None]:
+        """One task's (task id, repeat) key and score as the keep rule pairs it (None: the task failed)."""
+        return (task.task_id, repeat), None if task.failed else self.task_objective(
+            task.score_r1, task.criteria_passed, len(task.checks), task.joules)
 
     def task_objective(self, judge: float, passed: int, total: int, joules: float) -> float:
         """One task's objective: its composite, less the energy term when [scoring] energy_weight > 0."""

@@ -1,11 +1,13 @@
 """The keep rule's race, run: a challenger's screen paired with the incumbent's scores on this machine, its
-confirmation seed sets, the bound and the holdout gate (the decisions are search/keep_rule.py's)."""
+confirmation seed sets (stopped after any task that sinks it), the bound and the holdout gate. The decisions
+are search/keep_rule.py's; where the scores come from is a ScoreSource: evaluations made now and stored
+(EvaluatedScores), or a table measured before (bench/resample.py replays the same race over one)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Protocol
 
-from ..evaluation.paired import compare, holdout_margin, task_sd
+from ..evaluation.paired import Scores, compare, holdout_margin, task_sd
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..workspace.config import Task
@@ -14,9 +16,95 @@ from .evaluating import Evaluator
 from .keep_rule import PairedKeepRule, Verdict
 from .results import Incumbent
 
+# Told each confirmation score as it arrives ((task id, repeat), score); False stops that seed set there.
+OnScore = Callable[[tuple[str, int], float | None], bool]
+
+
+class ScoreSource(Protocol):
+    """One challenger's and its incumbent's scores, as the race asks for them."""
+
+    def confirm(self, repeat: int, on_score: OnScore) -> Scores:
+        """The challenger's search tasks under seed set `repeat`, told to on_score task by task."""
+
+    def incumbent(self, split: str, repeat: int) -> Scores:
+        """The incumbent's tasks of `split` under seed set `repeat`."""
+
+    def holdout(self) -> tuple[Scores | None, dict[str, Any]]:
+        """The challenger's holdout tasks under the configured seeds (None without any), and what to record."""
+
+
+def run_race(rule: PairedKeepRule, source: ScoreSource, screen: Scores) -> Verdict:
+    """Screen (scores already made under the configured seeds), confirmation seed sets, bound, holdout gate;
+    each step stops a challenger that cannot win."""
+    mine, theirs = dict(screen), dict(source.incumbent("search", 0))
+    comparison = compare(mine, theirs)
+    screen_delta = comparison.mean
+    if not rule.still_in_race(comparison):
+        return rule.out_of_race(comparison, screen_delta, "screen")
+    for repeat in range(1, rule.repeats):
+        # The incumbent first, so that the challenger's seed set can stop after any task whose pair pulls the
+        # running mean to the threshold: a loser costs the tasks up to there, not the whole set.
+        theirs.update(source.incumbent("search", repeat))
+
+        def still_in(key: tuple[str, int], score: float | None) -> bool:
+            mine[key] = score
+            return rule.still_in_race(compare(mine, theirs))
+
+        mine.update(source.confirm(repeat, still_in))
+        comparison = compare(mine, theirs)
+        if not rule.still_in_race(comparison):
+            return rule.out_of_race(comparison, screen_delta, "confirm")
+    sd = task_sd(theirs)
+    verdict = rule.confirm(comparison, screen_delta, sd)
+    if not verdict.keep:
+        return verdict
+    found, extra = source.holdout()
+    if found is None:
+        return verdict
+    holdout = compare(found, source.incumbent("holdout", 0))
+    verdict = rule.gate(verdict, holdout, None if sd is None else holdout_margin(sd, holdout.n))
+    verdict.extra.update(extra)
+    return verdict
+
+
+class EvaluatedScores:
+    """A ScoreSource that evaluates on this machine: the challenger's seed sets now, the incumbent's from the
+    store where this study evaluated it before (another worker's keep, or tasks that failed: evaluated now)."""
+
+    def __init__(self, evaluator: Evaluator, number: int, incumbent: Incumbent, instructions: dict[str, str],
+                 knobs: dict[str, Any], variant_hash: str, recorder: CallRecorder, search_tasks: list[Task],
+                 holdout_tasks: list[Task]):
+        self.evaluator, self.number, self.recorder = evaluator, number, recorder
+        self.incumbent_side = incumbent
+        self.instructions, self.knobs, self.variant_hash = instructions, knobs, variant_hash
+        self.tasks = {"search": search_tasks, "holdout": holdout_tasks}
+
+    def confirm(self, repeat: int, on_score: OnScore) -> Scores:
+        def on_task(_index: int, task) -> bool:
+            return on_score(*self.evaluator.task_score(task, repeat))
+
+        result, _ = self.evaluator.repeat(self.number, self.instructions, self.tasks["search"], repeat,
+                                          self.recorder, knobs=self.knobs, variant_hash=self.variant_hash,
+                                          kind="confirm", on_task=on_task)
+        return self.evaluator.result_scores(result, repeat)
+
+    def incumbent(self, split: str, repeat: int) -> Scores:
+        side = self.incumbent_side
+        variant_hash = records.variant_fields(side.instructions, side.knobs)["variant_hash"]
+        return dict(self.evaluator.scores(self.number, side.instructions, side.knobs, variant_hash,
+                                          self.tasks[split], split, repeat, self.recorder))
+
+    def holdout(self) -> tuple[Scores | None, dict[str, Any]]:
+        suite, evaluation_id = self.evaluator.holdout(self.number, self.instructions, self.knobs, self.recorder,
+                                                      variant_hash=self.variant_hash)
+        if suite is None:
+            return None, {}
+        return (self.evaluator.result_scores(suite, 0),
+                {"holdout_evaluation_id": evaluation_id, "holdout_composite": suite.composite})
+
 
 class Race:
-    """Runs a challenger through the keep rule against an incumbent; evaluates what the rule asks for."""
+    """Runs a challenger through the keep rule against an incumbent, evaluating what the rule asks for."""
 
     def __init__(self, evaluator: Evaluator, rule: PairedKeepRule, search_tasks: list[Task],
                  holdout_tasks: list[Task]):
@@ -25,41 +113,7 @@ class Race:
 
     def run(self, number: int, incumbent: Incumbent, instructions: dict[str, str], knobs: dict[str, Any],
             variant_hash: str, screen: SuiteResult, recorder: CallRecorder) -> Verdict:
-        """Screen (the evaluation already made under the configured seeds), confirmation seed sets, bound,
-        holdout gate; each step stops a challenger that cannot win. Evaluations are recorded under `number`."""
-        rule, tasks = self.rule, self.search_tasks
-        mine = self.evaluator.result_scores(screen, 0)
-        theirs = self.incumbent_scores(number, incumbent, tasks, "search", 0, recorder)
-        comparison = compare(mine, theirs)
-        screen_delta = comparison.mean
-        if not rule.still_in_race(comparison):
-            return rule.out_of_race(comparison, screen_delta, "screen")
-        for repeat in range(1, rule.repeats):
-            result, _ = self.evaluator.repeat(number, instructions, tasks, repeat, recorder, knobs=knobs,
-                                              variant_hash=variant_hash, kind="confirm")
-            mine.update(self.evaluator.result_scores(result, repeat))
-            theirs.update(self.incumbent_scores(number, incumbent, tasks, "search", repeat, recorder))
-            comparison = compare(mine, theirs)
-            if not rule.still_in_race(comparison):
-                return rule.out_of_race(comparison, screen_delta, "confirm")
-        sd = task_sd(theirs)
-        verdict = rule.confirm(comparison, screen_delta, sd)
-        if not verdict.keep:
-            return verdict
-        holdout_suite, holdout_id = self.evaluator.holdout(number, instructions, knobs, recorder,
-                                                           variant_hash=variant_hash)
-        if holdout_suite is None:
-            return verdict
-        holdout = compare(self.evaluator.result_scores(holdout_suite, 0),
-                          self.incumbent_scores(number, incumbent, self.holdout_tasks, "holdout", 0, recorder))
-        verdict = rule.gate(verdict, holdout, None if sd is None else holdout_margin(sd, holdout.n))
-        verdict.extra.update(holdout_evaluation_id=holdout_id, holdout_composite=holdout_suite.composite)
-        return verdict
-
-    def incumbent_scores(self, number: int, incumbent: Incumbent, tasks: list[Task], split: str, repeat: int,
-                         recorder: CallRecorder) -> dict:
-        """The incumbent's per-task scores under one seed set, measured on this machine (stored, or evaluated
-        now: another worker's keep, or tasks that failed)."""
-        variant_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
-        return dict(self.evaluator.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks,
-                                          split, repeat, recorder))
+        """The race of one challenger whose screen is `screen`; its evaluations are recorded under `number`."""
+        source = EvaluatedScores(self.evaluator, number, incumbent, instructions, knobs, variant_hash, recorder,
+                                 self.search_tasks, self.holdout_tasks)
+        return run_race(self.rule, source, self.evaluator.result_scores(screen, 0))

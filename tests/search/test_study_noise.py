@@ -101,6 +101,32 @@ def test_a_win_that_does_not_hold_across_seeds_is_not_kept(loop_workspace):
     assert evidence["screen_delta"] == pytest.approx(2.1)
 
 
+class FadingJudge(SeedJudge):
+    """'!' gains one judge point under seed 7 and loses five under seed 8: a screen win that collapses at once."""
+
+    def respond(self, request):
+        if self.role_of(request) != "evaluator":
+            return super().respond(request)
+        answer = re.search(r"<answer>\n(.*)\n</answer>", request.messages[-1].content, re.S).group(1)
+        bonus = {7: 1, 8: -5}.get(request.seed, 0) if "!" in answer else 0
+        return json.dumps({**{d: 6 + bonus for d in DIMENSIONS}, "critique": "fine"})
+
+
+def test_a_confirmation_stops_after_the_task_that_sinks_the_running_mean(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    summary = Study(load_workspace(root), backend_factory=FadingJudge(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    # Screen: +0.7 on both tasks; the first task of seed set 1: −3.5, so the mean of 3 pairs is −0.7.
+    assert trial.status == "discard" and trial.evidence.stage == "confirm"
+    assert trial.evidence.comparison.n == 3 and trial.evidence.comparison.mean == pytest.approx(-0.7)
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    evaluations = db.execute("SELECT e.kind, e.repeat, e.status, COUNT(t.id) FROM evaluations e LEFT JOIN "
+                             "task_results t ON t.evaluation_id = e.id WHERE e.trial = 1 GROUP BY e.id "
+                             "ORDER BY e.id").fetchall()
+    assert evaluations == [("trial", 0, "complete", 2), ("confirm", 1, "pruned", 1)]
+
+
 def test_noise_repeats_1_measures_nothing(loop_workspace):
     root = producer_only(loop_workspace(extra=ONE_OPERATOR + "noise_repeats = 1\n"))
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
