@@ -22,6 +22,25 @@ class PairedComparison:
     tasks: int  # distinct tasks among the pairs
     repeats: int  # distinct repeats (seed sets) among the pairs
     dropped: int  # pairs left out because a side's task failed (a fault is not evidence)
+    task_ids: tuple[str, ...] = ()  # each delta's task, in the order of deltas
+
+    @property
+    def task_means(self) -> tuple[float, ...]:
+        """Each task's mean difference over its seed sets."""
+        by_task: dict[str, list[float]] = {}
+        for task, delta in zip(self.task_ids, self.deltas):
+            by_task.setdefault(task, []).append(delta)
+        return tuple(statistics.fmean(v) for v in by_task.values())
+
+    def task_lower_bound(self, confidence: float) -> float | None:
+        """The one-sided t lower bound over the tasks' mean differences (the task is the unit): a gain that one
+        task's draw carries, or that an edit's chance effect on a few tasks carries, is not counted as sure.
+        None from under two tasks."""
+        means = self.task_means
+        if len(means) < 2:
+            return None
+        centre = statistics.fmean(means)
+        return centre - float(stats.t.ppf(confidence, len(means) - 1)) * statistics.stdev(means) / math.sqrt(len(means))
 
     @property
     def n(self) -> int:
@@ -35,14 +54,24 @@ class PairedComparison:
     def sd(self) -> float | None:
         return statistics.stdev(self.deltas) if self.n >= 2 else None
 
-    def lower_bound(self, confidence: float) -> float | None:
-        """The one-sided paired-t lower confidence bound of the mean difference; None from under two pairs.
+    def pair_lower_bound(self, confidence: float) -> float | None:
+        """The one-sided paired-t lower bound over every (task, seed) difference; None from under two pairs.
 
         With every difference equal (sd 0) the bound is the mean itself: no spread, no doubt."""
         sd = self.sd
         if sd is None:
             return None
         return self.mean - float(stats.t.ppf(confidence, self.n - 1)) * sd / math.sqrt(self.n)
+
+    def lower_bound(self, confidence: float) -> float | None:
+        """The keep rule's bound: the lower of the pairs' bound and the tasks' (the pairs' alone with one task).
+
+        Why both: on a small model a changed prompt re-draws each task's outcome for every seed alike, so an
+        edit with no real effect can move one task's score consistently across seeds; over the pairs that
+        looks certain, over the tasks it does not. The tasks' bound also counts the tasks' spread of a real
+        gain, so an improvement must hold across tasks, not in one."""
+        pairs, tasks = self.pair_lower_bound(confidence), self.task_lower_bound(confidence)
+        return pairs if tasks is None or pairs is None else min(pairs, tasks)
 
     def text(self, confidence: float) -> str:
         """"+0.42 over 4 tasks × 3 seeds, 95% lower bound +0.11" (what a keep's evidence says)."""
@@ -54,7 +83,9 @@ class PairedComparison:
 
     def to_json(self, confidence: float) -> dict[str, object]:
         return {"mean": self.mean, "sd": self.sd, "n": self.n, "tasks": self.tasks, "repeats": self.repeats,
-                "dropped": self.dropped, "confidence": confidence, "lower_bound": self.lower_bound(confidence)}
+                "dropped": self.dropped, "confidence": confidence, "lower_bound": self.lower_bound(confidence),
+                "pair_lower_bound": self.pair_lower_bound(confidence),
+                "task_lower_bound": self.task_lower_bound(confidence), "task_means": list(self.task_means)}
 
 
 def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:
@@ -68,7 +99,8 @@ def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:
             continue
         deltas.append(value - other)
         keys.append(key)
-    return PairedComparison(tuple(deltas), len({t for t, _ in keys}), len({r for _, r in keys}), dropped)
+    return PairedComparison(tuple(deltas), len({t for t, _ in keys}), len({r for _, r in keys}), dropped,
+                            tuple(t for t, _ in keys))
 
 
 def task_sd(scores: Scores) -> float | None:

@@ -4,9 +4,10 @@ A race in three steps, so that trust costs few model calls:
 1. screen: the challenger's search tasks under the configured seeds (repeat 0), paired task by task with the
    incumbent's; a mean difference at or under keep_threshold stops it (it cannot plausibly win);
 2. confirm: a contender is evaluated under the next seed sets (repeat 1, 2, …: [search] noise_repeats in all),
-   stopped as soon as its running mean falls to the threshold; after the last, it is kept only when the mean
-   paired difference over tasks × seeds exceeds keep_threshold AND its one-sided paired-t lower bound at
-   [scoring] confidence is above zero;
+   stopped after any task that brings its running mean to the threshold; after the last, it is kept only when the
+   mean paired difference over tasks × seeds exceeds keep_threshold AND its lower bound at [scoring] confidence
+   is above zero: the lower of the one-sided t bounds over the (task, seed) pairs and over the tasks' means
+   (evaluation/paired.py says why both);
 3. holdout gate ([scoring] holdout_gate): its holdout tasks may not fall below the incumbent's by more than
    the measured noise of such a difference (√2 · the per-task sd over seeds / √holdout tasks).
 Only tasks that succeeded on both sides are compared: a backend fault is not evidence.
@@ -55,8 +56,8 @@ class Verdict:
         trailers = {
             "Autoresearch-Evidence": c.text(self.confidence),
             "Autoresearch-Pairs": f"{c.n} ({c.tasks} tasks × {c.repeats} seeds; {c.dropped} left out for faults)",
-            "Autoresearch-Lower-Bound": "none" if bound is None else f"{bound:+.3f} (one-sided paired t, "
-                                                                    f"{self.confidence:.0%})",
+            "Autoresearch-Lower-Bound": "none" if bound is None else f"{bound:+.3f} ({self.confidence:.0%}, "
+                                                                    f"one-sided t: {_bounds(c, self.confidence)})",
         }
         if self.noise_sd is not None:
             trailers["Autoresearch-Task-Noise-Sd"] = f"{self.noise_sd:.3f} (one task's score over seeds)"
@@ -65,6 +66,15 @@ class Verdict:
             tasks = f"{self.holdout.n} task{'' if self.holdout.n == 1 else 's'}"
             trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({tasks}{margin})"
         return trailers
+
+
+def _bounds(c: PairedComparison, confidence: float) -> str:
+    """"over 12 pairs +0.31, over 4 task means +0.12": the two bounds the rule's is the lower of."""
+    pairs, tasks = c.pair_lower_bound(confidence), c.task_lower_bound(confidence)
+    found = [f"over {c.n} pairs {pairs:+.3f}"] if pairs is not None else []
+    if tasks is not None:
+        found.append(f"over {c.tasks} task means {tasks:+.3f}")
+    return ", ".join(found)
 
 
 @dataclass(frozen=True)

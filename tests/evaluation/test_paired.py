@@ -24,12 +24,29 @@ def test_a_fault_on_the_incumbents_side_is_left_out_too():
     assert c.deltas == (1.0,) and c.dropped == 1 and c.lower_bound(0.95) is None  # one pair: no bound
 
 
-def test_the_lower_bound_is_the_one_sided_paired_t_bound():
+def test_the_pairs_bound_is_the_one_sided_paired_t_bound():
     deltas = [0.9, -0.2, 0.4, 0.7, 0.1, 0.5]
     c = compare({("t", i): d for i, d in enumerate(deltas)}, {("t", i): 0.0 for i in range(6)})
     sd = math.sqrt(sum((d - c.mean) ** 2 for d in deltas) / 5)
-    assert c.lower_bound(0.95) == pytest.approx(c.mean - stats.t.ppf(0.95, 5) * sd / math.sqrt(6))
+    assert c.pair_lower_bound(0.95) == pytest.approx(c.mean - stats.t.ppf(0.95, 5) * sd / math.sqrt(6))
+    assert c.lower_bound(0.95) == c.pair_lower_bound(0.95)  # one task: the pairs' bound alone
     assert c.lower_bound(0.99) < c.lower_bound(0.95) < c.mean  # more confidence, a lower bound
+
+
+def test_the_tasks_bound_takes_each_tasks_mean_over_seeds_as_one_unit():
+    # Task a gains 1.2 under every seed, task b-d nothing: over the 12 pairs that looks sure, over 4 tasks not.
+    deltas = {("a", r): 1.2 for r in range(3)} | {(t, r): 0.0 for t in "bcd" for r in range(3)}
+    c = compare(deltas, {key: 0.0 for key in deltas})
+    assert c.task_means == (1.2, 0.0, 0.0, 0.0)
+    assert c.pair_lower_bound(0.95) > 0
+    assert c.task_lower_bound(0.95) == pytest.approx(0.3 - stats.t.ppf(0.95, 3) * 0.6 / 2)
+    assert c.lower_bound(0.95) == c.task_lower_bound(0.95) < 0  # the rule's bound: the lower of the two
+    assert c.to_json(0.95)["pair_lower_bound"] == c.pair_lower_bound(0.95)
+
+
+def test_one_task_has_only_the_pairs_bound():
+    c = compare({("t", i): d for i, d in enumerate([0.9, 0.1, 0.5])}, {("t", i): 0.0 for i in range(3)})
+    assert c.task_lower_bound(0.95) is None and c.lower_bound(0.95) == c.pair_lower_bound(0.95)
 
 
 def test_equal_differences_have_no_doubt():
