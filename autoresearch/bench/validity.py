@@ -17,11 +17,14 @@ from typing import Any, Callable, Sequence
 from ..evaluation.paired import compare
 from ..pipeline.repeats import evaluate_repeat
 from ..search.evaluating import Evaluator
+from ..search.keep_rule import PairedKeepRule
 from ..search.proposer import Proposal
 from ..search.study import Study
 from ..store import Store
 from ..workspace.workspace import load_workspace
 from . import report
+from .resample import resample
+from .score_table import collect
 from .search import inner_factory
 from .spike import spiked_factory
 from .workspaces import copy_workspace, starter
@@ -50,7 +53,11 @@ class ValidityOptions:
     power_tries: int = 5  # fresh-seed studies of the planted improvement
     normal_trials: int = 8  # trials of a normal study (the model's own proposals)
     planted_repeats: int = 3  # fresh seed sets the planted edit is shown to help on, before the tries
-    stages: tuple[str, ...] = ("planted", "aa", "power", "normal")
+    table_nulls: int = 5  # null edits in the score table (beside the starter and the planted edit)
+    table_sets: int = 6  # seed sets each of them is evaluated under
+    table_seed: int = 500  # the table's first seed
+    table: Path | None = None  # where the table is kept (default: out/table.json); an existing one is resumed
+    stages: tuple[str, ...] = ("planted", "table", "aa", "power", "normal")
     out: Path = Path("runs/bench")
     seed: int = 0
     backend: str = "configured"
@@ -82,6 +89,7 @@ class ValidityResult:
     seconds: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     backend: str = ""
+    resampled: dict[str, Any] = field(default_factory=dict)  # the rule replayed over the score table
 
     def stage(self, name: str) -> list[TrialRow]:
         return [r for r in self.rows if r.stage == name]
@@ -146,6 +154,33 @@ def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[st
         edits[name] = c.to_json(0.95)
     return {"seeds": [PLANTED_SEED + r for r in range(repeats)], "starter_mean": _mean(starter_scores),
             "edits": edits}
+
+
+def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, log) -> dict[str, Any]:
+    """The starter, `table_nulls` null edits of its producer.md and the planted edit (spiked), each evaluated
+    under `table_sets` seed sets on both splits; then the keep rule replayed over every pairing of them."""
+    root = seeded_copy(source, scratch / "table", options.table_seed)
+    ws = load_workspace(root)
+    base = ws.instructions
+    edits = NullEdits()
+    variants = {"starter": (base, factory)}
+    for k in range(options.table_nulls):
+        variants[f"null {k + 1}"] = ({**base, "producer.md": edits.propose(base["producer.md"], None, None, None).text},
+                                     factory)
+    variants["planted"] = ({**base, "producer.md": PLANTED}, spiked_factory(MARKER, SPIKE, factory))
+    path = Path(options.table or Path(options.out) / "table.json")
+    texts = {name: instructions["producer.md"] for name, (instructions, _) in variants.items()}
+    if path.exists() and json.loads(path.read_text(encoding="utf-8")).get("texts", texts) != texts:
+        raise ValueError(f"{path}: its variants' texts differ from this run's; use another --table")
+    table = collect(root, variants, options.table_sets, path, log, options.table_seed)
+    table["texts"] = texts
+    table["machine"] = table.get("machine") or report.machine()
+    path.write_text(json.dumps(table, indent=1), encoding="utf-8")
+    rule = PairedKeepRule.from_settings(ws.settings.scoring, ws.settings.search.noise_repeats)
+    found = resample(table, rule)
+    found.update(table_calls=table["calls"], table_seconds=table["seconds"], table_path=str(path))
+    log(f"  resampled: {json.dumps(found)}")
+    return found
 
 
 def _mean(scores: dict) -> float | None:
@@ -224,6 +259,8 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
         if stage == "planted":
             result.planted = planted_check(source, scratch, options.planted_repeats, factory)
             log(f"  planted: {json.dumps(result.planted)}")
+        elif stage == "table":
+            result.resampled = table_stage(source, scratch, options, factory, log)
         elif stage == "aa":
             per_study = max(1, options.aa_trials // max(options.aa_studies, 1))
             for k in range(options.aa_studies):
@@ -236,7 +273,7 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
         elif stage == "normal":
             study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
         else:
-            raise ValueError(f"unknown stage {stage!r}; planted, aa, power or normal")
+            raise ValueError(f"unknown stage {stage!r}; planted, table, aa, power or normal")
         result.seconds[stage] = time.perf_counter() - start
         write(out, options, result, quiet=stage != options.stages[-1])  # a stopped run keeps its stages
     return result
@@ -305,6 +342,7 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         "| |",
         f"| model calls per trial (A/A + normal) | ≤ 1.5× | {_calls(f['calls_per_trial'])} "
         f"({_calls(f['cost_ratio'], '.2f')}×) | {_calls(f['calls_per_trial_old'])} |",
+        *_resampled_rows(result.resampled),
         "",
         f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
         "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + holdout).",
@@ -319,6 +357,27 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
                      f"{_num(r.paired_delta)} | {_num(r.lower_bound)} | {_num(r.holdout_delta)} | "
                      f"{'yes' if r.old_keep else 'no'} | {r.calls} | {r.old_calls} |")
     return "\n".join(lines) + "\n"
+
+
+def _resampled_rows(found: dict[str, Any]) -> list[str]:
+    """The table rows of the rule replayed over the score table (none without a table stage)."""
+    if not found:
+        return []
+    aa, power = found["aa"], found["power"]
+    basis = f"{found['variants']} null variants × {found['seed_sets']} seed sets"
+    ratio = aa["calls_per_trial"] / aa["old_calls_per_trial"] if aa["old_calls_per_trial"] else None
+
+    def rate(keeps: int, trials: int) -> str:
+        return f"{keeps} of {trials} ({keeps / trials:.1%})" if trials else "n/a"
+
+    return [
+        f"| A/A, resampled: every ordered pair of {basis} ({aa['trials']} decisions) | ≤ 5% | "
+        f"{rate(aa['keeps'], aa['trials'])} | {rate(aa['old_keeps'], aa['trials'])} |",
+        f"| power, resampled: the planted edit against each null variant ({power['trials']} decisions) | ≥ 80% | "
+        f"{rate(power['keeps'], power['trials'])} | {rate(power['old_keeps'], power['trials'])} |",
+        f"| model calls per trial, resampled A/A | ≤ 1.5× | {_calls(aa['calls_per_trial'])} ({_calls(ratio, '.2f')}×) "
+        f"| {_calls(aa['old_calls_per_trial'])} |",
+    ]
 
 
 def _num(value: float | None) -> str:
@@ -351,15 +410,21 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     parser.add_argument("--power-tries", type=int, default=ValidityOptions.power_tries)
     parser.add_argument("--normal-trials", type=int, default=ValidityOptions.normal_trials)
     parser.add_argument("--planted-repeats", type=int, default=ValidityOptions.planted_repeats)
+    parser.add_argument("--table-nulls", type=int, default=ValidityOptions.table_nulls)
+    parser.add_argument("--table-sets", type=int, default=ValidityOptions.table_sets)
+    parser.add_argument("--table-seed", type=int, default=ValidityOptions.table_seed)
+    parser.add_argument("--table", type=Path, default=None,
+                        help="the score table's file (default OUT/table.json); an existing one is resumed or reused")
     parser.add_argument("--stages", default=",".join(ValidityOptions.stages),
-                        help="comma-separated: planted, aa, power, normal")
+                        help="comma-separated: planted, table, aa, power, normal")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     parser.add_argument("--seed", type=int, default=0, help="the studies' seed (default 0)")
     parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
                         help="fake: a scripted pipeline, for the smoke tests only")
     a = parser.parse_args(argv)
     return ValidityOptions(aa_trials=a.aa_trials, aa_studies=a.aa_studies, aa_seed=a.aa_seed, power_tries=a.power_tries, normal_trials=a.normal_trials,
-                           planted_repeats=a.planted_repeats, stages=tuple(s for s in a.stages.split(",") if s),
+                           planted_repeats=a.planted_repeats, table_nulls=a.table_nulls, table_sets=a.table_sets,
+                           table_seed=a.table_seed, table=a.table, stages=tuple(s for s in a.stages.split(",") if s),
                            out=a.out, seed=a.seed, backend=a.backend)
 
 

@@ -23,6 +23,7 @@ class PairedComparison:
     repeats: int  # distinct repeats (seed sets) among the pairs
     dropped: int  # pairs left out because a side's task failed (a fault is not evidence)
     task_ids: tuple[str, ...] = ()  # each delta's task, in the order of deltas
+    across_tasks: bool = False  # the bound also over the tasks' means ([scoring] across_tasks)
 
     @property
     def task_means(self) -> tuple[float, ...]:
@@ -64,13 +65,14 @@ class PairedComparison:
         return self.mean - float(stats.t.ppf(confidence, self.n - 1)) * sd / math.sqrt(self.n)
 
     def lower_bound(self, confidence: float) -> float | None:
-        """The keep rule's bound: the lower of the pairs' bound and the tasks' (the pairs' alone with one task).
+        """The keep rule's bound: the pairs' bound, or with across_tasks the lower of it and the tasks' (the
+        pairs' alone with one task).
 
-        Why both: on a small model a changed prompt re-draws each task's outcome for every seed alike, so an
-        edit with no real effect can move one task's score consistently across seeds; over the pairs that
-        looks certain, over the tasks it does not. The tasks' bound also counts the tasks' spread of a real
-        gain, so an improvement must hold across tasks, not in one."""
-        pairs, tasks = self.pair_lower_bound(confidence), self.task_lower_bound(confidence)
+        Why the tasks' too: on a small model a changed prompt re-draws each task's outcome for every seed
+        alike, so an edit with no real effect can move one task's score consistently across seeds; over the
+        pairs that looks certain, over the tasks it does not. With few tasks it is a blunt bound, though."""
+        pairs = self.pair_lower_bound(confidence)
+        tasks = self.task_lower_bound(confidence) if self.across_tasks else None
         return pairs if tasks is None or pairs is None else min(pairs, tasks)
 
     def text(self, confidence: float) -> str:
@@ -85,7 +87,8 @@ class PairedComparison:
         return {"mean": self.mean, "sd": self.sd, "n": self.n, "tasks": self.tasks, "repeats": self.repeats,
                 "dropped": self.dropped, "confidence": confidence, "lower_bound": self.lower_bound(confidence),
                 "pair_lower_bound": self.pair_lower_bound(confidence),
-                "task_lower_bound": self.task_lower_bound(confidence), "task_means": list(self.task_means)}
+                "task_lower_bound": self.task_lower_bound(confidence), "task_means": list(self.task_means),
+                "across_tasks": self.across_tasks}
 
 
 def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:

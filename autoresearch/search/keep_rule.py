@@ -5,9 +5,9 @@ A race in three steps, so that trust costs few model calls:
    incumbent's; a mean difference at or under keep_threshold stops it (it cannot plausibly win);
 2. confirm: a contender is evaluated under the next seed sets (repeat 1, 2, …: [search] noise_repeats in all),
    stopped after any task that brings its running mean to the threshold; after the last, it is kept only when the
-   mean paired difference over tasks × seeds exceeds keep_threshold AND its lower bound at [scoring] confidence
-   is above zero: the lower of the one-sided t bounds over the (task, seed) pairs and over the tasks' means
-   (evaluation/paired.py says why both);
+   mean paired difference over tasks × seeds exceeds keep_threshold AND its one-sided paired-t lower bound at
+   [scoring] confidence is above zero (with [scoring] across_tasks, the bound over the tasks' means too:
+   evaluation/paired.py says why, and bench_validity what it costs);
 3. holdout gate ([scoring] holdout_gate): its holdout tasks may not fall below the incumbent's by more than
    the measured noise of such a difference (√2 · the per-task sd over seeds / √holdout tasks).
 Only tasks that succeeded on both sides are compared: a backend fault is not evidence.
@@ -15,7 +15,7 @@ Only tasks that succeeded on both sides are compared: a backend fault is not evi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..evaluation.paired import PairedComparison
@@ -69,12 +69,12 @@ class Verdict:
 
 
 def _bounds(c: PairedComparison, confidence: float) -> str:
-    """"over 12 pairs +0.31, over 4 task means +0.12": the two bounds the rule's is the lower of."""
+    """"over 12 pairs +0.31; over 4 task means +0.12, not required": the bounds, and which the rule used."""
     pairs, tasks = c.pair_lower_bound(confidence), c.task_lower_bound(confidence)
     found = [f"over {c.n} pairs {pairs:+.3f}"] if pairs is not None else []
     if tasks is not None:
-        found.append(f"over {c.tasks} task means {tasks:+.3f}")
-    return ", ".join(found)
+        found.append(f"over {c.tasks} task means {tasks:+.3f}{'' if c.across_tasks else ', not required'}")
+    return "; ".join(found)
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,12 @@ class PairedKeepRule:
     confidence: float
     repeats: int  # seed sets a contender is confirmed on, the screen's included
     holdout_gate: bool
+    across_tasks: bool = False  # the bound over the tasks' means too
 
     @classmethod
     def from_settings(cls, scoring: ScoringConfig, repeats: int) -> "PairedKeepRule":
-        return cls(scoring.keep_threshold, scoring.confidence, max(repeats, 1), scoring.holdout_gate)
+        return cls(scoring.keep_threshold, scoring.confidence, max(repeats, 1), scoring.holdout_gate,
+                   scoring.across_tasks)
 
     def still_in_race(self, comparison: PairedComparison) -> bool:
         """Screen and each confirmation step: a challenger whose running mean is at or under the threshold
@@ -103,6 +105,7 @@ class PairedKeepRule:
 
     def confirm(self, comparison: PairedComparison, screen_delta: float, noise_sd: float | None) -> Verdict:
         """After the last seed set: the mean above the threshold, and its lower bound above zero."""
+        comparison = replace(comparison, across_tasks=self.across_tasks)
         bound = comparison.lower_bound(self.confidence)
         if not self.still_in_race(comparison):
             return self.out_of_race(comparison, screen_delta, "confirm")

@@ -74,6 +74,11 @@ class ScoringConfig(_Strict):
     confidence: float = Field(0.95, ge=0.5, le=0.999)
     # A confirmed challenger whose holdout tasks fall below the incumbent's by more than their noise is refused.
     holdout_gate: bool = True
+    # Also require the one-sided bound over the search tasks' mean differences (each task one unit) above zero.
+    # Guards against an edit's chance effect on one task (on a small model even an extra space can move one
+    # task the same way under every seed); with 4 search tasks it costs much power (bench_validity measured
+    # 84% → 48% on a +0.7 effect), so it is for suites with many search tasks (8 or more).
+    across_tasks: bool = False
 
     @model_validator(mode="after")
     def _weights_sum_to_one(self) -> "ScoringConfig":

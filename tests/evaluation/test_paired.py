@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from scipy import stats
@@ -40,12 +41,15 @@ def test_the_tasks_bound_takes_each_tasks_mean_over_seeds_as_one_unit():
     assert c.task_means == (1.2, 0.0, 0.0, 0.0)
     assert c.pair_lower_bound(0.95) > 0
     assert c.task_lower_bound(0.95) == pytest.approx(0.3 - stats.t.ppf(0.95, 3) * 0.6 / 2)
-    assert c.lower_bound(0.95) == c.task_lower_bound(0.95) < 0  # the rule's bound: the lower of the two
-    assert c.to_json(0.95)["pair_lower_bound"] == c.pair_lower_bound(0.95)
+    assert c.lower_bound(0.95) == c.pair_lower_bound(0.95)  # by default the pairs' bound alone
+    across = replace(c, across_tasks=True)
+    assert across.lower_bound(0.95) == c.task_lower_bound(0.95) < 0  # across tasks: the lower of the two
+    assert across.to_json(0.95)["pair_lower_bound"] == c.pair_lower_bound(0.95)
 
 
 def test_one_task_has_only_the_pairs_bound():
     c = compare({("t", i): d for i, d in enumerate([0.9, 0.1, 0.5])}, {("t", i): 0.0 for i in range(3)})
+    c = replace(c, across_tasks=True)
     assert c.task_lower_bound(0.95) is None and c.lower_bound(0.95) == c.pair_lower_bound(0.95)
 
 

@@ -35,14 +35,18 @@ def test_a_mean_above_the_threshold_with_a_bound_above_zero_is_kept():
 def test_a_mean_above_the_threshold_inside_the_noise_is_not_kept():
     verdict = RULE.confirm(comparison([2.0, -1.5, 1.8, -1.2] * 3), 0.3, 1.5)
     assert verdict.comparison.mean > RULE.threshold and verdict.lower_bound < 0
-    assert not verdict.keep and verdict.stage == "bound" and verdict.reason.startswith("inside the noise: +0.28 over 4 tasks × 3 seeds, 95% lower bound -1.94")
+    assert not verdict.keep and verdict.stage == "bound" and verdict.reason.startswith("inside the noise: +0.28 over 4 tasks × 3 seeds, 95% lower bound -0.61")
 
 
-def test_a_gain_one_task_carries_under_every_seed_is_not_kept():
-    # What a null edit does on a small model: task t0 re-drawn for the better under every seed, the rest equal.
-    verdict = RULE.confirm(comparison([1.2, 0.0, 0.0, 0.0] * 3), 0.3, 0.5)
+def test_across_tasks_a_gain_one_task_carries_under_every_seed_is_not_kept():
+    # What a null edit can do on a small model: task t0 re-drawn for the better under every seed, the rest equal.
+    one_task = comparison([1.2, 0.0, 0.0, 0.0] * 3)
+    assert RULE.confirm(one_task, 0.3, 0.5).keep  # over the pairs it looks sure
+    across = PairedKeepRule.from_settings(ScoringConfig(across_tasks=True), repeats=3)
+    verdict = across.confirm(one_task, 0.3, 0.5)
     assert verdict.comparison.pair_lower_bound(RULE.confidence) > 0 > verdict.lower_bound
     assert not verdict.keep and verdict.stage == "bound"
+    assert verdict.trailers()["Autoresearch-Lower-Bound"].endswith("; over 4 task means -0.406)")
 
 
 def test_a_certain_but_small_improvement_is_not_kept():
@@ -70,7 +74,7 @@ def test_a_keeps_trailers_carry_the_evidence():
     assert trailers["Autoresearch-Pairs"] == "12 (4 tasks × 3 seeds; 0 left out for faults)"
     c = verdict.comparison
     assert trailers["Autoresearch-Lower-Bound"] == (
-        f"{c.lower_bound(0.95):+.3f} (95%, one-sided t: over 12 pairs {c.pair_lower_bound(0.95):+.3f}, "
-        f"over 4 task means {c.task_lower_bound(0.95):+.3f})")
+        f"{c.pair_lower_bound(0.95):+.3f} (95%, one-sided t: over 12 pairs {c.pair_lower_bound(0.95):+.3f}; "
+        f"over 4 task means {c.task_lower_bound(0.95):+.3f}, not required)")
     assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850)"
     assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"

@@ -1,0 +1,131 @@
+"""The keep rule replayed over a score table (bench/score_table.py): the same race (search/race.py) for every
+ordered pair of variants and every ordered choice of seed sets, so that a few hundred model calls answer
+thousands of keep decisions: how often null edits are kept (A/A), how often the planted improvement is kept
+(power), and the calls each rule spends per trial.
+
+The decisions share their variants and seed sets, so they are not independent: the figures say how many
+variants and seed sets they rest on, and the spread over seed-set choices is printed beside the rate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..evaluation.paired import Scores
+from ..search.keep_rule import EPSILON, PairedKeepRule
+from ..search.race import OnScore, run_race
+
+CALLS_PER_TASK = 3  # planner, producer, evaluator (no revision rounds in the starter)
+
+
+class TableScores:
+    """A ScoreSource over a table: the challenger's and incumbent's scores under an ordering of its seed sets
+    (the race's repeat r is the table's seed set order[r]); counts the calls a live race would have made."""
+
+    def __init__(self, table: dict[str, Any], challenger: str, incumbent: str, order: tuple[int, ...]):
+        self.variants, self.challenger, self.incumbent_name = table["variants"], challenger, incumbent
+        self.order = order
+        self.calls = 0
+
+    def scores(self, variant: str, split: str, repeat: int) -> Scores:
+        found = self.variants[variant][split]
+        return {(task, repeat): values[self.order[repeat]] for task, values in sorted(found.items())}
+
+    def screen(self) -> Scores:
+        found = self.scores(self.challenger, "search", 0)
+        self.calls += 1 + CALLS_PER_TASK * len(found)  # the proposer, and the screen's tasks
+        return found
+
+    def confirm(self, repeat: int, on_score: OnScore) -> Scores:
+        found: dict[tuple[str, int], float | None] = {}
+        for key, score in self.scores(self.challenger, "search", repeat).items():
+            found[key] = score
+            self.calls += CALLS_PER_TASK
+            if not on_score(key, score):
+                break
+        return found
+
+    def incumbent(self, split: str, repeat: int) -> Scores:
+        return self.scores(self.incumbent_name, split, repeat)  # measured before: no calls in the trial
+
+    def holdout(self) -> tuple[Scores | None, dict[str, Any]]:
+        found = self.scores(self.challenger, "holdout", 0)
+        self.calls += CALLS_PER_TASK * len(found)
+        return (found or None), {}
+
+
+@dataclass
+class Decisions:
+    """Every replayed decision of one kind (A/A or power): keeps, calls, and the old rule beside them."""
+
+    trials: int = 0
+    keeps: int = 0
+    calls: int = 0
+    old_keeps: int = 0
+    old_calls: int = 0
+    stages: dict[str, int] | None = None
+    by_first_seed: dict[int, list[int]] | None = None  # seed set of the screen → [keeps, trials]
+
+    def add(self, keep: bool, stage: str, calls: int, old_keep: bool, old_calls: int, first: int) -> None:
+        self.trials += 1
+        self.keeps += keep
+        self.calls += calls
+        self.old_keeps += old_keep
+        self.old_calls += old_calls
+        self.stages = self.stages or {}
+        self.stages[stage] = self.stages.get(stage, 0) + 1
+        self.by_first_seed = self.by_first_seed or {}
+        self.by_first_seed.setdefault(first, [0, 0])
+        self.by_first_seed[first][0] += keep
+        self.by_first_seed[first][1] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        rate = self.keeps / self.trials if self.trials else None
+        per_seed = [k / n for k, n in (self.by_first_seed or {}).values() if n]
+        return {"trials": self.trials, "keeps": self.keeps, "rate": rate,
+                "rate_sd_over_screen_seed": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
+                "old_keeps": self.old_keeps, "old_rate": self.old_keeps / self.trials if self.trials else None,
+                "calls_per_trial": self.calls / self.trials if self.trials else None,
+                "old_calls_per_trial": self.old_calls / self.trials if self.trials else None,
+                "stages": self.stages or {}}
+
+
+def orders(sets: int, repeats: int) -> Iterator[tuple[int, ...]]:
+    """Every ordered choice of `repeats` seed sets out of `sets`."""
+    return itertools.permutations(range(sets), repeats)
+
+
+def old_rule(source: TableScores, threshold: float) -> tuple[bool, int]:
+    """The rule replaced: one evaluation of the search tasks, kept above the incumbent's by > threshold; its
+    calls (the proposer, the screen, and the holdout of a keep)."""
+    mine, theirs = source.scores(source.challenger, "search", 0), source.scores(source.incumbent_name, "search", 0)
+    if any(v is None for v in mine.values()) or any(v is None for v in theirs.values()):
+        return False, 1 + CALLS_PER_TASK * len(mine)
+    keep = statistics.fmean(mine.values()) - statistics.fmean(theirs.values()) > threshold + EPSILON
+    holdout = len(source.variants[source.challenger]["holdout"])
+    return keep, 1 + CALLS_PER_TASK * (len(mine) + (holdout if keep else 0))
+
+
+def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, str]]) -> Decisions:
+    """The race of each (challenger, incumbent) pair under every ordering of the table's seed sets."""
+    found = Decisions()
+    sets = min(len(v) for variant in table["variants"].values() for v in variant["search"].values())
+    for challenger, incumbent in pairs:
+        for order in orders(sets, rule.repeats):
+            source = TableScores(table, challenger, incumbent, order)
+            verdict = run_race(rule, source, source.screen())
+            old_keep, old_calls = old_rule(TableScores(table, challenger, incumbent, order), rule.threshold)
+            found.add(verdict.keep, verdict.stage, source.calls, old_keep, old_calls, order[0])
+    return found
+
+
+def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted") -> dict[str, Any]:
+    """A/A over every ordered pair of null variants, power of the planted variant against each of them."""
+    nulls = sorted(v for v in table["variants"] if v != planted)
+    aa = replay(table, rule, list(itertools.permutations(nulls, 2)))
+    power = replay(table, rule, [(planted, n) for n in nulls]) if planted in table["variants"] else Decisions()
+    return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
+            "aa": aa.to_json(), "power": power.to_json()}

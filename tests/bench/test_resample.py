@@ -1,0 +1,65 @@
+"""The keep rule replayed over a score table: the very race of search/race.py, every pairing and seed order."""
+
+from __future__ import annotations
+
+from autoresearch.bench.resample import CALLS_PER_TASK, TableScores, old_rule, resample
+from autoresearch.search.keep_rule import PairedKeepRule
+from autoresearch.search.race import run_race
+
+RULE = PairedKeepRule(0.1, 0.95, 3, True)
+
+
+def variant(search: dict[str, list[float]], holdout: dict[str, list[float]]) -> dict:
+    return {"search": search, "holdout": holdout}
+
+
+def table(**variants) -> dict:
+    return {"variants": variants}
+
+
+NOISE = {"a": [3.0, 4.0, 3.5, 4.5], "b": [2.0, 2.5, 3.0, 2.0]}
+HOLDOUT = {"h": [3.0, 3.0, 3.0, 3.0]}
+
+
+def test_identical_variants_are_never_kept_and_stop_at_the_screen():
+    found = resample(table(starter=variant(NOISE, HOLDOUT), null=variant(NOISE, HOLDOUT)), RULE)
+    assert found["aa"]["trials"] == 2 * 24 and found["aa"]["keeps"] == 0  # 2 ordered pairs × 4·3·2 orders
+    assert found["aa"]["stages"] == {"screen": 48}
+    assert found["aa"]["calls_per_trial"] == 1 + CALLS_PER_TASK * 2  # the proposer and the screen only
+    assert found["power"]["trials"] == 0
+
+
+def test_a_planted_gain_on_every_task_and_seed_is_kept_under_every_order():
+    better = {task: [v + 1.0 for v in values] for task, values in NOISE.items()}
+    found = resample(table(starter=variant(NOISE, HOLDOUT), planted=variant(better, HOLDOUT)), RULE)
+    assert found["power"]["trials"] == 24 and found["power"]["keeps"] == 24
+    # screen 2 tasks, 2 confirmation seed sets of 2 tasks, the holdout task; and the proposer
+    assert found["power"]["calls_per_trial"] == 1 + CALLS_PER_TASK * (2 + 4 + 1)
+    assert found["power"]["old_keeps"] == 24
+
+
+def test_a_gain_one_task_carries_is_kept_over_pairs_and_caught_across_tasks():
+    one_task = {"a": [v + 1.2 for v in NOISE["a"]], "b": NOISE["b"], "c": [1.0] * 4, "d": [2.0] * 4}
+    base = {**NOISE, "c": [1.0] * 4, "d": [2.0] * 4}
+    variants = table(starter=variant(base, HOLDOUT), null=variant(one_task, HOLDOUT))
+    assert resample(variants, RULE)["aa"]["keeps"] == 24  # every order of the null over the starter
+    found = resample(variants, PairedKeepRule(0.1, 0.95, 3, True, across_tasks=True))
+    assert found["aa"]["keeps"] == 0 and found["aa"]["stages"].get("bound", 0) > 0
+    assert found["aa"]["old_keeps"] > 0  # the old rule keeps it: +0.3 over one evaluation
+
+
+def test_the_confirmation_stops_after_the_task_that_sinks_it_and_counts_only_the_calls_made():
+    # Seed set 0 favours the challenger (+1 on both tasks), seed set 1 is a disaster on task a (−5).
+    mine = {"a": [4.0, -1.0, 4.0, 4.0], "b": [4.0, 4.0, 4.0, 4.0]}
+    theirs = {"a": [3.0, 4.0, 4.0, 4.0], "b": [3.0, 4.0, 4.0, 4.0]}
+    source = TableScores(table(c=variant(mine, HOLDOUT), i=variant(theirs, HOLDOUT)), "c", "i", (0, 1, 2))
+    verdict = run_race(RULE, source, source.screen())
+    assert verdict.stage == "confirm" and verdict.comparison.n == 3  # two screen pairs and task a of seed set 1
+    assert source.calls == 1 + CALLS_PER_TASK * 3
+
+
+def test_the_old_rule_compares_one_evaluation_and_pays_the_holdout_of_its_keeps():
+    mine = {"a": [4.0] * 4, "b": [3.0] * 4}
+    source = TableScores(table(c=variant(mine, HOLDOUT), i=variant(NOISE, HOLDOUT)), "c", "i", (0, 1, 2))
+    keep, calls = old_rule(source, 0.1)
+    assert keep and calls == 1 + CALLS_PER_TASK * (2 + 1)  # 3.5 against 2.5 under seed set 0
