@@ -67,6 +67,8 @@ class Decisions:
     old_keeps: int = 0
     old_calls: int = 0
     stages: dict[str, int] | None = None
+    holdout_agreeing: int = 0  # keeps whose holdout delta on the seed sets the gate did not see is > 0
+    holdout_measured: int = 0  # keeps with such a holdout delta at all
     by_first_seed: dict[int, list[int]] | None = None  # seed set of the screen → [keeps, trials]
 
     def add(self, keep: bool, stage: str, calls: int, old_keep: bool, old_calls: int, first: int) -> None:
@@ -90,7 +92,9 @@ class Decisions:
                 "old_keeps": self.old_keeps, "old_rate": self.old_keeps / self.trials if self.trials else None,
                 "calls_per_trial": self.calls / self.trials if self.trials else None,
                 "old_calls_per_trial": self.old_calls / self.trials if self.trials else None,
-                "stages": self.stages or {}}
+                "stages": self.stages or {},
+                "holdout_agreement": self.holdout_agreeing / self.holdout_measured if self.holdout_measured else None,
+                "holdout_measured": self.holdout_measured}
 
 
 def orders(sets: int, repeats: int) -> Iterator[tuple[int, ...]]:
@@ -119,7 +123,20 @@ def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, s
             verdict = run_race(rule, source, source.screen())
             old_keep, old_calls = old_rule(TableScores(table, challenger, incumbent, order), rule.threshold)
             found.add(verdict.keep, verdict.stage, source.calls, old_keep, old_calls, order[0])
+            if verdict.keep:
+                fresh = fresh_holdout_delta(table, challenger, incumbent, order[0])
+                found.holdout_measured += fresh is not None
+                found.holdout_agreeing += fresh is not None and fresh > 0
     return found
+
+
+def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, gated: int) -> float | None:
+    """The holdout difference over every seed set but the one the gate saw: does a keep hold on tasks and
+    seeds that played no part in choosing it?"""
+    mine, theirs = table["variants"][challenger]["holdout"], table["variants"][incumbent]["holdout"]
+    deltas = [a - b for task in mine for s, (a, b) in enumerate(zip(mine[task], theirs[task]))
+              if s != gated and a is not None and b is not None]
+    return statistics.fmean(deltas) if deltas else None
 
 
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted") -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -178,7 +178,17 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     path.write_text(json.dumps(table, indent=1), encoding="utf-8")
     rule = PairedKeepRule.from_settings(ws.settings.scoring, ws.settings.search.noise_repeats)
     found = resample(table, rule)
-    found.update(table_calls=table["calls"], table_seconds=table["seconds"], table_path=str(path))
+    found.update(table_calls=table["calls"], table_seconds=table["seconds"], table_path=str(path),
+                 repeats=rule.repeats, across_tasks=rule.across_tasks)
+    keeps = [found["aa"], found["power"]]
+    measured = sum(d["holdout_measured"] for d in keeps)
+    found["holdout_agreement"] = {"measured": measured, "rate": sum(
+        (d["holdout_agreement"] or 0) * d["holdout_measured"] for d in keeps) / measured if measured else None}
+    sets = min(len(v) for v in table["variants"]["starter"]["search"].values())
+    # The same table under the rule's other settings: what across_tasks and another noise_repeats would do.
+    found["settings"] = [{"repeats": repeats, "across_tasks": across, **resample(table, replace(
+        rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(sets, 5) + 1)
+        for across in (False, True)]
     log(f"  resampled: {json.dumps(found)}")
     return found
 
@@ -344,6 +354,8 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         f"({_calls(f['cost_ratio'], '.2f')}×) | {_calls(f['calls_per_trial_old'])} |",
         *_resampled_rows(result.resampled),
         "",
+        *_settings_rows(result.resampled),
+        "",
         f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
         "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + holdout).",
         "Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()),
@@ -370,14 +382,36 @@ def _resampled_rows(found: dict[str, Any]) -> list[str]:
     def rate(keeps: int, trials: int) -> str:
         return f"{keeps} of {trials} ({keeps / trials:.1%})" if trials else "n/a"
 
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0%}"
+
+    agreeing = found["holdout_agreement"]
+
     return [
         f"| A/A, resampled: every ordered pair of {basis} ({aa['trials']} decisions) | ≤ 5% | "
         f"{rate(aa['keeps'], aa['trials'])} | {rate(aa['old_keeps'], aa['trials'])} |",
         f"| power, resampled: the planted edit against each null variant ({power['trials']} decisions) | ≥ 80% | "
         f"{rate(power['keeps'], power['trials'])} | {rate(power['old_keeps'], power['trials'])} |",
+        f"| holdout agreement, resampled: keeps whose holdout delta on the seed sets the gate did not see is > 0 "
+        f"({agreeing['measured']} keeps) | ≥ 90% | {pct(agreeing['rate'])} | |",
         f"| model calls per trial, resampled A/A | ≤ 1.5× | {_calls(aa['calls_per_trial'])} ({_calls(ratio, '.2f')}×) "
         f"| {_calls(aa['old_calls_per_trial'])} |",
     ]
+
+
+def _settings_rows(found: dict[str, Any]) -> list[str]:
+    """The score table replayed under other settings of the rule: seed sets confirmed on, across_tasks."""
+    if not found.get("settings"):
+        return []
+    lines = ["The score table replayed under other settings of the rule (the configured one: noise_repeats "
+             f"{found['repeats']}, across_tasks {str(found['across_tasks']).lower()}):", "",
+             "| noise_repeats | across_tasks | A/A false keeps | power | calls per trial (× old) |", "|---|---|---|---|---|"]
+    for row in found["settings"]:
+        aa, power = row["aa"], row["power"]
+        lines.append(f"| {row['repeats']} | {str(row['across_tasks']).lower()} | {aa['rate']:.2%} | "
+                     f"{power['rate']:.1%} | {aa['calls_per_trial']:.1f} "
+                     f"({aa['calls_per_trial'] / aa['old_calls_per_trial']:.2f}×) |")
+    return lines
 
 
 def _num(value: float | None) -> str:

@@ -63,3 +63,14 @@ def test_the_old_rule_compares_one_evaluation_and_pays_the_holdout_of_its_keeps(
     source = TableScores(table(c=variant(mine, HOLDOUT), i=variant(NOISE, HOLDOUT)), "c", "i", (0, 1, 2))
     keep, calls = old_rule(source, 0.1)
     assert keep and calls == 1 + CALLS_PER_TASK * (2 + 1)  # 3.5 against 2.5 under seed set 0
+
+
+def test_a_keeps_holdout_agreement_is_read_on_the_seed_sets_the_gate_did_not_see():
+    better = {task: [v + 1.0 for v in values] for task, values in NOISE.items()}
+    # The holdout gains under seed set 0 only: the gate (which sees the screen's seed set) lets every order
+    # through, but on the seed sets it did not see the holdout agrees only where seed set 0 was not the screen's.
+    holdout = {"h": [9.0, 3.0, 3.0, 3.0]}
+    found = resample(table(starter=variant(NOISE, HOLDOUT), planted=variant(better, holdout)), RULE)
+    power = found["power"]
+    assert power["keeps"] == 24 and power["holdout_measured"] == 24
+    assert power["holdout_agreement"] == 18 / 24  # 6 of the 24 orders screen on seed set 0: 0 gain elsewhere
