@@ -1,8 +1,12 @@
 """Energy meters: NVML and RAPL counters where readable, else an estimate that says so.
 
-Every figure is an EnergyReading whose `source` is "nvml", "rapl" or "estimate", and whose
-`attribution` says whether the call had its counter to itself ("exclusive") or shared it with
-overlapping calls ("shared:N", see SharedMeter).
+Every figure is an EnergyReading whose `source` says how it was obtained: "nvml" or "rapl" (a hardware
+energy counter: measured), "nvml-power" (a GPU without the counter: its power sampled at the call's start
+and end, times the time between: sampled), or "estimate" (time × configured watts: estimated). Its
+`attribution` says whom the figure covers: "exclusive" (the call alone: an estimate from its own time),
+"device" (the call was this process's only one on the counter, but a device counter also counts every
+other process on that device), or "device,shared:N" (it overlapped other calls of this process on the
+counter, N at most at once, and got a share: see SharedMeter).
 """
 
 from __future__ import annotations
@@ -13,24 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-NVML, RAPL, ESTIMATE = "nvml", "rapl", "estimate"
+NVML, NVML_POWER, RAPL, ESTIMATE = "nvml", "nvml-power", "rapl", "estimate"
 RAPL_ROOT = Path("/sys/class/powercap")
 # NVML's energy counter refreshes every 20–100 ms; below this a counter delta can read as 0 J.
 COUNTER_PERIOD_S = 0.1
 
 
 EXCLUSIVE = "exclusive"
+DEVICE = "device"  # a device-wide counter: other processes on the device are in the figure too
 
 
 @dataclass(frozen=True)
 class EnergyReading:
     joules: float
     source: str
-    attribution: str = EXCLUSIVE  # or "shared:N": overlapped other calls on the same counter (N at most at once)
+    attribution: str = EXCLUSIVE  # or "device", "device,shared:N": see the module's docstring
 
     @property
     def measured(self) -> bool:
-        return self.source != ESTIMATE
+        """From a hardware energy counter (not power samples, not an estimate)."""
+        return self.source in (NVML, RAPL)
 
 
 class Meter(Protocol):
@@ -102,7 +108,7 @@ class RaplMeter:
         return self.read()
 
     def stop(self, token: list[int], *, wall_s: float, cpu_s: float) -> EnergyReading:
-        return EnergyReading(self.between(token, self.read()), RAPL)
+        return EnergyReading(self.between(token, self.read()), RAPL, DEVICE)
 
 
 def _domain_name(domain: Path) -> str:
@@ -113,9 +119,10 @@ def _domain_name(domain: Path) -> str:
 
 
 class NvmlMeter:
-    """Total-energy counter of every GPU (millijoules); power × time where the counter is too coarse."""
+    """Total-energy counter of every GPU (millijoules); power × time where the counter is too coarse.
 
-    source = NVML
+    Its source is "nvml" when every GPU has the counter, "nvml-power" when one lacks it (then every figure
+    is power sampled at a call's start and end, times the time between)."""
 
     def __init__(self, nvml: Any = None):
         if nvml is None:
@@ -124,6 +131,7 @@ class NvmlMeter:
         nvml.nvmlInit()
         self.handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
         self.counter_supported = all(self._counter_works(h) for h in self.handles)
+        self.source = NVML if self.counter_supported else NVML_POWER
 
     @classmethod
     def available(cls, nvml: Any = None) -> bool:
@@ -167,7 +175,7 @@ class NvmlMeter:
         return self.read()
 
     def stop(self, token: tuple[float, float, float], *, wall_s: float, cpu_s: float) -> EnergyReading:
-        return EnergyReading(self.between(token, self.read()), NVML)
+        return EnergyReading(self.between(token, self.read()), self.source, DEVICE)
 
 
 class Counter(Protocol):
@@ -255,7 +263,7 @@ class SharedMeter:
             joules = sum(self._take(interval, token, rate) for interval in call.intervals)
             if rate is not None and call.stream is not None:
                 self._rates[call.stream] = rate
-            return EnergyReading(joules, self.source, EXCLUSIVE if call.peak <= 1 else f"shared:{call.peak}")
+            return EnergyReading(joules, self.source, DEVICE if call.peak <= 1 else f"{DEVICE},shared:{call.peak}")
 
     def _advance(self) -> None:
         """Read the counter; the energy since the last event is an interval of the calls running now."""
@@ -321,24 +329,33 @@ def select_meter(
     *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float
 ) -> Meter:
     """The best meter for calls served on this machine; remote servers can only be estimated."""
-    source = meter_source(local=local, gpu=gpu, nvml=local and gpu and NvmlMeter.available(),
+    nvml = NvmlMeter() if local and gpu and NvmlMeter.available() else None
+    source = meter_source(local=local, gpu=gpu, gpu_found=nvml is not None,
+                          gpu_counter=nvml is not None and nvml.counter_supported,
                           rapl=local and RaplMeter.available())
-    if source == NVML:
-        return NvmlMeter()
+    if source in (NVML, NVML_POWER):
+        return nvml  # type: ignore[return-value]
     if source == RAPL:
         return RaplMeter()
     return EstimateMeter(in_process=in_process, cpu_watts_per_core=cpu_watts_per_core, server_watts=server_watts)
 
 
-def meter_source(*, local: bool, gpu: bool, nvml: bool, rapl: bool) -> str:
-    """Which meter a call gets: NVML for a local GPU model, RAPL for a local CPU one, else an estimate."""
-    if local and gpu and nvml:
-        return NVML
+def meter_source(*, local: bool, gpu: bool, gpu_found: bool, gpu_counter: bool, rapl: bool) -> str:
+    """Which meter a call gets, the one decision `doctor` and a run share: a local GPU model its GPUs'
+    energy counter ("nvml") or, without one, their power sampled ("nvml-power"); a local CPU model the RAPL
+    package counters; anything else an estimate."""
+    if local and gpu and gpu_found:
+        return NVML if gpu_counter else NVML_POWER
     if local and rapl:
         return RAPL
     return ESTIMATE
 
 
 def energy_label(source: str) -> str:
-    """How a figure's joules were obtained, for people: "estimated" or "measured (nvml)"."""
-    return "estimated" if "estimate" in source else f"measured ({source})"
+    """How a figure's joules were obtained, for people: "estimated", "sampled (nvml-power)" or "measured
+    (nvml)" (a figure from several sources is labelled by its weakest)."""
+    if "estimate" in source:
+        return "estimated"
+    if NVML_POWER in source:
+        return f"sampled ({source})"
+    return f"measured ({source})"

@@ -155,7 +155,7 @@ def test_nvml_counter_delta_in_joules(clock):
     clock.now += 2.0
     nvml.energy_mj = [1_150_000, 2_050_000]  # +150 J and +50 J
     reading = meter.stop(token, wall_s=2.0, cpu_s=0.1)
-    assert reading == EnergyReading(pytest.approx(200.0), NVML)
+    assert reading == EnergyReading(pytest.approx(200.0), NVML, "device")  # the whole GPUs' counter
     assert reading.measured
 
 
@@ -182,11 +182,13 @@ def test_nvml_long_call_whose_counter_did_not_move_falls_back_to_power(clock):
 def test_nvml_unsupported_counter_integrates_power(clock):
     nvml = FakeNvml(energy_mj=[0, 0], power_mw=[40_000, 60_000], counter=False)
     meter = NvmlMeter(nvml)
-    assert not meter.counter_supported
+    assert not meter.counter_supported and meter.source == "nvml-power"
     token = meter.start()
     clock.now += 2.0
     reading = meter.stop(token, wall_s=2.0, cpu_s=0.0)
-    assert reading == EnergyReading(pytest.approx(200.0), NVML)  # (40 W + 60 W) × 2 s
+    # (40 W + 60 W) × 2 s: power sampled, labelled apart from a counter reading and not counted as measured
+    assert reading == EnergyReading(pytest.approx(200.0), "nvml-power", "device") and not reading.measured
+    assert energy.energy_label(reading.source) == "sampled (nvml-power)"
 
 
 def test_nvml_availability():

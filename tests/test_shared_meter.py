@@ -60,13 +60,13 @@ def advance(counter: FakeCounter, clock: Clock, seconds: float, joules: float) -
     counter.joules += joules
 
 
-def test_a_lone_call_gets_the_whole_delta_and_is_exclusive(rig):
+def test_a_lone_call_gets_the_whole_delta_and_is_marked_device_wide(rig):
     counter, clock, meter = rig
     token = meter.start("producer")
     advance(counter, clock, 2.0, 30.0)
     reading = meter.stop(token, tokens=10)
     assert reading.joules == pytest.approx(30.0)
-    assert reading.attribution == "exclusive" and reading.source == "rapl"
+    assert reading.attribution == "device" and reading.source == "rapl"
 
 
 def test_energy_while_no_call_runs_is_nobodys(rig):
@@ -83,13 +83,13 @@ def test_two_overlapping_calls_with_1_to_3_tokens_split_the_interval_1_to_3(rig)
     for stream, tokens in (("a", 10), ("b", 30)):
         token = meter.start(stream)
         advance(counter, clock, 10.0, 100.0)
-        assert meter.stop(token, tokens=tokens).attribution == "exclusive"
+        assert meter.stop(token, tokens=tokens).attribution == "device"
     a, b = meter.start("a"), meter.start("b")
     advance(counter, clock, 10.0, 40.0)  # both run through the whole interval
     first = meter.stop(a, tokens=10)  # 1 token/s: a quarter of the tokens generated in the interval
     second = meter.stop(b, tokens=30)
     assert (first.joules, second.joules) == (pytest.approx(10.0), pytest.approx(30.0))
-    assert first.attribution == second.attribution == "shared:2"
+    assert first.attribution == second.attribution == "device,shared:2"
 
 
 def test_partly_overlapping_calls_share_only_the_overlap_and_add_up_to_the_counter(rig):
@@ -107,7 +107,7 @@ def test_partly_overlapping_calls_share_only_the_overlap_and_add_up_to_the_count
     assert ra.joules == pytest.approx(50.0 + 50.0)
     assert rb.joules == pytest.approx(50.0 + 50.0)
     assert ra.joules + rb.joules == pytest.approx(counter.joules - start)
-    assert ra.attribution == rb.attribution == "shared:2"
+    assert ra.attribution == rb.attribution == "device,shared:2"
 
 
 def test_a_stopping_calls_rate_against_a_running_streams_last_rate(rig):
@@ -132,7 +132,7 @@ def test_three_calls_report_the_most_that_overlapped(rig):
     tokens = [meter.start(s) for s in ("x", "y", "z")]
     advance(counter, clock, 3.0, 90.0)
     readings = [meter.stop(t, tokens=n) for t, n in zip(tokens, (0, 5, 5))]  # a failed call has no tokens
-    assert {r.attribution for r in readings} == {"shared:3"}
+    assert {r.attribution for r in readings} == {"device,shared:3"}
     assert sum(r.joules for r in readings) == pytest.approx(counter.joules - start)
     assert all(r.joules >= 0 for r in readings)
 
@@ -170,7 +170,7 @@ def test_threads_add_up_to_the_counters_delta():
     results.append(meter.stop(holder, tokens=1))
     assert len(results) == 13
     assert sum(r.joules for r in results) == pytest.approx(counter.readings[-1] - counter.readings[0], rel=1e-9)
-    assert all(r.joules >= 0 and r.attribution.startswith("shared:") for r in results)
+    assert all(r.joules >= 0 and r.attribution.startswith("device,shared:") for r in results)
 
 
 def test_engines_record_shared_attribution_in_calls_and_the_store(tmp_path):
@@ -197,13 +197,13 @@ def test_engines_record_shared_attribution_in_calls_and_the_store(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(c.attribution for c in recorder.calls) == ["shared:2", "shared:2"]
+    assert sorted(c.attribution for c in recorder.calls) == ["device,shared:2", "device,shared:2"]
     assert sum(c.joules for c in recorder.calls) == pytest.approx(120.0)
     store = Store(tmp_path / "runs" / "autoresearch.db")  # SQLite wants its own thread: recorded here
     for call in recorder.calls:
         store.record_call(None, call)
     rows = store.conn.execute("SELECT attribution, joules FROM calls").fetchall()
-    assert sorted(r["attribution"] for r in rows) == ["shared:2", "shared:2"]
+    assert sorted(r["attribution"] for r in rows) == ["device,shared:2", "device,shared:2"]
     assert sum(r["joules"] for r in rows) == pytest.approx(120.0)
     store.close()
 
@@ -252,4 +252,4 @@ def test_a_call_that_raises_is_closed_on_the_meter(rig):
         engine.call(CompletionRequest(model="m", messages=(ChatMessage("user", "Hi."),)))
     token = meter.start("q")  # the next call is alone: the failed one is not left running
     advance(counter, clock, 1.0, 5.0)
-    assert meter.stop(token, tokens=1).attribution == "exclusive"
+    assert meter.stop(token, tokens=1).attribution == "device"

@@ -47,7 +47,7 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
         "criteria_rate": result.score.criteria_rate,
         "joules": result.joules,
         "energy_source": result.energy_source,
-        "energy_measured": "estimate" not in result.energy_source,
+        "energy_measured": energy_label(result.energy_source).startswith("measured"),
         "seconds": result.seconds,
         "swaps": result.swaps,
         "load_s": result.load_s,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..energy import NVML, RAPL, RAPL_ROOT, RaplMeter, meter_source
+from ..energy import NVML, NVML_POWER, RAPL, RAPL_ROOT, RaplMeter, meter_source
 from ..errors import BackendError
 from ..workspace.config import ROLES, RoleConfig, Settings
 from .backends import llama_build
@@ -32,7 +32,7 @@ class RoleMeter:
     role: str
     backend: str
     model: str
-    meter: str  # nvml | rapl | estimate
+    meter: str  # nvml | nvml-power | rapl | estimate: what a run will record (energy.meter_source)
     why: str
 
 
@@ -58,11 +58,13 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
     rapl_ok = RaplMeter.available(rapl_root)
     out.rapl = Finding("RAPL", rapl_ok, f"{len(RaplMeter(rapl_root).domains)} package domain(s) readable"
                        if rapl_ok else f"no readable energy_uj under {rapl_root}")
-    gpu_counter = any(g.ok for g in out.gpus)
+    # As NvmlMeter decides at run time: the counter only when every GPU has it, else power sampling.
+    gpus = [g for g in out.gpus if g.name.startswith("GPU ")]
     for name, portfolio in settings.portfolios.items():
         for role in ROLES:
             config = portfolio.role(role)
-            out.roles.append(_role_meter(name, role, config, settings, gpu_counter, rapl_ok))
+            out.roles.append(_role_meter(name, role, config, settings, bool(gpus), all(g.ok for g in gpus),
+                                         rapl_ok))
     return out
 
 
@@ -132,15 +134,17 @@ def _probe_gpus(nvml: Any) -> list[Finding]:
     return findings or [Finding("NVML", False, "no GPU found")]
 
 
-def _role_meter(portfolio: str, role: str, config: RoleConfig, settings: Settings, gpu_counter: bool,
-                rapl: bool) -> RoleMeter:
+def _role_meter(portfolio: str, role: str, config: RoleConfig, settings: Settings, gpu_found: bool,
+                gpu_counter: bool, rapl: bool) -> RoleMeter:
     local = is_local(config, settings.backends)
     in_process = config.backend == "embedded"
-    meter = meter_source(local=local, gpu=not in_process, nvml=gpu_counter, rapl=rapl)
+    meter = meter_source(local=local, gpu=not in_process, gpu_found=gpu_found, gpu_counter=gpu_counter, rapl=rapl)
     if meter == NVML:
-        why = "local GPU server: total-energy counter"
+        why = "local GPU server: total-energy counter (the whole device's: other processes count too)"
+    elif meter == NVML_POWER:
+        why = "local GPU server without an energy counter: power sampled at each call's start and end"
     elif meter == RAPL:
-        why = "CPU package counters"
+        why = "CPU package counters (the whole package's: other processes count too)"
     elif not local:
         why = "served on another machine: wall time × server_watts"
     elif in_process:

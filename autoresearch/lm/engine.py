@@ -56,7 +56,8 @@ class BackendEngine:
         self.timeout_s = timeout_s
         self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
         self.seeds = seeds  # where a role without a seed draws each call's: a seeded RNG, or the OS's
-        # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it loaded for.
+        # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it ran for; kept
+        # whether it loaded, found the model loaded already, or failed.
         self._pending_load: tuple[float, float, float] | None = None
 
     @property
@@ -142,18 +143,20 @@ class BackendEngine:
         try:
             completion = preload(model, self.keep_alive())
         except BaseException as exc:
-            # Close the meter's call all the same: a shared counter would otherwise count it as running.
-            self.meter.stop(token, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+            # Close the meter's call all the same: a shared counter would otherwise count it as running. Its
+            # joules were spent all the same: the next call carries them.
+            wall = time.perf_counter() - wall0
+            energy = self.meter.stop(token, wall_s=wall, cpu_s=time.process_time() - cpu0)
+            self._pending_load = (0.0, energy.joules, wall)
             if isinstance(exc, BackendError):
                 return False
             raise
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
-        if completion.load_s <= 0:
-            return False  # loaded meanwhile: the reply says it did not have to load
-        # The whole preload was loading: all its joules are load joules, carried by the next call.
-        self._pending_load = (completion.load_s, energy.joules, wall)
-        return True
+        # Carried by the next call, the one it loaded for: when the reply says it had to load, all its joules
+        # are load joules; when it says it did not (loaded meanwhile), they are that call's joules still.
+        self._pending_load = (max(completion.load_s, 0.0), energy.joules, wall)
+        return completion.load_s > 0
 
     def _attempt(self, request: CompletionRequest) -> Completion:
         recorder = active_recorder()
@@ -189,11 +192,11 @@ class BackendEngine:
         # while generating: an approximation (a load is mostly I/O and memory copies, often lower power).
         load_joules = joules * min(1.0, load_s / max(wall, latency_s, load_s)) if load_s > 0 else 0.0
         if self._pending_load is not None:
-            # A preload for this call loaded the model just before it: its cost is this call's load.
+            # A preload for this call ran just before it: its cost is this call's (its load, when it loaded).
             pre_load_s, pre_joules, pre_wall = self._pending_load
             self._pending_load = None
-            load_s, joules, load_joules, latency_s = (load_s + pre_load_s, joules + pre_joules,
-                                                       load_joules + pre_joules, latency_s + pre_wall)
+            load_s, joules, latency_s = load_s + pre_load_s, joules + pre_joules, latency_s + pre_wall
+            load_joules += pre_joules if pre_load_s > 0 else 0.0
         if recorder is not None:
             recorder.add(CallRecord(
                 role=self.role, backend=self.backend.name, model=request.model,

@@ -128,6 +128,8 @@ ALTER TABLE calls ADD COLUMN load_joules REAL NOT NULL DEFAULT 0;
 #   trials.delta and trials.incumbent_before are in objective units (objective − the incumbent's objective).
 # calls.attribution: "exclusive" (the call was alone on its energy counter, or estimated) or "shared:N"
 #   (it overlapped other calls on the same counter, at most N at once, and got a token share of their energy).
+#   Since 2026-12-02 a counter reading says "device" or "device,shared:N" (a device counter also counts other
+#   processes) and "exclusive" is left to estimates; older rows keep what they were written with.
 # studies.warm_start: the study of another portfolio whose best instructions this study started from.
 M004_OBJECTIVE_ATTRIBUTION = """
 ALTER TABLE trials ADD COLUMN objective REAL;

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import types
 
+import pytest
 from click.testing import CliRunner
 
+from autoresearch import energy
 from autoresearch.cli.main import main
 from autoresearch.lm.doctor import diagnose
 from autoresearch.workspace.config import (
@@ -68,8 +70,29 @@ def test_gpu_counters_rapl_and_meter_per_role(tmp_path):
     assert found.rapl.ok and "1 package domain" in found.rapl.detail
     meters = {(r.role, r.backend): r.meter for r in found.roles}
     assert meters[("planner", "embedded")] == "rapl"  # a CPU model on a machine with RAPL
-    assert meters[("producer", "ollama")] == "nvml"  # a local GPU server
+    # A local GPU server; GPU 1 lacks the counter, so a run samples power on both: so says doctor.
+    assert meters[("producer", "ollama")] == "nvml-power"
     assert meters[("evaluator", "openai")] == "estimate"  # served on another machine
+
+
+@pytest.mark.parametrize("counters", [[True, True], [True, False], [False]])
+def test_doctor_names_the_meter_a_run_will_use(tmp_path, counters, monkeypatch):
+    settings = settings_with(producer=RoleConfig(backend="ollama", model="qwen"))
+    found = diagnose(settings, nvml=Nvml(counters), rapl_root=tmp_path / "none")
+    doctor_says = {(r.role, r.backend): r.meter for r in found.roles}[("producer", "ollama")]
+    monkeypatch.setattr(energy.NvmlMeter, "__init__", _nvml_init(Nvml(counters)))
+    monkeypatch.setattr(energy.RaplMeter, "available", classmethod(lambda cls, *a: False))
+    run_uses = energy.select_meter(in_process=False, local=True, gpu=True, cpu_watts_per_core=1, server_watts=1)
+    assert run_uses.source == doctor_says == ("nvml" if all(counters) else "nvml-power")
+
+
+def _nvml_init(fake):
+    real = energy.NvmlMeter.__init__
+
+    def init(self, nvml=None):
+        real(self, fake)
+
+    return init
 
 
 def test_unreachable_server_is_reported_not_raised(tmp_path):

@@ -12,7 +12,13 @@ from dataclasses import asdict
 import pytest
 from ollama_stub import keep_alive_seconds
 
-from autoresearch.lm.backends import ChatMessage, CompletionRequest, OllamaBackend
+from autoresearch.errors import ServerError
+from autoresearch.lm.backends import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    OllamaBackend,
+)
 from autoresearch.lm.calls import CallRecorder, recording
 from autoresearch.lm.engine import BackendEngine
 from autoresearch.lm.scheduling import KeepAlivePolicy
@@ -160,3 +166,38 @@ def test_engine_preload_energy_and_load_time_go_to_the_next_call_as_load(ollama_
     assert (carried.load_s, carried.joules, carried.load_joules) == (pytest.approx(0.8), 10.0, 5.0)
     assert (plain.load_s, plain.joules, plain.load_joules) == (0.0, 5.0, 0.0)
     assert ollama_stub.loads == ["smollm2:135m"]
+
+
+class PreloadingBackend:
+    """A server whose /api/ps never lists the model, and whose preload loads, finds it loaded, or fails."""
+
+    name, in_process = "ollama", False
+
+    def __init__(self, preload_reply):
+        self.preload_reply = preload_reply
+
+    def loaded_models(self) -> list[str]:
+        return []
+
+    def preload(self, model, keep_alive):
+        if isinstance(self.preload_reply, Exception):
+            raise self.preload_reply
+        return self.preload_reply
+
+    def complete(self, request):
+        return Completion("ok", 3, 1, 0.1)
+
+
+@pytest.mark.parametrize("reply, loaded", [
+    (Completion("", 0, 0, 0.0, load_s=0.0), False),  # loaded meanwhile: the reply says it did not load
+    (ServerError("500 from /api/chat", backend="ollama", model="m"), False),  # the preload failed
+])
+def test_a_preload_that_did_not_load_still_hands_its_joules_to_the_next_call(reply, loaded):
+    eng = BackendEngine("producer", RoleConfig(backend="ollama", model="m"), PreloadingBackend(reply), FixedMeter(),
+                        policy=KeepAlivePolicy())
+    assert eng.preload() is loaded
+    recorder = CallRecorder()
+    with recording(recorder):
+        eng.call(CompletionRequest(model="m", messages=(ChatMessage("user", "hi"),)))
+    (call,) = recorder.calls
+    assert (call.joules, call.load_joules, call.load_s) == (10.0, 0.0, 0.0)  # the preload's 5 J, not a load
