@@ -2,14 +2,21 @@
 """Can a keep be trusted? The keep rule measured on the embedded model, beside the rule it replaced.
 
     .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--aa-studies 4] [--aa-seed 200]
-        [--power-tries 5] [--normal-trials 8] [--planted-repeats 3] [--stages planted,aa,power,normal]
-        [--out runs/bench]
+        [--power-tries 5] [--normal-trials 8] [--planted-repeats 3] [--table-nulls 5] [--table-sets 6]
+        [--table-seed 500] [--table FILE] [--stages planted,table,aa,power,normal] [--out runs/bench]
 
-Four stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
+Five stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
 
   - planted: whether an instruction edit has a real effect on this model at all: each edit tried as a
     planted improvement (a producer.md that restates the task, a planner.md sabotaged to one sentence)
     against the starter, paired on the search tasks under fresh seed sets (1000, 1001, …) no try uses;
+  - table: the starter, 5 null edits of its producer.md and the planted improvement (spiked, as below),
+    each evaluated once under 6 seed sets (500 …) on the search and holdout tasks (bench/score_table.py);
+    then the keep rule's race (search/race.py itself) replayed over every ordered pair of them and every
+    ordered choice of seed sets (bench/resample.py): thousands of A/A and power decisions for ~750 calls,
+    under the configured rule and under other noise_repeats / across_tasks settings. --table FILE keeps
+    the table there: an existing one is resumed, a complete one costs no model call
+    (docs/bench/validity-table.json is the one behind docs/BENCHMARKS.md);
   - aa: studies whose every variant is a null edit (more spaces at one place), 4 studies × 4 trials, each
     study with its own seeds (200, 210, …: one incumbent draw, lucky or not, is not the noise): every keep
     is a false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;
@@ -23,9 +30,9 @@ Four stages, each on a fresh copy of the starter workspace, written to validity.
 Model calls per trial are counted for both rules: the paired rule's as spent; the old rule's as it would
 have spent them (the proposer, the screen, and the holdout tasks of each trial it would have kept).
 
-Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls): planted 3 × 3 × 4 tasks = 108 calls;
-aa: 4 × (baseline 42 + 4 trials × 12 to 42); power 5 × (42 + 42); normal: 42 + 8 × (1 + 12 to 42)
-→ roughly 1,100 calls, about an hour.
+Default size on the embedded SmolLM2-135M, 2 cores (a task: 3 calls; the starter confirms on 4 seed sets):
+planted 3 × 3 × 4 tasks = 108 calls; table 7 × 6 × 6 tasks × 3 = 756; aa 4 × (baseline 54 + 4 trials × 13
+to 55); power 5 × (54 + 55); normal 54 + 8 × (1 + 12 to 54) → roughly 2,100 calls, about 1 h 45 min.
 
 --backend fake (test-only) runs everything on a scripted pipeline in seconds; its figures mean nothing.
 """

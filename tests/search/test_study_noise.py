@@ -17,7 +17,7 @@ from autoresearch.search.study import Study
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline
 from autoresearch.workspace.workspace import load_workspace
 
-ONE_OPERATOR = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\n'
+ONE_OPERATOR = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 3\n'
 
 
 class SeedJudge(ScriptedPipeline):
@@ -128,7 +128,7 @@ def test_a_confirmation_stops_after_the_task_that_sinks_the_running_mean(loop_wo
 
 
 def test_noise_repeats_1_measures_nothing(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR + "noise_repeats = 1\n"))
+    root = producer_only(loop_workspace(extra=ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 1")))
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
     assert summary.noise is None
