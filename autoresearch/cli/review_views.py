@@ -143,7 +143,10 @@ def header(d: TrialDetail) -> Text:
         figures = Text(f"composite on the {d.tasks_run} tasks it ran (incumbent → trial) ").append_text(
             change(d.composite_before_same_tasks, d.composite, ".3f", show_delta=True))
     else:
-        figures = Text("composite ").append_text(change(d.composite_before, d.composite, ".3f", show_delta=True))
+        # The whole suite's composite under the configured seeds; the keep rule's mean of per-task differences
+        # (over every seed set it ran) is the evidence line below: they differ, so they are named apart.
+        figures = Text("suite composite ").append_text(change(d.composite_before, d.composite, ".3f",
+                                                              show_delta=True))
     if d.holdout_composite is not None:
         figures.append(" · holdout ").append_text(change(d.holdout_before, d.holdout_composite, ".3f",
                                                          show_delta=True))

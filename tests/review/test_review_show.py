@@ -32,7 +32,7 @@ def test_show_a_kept_commit_by_sha_prefix(overnight):
     assert "autoresearch: producer.md +1.65 over 6 tasks × 3 seeds (95% bound +1.41)" in out  # the subject, from git
     assert "evidence: kept: +1.65 over 6 tasks × 3 seeds, 95% lower bound +1.41 · holdout +1.40 over 1 task" in out
     assert "compared with trial 1 (keep)" in out
-    assert "composite 3.271 → 5.100 (+1.829)" in out and "holdout 3.700 → 5.100 (+1.400)" in out
+    assert "suite composite 3.271 → 5.100 (+1.829)" in out and "holdout 3.700 → 5.100 (+1.400)" in out
     # The instruction diff: trial 1's producer.md → trial 2's.
     lines = out.splitlines()
     assert "--- a/instructions/producer.md (trial 1)" in lines
@@ -94,7 +94,7 @@ def test_show_a_discarded_trial_is_labelled_and_has_its_diff(overnight):
     assert "· commit" not in out.splitlines()[0]
     assert "compared with trial 2 (keep)" in out
     assert "-Be brief." in out.splitlines() and "+Be short." in out.splitlines()
-    assert "composite 5.100 → 5.100 (+0.000)" in out
+    assert "suite composite 5.100 → 5.100 (+0.000)" in out
 
 
 def test_show_a_pruned_trial_compares_only_the_tasks_it_ran(overnight):
