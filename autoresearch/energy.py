@@ -134,11 +134,17 @@ class NvmlMeter:
         self.source = NVML if self.counter_supported else NVML_POWER
 
     @classmethod
-    def available(cls, nvml: Any = None) -> bool:
+    def open(cls, nvml: Any = None) -> "NvmlMeter | None":
+        """A meter over this machine's GPUs, or None where there is none to read."""
         try:
-            return bool(cls(nvml).handles)
+            meter = cls(nvml)
         except Exception:  # no library, no driver, no GPU: all mean "not available"
-            return False
+            return None
+        return meter if meter.handles else None
+
+    @classmethod
+    def available(cls, nvml: Any = None) -> bool:
+        return cls.open(nvml) is not None
 
     def _counter_works(self, handle: Any) -> bool:
         try:
@@ -329,7 +335,7 @@ def select_meter(
     *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float
 ) -> Meter:
     """The best meter for calls served on this machine; remote servers can only be estimated."""
-    nvml = NvmlMeter() if local and gpu and NvmlMeter.available() else None
+    nvml = NvmlMeter.open() if local and gpu else None  # NVML initialised once, not to probe and again to use
     source = meter_source(local=local, gpu=gpu, gpu_found=nvml is not None,
                           gpu_counter=nvml is not None and nvml.counter_supported,
                           rapl=local and RaplMeter.available())

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..evaluation.paired import Scores
+from ..evaluation.paired import Scores, compare
 from ..search.keep_rule import EPSILON, PairedKeepRule
 from ..search.race import OnScore, run_race
 
@@ -66,10 +66,10 @@ class Decisions:
     calls: int = 0
     old_keeps: int = 0
     old_calls: int = 0
-    stages: dict[str, int] | None = None
+    stages: dict[str, int] = field(default_factory=dict)
     holdout_agreeing: int = 0  # keeps whose holdout delta on the seed sets the gate did not see is > 0
     holdout_measured: int = 0  # keeps with such a holdout delta at all
-    by_first_seed: dict[int, list[int]] | None = None  # seed set of the screen → [keeps, trials]
+    by_first_seed: dict[int, list[int]] = field(default_factory=dict)  # seed set of the screen → [keeps, trials]
 
     def add(self, keep: bool, stage: str, calls: int, old_keep: bool, old_calls: int, first: int) -> None:
         self.trials += 1
@@ -77,22 +77,20 @@ class Decisions:
         self.calls += calls
         self.old_keeps += old_keep
         self.old_calls += old_calls
-        self.stages = self.stages or {}
         self.stages[stage] = self.stages.get(stage, 0) + 1
-        self.by_first_seed = self.by_first_seed or {}
-        self.by_first_seed.setdefault(first, [0, 0])
-        self.by_first_seed[first][0] += keep
-        self.by_first_seed[first][1] += 1
+        tally = self.by_first_seed.setdefault(first, [0, 0])
+        tally[0] += keep
+        tally[1] += 1
 
     def to_json(self) -> dict[str, Any]:
         rate = self.keeps / self.trials if self.trials else None
-        per_seed = [k / n for k, n in (self.by_first_seed or {}).values() if n]
+        per_seed = [k / n for k, n in self.by_first_seed.values() if n]
         return {"trials": self.trials, "keeps": self.keeps, "rate": rate,
                 "rate_sd_over_screen_seed": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
                 "old_keeps": self.old_keeps, "old_rate": self.old_keeps / self.trials if self.trials else None,
                 "calls_per_trial": self.calls / self.trials if self.trials else None,
                 "old_calls_per_trial": self.old_calls / self.trials if self.trials else None,
-                "stages": self.stages or {},
+                "stages": self.stages,
                 "holdout_agreement": self.holdout_agreeing / self.holdout_measured if self.holdout_measured else None,
                 "holdout_measured": self.holdout_measured}
 
@@ -133,10 +131,12 @@ def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, s
 def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, gated: int) -> float | None:
     """The holdout difference over every seed set but the one the gate saw: does a keep hold on tasks and
     seeds that played no part in choosing it?"""
-    mine, theirs = table["variants"][challenger]["holdout"], table["variants"][incumbent]["holdout"]
-    deltas = [a - b for task in mine for s, (a, b) in enumerate(zip(mine[task], theirs[task]))
-              if s != gated and a is not None and b is not None]
-    return statistics.fmean(deltas) if deltas else None
+    def scores(variant: str) -> dict[tuple[str, int], float | None]:
+        return {(task, s): v for task, values in table["variants"][variant]["holdout"].items()
+                for s, v in enumerate(values) if s != gated}
+
+    found = compare(scores(challenger), scores(incumbent))
+    return found.mean if found.n else None
 
 
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted") -> dict[str, Any]:

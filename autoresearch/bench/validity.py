@@ -184,10 +184,9 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     measured = sum(d["holdout_measured"] for d in keeps)
     found["holdout_agreement"] = {"measured": measured, "rate": sum(
         (d["holdout_agreement"] or 0) * d["holdout_measured"] for d in keeps) / measured if measured else None}
-    sets = min(len(v) for v in table["variants"]["starter"]["search"].values())
     # The same table under the rule's other settings: what across_tasks and another noise_repeats would do.
     found["settings"] = [{"repeats": repeats, "across_tasks": across, **resample(table, replace(
-        rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(sets, 5) + 1)
+        rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(found["seed_sets"], 5) + 1)
         for across in (False, True)]
     log(f"  resampled: {json.dumps(found)}")
     return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 from scipy import stats
@@ -25,7 +26,7 @@ class PairedComparison:
     task_ids: tuple[str, ...] = ()  # each delta's task, in the order of deltas
     across_tasks: bool = False  # the bound also over the tasks' means ([scoring] across_tasks)
 
-    @property
+    @cached_property  # asked for by both bounds and the JSON; the comparison never changes
     def task_means(self) -> tuple[float, ...]:
         """Each task's mean difference over its seed sets."""
         by_task: dict[str, list[float]] = {}

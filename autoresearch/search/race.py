@@ -76,6 +76,7 @@ class EvaluatedScores:
                  holdout_tasks: list[Task]):
         self.evaluator, self.number, self.recorder = evaluator, number, recorder
         self.incumbent_side = incumbent
+        self.incumbent_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
         self.instructions, self.knobs, self.variant_hash = instructions, knobs, variant_hash
         self.tasks = {"search": search_tasks, "holdout": holdout_tasks}
 
@@ -90,8 +91,7 @@ class EvaluatedScores:
 
     def incumbent(self, split: str, repeat: int) -> Scores:
         side = self.incumbent_side
-        variant_hash = records.variant_fields(side.instructions, side.knobs)["variant_hash"]
-        return dict(self.evaluator.scores(self.number, side.instructions, side.knobs, variant_hash,
+        return dict(self.evaluator.scores(self.number, side.instructions, side.knobs, self.incumbent_hash,
                                           self.tasks[split], split, repeat, self.recorder))
 
     def holdout(self) -> tuple[Scores | None, dict[str, Any]]:
