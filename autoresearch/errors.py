@@ -10,6 +10,7 @@
     │   ├── BackendTimeout        the call ran past its timeout
     │   ├── ModelNotFound         the backend does not have the model
     │   ├── ContextLengthExceeded the prompt does not fit the model's context
+    │   ├── StructuredOutputUnsupported  the server refuses the response_format (JSON schema) sent
     │   └── UnparseableOutput     the reply is empty or cannot be parsed
     └── StorageError          a database a run depends on is unreachable or unusable (exit 1)
         └── StoreError        the SQLite store is unusable
@@ -89,6 +90,12 @@ class ServerError(BackendError):
 
     failure_mode = "server_error"
     retryable = True
+
+
+class StructuredOutputUnsupported(BackendError):
+    """The server refused a request's response_format: one dialect (the next may do), or every one tried."""
+
+    failure_mode = "format_rejected"
 
 
 class UnparseableOutput(BackendError):

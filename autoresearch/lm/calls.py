@@ -31,6 +31,7 @@ class CallRecord:
     load_joules: float = 0.0  # the part of joules spent loading the model (see BackendEngine._attempt)
     attribution: str = "exclusive"  # "shared:N": it overlapped other calls on its energy counter (SharedMeter)
     seed: int | None = None  # the sampling seed sent: the role's, or one drawn for this call (see engine)
+    dialect: str | None = None  # how its JSON schema was sent (lm/backends/dialects.py); None: no schema sent
 
     @property
     def ok(self) -> bool:

@@ -213,6 +213,7 @@ class BackendEngine:
                 load_joules=load_joules,
                 attribution=energy.attribution,
                 seed=request.seed,
+                dialect=completion.dialect if completion else None,
             ))
         if error is not None:
             raise error

@@ -163,6 +163,13 @@ ALTER TABLE trials ADD COLUMN evidence_json TEXT;
 CREATE INDEX evaluations_by_variant ON evaluations(study, variant_hash, split, repeat);
 """
 
+# calls.dialect: how a structured call sent its JSON schema: "json_schema", "json_object_schema", "json_object"
+#   or "none" (lm/backends/dialects.py; the openai backend negotiates it per server). NULL for a call without
+#   a schema, a call that failed before a dialect was accepted, and rows made before m008.
+M008_CALL_DIALECT = """
+ALTER TABLE calls ADD COLUMN dialect TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -171,6 +178,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m005_call_seed", M005_CALL_SEED),
     ("m006_study_noise", M006_STUDY_NOISE),
     ("m007_paired_evidence", M007_PAIRED_EVIDENCE),
+    ("m008_call_dialect", M008_CALL_DIALECT),
 ]
 
 

@@ -79,7 +79,7 @@ class Store:
             model=call.model, prompt_hash=call.prompt_hash, prompt_tokens=call.prompt_tokens,
             completion_tokens=call.completion_tokens, latency_s=call.latency_s, load_s=call.load_s,
             joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source,
-            attribution=call.attribution, status=call.status, seed=call.seed,
+            attribution=call.attribution, status=call.status, seed=call.seed, dialect=call.dialect,
             failure_mode=call.failure_mode, error=call.error, response=call.response, created_at=_now(),
         ))
 

@@ -96,6 +96,8 @@ class BackendsConfig(_Strict):
     ollama_url: str = "http://127.0.0.1:11434"
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_api_key_env: str = "OPENAI_API_KEY"
+    # How the openai backend sends a JSON schema (lm/backends/dialects.py); "auto" tries each until one is accepted.
+    openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
     timeout_s: float = Field(300.0, gt=0.0)
 
 

@@ -149,6 +149,16 @@ def test_json_schema_reaches_the_backend():
     assert recorder.calls[0].ok
 
 
+def test_the_dialect_a_backend_sent_the_schema_in_is_recorded():
+    reply = json.dumps({"verdict": "good", "score": 7})
+    fake = FakeBackend([Completion(reply, prompt_tokens=3, completion_tokens=4, latency_s=0.01,
+                                   dialect="json_object_schema"), "plain text"])
+    recorder = CallRecorder()
+    predict(Rate, engine(fake), recorder, topic="x")
+    predict(Say, engine(fake), recorder, topic="x")
+    assert [c.dialect for c in recorder.calls] == ["json_object_schema", None]
+
+
 def test_json_reply_missing_a_required_key_is_unparseable():
     fake = FakeBackend([json.dumps({"verdict": "good"})])
     recorder = CallRecorder()

@@ -165,3 +165,11 @@ def test_a_calls_seed_is_kept(tmp_path):
     store.record_call(eid, call(seed=1234567))
     store.record_call(eid, call(seed=None))
     assert [c["seed"] for c in store.calls(eid)] == [1234567, None]
+
+
+def test_a_calls_dialect_is_kept(tmp_path):
+    store = Store(tmp_path / STORE_NAME)
+    eid = begin(store, kind="eval", split="search")
+    store.record_call(eid, call(dialect="json_object_schema"))
+    store.record_call(eid, call())
+    assert [c["dialect"] for c in store.calls(eid)] == ["json_object_schema", None]

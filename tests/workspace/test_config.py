@@ -146,6 +146,8 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[scoring]\njudge_weight = 0.5\ncriteria_weight = 0.6\n", "scoring", "must equal 1.0"),
         ("[workspace]\noptimizable = ['evaluator.md']\n", "workspace.optimizable", "'evaluator.md'"),
         ("[search]\nparents = 0\n", "search.parents", "greater than or equal to 1"),
+        ("[backends]\nopenai_structured = 'xml'\n", "backends.openai_structured",
+         "'auto', 'json_schema', 'json_object_schema', 'json_object' or 'none'"),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):

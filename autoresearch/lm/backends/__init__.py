@@ -55,9 +55,10 @@ def create_backend(role: RoleConfig, backends: BackendsConfig) -> Backend:
         factory = lambda: OllamaBackend(url, role.model, timeout_s=backends.timeout_s)
     elif role.backend == "openai":
         url = role.base_url or backends.openai_base_url
-        key = ("openai", url, role.model, backends.timeout_s, backends.openai_api_key_env)
+        key = ("openai", url, role.model, backends.timeout_s, backends.openai_api_key_env, backends.openai_structured)
         factory = lambda: OpenAICompatBackend(
-            url, role.model, timeout_s=backends.timeout_s, api_key_env=backends.openai_api_key_env
+            url, role.model, timeout_s=backends.timeout_s, api_key_env=backends.openai_api_key_env,
+            structured=backends.openai_structured,
         )
     elif role.backend == "fake":
         raise ValueError("the fake backend is only for tests: construct autoresearch.lm.backends.FakeBackend directly")

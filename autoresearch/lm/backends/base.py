@@ -39,6 +39,7 @@ class Completion:
     load_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     finish_reason: str = "stop"
+    dialect: str | None = None  # how a json_schema was sent (backends/dialects.py); None: no schema, or no dialects
 
 
 @runtime_checkable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -16,9 +17,11 @@ from ...errors import (
     ContextLengthExceeded,
     ModelNotFound,
     ServerError,
+    StructuredOutputUnsupported,
     UnparseableOutput,
 )
 from .base import Completion, CompletionRequest
+from .dialects import AUTO, DialectNegotiator, rejects_format, response_format
 
 # llama-server: "exceeds the available context size"; vLLM/OpenAI: "maximum context length", "context_length_exceeded".
 _CONTEXT_OVERFLOW = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? .*context", re.IGNORECASE)
@@ -30,19 +33,22 @@ class OpenAICompatBackend:
     name = "openai"
     in_process = False
 
-    def __init__(self, base_url: str, model: str, timeout_s: float = 300.0, api_key_env: str = "OPENAI_API_KEY"):
+    def __init__(self, base_url: str, model: str, timeout_s: float = 300.0, api_key_env: str = "OPENAI_API_KEY",
+                 structured: str = AUTO):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
         self.api_key_env = api_key_env  # the variable's name only: the key itself is never stored
         self._http = httpx.Client(timeout=timeout_s)
+        # Per server: roles sharing this instance (same URL and model) negotiate once between them.
+        self.dialects = DialectNegotiator(self.base_url, structured)
 
     def __repr__(self) -> str:
         return (f"OpenAICompatBackend(base_url={self.base_url!r}, model={self.model!r}, "
-                f"timeout_s={self.timeout_s}, api_key_env={self.api_key_env!r})")
+                f"timeout_s={self.timeout_s}, api_key_env={self.api_key_env!r}, structured={self.dialects.preferred!r})")
 
     def complete(self, request: CompletionRequest) -> Completion:
-        """One non-streaming chat completion; a json_schema becomes a strict `json_schema` response_format."""
+        """One non-streaming chat completion; a json_schema goes in the dialect this server speaks (dialects.py)."""
         model = request.model or self.model
         payload: dict[str, Any] = {
             "model": model,
@@ -53,13 +59,21 @@ class OpenAICompatBackend:
         }
         optional = {"top_p": request.top_p, "seed": request.seed, "stop": list(request.stop) or None}
         payload.update({k: v for k, v in optional.items() if v is not None})
-        if request.json_schema is not None:
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
-            }
+        schema = request.json_schema
+        if schema is None:
+            return self._chat(payload, model, request.timeout_s)
+
+        def attempt(dialect: str) -> Completion:
+            fmt = response_format(dialect, schema)
+            return self._chat({**payload, "response_format": fmt} if fmt else payload, model, request.timeout_s)
+
+        completion, dialect = self.dialects.run(attempt, backend=self.name, model=model)
+        return replace(completion, dialect=dialect)
+
+    def _chat(self, payload: dict[str, Any], model: str, timeout: float | None) -> Completion:
+        """POST one chat completion and map its reply."""
         started = time.perf_counter()
-        body = self._send("POST", "/chat/completions", model, json=payload, timeout=request.timeout_s)
+        body = self._send("POST", "/chat/completions", model, json=payload, timeout=timeout)
         latency_s = time.perf_counter() - started
         try:
             choice = body["choices"][0]
@@ -104,7 +118,8 @@ class OpenAICompatBackend:
         except httpx.TransportError as exc:
             raise BackendUnreachable(f"connection to {url} failed: {_redact(repr(exc), key)}", **where) from None
         if response.status_code >= 400:
-            raise _status_error(response, url, self.api_key_env, key, where) from None
+            format_sent = isinstance(json, dict) and "response_format" in json
+            raise _status_error(response, url, self.api_key_env, key, where, format_sent) from None
         try:
             return response.json()
         except ValueError:
@@ -113,13 +128,15 @@ class OpenAICompatBackend:
 
 
 def _status_error(response: httpx.Response, url: str, key_env: str, key: str | None,
-                  where: dict[str, str]) -> BackendError:
-    """The typed error for an HTTP error answer."""
+                  where: dict[str, str], format_sent: bool = False) -> BackendError:
+    """The typed error for an HTTP error answer; format_sent: the request carried a response_format."""
     status = response.status_code
     detail = _redact(_error_detail(response), key)
     message = f"{url} answered HTTP {status}: {detail}"
     if _CONTEXT_OVERFLOW.search(detail):
         return ContextLengthExceeded(message, **where)
+    if format_sent and rejects_format(status, detail):
+        return StructuredOutputUnsupported(message, **where)
     if status == 404:
         if "model" in detail.lower():
             return ModelNotFound(message, **where)

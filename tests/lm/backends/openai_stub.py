@@ -8,6 +8,27 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# What llama-cpp-python 0.3.36's server (`python -m llama_cpp.server`) answered a json_schema response_format,
+# as recorded from the real server (the traceback path shortened).
+LLAMA_CPP_PYTHON_REFUSES_JSON_SCHEMA = (500, {"error": {
+    "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+               "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+               "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", line 376, "
+               "in create_chat_completion\n    POST /v1/chat/completions",
+    "type": "internal_server_error", "param": None, "code": None}})
+# LM Studio's answer to {"type": "json_object"} (lmstudio-bug-tracker issues 169, 307).
+LM_STUDIO_REFUSES_JSON_OBJECT = (400, {"error": "'response_format.type' must be 'json_schema' or 'text'"})
+
+
+def dialect_of(body: dict[str, Any]) -> str:
+    """Which structured-output dialect a request body speaks (see autoresearch/lm/backends/dialects.py)."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return "none"
+    if fmt.get("type") == "json_object":
+        return "json_object_schema" if "schema" in fmt else "json_object"
+    return str(fmt.get("type"))
+
 
 @dataclass
 class RecordedRequest:
@@ -27,6 +48,7 @@ class OpenAIStub:
         self.fail_with: tuple[int, Any] | None = None  # (status, JSON body or raw text)
         self.delay_s = 0.0
         self.timings: dict[str, float] | None = None  # llama-server's extra "timings" object
+        self.refuse: dict[str, tuple[int, Any]] = {}  # dialect -> (status, body) answered to a request in it
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
@@ -53,6 +75,8 @@ class OpenAIStub:
             self._stopping.wait(self.delay_s)
         if self.fail_with is not None:
             return self.fail_with
+        if dialect_of(body) in self.refuse:
+            return self.refuse[dialect_of(body)]
         if body.get("model") not in self.models:
             return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                    "type": "NotFoundError", "code": 404}}
