@@ -184,6 +184,32 @@ class NvmlMeter:
         return EnergyReading(self.between(token, self.read()), self.source, DEVICE)
 
 
+class ServerPowerClock:
+    """The estimate for a served model as a counter: the server's configured watts integrated over time.
+
+    Shared through a SharedMeter (one per server), calls that overlap on one server split its power by
+    tokens, so a suite run N requests at a time still adds up to watts × the time the server was busy,
+    not N times it. A call alone on the server gets watts × its duration, as EstimateMeter gives.
+    """
+
+    source = ESTIMATE
+    device_wide = False  # what it estimates is the server's own power, whatever else runs there
+
+    def __init__(self, server: str, watts: float, clock: Callable[[], float] = time.perf_counter):
+        self.server = server
+        self.watts = watts
+        self._clock = clock
+
+    def key(self) -> tuple[str, ...]:
+        return ("estimate", self.server, f"{self.watts:g}")
+
+    def read(self) -> float:
+        return self._clock()
+
+    def between(self, before: float, after: float) -> float:
+        return (after - before) * self.watts
+
+
 class Counter(Protocol):
     """A monotonic energy counter (RaplMeter, NvmlMeter): raw readings, and joules between two of them."""
 
@@ -269,7 +295,10 @@ class SharedMeter:
             joules = sum(self._take(interval, token, rate) for interval in call.intervals)
             if rate is not None and call.stream is not None:
                 self._rates[call.stream] = rate
-            return EnergyReading(joules, self.source, DEVICE if call.peak <= 1 else f"{DEVICE},shared:{call.peak}")
+            scope = [DEVICE] if getattr(self.counter, "device_wide", True) else []
+            if call.peak > 1:
+                scope.append(f"shared:{call.peak}")
+            return EnergyReading(joules, self.source, ",".join(scope) or EXCLUSIVE)
 
     def _advance(self) -> None:
         """Read the counter; the energy since the last event is an interval of the calls running now."""
@@ -318,12 +347,9 @@ _shared_meters: dict[tuple[str, ...], SharedMeter] = {}
 _shared_lock = threading.Lock()
 
 
-def shared(meter: Meter, stream: str | None = None) -> Meter:
-    """The process-wide SharedMeter of a counter meter's device, seen by one stream; an estimate as is.
-
-    Estimates need no sharing: each is computed from the call's own time (CPU time × watts for an
-    in-process model, wall time × server_watts for a served one), never from a device-wide counter.
-    """
+def shared(meter: Meter | Counter, stream: str | None = None) -> Meter:
+    """The process-wide SharedMeter of a counter's device (or server), seen by one stream; a per-call
+    estimate (EstimateMeter: an in-process model's CPU time × watts) as is."""
     if not all(hasattr(meter, name) for name in ("key", "read", "between")):
         return meter
     with _shared_lock:
@@ -332,9 +358,11 @@ def shared(meter: Meter, stream: str | None = None) -> Meter:
 
 
 def select_meter(
-    *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float
-) -> Meter:
-    """The best meter for calls served on this machine; remote servers can only be estimated."""
+    *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float,
+    server: str | None = None,
+) -> Meter | ServerPowerClock:
+    """The best meter for calls served on this machine; remote servers can only be estimated. A served
+    model's estimate is the server's power clock when its address is given (for shared() to split)."""
     nvml = NvmlMeter.open() if local and gpu else None  # NVML initialised once, not to probe and again to use
     source = meter_source(local=local, gpu=gpu, gpu_found=nvml is not None,
                           gpu_counter=nvml is not None and nvml.counter_supported,
@@ -343,6 +371,8 @@ def select_meter(
         return nvml  # type: ignore[return-value]
     if source == RAPL:
         return RaplMeter()
+    if not in_process and server is not None:
+        return ServerPowerClock(server, server_watts)
     return EstimateMeter(in_process=in_process, cpu_watts_per_core=cpu_watts_per_core, server_watts=server_watts)
 
 

@@ -253,3 +253,24 @@ def test_a_call_that_raises_is_closed_on_the_meter(rig):
     token = meter.start("q")  # the next call is alone: the failed one is not left running
     advance(counter, clock, 1.0, 5.0)
     assert meter.stop(token, tokens=1).attribution == "device"
+
+
+def test_a_servers_estimated_power_is_split_among_overlapping_calls_not_counted_per_call():
+    from autoresearch.energy import ServerPowerClock
+
+    clock = Clock()
+    meter = SharedMeter(ServerPowerClock("http://gpu-box:8080/v1", 60.0, clock=clock), clock=clock)
+    first = meter.start("planner")
+    clock.now = 1.0
+    second = meter.start("producer")
+    clock.now = 2.0
+    a = meter.stop(first, tokens=10)
+    clock.now = 3.0
+    b = meter.stop(second, tokens=10)
+    # Busy from 0 to 3 s at 60 W: 180 J in all, where per-call estimates would say 2 × 120 J.
+    assert a.joules + b.joules == pytest.approx(180.0)
+    assert a.joules == pytest.approx(60.0 + 30.0) and b.joules == pytest.approx(30.0 + 60.0)
+    assert (a.source, a.attribution, b.attribution) == ("estimate", "shared:2", "shared:2")
+    alone = meter.start("evaluator")
+    clock.now = 5.0
+    assert meter.stop(alone, tokens=5).attribution == "exclusive"  # the server's own power, not a device's

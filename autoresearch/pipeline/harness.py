@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 import re
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal, Sequence, TypeVar
 
 import dspy
 from pydantic import Field
@@ -35,6 +38,7 @@ from ..workspace.config import (
     Rubric,
     ScoringConfig,
     Task,
+    task_concurrency,
 )
 from ..workspace.workspace import Workspace
 
@@ -237,6 +241,21 @@ class Harness:
         self.adapter = GrammarAdapter()
         served = {_served_model(e) for e in self.engines.values() if e.backend.name == "ollama"}
         self.staged = len(served) >= 2
+        self.concurrency = task_concurrency(portfolio, settings.backends)  # tasks (or a stage's calls) at once
+
+    def run_tasks(self, tasks: Sequence[Task], recorder: CallRecorder) -> Iterator[TaskResult]:
+        """Each task's result, in task order, as run_task makes it; up to `concurrency` tasks run at once.
+
+        The caller sees results (and recorder sees each task's calls) in task order and from its own thread,
+        so a pruner judges the tasks in a fixed order and the store is written by one thread. Closing the
+        iterator early (a pruned trial) cancels the tasks not started and waits for those running, whose
+        calls still reach recorder: they were made, and their joules were spent.
+        """
+        if self.concurrency <= 1:
+            for task in tasks:
+                yield self.run_task(task, recorder)
+            return
+        yield from in_order(lambda task, own: self.run_task(task, own), tasks, recorder, self.concurrency)
 
     def run_task(self, task: Task, recorder: CallRecorder | None = None) -> TaskResult:
         """Run one task; a failed model call scores the task as failed instead of raising."""
@@ -297,27 +316,32 @@ class Harness:
         ]
 
     def _stage(self, runs: list[_TaskRun], role: str, step, recorder: CallRecorder, *, after: str | None) -> None:
-        """One step over every task still running, each call tagged with its task; a model failure ends
-        that task only. When the previous stage used another model, it is preloaded first."""
+        """One step over every task still running (up to `concurrency` at once), each call tagged with its
+        task; a model failure ends that task only. When the previous stage used another model, it is
+        preloaded first."""
         alive = [r for r in runs if r.error is None]
         if not alive:
             return
         if after is not None and _served_model(self.engines[role]) != _served_model(self.engines[after]):
             self.engines[role].preload()  # a no-op unless Ollama, and unless /api/ps shows it unloaded
-        for run in alive:
-            recorder.task_id = run.task.id
-            first_call = len(recorder.calls)
+
+        def run_step(run: _TaskRun, own: CallRecorder) -> None:
+            own.task_id = run.task.id
             start = time.perf_counter()
-            try:
-                step(run)
-            except Exception as exc:  # as in run_task: only a BackendError is the model failing
-                error = backend_error_in(exc)
-                if error is None:
-                    raise
-                run.error = error
-            finally:
-                run.seconds += time.perf_counter() - start
-                run.calls.extend(recorder.calls[first_call:])
+            with recording(own):
+                try:
+                    step(run)
+                except Exception as exc:  # as in run_task: only a BackendError is the model failing
+                    error = backend_error_in(exc)
+                    if error is None:
+                        raise
+                    run.error = error
+                finally:
+                    run.seconds += time.perf_counter() - start
+                    run.calls.extend(own.calls)
+
+        for _ in in_order(run_step, alive, recorder, self.concurrency):
+            pass
 
     def _result(self, task: Task, plan: str, draft: str, answer: str, first: Judgement, final: Judgement,
                 revisions: int, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
@@ -342,6 +366,48 @@ class Harness:
         )
 
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item], recorder: CallRecorder,
+             concurrency: int) -> Iterator[Result]:
+    """work(item, its own recorder) for each item, up to `concurrency` at once in threads; yields the results
+    in item order, after handing each item's calls to recorder from this thread.
+
+    Each thread runs in a copy of the caller's context (the active DSPy settings and call recorder), so the
+    work sees what a sequential call would. Closing the iterator early cancels the items not started and
+    waits for the running ones, whose calls reach recorder too.
+    """
+    if concurrency <= 1:
+        for item in items:
+            own = CallRecorder(forward_to=recorder)
+            yield work(item, own)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="autoresearch-task") as pool:
+        pending: list[tuple[CallRecorder, Future]] = []
+        for item in items:
+            own = CallRecorder()
+            pending.append((own, pool.submit(contextvars.copy_context().run, work, item, own)))
+        handed = 0
+        try:
+            for own, future in pending:
+                result = future.result()
+                handed += 1
+                for call in own.calls:
+                    recorder.add(call)
+                yield result
+        finally:
+            for own, future in pending[handed:]:
+                future.cancel()
+            for own, future in pending[handed:]:
+                if future.cancelled():
+                    continue
+                future.exception()  # waits; a running item's error is not this early stop's concern
+                for call in own.calls:
+                    recorder.add(call)
+
+
 def _failed_result(task: Task, error: BackendError, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
     """A task whose model call failed: judge 0 and every criterion failed, with the failure mode as reason."""
     return TaskResult(
@@ -361,16 +427,16 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
     settings = workspace.settings
     backend = (backend_factory or create_backend)(config, settings.backends)
+    url = getattr(backend, "url", None) or getattr(backend, "base_url", None)
     meter = select_meter(
         in_process=backend.in_process, local=is_local(config, settings.backends),
         gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
-        server_watts=settings.energy.server_watts,
+        server_watts=settings.energy.server_watts, server=url if isinstance(url, str) else None,
     )
-    # A counter measures the whole device: engines share one per device, which splits the energy of
-    # overlapping calls among them by tokens (an estimate is per call and is kept as is).
+    # A counter measures the whole device (a server's estimate, the server): engines share one per device,
+    # which splits the energy of overlapping calls among them by tokens.
     meter = shared(meter, stream=f"{role}:{config.model}")
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
-    url = getattr(backend, "url", None)
     policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
                          timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds)

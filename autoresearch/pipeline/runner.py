@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..evaluation.scoring import SuiteScore, TaskScore, score_suite
 from ..lm.calls import CallRecord, CallRecorder, CallTotals
@@ -66,9 +67,10 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
 
     variant_hash and repeat (which seed set: pipeline/repeats.py) let the keep rule find these scores again.
 
-    Tasks run one by one, unless the harness is staged (its models swap on an Ollama server): then the
-    whole suite runs stage by stage first, and each task's result is recorded and handed to on_task in
-    order afterwards, so a pruner can still stop the evaluation (it only saves fewer calls).
+    Tasks run one by one, or up to harness.concurrency at once against servers that take parallel requests;
+    results are recorded and handed to on_task in task order either way. A staged harness (its models swap
+    on an Ollama server) runs the whole suite stage by stage first, and hands the results over afterwards,
+    so a pruner can still stop the evaluation (it only saves fewer calls).
     """
     if portfolio_config is None:
         portfolio_config = workspace.portfolio(portfolio)
@@ -85,14 +87,14 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     status = "complete"
     start = time.perf_counter()
     try:
-        staged = harness.run_tasks_staged(tasks, recorder) if harness.staged else None
-        for index, task in enumerate(tasks):
-            result = staged[index] if staged is not None else harness.run_task(task, recorder)
-            store.record_task(evaluation_id, result)
-            results.append(result)
-            if on_task is not None and not on_task(index, result):
-                status = "pruned"
-                break
+        # Closed on a break, so that tasks still running concurrently finish and hand over their calls.
+        with closing(_results(harness, tasks, recorder)) as found:
+            for index, result in enumerate(found):
+                store.record_task(evaluation_id, result)
+                results.append(result)
+                if on_task is not None and not on_task(index, result):
+                    status = "pruned"
+                    break
     except BaseException as exc:
         # Ctrl-C (or an exit) stopped it: "interrupted"; anything else is an error that ended it: "failed".
         stopped = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
@@ -100,6 +102,15 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
         raise
     score = _finish(store, evaluation_id, status, results, workspace, time.perf_counter() - start)
     return SuiteResult(evaluation_id, tuple(results), score, status, time.perf_counter() - start)
+
+
+def _results(harness: Harness, tasks: Sequence[Task], recorder: CallRecorder) -> Iterator[TaskResult]:
+    """The tasks' results in task order: stage by stage when the harness is staged, else task by task (up to
+    harness.concurrency at once)."""
+    if harness.staged:
+        yield from harness.run_tasks_staged(tasks, recorder)
+    else:
+        yield from harness.run_tasks(tasks, recorder)
 
 
 def _finish(store: Store, evaluation_id: int, status: str, results: list[TaskResult],

@@ -47,6 +47,8 @@ class RoleConfig(_Strict):
     n_threads: int | None = Field(None, ge=1, le=512)  # embedded only: CPU threads (default: all cores)
     base_url: str | None = None  # overrides [backends] for this role
     keep_alive: str | None = None  # Ollama: e.g. "10m"; unset lets the scheduler decide
+    # Requests this role's server may take at once; unset: [backends] concurrency (see task_concurrency).
+    concurrency: int | None = Field(None, ge=1, le=256)
 
 
 class Portfolio(_Strict):
@@ -99,11 +101,25 @@ class BackendsConfig(_Strict):
     # How the openai backend sends a JSON schema (lm/backends/dialects.py); "auto" tries each until one is accepted.
     openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
     timeout_s: float = Field(300.0, gt=0.0)
+    # Tasks of a suite run at once, up to this many requests per server (Ollama's OLLAMA_NUM_PARALLEL, vLLM,
+    # llama-server -np N). The embedded model always runs one call at a time.
+    concurrency: int = Field(1, ge=1, le=256)
     # The embedded model: how many prompt prefixes (one per role's fixed instructions) keep their KV state
     # between calls, 0 for none (lm/backends/prefix_cache.py); and grammar sampling, "lazy" (the likeliest
     # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
     embedded_prefix_slots: int = Field(4, ge=0, le=64)
     embedded_grammar: Literal["lazy", "full"] = "lazy"
+
+
+def task_concurrency(portfolio: Portfolio, backends: BackendsConfig) -> int:
+    """How many tasks of a suite may run at once: the smallest limit of the roles that run a task (a role's
+    own, else [backends] concurrency), and 1 when any of them is the embedded model, whose one llama.cpp
+    context computes one call at a time."""
+    limits = []
+    for name in PIPELINE_ROLES:
+        role = portfolio.role(name)
+        limits.append(1 if role.backend == "embedded" else role.concurrency or backends.concurrency)
+    return min(limits)
 
 
 class SearchConfig(_Strict):

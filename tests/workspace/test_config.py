@@ -326,3 +326,22 @@ def test_evaluator_instructions_path_comes_from_settings(tmp_path):
     assert error.message == "instruction file not found"
     write(root / "judge" / "how.md", "Judge fairly.\n")
     assert load_workspace(root).evaluator_instructions == "Judge fairly.\n"
+
+
+def test_task_concurrency_is_the_smallest_role_limit_and_1_with_an_embedded_role():
+    from autoresearch.workspace.config import (
+        BackendsConfig,
+        Portfolio,
+        RoleConfig,
+        task_concurrency,
+    )
+
+    served = RoleConfig(backend="openai", model="m")
+    backends = BackendsConfig(concurrency=4)
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=served), backends) == 4
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=served), BackendsConfig()) == 1
+    capped = served.model_copy(update={"concurrency": 2})
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=capped), backends) == 2
+    # One llama.cpp context computes one call at a time, whatever is configured.
+    embedded = RoleConfig(backend="embedded", concurrency=8)
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=embedded), backends) == 1

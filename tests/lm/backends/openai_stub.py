@@ -6,7 +6,7 @@ import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 # What llama-cpp-python 0.3.36's server (`python -m llama_cpp.server`) answered a json_schema response_format,
 # as recorded from the real server (the traceback path shortened).
@@ -49,6 +49,10 @@ class OpenAIStub:
         self.delay_s = 0.0
         self.timings: dict[str, float] | None = None  # llama-server's extra "timings" object
         self.refuse: dict[str, tuple[int, Any]] = {}  # dialect -> (status, body) answered to a request in it
+        self.respond: Callable[[dict[str, Any]], str] | None = None  # a reply made from the request body
+        self.in_flight = 0  # chat requests being answered now (the stub serves them concurrently)
+        self.max_in_flight = 0
+        self._counting = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
@@ -71,6 +75,16 @@ class OpenAIStub:
             self._server.server_close()
 
     def chat(self, body: dict[str, Any]) -> tuple[int, Any]:
+        with self._counting:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._chat(body)
+        finally:
+            with self._counting:
+                self.in_flight -= 1
+
+    def _chat(self, body: dict[str, Any]) -> tuple[int, Any]:
         if self.delay_s:
             self._stopping.wait(self.delay_s)
         if self.fail_with is not None:
@@ -81,12 +95,13 @@ class OpenAIStub:
             return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                    "type": "NotFoundError", "code": 404}}
         prompt_tokens = sum(len(m["content"].split()) for m in body.get("messages", []))
+        text = self.respond(body) if self.respond is not None else self.reply
         reply: dict[str, Any] = {
             "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(self.reply.split()),
-                      "total_tokens": prompt_tokens + len(self.reply.split())},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt_tokens + len(text.split())},
         }
         if self.timings is not None:
             reply["timings"] = self.timings

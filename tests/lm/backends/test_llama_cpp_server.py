@@ -82,3 +82,35 @@ def test_eval_with_every_role_on_the_server_completes_and_records_the_dialect(ll
     # The plan and the judgement are JSON; the draft is plain text.
     assert {c["dialect"] for c in calls if c["role"] in ("planner", "evaluator")} == {"json_object_schema"}
     assert {c["dialect"] for c in calls if c["role"] == "producer"} == {None}
+
+
+@pytest.mark.usefixtures("no_counters")
+def test_two_tasks_at_a_time_score_as_one_at_a_time_and_the_calls_add_up_to_the_servers_power(
+        llama_server, workspace, tmp_path):
+    from autoresearch.pipeline.harness import Harness
+    from autoresearch.pipeline.runner import evaluate_tasks
+    from autoresearch.store import Store
+    from autoresearch.workspace.config import Portfolio, RoleConfig
+
+    store = Store(tmp_path / "runs" / STORE_NAME)
+    tasks = workspace.suite.tasks[:2]
+
+    def evaluate(concurrency: int):
+        role = RoleConfig(backend="openai", model=ALIAS, base_url=llama_server.base_url, max_tokens=160, seed=7,
+                          concurrency=concurrency)
+        harness = Harness(workspace, Portfolio(planner=role, producer=role, evaluator=role, proposer=role))
+        assert harness.concurrency == concurrency
+        return evaluate_tasks(workspace, harness, store, tasks, kind="eval", portfolio="default",
+                              instructions=workspace.instructions, split="search")
+
+    one, two = evaluate(1), evaluate(2)
+    store.close()
+    assert not any(t.failed for t in (*one.tasks, *two.tasks)), [t.failure_mode for t in (*one.tasks, *two.tasks)]
+    assert [t.task_id for t in two.tasks] == [t.id for t in tasks]
+    # The same seeds give the same replies, whichever task's call the server took first.
+    assert [[c.response for c in t.calls] for t in two.tasks] == [[c.response for c in t.calls] for t in one.tasks]
+    assert two.composite == one.composite
+    # This server answers one request at a time: the calls waited for each other, and the estimate still
+    # charges the server's watts once over the time it was busy, however the calls overlapped.
+    watts = workspace.settings.energy.server_watts
+    assert sum(c.joules for c in two.calls) <= 1.01 * watts * two.seconds
