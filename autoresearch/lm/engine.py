@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -59,6 +60,7 @@ class BackendEngine:
         # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it ran for; kept
         # whether it loaded, found the model loaded already, or failed.
         self._pending_load: tuple[float, float, float] | None = None
+        self._pending_lock = threading.Lock()  # a stage's calls may run concurrently: one of them takes it
 
     @property
     def scheduled(self) -> bool:
@@ -191,10 +193,11 @@ class BackendEngine:
         # its latency_s leaves out), capped at all of it. This assumes the same power while loading as
         # while generating: an approximation (a load is mostly I/O and memory copies, often lower power).
         load_joules = joules * min(1.0, load_s / max(wall, latency_s, load_s)) if load_s > 0 else 0.0
-        if self._pending_load is not None:
+        with self._pending_lock:
+            pending, self._pending_load = self._pending_load, None
+        if pending is not None:
             # A preload for this call ran just before it: its cost is this call's (its load, when it loaded).
-            pre_load_s, pre_joules, pre_wall = self._pending_load
-            self._pending_load = None
+            pre_load_s, pre_joules, pre_wall = pending
             load_s, joules, latency_s = load_s + pre_load_s, joules + pre_joules, latency_s + pre_wall
             load_joules += pre_joules if pre_load_s > 0 else 0.0
         if recorder is not None:

@@ -42,6 +42,9 @@ class OpenAICompatBackend:
         self._http = httpx.Client(timeout=timeout_s)
         # Per server: roles sharing this instance (same URL and model) negotiate once between them.
         self.dialects = DialectNegotiator(self.base_url, structured)
+        # llama-server, once its reply showed its "timings": it then gets cache_prompt, so that a slot reuses
+        # the prompt prefix it holds (other servers may refuse a field they do not know, so only it gets it).
+        self.llama_server = False
 
     def __repr__(self) -> str:
         return (f"OpenAICompatBackend(base_url={self.base_url!r}, model={self.model!r}, "
@@ -59,6 +62,8 @@ class OpenAICompatBackend:
         }
         optional = {"top_p": request.top_p, "seed": request.seed, "stop": list(request.stop) or None}
         payload.update({k: v for k, v in optional.items() if v is not None})
+        if self.llama_server:
+            payload["cache_prompt"] = True
         schema = request.json_schema
         if schema is None:
             return self._chat(payload, model, request.timeout_s)
@@ -84,6 +89,8 @@ class OpenAICompatBackend:
         if not text.strip():
             raise UnparseableOutput(f"{self.base_url} returned an empty reply", backend=self.name, model=model)
         usage = body.get("usage") or {}
+        if isinstance(body.get("timings"), dict):
+            self.llama_server = True
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),

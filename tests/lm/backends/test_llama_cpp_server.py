@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from llama_cpp_server import ALIAS, LlamaCppServer
 
+from autoresearch.bench.llama_server import ALIAS, LlamaCppServer
 from autoresearch.lm.backends import ChatMessage, CompletionRequest, OpenAICompatBackend
 from autoresearch.store import STORE_NAME
 

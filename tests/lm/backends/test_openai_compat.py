@@ -135,3 +135,14 @@ def test_empty_or_malformed_reply_is_unparseable(openai_stub):
     openai_stub.fail_with = (200, "not json at all")
     with pytest.raises(UnparseableOutput, match="non-JSON"):
         backend_for(openai_stub).complete(request())
+
+
+def test_cache_prompt_goes_only_to_a_server_that_showed_llama_servers_timings(openai_stub):
+    backend = backend_for(openai_stub)
+    backend.complete(request())
+    backend.complete(request())
+    assert [("cache_prompt" in r.body) for r in openai_stub.requests] == [False, False]
+    openai_stub.timings = {"prompt_ms": 12.0, "predicted_ms": 340.0}  # llama-server's own reply field
+    backend.complete(request())
+    backend.complete(request())
+    assert [r.body.get("cache_prompt") for r in openai_stub.requests[2:]] == [None, True]

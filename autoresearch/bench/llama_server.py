@@ -1,4 +1,5 @@
-"""A real llama-cpp-python server (`python -m llama_cpp.server`) on loopback, serving the bundled SmolLM2."""
+"""A real llama-cpp-python server (`python -m llama_cpp.server`) on loopback, serving the bundled SmolLM2:
+what the real-server tests and scripts/bench_inference.py --llama-cpp-server run against."""
 
 from __future__ import annotations
 
