@@ -106,3 +106,22 @@ def test_null_edits_change_only_whitespace_and_never_repeat():
     parent = "You are a helpful assistant. Answer the task.\n"
     texts = [edits.propose(parent, None, None, []).text for _ in range(20)]
     assert len(set(texts)) == 20 and all(t.split() == parent.split() for t in texts)
+
+
+@pytest.mark.embedded
+def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, capsys):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    out_json = tmp_path / "inference.json"
+    rc = load_script("bench_inference").main(["--tasks", "2", "--repeats", "1", "--settings", "off,on",
+                                              "--json", str(out_json)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    off = next(line for line in out.splitlines() if line.startswith("| off |"))
+    on = next(line for line in out.splitlines() if line.startswith("| on |"))
+    # Two tasks: a plan, a draft and a judgement each. Reuse and lazy grammars change no reply and no score.
+    assert on.endswith("| 6/6 | 2/2 |") and off.endswith("| 6/6 | 2/2 |")
+    runs = json.loads(out_json.read_text())["runs"]
+    assert runs["on"][0]["replies"] == runs["off"][0]["replies"]
+    # Each role's fixed prefix was computed for the first task only: fewer prompt tokens computed with reuse.
+    assert runs["on"][0]["prompt_tokens_computed"] < runs["off"][0]["prompt_tokens_computed"]
+    assert "machine:" in out and "memory: RSS" in out and "estimate" in out
