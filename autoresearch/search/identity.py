@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..workspace.config import Settings
+from ..workspace.config import ROLES, Settings
 from ..workspace.workspace import Workspace, text_hash
 
 
 def search_space(settings: Settings) -> dict[str, Any]:
-    """The [search] settings that define the space (a stop rule and a measurement are not the space)."""
-    return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats"})
+    """The [search] settings that define the space (a stop rule, a measurement and the sampler that walks
+    the space are not the space)."""
+    return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats", "sampler"})
 
 
 def study_name(workspace: Workspace, portfolio: str | None = None) -> str:
@@ -22,7 +23,10 @@ def study_name(workspace: Workspace, portfolio: str | None = None) -> str:
     the search space: two runs share a study exactly when their scores are comparable."""
     settings = workspace.settings
     name = portfolio or settings.workspace.portfolio
-    blob = json.dumps([workspace.portfolio(name).model_dump(), workspace.evaluation_hash(),
+    # A role's concurrency is how many requests run at once, not what they score; left out, too, so that
+    # studies named before the setting existed keep their names.
+    roles = workspace.portfolio(name).model_dump(exclude={role: {"concurrency"} for role in ROLES})
+    blob = json.dumps([roles, workspace.evaluation_hash(),
                        settings.workspace.optimizable, search_space(settings)], sort_keys=True)
     return f"{settings.workspace.name}-{name}-{text_hash(blob)[:8]}"
 

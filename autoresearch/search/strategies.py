@@ -17,11 +17,32 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..workspace.config import SearchConfig, Settings
 
-STARTUP_TRIALS = 5  # TPE's random start-up trials before it models what worked
+STARTUP_TRIALS = 5  # random start-up trials before the sampler models what worked, for a run without a trial budget
+MIN_STARTUP_TRIALS = 2
 
 
-def default_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
+def startup_trials(n_trials: int | None) -> int:
+    """Random start-up trials for a run of n_trials: a quarter of them, 2 to 5. A fixed 5 left a 7-trial run
+    (100 model calls) all but random: TPE modelled two trials (docs/BENCHMARKS.md)."""
+    if n_trials is None:
+        return STARTUP_TRIALS
+    return max(MIN_STARTUP_TRIALS, min(STARTUP_TRIALS, round(n_trials / 4)))
+
+
+def default_sampler(search: SearchConfig, seed: int | None, *, n_trials: int | None = None,
+                    shared: bool = False) -> optuna.samplers.BaseSampler:
+    """[search] sampler. TPE models the parameters jointly (multivariate: which operator works depends on the
+    file), and in a shared study treats other workers' running trials as bad (constant_liar), so that
+    workers asking at once do not all get the same recipe. "gp" raises ImportError without torch."""
+    startup = startup_trials(n_trials)
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "gp":
+        import torch  # noqa: F401  (Optuna's GPSampler imports it only when it first models: fail now instead)
+
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                      constant_liar=shared)
 
 
 def default_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import socket
@@ -103,8 +104,12 @@ class Study:
             seed = seed * 1_000_003 + int(text_hash(self.worker)[:8], 16)
         self.rng = random.Random(seed)
         self.seed = seed
-        # Strategies as Optuna takes them; by default TPE and the [search] pruner (search/strategies.py).
-        self.sampler = sampler or strategies.default_sampler(seed)
+        # Strategies as Optuna takes them; by default the [search] sampler and pruner (search/strategies.py).
+        # The sampler is made in optimize(), once the run's trial budget is known; a given one is used as is.
+        self.sampler = sampler
+        if sampler is None and self.settings.search.sampler == "gp" and importlib.util.find_spec("torch") is None:
+            raise ConfigError(str(workspace.root / CONFIG_NAME), "search.sampler",
+                              '"gp" needs torch (pip install torch); or use "tpe" or "random"')
         self.pruner = pruner or strategies.default_pruner(self.settings.search)
         self.proposer = proposer  # None: the portfolio's proposer model (anything with Proposer.propose)
         self.observer = observer or (lambda kind, data: None)
@@ -165,6 +170,8 @@ class Study:
                 name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
                 portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
                 evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
+            if self.sampler is None:
+                self.sampler = self._default_sampler(n_trials)
             self.optuna = self._create_optuna_study()
             self._compose(repo)
             self.recovery.reconcile()
@@ -172,6 +179,11 @@ class Study:
                 summary = self._trials(n_trials, timeout_s, plateau)
             self.incumbents.stopped(summary.stop_reason)
             return summary
+
+    def _default_sampler(self, n_trials: int | None) -> optuna.samplers.BaseSampler:
+        """The [search] sampler for a run of n_trials (torch, for "gp", was checked in __init__)."""
+        return strategies.default_sampler(self.settings.search, self.seed, n_trials=n_trials,
+                                          shared=self.study_name is not None)
 
     def _compose(self, repo: InstructionRepo) -> None:
         """The run's parts, once the store, the branch and the Optuna study exist."""

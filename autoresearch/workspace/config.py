@@ -130,6 +130,9 @@ class SearchConfig(_Strict):
     proposer_temperatures: list[float] = [0.3, 0.7, 1.0]
     producer_temperatures: list[float] = []  # searchable when non-empty
     revision_rounds: list[int] = []  # searchable when non-empty
+    # Optuna's sampler (search/strategies.py): multivariate TPE, random search, or Optuna's Gaussian-process
+    # sampler (needs torch). Its random start-up trials scale with the run's trial budget.
+    sampler: Literal["tpe", "random", "gp"] = "tpe"
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
     max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run

@@ -1,0 +1,61 @@
+"""The Optuna strategies a Study uses by default, and what does (not) name a study."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import optuna
+import pytest
+
+from autoresearch.errors import ConfigError
+from autoresearch.search import identity, strategies
+from autoresearch.search.study import Study
+from autoresearch.workspace.config import SearchConfig
+from autoresearch.workspace.workspace import load_workspace
+
+
+def test_start_up_trials_are_a_quarter_of_the_budget_from_2_to_5():
+    assert [strategies.startup_trials(n) for n in (1, 7, 12, 20, 200)] == [2, 2, 3, 5, 5]
+    assert strategies.startup_trials(None) == 5  # a run stopped by time or plateau: no budget to scale to
+
+
+def test_tpe_is_multivariate_scaled_to_the_budget_and_a_constant_liar_when_shared():
+    alone = strategies.default_sampler(SearchConfig(), 3, n_trials=8)
+    assert isinstance(alone, optuna.samplers.TPESampler)
+    assert (alone._n_startup_trials, alone._multivariate, alone._constant_liar) == (2, True, False)
+    shared = strategies.default_sampler(SearchConfig(), 3, n_trials=None, shared=True)
+    assert (shared._n_startup_trials, shared._constant_liar) == (5, True)
+
+
+def test_random_sampler_is_chosen_by_the_setting():
+    sampler = strategies.default_sampler(SearchConfig(sampler="random"), 3, n_trials=8)
+    assert isinstance(sampler, optuna.samplers.RandomSampler)
+
+
+def test_the_gp_sampler_without_torch_is_refused_naming_the_field(loop_workspace, monkeypatch):
+    root = loop_workspace(extra='\n[search]\nsampler = "gp"\n')
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(ConfigError) as error:
+        Study(load_workspace(root))
+    assert error.value.field == "search.sampler" and "torch" in error.value.message
+    assert not (root / "runs" / "autoresearch.db").exists()  # refused before anything was written
+
+
+def test_a_study_makes_its_sampler_for_the_runs_budget(loop_workspace):
+    study = Study(load_workspace(loop_workspace()), seed=1)
+    assert study.sampler is None  # made in optimize(), when the budget is known
+    assert study._default_sampler(12)._n_startup_trials == 3
+
+
+def test_concurrency_and_the_sampler_do_not_rename_a_study_but_a_scoring_setting_does(loop_workspace):
+    root = loop_workspace()
+    before = identity.study_name(load_workspace(root))
+    config = root / "autoresearch.toml"
+    text = config.read_text()
+    changed = text.replace("[backends]", "[backends]\nconcurrency = 4", 1)
+    changed = changed.replace("temperature = 0.2\n", "temperature = 0.2\nconcurrency = 2\n", 1)
+    config.write_text(changed + '\n[search]\nsampler = "random"\n')
+    assert identity.study_name(load_workspace(root)) == before
+    config.write_text(text.replace("temperature = 0.2", "temperature = 0.25", 1))
+    assert identity.study_name(load_workspace(root)) != before
