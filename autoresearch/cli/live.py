@@ -61,6 +61,9 @@ class LiveView:
         if kind == "note":
             self.note(data["text"])
             return
+        if kind == "forecast":
+            self.note(forecast_line(data))
+            return
         if kind == "trial_started":
             label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
             self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
@@ -132,6 +135,18 @@ def race_counts(outcomes) -> dict[str, int]:
     return {label: stages.count(stage) for stage, label in RACE_STAGES.items() if stage in stages}
 
 
+def forecast_line(data: dict[str, Any]) -> str:
+    """The run's forecast (search/forecast.py) as one line: what the stop conditions buy, and its basis."""
+    per = data["per_trial"]
+    label = energy_label(data["energy_source"])
+    trial = f"a trial ≈ {per['calls']:.1f} model calls, {per['joules']:,.0f} J, {per['seconds']:.0f} s"
+    if data["trials"] is None:
+        return f"forecast: {trial} ({label}; from {data['basis']}); --plateau alone bounds the run"
+    return (f"forecast: {data['trials']} trial{'' if data['trials'] == 1 else 's'} ≈ {data['calls']:,.0f} model "
+            f"calls, {data['joules'] / 1000:,.1f} kJ ({label}), {data['hours']:.1f} h of model time "
+            f"({trial}; from {data['basis']})")
+
+
 def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
     """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
@@ -170,8 +185,9 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     if race:
         console.print("keep rule  " + ", ".join(f"{n} {what}" for what, n in race.items())
                       + " (paired over search tasks × seeds; `autoresearch show N` gives each trial's evidence)")
-    console.print(f"energy     {summary.joules:,.0f} J over {summary.calls} model calls this run "
-                  f"({energy_label(summary.energy_source)})")
+    keeps = sum(o.status == "keep" for o in summary.outcomes)
+    console.print(f"this run   {keeps} keep{'' if keeps == 1 else 's'} for {summary.calls} model calls and "
+                  f"{summary.joules:,.0f} J ({energy_label(summary.energy_source)})")
     if summary.roles:
         console.print(role_summary_table(summary.roles))
     if len(summary.comparison) > 1:  # a comparison needs a previous portfolio

@@ -36,6 +36,7 @@ from ..workspace.workspace import (
 )
 from . import identity, operators, records, strategies
 from .evaluating import Evaluator
+from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
 from .knobs import KNOBS_PATH, head_knobs, knob_files, searches_knobs
@@ -241,6 +242,9 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
+            cost = trial_cost(self.store, self.name) if incumbent is not None else None
+            if cost is not None:
+                self._emit("forecast", forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict())
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:

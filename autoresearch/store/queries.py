@@ -96,3 +96,24 @@ def role_usage_rows(store: Store, study: str) -> list[sqlite3.Row]:
         " SUM(joules) AS joules, SUM(latency_s) AS latency_s, SUM(load_s) AS load_s,"
         " GROUP_CONCAT(DISTINCT energy_source) AS sources"
         " FROM calls WHERE study=? GROUP BY role, model ORDER BY SUM(joules) DESC", (study,)).fetchall()
+
+
+def finished_trial_costs(store: Store, study: str) -> list[sqlite3.Row]:
+    """Per finished variant trial of a study (not the baseline, not one still running or abandoned): its
+    model calls, their joules and their seconds, every call counted (proposer, screen, confirmations)."""
+    return store.conn.execute(
+        "SELECT t.number, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
+        "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
+        "FROM trials t JOIN calls c ON c.study = t.study AND c.trial = t.number "
+        "WHERE t.study = ? AND t.status IN ('keep', 'discard', 'pruned') GROUP BY t.number ORDER BY t.number",
+        (study,)).fetchall()
+
+
+def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
+    """The study's first evaluation of its baseline on the search tasks: its calls, joules and seconds."""
+    return store.conn.execute(
+        "SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
+        "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
+        "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id "
+        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id LIMIT 1",
+        (study,)).fetchone()

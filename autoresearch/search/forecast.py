@@ -1,0 +1,87 @@
+"""What a run's stop conditions buy, from what this study's evaluations have cost so far.
+
+Before the first trial of a run the loop says how many trials, model calls, joules and hours its
+--trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
+trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
+keep rule's confirmations add (KEEP_RULE_COST), plus the proposer's call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..store import Store
+from ..store.queries import baseline_screen_cost, finished_trial_costs
+
+# A trial's calls over one screen evaluation's: the paired rule's screen plus its confirmations, replayed on
+# the starter (docs/BENCHMARKS.md, bench_validity's second run: 1.34x at noise_repeats 4).
+KEEP_RULE_COST = 1.34
+HISTORY_TRIALS = 3  # finished trials of the study from which their own mean is the better guide
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """What one trial costs on average, and from what that was measured."""
+
+    calls: float
+    joules: float
+    seconds: float  # model time: the calls' own seconds (the framework adds well under 1%)
+    energy_source: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class Forecast:
+    trials: int | None  # None: only --plateau bounds the run
+    cost: TrialCost
+
+    @property
+    def calls(self) -> float | None:
+        return None if self.trials is None else self.trials * self.cost.calls
+
+    @property
+    def joules(self) -> float | None:
+        return None if self.trials is None else self.trials * self.cost.joules
+
+    @property
+    def hours(self) -> float | None:
+        return None if self.trials is None else self.trials * self.cost.seconds / 3600
+
+    def to_dict(self) -> dict[str, object]:
+        return {"trials": self.trials, "calls": self.calls, "joules": self.joules, "hours": self.hours,
+                "per_trial": {"calls": self.cost.calls, "joules": self.cost.joules, "seconds": self.cost.seconds},
+                "energy_source": self.cost.energy_source, "basis": self.cost.basis}
+
+
+def trial_cost(store: Store, study: str) -> TrialCost | None:
+    """A trial's expected cost in this study; None before the baseline was evaluated."""
+    finished = finished_trial_costs(store, study)
+    if len(finished) >= HISTORY_TRIALS:
+        n = len(finished)
+        return TrialCost(calls=sum(r["calls"] for r in finished) / n, joules=sum(r["joules"] for r in finished) / n,
+                         seconds=sum(r["seconds"] for r in finished) / n, energy_source=_sources(finished),
+                         basis=f"the mean of this study's {n} finished trials")
+    screen = baseline_screen_cost(store, study)
+    if screen is None or not screen["calls"]:
+        return None
+    per_call = 1 / screen["calls"]
+    calls = KEEP_RULE_COST * screen["calls"] + 1  # the proposer's call, costed like an average call
+    scale = calls * per_call
+    return TrialCost(calls=calls, joules=screen["joules"] * scale, seconds=screen["seconds"] * scale,
+                     energy_source=_sources([screen]),
+                     basis=f"the baseline's screen ({screen['calls']} calls) × {KEEP_RULE_COST:g} for the keep "
+                           f"rule's confirmations, + 1 proposer call")
+
+
+def forecast(cost: TrialCost, *, n_trials: int | None, timeout_s: float | None) -> Forecast:
+    """The trials a run will make: --trials, or as many as --timeout allows at this cost, the fewer of both."""
+    limits = [n_trials] if n_trials is not None else []
+    if timeout_s is not None and cost.seconds > 0:
+        limits.append(max(1, math.ceil(timeout_s / cost.seconds)))  # a trial starts while time is left
+    return Forecast(min(limits) if limits else None, cost)
+
+
+def _sources(rows) -> str:
+    found = {s for r in rows for s in (r["sources"] or "").split(",") if s}
+    return "+".join(sorted(found)) or "none"

@@ -1,0 +1,73 @@
+"""The run's forecast: what --trials and --timeout buy, from the baseline's cost and then the study's own."""
+
+from __future__ import annotations
+
+import pytest
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git
+
+from autoresearch.search.forecast import KEEP_RULE_COST, TrialCost, forecast
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace.workspace import load_workspace
+
+
+def study_for(root, pipeline, events):
+    text = (root / "autoresearch.toml").read_text()
+    if 'optimizable = ["producer.md", "planner.md"]' in text:
+        (root / "autoresearch.toml").write_text(text.replace(
+            'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+        git(root, "commit", "-qam", "only producer")
+    return Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0,
+                 observer=lambda kind, data: events.append((kind, data)))
+
+
+def forecasts(events):
+    return [data for kind, data in events if kind == "forecast"]
+
+
+def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_their_trials(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)])
+    events: list = []
+    summary = study_for(root, pipeline, events).optimize(n_trials=3)
+    (first,) = forecasts(events)
+    store = Store.for_workspace(root / "runs")
+    screen = store.conn.execute(
+        "SELECT COUNT(*), SUM(c.latency_s) FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
+        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
+    assert first["trials"] == 3 and "baseline" in first["basis"]
+    assert first["per_trial"]["calls"] == pytest.approx(KEEP_RULE_COST * screen[0] + 1)
+    assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
+    assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])
+    assert first["energy_source"] == "estimate" and first["joules"] > 0
+
+    events.clear()
+    study_for(root, pipeline, events).optimize(n_trials=2)
+    (second,) = forecasts(events)
+    finished = store.conn.execute(
+        "SELECT COUNT(*) FROM calls c JOIN trials t ON c.study = t.study AND c.trial = t.number "
+        "WHERE t.study = ? AND t.number BETWEEN 1 AND 3", (summary.study,)).fetchone()[0]
+    assert second["basis"] == "the mean of this study's 3 finished trials"
+    assert second["per_trial"]["calls"] == pytest.approx(finished / 3)
+    assert second["trials"] == 2
+
+
+def test_a_timeout_buys_as_many_trials_as_fit_and_a_plateau_alone_none():
+    cost = TrialCost(calls=14, joules=300.0, seconds=40.0, energy_source="estimate", basis="test")
+    assert forecast(cost, n_trials=None, timeout_s=3600).trials == 90
+    assert forecast(cost, n_trials=20, timeout_s=3600).trials == 20  # the fewer of both
+    assert forecast(cost, n_trials=None, timeout_s=10).trials == 1  # a trial starts while time is left
+    unbounded = forecast(cost, n_trials=None, timeout_s=None)
+    assert unbounded.trials is None and unbounded.calls is None
+    eight_hours = forecast(cost, n_trials=None, timeout_s=8 * 3600)
+    assert (eight_hours.calls, eight_hours.joules, eight_hours.hours) == (720 * 14, 720 * 300.0, 8.0)
+
+
+def test_the_forecast_line_says_what_it_rests_on():
+    from autoresearch.cli.live import forecast_line
+
+    cost = TrialCost(calls=13.5, joules=310.0, seconds=38.0, energy_source="estimate", basis="the baseline")
+    line = forecast_line(forecast(cost, n_trials=40, timeout_s=None).to_dict())
+    assert line.startswith("forecast: 40 trials ≈ 540 model calls, 12.4 kJ (estimated), 0.4 h of model time")
+    assert line.endswith("from the baseline)")
+    assert "--plateau alone" in forecast_line(forecast(cost, n_trials=None, timeout_s=None).to_dict())
