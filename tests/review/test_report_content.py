@@ -65,6 +65,8 @@ def test_report_shows_roles_operators_and_importances(report):
         assert f"<td>{role}</td><td>smollm2-135m</td>" in page
     # rephrase: keep 2, discard 2, pruned 1, failed 1, interrupted 0
     assert "<td>rephrase</td>" + "".join(f'<td class="num">{n}</td>' for n in (2, 2, 1, 1, 0)) in page
+    # Which operator earns keeps, per file: 2 keeps of the 6 rephrase trials that ran (the interrupted one did not).
+    assert '<td>rephrase</td><td class="num">2/6 (33%)</td>' in page
     # The overnight study's finished trials vary the recipe's parameters: Optuna computes importances, charted.
     assert 'aria-label="parameter importances"' in page
     assert "Optuna parameter importances unavailable" not in page

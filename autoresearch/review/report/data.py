@@ -62,6 +62,7 @@ class ReportData:
     commits: list[TrialDetail]  # the kept trials, newest first
     roles: list[RoleUsage]
     operators: dict[str, dict[str, int]]  # operator → status → trials
+    acceptance: dict[str, dict[str, tuple[int, int]]]  # operator → file → (keeps, trials that ran)
     importances: Importances
     total_joules: float
     total_calls: int
@@ -82,6 +83,7 @@ def gather(store: Store, root: Path, study: str) -> ReportData:
         trials=points, pareto=pareto_front(points), log=log,
         commits=[trial_detail(store, root, study, e.trial) for e in log.entries],
         roles=role_usage(store, study), operators=operator_outcomes(rows),
+        acceptance=acceptance_rates(rows),
         importances=importances(meta["storage"], study), total_calls=calls[0], total_joules=calls[1])
 
 
@@ -101,6 +103,18 @@ def operator_outcomes(rows: list) -> dict[str, dict[str, int]]:
             by_status = table.setdefault(r["operator"], {})
             by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     return dict(sorted(table.items(), key=lambda kv: (-kv[1].get("keep", 0), kv[0])))
+
+
+def acceptance_rates(rows: list) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per operator and instruction file: keeps out of the trials that ran (an abandoned one did not)."""
+    table: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in rows:
+        if not r["operator"] or "baseline" in (r["operator"], r["status"]) or r["status"] in ("interrupted", "running"):
+            continue
+        by_file = table.setdefault(r["operator"], {})
+        keeps, trials = by_file.get(r["file"] or "", (0, 0))
+        by_file[r["file"] or ""] = (keeps + (r["status"] == "keep"), trials + 1)
+    return dict(sorted(table.items()))
 
 
 def importances(storage: str, study: str) -> Importances:

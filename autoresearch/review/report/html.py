@@ -189,9 +189,20 @@ def operator_section(data: ReportData) -> str:
     rows = [(op, [(float(counts.get(s, 0)), svg.STATUS_COLOURS[s], f"{op}: {counts.get(s, 0)} {s}")
                   for s in order if counts.get(s)]) for op, counts in data.operators.items()]
     chart = svg.stacked_bars(rows, label="trials per mutation operator by outcome", unit=" trials")
+    files = sorted({f for by_file in data.acceptance.values() for f in by_file})
+    rates = [[escape(op), *(_rate(by_file.get(f)) for f in files)] for op, by_file in data.acceptance.items()]
     return (f'<h2 id="operators">Mutation operators and their keeps</h2>{chart}{_legend(order)}'
             + _table(["operator", *order], [[escape(op), *(str(c.get(s, 0)) for s in order)]
-                                            for op, c in data.operators.items()], {1, 2, 3, 4, 5}))
+                                            for op, c in data.operators.items()], {1, 2, 3, 4, 5})
+            + "<h3>Keep rate per operator and file (keeps / trials that ran)</h3>"
+            + _table(["operator", *files], rates, set(range(1, len(files) + 1))))
+
+
+def _rate(found: tuple[int, int] | None) -> str:
+    if not found:
+        return "–"
+    keeps, trials = found
+    return f"{keeps}/{trials} ({keeps / trials:.0%})"
 
 
 def importance_section(data: ReportData) -> str:
