@@ -165,9 +165,11 @@ class Evaluator:
     def proposer(self) -> Proposer:
         """The proposer of variants, on the portfolio's proposer model (built once)."""
         if self._proposer is None:
+            role = self.portfolio.proposer
+            # n_ctx bounds the prompt for every backend: a server's own window is unknown, and rarely smaller.
             self._proposer = Proposer(make_lm(build_engine(
-                self.ws, "proposer", self.portfolio.proposer, self.backend_factory, self.retries, self.backoff_s,
-                seeds=self.proposer_seeds)))
+                self.ws, "proposer", role, self.backend_factory, self.retries, self.backoff_s,
+                seeds=self.proposer_seeds)), context_tokens=role.n_ctx, reply_tokens=role.max_tokens)
         return self._proposer
 
     def recorder(self, number: int) -> CallRecorder:

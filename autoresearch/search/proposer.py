@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import dspy
 
@@ -48,13 +50,40 @@ class ProposeVariant(dspy.Signature):
     new_instructions: str = dspy.OutputField(desc="the complete new instructions")
 
 
+EXAMPLES = 2  # concrete weak tasks shown to the proposer (GEPA's reflective traces), context permitting
+TASK_CHARS, OUTPUT_CHARS, CRITIQUE_CHARS = 300, 500, 240
+CHARS_PER_TOKEN = 3.0  # a conservative guess at a prompt's tokens from its length (English runs ~4 a token)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One task the parent did badly on, as the proposer sees it: what was asked, what was written, and
+    what the checks and the judge said of it."""
+
+    task_id: str
+    task: str
+    output: str
+    failed_checks: tuple[str, ...]  # "criterion: reason"
+    critique: str
+    judge_score: float
+
+    def render(self) -> str:
+        lines = [f"Task {self.task_id}: {self.task}", f"Answer written (excerpt): {self.output}",
+                 f"Judge: {self.judge_score:.1f}/10. {self.critique}".rstrip()]
+        if self.failed_checks:
+            lines.append("Failed checks: " + "; ".join(self.failed_checks))
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Feedback:
-    """What the parent's evaluation says to fix: critiques, weakest dimensions, failing criteria."""
+    """What the parent's evaluation says to fix: critiques, weakest dimensions, failing criteria, and a few
+    of its weakest tasks in full (examples)."""
 
     critiques: tuple[str, ...]
     weakest_dimensions: tuple[tuple[str, float], ...]
     failing_criteria: tuple[tuple[str, int, str], ...]  # (criterion, times failed, an example reason)
+    examples: tuple[Example, ...] = ()  # the weakest first
 
     def render(self) -> str:
         lines = []
@@ -66,11 +95,55 @@ class Feedback:
         if self.critiques:
             lines.append("Judge critiques:")
             lines += [f"- {c}" for c in self.critiques]
+        if self.examples:
+            lines.append("Where the current instructions did worst:")
+            lines += [example.render() for example in self.examples]
         return "\n".join(lines) or "No feedback yet."
 
+    def fewer_examples(self) -> Feedback:
+        """The same feedback without its last (least weak) example."""
+        return replace(self, examples=self.examples[:-1])
 
-def feedback_from(task_rows: Iterable) -> Feedback:
-    """Summarise stored task results (rows with critique, dimensions_json, criteria_json)."""
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Feedback:
+        return cls(tuple(data["critiques"]), tuple(tuple(d) for d in data["weakest_dimensions"]),
+                   tuple(tuple(c) for c in data["failing_criteria"]),
+                   tuple(Example(**{**e, "failed_checks": tuple(e["failed_checks"])})
+                         for e in data.get("examples", ())))
+
+
+def weakest_examples(rows: Sequence, prompts: Mapping[str, str], n: int = EXAMPLES) -> tuple[Example, ...]:
+    """The n tasks with the lowest composite-like score (0.7 × judge + 0.3 × checks passed × 10) that have an
+    answer to show: not failed model calls, not answers the guard zeroed for addressing the judge, and only
+    tasks in prompts (the search tasks: a holdout task is never shown to the proposer)."""
+    shown = [r for r in rows if r["task_id"] in prompts and not r["failed"]
+             and "judge_directed" not in (r["flags"] or "") and (r["output_r1"] or r["output"])]
+
+    def weakness(row) -> float:
+        passed = row["criteria_passed"] / row["criteria_total"] if row["criteria_total"] else 1.0
+        return 0.7 * row["score_r1"] + 3.0 * passed
+
+    examples = []
+    for row in sorted(shown, key=weakness)[:n]:
+        checks = [c for c in json.loads(row["criteria_json"]) if not c["passed"]]
+        examples.append(Example(
+            task_id=row["task_id"], task=_shorten(prompts[row["task_id"]], TASK_CHARS),
+            output=_shorten(row["output_r1"] or row["output"], OUTPUT_CHARS),
+            failed_checks=tuple(f"{c['criterion']}: {c['reason']}" for c in checks[:3]),
+            critique=_shorten(row["critique"] or "", CRITIQUE_CHARS), judge_score=float(row["score_r1"])))
+    return tuple(examples)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def feedback_from(task_rows: Iterable, prompts: Mapping[str, str] | None = None) -> Feedback:
+    """Summarise stored task results (task_results rows); with the tasks' prompts, also the weakest tasks."""
     rows = list(task_rows)
     failed: Counter[str] = Counter()
     reasons: dict[str, str] = {}
@@ -87,7 +160,8 @@ def feedback_from(task_rows: Iterable) -> Feedback:
                 reasons.setdefault(check["criterion"], check["reason"])
     means = sorted(((d, sum(v) / len(v)) for d, v in dims.items()), key=lambda x: x[1])
     top = tuple((c, n, reasons[c]) for c, n in failed.most_common(3))
-    return Feedback(tuple(critiques[:3]), tuple(means[:2]), top)
+    examples = weakest_examples(rows, prompts) if prompts is not None else ()
+    return Feedback(tuple(critiques[:3]), tuple(means[:2]), top, examples)
 
 
 @dataclass(frozen=True)
@@ -100,10 +174,28 @@ class Proposal:
 class Proposer:
     """Turns (parent, operator, feedback, history) into a new instruction text via the proposer role."""
 
-    def __init__(self, lm: dspy.LM):
+    def __init__(self, lm: dspy.LM, *, context_tokens: int | None = None, reply_tokens: int = 0):
         self.predict = dspy.Predict(ProposeVariant.with_instructions(PROPOSER_INSTRUCTIONS))
         self.predict.set_lm(lm)
         self.adapter = GrammarAdapter()
+        # The proposer model's context window (None: unknown, nothing is trimmed) and what its reply needs.
+        self.context_tokens, self.reply_tokens = context_tokens, reply_tokens
+
+    def prompt_tokens(self, inputs: dict[str, str]) -> int:
+        """The prompt the proposer would be sent for inputs, measured: its characters over CHARS_PER_TOKEN."""
+        messages = self.adapter.format(self.predict.signature, demos=[], inputs=inputs)
+        return math.ceil(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)
+
+    def fitted(self, inputs: dict[str, str], feedback: Feedback) -> tuple[dict[str, str], Feedback]:
+        """inputs with as many of feedback's examples as fit the context window beside the reply."""
+        if self.context_tokens is None:
+            return {**inputs, "feedback": feedback.render()}, feedback
+        budget = self.context_tokens - self.reply_tokens
+        while True:
+            fitted = {**inputs, "feedback": feedback.render()}
+            if not feedback.examples or self.prompt_tokens(fitted) <= budget:
+                return fitted, feedback
+            feedback = feedback.fewer_examples()
 
     def propose(self, parent: str, operator: MutationOperator, feedback: Feedback, tried: list[str], *,
                 other: str = "", temperature: float = 0.7, rng: random.Random | None = None) -> Proposal | None:
@@ -113,12 +205,11 @@ class Proposer:
             edited = deterministic_edit(parent, operator, feedback, other, rng)
             if edited and usable(edited[0], parent):
                 return Proposal(edited[0], edited[1], source="rule")
+        inputs, _ = self.fitted({
+            "current_instructions": parent, "other_version": other or "(none)", "change": operator.directive,
+            "already_tried": "\n".join(f"- {t}" for t in tried) or "(nothing yet)"}, feedback)
         with dspy.context(adapter=self.adapter):
-            out = self.predict(
-                current_instructions=parent, other_version=other or "(none)", change=operator.directive,
-                feedback=feedback.render(), already_tried="\n".join(f"- {t}" for t in tried) or "(nothing yet)",
-                config={"temperature": temperature},
-            )
+            out = self.predict(**inputs, config={"temperature": temperature})
         text = clean_variant(out.new_instructions)
         if usable(text, parent):
             return Proposal(text, " ".join(str(out.idea).split())[:160] or operator.name, source="model")

@@ -119,6 +119,7 @@ class Study:
         except ValueError as exc:
             raise ConfigError(str(workspace.root / CONFIG_NAME), "search.operators", str(exc)) from None
         self.search_tasks = workspace.suite.split("search")
+        self.prompts = {task.id: task.prompt for task in self.search_tasks}  # for the proposer's examples
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested = False
         self.session_calls: list = []
@@ -336,7 +337,7 @@ class Study:
             self._measure_noise(trial.number, instructions, knobs, fields["variant_hash"], suite, recorder)
             description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
                 0, trial.number, self.worker, suite.composite, value, holdout, instructions, knobs,
-                feedback_from(self.store.task_results(suite.evaluation_id))))
+                feedback_from(self.store.task_results(suite.evaluation_id), self.prompts)))
             outcome = TrialOutcome(trial.number, TrialStatus.BASELINE, operator="baseline",
                                    description=description, composite=suite.composite,
                                    joules=self.evaluator.joules(recorder), energy_source=suite.energy_source,
@@ -449,7 +450,7 @@ class Study:
         file = failed.file
         tried = tried_ideas(self.store.trials(self.name), file)
         feedback = parent.feedback or feedback_from(
-            self.store.task_results(parent.evaluation_id) if parent.evaluation_id else ())
+            self.store.task_results(parent.evaluation_id) if parent.evaluation_id else (), self.prompts)
         try:
             with recording(recorder):
                 proposal, rejected = propose_usable(
@@ -482,7 +483,7 @@ class Study:
             # 2. The commit: from here on, git says this trial is kept (see _reconcile).
             record = KeepRecord(
                 incumbent.version + 1, trial.number, self.worker, suite.composite, outcome.objective, holdout,
-                instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id)), file=file,
+                instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id), self.prompts), file=file,
                 subject=records.commit_subject(file, outcome, verdict),
                 trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio_name, study=self.name,
                                                  energy_weight=self.energy_weight, noise=self._noise(),

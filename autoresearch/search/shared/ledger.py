@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import sqlalchemy as sa
@@ -269,7 +269,7 @@ def _row(study: str, r: KeepRecord) -> dict[str, Any]:
     return dict(study=study, version=r.version, trial=r.trial, worker=r.worker, file=r.file,
                 composite=r.composite, objective=r.objective, holdout_composite=r.holdout_composite,
                 instructions_json=json.dumps(r.instructions, sort_keys=True),
-                knobs_json=json.dumps(r.knobs, sort_keys=True), feedback_json=json.dumps(asdict(r.feedback)),
+                knobs_json=json.dumps(r.knobs, sort_keys=True), feedback_json=json.dumps(r.feedback.to_json()),
                 message_json=json.dumps([r.subject, r.trailers]), commit_sha=r.commit_sha,
                 created_at=r.created_at or time.time())
 
@@ -281,8 +281,7 @@ def _record(row: Any) -> KeepRecord:
         version=row["version"], trial=row["trial"], worker=row["worker"], composite=row["composite"],
         objective=row["objective"], holdout_composite=row["holdout_composite"],
         instructions=json.loads(row["instructions_json"]), knobs=json.loads(row["knobs_json"]),
-        feedback=Feedback(tuple(fb["critiques"]), tuple(tuple(d) for d in fb["weakest_dimensions"]),
-                          tuple(tuple(c) for c in fb["failing_criteria"])),
+        feedback=Feedback.from_json(fb),
         file=row["file"], subject=subject, trailers=trailers, commit_sha=row["commit_sha"],
         created_at=row["created_at"])
 

@@ -1,0 +1,89 @@
+"""Proposals grounded in traces: the proposer sees the parent's weakest tasks, within its context window."""
+
+from __future__ import annotations
+
+import json
+
+from scripted import ONLY_PRODUCER, ScriptedPipeline, git
+
+from autoresearch.search.operators import select
+from autoresearch.search.proposer import (
+    Example,
+    Feedback,
+    Proposer,
+    feedback_from,
+    weakest_examples,
+)
+from autoresearch.search.study import Study
+from autoresearch.workspace.workspace import load_workspace
+
+
+def row(task_id, score, passed, total=2, *, output="An answer.", failed=0, flags="", critique="Too vague."):
+    checks = [{"criterion": f"check{i}", "passed": i < passed, "reason": f"reason {i}"} for i in range(total)]
+    return {"task_id": task_id, "score_r1": score, "criteria_passed": passed, "criteria_total": total,
+            "criteria_json": json.dumps(checks), "critique": critique, "output_r1": output, "output": output,
+            "failed": failed, "flags": flags, "dimensions_json": json.dumps({"clarity": score})}
+
+
+PROMPTS = {t: f"Write about {t}. " * 40 for t in ("a", "b", "c", "d", "e")}
+
+
+def test_the_weakest_search_tasks_with_an_answer_are_the_examples():
+    rows = [row("a", 8, 2), row("b", 3, 1), row("c", 1, 0, failed=1, output=""),  # c: its model call failed
+            row("d", 0, 0, flags="judge_directed"),  # d: the guard zeroed it; its answer addresses the judge
+            row("e", 4, 0, output="word " * 400), row("holdout-1", 0, 0)]  # never shown: not a search task
+    examples = weakest_examples(rows, PROMPTS)
+    assert [e.task_id for e in examples] == ["e", "b"]  # e: 0.7 × 4 + 0 = 2.8; b: 2.1 + 1.5 = 3.6
+    first = examples[0]
+    assert first.failed_checks == ("check0: reason 0", "check1: reason 1")
+    assert len(first.task) <= 300 and first.task.endswith("…") and len(first.output) <= 500
+    text = Feedback((), (), (), examples).render()
+    assert "Where the current instructions did worst:" in text and "Task e: Write about e." in text
+    assert "Judge: 4.0/10. Too vague." in text
+    assert feedback_from(rows).examples == ()  # without the prompts, no examples (the old feedback)
+
+
+def test_examples_survive_the_shared_ledgers_json():
+    feedback = feedback_from([row("b", 3, 1), row("e", 4, 0)], PROMPTS)
+    assert Feedback.from_json(json.loads(json.dumps(feedback.to_json()))) == feedback
+
+
+def test_examples_are_dropped_until_the_prompt_fits_the_context_window():
+    examples = tuple(Example(t, PROMPTS[t][:300], "word " * 100, ("check0: reason",), "Vague.", 3.0) for t in "abc")
+    feedback = Feedback(("Be concrete.",), (("clarity", 3.0),), (), examples)
+    (op,) = select(["rephrase"])
+    inputs = {"current_instructions": "Answer.", "other_version": "(none)", "change": op.directive,
+              "already_tried": "(nothing yet)"}
+    unbounded = Proposer(lm=None)
+    full = unbounded.prompt_tokens({**inputs, "feedback": feedback.render()})
+    none = unbounded.prompt_tokens({**inputs, "feedback": feedback.fewer_examples().fewer_examples()
+                                    .fewer_examples().render()})
+    assert unbounded.fitted(inputs, feedback)[1] == feedback  # no known window: nothing trimmed
+
+    reply = 200
+    for window in (full + reply, full + reply - 1, none + reply + 10, none):
+        fitted, kept = Proposer(lm=None, context_tokens=window, reply_tokens=reply).fitted(inputs, feedback)
+        if kept.examples:  # whatever is kept fits beside the reply
+            assert unbounded.prompt_tokens(fitted) <= window - reply
+        assert kept.examples == examples[:len(kept.examples)]  # the weakest are kept longest
+    assert len(Proposer(lm=None, context_tokens=full + reply, reply_tokens=reply).fitted(inputs, feedback)[1]
+               .examples) == 3
+    assert len(Proposer(lm=None, context_tokens=full + reply - 1, reply_tokens=reply).fitted(inputs, feedback)[1]
+               .examples) == 2
+    assert Proposer(lm=None, context_tokens=none, reply_tokens=reply).fitted(inputs, feedback)[1].examples == ()
+
+
+def test_the_loops_proposer_is_shown_the_parents_weakest_search_task_and_no_holdout_task(loop_workspace):
+    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER)
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+    pipeline = ScriptedPipeline(variants=["Answer!\n"], score=lambda answer, task: 2.0 if "number 1" in task else 7.0)
+    Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=1)
+    (proposal,) = [r for r in pipeline.backend.requests if pipeline.role_of(r) == "proposer"]
+    prompt = proposal.messages[-1].content
+    assert "Where the current instructions did worst:" in prompt
+    weakest = prompt.index("Task t1: Task number 1.")  # judged 2, below t0's 7: shown first
+    assert weakest < prompt.index("Task t0: Task number 0.")
+    assert "Task number 2." not in prompt  # t2 is the holdout task
