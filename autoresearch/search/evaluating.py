@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import optuna
 
-from ..evaluation.paired import Scores
+from ..evaluation.paired import Scores, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
@@ -20,8 +20,10 @@ from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..workspace.config import ROLES, Task
 from ..workspace.workspace import Workspace
+from . import records
 from .proposer import Proposer
-from .results import StopReason, objective
+from .pruning import FAILED_TASKS_ATTR, ScreenReference
+from .results import Incumbent, StopReason, objective
 
 
 class Evaluator:
@@ -74,10 +76,15 @@ class Evaluator:
         harness = self.harness(instructions, knobs)
         scoring = self.settings.scoring
 
+        failed: list[int] = []
+
         def on_task(index: int, result: TaskResult) -> bool:
             value = result.composite(scoring)
             # The pruner compares what the keep rule compares: the objective (the composite at weight 0).
             value = objective(value, result.joules, 1, self.energy_weight)
+            if result.failed:  # a backend fault is no evidence: the paired pruner leaves the task out
+                failed.append(index)
+                trial.set_user_attr(FAILED_TASKS_ATTR, failed)
             trial.report(value, step=index)
             self.emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})
@@ -87,6 +94,19 @@ class Evaluator:
                               instructions=instructions, split="search", study=self.name, trial=trial.number,
                               on_task=on_task, recorder=recorder, portfolio_config=self.seeded,
                               variant_hash=variant_hash)
+
+    def screen_reference(self, number: int, incumbent: Incumbent, tasks: list[Task],
+                         recorder: CallRecorder) -> ScreenReference:
+        """What the paired pruner compares a screen with: the incumbent's score per task (by screen step) under
+        the screen's seeds, which the race needs next anyway (so evaluated now if the store lacks it), and its
+        per-task sd over the seed sets stored for it."""
+        variant_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
+        screen = self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search", 0,
+                             recorder)
+        stored: dict[tuple[str, int], float | None] = dict(screen)
+        for repeat in range(1, self.settings.search.noise_repeats):
+            stored.update(self.stored_scores(variant_hash, "search", repeat))
+        return ScreenReference({i: screen[(t.id, 0)] for i, t in enumerate(tasks)}, task_sd(stored))
 
     def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
                  recorder: CallRecorder, variant_hash: str | None = None) -> tuple[SuiteResult | None, int | None]:

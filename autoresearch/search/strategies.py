@@ -16,6 +16,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..workspace.config import SearchConfig, Settings
+from .pruning import PairedFutilityPruner
 
 STARTUP_TRIALS = 5  # random start-up trials before the sampler models what worked, for a run without a trial budget
 MIN_STARTUP_TRIALS = 2
@@ -45,10 +46,14 @@ def default_sampler(search: SearchConfig, seed: int | None, *, n_trials: int | N
                                       constant_liar=shared)
 
 
-def default_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:
-    """[search] pruner: "wilcoxon" stops a variant whose per-task scores trail the incumbent's; else none."""
-    if search.pruner == "wilcoxon":
+def default_pruner(settings: Settings) -> optuna.pruners.BasePruner:
+    """[search] pruner: "wilcoxon" stops a variant whose per-task scores trail the best trial's (from the 4th
+    task); "paired" one that can no longer plausibly beat the incumbent by keep_threshold (from the first,
+    search/pruning.py); "none" never stops one."""
+    if settings.search.pruner == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+    if settings.search.pruner == "paired":
+        return PairedFutilityPruner(settings.scoring.keep_threshold)
     return optuna.pruners.NopPruner()
 
 

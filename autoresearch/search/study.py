@@ -111,7 +111,7 @@ class Study:
         if sampler is None and self.settings.search.sampler == "gp" and importlib.util.find_spec("torch") is None:
             raise ConfigError(str(workspace.root / CONFIG_NAME), "search.sampler",
                               '"gp" needs torch (pip install torch); or use "tpe" or "random"')
-        self.pruner = pruner or strategies.default_pruner(self.settings.search)
+        self.pruner = pruner or strategies.default_pruner(self.settings)
         self.proposer = proposer  # None: the portfolio's proposer model (anything with Proposer.propose)
         self.observer = observer or (lambda kind, data: None)
         try:
@@ -413,6 +413,9 @@ class Study:
                                         objective=row_objective(twin),
                                         delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
                                         description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
+        against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
+        if against is not None:
+            against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
         suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "trial", recorder,
                                         variant_hash=fields["variant_hash"])
         value = self.evaluator.suite_objective(suite)

@@ -1,0 +1,65 @@
+"""A screen pruner that can stop a variant from its first task: [search] pruner = "paired".
+
+Optuna's WilcoxonPruner compares a trial with the best trial so far and cannot prune before its 4th task.
+The keep rule's screen, though, compares a variant with the incumbent task by task under the same seeds, and
+passes it only when the mean paired difference over all T search tasks exceeds keep_threshold. After k tasks
+with mean paired difference m, the unseen tasks' differences are predicted from the seen ones: their mean
+is m give or take σ_d·√(1/k + 1/(T−k)), σ_d = √2 · the incumbent's per-task sd over seed sets (a difference
+of two single draws). So the final mean is m give or take ((T−k)/T)·σ_d·√(1/k + 1/(T−k)), and the variant is
+stopped when even Z of those above m (one-sided 95%) is at or under the threshold. A task that failed (a
+backend fault, not evidence) is left out, as the keep rule leaves it out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+
+Z = 1.645  # one-sided 95%: a variant is stopped when beating the threshold has under a 5% predictive chance
+FAILED_TASKS_ATTR = "failed_tasks"  # a trial's user attribute: the screen steps whose task failed
+
+
+@dataclass(frozen=True)
+class ScreenReference:
+    """What the screen is compared with: the incumbent's score at each step (task) under the screen's seeds,
+    and its per-task sd over seed sets (None when measured under one seed set only)."""
+
+    incumbent: dict[int, float | None]
+    sd: float | None
+
+
+def implausible(differences: list[float], tasks: int, sd: float, threshold: float, z: float = Z) -> bool:
+    """Whether k paired differences make a final mean over `tasks` above threshold implausible (see above)."""
+    k = len(differences)
+    if k == 0 or k >= tasks or sd <= 0:
+        return False
+    mean = sum(differences) / k
+    spread = (tasks - k) / tasks * math.sqrt(2) * sd * math.sqrt(1 / k + 1 / (tasks - k))
+    return mean + z * spread <= threshold
+
+
+class PairedFutilityPruner(optuna.pruners.BasePruner):
+    """Stops a screen as soon as its tasks so far make beating the incumbent by the threshold implausible.
+
+    The Study tells it what to compare with before each screen (against()); without a reference, or without
+    a measured sd, it never prunes.
+    """
+
+    def __init__(self, threshold: float, z: float = Z):
+        self.threshold, self.z = threshold, z
+        self.reference: ScreenReference | None = None
+
+    def against(self, reference: ScreenReference | None) -> None:
+        self.reference = reference
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        reference = self.reference
+        if reference is None or reference.sd is None:
+            return False
+        failed = set(trial.user_attrs.get(FAILED_TASKS_ATTR, ()))
+        comparable = {step for step, score in reference.incumbent.items() if score is not None} - failed
+        differences = [value - reference.incumbent[step] for step, value in sorted(trial.intermediate_values.items())
+                       if step in comparable]
+        return implausible(differences, len(comparable), reference.sd, self.threshold, self.z)

@@ -1,0 +1,79 @@
+"""The paired pruner: a screen stopped from its first task once beating the incumbent is implausible."""
+
+from __future__ import annotations
+
+import random
+
+import optuna
+import pytest
+from scripted import ScriptedPipeline, git
+
+from autoresearch.search.pruning import (
+    FAILED_TASKS_ATTR,
+    PairedFutilityPruner,
+    ScreenReference,
+    implausible,
+)
+from autoresearch.search.strategies import default_pruner
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace.workspace import load_workspace
+
+
+def test_one_task_far_below_the_incumbent_is_enough_and_one_near_it_is_not():
+    assert implausible([-3.0], tasks=4, sd=0.5, threshold=0.1)
+    assert not implausible([-0.3], tasks=4, sd=0.5, threshold=0.1)  # within what the other 3 tasks could undo
+    assert not implausible([-3.0], tasks=4, sd=5.0, threshold=0.1)  # noisy tasks: it could still be luck
+    assert implausible([-0.3, -0.3, -0.3], tasks=4, sd=0.5, threshold=0.1)  # the same mean, seen on more tasks
+
+
+def test_it_never_prunes_without_evidence_or_once_the_screen_is_whole():
+    assert not implausible([], tasks=4, sd=0.5, threshold=0.1)
+    assert not implausible([-3.0] * 4, tasks=4, sd=0.5, threshold=0.1)  # the screen's own decision then
+    assert not implausible([-3.0], tasks=4, sd=0.0, threshold=0.1)  # no measured noise: no prediction
+
+
+def frozen(values: dict[int, float], failed: list[int] = ()) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, intermediate_values=values,
+                                     user_attrs={FAILED_TASKS_ATTR: list(failed)} if failed else {})
+
+
+def test_the_pruner_pairs_steps_with_the_incumbents_tasks_and_leaves_failed_tasks_out():
+    pruner = PairedFutilityPruner(threshold=0.1)
+    assert not pruner.prune(None, frozen({0: 1.0}))  # nothing to compare with yet
+    pruner.against(ScreenReference({0: 6.0, 1: 6.0, 2: 6.0, 3: 6.0}, sd=None))
+    assert not pruner.prune(None, frozen({0: 1.0}))  # noise not measured
+    pruner.against(ScreenReference({0: 6.0, 1: 6.0, 2: 6.0, 3: 6.0}, sd=0.5))
+    assert pruner.prune(None, frozen({0: 1.0}))
+    assert not pruner.prune(None, frozen({0: 0.0}, failed=[0]))  # a backend fault is no evidence
+    assert not pruner.prune(None, frozen({0: 6.2}))
+    # The incumbent's failed task is no evidence either: 3 comparable tasks, the variant's one below it ignored.
+    pruner.against(ScreenReference({0: None, 1: 6.0, 2: 6.0, 3: 6.0}, sd=0.5))
+    assert not pruner.prune(None, frozen({0: 0.0}))
+
+
+def test_the_setting_picks_it_with_the_keep_threshold(loop_workspace):
+    root = loop_workspace(keep_threshold=0.3, extra='\n[search]\npruner = "paired"\n')
+    pruner = default_pruner(load_workspace(root).settings)
+    assert isinstance(pruner, PairedFutilityPruner) and pruner.threshold == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(("pruner", "screened"), [("paired", 1), ("wilcoxon", 3)])
+def test_a_hopeless_variant_is_stopped_after_its_first_task(loop_workspace, pruner, screened):
+    extra = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 2\n'
+             f'pruner = "{pruner}"\n')
+    root = loop_workspace(search_tasks=3, holdout_tasks=1, extra=extra)
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+    rng = random.Random(5)  # the judge's seed-to-seed wobble, so that the incumbent's noise is measured
+    pipeline = ScriptedPipeline(variants=["Answer worse.\n"],
+                                score=lambda answer, task: (1 if "worse" in answer else 8) + rng.choice([0, 1]))
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=1)
+    store = Store.for_workspace(root / "runs")
+    row = store.trial(summary.study, 1)
+    tasks = store.task_results(row["evaluation_id"])
+    # The paired pruner stops it after one task; Optuna's Wilcoxon pruner cannot before the 4th.
+    assert len(tasks) == screened
+    assert row["status"] == ("pruned" if pruner == "paired" else "discard")
