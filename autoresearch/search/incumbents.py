@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Callable
 
@@ -90,13 +91,16 @@ class LocalIncumbents:
         """Between trials: nobody else keeps in a local study."""
         return incumbent
 
-    def parents(self, incumbent: Incumbent, limit: int) -> list[Incumbent]:
-        """The incumbent first, then earlier kept variants (and the baseline) by objective."""
-        rows = [r for r in self.store.trials(self.study)
-                if r["status"] in INCUMBENT_STATUSES and r["number"] != incumbent.trial]
-        rows.sort(key=row_objective, reverse=True)
-        others = [Incumbent(r["number"], r["composite"], json.loads(r["instructions_json"]), {},
-                            r["evaluation_id"], r["holdout_composite"], row_objective(r)) for r in rows]
+    def parents(self, incumbent: Incumbent, limit: int, front: Sequence[int] = ()) -> list[Incumbent]:
+        """The incumbent first, then the per-task Pareto front's other members (trial numbers, in order: see
+        search/parents.py), then earlier kept variants (and the baseline) by objective."""
+        trials = {r["number"]: r for r in self.store.trials(self.study)}
+        kept = sorted((r for r in trials.values() if r["status"] in INCUMBENT_STATUSES), key=row_objective,
+                      reverse=True)
+        numbers = dict.fromkeys([*(n for n in front if n in trials), *(r["number"] for r in kept)])
+        others = [Incumbent(n, trials[n]["composite"], json.loads(trials[n]["instructions_json"]), {},
+                            trials[n]["evaluation_id"], trials[n]["holdout_composite"], row_objective(trials[n]))
+                  for n in numbers if n != incumbent.trial]
         return [incumbent, *others][:limit]
 
     def claim_baseline(self, record: KeepRecord) -> str:
@@ -201,7 +205,9 @@ class SharedIncumbents(LocalIncumbents):
         """Another worker may have kept since the last trial."""
         return self.current() or incumbent
 
-    def parents(self, incumbent: Incumbent, limit: int) -> list[Incumbent]:
+    def parents(self, incumbent: Incumbent, limit: int, front: Sequence[int] = ()) -> list[Incumbent]:
+        """The incumbent, then the study's other keeps by objective (the ledger holds every worker's keeps;
+        the Pareto front, made of this worker's screens, is not used here)."""
         records = [r for r in self.shared_worker.ledger.keeps() if r.version != incumbent.version]
         records.sort(key=lambda r: r.objective, reverse=True)
         return [incumbent, *map(from_record, records)][:limit]

@@ -24,7 +24,12 @@ from ..lm.engine import backend_error_in
 from ..pipeline.repeats import role_seeds
 from ..pipeline.runner import SuiteResult
 from ..store import Store
-from ..store.queries import measured_noise, trials_since_incumbent, tried_ideas
+from ..store.queries import (
+    measured_noise,
+    screen_task_rows,
+    trials_since_incumbent,
+    tried_ideas,
+)
 from ..store.statuses import TrialStatus
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
@@ -40,6 +45,7 @@ from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
 from .knobs import KNOBS_PATH, head_knobs, knob_files, searches_knobs
+from .parents import pareto_front, screen_scores
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, Proposer, feedback_from, propose_usable
 from .race import Race
@@ -390,7 +396,9 @@ class Study:
         params = trial.params
         file, op = params["file"], operators.BY_NAME[params["operator"]]
         knobs = {**incumbent.knobs, **{k: params[k] for k in KNOBS if k in params}}
-        parents = self.incumbents.parents(incumbent, self.settings.search.parents)
+        front = pareto_front(screen_scores(screen_task_rows(self.store, self.name),
+                                           [t.id for t in self.search_tasks], self.settings.scoring))
+        parents = self.incumbents.parents(incumbent, self.settings.search.parents, front)
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.name, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True))

@@ -117,3 +117,13 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
         "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id LIMIT 1",
         (study,)).fetchone()
+
+
+def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:
+    """Every task result of the screens of a study's evaluated trials (baseline, keeps and discards; a pruned
+    screen is partial), with the trial's number: what a per-task Pareto front of parents is made from."""
+    return store.conn.execute(
+        "SELECT t.number, r.task_id, r.score_r1, r.criteria_passed, r.criteria_total, r.failed "
+        "FROM trials t JOIN task_results r ON r.evaluation_id = t.evaluation_id "
+        "WHERE t.study = ? AND t.status IN ('baseline', 'keep', 'discard') ORDER BY t.number, r.id",
+        (study,)).fetchall()

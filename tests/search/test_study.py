@@ -98,7 +98,9 @@ def test_resume_continues_without_rerunning_finished_trials(loop_workspace):
 
 
 def test_identical_variant_is_not_evaluated_twice(loop_workspace):
-    root = loop_workspace(keep_threshold=5.0, extra=ONLY_PRODUCER)
+    # One parent, the incumbent: trial 1, best on every task, would otherwise be a parent from the Pareto front,
+    # and a proposal equal to its parent is refused before the identical-variant check is reached.
+    root = loop_workspace(keep_threshold=5.0, extra=ONLY_PRODUCER + "parents = 1\n")
     pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!\n"])
     summary = make_study(root, pipeline).optimize(n_trials=2)
     first, second = summary.outcomes

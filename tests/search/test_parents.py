@@ -1,0 +1,57 @@
+"""Parents from a per-task Pareto front: a variant best on some task stays a possible parent."""
+
+from __future__ import annotations
+
+from scripted import ScriptedPipeline, git
+
+from autoresearch.search.parents import pareto_front, screen_scores
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.store.queries import screen_task_rows
+from autoresearch.workspace.config import ScoringConfig
+from autoresearch.workspace.workspace import load_workspace
+
+
+def test_the_front_holds_every_trial_best_on_some_task_most_wins_first():
+    scores = {0: {"a": 5, "b": 5, "c": 5}, 1: {"a": 7, "b": 2, "c": 2}, 2: {"a": 4, "b": 4, "c": 4},
+              3: {"a": 6, "b": 6, "c": 6}, 4: {"a": 1, "b": 1, "c": 6}}
+    # 1 wins a; 3 wins b and ties c with 4; 0 and 2 win nothing (2 is beaten everywhere by 3).
+    assert pareto_front(scores) == [3, 1, 4]
+    assert pareto_front({}) == []
+
+
+def row(number, task, score, failed=0):
+    return {"number": number, "task_id": task, "score_r1": score, "criteria_passed": 1, "criteria_total": 1,
+            "failed": failed}
+
+
+def test_only_whole_faultless_screens_are_compared():
+    rows = [row(0, "a", 5), row(0, "b", 5), row(1, "a", 9),  # 1: pruned after one task
+            row(2, "a", 9), row(2, "b", 0, failed=1)]  # 2: a task failed (no evidence)
+    assert set(screen_scores(rows, ["a", "b"], ScoringConfig())) == {0}
+
+
+def test_a_discarded_variant_best_on_one_task_becomes_a_parent(loop_workspace):
+    extra = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\npruner = "none"\n'
+    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra)
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+
+    def score(answer, task):  # the variant is brilliant on task 0 and poor on task 1: a discard overall
+        if "special" in answer:
+            return 9 if "number 0" in task else 1
+        return 6
+
+    pipeline = ScriptedPipeline(variants=["Answer, special.\n"], score=score)
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    summary = study.optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["discard"]
+    store = Store.for_workspace(root / "runs")
+    front = pareto_front(screen_scores(screen_task_rows(store, summary.study), ["t0", "t1"],
+                                       study.settings.scoring))
+    assert front == [0, 1]  # each wins one task; the baseline's mean is higher
+    parents = study.incumbents.parents(study.incumbents.current(), 3, front)
+    assert [p.trial for p in parents] == [0, 1]
+    assert parents[1].instructions["producer.md"] == "Answer, special.\n"
