@@ -20,7 +20,7 @@ import optuna
 import sqlalchemy
 
 from ..store import Store
-from ..store.queries import incumbent_before
+from ..store.queries import incumbent_before, trials_since_incumbent, tried_ideas
 from ..store.statuses import INCUMBENT_STATUSES
 from ..workspace.versioning import InstructionRepo
 from .results import KNOBS, Incumbent, row_objective
@@ -102,6 +102,23 @@ class LocalIncumbents:
                             trials[n]["evaluation_id"], trials[n]["holdout_composite"], row_objective(trials[n]))
                   for n in numbers if n != incumbent.trial]
         return [incumbent, *others][:limit]
+
+    # --- what the study has tried (one memory: in a shared study, every worker's trials) ---------------
+
+    def record(self, row: Any) -> None:
+        """A trial finished (its store row): the store holds it already."""
+
+    def tried_ideas(self, file: str) -> list[str]:
+        """The latest ideas tried on file, with how they ended (the proposer's "already tried")."""
+        return tried_ideas(self.store.trials(self.study), file)
+
+    def twin(self, variant_hash: str) -> Any | None:
+        """A finished trial that evaluated this very variant (without a failed task), or None."""
+        return self.store.find_variant(self.study, variant_hash, without_failed_tasks=True)
+
+    def since_keep(self) -> int:
+        """Trials since the last keep or baseline (what --plateau counts)."""
+        return trials_since_incumbent(self.store.trials(self.study))
 
     def claim_baseline(self, record: KeepRecord) -> str:
         """Make this evaluation the study's baseline; returns what to add to its description."""
@@ -211,6 +228,24 @@ class SharedIncumbents(LocalIncumbents):
         records = [r for r in self.shared_worker.ledger.keeps() if r.version != incumbent.version]
         records.sort(key=lambda r: r.objective, reverse=True)
         return [incumbent, *map(from_record, records)][:limit]
+
+    def record(self, row: Any) -> None:
+        self.shared_worker.ledger.record_trial(self.worker, row)
+
+    def tried_ideas(self, file: str) -> list[str]:
+        return tried_ideas(self.shared_worker.ledger.tried(), file)
+
+    def twin(self, variant_hash: str) -> Any | None:
+        """This worker's twin from its store (its scores are here), else another worker's from the ledger."""
+        mine = super().twin(variant_hash)
+        if mine is not None:
+            return mine
+        return next((r for r in self.shared_worker.ledger.tried()
+                     if r["variant_hash"] == variant_hash and r["composite"] is not None
+                     and r["status"] in ("baseline", "keep", "discard")), None)
+
+    def since_keep(self) -> int:
+        return trials_since_incumbent(self.shared_worker.ledger.tried())
 
     def claim_baseline(self, record: KeepRecord) -> str:
         study_baseline = self.shared_worker.claim_baseline(record)

@@ -27,8 +27,6 @@ from ..store import Store
 from ..store.queries import (
     measured_noise,
     screen_task_rows,
-    trials_since_incumbent,
-    tried_ideas,
 )
 from ..store.statuses import TrialStatus
 from ..workspace.lock import RunLock
@@ -239,7 +237,7 @@ class Study:
         commits: list[tuple[str, str]] = []
         failed_streak: list[tuple[CallRecord, ...]] = []
         unusable = 0
-        started, since_keep, stop_reason, message = time.monotonic(), trials_since_incumbent(self.store.trials(self.name)), StopReason.TRIALS, ""
+        started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
         limit = self.settings.search.max_consecutive_failed
         incumbent = self.incumbents.current()
         try:
@@ -260,7 +258,7 @@ class Study:
                 if timeout_s is not None and time.monotonic() - started >= timeout_s:
                     stop_reason = StopReason.TIMEOUT
                     break
-                if plateau is not None and since_keep >= plateau:
+                if plateau is not None and self.incumbents.since_keep() >= plateau:  # every worker's trials
                     stop_reason = StopReason.PLATEAU
                     break
                 if self.stop_requested:
@@ -268,7 +266,6 @@ class Study:
                     break
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
-                since_keep = 0 if outcome.status == TrialStatus.KEEP else since_keep + 1
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
                 # Only backend failures count toward "the backend is down"; a trial that failed for want of a
@@ -415,12 +412,13 @@ class Study:
         self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, **fields)
         base = replace(base, description=idea)
         # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault.
-        twin = self.store.find_variant(self.name, fields["variant_hash"], without_failed_tasks=True)
+        twin = self.incumbents.twin(fields["variant_hash"])  # in a shared study, any worker's
         if twin is not None:
+            whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
             return self._finish(replace(base, status=TrialStatus.DISCARD, composite=twin["composite"],
                                         objective=row_objective(twin),
                                         delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
-                                        description=f"identical to trial {twin['number']}, not re-evaluated")), incumbent
+                                        description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
@@ -459,7 +457,7 @@ class Study:
         (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator
         (proposer.propose_usable)."""
         file = failed.file
-        tried = tried_ideas(self.store.trials(self.name), file)
+        tried = self.incumbents.tried_ideas(file)  # in a shared study, every worker's
         feedback = parent.feedback or feedback_from(
             self.store.task_results(parent.evaluation_id) if parent.evaluation_id else (), self.prompts)
         try:
@@ -566,5 +564,6 @@ class Study:
             row = self.store.trial(self.name, outcome.number)
             self.results.write(row)
             self.recovery.tell(row)
+            self.incumbents.record(row)  # the study's shared memory, where it has one
         self._emit("trial_finished", {"outcome": outcome})
         return outcome

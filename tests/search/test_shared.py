@@ -315,3 +315,23 @@ def test_a_restarted_worker_pushes_its_own_keep_that_was_never_pushed(loop_works
     assert any("not pushed then" in n for n in notes)
     row = Store.for_workspace(a_root / "runs").trial(STUDY, kept.number)
     assert row["status"] == "keep" and row["commit_sha"] == git(remote, "rev-parse", BRANCH).strip()
+
+
+def test_workers_share_one_memory_of_ideas_variants_and_the_plateau(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    level = lambda answer, task: 5  # every variant scores as the incumbent does: each trial is a discard
+    first = ScriptedPipeline(variants=["Answer, A.\n", "Answer, B.\n"], score=level)
+    a = study(a_root, first, storage).optimize(n_trials=2)
+    assert [o.status for o in a.outcomes] == ["discard", "discard"]
+    second = ScriptedPipeline(variants=["Answer, A.\n", "Answer, C.\n"], score=level)
+    b = study(b_root, second, storage).optimize(n_trials=5, plateau=3)
+    # B's first proposal is A's first variant: not evaluated again, though B's own store never saw it.
+    (twin,) = b.outcomes
+    assert twin.status == "discard" and twin.description.startswith(f"identical to trial {a.outcomes[0].number} (worker")
+    assert second.calls_by_role.get("evaluator", 0) == 0
+    # --plateau counted A's two discards too: B stopped after its one trial, the third without a keep.
+    assert b.stop_reason == "plateau"
+    # And B's proposer was told what A had tried.
+    (request,) = [r for r in second.backend.requests if second.role_of(r) == "proposer"]
+    assert "variant 1 (discard" in request.messages[-1].content and "variant 2 (discard" in request.messages[-1].content

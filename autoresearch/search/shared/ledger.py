@@ -53,6 +53,22 @@ KEEPS = sa.Table(
     sa.Column("commit_sha", sa.String(64)),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+# Every finished trial of every worker, so that all of them share one memory: the ideas already tried, the
+# variants already evaluated, the trials since the last keep (--plateau).
+TRIED = sa.Table(
+    "autoresearch_tried", _metadata,
+    sa.Column("study", sa.String(512), primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),  # Optuna's number: study-wide
+    sa.Column("worker", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("file", sa.String(512)),
+    sa.Column("idea", sa.Text),
+    sa.Column("delta", sa.Float),
+    sa.Column("variant_hash", sa.String(64)),
+    sa.Column("composite", sa.Float),
+    sa.Column("objective", sa.Float),
+    sa.Column("finished_at", sa.Float, nullable=False),
+)
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
     sa.Column("study", sa.String(512), primary_key=True),
@@ -176,6 +192,25 @@ class Ledger:
                 f"study {self.study} in {safe_url(self.url)} was started with a different {key} "
                 f"({_short(theirs.get(key))}; this worker: {_short(identity.get(key))}): every worker of a shared "
                 "study needs the same workspace commit, evaluation and models")
+
+    # --- every worker's trials -----------------------------------------------------------------
+
+    def record_trial(self, worker: str, row: Any) -> None:
+        """Add a finished trial (a store trials row) to the study's shared memory; once per trial number."""
+        values = {k: row[k] for k in ("status", "file", "idea", "delta", "variant_hash", "composite", "objective")}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(TRIED.insert().values(study=self.study, trial=row["number"], worker=worker,
+                                                   finished_at=time.time(), **values))
+        except sa.exc.IntegrityError:
+            pass  # told again after a restart: the first record stands
+
+    def tried(self) -> list[dict[str, Any]]:
+        """Every worker's finished trials, by trial number, as rows with the store's column names."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study)
+                                .order_by(TRIED.c.trial)).mappings().all()
+        return [{**r, "number": r["trial"]} for r in rows]
 
     # --- the incumbent -----------------------------------------------------------------------
 
