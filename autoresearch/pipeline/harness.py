@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Literal, Sequence, TypeVar
+from typing import Annotated, Literal, Sequence
 
 import dspy
 from pydantic import Field
@@ -41,6 +39,7 @@ from ..workspace.config import (
     task_concurrency,
 )
 from ..workspace.workspace import Workspace
+from .parallel import in_order
 
 _STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
 Score = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
@@ -364,48 +363,6 @@ class Harness:
             checks=guard.guarded_checks(task.criteria, reason), guarded=reason,
             critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
         )
-
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
-
-def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item], recorder: CallRecorder,
-             concurrency: int) -> Iterator[Result]:
-    """work(item, its own recorder) for each item, up to `concurrency` at once in threads; yields the results
-    in item order, after handing each item's calls to recorder from this thread.
-
-    Each thread runs in a copy of the caller's context (the active DSPy settings and call recorder), so the
-    work sees what a sequential call would. Closing the iterator early cancels the items not started and
-    waits for the running ones, whose calls reach recorder too.
-    """
-    if concurrency <= 1:
-        for item in items:
-            own = CallRecorder(forward_to=recorder)
-            yield work(item, own)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="autoresearch-task") as pool:
-        pending: list[tuple[CallRecorder, Future]] = []
-        for item in items:
-            own = CallRecorder()
-            pending.append((own, pool.submit(contextvars.copy_context().run, work, item, own)))
-        handed = 0
-        try:
-            for own, future in pending:
-                result = future.result()
-                handed += 1
-                for call in own.calls:
-                    recorder.add(call)
-                yield result
-        finally:
-            for own, future in pending[handed:]:
-                future.cancel()
-            for own, future in pending[handed:]:
-                if future.cancelled():
-                    continue
-                future.exception()  # waits; a running item's error is not this early stop's concern
-                for call in own.calls:
-                    recorder.add(call)
 
 
 def _failed_result(task: Task, error: BackendError, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
