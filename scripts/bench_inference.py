@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,16 +37,6 @@ EMBEDDED = {
     "grammar": {"embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
     "on": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy"},
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def rss_mb() -> float:
@@ -200,8 +189,9 @@ def run_settings(ws, tasks, settings: dict, args) -> dict[str, list[dict]]:
 
 def report(runs: dict[str, list[dict]], ws, root, tasks, args, models: list[str]) -> None:
     """The table (each setting against the first), the energy's source, and --json."""
-    print(f"machine: {cpu_model()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-          f"llama-cpp-python {_llama_version()}")
+    from autoresearch.bench.report import machine, machine_line
+
+    print(f"machine: {machine_line(machine())}")
     print(f"suite: {len(tasks)} tasks of {root} · {args.repeats} repeat(s) per setting · seed sets "
           f"{args.seed_set}..{args.seed_set + args.repeats - 1} (each role's seed + set) · "
           f"model(s) {', '.join(models)}")
@@ -233,7 +223,7 @@ def report(runs: dict[str, list[dict]], ws, root, tasks, args, models: list[str]
               f"({ws.settings.energy.cpu_watts_per_core:g} W) in process, a server's busy time × server_watts "
               f"({ws.settings.energy.server_watts:g} W) served")
     if args.json:
-        args.json.write_text(json.dumps({"machine": cpu_model(), "runs": runs}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"machine": machine(), "runs": runs}, indent=1) + "\n")
     failures = [f"{name} #{i + 1}: {failure}" for name, rows in runs.items() for i, r in enumerate(rows)
                 for failure in r["failures"]]
     if failures:
@@ -273,15 +263,6 @@ def _computed_tokens_counter() -> int:
 def _mean_sd(values: list[float], digits: int = 1) -> str:
     mean = statistics.mean(values)
     return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
-
-
-def _llama_version() -> str:
-    try:
-        import llama_cpp
-
-        return llama_cpp.__version__
-    except ImportError:
-        return "?"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Can a task suite tell instructions apart? The seed-to-seed spread of the starting instructions beside the
+effect of a known good edit, on the embedded model.
+
+    .venv/bin/python scripts/bench_suite.py [--workspace benchmarks/suite] [--edit benchmarks/good-edit/producer.md]
+                                            [--repeats 4] [--json FILE]
+
+Evaluates the workspace's instructions and the same instructions with one file replaced by the edit, each
+under the loop's seed sets 0..R-1 (the same seeds on both sides), on every task. Prints, per split, each
+seed set's suite composite for both, the starting instructions' sd over seed sets, and the edit's paired
+effect (the mean difference over tasks × seed sets, with its one-sided 95% lower bound over pairs and the
+bound over task means): a suite can decide between methods when a real edit's effect is several times the
+seed sd. The machine is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, default=ROOT / "benchmarks" / "suite")
+    parser.add_argument("--edit", type=Path, default=ROOT / "benchmarks" / "good-edit" / "producer.md",
+                        help="an instruction file that replaces the workspace's file of the same name")
+    parser.add_argument("--repeats", type=int, default=4, help="seed sets per side (default 4)")
+    parser.add_argument("--json", type=Path, default=None, help="also write every score here")
+    args = parser.parse_args(argv)
+
+    import dspy
+
+    from autoresearch.bench.report import machine, machine_line
+    from autoresearch.bench.workspaces import copy_workspace
+    from autoresearch.evaluation.paired import compare
+    from autoresearch.pipeline.repeats import evaluate_repeats
+    from autoresearch.store import Store
+    from autoresearch.workspace.workspace import INSTRUCTIONS_DIR, load_workspace
+
+    dspy.disable_logging()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-suite-"))
+    start = copy_workspace(args.workspace, scratch / "start")
+    edited = copy_workspace(args.workspace, scratch / "edit")
+    target = edited / INSTRUCTIONS_DIR / args.edit.name
+    if not target.is_file():
+        print(f"bench_suite: {args.edit}: no instruction file {args.edit.name} in {args.workspace}", file=sys.stderr)
+        return 2
+    shutil.copyfile(args.edit, target)
+
+    sides = {}
+    for name, root in (("start", start), ("edit", edited)):
+        ws = load_workspace(root)
+        store = Store.for_workspace(ws.runs_dir)
+        found = evaluate_repeats(ws, store, ws.settings.workspace.portfolio, list(ws.suite.tasks), args.repeats,
+                                 split="all")
+        sides[name] = (ws, found)
+        print(f"  {name}: {', '.join(f'{r.composite:.2f}' for r in found.results)}", file=sys.stderr, flush=True)
+
+    ws = sides["start"][0]
+    confidence = ws.settings.scoring.confidence
+    info = machine()
+    print(f"machine: {machine_line(info)}")
+    print(f"suite: {args.workspace} · edit: {args.edit} · {args.repeats} seed sets per side · "
+          f"model(s) {', '.join(sorted({f'{r.backend}:{r.model}' for r in _roles(ws)}))}")
+    print()
+    print("| split | tasks | start: composite per seed set | start sd | edit: composite per seed set | "
+          f"edit − start (tasks × seeds) | {confidence:.0%} lower bound: pairs / task means | effect / start sd |")
+    print("| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |")
+    report = {"machine": info, "repeats": args.repeats, "splits": {}}
+    for split in ("search", "holdout"):
+        ids = {t.id for t in ws.suite.split(split)}
+        scores = {name: _scores(found, ids, ws.settings.scoring) for name, (_, found) in sides.items()}
+        composites = {name: [_mean([v for (t, r), v in s.items() if r == rep and v is not None])
+                             for rep in range(args.repeats)] for name, s in scores.items()}
+        comparison = compare(scores["edit"], scores["start"])
+        sd = statistics.stdev(composites["start"]) if args.repeats > 1 else float("nan")
+        pair, task = comparison.pair_lower_bound(confidence), comparison.task_lower_bound(confidence)
+        print(f"| {split} | {len(ids)} | {', '.join(f'{c:.2f}' for c in composites['start'])} | {sd:.2f} | "
+              f"{', '.join(f'{c:.2f}' for c in composites['edit'])} | {comparison.mean:+.2f} | "
+              f"{_signed(pair)} / {_signed(task)} | {comparison.mean / sd if sd else float('nan'):.1f} |")
+        report["splits"][split] = {"tasks": sorted(ids), "start": composites["start"], "edit": composites["edit"],
+                                   "start_sd": sd, "effect": comparison.mean, "pair_lower_bound": pair,
+                                   "task_lower_bound": task,
+                                   "scores": {n: [[t, r, v] for (t, r), v in s.items()] for n, s in scores.items()}}
+    calls = sum(len(r.calls) for _, found in sides.values() for r in found.results)
+    print(f"\n{calls} model calls; composites are each seed set's mean task composite (a failed task is left "
+          "out, of them and of the paired effect)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def _scores(found, ids: set[str], scoring) -> dict[tuple[str, int], float | None]:
+    from autoresearch.evaluation.scoring import composite
+
+    out: dict[tuple[str, int], float | None] = {}
+    for repeat, result in enumerate(found.results):
+        for task in result.tasks:
+            if task.task_id in ids:
+                out[(task.task_id, repeat)] = None if task.failed else composite(
+                    task.score_r1, task.criteria_passed / len(task.checks) if task.checks else 0.0, scoring)
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
+def _roles(ws):
+    portfolio = ws.portfolio(ws.settings.workspace.portfolio)
+    return [portfolio.role(r) for r in ("planner", "producer", "evaluator")]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
