@@ -125,3 +125,27 @@ def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, c
     # Each role's fixed prefix was computed for the first task only: fewer prompt tokens computed with reuse.
     assert runs["on"][0]["prompt_tokens_computed"] < runs["off"][0]["prompt_tokens_computed"]
     assert "machine:" in out and "memory: RSS" in out and "estimate" in out
+
+
+@pytest.mark.embedded
+def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from autoresearch.workspace.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws")
+    (root / "rubrics" / "tasks.toml").write_text(
+        '[[tasks]]\nid = "tips"\nsplit = "search"\nprompt = "Give two tips for naming variables, numbered."\n'
+        'criteria = [{ kind = "exact_numbered", value = 2 }]\n\n'
+        '[[tasks]]\nid = "define"\nsplit = "holdout"\nprompt = "Define a cache in one sentence."\n'
+        'criteria = [{ kind = "max_words", value = 30 }]\n')
+    out_json = tmp_path / "suite.json"
+    # The "edit" is the producer's own file: the same instructions under the same seeds score the same.
+    rc = load_script("bench_suite").main(["--workspace", str(root), "--edit", str(root / "instructions" / "producer.md"),
+                                          "--repeats", "2", "--json", str(out_json)])
+    assert rc == 0
+    splits = json.loads(out_json.read_text())["splits"]
+    for split in ("search", "holdout"):
+        assert len(splits[split]["start"]) == 2 and splits[split]["start"] == splits[split]["edit"]
+        assert splits[split]["effect"] == 0.0
+    out = capsys.readouterr().out
+    assert "| search | 1 |" in out and "| holdout | 1 |" in out and "machine:" in out
