@@ -42,6 +42,8 @@ class Evaluator:
         self.session_calls = session_calls  # every call of this run, the Study's summary reads them
         self.energy_weight = self.settings.scoring.energy_weight
         self.holdout_tasks = workspace.suite.split("holdout")
+        # A screen task's step for the pruner: its index among the search tasks, whatever order the screen runs.
+        self.steps = {task.id: index for index, task in enumerate(workspace.suite.split("search"))}
         self._trial_recorder: CallRecorder | None = None
         self._proposer = proposer  # injected (a benchmark's scripted edits), else built on first use
         # A proposer role without a seed draws each call's from here: the run's --seed makes them repeatable.
@@ -72,20 +74,21 @@ class Evaluator:
 
     def evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
                   tasks: list[Task], kind: str, recorder: CallRecorder, variant_hash: str | None = None) -> SuiteResult:
-        """The screen: the search tasks under the configured seeds (repeat 0), each task told to the pruner."""
+        """The screen: the search tasks (in any order) under the configured seeds (repeat 0), each task told to
+        the pruner at its step, its index in the suite's search tasks (so steps pair across trials)."""
         harness = self.harness(instructions, knobs)
         scoring = self.settings.scoring
-
         failed: list[int] = []
 
         def on_task(index: int, result: TaskResult) -> bool:
             value = result.composite(scoring)
             # The pruner compares what the keep rule compares: the objective (the composite at weight 0).
             value = objective(value, result.joules, 1, self.energy_weight)
+            step = self.steps.get(result.task_id, index)
             if result.failed:  # a backend fault is no evidence: the paired pruner leaves the task out
-                failed.append(index)
+                failed.append(step)
                 trial.set_user_attr(FAILED_TASKS_ATTR, failed)
-            trial.report(value, step=index)
+            trial.report(value, step=step)
             self.emit("task_done", {"trial": trial.number, "index": index, "total": len(tasks),
                                         "task": result.task_id, "value": value})
             return kind == "baseline" or not trial.should_prune()
@@ -106,7 +109,8 @@ class Evaluator:
         stored: dict[tuple[str, int], float | None] = dict(screen)
         for repeat in range(1, self.settings.search.noise_repeats):
             stored.update(self.stored_scores(variant_hash, "search", repeat))
-        return ScreenReference({i: screen[(t.id, 0)] for i, t in enumerate(tasks)}, task_sd(stored))
+        return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
+                               task_sd(stored))
 
     def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
                  recorder: CallRecorder, variant_hash: str | None = None) -> tuple[SuiteResult | None, int | None]:

@@ -93,7 +93,7 @@ class LocalIncumbents:
 
     def parents(self, incumbent: Incumbent, limit: int, front: Sequence[int] = ()) -> list[Incumbent]:
         """The incumbent first, then the per-task Pareto front's other members (trial numbers, in order: see
-        search/parents.py), then earlier kept variants (and the baseline) by objective."""
+        search/screens.py), then earlier kept variants (and the baseline) by objective."""
         trials = {r["number"]: r for r in self.store.trials(self.study)}
         kept = sorted((r for r in trials.values() if r["status"] in INCUMBENT_STATUSES), key=row_objective,
                       reverse=True)

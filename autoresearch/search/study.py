@@ -43,7 +43,6 @@ from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
 from .knobs import KNOBS_PATH, head_knobs, knob_files, searches_knobs
-from .parents import pareto_front, screen_scores
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, Proposer, feedback_from, propose_usable
 from .race import Race
@@ -56,6 +55,7 @@ from .results import (
     TrialOutcome,
     row_objective,
 )
+from .screens import informative_order, pareto_front, screen_scores
 from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
 from .summary import StudySummary, summarize
 
@@ -393,9 +393,13 @@ class Study:
         params = trial.params
         file, op = params["file"], operators.BY_NAME[params["operator"]]
         knobs = {**incumbent.knobs, **{k: params[k] for k in KNOBS if k in params}}
-        front = pareto_front(screen_scores(screen_task_rows(self.store, self.name),
-                                           [t.id for t in self.search_tasks], self.settings.scoring))
-        parents = self.incumbents.parents(incumbent, self.settings.search.parents, front)
+        screens = screen_scores(screen_task_rows(self.store, self.name), [t.id for t in self.search_tasks],
+                                self.settings.scoring)
+        parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
+        # The screen runs the tasks that tell variants apart first; the pruner still sees each task at its
+        # suite index (its step), whatever order the tasks run in.
+        order = informative_order(screens, [t.id for t in self.search_tasks])
+        screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.name, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True))
@@ -422,7 +426,7 @@ class Study:
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
-        suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "trial", recorder,
+        suite = self.evaluator.evaluate(trial, instructions, knobs, screen_tasks, "trial", recorder,
                                         variant_hash=fields["variant_hash"])
         value = self.evaluator.suite_objective(suite)
         outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,

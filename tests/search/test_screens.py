@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scripted import ScriptedPipeline, git
 
-from autoresearch.search.parents import pareto_front, screen_scores
+from autoresearch.search.screens import pareto_front, screen_scores
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.store.queries import screen_task_rows
@@ -55,3 +55,36 @@ def test_a_discarded_variant_best_on_one_task_becomes_a_parent(loop_workspace):
     parents = study.incumbents.parents(study.incumbents.current(), 3, front)
     assert [p.trial for p in parents] == [0, 1]
     assert parents[1].instructions["producer.md"] == "Answer, special.\n"
+
+
+def test_tasks_that_vary_most_between_variants_run_first():
+    from autoresearch.search.screens import informative_order
+
+    scores = {0: {"a": 5, "b": 5, "c": 4}, 1: {"a": 5, "b": 1, "c": 5}, 2: {"a": 5, "b": 9, "c": 4}}
+    assert informative_order(scores, ["a", "b", "c"]) == ["b", "c", "a"]
+    assert informative_order({0: {"a": 1, "b": 9}}, ["a", "b"]) == ["a", "b"]  # one screen: no spread yet
+
+
+def test_a_screen_runs_its_most_telling_task_first_and_reports_it_at_its_suite_step(loop_workspace):
+    import optuna
+
+    extra = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\npruner = "none"\n'
+    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra)
+    text = (root / "autoresearch.toml").read_text()
+    (root / "autoresearch.toml").write_text(text.replace(
+        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
+    git(root, "commit", "-qam", "only producer")
+    # Task t0 scores 5 whatever the instructions; t1 follows the number of '!' in them.
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!!!\n", "Answer!!\n"],
+                                score=lambda answer, task: 5 if "number 0" in task else 2 + answer.count("!"))
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    summary = study.optimize(n_trials=3)
+    store = Store.for_workspace(root / "runs")
+    ran = [[r["task_id"] for r in store.task_results(store.trial(summary.study, n)["evaluation_id"])]
+           for n in (0, 1, 3)]
+    assert ran[0] == ["t0", "t1"] and ran[1] == ["t0", "t1"]  # fewer than two screens: the suite's order
+    assert ran[2] == ["t1", "t0"]  # by then t1 has told the variants apart, t0 never has
+    trial = optuna.load_study(study_name=summary.study, storage=study.storage).trials[3]
+    # Each task at its suite index, whatever ran first: t0 (judged 5) at step 0 above t1 (judged 2 + 2 marks).
+    assert sorted(trial.intermediate_values) == [0, 1]
+    assert trial.intermediate_values[0] > trial.intermediate_values[1]
