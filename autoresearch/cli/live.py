@@ -142,8 +142,10 @@ def forecast_line(data: dict[str, Any]) -> str:
     trial = f"a trial ≈ {per['calls']:.1f} model calls, {per['joules']:,.0f} J, {per['seconds']:.0f} s"
     if data["trials"] is None:
         return f"forecast: {trial} ({label}; from {data['basis']}); --plateau alone bounds the run"
+    hours = data["hours"]
+    span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
     return (f"forecast: {data['trials']} trial{'' if data['trials'] == 1 else 's'} ≈ {data['calls']:,.0f} model "
-            f"calls, {data['joules'] / 1000:,.1f} kJ ({label}), {data['hours']:.1f} h of model time "
+            f"calls, {data['joules'] / 1000:,.1f} kJ ({label}), {span} of model time "
             f"({trial}; from {data['basis']})")
 
 

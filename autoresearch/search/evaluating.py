@@ -193,7 +193,8 @@ class Evaluator:
             # n_ctx bounds the prompt for every backend: a server's own window is unknown, and rarely smaller.
             self._proposer = Proposer(make_lm(build_engine(
                 self.ws, "proposer", role, self.backend_factory, self.retries, self.backoff_s,
-                seeds=self.proposer_seeds)), context_tokens=role.n_ctx, reply_tokens=role.max_tokens)
+                seeds=self.proposer_seeds)), context_tokens=role.n_ctx, reply_tokens=role.max_tokens,
+                examples=self.settings.search.proposer_examples)
         return self._proposer
 
     def recorder(self, number: int) -> CallRecorder:

@@ -15,7 +15,8 @@ from ..workspace.workspace import Workspace, text_hash
 def search_space(settings: Settings) -> dict[str, Any]:
     """The [search] settings that define the space (a stop rule, a measurement and the sampler that walks
     the space are not the space)."""
-    return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats", "sampler"})
+    return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats", "sampler",
+                                               "proposer_examples"})
 
 
 def study_name(workspace: Workspace, portfolio: str | None = None) -> str:

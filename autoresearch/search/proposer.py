@@ -50,7 +50,7 @@ class ProposeVariant(dspy.Signature):
     new_instructions: str = dspy.OutputField(desc="the complete new instructions")
 
 
-EXAMPLES = 2  # concrete weak tasks shown to the proposer (GEPA's reflective traces), context permitting
+EXAMPLES = 3  # weak tasks kept with the feedback; the proposer shows [search] proposer_examples of them
 TASK_CHARS, OUTPUT_CHARS, CRITIQUE_CHARS = 300, 500, 240
 CHARS_PER_TOKEN = 3.0  # a conservative guess at a prompt's tokens from its length (English runs ~4 a token)
 
@@ -174,12 +174,14 @@ class Proposal:
 class Proposer:
     """Turns (parent, operator, feedback, history) into a new instruction text via the proposer role."""
 
-    def __init__(self, lm: dspy.LM, *, context_tokens: int | None = None, reply_tokens: int = 0):
+    def __init__(self, lm: dspy.LM, *, context_tokens: int | None = None, reply_tokens: int = 0,
+                 examples: int = 2):
         self.predict = dspy.Predict(ProposeVariant.with_instructions(PROPOSER_INSTRUCTIONS))
         self.predict.set_lm(lm)
         self.adapter = GrammarAdapter()
         # The proposer model's context window (None: unknown, nothing is trimmed) and what its reply needs.
         self.context_tokens, self.reply_tokens = context_tokens, reply_tokens
+        self.examples = examples  # at most this many of the feedback's weak tasks are shown
 
     def prompt_tokens(self, inputs: dict[str, str]) -> int:
         """The prompt the proposer would be sent for inputs, measured: its characters over CHARS_PER_TOKEN."""
@@ -188,6 +190,7 @@ class Proposer:
 
     def fitted(self, inputs: dict[str, str], feedback: Feedback) -> tuple[dict[str, str], Feedback]:
         """inputs with as many of feedback's examples as fit the context window beside the reply."""
+        feedback = replace(feedback, examples=feedback.examples[:self.examples])
         if self.context_tokens is None:
             return {**inputs, "feedback": feedback.render()}, feedback
         budget = self.context_tokens - self.reply_tokens

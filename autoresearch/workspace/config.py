@@ -143,6 +143,9 @@ class SearchConfig(_Strict):
     # replayed on the starter (bench_validity), 3 kept a +0.7 gain 79.6% of the time, 4 kept it 83.5%, for
     # 1.23x → 1.34x the calls per trial of a single evaluation.
     noise_repeats: int = Field(4, ge=1, le=20)
+    # The parent's weakest search tasks the proposer sees whole (search/proposer.py), context permitting; 0: none.
+    # Not part of the search space: changing it continues the study.
+    proposer_examples: int = Field(2, ge=0, le=3)
 
 
 class WorkspaceSection(_Strict):

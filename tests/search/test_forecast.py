@@ -68,6 +68,8 @@ def test_the_forecast_line_says_what_it_rests_on():
 
     cost = TrialCost(calls=13.5, joules=310.0, seconds=38.0, energy_source="estimate", basis="the baseline")
     line = forecast_line(forecast(cost, n_trials=40, timeout_s=None).to_dict())
-    assert line.startswith("forecast: 40 trials ≈ 540 model calls, 12.4 kJ (estimated), 0.4 h of model time")
+    assert line.startswith("forecast: 40 trials ≈ 540 model calls, 12.4 kJ (estimated), 25 min of model time")
+    overnight = forecast_line(forecast(cost, n_trials=400, timeout_s=None).to_dict())
+    assert "4.2 h of model time" in overnight
     assert line.endswith("from the baseline)")
     assert "--plateau alone" in forecast_line(forecast(cost, n_trials=None, timeout_s=None).to_dict())

@@ -32,7 +32,7 @@ def test_the_weakest_search_tasks_with_an_answer_are_the_examples():
     rows = [row("a", 8, 2), row("b", 3, 1), row("c", 1, 0, failed=1, output=""),  # c: its model call failed
             row("d", 0, 0, flags="judge_directed"),  # d: the guard zeroed it; its answer addresses the judge
             row("e", 4, 0, output="word " * 400), row("holdout-1", 0, 0)]  # never shown: not a search task
-    examples = weakest_examples(rows, PROMPTS)
+    examples = weakest_examples(rows, PROMPTS, n=2)
     assert [e.task_id for e in examples] == ["e", "b"]  # e: 0.7 × 4 + 0 = 2.8; b: 2.1 + 1.5 = 3.6
     first = examples[0]
     assert first.failed_checks == ("check0: reason 0", "check1: reason 1")
@@ -54,7 +54,7 @@ def test_examples_are_dropped_until_the_prompt_fits_the_context_window():
     (op,) = select(["rephrase"])
     inputs = {"current_instructions": "Answer.", "other_version": "(none)", "change": op.directive,
               "already_tried": "(nothing yet)"}
-    unbounded = Proposer(lm=None)
+    unbounded = Proposer(lm=None, examples=3)
     full = unbounded.prompt_tokens({**inputs, "feedback": feedback.render()})
     none = unbounded.prompt_tokens({**inputs, "feedback": feedback.fewer_examples().fewer_examples()
                                     .fewer_examples().render()})
@@ -62,15 +62,18 @@ def test_examples_are_dropped_until_the_prompt_fits_the_context_window():
 
     reply = 200
     for window in (full + reply, full + reply - 1, none + reply + 10, none):
-        fitted, kept = Proposer(lm=None, context_tokens=window, reply_tokens=reply).fitted(inputs, feedback)
+        fitted, kept = Proposer(lm=None, examples=3, context_tokens=window, reply_tokens=reply).fitted(inputs, feedback)
         if kept.examples:  # whatever is kept fits beside the reply
             assert unbounded.prompt_tokens(fitted) <= window - reply
         assert kept.examples == examples[:len(kept.examples)]  # the weakest are kept longest
-    assert len(Proposer(lm=None, context_tokens=full + reply, reply_tokens=reply).fitted(inputs, feedback)[1]
+    assert len(Proposer(lm=None, examples=3, context_tokens=full + reply, reply_tokens=reply).fitted(inputs, feedback)[1]
                .examples) == 3
-    assert len(Proposer(lm=None, context_tokens=full + reply - 1, reply_tokens=reply).fitted(inputs, feedback)[1]
+    assert len(Proposer(lm=None, examples=3, context_tokens=full + reply - 1, reply_tokens=reply).fitted(inputs, feedback)[1]
                .examples) == 2
-    assert Proposer(lm=None, context_tokens=none, reply_tokens=reply).fitted(inputs, feedback)[1].examples == ()
+    assert Proposer(lm=None, examples=3, context_tokens=none, reply_tokens=reply).fitted(inputs, feedback)[1].examples == ()
+    # [search] proposer_examples caps them before the window does; 0 shows none.
+    assert Proposer(lm=None, examples=1).fitted(inputs, feedback)[1].examples == examples[:1]
+    assert Proposer(lm=None, examples=0).fitted(inputs, feedback)[1].examples == ()
 
 
 def test_the_loops_proposer_is_shown_the_parents_weakest_search_task_and_no_holdout_task(loop_workspace):
