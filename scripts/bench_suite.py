@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     import dspy
 
     from autoresearch.bench.report import machine, machine_line
+    from autoresearch.bench.score_table import evaluate_seed_set
     from autoresearch.bench.workspaces import copy_workspace
     from autoresearch.evaluation.paired import compare
-    from autoresearch.pipeline.repeats import evaluate_repeats
     from autoresearch.store import Store
     from autoresearch.workspace.workspace import INSTRUCTIONS_DIR, load_workspace
 
@@ -54,16 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     shutil.copyfile(args.edit, target)
 
-    sides = {}
+    ws = load_workspace(start)
+    sides, calls = {}, 0
     for name, root in (("start", start), ("edit", edited)):
-        ws = load_workspace(root)
-        store = Store.for_workspace(ws.runs_dir)
-        found = evaluate_repeats(ws, store, ws.settings.workspace.portfolio, list(ws.suite.tasks), args.repeats,
-                                 split="all")
-        sides[name] = (ws, found)
-        print(f"  {name}: {', '.join(f'{r.composite:.2f}' for r in found.results)}", file=sys.stderr, flush=True)
+        side = load_workspace(root)
+        store = Store.for_workspace(side.runs_dir)
+        sides[name] = {}
+        for repeat in range(args.repeats):
+            scores, result = evaluate_seed_set(side, store, side.instructions, list(side.suite.tasks), repeat,
+                                               split="all")
+            sides[name].update(scores)
+            calls += sum(len(t.calls) for t in result.tasks)
+            print(f"  {name} seed set {repeat}: {result.composite:.2f}", file=sys.stderr, flush=True)
 
-    ws = sides["start"][0]
     confidence = ws.settings.scoring.confidence
     info = machine()
     print(f"machine: {machine_line(info)}")
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": info, "repeats": args.repeats, "splits": {}}
     for split in ("search", "holdout"):
         ids = {t.id for t in ws.suite.split(split)}
-        scores = {name: _scores(found, ids, ws.settings.scoring) for name, (_, found) in sides.items()}
+        scores = {name: {key: v for key, v in found.items() if key[0] in ids} for name, found in sides.items()}
         composites = {name: [_mean([v for (t, r), v in s.items() if r == rep and v is not None])
                              for rep in range(args.repeats)] for name, s in scores.items()}
         comparison = compare(scores["edit"], scores["start"])
@@ -89,24 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                                    "start_sd": sd, "effect": comparison.mean, "pair_lower_bound": pair,
                                    "task_lower_bound": task,
                                    "scores": {n: [[t, r, v] for (t, r), v in s.items()] for n, s in scores.items()}}
-    calls = sum(len(r.calls) for _, found in sides.values() for r in found.results)
     print(f"\n{calls} model calls; composites are each seed set's mean task composite (a failed task is left "
           "out, of them and of the paired effect)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
-
-
-def _scores(found, ids: set[str], scoring) -> dict[tuple[str, int], float | None]:
-    from autoresearch.evaluation.scoring import composite
-
-    out: dict[tuple[str, int], float | None] = {}
-    for repeat, result in enumerate(found.results):
-        for task in result.tasks:
-            if task.task_id in ids:
-                out[(task.task_id, repeat)] = None if task.failed else composite(
-                    task.score_r1, task.criteria_passed / len(task.checks) if task.checks else 0.0, scoring)
-    return out
 
 
 def _mean(values: list[float]) -> float:

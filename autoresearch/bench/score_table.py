@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
 from ..pipeline.repeats import evaluate_repeat
+from ..pipeline.runner import SuiteResult
 from ..search.evaluating import Evaluator
 from ..store import Store
-from ..workspace.workspace import load_workspace
+from ..workspace.config import Task
+from ..workspace.workspace import Workspace, load_workspace
 
 SPLITS = ("search", "holdout")
+
+
+def evaluate_seed_set(ws: Workspace, store: Store, instructions: dict[str, str], tasks: Sequence[Task], repeat: int,
+                      *, split: str, factory: Any = None) -> tuple[dict[tuple[str, int], float | None], SuiteResult]:
+    """One variant's tasks under the loop's seed set `repeat`, recorded as an eval; its per-task scores as the keep
+    rule pairs them ((task id, repeat) → score, None where the task failed) and the evaluation."""
+    name = ws.settings.workspace.portfolio
+    result, _ = evaluate_repeat(ws, store, name, ws.portfolio(name), tasks, repeat, instructions=instructions,
+                                kind="eval", split=split, backend_factory=factory)
+    scorer = Evaluator(ws, name, store, "table", backend_factory=None, retries=2, backoff_s=1.0,
+                       emit=lambda *_: None, session_calls=[])
+    return scorer.result_scores(result, repeat), result
 
 
 def collect(root: Path, variants: dict[str, tuple[dict[str, str], Any]], sets: int, path: Path,
@@ -35,9 +50,6 @@ def collect(root: Path, variants: dict[str, tuple[dict[str, str], Any]], sets: i
     table.setdefault("seconds", 0.0)
     ws = load_workspace(root)
     store = Store.for_workspace(root / "runs")
-    name = ws.settings.workspace.portfolio
-    portfolio = ws.portfolio(name)
-    scorer = Evaluator(ws, name, store, "table", backend_factory=None, retries=2, backoff_s=1.0, emit=lambda *_: None, session_calls=[])
     for variant, (instructions, factory) in variants.items():
         found = table["variants"].setdefault(variant, {split: {} for split in SPLITS})
         for repeat in range(sets):
@@ -46,9 +58,9 @@ def collect(root: Path, variants: dict[str, tuple[dict[str, str], Any]], sets: i
                 if tasks and all(len(found[split].get(t.id, [])) > repeat for t in tasks):
                     continue
                 start = time.perf_counter()
-                result, _ = evaluate_repeat(ws, store, name, portfolio, tasks, repeat, instructions=instructions,
-                                            kind="eval", split=split, backend_factory=factory)
-                for (task, _r), score in scorer.result_scores(result, repeat).items():
+                scores, result = evaluate_seed_set(ws, store, instructions, tasks, repeat, split=split,
+                                                   factory=factory)
+                for (task, _r), score in scores.items():
                     found[split].setdefault(task, []).append(score)
                 table["calls"] += sum(len(t.calls) for t in result.tasks)
                 table["seconds"] += time.perf_counter() - start

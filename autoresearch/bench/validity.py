@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..evaluation.paired import compare
-from ..pipeline.repeats import evaluate_repeat
-from ..search.evaluating import Evaluator
 from ..search.keep_rule import PairedKeepRule
 from ..search.proposer import Proposal
 from ..search.study import Study
@@ -24,7 +22,7 @@ from ..store import Store
 from ..workspace.workspace import load_workspace
 from . import report
 from .resample import resample
-from .score_table import collect
+from .score_table import collect, evaluate_seed_set
 from .search import inner_factory
 from .spike import spiked_factory
 from .workspaces import copy_workspace, starter
@@ -133,18 +131,12 @@ def planted_check(source: Path, scratch: Path, repeats: int, factory) -> dict[st
     root = seeded_copy(source, scratch / "planted", PLANTED_SEED)
     ws = load_workspace(root)
     store = Store.for_workspace(root / "runs")
-    portfolio = ws.portfolio(ws.settings.workspace.portfolio)
     tasks = ws.suite.split("search")
-    evaluator = Evaluator(ws, ws.settings.workspace.portfolio, store, "planted", backend_factory=factory,
-                          retries=2, backoff_s=1.0, emit=lambda *_: None, session_calls=[])
 
     def scores(instructions: dict[str, str]) -> dict:
         found = {}
         for repeat in range(repeats):
-            result, _ = evaluate_repeat(ws, store, ws.settings.workspace.portfolio, portfolio, tasks, repeat,
-                                        instructions=instructions, kind="eval", split="search",
-                                        backend_factory=factory)
-            found.update(evaluator.result_scores(result, repeat))
+            found.update(evaluate_seed_set(ws, store, instructions, tasks, repeat, split="search", factory=factory)[0])
         return found
 
     starter_scores = scores(ws.instructions)

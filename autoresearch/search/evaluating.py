@@ -103,7 +103,7 @@ class Evaluator:
         """What the paired pruner compares a screen with: the incumbent's score per task (by screen step) under
         the screen's seeds, which the race needs next anyway (so evaluated now if the store lacks it), and its
         per-task sd over the seed sets stored for it."""
-        variant_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
+        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
         screen = self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search", 0,
                              recorder)
         stored: dict[tuple[str, int], float | None] = dict(screen)

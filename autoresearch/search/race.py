@@ -76,7 +76,7 @@ class EvaluatedScores:
                  holdout_tasks: list[Task]):
         self.evaluator, self.number, self.recorder = evaluator, number, recorder
         self.incumbent_side = incumbent
-        self.incumbent_hash = records.variant_fields(incumbent.instructions, incumbent.knobs)["variant_hash"]
+        self.incumbent_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
         self.instructions, self.knobs, self.variant_hash = instructions, knobs, variant_hash
         self.tasks = {"search": search_tasks, "holdout": holdout_tasks}
 

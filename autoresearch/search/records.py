@@ -12,10 +12,15 @@ from .keep_rule import Verdict
 from .results import TrialOutcome
 
 
+def variant_hash(instructions: dict[str, str], knobs: dict[str, Any]) -> str:
+    """The hash that finds an identical earlier evaluation of these instructions and knobs."""
+    return text_hash(json.dumps([instructions, knobs], sort_keys=True))
+
+
 def variant_fields(instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:
-    """The variant as the store keeps it: its texts, and the hash that finds an identical earlier one."""
+    """The variant as the store keeps it: its texts, and its variant_hash."""
     return {"instructions_json": json.dumps(instructions, sort_keys=True),
-            "variant_hash": text_hash(json.dumps([instructions, knobs], sort_keys=True))}
+            "variant_hash": variant_hash(instructions, knobs)}
 
 
 def outcome_fields(outcome: TrialOutcome, suite: SuiteResult | None, holdout_id: int | None) -> dict[str, Any]:

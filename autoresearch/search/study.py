@@ -533,7 +533,7 @@ class Study:
             return self._finish(replace(outcome, status=TrialStatus.DISCARD, evidence=None,
                                         description=f"{lost}; {why}; {outcome.description}"), suite), winner
         self.store.update_trial(self.name, trial.number, variant_text=rebased[file], **fields)
-        if fields["variant_hash"] == records.variant_fields(instructions, knobs)["variant_hash"]:
+        if fields["variant_hash"] == records.variant_hash(instructions, knobs):
             screen = suite  # the winner changed this very file: the variant is unchanged, so are its scores
         else:
             screen, _ = self.evaluator.repeat(trial.number, rebased, self.search_tasks, 0, recorder,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from scripted import ONLY_PRODUCER, ScriptedPipeline, git
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.search.forecast import KEEP_RULE_COST, TrialCost, forecast
 from autoresearch.search.study import Study
@@ -12,11 +12,6 @@ from autoresearch.workspace.workspace import load_workspace
 
 
 def study_for(root, pipeline, events):
-    text = (root / "autoresearch.toml").read_text()
-    if 'optimizable = ["producer.md", "planner.md"]' in text:
-        (root / "autoresearch.toml").write_text(text.replace(
-            'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-        git(root, "commit", "-qam", "only producer")
     return Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0,
                  observer=lambda kind, data: events.append((kind, data)))
 
@@ -26,7 +21,7 @@ def forecasts(events):
 
 
 def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_their_trials(loop_workspace):
-    root = loop_workspace(extra=ONLY_PRODUCER)
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)])
     events: list = []
     summary = study_for(root, pipeline, events).optimize(n_trials=3)

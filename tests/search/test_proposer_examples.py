@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from scripted import ONLY_PRODUCER, ScriptedPipeline, git
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.search.operators import select
 from autoresearch.search.proposer import (
@@ -77,11 +77,7 @@ def test_examples_are_dropped_until_the_prompt_fits_the_context_window():
 
 
 def test_the_loops_proposer_is_shown_the_parents_weakest_search_task_and_no_holdout_task(loop_workspace):
-    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER)
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
+    root = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER))
     pipeline = ScriptedPipeline(variants=["Answer!\n"], score=lambda answer, task: 2.0 if "number 1" in task else 7.0)
     Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=1)
     (proposal,) = [r for r in pipeline.backend.requests if pipeline.role_of(r) == "proposer"]

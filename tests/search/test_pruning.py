@@ -6,7 +6,7 @@ import random
 
 import optuna
 import pytest
-from scripted import ScriptedPipeline, git
+from scripted import ScriptedPipeline, producer_only
 
 from autoresearch.search.pruning import (
     FAILED_TASKS_ATTR,
@@ -62,11 +62,7 @@ def test_the_setting_picks_it_with_the_keep_threshold(loop_workspace):
 def test_a_hopeless_variant_is_stopped_after_its_first_task(loop_workspace, pruner, screened):
     extra = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 2\n'
              f'pruner = "{pruner}"\n')
-    root = loop_workspace(search_tasks=3, holdout_tasks=1, extra=extra)
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
+    root = producer_only(loop_workspace(search_tasks=3, holdout_tasks=1, extra=extra))
     rng = random.Random(5)  # the judge's seed-to-seed wobble, so that the incumbent's noise is measured
     pipeline = ScriptedPipeline(variants=["Answer worse.\n"],
                                 score=lambda answer, task: (1 if "worse" in answer else 8) + rng.choice([0, 1]))

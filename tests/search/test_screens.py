@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripted import ScriptedPipeline, git
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.search.screens import pareto_front, screen_scores
 from autoresearch.search.study import Study
@@ -32,12 +32,8 @@ def test_only_whole_faultless_screens_are_compared():
 
 
 def test_a_discarded_variant_best_on_one_task_becomes_a_parent(loop_workspace):
-    extra = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\npruner = "none"\n'
-    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra)
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
+    extra = ONLY_PRODUCER + 'pruner = "none"\n'
+    root = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra))
 
     def score(answer, task):  # the variant is brilliant on task 0 and poor on task 1: a discard overall
         if "special" in answer:
@@ -68,12 +64,8 @@ def test_tasks_that_vary_most_between_variants_run_first():
 def test_a_screen_runs_its_most_telling_task_first_and_reports_it_at_its_suite_step(loop_workspace):
     import optuna
 
-    extra = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\npruner = "none"\n'
-    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra)
-    text = (root / "autoresearch.toml").read_text()
-    (root / "autoresearch.toml").write_text(text.replace(
-        'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]'))
-    git(root, "commit", "-qam", "only producer")
+    extra = ONLY_PRODUCER + 'pruner = "none"\n'
+    root = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra))
     # Task t0 scores 5 whatever the instructions; t1 follows the number of '!' in them.
     pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!!!\n", "Answer!!\n"],
                                 score=lambda answer, task: 5 if "number 0" in task else 2 + answer.count("!"))

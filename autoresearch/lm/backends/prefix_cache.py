@@ -43,7 +43,6 @@ class PrefixCache:
     def __init__(self) -> None:
         self.live: str | None = None  # whose tokens the context holds now
         self.saved: OrderedDict[str, _State] = OrderedDict()
-        self.restores = 0
 
     @property
     def saved_bytes(self) -> int:
@@ -65,7 +64,6 @@ class PrefixCache:
         state = self.saved.get(key)
         if state is not None and self._restore(llama, state):
             self.saved.move_to_end(key)
-            self.restores += 1
         self.live = key
 
     def clear(self) -> None:
