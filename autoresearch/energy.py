@@ -210,6 +210,31 @@ class ServerPowerClock:
         return (after - before) * self.watts
 
 
+class ProcessCpuClock:
+    """The estimate for an in-process model as a counter: this process's CPU seconds times watts per core.
+
+    Shared through a SharedMeter, calls that overlap (the embedded model decoding a suite's tasks in one
+    batch, lm/backends/batch_decode.py) split the CPU time they ran through by tokens, instead of each
+    counting every thread's. A call alone gets its own CPU time × watts, as EstimateMeter gives.
+    """
+
+    source = ESTIMATE
+    device_wide = False  # this process's own CPU time: no other process is in it
+
+    def __init__(self, watts_per_core: float, clock: Callable[[], float] = time.process_time):
+        self.watts_per_core = watts_per_core
+        self._clock = clock
+
+    def key(self) -> tuple[str, ...]:
+        return ("estimate", "process-cpu", f"{self.watts_per_core:g}")
+
+    def read(self) -> float:
+        return self._clock()
+
+    def between(self, before: float, after: float) -> float:
+        return (after - before) * self.watts_per_core
+
+
 class Counter(Protocol):
     """A monotonic energy counter (RaplMeter, NvmlMeter): raw readings, and joules between two of them."""
 
@@ -360,9 +385,10 @@ def shared(meter: Meter | Counter, stream: str | None = None) -> Meter:
 def select_meter(
     *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float,
     server: str | None = None,
-) -> Meter | ServerPowerClock:
-    """The best meter for calls served on this machine; remote servers can only be estimated. A served
-    model's estimate is the server's power clock when its address is given (for shared() to split)."""
+) -> Meter | ServerPowerClock | ProcessCpuClock:
+    """The best meter for calls served on this machine; remote servers can only be estimated. An estimate
+    is a clock (this process's CPU time, or a served model's server's power over time when its address is
+    given) for shared() to split among overlapping calls."""
     nvml = NvmlMeter.open() if local and gpu else None  # NVML initialised once, not to probe and again to use
     source = meter_source(local=local, gpu=gpu, gpu_found=nvml is not None,
                           gpu_counter=nvml is not None and nvml.counter_supported,
@@ -371,7 +397,9 @@ def select_meter(
         return nvml  # type: ignore[return-value]
     if source == RAPL:
         return RaplMeter()
-    if not in_process and server is not None:
+    if in_process:
+        return ProcessCpuClock(cpu_watts_per_core)
+    if server is not None:
         return ServerPowerClock(server, server_watts)
     return EstimateMeter(in_process=in_process, cpu_watts_per_core=cpu_watts_per_core, server_watts=server_watts)
 

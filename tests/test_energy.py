@@ -15,6 +15,7 @@ from autoresearch.energy import (
     EnergyReading,
     EstimateMeter,
     NvmlMeter,
+    ProcessCpuClock,
     RaplMeter,
     select_meter,
 )
@@ -209,8 +210,8 @@ def test_select_meter_without_counters_is_an_estimate_of_the_right_kind(monkeypa
     monkeypatch.setattr(NvmlMeter, "available", classmethod(lambda cls, *a: False))
     monkeypatch.setattr(RaplMeter, "available", classmethod(lambda cls, *a: False))
     meter = select_meter(in_process=True, local=True, gpu=False, cpu_watts_per_core=10.0, server_watts=50.0)
-    assert isinstance(meter, EstimateMeter) and meter.in_process
-    assert meter.stop(meter.start(), wall_s=3.0, cpu_s=2.0).joules == pytest.approx(20.0)
+    assert isinstance(meter, ProcessCpuClock) and meter.source == "estimate"
+    assert meter.between(1.0, 3.0) == pytest.approx(20.0)  # CPU seconds × watts per core
     served = select_meter(in_process=False, local=True, gpu=True, cpu_watts_per_core=10.0, server_watts=50.0)
     assert served.stop(served.start(), wall_s=3.0, cpu_s=2.0).joules == pytest.approx(150.0)
 

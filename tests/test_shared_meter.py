@@ -274,3 +274,24 @@ def test_a_servers_estimated_power_is_split_among_overlapping_calls_not_counted_
     alone = meter.start("evaluator")
     clock.now = 5.0
     assert meter.stop(alone, tokens=5).attribution == "exclusive"  # the server's own power, not a device's
+
+
+def test_an_in_process_models_cpu_time_is_split_among_calls_decoded_together():
+    from autoresearch.energy import ProcessCpuClock
+
+    cpu, wall = Clock(), Clock()
+    meter = SharedMeter(ProcessCpuClock(12.0, clock=cpu), clock=wall)
+    first = meter.start("planner")
+    cpu.now, wall.now = 2.0, 1.0  # both calls in one batch: the process's CPU seconds cover the two
+    second = meter.start("evaluator")
+    cpu.now, wall.now = 6.0, 3.0
+    a = meter.stop(first, tokens=30)
+    b = meter.stop(second, tokens=10)
+    # 6 CPU seconds × 12 W in all; each call's own CPU delta would have counted 72 J and 48 J (120 J).
+    assert a.joules + b.joules == pytest.approx(72.0)
+    # The first had the CPU to itself for 24 J; the shared 48 J split evenly (the second's rate unknown yet).
+    assert a.joules == pytest.approx(24.0 + 24.0) and b.joules == pytest.approx(24.0)
+    assert (a.source, a.attribution) == ("estimate", "shared:2")
+    alone = meter.start("producer")
+    cpu.now, wall.now = 7.0, 4.0
+    assert meter.stop(alone, tokens=3).attribution == "exclusive"
