@@ -1,0 +1,58 @@
+"""Lanes: the threads that run a suite's tasks together, as a batching backend sees them.
+
+A backend that decodes several calls in one batch (lm/backends/batch_decode.py) could step as soon as one
+call is waiting, but then which calls share a batch would depend on thread timing, and llama.cpp's
+arithmetic depends on the batch: the same seeds would give other replies from run to run. So the threads
+of one suite form a Lanes group, and the backend steps only when every live lane of a group whose calls
+it holds is blocked in a batching backend; a lane that is parsing a reply or waiting on a server holds the
+step back. The batches, and so the replies, then depend on the tasks and seeds only.
+
+One condition variable guards every group and every batching backend's queue: a lane's state and a
+backend's readiness change together.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+CONDITION = threading.Condition()
+
+
+class Lanes:
+    """A group of threads working one sequence of items; `live` of them still have work."""
+
+    def __init__(self, live: int):
+        self.live = live
+        self.blocked = 0  # lanes now waiting for a batching backend's reply
+
+    def leave(self) -> None:
+        """This lane has no more work: the others need not wait for it."""
+        with CONDITION:
+            self.live -= 1
+            CONDITION.notify_all()
+
+    @property
+    def all_blocked(self) -> bool:
+        return self.blocked >= self.live
+
+
+_CURRENT: contextvars.ContextVar[Lanes | None] = contextvars.ContextVar("autoresearch_lanes", default=None)
+
+
+def current() -> Lanes | None:
+    """The group of the calling thread, or None for a thread that works alone."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def lane(group: Lanes) -> Iterator[None]:
+    """Run the body as one lane of group (in the calling thread's context); leave the group at the end."""
+    reset = _CURRENT.set(group)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(reset)
+        group.leave()
