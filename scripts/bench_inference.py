@@ -8,7 +8,9 @@ on, or against an OpenAI-compatible server one request at a time and N at a time
 
 Embedded (the default): the suite (the starter's 6 tasks, as one trial's screen) under four settings:
 `off` (no prefix states kept, every token checked against a grammar: autoresearch before issue 16),
-`prefix` (embedded_prefix_slots = 4), `grammar` (embedded_grammar = "lazy") and `on` (both, the default).
+`prefix` (embedded_prefix_slots = 4), `grammar` (embedded_grammar = "lazy"), `on` (both), `draft` (on,
+with embedded_draft = 16: prompt-lookup drafts verified in one batch), `batch3`, `batch6` (on, with
+embedded_batch = 3 or 6: that many tasks decoded together in one llama.cpp batch) and `batch6draft`.
 Against a server (--server, or --llama-cpp-server to start llama-cpp-python's on loopback with the bundled
 GGUF): every pipeline role on the `openai` backend, at each --concurrency level.
 
@@ -36,6 +38,13 @@ EMBEDDED = {
     "prefix": {"embedded_prefix_slots": 4, "embedded_grammar": "full"},
     "grammar": {"embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
     "on": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy"},
+    # on, decoded by batch_decode.py one call at a time, drafting up to 16 tokens a step by prompt lookup
+    "draft": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_draft": 16},
+    # on, with the suite's tasks decoded together in one llama.cpp batch (embedded_batch, batch_decode.py)
+    "batch3": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 3},
+    "batch6": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 6},
+    "batch6draft": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 6,
+                    "embedded_draft": 16},
 }
 
 
@@ -52,11 +61,14 @@ def evaluate(ws, tasks, portfolio, overrides: dict, repeat: int) -> dict:
     from autoresearch.lm.calls import CallRecorder
     from autoresearch.pipeline.harness import Harness
     from autoresearch.pipeline.repeats import repeat_portfolio
+    from autoresearch.workspace.config import task_concurrency
 
     def factory(role, backends):
         return create_backend(role, backends.model_copy(update=overrides))
 
-    harness = Harness(ws, repeat_portfolio(portfolio, repeat), backend_factory=factory)
+    portfolio = repeat_portfolio(portfolio, repeat)
+    harness = Harness(ws, portfolio, backend_factory=factory)
+    harness.concurrency = task_concurrency(portfolio, ws.settings.backends.model_copy(update=overrides))
     started = time.perf_counter()
     results = list(harness.run_tasks(tasks, recorder := CallRecorder()))
     seconds = time.perf_counter() - started
@@ -82,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=None, help="only the suite's first N tasks (default: all)")
     parser.add_argument("--seed-set", type=int, default=0,
                         help="the loop's seed set of the first repeat (default 0: the configured seeds)")
-    parser.add_argument("--settings", default=",".join(EMBEDDED), help="embedded settings, comma-separated")
+    parser.add_argument("--settings", default="off,prefix,grammar,on,draft",
+                        help=f"embedded settings, comma-separated, the first the reference: {', '.join(EMBEDDED)}")
     parser.add_argument("--server", default=None, help="an OpenAI-compatible server's base URL (…/v1)")
     parser.add_argument("--model", default=None, help="the model name the server serves (with --server)")
     parser.add_argument("--llama-cpp-server", action="store_true",
@@ -109,8 +122,8 @@ def bench_embedded(args, parser, ws, root, tasks) -> int:
     from autoresearch.lm.backends import embedded
 
     names = [n.strip() for n in args.settings.split(",") if n.strip()]
-    if [n for n in names if n not in EMBEDDED] or not names or names[0] != "off":
-        parser.error(f"--settings: off first, then any of {', '.join(EMBEDDED)} (got {args.settings})")
+    if [n for n in names if n not in EMBEDDED] or not names:
+        parser.error(f"--settings: any of {', '.join(EMBEDDED)}, the first the reference (got {args.settings})")
     portfolio = ws.portfolio(ws.settings.workspace.portfolio)
     models = _models(portfolio)
     if any(not m.startswith("embedded:") for m in models):

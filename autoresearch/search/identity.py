@@ -8,7 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..workspace.config import ROLES, Settings
+from ..workspace.config import (
+    ROLES,
+    BackendsConfig,
+    Portfolio,
+    Settings,
+    role_concurrency,
+)
 from ..workspace.workspace import Workspace, text_hash
 
 
@@ -26,10 +32,29 @@ def study_name(workspace: Workspace, portfolio: str | None = None) -> str:
     name = portfolio or settings.workspace.portfolio
     # A role's concurrency is how many requests run at once, not what they score; left out, too, so that
     # studies named before the setting existed keep their names.
-    roles = workspace.portfolio(name).model_dump(exclude={role: {"concurrency"} for role in ROLES})
-    blob = json.dumps([roles, workspace.evaluation_hash(),
-                       settings.workspace.optimizable, search_space(settings)], sort_keys=True)
-    return f"{settings.workspace.name}-{name}-{text_hash(blob)[:8]}"
+    portfolio = workspace.portfolio(name)
+    roles = portfolio.model_dump(exclude={role: {"concurrency"} for role in ROLES})
+    parts: list[Any] = [roles, workspace.evaluation_hash(), settings.workspace.optimizable, search_space(settings)]
+    decoding = embedded_decoding(portfolio, settings.backends)
+    if decoding:  # only then: studies named before batched decoding existed keep their names
+        parts.append({"embedded_decoding": decoding})
+    return f"{settings.workspace.name}-{name}-{text_hash(json.dumps(parts, sort_keys=True))[:8]}"
+
+
+def embedded_decoding(portfolio: Portfolio, backends: BackendsConfig) -> dict[str, dict[str, int]]:
+    """The embedded roles that decode in batches or with drafts (lm/backends/batch_decode.py), by role.
+
+    Part of a study's identity, unlike a server's concurrency: llama.cpp computes several rows of a batch
+    with other arithmetic than one row, and on the starter that moved the composite by -0.17 to -0.34 on
+    average (docs/BENCHMARKS.md), more than the keep threshold, so scores from the two ways do not mix.
+    """
+    decoding = {}
+    for role in ROLES:
+        config = portfolio.role(role)
+        batch = role_concurrency(config, backends)
+        if config.backend == "embedded" and (batch > 1 or backends.embedded_draft > 0):
+            decoding[role] = {"batch": batch, "draft": backends.embedded_draft}
+    return decoding
 
 
 def branch_of(study: str) -> str:

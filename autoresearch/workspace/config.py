@@ -47,7 +47,8 @@ class RoleConfig(_Strict):
     n_threads: int | None = Field(None, ge=1, le=512)  # embedded only: CPU threads (default: all cores)
     base_url: str | None = None  # overrides [backends] for this role
     keep_alive: str | None = None  # Ollama: e.g. "10m"; unset lets the scheduler decide
-    # Requests this role's server may take at once; unset: [backends] concurrency (see task_concurrency).
+    # Requests this role's server may take at once, or calls the embedded model decodes in one batch; unset:
+    # [backends] concurrency or embedded_batch (see task_concurrency).
     concurrency: int | None = Field(None, ge=1, le=256)
 
 
@@ -102,8 +103,16 @@ class BackendsConfig(_Strict):
     openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
     timeout_s: float = Field(300.0, gt=0.0)
     # Tasks of a suite run at once, up to this many requests per server (Ollama's OLLAMA_NUM_PARALLEL, vLLM,
-    # llama-server -np N). The embedded model always runs one call at a time.
+    # llama-server -np N). The embedded model has its own setting, embedded_batch.
     concurrency: int = Field(1, ge=1, le=256)
+    # Tasks of a suite the embedded model decodes together in one batch (lm/backends/batch_decode.py); 1: one
+    # call at a time, each reply identical to llama-cpp-python's own. Above 1 the replies are llama.cpp's
+    # batched arithmetic's (the same for the same seeds and batch), so the setting is part of a study's name.
+    embedded_batch: int = Field(1, ge=1, le=32)
+    # The embedded model drafts up to this many tokens a step by prompt lookup and keeps those its samples
+    # agree with (lm/backends/prompt_lookup.py); 0: no drafts. Faster, but it lowered the starter's scores
+    # (docs/BENCHMARKS.md); part of a study's name.
+    embedded_draft: int = Field(0, ge=0, le=32)
     # The embedded model: how many prompt prefixes (one per role's fixed instructions) keep their KV state
     # between calls, 0 for none (lm/backends/prefix_cache.py); and grammar sampling, "lazy" (the likeliest
     # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
@@ -113,13 +122,13 @@ class BackendsConfig(_Strict):
 
 def task_concurrency(portfolio: Portfolio, backends: BackendsConfig) -> int:
     """How many tasks of a suite may run at once: the smallest limit of the roles that run a task (a role's
-    own, else [backends] concurrency), and 1 when any of them is the embedded model, whose one llama.cpp
-    context computes one call at a time."""
-    limits = []
-    for name in PIPELINE_ROLES:
-        role = portfolio.role(name)
-        limits.append(1 if role.backend == "embedded" else role.concurrency or backends.concurrency)
-    return min(limits)
+    own, else [backends] concurrency for a server and [backends] embedded_batch for the embedded model)."""
+    return min(role_concurrency(portfolio.role(name), backends) for name in PIPELINE_ROLES)
+
+
+def role_concurrency(role: RoleConfig, backends: BackendsConfig) -> int:
+    """Calls of this role that may run at once: its own limit, else its kind of backend's."""
+    return role.concurrency or (backends.embedded_batch if role.backend == "embedded" else backends.concurrency)
 
 
 class SearchConfig(_Strict):

@@ -57,3 +57,27 @@ def test_eval_one_task_on_the_embedded_model(tmp_path):
     assert sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls) == task["tokens"]
     assert evaluation["status"] == "complete"
     assert evaluation["composite"] == pytest.approx(doc["composite"])
+
+
+def test_eval_with_the_suites_tasks_decoded_in_one_batch(tmp_path):
+    runner = CliRunner()
+    workspace = tmp_path / "ws"
+    assert runner.invoke(main, ["init", str(workspace)]).exit_code == 0
+    config = workspace / "autoresearch.toml"
+    config.write_text(config.read_text().replace("[backends]", "[backends]\nembedded_batch = 2", 1))
+    tasks = ["onboarding-checklist", "commit-tips"]  # in the suite's order
+    args = ["eval", "-w", str(workspace), "--json"] + [arg for task in tasks for arg in ("--task", task)]
+    result = runner.invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [t["task"] for t in doc["tasks"]] == tasks  # results in task order, whichever finished first
+
+    conn = sqlite3.connect(workspace / "runs" / STORE_NAME)
+    conn.row_factory = sqlite3.Row
+    calls = conn.execute("SELECT * FROM calls ORDER BY id").fetchall()
+    conn.close()
+    # The two tasks' calls overlapped in the decoder: the process's CPU time was split between them, not
+    # counted by each (energy.ProcessCpuClock through the SharedMeter).
+    assert any("shared:2" in c["attribution"] for c in calls)
+    assert sum(c["joules"] for c in calls) == pytest.approx(sum(t["joules"] for t in doc["tasks"]), rel=1e-6)
+    assert all(c["joules"] > 0 for c in calls if c["status"] == "ok")

