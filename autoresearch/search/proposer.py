@@ -262,6 +262,9 @@ SCAFFOLDING = re.compile(
     r"^\s*(idea|feedback|change)\s*:", re.IGNORECASE | re.MULTILINE)
 MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
 _WORD = re.compile(r"[^\W\d_]{2,}")
+# New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which
+# a crossover with such a variant carries into a good parent. A JSON example or a format line stays over it.
+MIN_LETTER_SHARE = 0.35
 
 
 def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None:
@@ -277,7 +280,19 @@ def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None
         return f"it is {len(text.strip())} characters, under a quarter of its parent's {len(parent.strip())}"
     if not _WORD.search(text):
         return "it has no instruction content (not one word)"
+    share = _new_letter_share(text, parent)
+    if share is not None and share < MIN_LETTER_SHARE:
+        return f"its new text is mostly symbols ({share:.0%} letters)"
     return None
+
+
+def _new_letter_share(text: str, parent: str) -> float | None:
+    """The share of letters among the visible characters of the lines text adds to parent (None under 20)."""
+    old = {line.strip() for line in parent.splitlines()}
+    added = "".join("".join(line.split()) for line in text.splitlines() if line.strip() not in old)
+    if len(added) < 20:
+        return None
+    return sum(ch.isalpha() for ch in added) / len(added)
 
 
 def usable(text: str, parent: str) -> bool:

@@ -23,6 +23,9 @@ def test_echoes_of_the_prompt_or_of_tried_ideas_and_gutted_texts_are_junk():
         "it echoes the list of ideas already tried"
     assert "under a quarter" in junk_reason("Answer.\n", PARENT)
     assert junk_reason("1. 2. 3. !!!\n", "Be brief.\n") == "it has no instruction content (not one word)"
+    # A crossover that carried a small model's symbol soup into a good parent.
+    soup = PARENT + "##\n\n##\n\n1.1.1.1.1.1.1.1.1.1.1\n{ } ] ] ] a\n"
+    assert junk_reason(soup, PARENT) == "its new text is mostly symbols (3% letters)"
 
 
 def test_real_edits_are_not_junk_even_short_ones():
@@ -30,6 +33,9 @@ def test_real_edits_are_not_junk_even_short_ones():
     assert junk_reason("Answer the task using the plan. Use the headings asked for.\n", PARENT) is None  # compress
     assert junk_reason("Answer!\n", "Answer.\n") is None  # a short parent may have a short variant
     assert junk_reason("Never repeat an idea that was tried before.\n", PARENT, ["Be brief"]) is None
+    # Added format lines and a JSON example are mostly symbols by count, not soup.
+    example = PARENT + 'Reply as JSON, for example: {"score": 7, "reason": "clear steps"}\n## Summary\n## Steps\n'
+    assert junk_reason(example, PARENT) is None
 
 
 def test_a_junk_proposal_is_asked_again_with_another_operator_and_never_evaluated(loop_workspace):
