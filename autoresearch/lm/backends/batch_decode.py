@@ -6,8 +6,8 @@ llama-cpp-python decodes one sequence, one token a step. This loop is llama-serv
   does not (10.1 ms a token alone, 8.0 ms in a batch of 6), and a suite ran slower (docs/BENCHMARKS.md).
 - Drafts (embedded_draft, prompt_lookup.py): tokens guessed from the call's prompt and reply, verified
   in one batch of rows, kept as far as the sampler agrees: 0.81-0.90 of the time of one-token steps on
-  the starter, but rows computed together differ from a row computed alone (by up to 0.9 in the logits),
-  and the starter's scores came out lower.
+  the starter, but rows computed together (by llamafile's tinyBLAS in llama.cpp's default build) differ
+  from a row computed alone (by up to 0.9 in the logits), and the starter's scores came out lower.
 
 How it works:
 - One llama.cpp context holds one sequence per running call (`lanes` of them) and up to `prefix_slots`
@@ -24,9 +24,9 @@ How it works:
   depend on the tasks and seeds, not on thread timing.
 
 What it changes: one call at a time without drafts, the replies are llama-cpp-python's token for token
-(tested). With several rows per step they are llama.cpp's batched arithmetic's: the same for the same
-seeds, batch and drafts run after run, not the same as one row at a time; a study with either on is
-another study (search/identity.py).
+(tested). With several rows per step they are tinyBLAS's: the same for the same seeds, batch and drafts
+run after run, not the same as one row at a time (built with GGML_LLAMAFILE=OFF they were identical,
+and no faster); a study with either on is another study (search/identity.py).
 """
 
 from __future__ import annotations
