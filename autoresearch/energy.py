@@ -184,24 +184,20 @@ class NvmlMeter:
         return EnergyReading(self.between(token, self.read()), self.source, DEVICE)
 
 
-class ServerPowerClock:
-    """The estimate for a served model as a counter: the server's configured watts integrated over time.
-
-    Shared through a SharedMeter (one per server), calls that overlap on one server split its power by
-    tokens, so a suite run N requests at a time still adds up to watts × the time the server was busy,
-    not N times it. A call alone on the server gets watts × its duration, as EstimateMeter gives.
-    """
+class _WattsClock:
+    """An estimate as a counter: configured watts integrated over a clock's seconds. Shared through a
+    SharedMeter, calls that overlap split what it counts by tokens instead of each counting all of it."""
 
     source = ESTIMATE
-    device_wide = False  # what it estimates is the server's own power, whatever else runs there
+    device_wide = False  # what it estimates is this one consumer's power, whatever else runs there
 
-    def __init__(self, server: str, watts: float, clock: Callable[[], float] = time.perf_counter):
-        self.server = server
+    def __init__(self, name: str, watts: float, clock: Callable[[], float]):
+        self.name = name
         self.watts = watts
         self._clock = clock
 
     def key(self) -> tuple[str, ...]:
-        return ("estimate", self.server, f"{self.watts:g}")
+        return ("estimate", self.name, f"{self.watts:g}")
 
     def read(self) -> float:
         return self._clock()
@@ -210,29 +206,27 @@ class ServerPowerClock:
         return (after - before) * self.watts
 
 
-class ProcessCpuClock:
-    """The estimate for an in-process model as a counter: this process's CPU seconds times watts per core.
+class ServerPowerClock(_WattsClock):
+    """The estimate for a served model: the server's configured watts over wall time, one per server.
 
-    Shared through a SharedMeter, calls that overlap (the embedded model decoding a suite's tasks in one
-    batch, lm/backends/batch_decode.py) split the CPU time they ran through by tokens, instead of each
-    counting every thread's. A call alone gets its own CPU time × watts, as EstimateMeter gives.
+    A suite run N requests at a time still adds up to watts × the time the server was busy, not N times
+    it. A call alone on the server gets watts × its duration, as EstimateMeter gives.
     """
 
-    source = ESTIMATE
-    device_wide = False  # this process's own CPU time: no other process is in it
+    def __init__(self, server: str, watts: float, clock: Callable[[], float] = time.perf_counter):
+        super().__init__(server, watts, clock)
+
+
+class ProcessCpuClock(_WattsClock):
+    """The estimate for an in-process model: this process's CPU seconds times watts per core.
+
+    Calls decoded together (the embedded model's batches, lm/backends/batch_decode.py) split the CPU time
+    they ran through, instead of each counting every thread's. A call alone gets its own CPU time × watts,
+    as EstimateMeter gives.
+    """
 
     def __init__(self, watts_per_core: float, clock: Callable[[], float] = time.process_time):
-        self.watts_per_core = watts_per_core
-        self._clock = clock
-
-    def key(self) -> tuple[str, ...]:
-        return ("estimate", "process-cpu", f"{self.watts_per_core:g}")
-
-    def read(self) -> float:
-        return self._clock()
-
-    def between(self, before: float, after: float) -> float:
-        return (after - before) * self.watts_per_core
+        super().__init__("process-cpu", watts_per_core, clock)
 
 
 class Counter(Protocol):

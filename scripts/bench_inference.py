@@ -25,6 +25,7 @@ The machine is printed with the figures so they can be quoted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -33,18 +34,18 @@ import tempfile
 import time
 from pathlib import Path
 
+ON = {"embedded_prefix_slots": 4, "embedded_grammar": "lazy"}
 EMBEDDED = {
     "off": {"embedded_prefix_slots": 0, "embedded_grammar": "full"},
     "prefix": {"embedded_prefix_slots": 4, "embedded_grammar": "full"},
     "grammar": {"embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
-    "on": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy"},
+    "on": ON,
     # on, decoded by batch_decode.py one call at a time, drafting up to 16 tokens a step by prompt lookup
-    "draft": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_draft": 16},
+    "draft": {**ON, "embedded_draft": 16},
     # on, with the suite's tasks decoded together in one llama.cpp batch (embedded_batch, batch_decode.py)
-    "batch3": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 3},
-    "batch6": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 6},
-    "batch6draft": {"embedded_prefix_slots": 4, "embedded_grammar": "lazy", "embedded_batch": 6,
-                    "embedded_draft": 16},
+    "batch3": {**ON, "embedded_batch": 3},
+    "batch6": {**ON, "embedded_batch": 6},
+    "batch6draft": {**ON, "embedded_batch": 6, "embedded_draft": 16},
 }
 
 
@@ -57,18 +58,14 @@ def rss_mb() -> float:
 def evaluate(ws, tasks, portfolio, overrides: dict, repeat: int) -> dict:
     """One evaluation of tasks by portfolio under the [backends] overrides, with the seeds of the loop's seed
     set `repeat`."""
-    from autoresearch.lm.backends import create_backend
     from autoresearch.lm.calls import CallRecorder
     from autoresearch.pipeline.harness import Harness
     from autoresearch.pipeline.repeats import repeat_portfolio
-    from autoresearch.workspace.config import task_concurrency
 
-    def factory(role, backends):
-        return create_backend(role, backends.model_copy(update=overrides))
-
-    portfolio = repeat_portfolio(portfolio, repeat)
-    harness = Harness(ws, portfolio, backend_factory=factory)
-    harness.concurrency = task_concurrency(portfolio, ws.settings.backends.model_copy(update=overrides))
+    # The overrides as if written in [backends]: the backends and the suite's concurrency both follow them.
+    backends = ws.settings.backends.model_copy(update=overrides)
+    ws = dataclasses.replace(ws, settings=ws.settings.model_copy(update={"backends": backends}))
+    harness = Harness(ws, repeat_portfolio(portfolio, repeat))
     started = time.perf_counter()
     results = list(harness.run_tasks(tasks, recorder := CallRecorder()))
     seconds = time.perf_counter() - started

@@ -318,13 +318,14 @@ class BatchDecoder:
 
     def _accept(self, job: _Job, token: int) -> bool:
         """Take a sampled token as llama-cpp-python's _create_completion does; True once the call is done."""
+        # Detokenized without the prompt as prev_tokens: llama-cpp-python's own tokenizer ignores them, and
+        # copying the prompt at every token would be work on the hottest path.
         plan, llama = job.plan, self._llama
-        prompt = list(plan.prompt)
         if self._c.llama_vocab_is_eog(self._vocab, token):
-            return self._finish(job, llama.detokenize(job.completion, prev_tokens=prompt), "stop")
+            return self._finish(job, llama.detokenize(job.completion), "stop")
         job.completion.append(token)
         job.next_token = token
-        text = llama.detokenize(job.completion, prev_tokens=prompt)
+        text = llama.detokenize(job.completion)
         for k, char in enumerate(text[-3:]):  # an unfinished UTF-8 character: wait for its other bytes
             k = 3 - k
             for num, pattern in ((2, 192), (3, 224), (4, 240)):

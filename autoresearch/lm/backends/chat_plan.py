@@ -58,22 +58,28 @@ class _Recorder:
         raise _Captured(kwargs)
 
 
-def plan_chat(llama: Any, request: CompletionRequest, n_ctx: int) -> ChatPlan:
-    """The plan of request on llama; ValueError("... exceed context window ...") as llama-cpp-python raises
-    for a prompt that does not fit n_ctx."""
-    import llama_cpp
-
+def chat_kwargs(request: CompletionRequest) -> dict[str, Any]:
+    """Llama.create_chat_completion's arguments for a request; a json_schema becomes llama-cpp-python's
+    {"type": "json_object", "schema": ...}, which it turns into a GBNF grammar."""
     kwargs: dict[str, Any] = {
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         "temperature": request.temperature, "max_tokens": request.max_tokens, "seed": request.seed,
         "stop": list(request.stop),
     }
-    if request.top_p is not None:
+    if request.top_p is not None:  # otherwise llama-cpp-python's own default (0.95) applies
         kwargs["top_p"] = request.top_p
     if request.json_schema is not None:
         kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    return kwargs
+
+
+def plan_chat(llama: Any, request: CompletionRequest, n_ctx: int) -> ChatPlan:
+    """The plan of request on llama; ValueError("... exceed context window ...") as llama-cpp-python raises
+    for a prompt that does not fit n_ctx."""
+    import llama_cpp
+
     try:
-        llama_cpp.Llama.create_chat_completion(_Recorder(llama), **kwargs)  # type: ignore[arg-type]
+        llama_cpp.Llama.create_chat_completion(_Recorder(llama), **chat_kwargs(request))  # type: ignore[arg-type]
     except _Captured as captured:
         args = captured.kwargs
     else:  # pragma: no cover - a llama-cpp-python whose handler never calls create_completion

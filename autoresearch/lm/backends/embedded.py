@@ -21,7 +21,7 @@ from ...errors import (
 from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
 from .batch_decode import BatchDecoder
-from .chat_plan import plan_chat
+from .chat_plan import chat_kwargs, plan_chat
 from .prefix_cache import PrefixCache, prefix_key
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -164,24 +164,12 @@ class EmbeddedBackend:
 
     def _complete_alone(self, loaded: _LoadedModel, request: CompletionRequest) -> Completion:
         """llama-cpp-python's own completion, in the model's one context, its roles' prefixes swapped in."""
-        kwargs: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-            "seed": request.seed,
-            "stop": list(request.stop),
-        }
-        if request.top_p is not None:  # otherwise llama-cpp-python's own default (0.95) applies
-            kwargs["top_p"] = request.top_p
-        if request.json_schema is not None:
-            # llama_chat_format turns {"type": "json_object", "schema": ...} into a GBNF grammar.
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         with loaded.lock:
             started = time.perf_counter()
             loaded.prefixes.switch_to(loaded.llama, prefix_key(request.messages), self.prefix_slots)
             loaded.llama.lazy_grammar = self.grammar == "lazy"
             _reset_perf(loaded.llama)
-            response = loaded.llama.create_chat_completion(**kwargs)
+            response = loaded.llama.create_chat_completion(**chat_kwargs(request))
             latency_s = time.perf_counter() - started
             timings = {"total_s": latency_s, **_read_perf(loaded.llama)}
         choice = response["choices"][0]
