@@ -6,9 +6,11 @@ on, or against an OpenAI-compatible server one request at a time and N at a time
     .venv/bin/python scripts/bench_inference.py --server URL --model NAME --concurrency 1,4 [...]
     .venv/bin/python scripts/bench_inference.py --llama-cpp-server --concurrency 1,2 [...]
 
-Embedded (the default): the suite (the starter's 6 tasks, as one trial's screen) under four settings:
+Embedded (the default): the suite (the starter's 6 tasks, as one trial's screen) under these settings:
 `off` (no prefix states kept, every token checked against a grammar: autoresearch before issue 16),
-`prefix` (embedded_prefix_slots = 4), `grammar` (embedded_grammar = "lazy"), `on` (both), `draft` (on,
+`prefix` (embedded_prefix_slots = 4), `grammar` (embedded_grammar = "lazy"), `on` (both; these four in one
+context, the tasks one after another), `parallel2` and `parallel3` (on, the tasks in 2 or 3 contexts side by
+side, the threads split among them: embedded_parallel, the default's auto is 2), `draft` (on,
 with embedded_draft = 16: prompt-lookup drafts verified in one batch), `batch3`, `batch6` (on, with
 embedded_batch = 3 or 6: that many tasks decoded together in one llama.cpp batch) and `batch6draft`.
 Against a server (--server, or --llama-cpp-server to start llama-cpp-python's on loopback with the bundled
@@ -34,12 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ON = {"embedded_prefix_slots": 4, "embedded_grammar": "lazy"}
+ALONE = {"embedded_parallel": 1}  # one context: the tasks one after another
+ON = {**ALONE, "embedded_prefix_slots": 4, "embedded_grammar": "lazy"}
 EMBEDDED = {
-    "off": {"embedded_prefix_slots": 0, "embedded_grammar": "full"},
-    "prefix": {"embedded_prefix_slots": 4, "embedded_grammar": "full"},
-    "grammar": {"embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
+    "off": {**ALONE, "embedded_prefix_slots": 0, "embedded_grammar": "full"},
+    "prefix": {**ALONE, "embedded_prefix_slots": 4, "embedded_grammar": "full"},
+    "grammar": {**ALONE, "embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
     "on": ON,
+    # on, with the suite's tasks decoded side by side in 2 or 3 contexts, the threads split among them
+    "parallel2": {**ON, "embedded_parallel": 2},
+    "parallel3": {**ON, "embedded_parallel": 3},
     # on, decoded by batch_decode.py one call at a time, drafting up to 16 tokens a step by prompt lookup
     "draft": {**ON, "embedded_draft": 16},
     # on, with the suite's tasks decoded together in one llama.cpp batch (embedded_batch, batch_decode.py)
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=None, help="only the suite's first N tasks (default: all)")
     parser.add_argument("--seed-set", type=int, default=0,
                         help="the loop's seed set of the first repeat (default 0: the configured seeds)")
-    parser.add_argument("--settings", default="off,prefix,grammar,on,draft",
+    parser.add_argument("--settings", default="off,prefix,grammar,on,parallel2",
                         help=f"embedded settings, comma-separated, the first the reference: {', '.join(EMBEDDED)}")
     parser.add_argument("--server", default=None, help="an OpenAI-compatible server's base URL (…/v1)")
     parser.add_argument("--model", default=None, help="the model name the server serves (with --server)")

@@ -88,7 +88,13 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     from ..store import Store
     from ..workspace.config import PIPELINE_ROLES
     from ..workspace.workspace import load_workspace
-    from .views import energy_label, role_table, suite_document, task_table
+    from .views import (
+        decoding_line,
+        energy_label,
+        role_table,
+        suite_document,
+        task_table,
+    )
 
     _quiet_dspy()
     ws = load_workspace(path)
@@ -130,6 +136,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     console.print(role_table(result.calls))
     console.print(f"model loads: {result.swaps} swaps, {result.load_s:.1f} s loading "
                   f"({result.load_joules:.1f} J of the {result.joules:.1f} J)")
+    console.print(decoding_line(chosen, ws.settings.backends))
     s, w = result.score, ws.settings.scoring
     console.print(f"composite {s.composite:.2f} = {w.judge_weight:g} · judge {s.judge_mean:.2f} "
                   f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")

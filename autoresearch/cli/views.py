@@ -150,3 +150,30 @@ def repeats_document(found, portfolio: str, scoring) -> dict[str, Any]:
         "tasks": [{"task": task, **values.to_json()} for task, values in found.task_spreads(scoring).items()],
         "evaluations": [suite_document(r, portfolio) for r in found.results],
     }
+
+
+def decoding_line(portfolio, backends) -> str:
+    """How a suite's tasks run: how many at once and, for the embedded model, how it decodes them."""
+    from ..workspace.config import (
+        PIPELINE_ROLES,
+        embedded_batch,
+        embedded_contexts,
+        task_concurrency,
+    )
+
+    line = f"tasks: {task_concurrency(portfolio, backends)} at once"
+    embedded = [portfolio.role(name) for name in PIPELINE_ROLES if portfolio.role(name).backend == "embedded"]
+    if not embedded:
+        return line
+    role = embedded[-1]
+    batch, contexts = embedded_batch(role, backends), embedded_contexts(role, backends)
+    if backends.embedded_draft:
+        how = f"prompt-lookup drafts of up to {backends.embedded_draft} tokens"
+    elif batch > 1:
+        how = f"up to {batch} calls decoded in one batch"
+    else:
+        how = (f"{contexts} contexts side by side, one call at a time in each" if contexts > 1
+               else "one call at a time")
+    exact = "batched arithmetic: a study of its own" if backends.embedded_draft or batch > 1 else (
+        "replies as from one context")
+    return f"{line} · embedded model: {how} ({exact})"

@@ -40,6 +40,7 @@ class Lanes:
 
 
 _CURRENT: contextvars.ContextVar[Lanes | None] = contextvars.ContextVar("autoresearch_lanes", default=None)
+_INDEX: contextvars.ContextVar[int | None] = contextvars.ContextVar("autoresearch_lane_index", default=None)
 
 
 def current() -> Lanes | None:
@@ -47,12 +48,18 @@ def current() -> Lanes | None:
     return _CURRENT.get()
 
 
+def index() -> int | None:
+    """Which lane of its group the calling thread is (0, 1, …), or None for a thread that works alone."""
+    return _INDEX.get()
+
+
 @contextmanager
-def lane(group: Lanes) -> Iterator[None]:
-    """Run the body as one lane of group (in the calling thread's context); leave the group at the end."""
-    reset = _CURRENT.set(group)
+def lane(group: Lanes, number: int = 0) -> Iterator[None]:
+    """Run the body as lane `number` of group (in the calling thread's context); leave the group at the end."""
+    reset, reset_index = _CURRENT.set(group), _INDEX.set(number)
     try:
         yield
     finally:
         _CURRENT.reset(reset)
+        _INDEX.reset(reset_index)
         group.leave()

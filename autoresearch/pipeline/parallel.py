@@ -61,8 +61,8 @@ def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item]
     owns = [CallRecorder() for _ in items]
     group = lanes.Lanes(min(concurrency, len(items)))
 
-    def run_lane() -> None:
-        with lanes.lane(group):
+    def run_lane(number: int) -> None:
+        with lanes.lane(group, number):
             while (taken := queue.take()) is not None:
                 index, item = taken
                 future = futures[index]
@@ -72,7 +72,7 @@ def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item]
                 except BaseException as exc:  # handed to the caller, who raises it in order
                     future.set_exception(exc)
 
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run_lane,), daemon=True,
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run_lane, n), daemon=True,
                                 name=f"autoresearch-task-{n}") for n in range(group.live)]
     for thread in threads:
         thread.start()

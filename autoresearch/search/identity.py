@@ -13,7 +13,7 @@ from ..workspace.config import (
     BackendsConfig,
     Portfolio,
     Settings,
-    role_concurrency,
+    embedded_batch,
 )
 from ..workspace.workspace import Workspace, text_hash
 
@@ -51,7 +51,7 @@ def embedded_decoding(portfolio: Portfolio, backends: BackendsConfig) -> dict[st
     decoding = {}
     for role in ROLES:
         config = portfolio.role(role)
-        batch = role_concurrency(config, backends)
+        batch = embedded_batch(config, backends)
         if config.backend == "embedded" and (batch > 1 or backends.embedded_draft > 0):
             decoding[role] = {"batch": batch, "draft": backends.embedded_draft}
     return decoding

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -113,22 +114,51 @@ class BackendsConfig(_Strict):
     # agree with (lm/backends/prompt_lookup.py); 0: no drafts. Faster, but it lowered the starter's scores
     # (docs/BENCHMARKS.md); part of a study's name.
     embedded_draft: int = Field(0, ge=0, le=32)
+    # llama.cpp contexts that decode a suite's tasks side by side, the role's threads split among them, each
+    # one call at a time: every reply is the one-at-a-time reply (llama.cpp's arithmetic does not depend on
+    # its thread count), so this is not part of a study's name. 0: auto, 2 where the role has 2 threads or
+    # more (docs/BENCHMARKS.md: 0.7 of the time on 2 cores). Only with embedded_batch = 1 and no drafts.
+    embedded_parallel: int = Field(0, ge=0, le=64)
     # The embedded model: how many prompt prefixes (one per role's fixed instructions) keep their KV state
     # between calls, 0 for none (lm/backends/prefix_cache.py); and grammar sampling, "lazy" (the likeliest
     # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
     embedded_prefix_slots: int = Field(4, ge=0, le=64)
     embedded_grammar: Literal["lazy", "full"] = "lazy"
 
+    @model_validator(mode="after")
+    def _one_way_of_decoding_together(self) -> BackendsConfig:
+        if self.embedded_parallel > 1 and (self.embedded_batch > 1 or self.embedded_draft > 0):
+            raise ValueError("embedded_parallel runs one call at a time in each context: with embedded_batch or "
+                             "embedded_draft set, leave it 0")
+        return self
+
 
 def task_concurrency(portfolio: Portfolio, backends: BackendsConfig) -> int:
-    """How many tasks of a suite may run at once: the smallest limit of the roles that run a task (a role's
-    own, else [backends] concurrency for a server and [backends] embedded_batch for the embedded model)."""
+    """How many tasks of a suite may run at once: the smallest limit of the roles that run a task."""
     return min(role_concurrency(portfolio.role(name), backends) for name in PIPELINE_ROLES)
 
 
 def role_concurrency(role: RoleConfig, backends: BackendsConfig) -> int:
-    """Calls of this role that may run at once: its own limit, else its kind of backend's."""
-    return role.concurrency or (backends.embedded_batch if role.backend == "embedded" else backends.concurrency)
+    """Calls of this role that may run at once: a server's requests, or the embedded model's batch or contexts."""
+    if role.backend != "embedded":
+        return role.concurrency or backends.concurrency
+    return max(embedded_batch(role, backends), embedded_contexts(role, backends))
+
+
+def embedded_batch(role: RoleConfig, backends: BackendsConfig) -> int:
+    """Calls an embedded role decodes together in one batch: its own concurrency, else embedded_batch."""
+    return role.concurrency or backends.embedded_batch
+
+
+AUTO_CONTEXTS = 2  # measured on 2 cores only (docs/BENCHMARKS.md); more is for a user to try
+
+
+def embedded_contexts(role: RoleConfig, backends: BackendsConfig) -> int:
+    """llama.cpp contexts an embedded role decodes in side by side: 1 when it batches or drafts."""
+    if embedded_batch(role, backends) > 1 or backends.embedded_draft > 0:
+        return 1
+    threads = role.n_threads or os.cpu_count() or 1
+    return backends.embedded_parallel or min(AUTO_CONTEXTS, threads)
 
 
 class SearchConfig(_Strict):

@@ -328,7 +328,7 @@ def test_evaluator_instructions_path_comes_from_settings(tmp_path):
     assert load_workspace(root).evaluator_instructions == "Judge fairly.\n"
 
 
-def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_for_an_embedded_role():
+def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_or_contexts_for_an_embedded_role():
     from autoresearch.workspace.config import (
         BackendsConfig,
         Portfolio,
@@ -342,11 +342,23 @@ def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_for_
     assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=served), BackendsConfig()) == 1
     capped = served.model_copy(update={"concurrency": 2})
     assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=capped), backends) == 2
-    # An embedded role runs [backends] embedded_batch calls at once (1 unless set), not a server's limit;
-    # its own concurrency is its batch.
-    embedded = RoleConfig(backend="embedded")
-    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=embedded), backends) == 1
-    batched = BackendsConfig(concurrency=4, embedded_batch=3)
-    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=embedded), batched) == 3
-    own = embedded.model_copy(update={"concurrency": 2})
-    assert task_concurrency(Portfolio(planner=served, producer=served, evaluator=own), batched) == 2
+    # An embedded role runs its side-by-side contexts' worth of tasks at once, not a server's limit: auto is 2
+    # where the role has 2 threads or more, 1 on one thread.
+    def embedded(backends: BackendsConfig, **role) -> int:
+        role = RoleConfig(backend="embedded", **role)
+        return task_concurrency(Portfolio(planner=served, producer=served, evaluator=role), backends)
+
+    assert embedded(backends, n_threads=8) == 2
+    assert embedded(backends, n_threads=1) == 1
+    assert embedded(BackendsConfig(concurrency=4, embedded_parallel=3), n_threads=8) == 3
+    assert embedded(BackendsConfig(concurrency=4, embedded_parallel=1), n_threads=8) == 1
+    # Batches or drafts take over from side-by-side contexts; a role's own concurrency is its batch.
+    assert embedded(BackendsConfig(concurrency=4, embedded_batch=3), n_threads=8) == 3
+    assert embedded(BackendsConfig(concurrency=4, embedded_draft=8), n_threads=8) == 1
+    assert embedded(BackendsConfig(concurrency=4, embedded_batch=3), n_threads=8, concurrency=2) == 2
+
+
+def test_side_by_side_contexts_with_batches_or_drafts_are_refused_naming_the_field(tmp_path):
+    root = make_workspace(tmp_path, "[backends]\nembedded_parallel = 2\nembedded_draft = 8\n")
+    error = expect_error(lambda _: load_workspace(root), root / "autoresearch.toml", "backends")
+    assert "embedded_parallel" in error.message and "embedded_draft" in error.message

@@ -5,7 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 
-from ...workspace.config import BackendsConfig, RoleConfig, role_concurrency
+from ...workspace.config import (
+    BackendsConfig,
+    RoleConfig,
+    embedded_batch,
+    embedded_contexts,
+)
 from .base import Backend, ChatMessage, Completion, CompletionRequest
 from .embedded import EmbeddedBackend
 from .fake import FakeBackend
@@ -47,13 +52,13 @@ def create_backend(role: RoleConfig, backends: BackendsConfig) -> Backend:
     key: Hashable
     factory: Callable[[], Backend]
     if role.backend == "embedded":
-        batch = role_concurrency(role, backends)
+        batch, contexts = embedded_batch(role, backends), embedded_contexts(role, backends)
         key = ("embedded", role.model, role.n_ctx, role.n_threads, backends.embedded_prefix_slots,
-               backends.embedded_grammar, batch, backends.embedded_draft)
+               backends.embedded_grammar, batch, backends.embedded_draft, contexts)
         factory = lambda: EmbeddedBackend(role.model, n_ctx=role.n_ctx, n_threads=role.n_threads,
                                           prefix_slots=backends.embedded_prefix_slots,
                                           grammar=backends.embedded_grammar, batch=batch,
-                                          draft=backends.embedded_draft)
+                                          draft=backends.embedded_draft, contexts=contexts)
     elif role.backend == "ollama":
         url = role.base_url or backends.ollama_url
         key = ("ollama", url, role.model, backends.timeout_s)

@@ -18,11 +18,12 @@ from ...errors import (
     NativeBuildError,
     UnparseableOutput,
 )
+from .. import lanes
 from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
 from .batch_decode import BatchDecoder
 from .chat_plan import chat_kwargs, plan_chat
-from .prefix_cache import PrefixCache, prefix_key
+from .prefix_cache import PrefixCache, prefix_key, replay_two_rows
 
 DEFAULT_MODEL = "smollm2-135m"
 MAX_BATCH = 32  # sequences of one batched context (llama.cpp allows 64 with the kept prefixes)
@@ -38,8 +39,9 @@ class _LoadedModel:
     decoders: dict[tuple, BatchDecoder] = field(default_factory=dict)  # batched decoding's own contexts, by settings
 
 
-# Keyed by (resolved path, n_ctx, n_threads): every role naming the same model shares one Llama and its memory.
-_MODELS: dict[tuple[str, int], _LoadedModel] = {}
+# Keyed by (resolved path, n_ctx, n_threads, context): every role naming the same model shares one Llama and its
+# memory; context is None for it, and 0, 1, … for the contexts a suite's lanes decode in side by side.
+_MODELS: dict[tuple[str, int, int, int | None], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -79,11 +81,13 @@ def check_native_build() -> None:
         )
 
 
-def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_LoadedModel, float]:
-    """The shared Llama for (model, n_ctx, n_threads) and the seconds this call spent loading it (0 if cached)."""
+def _load(model: str, n_ctx: int, n_threads: int | None = None,
+          context: int | None = None) -> tuple[_LoadedModel, float]:
+    """The shared Llama for (model, n_ctx, n_threads), or the numbered side-by-side one, and the seconds this
+    call spent loading it (0 if cached)."""
     path = resolve_model_path(model)
     threads = n_threads or os.cpu_count() or 1
-    key = (str(path.resolve()), n_ctx, threads)
+    key = (str(path.resolve()), n_ctx, threads, context)
     with _MODELS_LOCK:  # held while loading so two roles never load the same file twice
         if key in _MODELS:
             return _MODELS[key], 0.0
@@ -98,6 +102,7 @@ def _load(model: str, n_ctx: int, n_threads: int | None = None) -> tuple[_Loaded
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise ModelNotFound(f"cannot load GGUF model {path}: {exc}", backend="embedded", model=model) from None
         lazy_grammar.install(llama)
+        replay_two_rows(llama)
         loaded = _LoadedModel(llama=llama, lock=threading.Lock())
         if not _MODELS:
             atexit.register(_close_all)
@@ -122,7 +127,7 @@ class EmbeddedBackend:
     in_process = True
 
     def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 2048, n_threads: int | None = None,
-                 prefix_slots: int = 4, grammar: str = "lazy", batch: int = 1, draft: int = 0):
+                 prefix_slots: int = 4, grammar: str = "lazy", batch: int = 1, draft: int = 0, contexts: int = 1):
         self.model = model
         self.n_ctx = n_ctx
         # llama.cpp's threads spin while they wait: with as many threads as cores and another busy process,
@@ -133,10 +138,14 @@ class EmbeddedBackend:
         # Calls decoded together (batch_decode.py); 1: one at a time through llama-cpp-python's own loop.
         self.batch = max(1, min(batch, MAX_BATCH))
         self.draft = draft  # tokens drafted by prompt lookup per step (batch_decode.py); 0: none
+        # Contexts a suite's lanes (lm/lanes.py) decode in side by side, one call at a time each, the threads
+        # split among them: a 135M model's one-token decode barely speeds up with a second thread, but two
+        # decodes on one thread each nearly double the tokens per second (docs/BENCHMARKS.md).
+        self.contexts = max(1, contexts) if self.batch == 1 and not draft else 1
 
     def __repr__(self) -> str:
         return (f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx}, prefix_slots={self.prefix_slots}, "
-                f"grammar={self.grammar!r}, batch={self.batch}, draft={self.draft})")
+                f"grammar={self.grammar!r}, batch={self.batch}, draft={self.draft}, contexts={self.contexts})")
 
     def llama(self, model: str | None = None) -> Any:
         """The shared llama_cpp.Llama behind this backend, loading it if needed."""
@@ -145,7 +154,7 @@ class EmbeddedBackend:
     def complete(self, request: CompletionRequest) -> Completion:
         """Run one chat completion; a json_schema becomes a llama.cpp grammar that constrains the output."""
         model = request.model or self.model
-        loaded, load_s = _load(model, self.n_ctx, self.n_threads)
+        loaded, load_s = self._context(model)
         try:
             if self.batch > 1 or self.draft > 0:
                 completion = self._complete_batched(loaded, request)
@@ -161,6 +170,14 @@ class EmbeddedBackend:
             raise UnparseableOutput("the model returned an empty reply", backend=self.name, model=model)
         return replace(completion, load_s=load_s,
                        dialect="json_object_schema" if request.json_schema is not None else None)
+
+    def _context(self, model: str) -> tuple[_LoadedModel, float]:
+        """The model's shared context, or, in a lane of a suite run side by side, that lane's own context."""
+        lane = lanes.index()
+        if self.contexts == 1 or lane is None:
+            return _load(model, self.n_ctx, self.n_threads)
+        threads = max(1, (self.n_threads or os.cpu_count() or 1) // self.contexts)
+        return _load(model, self.n_ctx, threads, context=lane % self.contexts)
 
     def _complete_alone(self, loaded: _LoadedModel, request: CompletionRequest) -> Completion:
         """llama-cpp-python's own completion, in the model's one context, its roles' prefixes swapped in."""

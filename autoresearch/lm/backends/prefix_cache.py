@@ -99,3 +99,36 @@ class PrefixCache:
         llama.n_tokens = len(state.tokens)
         llama._requires_eval = True  # the logits are not the restored state's: decode at least one token
         return True
+
+
+def replay_two_rows(llama: Any) -> None:
+    """Make a llama_cpp.Llama never compute the last token of a prompt as a row alone.
+
+    llama-cpp-python reuses the tokens its context holds and computes the rest of the prompt in chunks of
+    n_batch; when it holds the whole prompt (the same prompt again) it replays the last token alone. And
+    llama.cpp computes a lone row with other arithmetic than a row among several (llamafile's tinyBLAS:
+    logits differ by up to 0.9, docs/BENCHMARKS.md). A reply would then depend on what the context served
+    before: on which lane ran a task (side-by-side contexts), or on a one-task suite's repeats. So the
+    reuse stops short wherever the last chunk would be one row; every prompt's last token is then computed
+    among others, as a fresh context computes it (but for a fresh prompt of k × n_batch + 1 tokens).
+    """
+    import numpy as np
+
+    original = llama.generate
+
+    def generate(tokens: Any, *args: Any, **kwargs: Any) -> Any:
+        tokens = list(tokens)
+        n, held = len(tokens), int(llama.n_tokens)
+        if n >= 2 and held and kwargs.get("reset", True):
+            common = min(held, n)
+            differ = np.flatnonzero(llama.input_ids[:common] != np.asarray(tokens[:common]))
+            reuse = int(differ[0]) if len(differ) else common
+            reuse = min(reuse, n - 1)  # llama-cpp-python recomputes at least the last token
+            keep = reuse
+            while keep > 0 and (n - keep) % llama.n_batch == 1:
+                keep -= 1
+            if keep < reuse:
+                llama.n_tokens = keep  # its prefix match now stops there
+        return original(tokens, *args, **kwargs)
+
+    llama.generate = generate

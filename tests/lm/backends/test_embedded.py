@@ -108,7 +108,7 @@ def test_request_fields_reach_create_chat_completion(monkeypatch):
             return {"choices": [{"message": {"content": "{}"}, "finish_reason": "length"}],
                     "usage": {"prompt_tokens": 7, "completion_tokens": 1}}
 
-    key = (str(resolve_model_path(DEFAULT_MODEL).resolve()), 333, os.cpu_count() or 1)  # (path, n_ctx, n_threads)
+    key = (str(resolve_model_path(DEFAULT_MODEL).resolve()), 333, os.cpu_count() or 1, None)  # path, n_ctx, n_threads, shared
     monkeypatch.setitem(embedded._MODELS, key, embedded._LoadedModel(RecordingLlama(), embedded.threading.Lock()))
     schema = {"type": "object", "required": ["a"]}
     completion = EmbeddedBackend(n_ctx=333).complete(
