@@ -98,5 +98,11 @@ class StructuredOutputUnsupported(BackendError):
     failure_mode = "format_rejected"
 
 
+class Cancelled(BackendError):
+    """The suite stopped (a pruned variant) before this call started: no call was made."""
+
+    failure_mode = "cancelled"
+
+
 class UnparseableOutput(BackendError):
     failure_mode = "unparseable"

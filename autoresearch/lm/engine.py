@@ -15,8 +15,9 @@ import json_repair
 from dspy.lm15 import Message, Response, TextPart, Usage
 
 from ..energy import EnergyReading, Meter
-from ..errors import BackendError, UnparseableOutput
+from ..errors import BackendError, Cancelled, UnparseableOutput
 from ..workspace.config import RoleConfig
+from . import lanes
 from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
 from .calls import CallRecord, active_recorder
 from .scheduling import KeepAlivePolicy, same_model
@@ -112,6 +113,9 @@ class BackendEngine:
                 request = replace(request, keep_alive=self.policy.keep_alive(request.model))
         try:
             for attempt in range(self.retries + 1):
+                if lanes.stopped():  # a pruned variant's task still running beside the last one judged
+                    raise Cancelled("the suite stopped before this call", backend=self.backend.name,
+                                    model=request.model)
                 try:
                     return self._attempt(request)
                 except BackendError as exc:

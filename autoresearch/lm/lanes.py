@@ -27,6 +27,7 @@ class Lanes:
     def __init__(self, live: int):
         self.live = live
         self.blocked = 0  # lanes now waiting for a batching backend's reply
+        self.stopped = False  # the caller wants no more results: model calls not yet started are not made
 
     def leave(self) -> None:
         """This lane has no more work: the others need not wait for it."""
@@ -46,6 +47,12 @@ _INDEX: contextvars.ContextVar[int | None] = contextvars.ContextVar("autoresearc
 def current() -> Lanes | None:
     """The group of the calling thread, or None for a thread that works alone."""
     return _CURRENT.get()
+
+
+def stopped() -> bool:
+    """Whether the calling thread's group was stopped: its next model call would be work thrown away."""
+    group = _CURRENT.get()
+    return group is not None and group.stopped
 
 
 def index() -> int | None:

@@ -48,8 +48,8 @@ def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item]
 
     The threads are the lanes of one lm.lanes group (a batching backend waits for all of them before it
     steps) and each runs in a copy of the caller's context (the active DSPy settings and call recorder), so
-    the work sees what a sequential call would. Closing the iterator early stops handing out items and waits
-    for the running ones, whose calls reach recorder too.
+    the work sees what a sequential call would. Closing the iterator early stops handing out items, cancels
+    the running ones' model calls not yet started, and waits for them; the calls they made reach recorder too.
     """
     if concurrency <= 1 or len(items) <= 1:
         for item in items:
@@ -85,6 +85,7 @@ def in_order(work: Callable[[Item, CallRecorder], Result], items: Sequence[Item]
                 recorder.add(call)
             yield result
     finally:
+        group.stopped = True  # a running item's next model call is cancelled (engine.BackendEngine.call)
         untaken = queue.close()
         for thread in threads:
             thread.join()

@@ -88,3 +88,40 @@ def test_an_items_error_is_raised_at_its_place_in_the_order():
     assert next(results) == 0 and next(results) == 1
     with pytest.raises(ValueError, match="item 2 failed"):
         next(results)
+
+
+def test_closing_early_cancels_the_running_items_model_calls_not_yet_started():
+    from autoresearch.energy import EstimateMeter
+    from autoresearch.errors import Cancelled
+    from autoresearch.lm.backends import ChatMessage, CompletionRequest, FakeBackend
+    from autoresearch.lm.engine import BackendEngine
+    from autoresearch.workspace.config import RoleConfig
+
+    release, waiting = threading.Event(), threading.Event()
+    fake = FakeBackend(lambda request: "ok")
+    engine = BackendEngine("producer", RoleConfig(backend="fake", model="m"), fake,
+                           EstimateMeter(in_process=False, cpu_watts_per_core=12.0, server_watts=60.0))
+    outcomes: dict[int, list[str]] = {}
+
+    def work(item: int, own: CallRecorder) -> int:
+        # Three model calls per item, as a task's plan, draft and judgement; item 1 waits after its first.
+        outcomes[item] = []
+        for step in range(3):
+            try:
+                engine.call(CompletionRequest(model="m", messages=(ChatMessage("user", f"{item}.{step}"),)))
+                outcomes[item].append("made")
+            except Cancelled:
+                outcomes[item].append("cancelled")
+            if item == 1 and step == 0:
+                waiting.set()
+                release.wait(5)
+        return item
+
+    results = in_order(work, [0, 1], CallRecorder(), 2)
+    assert next(results) == 0
+    assert waiting.wait(5)
+    threading.Timer(0.2, release.set).start()  # item 1 goes on only after the caller has stopped
+    results.close()
+    assert outcomes == {0: ["made"] * 3, 1: ["made", "cancelled", "cancelled"]}
+    assert len(fake.requests) == 4  # the backend never saw the cancelled calls
+    assert not lanes.stopped()  # the caller's own calls are never cancelled
