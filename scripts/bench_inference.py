@@ -10,7 +10,7 @@ Embedded (the default): the suite (the starter's 6 tasks, as one trial's screen)
 `off` (no prefix states kept, every token checked against a grammar: autoresearch before issue 16),
 `prefix` (embedded_prefix_slots = 4), `grammar` (embedded_grammar = "lazy"), `on` (both; these four in one
 context, the tasks one after another), `parallel2` and `parallel3` (on, the tasks in 2 or 3 contexts side by
-side, the threads split among them: embedded_parallel, the default's auto is 2), `draft` (on,
+side, the threads split among them: embedded_parallel; also 4 and 6), `draft` (on,
 with embedded_draft = 16: prompt-lookup drafts verified in one batch), `batch3`, `batch6` (on, with
 embedded_batch = 3 or 6: that many tasks decoded together in one llama.cpp batch) and `batch6draft`.
 Against a server (--server, or --llama-cpp-server to start llama-cpp-python's on loopback with the bundled
@@ -43,9 +43,8 @@ EMBEDDED = {
     "prefix": {**ALONE, "embedded_prefix_slots": 4, "embedded_grammar": "full"},
     "grammar": {**ALONE, "embedded_prefix_slots": 0, "embedded_grammar": "lazy"},
     "on": ON,
-    # on, with the suite's tasks decoded side by side in 2 or 3 contexts, the threads split among them
-    "parallel2": {**ON, "embedded_parallel": 2},
-    "parallel3": {**ON, "embedded_parallel": 3},
+    # on, with the suite's tasks decoded side by side in N contexts, the threads split among them (any N)
+    **{f"parallel{n}": {**ON, "embedded_parallel": n} for n in (2, 3, 4, 6)},
     # on, decoded by batch_decode.py one call at a time, drafting up to 16 tokens a step by prompt lookup
     "draft": {**ON, "embedded_draft": 16},
     # on, with the suite's tasks decoded together in one llama.cpp batch (embedded_batch, batch_decode.py)

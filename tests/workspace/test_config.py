@@ -328,7 +328,7 @@ def test_evaluator_instructions_path_comes_from_settings(tmp_path):
     assert load_workspace(root).evaluator_instructions == "Judge fairly.\n"
 
 
-def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_or_contexts_for_an_embedded_role():
+def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_or_contexts_for_an_embedded_role(tmp_path):
     from autoresearch.workspace.config import (
         BackendsConfig,
         Portfolio,
@@ -352,6 +352,15 @@ def test_task_concurrency_is_the_smallest_role_limit_and_the_embedded_batch_or_c
     assert embedded(backends, n_threads=1) == 1
     assert embedded(BackendsConfig(concurrency=4, embedded_parallel=3), n_threads=8) == 3
     assert embedded(BackendsConfig(concurrency=4, embedded_parallel=1), n_threads=8) == 1
+    # Auto gives a model of 1 GiB or more one context (each context loads the model again); a missing file too.
+    small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
+    small.write_bytes(b"GGUF")
+    with large.open("wb") as handle:
+        handle.truncate(1 << 30)  # sparse: its size, not its disk
+    assert embedded(backends, n_threads=8, model=str(small)) == 2
+    assert embedded(backends, n_threads=8, model=str(large)) == 1
+    assert embedded(backends, n_threads=8, model=str(tmp_path / "missing.gguf")) == 1
+    assert embedded(BackendsConfig(concurrency=4, embedded_parallel=2), n_threads=8, model=str(large)) == 2
     # Batches or drafts take over from side-by-side contexts; a role's own concurrency is its batch.
     assert embedded(BackendsConfig(concurrency=4, embedded_batch=3), n_threads=8) == 3
     assert embedded(BackendsConfig(concurrency=4, embedded_draft=8), n_threads=8) == 1

