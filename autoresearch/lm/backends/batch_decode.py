@@ -225,7 +225,9 @@ class BatchDecoder:
             shared = common_prefix(tokens, prompt)
             if shared > best:
                 best_seq, best = seq, shared
-        best = min(best, len(prompt) - 1)  # the last prompt token is decoded for its logits
+        # At least the last two prompt tokens are decoded: the last for its logits, and never as a row alone,
+        # whose arithmetic differs (prefix_cache.replay_two_rows), so a reply does not depend on what was kept.
+        best = max(0, min(best, len(prompt) - 2))
         self._c.llama_memory_seq_rm(self._memory, job.seq, -1, -1)
         if best > 0:  # across streams llama.cpp copies a whole stream (at the next decode): then cut it
             self._c.llama_memory_seq_cp(self._memory, best_seq, job.seq, -1, -1)

@@ -93,3 +93,12 @@ def test_drafted_tokens_are_kept_only_as_far_as_the_samples_agree_and_grammars_s
         if request.json_schema is not None:  # every token, drafted or not, was sampled under the grammar
             data = json.loads(got.text)
             assert data["verdict"] in ("keep", "discard") and data["score"] in range(11)
+
+
+def test_the_same_prompt_again_recomputes_two_tokens_and_replies_the_same():
+    # A kept prefix covering the whole prompt must not leave its last token to be decoded as a row alone.
+    backend = EmbeddedBackend(n_ctx=1216, batch=2, prefix_slots=4)
+    request = requests(1)[0]
+    first, again = backend.complete(request), backend.complete(request)
+    assert again.text == first.text
+    assert again.timings["prompt_eval_tokens"] == 2
