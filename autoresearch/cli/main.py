@@ -235,6 +235,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     from ..search.study import Study
     from ..workspace.workspace import load_workspace
     from .live import LiveView, print_summary
+    from .views import decoding_line
 
     _quiet_dspy()
     timeout_s = _parse_duration(timeout)
@@ -257,6 +258,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with view:
+            view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -66,5 +66,7 @@ def test_the_forecast_line_says_what_it_rests_on():
     assert line.startswith("forecast: 40 trials ≈ 540 model calls, 12.4 kJ (estimated), 25 min of model time")
     overnight = forecast_line(forecast(cost, n_trials=400, timeout_s=None).to_dict())
     assert "4.2 h of model time" in overnight
+    one = forecast_line(forecast(cost, n_trials=1, timeout_s=None).to_dict())
+    assert "38 s of model time" in one  # under a minute: seconds, not "1 min" or "0 min"
     assert line.endswith("from the baseline)")
     assert "--plateau alone" in forecast_line(forecast(cost, n_trials=None, timeout_s=None).to_dict())
