@@ -336,7 +336,7 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
     compiled = None
     notes: list[str] = []
     start = time.perf_counter()
-    with recording(recorder), dspy.context(adapter=GrammarAdapter()):
+    with recording(recorder), dspy.context(adapter=harness.adapter):  # the harness's own prompt format
         try:
             if method == "mipro":
                 compiled = _mipro(program, examples, metric, proposer_lm, harness.lms["producer"], seed,

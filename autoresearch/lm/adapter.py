@@ -44,6 +44,9 @@ def _render(name: str, info: Any, value: Any) -> str:
     return f"{label}:\n{text}"
 
 
+RESTATED = "Follow these instructions:"  # heads the restated instructions at the end of a user message
+
+
 class GrammarAdapter(dspy.Adapter):
     """Formats a signature as instructions + tagged inputs; a single text output comes back as-is,
     several or typed outputs come back as JSON constrained by the backend's schema/grammar mode.
@@ -59,12 +62,19 @@ class GrammarAdapter(dspy.Adapter):
             lm_kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
         return super().__call__(lm, lm_kwargs, signature, demos, inputs)
 
+    def __init__(self, restate: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.restate = restate  # the instructions again after the inputs ([workspace] restate_instructions)
+
     def format(self, signature, demos, inputs):
-        system = signature.instructions.strip()
+        instructions = signature.instructions.strip()
+        system = instructions
         if not _is_plain_text(signature):
             keys = ", ".join(signature.output_fields)
             system += f"\n\nReply with a JSON object with the keys: {keys}."
         blocks = [_render(name, info, inputs[name]) for name, info in signature.input_fields.items() if name in inputs]
+        if self.restate and instructions:
+            blocks.append(f"{RESTATED}\n{instructions}")
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(blocks)}]
 
     def parse(self, signature, completion):

@@ -237,7 +237,7 @@ class Harness:
         self.pipeline.plan.set_lm(self.lms["planner"])
         self.pipeline.produce.set_lm(self.lms["producer"])
         self.pipeline.revise.set_lm(self.lms["producer"])
-        self.adapter = GrammarAdapter()
+        self.adapter = GrammarAdapter(restate=settings.workspace.restate_instructions)
         served = {_served_model(e) for e in self.engines.values() if e.backend.name == "ollama"}
         self.staged = len(served) >= 2
         self.concurrency = task_concurrency(portfolio, settings.backends)  # tasks (or a stage's calls) at once

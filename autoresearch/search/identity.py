@@ -38,6 +38,8 @@ def study_name(workspace: Workspace, portfolio: str | None = None) -> str:
     decoding = embedded_decoding(portfolio, settings.backends)
     if decoding:  # only then: studies named before batched decoding existed keep their names
         parts.append({"embedded_decoding": decoding})
+    if settings.workspace.restate_instructions:  # likewise: every prompt changes with it
+        parts.append({"restate_instructions": True})
     return f"{settings.workspace.name}-{name}-{text_hash(json.dumps(parts, sort_keys=True))[:8]}"
 
 

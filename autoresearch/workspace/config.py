@@ -211,6 +211,11 @@ class WorkspaceSection(_Strict):
     rubric: str = "rubrics/rubric.toml"
     tasks: str = "rubrics/tasks.toml"
     evaluator_instructions: str = "rubrics/evaluator.md"
+    # Also restate each pipeline role's instructions (the judge's too) at the end of its user message. A small
+    # model follows the text it read last: SmolLM2-135M wrote a house style's heading given only in the
+    # system message 2 times in 24 answers, restated 11 times (docs/BENCHMARKS.md, bench_suite). It changes
+    # every prompt, so it is part of a study's name.
+    restate_instructions: bool = False
 
     @field_validator("optimizable")
     @classmethod

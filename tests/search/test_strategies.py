@@ -77,3 +77,16 @@ def test_batched_or_drafted_embedded_decoding_renames_a_study_and_one_row_decodi
     # the embedded model's; batches and drafts score with other arithmetic and so make another study.
     assert names["embedded_batch = 1"] == names["concurrency = 4"] == before
     assert len({before, names["embedded_batch = 4"], names["embedded_draft = 16"], names["a role's concurrency"]}) == 4
+
+
+def test_restated_instructions_rename_a_study_and_reach_every_pipeline_prompt(tmp_path):
+    from autoresearch.pipeline.harness import Harness
+    from autoresearch.workspace.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws")
+    config = root / "autoresearch.toml"
+    before = identity.study_name(load_workspace(root))
+    config.write_text(config.read_text().replace("[workspace]", "[workspace]\nrestate_instructions = true", 1))
+    ws = load_workspace(root)
+    assert identity.study_name(ws) != before  # every prompt changes: scores do not mix with the old ones
+    assert Harness(ws, ws.portfolio("default")).adapter.restate
