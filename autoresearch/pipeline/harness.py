@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import dspy
 from pydantic import Field
@@ -31,12 +31,13 @@ from ..lm.preflight import is_local
 from ..lm.scheduling import KeepAlivePolicy, policy_for
 from ..workspace.config import (
     PIPELINE_ROLES,
+    BackendsConfig,
     Portfolio,
     RoleConfig,
     Rubric,
     ScoringConfig,
     Task,
-    task_concurrency,
+    role_concurrency,
 )
 from ..workspace.workspace import Workspace
 from .parallel import in_order
@@ -200,6 +201,15 @@ class _TaskRun:
     error: BackendError | None = None
 
 
+def _concurrency(config: RoleConfig, backend: Any, backends: BackendsConfig) -> int:
+    """Calls a role may run at once: a server's limit from the config; for the embedded model, what the
+    backend built decodes at once (its batch or side-by-side contexts). A stand-in backend (a test's fake,
+    a benchmark's call-counting wrapper) gets one at a time, so its calls keep their order."""
+    if config.backend != "embedded":
+        return role_concurrency(config, backends)
+    return getattr(backend, "concurrency", 1)
+
+
 class Harness:
     """Builds each role's LM from a portfolio and runs tasks through the pipeline.
 
@@ -240,7 +250,9 @@ class Harness:
         self.adapter = GrammarAdapter(restate=settings.workspace.restate_instructions)
         served = {_served_model(e) for e in self.engines.values() if e.backend.name == "ollama"}
         self.staged = len(served) >= 2
-        self.concurrency = task_concurrency(portfolio, settings.backends)  # tasks (or a stage's calls) at once
+        # Tasks (or a stage's calls) at once: the smallest limit of the roles that run a task.
+        self.concurrency = min(_concurrency(portfolio.role(role), self.engines[role].backend, settings.backends)
+                               for role in PIPELINE_ROLES)
 
     def run_tasks(self, tasks: Sequence[Task], recorder: CallRecorder) -> Iterator[TaskResult]:
         """Each task's result, in task order, as run_task makes it; up to `concurrency` tasks run at once.

@@ -90,7 +90,7 @@ def test_a_pruned_concurrent_suite_records_every_call_it_made_and_only_the_tasks
     assert result.status == "pruned" and len(result.tasks) == 1
     made = [r for r in server.requests if r.path == "/v1/chat/completions"]
     stored = store.calls(result.evaluation_id)
-    assert len(stored) == len(made) > 3  # the tasks already running finished, and their calls are kept
+    assert len(stored) == len(made) > 3  # the calls already under way finished, and are kept
     assert len(made) < 3 * len(workspace.suite.tasks)  # the tasks not yet started never ran
     assert [row["task_id"] for row in store.task_results(result.evaluation_id)] == [workspace.suite.tasks[0].id]
 
@@ -107,3 +107,17 @@ def test_overlapping_calls_split_the_servers_estimated_power(workspace, store, s
     assert 0.7 * watts * result.seconds < joules <= 1.01 * watts * result.seconds
     assert {c.attribution for c in result.calls} >= {"shared:3"}
     assert json.dumps(sorted({c.energy_source for c in result.calls})) == '["estimate"]'
+
+
+def test_an_embedded_role_runs_as_many_tasks_at_once_as_its_backend_decodes_and_a_stand_in_one(workspace):
+    from autoresearch.lm.backends import FakeBackend
+    from autoresearch.workspace.config import task_concurrency
+
+    portfolio = workspace.portfolio("default")
+    assert {portfolio.role(r).backend for r in ("planner", "producer", "evaluator")} == {"embedded"}
+    real = Harness(workspace, portfolio)  # builds the embedded backends (loading nothing yet)
+    assert real.concurrency == real.engines["producer"].backend.concurrency
+    assert real.concurrency == task_concurrency(portfolio, workspace.settings.backends)
+    # A test's fake or a benchmark's wrapper stands in for the model: its calls keep their order.
+    stand_in = Harness(workspace, portfolio, backend_factory=lambda role, backends: FakeBackend("ok"))
+    assert stand_in.concurrency == 1

@@ -144,6 +144,11 @@ class EmbeddedBackend:
         # decodes on one thread each make 1.4 times the tokens per second (docs/BENCHMARKS.md).
         self.contexts = max(1, contexts) if self.batch == 1 and not draft else 1
 
+    @property
+    def concurrency(self) -> int:
+        """Calls this backend decodes at once: its batch or its side-by-side contexts."""
+        return max(self.batch, self.contexts)
+
     def __repr__(self) -> str:
         return (f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx}, prefix_slots={self.prefix_slots}, "
                 f"grammar={self.grammar!r}, batch={self.batch}, draft={self.draft}, contexts={self.contexts})")
