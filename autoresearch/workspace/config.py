@@ -165,8 +165,13 @@ def embedded_contexts(role: RoleConfig, backends: BackendsConfig) -> int:
         return 1
     if backends.embedded_parallel:
         return backends.embedded_parallel
-    threads = role.n_threads or os.cpu_count() or 1
+    threads = threads_or_cores(role.n_threads)
     return min(AUTO_CONTEXTS, threads) if _small_model(role.model) else 1
+
+
+def threads_or_cores(n_threads: int | None) -> int:
+    """The threads an embedded role runs on: its own n_threads, else every core."""
+    return n_threads or os.cpu_count() or 1
 
 
 def _small_model(model: str) -> bool:

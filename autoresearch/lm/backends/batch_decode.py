@@ -38,6 +38,7 @@ from typing import Any
 from ...errors import BackendError
 from .. import lanes
 from .chat_plan import ChatPlan
+from .prefix_cache import LAST_ROWS
 from .prompt_lookup import PromptLookup
 
 N_BATCH = 2048  # tokens per llama_decode: a new call's prompt in one or two steps
@@ -227,7 +228,7 @@ class BatchDecoder:
                 best_seq, best = seq, shared
         # At least the last two prompt tokens are decoded: the last for its logits, and never as a row alone,
         # whose arithmetic differs (prefix_cache.replay_two_rows), so a reply does not depend on what was kept.
-        best = max(0, min(best, len(prompt) - 2))
+        best = max(0, min(best, len(prompt) - LAST_ROWS))
         self._c.llama_memory_seq_rm(self._memory, job.seq, -1, -1)
         if best > 0:  # across streams llama.cpp copies a whole stream (at the next decode): then cut it
             self._c.llama_memory_seq_cp(self._memory, best_seq, job.seq, -1, -1)

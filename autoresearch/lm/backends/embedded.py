@@ -18,7 +18,7 @@ from ...errors import (
     NativeBuildError,
     UnparseableOutput,
 )
-from ...workspace.config import BUNDLED_MODEL
+from ...workspace.config import BUNDLED_MODEL, threads_or_cores
 from .. import lanes
 from . import lazy_grammar, llama_build
 from .base import Completion, CompletionRequest
@@ -87,7 +87,7 @@ def _load(model: str, n_ctx: int, n_threads: int | None = None,
     """The shared Llama for (model, n_ctx, n_threads), or the numbered side-by-side one, and the seconds this
     call spent loading it (0 if cached)."""
     path = resolve_model_path(model)
-    threads = n_threads or os.cpu_count() or 1
+    threads = threads_or_cores(n_threads)
     key = (str(path.resolve()), n_ctx, threads, context)
     with _MODELS_LOCK:  # held while loading so two roles never load the same file twice
         if key in _MODELS:
@@ -182,7 +182,7 @@ class EmbeddedBackend:
         lane = lanes.index()
         if self.contexts == 1 or lane is None:
             return _load(model, self.n_ctx, self.n_threads)
-        threads = max(1, (self.n_threads or os.cpu_count() or 1) // self.contexts)
+        threads = max(1, threads_or_cores(self.n_threads) // self.contexts)
         return _load(model, self.n_ctx, threads, context=lane % self.contexts)
 
     def _complete_alone(self, loaded: _LoadedModel, request: CompletionRequest) -> Completion:
@@ -229,7 +229,7 @@ class EmbeddedBackend:
             if key not in loaded.decoders:
                 loaded.decoders[key] = BatchDecoder(
                     loaded.llama, loaded.lock, n_ctx=self.n_ctx, lanes_max=self.batch,
-                    prefix_slots=self.prefix_slots, n_threads=self.n_threads or os.cpu_count() or 1,
+                    prefix_slots=self.prefix_slots, n_threads=threads_or_cores(self.n_threads),
                     lazy_grammar=self.grammar == "lazy", draft_max=self.draft,
                 )
             return loaded.decoders[key]

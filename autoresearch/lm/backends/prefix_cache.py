@@ -101,6 +101,10 @@ class PrefixCache:
         return True
 
 
+# A prompt's last token is computed among at least this many rows, never alone (replay_two_rows).
+LAST_ROWS = 2
+
+
 def replay_two_rows(llama: Any) -> None:
     """Make a llama_cpp.Llama never compute the last token of a prompt as a row alone.
 
@@ -119,7 +123,7 @@ def replay_two_rows(llama: Any) -> None:
     def generate(tokens: Any, *args: Any, **kwargs: Any) -> Any:
         tokens = list(tokens)
         n, held = len(tokens), int(llama.n_tokens)
-        if n >= 2 and held and kwargs.get("reset", True):
+        if n >= LAST_ROWS and held and kwargs.get("reset", True):
             common = min(held, n)
             differ = np.flatnonzero(llama.input_ids[:common] != np.asarray(tokens[:common]))
             reuse = int(differ[0]) if len(differ) else common
