@@ -1,30 +1,39 @@
 #!/usr/bin/env python3
 """Five ways to search for better instructions, side by side, on one budget of model calls.
 
-    .venv/bin/python scripts/bench_search.py [--budget 100] [--seeds 1] [--methods autoresearch,mipro,…]
-                                             [--workspace DIR] [--n-ctx N] [--out runs/bench]
+    .venv/bin/python scripts/bench_search.py [--budget 100] [--seed N | --seeds K] [--methods autoresearch,mipro,…]
+                                             [--workspace DIR] [--holdout-repeats 3] [--n-ctx N] [--out runs/bench]
 
 Every method gets the same harness program (planner → producer → judge, autoresearch.pipeline.harness.Pipeline),
 the same task suite (search tasks to search on, holdout tasks to check the pick afterwards), the same
-portfolio and the same budget of model calls, counted at the backend: the (budget + 1)-th call is refused
-and the method stops there. The methods:
+portfolio, adapter and n_ctx, and the same budget of model calls, counted at the backend: the (budget + 1)-th
+call is refused and the method stops there. The methods:
 
-  1. autoresearch: the loop as shipped (Study.optimize: TPE recipes, Wilcoxon pruning, keep above 0.1);
+  1. autoresearch: the loop as shipped (Study.optimize: TPE recipes, Wilcoxon pruning, the paired keep rule);
   2. dspy.MIPROv2 on the same dspy.Module, instruction-only (0 demos in the prompts), 3 candidates per
      predictor and MIPROv2's recommended number of trials for that;
   3. dspy.GEPA on the same module, the proposer role's model as its reflection LM;
-  4. greedy: one proposal per step from the incumbent (recipes drawn uniformly), keep above 0.1, no pruner;
+  4. greedy: one proposal per step from the incumbent (recipes drawn uniformly), the same keep rule, no pruner;
   5. random: the same proposer with every recipe drawn uniformly (parent included), no pruner.
 
-Written under --out: search.md (the table, with the machine), search.svg (best search composite against
-model calls, per method and seed), search.json (everything, per run) and search.log (the methods' own output).
+One command per seed: `--seed N` runs every method with seed N and writes seed-N.json under --out; the report
+(search.md: a row per method, mean ± sd over seeds, and a row per seed; search.svg: best search composite
+against model calls, mean over seeds, with the target; search.json: each method's summary) is rebuilt from
+every seed file there, so seeds run on different days add up. Seed files of other settings (budget, workspace,
+holdout repeats, …) are refused. `--seeds K` runs seeds 0 … K-1 in one command. search.log keeps the methods'
+own output.
 
-Default size, on the embedded SmolLM2-135M with 2 CPU cores: a task costs 3 calls (plan, draft, judge;
-the starter turns revisions off) at about 2–4 s each. 5 methods × 100 calls = 500 calls, plus at most
-18 + 5 × 6 = 48 calls outside the budgets (the starting instructions on the 4 search and 2 holdout tasks;
-each method's pick on the holdout tasks) → about 550 calls ≈ 18–37 min. With --seeds 3 it is three
-times that. A budget of 100 calls is about 6–7 trials of the loop (a trial: 1 proposer call + 12 calls
-on the search tasks, + 6 on the holdout tasks when kept; the baseline 18).
+The benchmark as the issue sets it (docs/BENCHMARKS.md): the house-style suite, 300 calls per method, 5 seeds:
+
+    for seed in 0 1 2 3 4; do
+      .venv/bin/python scripts/bench_search.py --workspace benchmarks/suite --budget 300 --seed $seed \
+          --out docs/bench/house-style
+    done
+
+Size on the embedded SmolLM2-135M with 2 CPU cores: a task costs 3 calls (plan, draft, judge) at about 1–2 s.
+5 methods × 300 calls = 1,500 calls per seed, plus the calls outside the budgets: the starting instructions on
+the 8 search tasks once and the 8 holdout tasks 3 times (96 calls), and each method's pick on the holdout tasks
+3 times (72 calls, none when the pick is the start) → 1,600–1,950 calls, under an hour and a half per seed.
 
 --backend fake (test-only) runs everything on a scripted pipeline in seconds; its figures mean nothing.
 """

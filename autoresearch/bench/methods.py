@@ -96,6 +96,12 @@ class MethodRun(CallTotals):
     holdout: float | None = None  # filled in outside the budget
     search_outside: bool = False  # best_search was measured outside the budget (the method never completed one)
     notes: list[str] = field(default_factory=list)
+    trials: list[tuple[str, int]] = field(default_factory=list)  # a Study's trials: (status, model calls it made)
+    holdout_repeats: list[float | None] = field(default_factory=list)  # the pick's holdout composite per repeat
+
+    def joules_after(self, calls: int) -> float:
+        """Joules of the method's first `calls` calls, in the order they were recorded."""
+        return sum(c.joules for c in self.calls[:calls])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +109,10 @@ class MethodRun(CallTotals):
             "budget_used": self.used, "tokens": self.tokens, "joules": self.joules,
             "energy_source": self.energy_source, "wall_s": self.wall_s, "model_s": self.model_s,
             "best_search": self.best_search, "search_outside": self.search_outside, "holdout": self.holdout,
-            "keeps": self.keeps, "stop": self.stop, "trajectory": self.trajectory,
+            "holdout_repeats": self.holdout_repeats, "keeps": self.keeps, "stop": self.stop,
+            # (model calls so far, best search composite so far, joules so far)
+            "trajectory": [[n, value, self.joules_after(n)] for n, value in self.trajectory],
+            "trials": [list(t) for t in self.trials],
             "best_instructions": self.best_instructions, "notes": self.notes,
         }
 
@@ -139,12 +148,14 @@ class _Progress:
         self.idle = 0
         self._used_at_start = 0
         self.study: Study | None = None
+        self.trials: list[tuple[str, int]] = []  # (status, model calls) of each finished trial
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "trial_started":
             self._used_at_start = self.budget.used
         elif kind == "trial_finished":
             outcome = data["outcome"]
+            self.trials.append((str(outcome.status), self.budget.used - self._used_at_start))
             if outcome.status in INCUMBENT_STATUSES and outcome.composite is not None:
                 self.keeps += outcome.status == "keep"
                 self.best = outcome.composite
@@ -189,7 +200,7 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     wall = time.perf_counter() - start
     best_instructions = {k: normalise(v) for k, v in load_workspace(root).instructions.items()}
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
-                     progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes)
+                     progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials)
 
 
 # --- the DSPy optimizers ---------------------------------------------------------------------------

@@ -6,18 +6,15 @@ import os
 import platform
 import statistics
 import sys
-from html import escape
 from importlib import metadata
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from ..errors import UsageError
-from ..review.report import svg
-from .methods import LABELS, MethodRun
 
 COLOURS = {"autoresearch": "#1a9c47", "mipro": "#2f6fdf", "gepa": "#e8710a", "greedy": "#b07cd8",
            "random": "#d93025"}
 BASELINE_COLOUR = "#9aa0a6"
-_STYLE = ("<style>text{font:12px sans-serif;fill:#3c4043}.axis{stroke:#5f6368}.grid{stroke:#eceff1}"
+STYLE = ("<style>text{font:12px sans-serif;fill:#3c4043}.axis{stroke:#5f6368}.grid{stroke:#eceff1}"
           ".label{font-weight:600}.pt{font-size:11px}</style>")
 
 
@@ -94,66 +91,6 @@ def duration_spread(values: Sequence[float]) -> str:
     if len(values) == 1:
         return duration(values[0])
     return f"{duration(statistics.fmean(values))} ± {duration(statistics.stdev(values))}"
-
-
-# --- bench_search ----------------------------------------------------------------------------------
-
-
-def search_table(runs: Sequence[MethodRun], baseline: dict[str, float | None], methods: Iterable[str]) -> str:
-    """The markdown table: one row per method (mean ± sd over seeds), the starting instructions first."""
-    lines = ["| method | best search composite | holdout composite of the best | model calls | tokens | "
-             "joules (source) | wall time | keeps |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| starting instructions (no search) | {_num(baseline.get('search'))} | "
-             f"{_num(baseline.get('holdout'))} | 0 | – | – | – | – |"]
-    for method in methods:
-        group = [r for r in runs if r.method == method]
-        if not group:
-            continue
-        sources = "+".join(sorted({s for r in group for s in r.energy_source.split("+") if s != "none"})) or "none"
-        outside = any(r.search_outside for r in group)
-        lines.append(
-            f"| {LABELS[method]} | {spread([r.best_search for r in group])}{' *' if outside else ''} | "
-            f"{spread([r.holdout for r in group])} | {spread([len(r.calls) for r in group], '{:.0f}')} | "
-            f"{spread([r.tokens for r in group], '{:,.0f}')} | "
-            f"{spread([r.joules for r in group], '{:,.0f}', ' J')} ({sources}) | "
-            f"{duration_spread([r.wall_s for r in group])} | {spread([r.keeps for r in group], '{:.1f}' if len(group) > 1 else '{:.0f}')} |")
-    return "\n".join(lines)
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def trajectory_svg(runs: Sequence[MethodRun], baseline: float | None, limit: int, methods: Sequence[str]) -> str:
-    """Best search composite against model calls: a step line per method and seed, the start as a grey line."""
-    points: list[svg.Point] = []
-    lines: list[tuple[list[tuple[float, float]], str, bool]] = []
-    if baseline is not None:
-        lines.append(([(0.0, baseline), (float(limit), baseline)], BASELINE_COLOUR, False))
-    for run in runs:
-        colour = COLOURS.get(run.method, "#000")
-        path = [(float(x), y) for x, y in run.trajectory]
-        if not path:
-            continue
-        path.append((float(max(run.used, path[-1][0])), path[-1][1]))
-        lines.append((path, colour, True))
-        for x, y in run.trajectory:
-            points.append(svg.Point(x, y, colour, f"{LABELS[run.method]} (seed {run.seed}): {y:.2f} after {x} calls"))
-    if not points:
-        points.append(svg.Point(0, baseline or 0.0, BASELINE_COLOUR, "starting instructions"))
-    chart = svg.scatter(points, label="best search composite against model calls", x_label="model calls",
-                        y_label="best search composite", lines=lines, integer_x=True)
-    legend_items = [("starting instructions", BASELINE_COLOUR)] + [(LABELS[m], COLOURS[m]) for m in methods]
-    height = svg.HEIGHT + 14 + 18 * ((len(legend_items) + 2) // 3)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {height}" width="{svg.WIDTH}" '
-           f'height="{height}">', _STYLE, '<rect width="100%" height="100%" fill="white"/>', chart]
-    for i, (name, colour) in enumerate(legend_items):
-        x, y = 64 + (i % 3) * 230, svg.HEIGHT + 14 + 18 * (i // 3)
-        out.append(f'<rect x="{x}" y="{y - 9}" width="14" height="4" fill="{colour}"/>'
-                   f'<text x="{x + 20}" y="{y - 3}">{escape(name)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
 
 
 def run_cli(prog: str, job) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -13,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..pipeline.harness import Harness
-from ..pipeline.runner import evaluate_tasks
+from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
-from . import report
+from . import report, search_report, seeds
 from .methods import (
     LABELS,
     METHODS,
@@ -34,7 +34,7 @@ from .workspaces import copy_workspace, starter
 @dataclass
 class SearchOptions:
     budget: int = 100
-    seeds: int = 1
+    seeds: Sequence[int] = (0,)  # each seed's results go to seed-N.json under out
     methods: Sequence[str] = METHODS
     out: Path = Path("runs/bench")
     workspace: Path | None = None  # None: a fresh starter workspace
@@ -45,11 +45,13 @@ class SearchOptions:
     keep_scratch: bool = False
     retries: int = 2
     backoff_s: float = 1.0
+    holdout_repeats: int = 3  # seed sets the start and each pick are evaluated with on the holdout tasks
 
 
 class OutsideEvaluator:
-    """Evaluations outside every method's budget (the starting instructions, each method's best on the
-    holdout tasks): the same Harness and evaluate_tasks as the loop, cached by instructions."""
+    """Evaluations outside every method's budget (the starting instructions, each method's pick on the
+    holdout tasks): the same Harness and evaluate_tasks as the loop, each repeat with the next seeds
+    (pipeline/repeats.py), cached by instructions."""
 
     def __init__(self, ctx: BenchContext, store_dir: Path):
         self.ctx = ctx
@@ -57,22 +59,32 @@ class OutsideEvaluator:
         self.factory = ctx.inner_factory  # outside every budget; its calls are counted from the suites
         store_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store.for_workspace(store_dir)
-        self.cache: dict[tuple[str, str], float | None] = {}
+        self.cache: dict[tuple[str, str, int], float | None] = {}
         self.calls: list = []
 
-    def composite(self, instructions: dict[str, str], split: str) -> float | None:
+    def composites(self, instructions: dict[str, str], split: str, repeats: int = 1) -> list[float | None]:
+        """The instructions' composite on a split in each of `repeats` seed sets ([] without such tasks)."""
         tasks = self.ws.suite.split(split)
         if not tasks:
-            return None
-        key = (instructions_key(instructions), split)
-        if key not in self.cache:
-            harness = Harness(self.ws, self.ws.portfolio(self.ctx.portfolio), instructions=instructions,
-                              backend_factory=self.factory, retries=self.ctx.retries, backoff_s=self.ctx.backoff_s)
-            suite = evaluate_tasks(self.ws, harness, self.store, tasks, kind="bench", portfolio=self.ctx.portfolio,
-                                   instructions=instructions, split=split)
-            self.calls.extend(suite.calls)
-            self.cache[key] = suite.composite
-        return self.cache[key]
+            return []
+        found = []
+        for repeat in range(repeats):
+            key = (instructions_key(instructions), split, repeat)
+            if key not in self.cache:
+                base = self.ws.portfolio(self.ctx.portfolio)
+                suite, _ = evaluate_repeat(self.ws, self.store, self.ctx.portfolio, base, tasks, repeat,
+                                           instructions=instructions, kind="bench", split=split,
+                                           backend_factory=self.factory, retries=self.ctx.retries,
+                                           backoff_s=self.ctx.backoff_s)
+                self.calls.extend(suite.calls)
+                self.cache[key] = suite.composite
+            found.append(self.cache[key])
+        return found
+
+    def composite(self, instructions: dict[str, str], split: str, repeats: int = 1) -> float | None:
+        """The mean of composites() (None if a repeat has none)."""
+        values = self.composites(instructions, split, repeats)
+        return None if not values or None in values else statistics.fmean(values)
 
 
 @dataclass
@@ -128,37 +140,60 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                            mipro_candidates=options.mipro_candidates)
         ws = load_workspace(root)
         start_instructions = {k: normalise(v) for k, v in ws.instructions.items()}
-        log(f"bench_search: {len(options.methods)} method(s) × {options.seeds} seed(s), budget "
+        log(f"bench_search: {len(options.methods)} method(s) × seed(s) {', '.join(map(str, options.seeds))}, budget "
             f"{options.budget} model calls each; {len(ws.suite.split('search'))} search and "
             f"{len(ws.suite.split('holdout'))} holdout task(s); portfolio {portfolio}; backend {backend_text}")
         log(f"machine: {report.machine_line(info)}")
         started = time.perf_counter()
         outside = OutsideEvaluator(ctx, scratch / "outside")
+        repeats = options.holdout_repeats
         with _quiet(out / "search.log"):
-            baseline = {"search": outside.composite(start_instructions, "search"),
-                        "holdout": outside.composite(start_instructions, "holdout")}
-        log(f"starting instructions: search {report._num(baseline['search'])}, holdout "
-            f"{report._num(baseline['holdout'])} ({len(outside.calls)} calls, outside the budgets)")
+            baseline_search = outside.composite(start_instructions, "search")
+            holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
+        baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats), "holdout_repeats": holdout_repeats}
+        search_tasks = len(ws.suite.split("search"))
+        search_calls = sum(1 for c in outside.calls if c.task_id in {t.id for t in ws.suite.split("search")})
+        baseline_calls = len(outside.calls)
+        log(f"starting instructions: search {_num(baseline['search'])}, holdout {_num(baseline['holdout'])} "
+            f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
         runs: list[MethodRun] = []
-        for seed in range(options.seeds):
+        written: list[Path] = []
+        for seed in options.seeds:
+            seed_started, outside_before = time.perf_counter(), len(outside.calls)
+            seed_runs = []
             for method in options.methods:
                 with _quiet(out / "search.log"):
                     result = run_method(ctx, method, seed, options.budget)
                     if result.best_search is None:  # never completed an evaluation: it hands back the start
                         result.best_search, result.search_outside = baseline["search"], True
-                    result.holdout = outside.composite(result.best_instructions, "holdout")
-                runs.append(result)
-                log(f"  {LABELS[method]} seed {seed}: best {report._num(result.best_search)} "
-                    f"(holdout {report._num(result.holdout)}), {len(result.calls)} calls, "
+                    result.holdout_repeats = outside.composites(result.best_instructions, "holdout", repeats)
+                    result.holdout = _mean(result.holdout_repeats)
+                seed_runs.append(result)
+                log(f"  {LABELS[method]} seed {seed}: best {_num(result.best_search)} "
+                    f"(holdout {_num(result.holdout)}), {len(result.calls)} calls, "
                     f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
-        table = report.search_table(runs, baseline, options.methods)
-        paths = _write(out, options, runs, baseline, table, info, portfolio, backend_text, ws, outside,
-                       time.perf_counter() - started)
+            runs.extend(seed_runs)
+            record = {
+                "seed": seed, "options": _options_json(options, portfolio), "machine": info, "backend": backend_text,
+                "baseline": baseline, "search_tasks": search_tasks,
+                # What the figures were measured on: the fixed evaluation and the starting instructions.
+                "suite": {"evaluation": ws.evaluation_hash(), "instructions": ws.instructions_hash(start_instructions)},
+                "holdout_tasks": len(ws.suite.split("holdout")),
+                # A full screen of one variant: its proposer call and every search task (pruning's estimate).
+                "screen_calls": 1 + search_calls / search_tasks if search_tasks and search_calls else None,
+                # The start's evaluations are counted (and timed) with the first seed this command ran.
+                "outside_calls": len(outside.calls) - outside_before + (baseline_calls if seed == options.seeds[0] else 0),
+                "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started), "notes": _notes(seed_runs, baseline),
+                "runs": [r.to_json() for r in seed_runs]}
+            written.append(seeds.write_seed(out, record))
+            log(f"seed {seed} written to {written[-1]}")
+        records = seeds.load_seeds(out)
+        paths = _write(out, records)
         log("")
-        log(table)
+        log(search_report.table(records))
         log("")
-        log("written: " + ", ".join(str(p) for p in paths.values()))
-        return SearchResult(runs, baseline, table, paths, info)
+        log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
+        return SearchResult(runs, baseline, search_report.table(records), paths, info)
     finally:
         if options.keep_scratch:
             log(f"workspace copies kept in {scratch}")
@@ -173,53 +208,85 @@ def _quiet(path: Path):
         yield
 
 
-def _write(out: Path, options: SearchOptions, runs: list[MethodRun], baseline: dict[str, float | None], table: str,
-           info: dict[str, Any], portfolio: str, backend_text: str, ws, outside: OutsideEvaluator,
-           total_s: float) -> dict[str, Path]:
-    svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
-    svg_path.write_text(report.trajectory_svg(runs, baseline["search"], options.budget, list(options.methods)),
-                        encoding="utf-8")
+def _mean(values: list[float | None]) -> float | None:
+    return None if not values or None in values else statistics.fmean(values)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _options_json(options: SearchOptions, portfolio: str) -> dict[str, Any]:
+    return {"budget": options.budget, "methods": list(options.methods),
+            "workspace": str(options.workspace) if options.workspace else None, "portfolio": portfolio,
+            "n_ctx": options.n_ctx, "mipro_candidates": options.mipro_candidates, "backend": options.backend,
+            "holdout_repeats": options.holdout_repeats}
+
+
+def _notes(runs: list[MethodRun], baseline: dict[str, Any]) -> list[str]:
+    """What a reader needs to know about each run besides its row: how it stopped, what failed."""
     notes = []
     for r in runs:
         how = {"budget": "stopped by the budget", "finished": "finished within the budget"}.get(r.stop, r.stop)
-        note = f"- {LABELS[r.method]}, seed {r.seed}: {how}; {len(r.calls)} calls"
+        note = f"{LABELS[r.method]}, seed {r.seed}: {how}; {len(r.calls)} calls"
         if r.used != len(r.calls):
             note += f" ({r.used} counted at the backend)"
         if r.search_outside:
             note += "; never completed an evaluation of the search tasks within the budget, so it hands back " \
-                    "the starting instructions (*: their composite, measured outside the budget)"
+                    "the starting instructions (its search composite is theirs, measured outside the budget)"
         studied = r.method in ("autoresearch", "greedy", "random") and r.trajectory
         if studied and baseline["search"] is not None and abs(r.trajectory[0][1] - baseline["search"]) > 1e-9:
             note += (f"; its own baseline scored {r.trajectory[0][1]:.2f} against {baseline['search']:.2f} outside "
-                     "the budget (the same instructions scored differently: the model is not deterministic here)")
+                     "the budget (over its noise repeats, or the model is not deterministic here)")
         failed = Counter(c.failure_mode or "error" for c in r.calls if not c.ok)
         if failed:
             note += "; failed calls: " + ", ".join(f"{mode} ×{n}" for mode, n in failed.most_common())
             if "context_length" in failed:
                 note += " (prompts longer than the context window: try --n-ctx 4096, which applies to every method)"
         notes.append(note + "".join(f"; {n}" for n in r.notes))
-    seeds = "1 seed" if options.seeds == 1 else f"{options.seeds} seeds (mean ± sample standard deviation)"
+    return notes
+
+
+def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
+    """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
+    search.json (each method's summary)."""
+    svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
+    first = records[0]
+    options = first["options"]
+    machines = sorted({r["machine"].get("cpu", "?") for r in records})
+    holdout = options.get("holdout_repeats", 1)
+    svg_path.write_text(search_report.curve_svg(records), encoding="utf-8")
     text = "\n".join([
         "# bench_search", "",
-        f"Budget: {options.budget} model calls per method and seed, {seeds}. Workspace: "
-        f"{options.workspace or 'the starter'} (portfolio {portfolio}), {len(ws.suite.split('search'))} search and "
-        f"{len(ws.suite.split('holdout'))} holdout tasks. Backend: {backend_text}.",
-        f"Machine: {report.machine_line(info)}.",
-        f"Total wall time {report.duration(total_s)}; {len(outside.calls)} calls outside the budgets (the "
-        "starting instructions on both splits, each method's best on the holdout tasks).", "",
-        table, "",
-        "Best search composite: the composite the method's own pick scored on the search tasks within its budget. "
-        "Holdout: that pick evaluated on the holdout tasks afterwards, outside the budget. Keeps: how often the "
-        "method replaced its best. Joules: the sum over the method's calls, with the meter that measured them.", "",
-        *notes, "",
-        "![best search composite against model calls](search.svg)", ""])
+        f"Budget: {options['budget']} model calls per method and seed; seeds {', '.join(str(r['seed']) for r in records)}"
+        f" (mean ± sample standard deviation over seeds). Workspace: {options['workspace'] or 'the starter'} "
+        f"(portfolio {options['portfolio']}), {first.get('search_tasks', '?')} search and "
+        f"{first.get('holdout_tasks', '?')} holdout tasks. Backend: {first.get('backend', options['backend'])}.",
+        "Machine" + ("s (scores of the same instructions differ between CPU builds: compare within a seed): "
+                     if len(machines) > 1 else ": ") + "; ".join(machines) + ".",
+        f"Wall time {report.duration(sum(r['total_s'] for r in records))} in all; "
+        f"{sum(r['outside_calls'] for r in records)} calls outside the budgets (the starting instructions on both "
+        f"splits, each pick on the holdout tasks, {holdout} repeats each).", "",
+        search_report.table(records), "",
+        "- **Holdout composite of the pick**: the instructions the method hands back, evaluated on the holdout "
+        f"tasks afterwards, outside its budget, with {holdout} seed sets (the mean); *vs the start*: that minus "
+        "the starting instructions' holdout composite under the same seed sets (mean ± sd over seeds).",
+        "- **Best search composite**: what the method's own pick scored on the search tasks within its budget. "
+        "The loop, greedy and random report a pick's mean over its noise repeats; MIPROv2 and GEPA the single "
+        "evaluation that made it their best, the highest of many noisy ones.",
+        "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
+        "target, the best final search composite of any peer (every method but the loop); the mean over the "
+        "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
+        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).", "",
+        search_report.seed_table(records), "",
+        "![best search composite against model calls, mean over seeds](search.svg)", "",
+        "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")
+    summary = search_report.summarise(records)
     json_path.write_text(json.dumps({
-        "options": {"budget": options.budget, "seeds": options.seeds, "methods": list(options.methods),
-                    "workspace": str(options.workspace) if options.workspace else None, "portfolio": portfolio,
-                    "n_ctx": options.n_ctx, "mipro_candidates": options.mipro_candidates, "backend": options.backend},
-        "machine": info, "baseline": baseline, "outside_calls": len(outside.calls), "total_s": total_s,
-        "runs": [r.to_json() for r in runs]}, indent=2), encoding="utf-8")
+        "options": options, "seeds": [r["seed"] for r in records], "machines": machines,
+        "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
+                    for m, row in summary.items()}}, indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}
 
 
@@ -229,7 +296,10 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--budget", type=int, default=100, help="model calls per method and seed (default 100)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per method (default 1; 3 or more for a spread)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--seeds", type=int, default=None, help="run seeds 0 … N-1 (default: seed 0 only)")
+    which.add_argument("--seed", type=int, action="append", default=None,
+                       help="run this seed only (repeatable); its results join any other seed files in --out")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
@@ -240,12 +310,18 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
                         help="MIPROv2 instruction candidates per predictor (default 3)")
     parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
                         help="fake: a scripted pipeline, for the smoke tests only")
+    parser.add_argument("--holdout-repeats", type=int, default=3,
+                        help="seed sets the start and each pick are evaluated with on the holdout tasks (default 3)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the methods' workspace copies")
     args = parser.parse_args(argv)
-    if args.budget < 1 or args.seeds < 1:
-        parser.error("--budget and --seeds must be at least 1")
+    if args.budget < 1 or (args.seeds is not None and args.seeds < 1) or args.holdout_repeats < 1:
+        parser.error("--budget, --seeds and --holdout-repeats must be at least 1")
+    if args.seed is not None and min(args.seed) < 0:
+        parser.error("--seed must be 0 or more")
+    seeds = sorted(set(args.seed)) if args.seed is not None else list(range(args.seeds or 1))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    return SearchOptions(budget=args.budget, seeds=args.seeds, methods=methods, out=args.out,
+    return SearchOptions(budget=args.budget, seeds=seeds, methods=methods, out=args.out,
+                         holdout_repeats=args.holdout_repeats,
                          workspace=args.workspace, portfolio=args.portfolio, n_ctx=args.n_ctx,
                          mipro_candidates=args.mipro_candidates, backend=args.backend,
                          keep_scratch=args.keep_scratch, backoff_s=0.0 if args.backend == "fake" else 1.0)

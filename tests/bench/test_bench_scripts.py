@@ -31,9 +31,9 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
     assert rc == 0
     table = (tmp_path / "search.md").read_text()
     for method in METHODS:
-        assert f"| {LABELS[method]} |" in table
-    assert "| starting instructions (no search) |" in table
-    data = json.loads((tmp_path / "search.json").read_text())
+        assert f"| {LABELS[method]} | 1 |" in table
+    assert "| starting instructions (no search) | 1 |" in table
+    data = json.loads((tmp_path / "seed-0.json").read_text())
     runs = {r["method"]: r for r in data["runs"]}
     assert set(runs) == set(METHODS)
     for run in runs.values():
@@ -42,25 +42,53 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
         assert run["best_search"] is not None and run["holdout"] is not None
         assert run["stop"] in ("budget", "finished"), run["stop"]
         assert not any("WARNING" in note for note in run["notes"]), run["notes"]
+        # The pick is evaluated on the holdout tasks with 3 seed sets by default; holdout is their mean.
+        assert len(run["holdout_repeats"]) == 3
+        assert run["holdout"] == pytest.approx(sum(run["holdout_repeats"]) / 3)
+    assert len(data["baseline"]["holdout_repeats"]) == 3
     # The scripted pipeline leaves budget on the table for no method: each is stopped by the budget.
     assert all(r["calls"] == budget for r in runs.values() if r["stop"] == "budget")
     svg = (tmp_path / "search.svg").read_text()
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    assert all(LABELS[m] in svg for m in METHODS)
+    assert all(LABELS[m] in svg for m in METHODS) and "target: best peer&#x27;s final" in svg
     out = capsys.readouterr().out
-    assert "| method | best search composite | holdout composite of the best |" in out
+    assert "| method | seeds | holdout composite of the pick (3 repeats) |" in out
 
 
 def test_bench_search_seeds_give_mean_and_spread(tmp_path):
     rc = load_script("bench_search").main(["--backend", "fake", "--budget", "30", "--seeds", "2",
                                            "--methods", "autoresearch,random", "--out", str(tmp_path)])
     assert rc == 0
-    data = json.loads((tmp_path / "search.json").read_text())
-    assert sorted((r["method"], r["seed"]) for r in data["runs"]) == [
+    runs = [r for seed in (0, 1) for r in json.loads((tmp_path / f"seed-{seed}.json").read_text())["runs"]]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [
         ("autoresearch", 0), ("autoresearch", 1), ("random", 0), ("random", 1)]
     row = next(line for line in (tmp_path / "search.md").read_text().splitlines()
                if line.startswith(f"| {LABELS['autoresearch']} |"))
-    assert " ± " in row
+    assert row.startswith(f"| {LABELS['autoresearch']} | 2 |") and " ± " in row
+
+
+def test_bench_search_one_seed_per_command_adds_to_the_results(tmp_path):
+    bench = load_script("bench_search")
+    args = ["--backend", "fake", "--budget", "30", "--methods", "autoresearch,greedy", "--out", str(tmp_path)]
+    assert bench.main([*args, "--seed", "3"]) == 0
+    first = (tmp_path / "seed-3.json").read_text()
+    assert bench.main([*args, "--seed", "5"]) == 0
+    assert (tmp_path / "seed-3.json").read_text() == first  # a later seed leaves the earlier seed's file alone
+    assert not list(tmp_path.glob("*.partial"))
+    summary = json.loads((tmp_path / "search.json").read_text())
+    assert summary["seeds"] == [3, 5] and summary["methods"]["greedy"]["seeds"] == [3, 5]
+    assert "seeds 3, 5" in (tmp_path / "search.md").read_text()
+
+
+def test_bench_search_refuses_to_add_a_seed_run_under_other_settings(tmp_path, capsys):
+    bench = load_script("bench_search")
+    args = ["--backend", "fake", "--methods", "greedy", "--out", str(tmp_path)]
+    assert bench.main([*args, "--budget", "30", "--seed", "0"]) == 0
+    capsys.readouterr()
+    assert bench.main([*args, "--budget", "20", "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "seed-1.json" in err and "options.budget" in err and "seed-0.json" in err
 
 
 def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):

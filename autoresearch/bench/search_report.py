@@ -1,0 +1,208 @@
+"""bench_search's report over its seed files: a row per method (mean ± sd over seeds), a row per seed, and the
+calls-to-target plot (each method's best search composite against model calls, averaged over seeds, with the
+best peer's final score as the target)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Sequence
+
+from ..review.report import svg
+from .methods import LABELS, METHODS
+from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, spread
+
+LOOP = "autoresearch"
+TARGET_COLOUR = "#202124"
+
+
+def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
+    present = {run["method"] for record in records for run in record["runs"]}
+    return [m for m in METHODS if m in present]
+
+
+def target(record: dict[str, Any]) -> float | None:
+    """The seed's target: the best final search composite of any peer (every method but the loop)."""
+    finals = [run["best_search"] for run in record["runs"] if run["method"] != LOOP and run["best_search"] is not None]
+    return max(finals) if finals else None
+
+
+def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None:
+    """(model calls, joules) spent when the run's best search composite first reached `goal`; None if never."""
+    if goal is None:
+        return None
+    for calls, value, joules in run["trajectory"]:
+        if value >= goal - 1e-9:
+            return calls, joules
+    return None
+
+
+def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float, float | None]:
+    """(pruned trials, their share of the run's calls, the share of calls pruning saved: an estimate, each pruned
+    trial counted as the full screen it cut short, proposer call plus every search task)."""
+    pruned = [calls for status, calls in run.get("trials", []) if status == "pruned"]
+    total = run["calls"] or 1
+    share = sum(pruned) / total
+    if not screen_calls:
+        return len(pruned), share, None
+    saved = sum(max(0.0, screen_calls - calls) for calls in pruned)
+    return len(pruned), share, saved / (total + saved)
+
+
+@dataclass
+class MethodSummary:
+    method: str
+    seeds: list[int] = field(default_factory=list)
+    holdout: list[float | None] = field(default_factory=list)  # per seed: the pick's mean over the holdout repeats
+    holdout_delta: list[float | None] = field(default_factory=list)  # per seed: that minus the start's
+    best_search: list[float | None] = field(default_factory=list)
+    calls: list[float] = field(default_factory=list)
+    joules: list[float] = field(default_factory=list)
+    wall_s: list[float] = field(default_factory=list)
+    keeps: list[float] = field(default_factory=list)
+    to_target: list[tuple[int, float] | None] = field(default_factory=list)
+    pruned_trials: list[float] = field(default_factory=list)
+    pruned_share: list[float] = field(default_factory=list)
+    saved_share: list[float | None] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
+    rows = {m: MethodSummary(m) for m in methods_in(records)}
+    for record in records:
+        goal = target(record)
+        start = record["baseline"].get("holdout")
+        screen = record.get("screen_calls")
+        for run in record["runs"]:
+            row = rows[run["method"]]
+            row.seeds.append(record["seed"])
+            row.holdout.append(run["holdout"])
+            row.holdout_delta.append(None if run["holdout"] is None or start is None else run["holdout"] - start)
+            row.best_search.append(run["best_search"])
+            row.calls.append(run["calls"])
+            row.joules.append(run["joules"])
+            row.wall_s.append(run["wall_s"])
+            row.keeps.append(run["keeps"])
+            row.to_target.append(reached(run, goal))
+            n, share, saved = pruning(run, screen)
+            row.pruned_trials.append(n)
+            row.pruned_share.append(share)
+            row.saved_share.append(saved)
+            row.sources.update(s for s in run["energy_source"].split("+") if s and s != "none")
+    return rows
+
+
+def _to_target(values: list[tuple[int, float] | None]) -> tuple[str, str]:
+    hits = [v for v in values if v is not None]
+    if not hits:
+        return f"not reached (0 of {len(values)})", "–"
+    of = f" ({len(hits)} of {len(values)})" if len(hits) < len(values) else ""
+    return (spread([float(c) for c, _ in hits], "{:.0f}") + of, spread([j for _, j in hits], "{:,.0f}", " J") + of)
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    """A row per method: mean ± sample sd over the seeds it ran in; the starting instructions first."""
+    repeats = records[0]["options"].get("holdout_repeats", 1)
+    starts = [r["baseline"] for r in records]
+    lines = [f"| method | seeds | holdout composite of the pick ({repeats} repeats) | vs the start | best search "
+             "composite | keeps | model calls | joules (source) | calls to target | joules to target | "
+             "pruned trials (share of calls; calls saved, est.) | wall time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| starting instructions (no search) | {len(records)} | {spread([s.get('holdout') for s in starts])} | – "
+             f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – |"]
+    for method, row in summarise(records).items():
+        calls_to, joules_to = _to_target(row.to_target)
+        if any(row.pruned_trials) or method == LOOP:
+            saved = [s for s in row.saved_share if s is not None]
+            pruned = (f"{spread(row.pruned_trials, '{:.1f}')} ({spread([100 * s for s in row.pruned_share], '{:.0f}', '%')}"
+                      + (f"; {spread([100 * s for s in saved], '{:.0f}', '%')}" if saved else "") + ")")
+        else:
+            pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
+        lines.append(
+            f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {spread(row.holdout_delta, '{:+.2f}')} | "
+            f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
+            f"{spread(row.joules, '{:,.0f}', ' J')} ({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | "
+            f"{joules_to} | {pruned} | {duration(statistics.fmean(row.wall_s))} |")
+    return "\n".join(lines)
+
+
+def seed_table(records: Sequence[dict[str, Any]]) -> str:
+    """A row per seed: the start and each method's pick on the holdout tasks, the target, and the machine."""
+    methods = methods_in(records)
+    lines = ["| seed | start: search / holdout | target (best peer's search) | "
+             + " | ".join(f"{LABELS[m]}: holdout" for m in methods) + " | machine |",
+             "| ---: | ---: | ---: | " + " | ".join("---:" for _ in methods) + " | --- |"]
+    for record in records:
+        by_method = {run["method"]: run for run in record["runs"]}
+        cells = [_num(by_method[m]["holdout"]) if m in by_method else "" for m in methods]
+        base = record["baseline"]
+        lines.append(f"| {record['seed']} | {_num(base.get('search'))} / {_num(base.get('holdout'))} | "
+                     f"{_num(target(record))} | " + " | ".join(cells) + f" | {record['machine'].get('cpu', '?')} |")
+    return "\n".join(lines)
+
+
+def _seeds(n: int) -> str:
+    return "1 seed" if n == 1 else f"mean of {n} seeds"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def best_so_far(run: dict[str, Any], start: float | None, calls: int) -> float | None:
+    """The run's best search composite after `calls` model calls (the start's before its first)."""
+    value = start
+    for n, composite, _ in run["trajectory"]:
+        if n > calls:
+            break
+        value = composite
+    return value
+
+
+def curve_svg(records: Sequence[dict[str, Any]]) -> str:
+    """Calls to target: each method's best search composite against model calls, the mean over its seeds; the
+    starting instructions and the target (the best peer's final search composite, mean over seeds) as lines."""
+    budget = max(int(r["options"]["budget"]) for r in records)
+    grid = sorted({0, budget, *range(0, budget + 1, max(1, budget // 60)),
+                   *(n for r in records for run in r["runs"] for n, _, _ in run["trajectory"] if n <= budget)})
+    lines: list[tuple[list[tuple[float, float]], str, bool]] = []
+    points: list[svg.Point] = []
+    starts = [r["baseline"]["search"] for r in records if r["baseline"].get("search") is not None]
+    if starts:
+        mean_start = statistics.fmean(starts)
+        lines.append(([(0.0, mean_start), (float(budget), mean_start)], BASELINE_COLOUR, False))
+    goals = [g for g in (target(r) for r in records) if g is not None]
+    if goals:
+        goal = statistics.fmean(goals)
+        lines.append(([(0.0, goal), (float(budget), goal)], TARGET_COLOUR, False))
+        points.append(svg.Point(budget, goal, TARGET_COLOUR, f"target: the best peer's final search composite, "
+                                f"{goal:.2f} ({_seeds(len(goals))})", hollow=True))
+    methods = methods_in(records)
+    for method in methods:
+        runs = [(r["baseline"].get("search"), run) for r in records for run in r["runs"] if run["method"] == method]
+        path = []
+        for x in grid:
+            values = [v for v in (best_so_far(run, start, x) for start, run in runs) if v is not None]
+            if values:
+                path.append((float(x), statistics.fmean(values)))
+        if path:
+            lines.append((path, COLOURS[method], True))
+            points.append(svg.Point(path[-1][0], path[-1][1], COLOURS[method],
+                                    f"{LABELS[method]}: {path[-1][1]:.2f} after {budget} calls ({_seeds(len(runs))})"))
+    if not points:
+        points.append(svg.Point(0, 0.0, BASELINE_COLOUR, "nothing measured"))
+    chart = svg.scatter(points, label="best search composite against model calls, mean over seeds",
+                        x_label="model calls", y_label="best search composite (mean over seeds)", lines=lines,
+                        integer_x=True)
+    legend = ([("starting instructions", BASELINE_COLOUR), ("target: best peer's final", TARGET_COLOUR)]
+              + [(LABELS[m], COLOURS[m]) for m in methods])
+    height = svg.HEIGHT + 14 + 18 * ((len(legend) + 2) // 3)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {height}" width="{svg.WIDTH}" '
+           f'height="{height}">', STYLE, '<rect width="100%" height="100%" fill="white"/>', chart]
+    for i, (name, colour) in enumerate(legend):
+        x, y = 64 + (i % 3) * 230, svg.HEIGHT + 14 + 18 * (i // 3)
+        out.append(f'<rect x="{x}" y="{y - 9}" width="14" height="4" fill="{colour}"/>'
+                   f'<text x="{x + 20}" y="{y - 3}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,64 @@
+"""bench_search's results, one file per seed (seed-N.json): each seed runs on its own, as one command that adds
+its file to the folder, and the report is rebuilt from every seed file there. A benchmark of five seeds then
+fits in separate runs of under an hour and a half each, and a crash loses only the seed under way."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+# Options that must match between seed files for their figures to add up (methods may differ: a row per method
+# counts the seeds it ran in).
+SAME_OPTIONS = ("budget", "workspace", "portfolio", "n_ctx", "mipro_candidates", "backend", "holdout_repeats")
+FIELDS = ("seed", "options", "machine", "baseline", "runs")
+_NAME = re.compile(r"seed-(\d+)\.json$")
+
+
+def seed_path(out: Path, seed: int) -> Path:
+    return Path(out) / f"seed-{seed}.json"
+
+
+def write_seed(out: Path, record: dict[str, Any]) -> Path:
+    """Write one seed's record whole or not at all (a stopped run leaves no half-written file)."""
+    path = seed_path(out, record["seed"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def load_seeds(out: Path) -> list[dict[str, Any]]:
+    """Every seed file in `out`, by seed; a file that is not a seed record, or whose options differ from the
+    first one's, is a ValueError naming the file and the field."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    paths = [p for p in Path(out).glob("seed-*.json") if _NAME.search(p.name)]
+    for path in sorted(paths, key=lambda p: int(_NAME.search(p.name).group(1))):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a bench_search seed file ({exc})") from None
+        missing = [f for f in FIELDS if not isinstance(record, dict) or f not in record]
+        if missing:
+            raise ValueError(f"{path}: not a bench_search seed file (no field {missing[0]!r})")
+        if record["seed"] != int(_NAME.search(path.name).group(1)):
+            raise ValueError(f"{path}: field 'seed' is {record['seed']!r}, but the file is named for another seed")
+        found.append((path, record))
+    if found:
+        first_path, first = found[0]
+        for path, record in found[1:]:
+            for name in SAME_OPTIONS:
+                mine, theirs = record["options"].get(name), first["options"].get(name)
+                if mine != theirs:
+                    raise ValueError(f"{path}: field 'options.{name}' is {mine!r}, but {first_path.name} has "
+                                     f"{theirs!r}; results of other settings do not add up (use another --out)")
+            for name in ("evaluation", "instructions"):  # files written before the suite was recorded lack it
+                mine, theirs = record.get("suite", {}).get(name), first.get("suite", {}).get(name)
+                if mine and theirs and mine != theirs:
+                    raise ValueError(f"{path}: field 'suite.{name}' differs from {first_path.name}'s: the suite's "
+                                     f"{'tasks, rubric or scoring' if name == 'evaluation' else 'starting instructions'}"
+                                     " changed between the runs (use another --out)")
+    return [record for _, record in found]

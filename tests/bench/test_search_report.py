@@ -1,0 +1,90 @@
+"""bench_search's report over seed files: targets, calls to target, pruning's share, and the seed files' checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoresearch.bench import search_report, seeds
+
+
+def run(method: str, trajectory, final: float | None, *, calls: int = 300, trials=(), holdout: float = 3.0):
+    return {"method": method, "calls": calls, "joules": 100.0, "wall_s": 60.0, "keeps": 1, "best_search": final,
+            "holdout": holdout, "trajectory": [list(p) for p in trajectory], "trials": [list(t) for t in trials],
+            "energy_source": "estimate"}
+
+
+def record(seed: int, runs, *, budget: int = 300, screen_calls: float | None = 25.0):
+    return {"seed": seed, "options": {"budget": budget, "holdout_repeats": 3, "workspace": "w"},
+            "machine": {"cpu": "cpu"}, "baseline": {"search": 3.0, "holdout": 2.5}, "screen_calls": screen_calls,
+            "runs": runs}
+
+
+def test_the_target_is_the_best_peer_final_and_never_the_loop_own():
+    rec = record(0, [run("autoresearch", [(96, 3.0, 10.0)], 9.0), run("gepa", [(30, 3.5, 5.0)], 4.0),
+                     run("greedy", [(96, 3.0, 10.0)], 3.8)])
+    assert search_report.target(rec) == 4.0
+
+
+def test_calls_to_target_are_those_of_the_first_point_that_reaches_it():
+    loop = run("autoresearch", [(96, 3.0, 10.0), (150, 3.9, 20.0), (210, 4.2, 30.0)], 4.2)
+    assert search_report.reached(loop, 4.0) == (210, 30.0)
+    assert search_report.reached(loop, 3.9) == (150, 20.0)
+    assert search_report.reached(loop, 4.5) is None
+    assert search_report.reached(loop, None) is None
+
+
+def test_pruning_share_counts_pruned_trials_calls_and_estimates_what_full_screens_would_cost():
+    loop = run("autoresearch", [], 3.0, calls=100, trials=[("baseline", 40), ("pruned", 10), ("pruned", 15),
+                                                           ("discard", 35)])
+    n, share, saved = search_report.pruning(loop, 25.0)
+    assert n == 2 and share == pytest.approx(0.25)
+    assert saved == pytest.approx((15 + 10) / (100 + 25))  # each pruned trial would have cost a full 25-call screen
+    assert search_report.pruning(loop, None)[2] is None
+
+
+def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
+    records = [record(0, [run("greedy", [], 3.0, holdout=3.0)]), record(1, [run("greedy", [], 3.0, holdout=2.0)])]
+    records[1]["baseline"]["holdout"] = 1.0
+    row = search_report.summarise(records)["greedy"]
+    assert row.holdout_delta == [pytest.approx(0.5), pytest.approx(1.0)]
+    line = next(x for x in search_report.table(records).splitlines() if x.startswith("| greedy"))
+    assert "| +0.75 ± +0.35 |" in line
+
+
+def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
+    loop = run("autoresearch", [(96, 3.5, 10.0), (200, 4.0, 20.0)], 4.0)
+    assert search_report.best_so_far(loop, 3.0, 50) == 3.0
+    assert search_report.best_so_far(loop, 3.0, 96) == 3.5
+    assert search_report.best_so_far(loop, 3.0, 300) == 4.0
+    svg = search_report.curve_svg([record(0, [loop, run("gepa", [(30, 3.2, 1.0)], 3.2)])])
+    assert "final search composite, 3.20 (1 seed)" in svg and "dspy.GEPA: 3.20 after 300 calls" in svg
+
+
+def test_seed_files_are_read_in_seed_order_and_other_settings_are_refused(tmp_path):
+    seeds.write_seed(tmp_path, record(10, []))
+    seeds.write_seed(tmp_path, record(2, []))
+    assert [r["seed"] for r in seeds.load_seeds(tmp_path)] == [2, 10]
+    seeds.write_seed(tmp_path, record(4, [], budget=200))
+    with pytest.raises(ValueError, match=r"seed-4\.json: field 'options\.budget' is 200, but seed-2\.json has 300"):
+        seeds.load_seeds(tmp_path)
+
+
+def test_seed_files_of_another_suite_are_refused(tmp_path):
+    first, second = record(0, []), record(1, [])
+    first["suite"] = {"evaluation": "aaa", "instructions": "iii"}
+    second["suite"] = {"evaluation": "bbb", "instructions": "iii"}
+    seeds.write_seed(tmp_path, first)
+    seeds.write_seed(tmp_path, second)
+    with pytest.raises(ValueError, match=r"seed-1\.json: field 'suite\.evaluation' differs from seed-0\.json's"):
+        seeds.load_seeds(tmp_path)
+
+
+def test_a_damaged_seed_file_is_named(tmp_path):
+    (tmp_path / "seed-0.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"seed-0\.json: not a bench_search seed file"):
+        seeds.load_seeds(tmp_path)
+    (tmp_path / "seed-0.json").write_text(json.dumps({"seed": 0, "options": {}}))
+    with pytest.raises(ValueError, match=r"seed-0\.json: not a bench_search seed file \(no field 'machine'\)"):
+        seeds.load_seeds(tmp_path)
