@@ -23,11 +23,12 @@ every seed file there, so seeds run on different days add up. Seed files of othe
 holdout repeats, …) are refused. `--seeds K` runs seeds 0 … K-1 in one command. search.log keeps the methods'
 own output.
 
-The benchmark as the issue sets it (docs/BENCHMARKS.md): the house-style suite, 300 calls per method, 5 seeds:
+The benchmark as the issue sets it (docs/BENCHMARKS.md): the house-style suite, 300 calls per method, 5 seeds,
+a 4096-token window for every role (MIPROv2's proposal prompt outgrows 2048 tokens and stops it):
 
     for seed in 0 1 2 3 4; do
-      .venv/bin/python scripts/bench_search.py --workspace benchmarks/suite --budget 300 --seed $seed \
-          --out docs/bench/house-style
+      .venv/bin/python scripts/bench_search.py --workspace benchmarks/suite --budget 300 --n-ctx 4096 \
+          --seed $seed --out docs/bench/house-style
     done
 
 Size on the embedded SmolLM2-135M with 2 CPU cores: a task costs 3 calls (plan, draft, judge) at about 1–2 s.

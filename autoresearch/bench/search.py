@@ -46,6 +46,7 @@ class SearchOptions:
     retries: int = 2
     backoff_s: float = 1.0
     holdout_repeats: int = 3  # seed sets the start and each pick are evaluated with on the holdout tasks
+    report_only: bool = False  # rebuild the report from the seed files in out; run nothing
 
 
 class OutsideEvaluator:
@@ -117,6 +118,17 @@ def inner_factory(backend: str) -> tuple[Callable | None, str]:
     if backend != "configured":
         raise ValueError(f"unknown backend {backend!r}; configured or fake")
     return None, "as configured in the portfolio"
+
+
+def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """The report again from the seed files in `out` (after the report's code changed, or a seed was added)."""
+    records = seeds.load_seeds(out)
+    if not records:
+        raise ValueError(f"{out}: no seed files (seed-N.json) to report on")
+    paths = _write(Path(out), records)
+    log(search_report.table(records))
+    log("written: " + ", ".join(str(p) for p in paths.values()))
+    return paths
 
 
 def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> SearchResult:
@@ -277,7 +289,9 @@ def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
         "target, the best final search composite of any peer (every method but the loop); the mean over the "
         "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
-        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).", "",
+        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).",
+        "- **Per seed** (below): the start's holdout composite moves by the sd in brackets between its seed sets; a "
+        "pick's difference from the start is noise unless it is well beyond that.", "",
         search_report.seed_table(records), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
@@ -313,6 +327,8 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     parser.add_argument("--holdout-repeats", type=int, default=3,
                         help="seed sets the start and each pick are evaluated with on the holdout tasks (default 3)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the methods' workspace copies")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild search.md, search.svg and search.json from the seed files in --out; run nothing")
     args = parser.parse_args(argv)
     if args.budget < 1 or (args.seeds is not None and args.seeds < 1) or args.holdout_repeats < 1:
         parser.error("--budget, --seeds and --holdout-repeats must be at least 1")
@@ -321,11 +337,15 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     seeds = sorted(set(args.seed)) if args.seed is not None else list(range(args.seeds or 1))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     return SearchOptions(budget=args.budget, seeds=seeds, methods=methods, out=args.out,
-                         holdout_repeats=args.holdout_repeats,
+                         holdout_repeats=args.holdout_repeats, report_only=args.report_only,
                          workspace=args.workspace, portfolio=args.portfolio, n_ctx=args.n_ctx,
                          mipro_candidates=args.mipro_candidates, backend=args.backend,
                          keep_scratch=args.keep_scratch, backoff_s=0.0 if args.backend == "fake" else 1.0)
 
 
 def main(argv: Sequence[str] | None = None, doc: str = "") -> int:
-    return report.run_cli("bench_search", lambda: run(main_args(argv, doc or __doc__ or "")))
+    def job():
+        options = main_args(argv, doc or __doc__ or "")
+        return rebuild(options.out) if options.report_only else run(options)
+
+    return report.run_cli("bench_search", job)

@@ -120,7 +120,7 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         else:
             pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
         lines.append(
-            f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {spread(row.holdout_delta, '{:+.2f}')} | "
+            f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {_signed(row.holdout_delta)} | "
             f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
             f"{spread(row.joules, '{:,.0f}', ' J')} ({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | "
             f"{joules_to} | {pruned} | {duration(statistics.fmean(row.wall_s))} |")
@@ -130,16 +130,25 @@ def table(records: Sequence[dict[str, Any]]) -> str:
 def seed_table(records: Sequence[dict[str, Any]]) -> str:
     """A row per seed: the start and each method's pick on the holdout tasks, the target, and the machine."""
     methods = methods_in(records)
-    lines = ["| seed | start: search / holdout | target (best peer's search) | "
+    lines = ["| seed | start: search / holdout (sd over its repeats) | target (best peer's search) | "
              + " | ".join(f"{LABELS[m]}: holdout" for m in methods) + " | machine |",
              "| ---: | ---: | ---: | " + " | ".join("---:" for _ in methods) + " | --- |"]
     for record in records:
         by_method = {run["method"]: run for run in record["runs"]}
         cells = [_num(by_method[m]["holdout"]) if m in by_method else "" for m in methods]
         base = record["baseline"]
-        lines.append(f"| {record['seed']} | {_num(base.get('search'))} / {_num(base.get('holdout'))} | "
+        repeats = [v for v in base.get("holdout_repeats", []) if v is not None]
+        noise = f" ({statistics.stdev(repeats):.2f})" if len(repeats) > 1 else ""
+        lines.append(f"| {record['seed']} | {_num(base.get('search'))} / {_num(base.get('holdout'))}{noise} | "
                      f"{_num(target(record))} | " + " | ".join(cells) + f" | {record['machine'].get('cpu', '?')} |")
     return "\n".join(lines)
+
+
+def _signed(values: list[float | None]) -> str:
+    """A difference: its mean with a sign, the sd without one (+0.12 ± 0.30)."""
+    text = spread(values)
+    present = [v for v in values if v is not None]
+    return text if not present or statistics.fmean(present) < 0 else "+" + text
 
 
 def _seeds(n: int) -> str:

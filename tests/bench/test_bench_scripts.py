@@ -78,6 +78,15 @@ def test_bench_search_one_seed_per_command_adds_to_the_results(tmp_path):
     summary = json.loads((tmp_path / "search.json").read_text())
     assert summary["seeds"] == [3, 5] and summary["methods"]["greedy"]["seeds"] == [3, 5]
     assert "seeds 3, 5" in (tmp_path / "search.md").read_text()
+    (tmp_path / "search.md").unlink()
+    assert bench.main(["--report-only", "--out", str(tmp_path)]) == 0  # the report again, from the seed files alone
+    assert "seeds 3, 5" in (tmp_path / "search.md").read_text()
+    assert sorted(p.name for p in tmp_path.glob("seed-*.json")) == ["seed-3.json", "seed-5.json"]
+
+
+def test_bench_search_report_only_needs_seed_files(tmp_path, capsys):
+    assert load_script("bench_search").main(["--report-only", "--out", str(tmp_path)]) == 2
+    assert "no seed files" in capsys.readouterr().err
 
 
 def test_bench_search_refuses_to_add_a_seed_run_under_other_settings(tmp_path, capsys):

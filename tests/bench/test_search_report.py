@@ -50,7 +50,7 @@ def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
     row = search_report.summarise(records)["greedy"]
     assert row.holdout_delta == [pytest.approx(0.5), pytest.approx(1.0)]
     line = next(x for x in search_report.table(records).splitlines() if x.startswith("| greedy"))
-    assert "| +0.75 ± +0.35 |" in line
+    assert "| +0.75 ± 0.35 |" in line
 
 
 def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
