@@ -192,7 +192,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                 "suite": {"evaluation": ws.evaluation_hash(), "instructions": ws.instructions_hash(start_instructions)},
                 "holdout_tasks": len(ws.suite.split("holdout")),
                 # A full screen of one variant: its proposer call and every search task (pruning's estimate).
-                "screen_calls": 1 + search_calls / search_tasks if search_tasks and search_calls else None,
+                "screen_calls": 1 + search_calls if search_calls else None,
                 # The start's evaluations are counted (and timed) with the first seed this command ran.
                 "outside_calls": len(outside.calls) - outside_before + (baseline_calls if seed == options.seeds[0] else 0),
                 "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started), "notes": _notes(seed_runs, baseline),

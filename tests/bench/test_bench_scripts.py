@@ -46,6 +46,8 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
         assert len(run["holdout_repeats"]) == 3
         assert run["holdout"] == pytest.approx(sum(run["holdout_repeats"]) / 3)
     assert len(data["baseline"]["holdout_repeats"]) == 3
+    # A full screen of one variant (pruning's estimate): the proposer call and every search task's 3 calls.
+    assert data["screen_calls"] == 1 + 3 * data["search_tasks"]
     # The scripted pipeline leaves budget on the table for no method: each is stopped by the budget.
     assert all(r["calls"] == budget for r in runs.values() if r["stop"] == "budget")
     svg = (tmp_path / "search.svg").read_text()
