@@ -15,6 +15,7 @@ from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, spread
 
 LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
+NO_TARGET = "no target"  # a seed where no peer rose above the start: nothing to reach
 
 
 def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -23,9 +24,13 @@ def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def target(record: dict[str, Any]) -> float | None:
-    """The seed's target: the best final search composite of any peer (every method but the loop)."""
+    """The seed's target: the best final search composite of any peer (every method but the loop); None where no
+    peer rose above the starting instructions (then the start itself would count as reaching it)."""
     finals = [run["best_search"] for run in record["runs"] if run["method"] != LOOP and run["best_search"] is not None]
-    return max(finals) if finals else None
+    start = record["baseline"].get("search")
+    if not finals or (start is not None and max(finals) <= start + 1e-9):
+        return None
+    return max(finals)
 
 
 def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None:
@@ -61,7 +66,7 @@ class MethodSummary:
     joules: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     keeps: list[float] = field(default_factory=list)
-    to_target: list[tuple[int, float] | None] = field(default_factory=list)
+    to_target: list[tuple[int, float] | None | str] = field(default_factory=list)  # or NO_TARGET
     pruned_trials: list[float] = field(default_factory=list)
     pruned_share: list[float] = field(default_factory=list)
     saved_share: list[float | None] = field(default_factory=list)
@@ -84,7 +89,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.joules.append(run["joules"])
             row.wall_s.append(run["wall_s"])
             row.keeps.append(run["keeps"])
-            row.to_target.append(reached(run, goal))
+            row.to_target.append(NO_TARGET if goal is None else reached(run, goal))
             n, share, saved = pruning(run, screen)
             row.pruned_trials.append(n)
             row.pruned_share.append(share)
@@ -93,7 +98,10 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
     return rows
 
 
-def _to_target(values: list[tuple[int, float] | None]) -> tuple[str, str]:
+def _to_target(values: list[tuple[int, float] | None | str]) -> tuple[str, str]:
+    values = [v for v in values if v != NO_TARGET]
+    if not values:
+        return "– (no peer rose above the start)", "–"
     hits = [v for v in values if v is not None]
     if not hits:
         return f"not reached (0 of {len(values)})", "–"

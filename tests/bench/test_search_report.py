@@ -27,6 +27,13 @@ def test_the_target_is_the_best_peer_final_and_never_the_loop_own():
     assert search_report.target(rec) == 4.0
 
 
+def test_a_seed_where_no_peer_rose_above_the_start_has_no_target():
+    rec = record(0, [run("autoresearch", [(96, 3.0, 10.0)], 3.0), run("gepa", [(30, 3.0, 5.0)], 3.0)])
+    assert search_report.target(rec) is None
+    line = next(x for x in search_report.table([rec]).splitlines() if x.startswith("| autoresearch"))
+    assert "– (no peer rose above the start)" in line
+
+
 def test_calls_to_target_are_those_of_the_first_point_that_reaches_it():
     loop = run("autoresearch", [(96, 3.0, 10.0), (150, 3.9, 20.0), (210, 4.2, 30.0)], 4.2)
     assert search_report.reached(loop, 4.0) == (210, 30.0)
