@@ -179,7 +179,7 @@ def run(options: OverheadOptions, log: Callable[[str], None] | None = None) -> O
                                  backoff_s=options.backoff_s)
             pruning.append(run_)
             log(f"  pruner {pruner}: {len(run_.trials) - 1} trials, {run_.calls} calls, {run_.pruned} pruned, "
-                f"best {report._num(run_.best)}, {report.duration(run_.wall_s)}")
+                f"best {report.num(run_.best)}, {report.duration(run_.wall_s)}")
         root = copy_workspace(source, scratch / "cache", update={
             **base, "workspace": {"portfolio": portfolio, "optimizable": ["producer.md"]},
             "scoring": {"keep_threshold": 10.0},
@@ -259,7 +259,7 @@ def render(pruning: Sequence[StudyRun], cache: StudyRun, info: dict[str, Any], o
         "| pruner | trials | model calls | pruned trials | baseline composite | best composite | wall time |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(f"| {s.label.removeprefix('pruner ')} | {len(s.trials) - 1} | {s.calls} | {s.pruned} | "
-          f"{report._num(s.baseline)} | {report._num(s.best)} | {report.duration(s.wall_s)} |" for s in pruning),
+          f"{report.num(s.baseline)} | {report.num(s.best)} | {report.duration(s.wall_s)} |" for s in pruning),
         "",
         "Trials count the baseline out; model calls count it in. The variants differ between the two studies "
         "(the proposer samples, and the sampler sees pruned trials differently), so the best composites "

@@ -76,6 +76,11 @@ def spread(values: Sequence[float | None], fmt: str = "{:.2f}", unit: str = "") 
     return text
 
 
+def num(value: float | None) -> str:
+    """A composite as the tables print it (– for none)."""
+    return "–" if value is None else f"{value:.2f}"
+
+
 def duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:

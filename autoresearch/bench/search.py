@@ -166,7 +166,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         search_tasks = len(ws.suite.split("search"))
         search_calls = sum(1 for c in outside.calls if c.task_id in {t.id for t in ws.suite.split("search")})
         baseline_calls = len(outside.calls)
-        log(f"starting instructions: search {_num(baseline['search'])}, holdout {_num(baseline['holdout'])} "
+        log(f"starting instructions: search {report.num(baseline['search'])}, holdout {report.num(baseline['holdout'])} "
             f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
         runs: list[MethodRun] = []
         written: list[Path] = []
@@ -181,8 +181,8 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                     result.holdout_repeats = outside.composites(result.best_instructions, "holdout", repeats)
                     result.holdout = _mean(result.holdout_repeats)
                 seed_runs.append(result)
-                log(f"  {LABELS[method]} seed {seed}: best {_num(result.best_search)} "
-                    f"(holdout {_num(result.holdout)}), {len(result.calls)} calls, "
+                log(f"  {LABELS[method]} seed {seed}: best {report.num(result.best_search)} "
+                    f"(holdout {report.num(result.holdout)}), {len(result.calls)} calls, "
                     f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
             runs.extend(seed_runs)
             record = {
@@ -222,10 +222,6 @@ def _quiet(path: Path):
 
 def _mean(values: list[float | None]) -> float | None:
     return None if not values or None in values else statistics.fmean(values)
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def _options_json(options: SearchOptions, portfolio: str) -> dict[str, Any]:

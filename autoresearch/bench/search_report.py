@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from ..review.report import svg
 from .methods import LABELS, METHODS
-from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, spread
+from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
 
 LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
@@ -143,12 +143,12 @@ def seed_table(records: Sequence[dict[str, Any]]) -> str:
              "| ---: | ---: | ---: | " + " | ".join("---:" for _ in methods) + " | --- |"]
     for record in records:
         by_method = {run["method"]: run for run in record["runs"]}
-        cells = [_num(by_method[m]["holdout"]) if m in by_method else "" for m in methods]
+        cells = [num(by_method[m]["holdout"]) if m in by_method else "" for m in methods]
         base = record["baseline"]
         repeats = [v for v in base.get("holdout_repeats", []) if v is not None]
         noise = f" ({statistics.stdev(repeats):.2f})" if len(repeats) > 1 else ""
-        lines.append(f"| {record['seed']} | {_num(base.get('search'))} / {_num(base.get('holdout'))}{noise} | "
-                     f"{_num(target(record))} | " + " | ".join(cells) + f" | {record['machine'].get('cpu', '?')} |")
+        lines.append(f"| {record['seed']} | {num(base.get('search'))} / {num(base.get('holdout'))}{noise} | "
+                     f"{num(target(record))} | " + " | ".join(cells) + f" | {record['machine'].get('cpu', '?')} |")
     return "\n".join(lines)
 
 
@@ -161,10 +161,6 @@ def _signed(values: list[float | None]) -> str:
 
 def _seeds(n: int) -> str:
     return "1 seed" if n == 1 else f"mean of {n} seeds"
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def best_so_far(run: dict[str, Any], start: float | None, calls: int) -> float | None:
