@@ -84,8 +84,7 @@ class OutsideEvaluator:
 
     def composite(self, instructions: dict[str, str], split: str, repeats: int = 1) -> float | None:
         """The mean of composites() (None if a repeat has none)."""
-        values = self.composites(instructions, split, repeats)
-        return None if not values or None in values else statistics.fmean(values)
+        return _mean(self.composites(instructions, split, repeats))
 
 
 @dataclass
@@ -195,7 +194,8 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                 "screen_calls": 1 + search_calls if search_calls else None,
                 # The start's evaluations are counted (and timed) with the first seed this command ran.
                 "outside_calls": len(outside.calls) - outside_before + (baseline_calls if seed == options.seeds[0] else 0),
-                "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started), "notes": _notes(seed_runs, baseline),
+                "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started),
+                "notes": _notes(seed_runs, baseline),
                 "runs": [r.to_json() for r in seed_runs]}
             written.append(seeds.write_seed(out, record))
             log(f"seed {seed} written to {written[-1]}")
