@@ -92,12 +92,6 @@ def duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def duration_spread(values: Sequence[float]) -> str:
-    if len(values) == 1:
-        return duration(values[0])
-    return f"{duration(statistics.fmean(values))} ± {duration(statistics.stdev(values))}"
-
-
 def run_cli(prog: str, job) -> int:
     """A benchmark script's exit code: 0, or 2 with one line on stderr for input the user can fix."""
     try:

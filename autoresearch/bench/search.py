@@ -163,7 +163,8 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
             holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
         baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats), "holdout_repeats": holdout_repeats}
         search_tasks = len(ws.suite.split("search"))
-        search_calls = sum(1 for c in outside.calls if c.task_id in {t.id for t in ws.suite.split("search")})
+        search_ids = {t.id for t in ws.suite.split("search")}
+        search_calls = sum(1 for c in outside.calls if c.task_id in search_ids)
         baseline_calls = len(outside.calls)
         log(f"starting instructions: search {report.num(baseline['search'])}, holdout {report.num(baseline['holdout'])} "
             f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
@@ -202,10 +203,11 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         records = seeds.load_seeds(out)
         paths = _write(out, records)
         log("")
-        log(search_report.table(records))
+        table = search_report.table(records)
+        log(table)
         log("")
         log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
-        return SearchResult(runs, baseline, search_report.table(records), paths, info)
+        return SearchResult(runs, baseline, table, paths, info)
     finally:
         if options.keep_scratch:
             log(f"workspace copies kept in {scratch}")
