@@ -4,7 +4,9 @@ best peer's final score as the target)."""
 
 from __future__ import annotations
 
+import math
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Sequence
@@ -123,7 +125,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         calls_to, joules_to = _to_target(row.to_target)
         if any(row.pruned_trials) or method == LOOP:
             saved = [s for s in row.saved_share if s is not None]
-            pruned = (f"{spread(row.pruned_trials, '{:.1f}')} ({spread([100 * s for s in row.pruned_share], '{:.0f}', '%')}"
+            share = spread([100 * s for s in row.pruned_share], '{:.0f}', '%')
+            pruned = (f"{spread(row.pruned_trials, '{:.1f}')} ({share}"
                       + (f"; {spread([100 * s for s in saved], '{:.0f}', '%')}" if saved else "") + ")")
         else:
             pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
@@ -192,6 +195,7 @@ def curve_svg(records: Sequence[dict[str, Any]]) -> str:
         points.append(svg.Point(budget, goal, TARGET_COLOUR, f"target: the best peer's final search composite, "
                                 f"{goal:.2f} ({_seeds(len(goals))})", hollow=True))
     methods = methods_in(records)
+    paths: dict[str, list[tuple[float, float]]] = {}
     for method in methods:
         runs = [(r["baseline"].get("search"), run) for r in records for run in r["runs"] if run["method"] == method]
         path = []
@@ -200,6 +204,7 @@ def curve_svg(records: Sequence[dict[str, Any]]) -> str:
             if values:
                 path.append((float(x), statistics.fmean(values)))
         if path:
+            paths[method] = path
             lines.append((path, COLOURS[method], True))
             points.append(svg.Point(path[-1][0], path[-1][1], COLOURS[method],
                                     f"{LABELS[method]}: {path[-1][1]:.2f} after {budget} calls ({_seeds(len(runs))})"))
@@ -211,11 +216,32 @@ def curve_svg(records: Sequence[dict[str, Any]]) -> str:
     legend = ([("starting instructions", BASELINE_COLOUR), ("target: best peer's final", TARGET_COLOUR)]
               + [(LABELS[m], COLOURS[m]) for m in methods])
     height = svg.HEIGHT + 14 + 18 * ((len(legend) + 2) // 3)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {height}" width="{svg.WIDTH}" '
-           f'height="{height}">', STYLE, '<rect width="100%" height="100%" fill="white"/>', chart]
+    # A note under the legend names the curves the chart draws on top of one another, 100 characters a row.
+    notes = [row for note in hidden_lines(paths, mean_start if starts else None) for row in textwrap.wrap(note, 100)]
+    full = height + 18 * len(notes)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {full}" width="{svg.WIDTH}" '
+           f'height="{full}">', STYLE, '<rect width="100%" height="100%" fill="white"/>', chart]
     for i, (name, colour) in enumerate(legend):
         x, y = 64 + (i % 3) * 230, svg.HEIGHT + 14 + 18 * (i // 3)
         out.append(f'<rect x="{x}" y="{y - 9}" width="14" height="4" fill="{colour}"/>'
                    f'<text x="{x + 20}" y="{y - 3}">{escape(name)}</text>')
+    for i, note in enumerate(notes):
+        out.append(f'<text x="64" y="{height - 3 + 18 * i}">{escape(note)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | None) -> list[str]:
+    """Say which methods' curves lie on top of one another (or on the start's line), since the chart shows only
+    the last one drawn."""
+    groups: dict[tuple[tuple[float, float], ...], list[str]] = {}
+    for method, path in paths.items():
+        groups.setdefault(tuple(path), []).append(method)
+    notes = []
+    for path, members in groups.items():
+        flat = start is not None and all(math.isclose(y, start, abs_tol=1e-9) for _, y in path)
+        if len(members) > 1 or flat:
+            names = ", ".join(LABELS[m] for m in members)
+            where = "on the starting instructions' line" if flat else "on one line"
+            notes.append(f"{names}: {where}" + (", drawn on top of each other" if len(members) > 1 else ""))
+    return notes

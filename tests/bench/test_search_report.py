@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import pytest
 
@@ -68,6 +70,18 @@ def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
     svg = search_report.curve_svg([record(0, [loop, run("gepa", [(30, 3.2, 1.0)], 3.2)])])
     assert "final search composite, 3.20 (1 seed)" in svg and "dspy.GEPA: 3.20 after 300 calls" in svg
 
+
+
+def test_the_curve_names_methods_whose_lines_lie_on_one_another():
+    flat = [run(m, [(96, 3.0, 10.0)], 3.0) for m in ("autoresearch", "greedy", "random")]
+    svg = search_report.curve_svg([record(0, [*flat, run("gepa", [(30, 3.2, 1.0)], 3.2)])])
+    notes = " ".join(html.unescape(t) for t in re.findall(r'<text x="64" y="\d+">([^<]*)</text>', svg))
+    assert notes == ("autoresearch loop (as shipped), greedy (incumbent only), random recipes, no pruner: on the "
+                     "starting instructions' line, drawn on top of each other")
+    alone = search_report.hidden_lines({"greedy": [(0.0, 3.0), (300.0, 3.0)], "gepa": [(0.0, 3.0), (300.0, 3.2)]},
+                                       3.0)
+    assert alone == ["greedy (incumbent only): on the starting instructions' line"]
+    assert search_report.hidden_lines({"gepa": [(0.0, 3.0), (300.0, 3.2)]}, 3.0) == []
 
 def test_seed_files_are_read_in_seed_order_and_other_settings_are_refused(tmp_path):
     seeds.write_seed(tmp_path, record(10, []))
