@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import optuna
 
+from ..errors import UnparseableOutput
 from ..evaluation.paired import Scores, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
@@ -24,6 +25,12 @@ from . import records
 from .proposer import Proposer
 from .pruning import FAILED_TASKS_ATTR, ScreenReference
 from .results import Incumbent, StopReason, objective
+
+
+def answered_call(call: CallRecord) -> bool:
+    """A failed call whose backend did reply (with text the engine could not use): a small model's bad output,
+    not an outage, so it never counts toward "the backend is down"."""
+    return call.failure_mode == UnparseableOutput.failure_mode
 
 
 class Evaluator:
@@ -57,6 +64,7 @@ class Evaluator:
         failed = [c for calls in trials for c in calls if not c.ok]
         if not failed:
             return StopReason.FAILED_TRIALS, f"{what} without a failed model call (the proposer gave no usable variant)"
+        answered = all(answered_call(c) for c in failed)
         groups: dict[tuple[str, str], list[CallRecord]] = {}
         for call in failed:
             groups.setdefault((call.backend, call.model), []).append(call)
@@ -69,8 +77,10 @@ class Evaluator:
             parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
                          + ", ".join(f"{m} ×{n}" for m, n in modes.most_common()))
         last = " ".join((failed[-1].error or "").split())[:120]
-        return StopReason.BACKEND_DOWN, (f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
-                                + " — run the same command to resume once it is back")
+        line = f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
+        if answered:  # the model replied every time, with nothing usable: no outage to wait out
+            return StopReason.FAILED_TRIALS, line + " — the model answered, but no reply could be used"
+        return StopReason.BACKEND_DOWN, line + " — run the same command to resume once it is back"
 
     def evaluate(self, trial: optuna.Trial, instructions: dict[str, str], knobs: dict[str, Any],
                   tasks: list[Task], kind: str, recorder: CallRecorder, variant_hash: str | None = None) -> SuiteResult:

@@ -38,7 +38,7 @@ from ..workspace.workspace import (
     text_hash,
 )
 from . import identity, operators, records, strategies
-from .evaluating import Evaluator
+from .evaluating import Evaluator, answered_call
 from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule, Verdict
@@ -236,7 +236,7 @@ class Study:
         outcomes: list[TrialOutcome] = []
         commits: list[tuple[str, str]] = []
         failed_streak: list[tuple[CallRecord, ...]] = []
-        unusable = 0
+        unusable: list[tuple[CallRecord, ...]] = []
         started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
         limit = self.settings.search.max_consecutive_failed
         incumbent = self.incumbents.current()
@@ -269,19 +269,21 @@ class Study:
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
                 # Only backend failures count toward "the backend is down"; a trial that failed for want of a
-                # usable proposal (the backend answered) neither counts nor ends the streak, and has its own.
+                # usable reply (the backend answered: junk proposals, or text the engine could not parse, which
+                # SmolLM2 gives the proposer now and then) neither counts nor ends the streak, and has its own.
                 calls = self.evaluator.trial_calls()
                 if outcome.status != TrialStatus.FAILED:
-                    failed_streak, unusable = [], 0
-                elif any(not c.ok for c in calls):
+                    failed_streak, unusable = [], []
+                elif any(not c.ok and not answered_call(c) for c in calls):
                     failed_streak = failed_streak + [calls]
                 else:
-                    unusable += 1
+                    unusable = unusable + [calls]
                 if len(failed_streak) >= limit:
                     stop_reason, message = self.evaluator.down(f"{len(failed_streak)} trials in a row failed", failed_streak)
                     break
-                if unusable >= UNUSABLE_FACTOR * limit:
-                    stop_reason, message = self.evaluator.down(f"{unusable} trials in a row got no usable variant", [])
+                if len(unusable) >= UNUSABLE_FACTOR * limit:
+                    stop_reason, message = self.evaluator.down(
+                        f"{len(unusable)} trials in a row got no usable variant", unusable)
                     break
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED

@@ -123,16 +123,35 @@ def test_a_backend_down_from_the_start_stops_the_run_with_one_line(loop_workspac
     assert resumed.baseline_composite is not None
 
 
-def test_consecutive_failed_trials_stop_the_run_naming_the_backend_and_modes(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
-    faulty = Faulty([f"Answer{'!' * i}\n" for i in range(1, 9)], share=0.0, modes=("server_error",))
+def failing_after_trial_1(root, mode: str, variants: int):
+    """A study on a backend whose every call fails in `mode` once trial 1 has finished, and that backend."""
+    faulty = Faulty([f"Answer{'!' * i}\n" for i in range(1, variants + 1)], share=0.0, modes=(mode,))
     s = study(root, faulty)
 
     def observer(kind, data):
         if kind == "trial_finished" and data["outcome"].number == 1:
-            faulty.backend.share = 1.0  # the server dies after trial 1
+            faulty.backend.share = 1.0
 
     s.observer = observer
+    return s, faulty
+
+
+def test_replies_that_cannot_be_parsed_never_count_as_the_backend_being_down(loop_workspace):
+    # SmolLM2 now and then answers the proposer or the judge with text the engine rejects; the backend is up.
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
+    s, _ = failing_after_trial_1(root, "unparseable", 19)  # every reply after trial 1 is cut off mid-JSON
+    summary = s.optimize(n_trials=20)
+    statuses = [o.status for o in summary.outcomes]
+    assert statuses == ["keep"] + ["failed"] * 10  # the longer streak (2 × 5), not the backend-down one (2)
+    assert summary.stop_reason == "failed_trials"
+    assert summary.stop_message.startswith("10 trials in a row got no usable variant: fake smollm2-135m")
+    assert "unparseable ×" in summary.stop_message and "the model answered" in summary.stop_message
+    assert "resume once it is back" not in summary.stop_message
+
+
+def test_consecutive_failed_trials_stop_the_run_naming_the_backend_and_modes(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
+    s, faulty = failing_after_trial_1(root, "server_error", 8)  # the server dies after trial 1
     summary = s.optimize(n_trials=10)
     assert summary.stop_reason == "backend_down"
     assert [o.status for o in summary.outcomes] == ["keep", "failed", "failed"]
