@@ -4,7 +4,6 @@ best peer's final score as the target)."""
 
 from __future__ import annotations
 
-import math
 import statistics
 import textwrap
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
 
 LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
+TIE = 1e-9  # composites closer than this are equal (means of the same floats in another order)
 NO_TARGET = "no target"  # a seed where no peer rose above the start: nothing to reach
 
 
@@ -30,7 +30,7 @@ def target(record: dict[str, Any]) -> float | None:
     peer rose above the starting instructions (then the start itself would count as reaching it)."""
     finals = [run["best_search"] for run in record["runs"] if run["method"] != LOOP and run["best_search"] is not None]
     start = record["baseline"].get("search")
-    if not finals or (start is not None and max(finals) <= start + 1e-9):
+    if not finals or (start is not None and max(finals) <= start + TIE):
         return None
     return max(finals)
 
@@ -40,7 +40,7 @@ def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None
     if goal is None:
         return None
     for calls, value, joules in run["trajectory"]:
-        if value >= goal - 1e-9:
+        if value >= goal - TIE:
             return calls, joules
     return None
 
@@ -185,8 +185,8 @@ def curve_svg(records: Sequence[dict[str, Any]]) -> str:
     lines: list[tuple[list[tuple[float, float]], str, bool]] = []
     points: list[svg.Point] = []
     starts = [r["baseline"]["search"] for r in records if r["baseline"].get("search") is not None]
-    if starts:
-        mean_start = statistics.fmean(starts)
+    mean_start = statistics.fmean(starts) if starts else None
+    if mean_start is not None:
         lines.append(([(0.0, mean_start), (float(budget), mean_start)], BASELINE_COLOUR, False))
     goals = [g for g in (target(r) for r in records) if g is not None]
     if goals:
@@ -217,7 +217,7 @@ def curve_svg(records: Sequence[dict[str, Any]]) -> str:
               + [(LABELS[m], COLOURS[m]) for m in methods])
     height = svg.HEIGHT + 14 + 18 * ((len(legend) + 2) // 3)
     # A note under the legend names the curves the chart draws on top of one another, 100 characters a row.
-    notes = [row for note in hidden_lines(paths, mean_start if starts else None) for row in textwrap.wrap(note, 100)]
+    notes = [row for note in hidden_lines(paths, mean_start) for row in textwrap.wrap(note, 100)]
     full = height + 18 * len(notes)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {full}" width="{svg.WIDTH}" '
            f'height="{full}">', STYLE, '<rect width="100%" height="100%" fill="white"/>', chart]
@@ -239,7 +239,7 @@ def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | Non
         groups.setdefault(tuple(path), []).append(method)
     notes = []
     for path, members in groups.items():
-        flat = start is not None and all(math.isclose(y, start, abs_tol=1e-9) for _, y in path)
+        flat = start is not None and all(abs(y - start) <= TIE for _, y in path)
         if len(members) > 1 or flat:
             names = ", ".join(LABELS[m] for m in members)
             where = "on the starting instructions' line" if flat else "on one line"
