@@ -11,7 +11,8 @@
     │   ├── ModelNotFound         the backend does not have the model
     │   ├── ContextLengthExceeded the prompt does not fit the model's context
     │   ├── StructuredOutputUnsupported  the server refuses the response_format (JSON schema) sent
-    │   └── UnparseableOutput     the reply is empty or cannot be parsed
+    │   ├── MalformedResponse     the server's reply breaks its API (a non-JSON body, no choices)
+    │   └── UnparseableOutput     the model's text is empty or cannot be parsed (the backend answered)
     └── StorageError          a database a run depends on is unreachable or unusable (exit 1)
         └── StoreError        the SQLite store is unusable
 """
@@ -60,6 +61,9 @@ class BackendError(AutoresearchError):
 
     failure_mode = "error"
     retryable = False
+    # True where the backend did reply and only the model's text was unusable: a small model's bad output, not
+    # an outage, so the loop never counts it toward "the backend is down".
+    answered = False
 
     def __init__(self, message: str, *, backend: str = "", model: str = ""):
         self.backend = backend
@@ -104,5 +108,26 @@ class Cancelled(BackendError):
     failure_mode = "cancelled"
 
 
+class MalformedResponse(BackendError):
+    """The server's reply is not what its API promises (a non-JSON body, no choices, no model list): a fault of
+    the server or of a proxy in front of it, which a retry may get past."""
+
+    failure_mode = "malformed_response"
+    retryable = True
+
+
 class UnparseableOutput(BackendError):
+    """The model's text is empty or is not the JSON asked for: the backend answered."""
+
     failure_mode = "unparseable"
+    answered = True
+
+
+def answered(failure_mode: str | None) -> bool:
+    """Whether a call that failed with this recorded failure mode got a reply from its backend."""
+    return any(kind.answered for kind in _backend_errors() if kind.failure_mode == failure_mode)
+
+
+def _backend_errors(kind: type[BackendError] = BackendError) -> list[type[BackendError]]:
+    """BackendError and every subclass of it, at any depth."""
+    return [kind] + [sub for child in kind.__subclasses__() for sub in _backend_errors(child)]

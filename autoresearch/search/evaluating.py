@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import optuna
 
-from ..errors import UnparseableOutput
+from ..errors import answered
 from ..evaluation.paired import Scores, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
@@ -30,7 +30,7 @@ from .results import Incumbent, StopReason, objective
 def answered_call(call: CallRecord) -> bool:
     """A failed call whose backend did reply (with text the engine could not use): a small model's bad output,
     not an outage, so it never counts toward "the backend is down"."""
-    return call.failure_mode == UnparseableOutput.failure_mode
+    return answered(call.failure_mode)
 
 
 class Evaluator:

@@ -53,7 +53,7 @@ def test_a_study_on_a_flaky_backend_completes_and_records_every_failure_mode(loo
     assert set(faulty.backend.injected) == set(MODES)
     # Every injected fault is a failed call with its mode (retries included). An empty reply is recorded
     # as "unparseable", and a garbled one fails only where JSON was asked for.
-    for mode in ("timeout", "unreachable", "server_error", "context_length"):
+    for mode in ("timeout", "unreachable", "server_error", "malformed_response", "context_length"):
         assert modes.get(mode) == faulty.backend.injected[mode], mode
     injected = faulty.backend.injected
     assert injected["empty"] < modes["unparseable"] <= injected["empty"] + injected["unparseable"]
@@ -149,14 +149,17 @@ def test_replies_that_cannot_be_parsed_never_count_as_the_backend_being_down(loo
     assert "resume once it is back" not in summary.stop_message
 
 
-def test_consecutive_failed_trials_stop_the_run_naming_the_backend_and_modes(loop_workspace):
+@pytest.mark.parametrize("mode, last_error", [("server_error", "HTTP 503"),
+                                               ("malformed_response", "the server sent a non-JSON body")])
+def test_consecutive_failed_trials_stop_the_run_naming_the_backend_and_modes(loop_workspace, mode, last_error):
+    # A server that errors, or keeps sending bodies that break its API, is down: the model never got to answer.
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
-    s, faulty = failing_after_trial_1(root, "server_error", 8)  # the server dies after trial 1
+    s, faulty = failing_after_trial_1(root, mode, 8)  # the server goes bad after trial 1
     summary = s.optimize(n_trials=10)
     assert summary.stop_reason == "backend_down"
     assert [o.status for o in summary.outcomes] == ["keep", "failed", "failed"]
     assert summary.stop_message.startswith("2 trials in a row failed: fake smollm2-135m")
-    assert "server_error ×" in summary.stop_message and "(last error: injected fault: HTTP 503" in summary.stop_message
+    assert f"{mode} ×" in summary.stop_message and f"(last error: injected fault: {last_error}" in summary.stop_message
     assert "resume" in summary.stop_message and "\n" not in summary.stop_message
     faulty.backend.share = 0.0
     resumed = study(root, faulty).optimize(n_trials=1)

@@ -11,13 +11,14 @@ from ...errors import (
     BackendTimeout,
     BackendUnreachable,
     ContextLengthExceeded,
+    MalformedResponse,
     ServerError,
 )
 from .base import Backend, Completion, CompletionRequest
 
 # Each mode fails a call the way a real backend does: the typed error a backend raises, or a reply
 # that the engine itself must reject ("empty", and "unparseable" where a JSON reply was asked for).
-MODES = ("timeout", "unreachable", "server_error", "empty", "unparseable", "context_length")
+MODES = ("timeout", "unreachable", "server_error", "malformed_response", "empty", "unparseable", "context_length")
 
 
 class FaultyBackend:
@@ -56,6 +57,8 @@ class FaultyBackend:
             raise BackendUnreachable("injected fault: connection refused", **where)
         if mode == "server_error":
             raise ServerError("injected fault: HTTP 503 Service Unavailable", **where)
+        if mode == "malformed_response":
+            raise MalformedResponse("injected fault: the server sent a non-JSON body: <html>Bad Gateway</html>", **where)
         if mode == "context_length":
             raise ContextLengthExceeded("injected fault: the prompt exceeds the context window", **where)
         prompt_tokens = sum(len(m.content.split()) for m in request.messages)

@@ -18,6 +18,7 @@ from ...errors import (
     BackendTimeout,
     BackendUnreachable,
     ContextLengthExceeded,
+    MalformedResponse,
     ModelNotFound,
     ServerError,
     UnparseableOutput,
@@ -134,7 +135,7 @@ class OllamaBackend:
         except httpx.TransportError as exc:
             raise BackendUnreachable(f"connection to Ollama at {self.url} failed: {exc!r}", **where) from None
         except (json.JSONDecodeError, pydantic.ValidationError) as exc:  # the reply did not fit the client's models
-            raise UnparseableOutput(f"Ollama at {self.url} sent a malformed response: {exc}", **where) from None
+            raise MalformedResponse(f"Ollama at {self.url} sent a malformed response: {exc}", **where) from None
 
 
 def _response_error(exc: ollama.ResponseError, url: str, model: str) -> BackendError:

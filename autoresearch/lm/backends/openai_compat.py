@@ -15,6 +15,7 @@ from ...errors import (
     BackendTimeout,
     BackendUnreachable,
     ContextLengthExceeded,
+    MalformedResponse,
     ModelNotFound,
     ServerError,
     StructuredOutputUnsupported,
@@ -84,7 +85,7 @@ class OpenAICompatBackend:
             choice = body["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise UnparseableOutput(f"{self.base_url} sent a reply without choices[0].message",
+            raise MalformedResponse(f"{self.base_url} sent a reply without choices[0].message",
                                     backend=self.name, model=model) from None
         if not text.strip():
             raise UnparseableOutput(f"{self.base_url} returned an empty reply", backend=self.name, model=model)
@@ -106,7 +107,7 @@ class OpenAICompatBackend:
         try:
             return [entry["id"] for entry in body["data"]]
         except (KeyError, TypeError):
-            raise UnparseableOutput(f"{self.base_url}/models sent no data[].id list",
+            raise MalformedResponse(f"{self.base_url}/models sent no data[].id list",
                                     backend=self.name, model=self.model) from None
 
     def _send(self, method: str, path: str, model: str, *, json: Any = None, timeout: float | None = None) -> Any:
@@ -130,7 +131,7 @@ class OpenAICompatBackend:
         try:
             return response.json()
         except ValueError:
-            raise UnparseableOutput(f"{url} sent a non-JSON body: {_redact(response.text[:200], key)}",
+            raise MalformedResponse(f"{url} sent a non-JSON body: {_redact(response.text[:200], key)}",
                                     **where) from None
 
 

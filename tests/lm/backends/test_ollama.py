@@ -10,6 +10,7 @@ from autoresearch.errors import (
     BackendTimeout,
     BackendUnreachable,
     ContextLengthExceeded,
+    MalformedResponse,
     ModelNotFound,
     ServerError,
     UnparseableOutput,
@@ -132,6 +133,12 @@ def test_request_timeout_overrides_the_backend_default(ollama_stub):
 def test_empty_reply_is_unparseable(ollama_stub):
     ollama_stub.reply = "   "
     with pytest.raises(UnparseableOutput):
+        OllamaBackend(ollama_stub.url, MODEL).complete(request())
+
+
+def test_a_reply_that_does_not_fit_the_api_is_a_malformed_response(ollama_stub):
+    ollama_stub.fail_with = (200, "not a chat reply")  # HTTP 200 with {"error": ...} and no message
+    with pytest.raises(MalformedResponse, match="malformed response"):
         OllamaBackend(ollama_stub.url, MODEL).complete(request())
 
 

@@ -9,9 +9,11 @@ from autoresearch.errors import (
     BackendTimeout,
     BackendUnreachable,
     ContextLengthExceeded,
+    MalformedResponse,
     ModelNotFound,
     ServerError,
     UnparseableOutput,
+    answered,
 )
 from autoresearch.lm.backends import ChatMessage, CompletionRequest, OpenAICompatBackend
 
@@ -128,13 +130,21 @@ def test_slow_server_is_backend_timeout(openai_stub):
         backend_for(openai_stub, timeout_s=0.3).complete(request())
 
 
-def test_empty_or_malformed_reply_is_unparseable(openai_stub):
+def test_empty_reply_is_unparseable_and_counts_as_answered(openai_stub):
     openai_stub.reply = ""
-    with pytest.raises(UnparseableOutput, match="empty"):
+    with pytest.raises(UnparseableOutput, match="empty") as info:
         backend_for(openai_stub).complete(request())
-    openai_stub.fail_with = (200, "not json at all")
-    with pytest.raises(UnparseableOutput, match="non-JSON"):
+    assert info.value.answered and answered(info.value.failure_mode)
+
+
+@pytest.mark.parametrize("body, words", [("not json at all", "non-JSON body: not json"),
+                                         ({"object": "chat.completion"}, "without choices")])
+def test_a_body_that_breaks_the_api_is_a_malformed_response_not_the_models_reply(openai_stub, body, words):
+    # A proxy's HTML page or a half-implemented server: the server is at fault, so the loop may call it down.
+    openai_stub.fail_with = (200, body)
+    with pytest.raises(MalformedResponse, match=words) as info:
         backend_for(openai_stub).complete(request())
+    assert info.value.retryable and not answered(info.value.failure_mode)
 
 
 def test_cache_prompt_goes_only_to_a_server_that_showed_llama_servers_timings(openai_stub):
