@@ -19,7 +19,7 @@ import sqlalchemy
 from ..errors import ConfigError
 from ..evaluation import guard
 from ..evaluation.noise import Spread
-from ..lm.calls import CallRecord, CallRecorder, recording
+from ..lm.calls import CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..pipeline.repeats import role_seeds
 from ..pipeline.runner import SuiteResult
@@ -38,15 +38,16 @@ from ..workspace.workspace import (
     text_hash,
 )
 from . import identity, operators, records, strategies
-from .evaluating import Evaluator, answered_call
+from .evaluating import Evaluator
 from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
-from .keep_rule import PairedKeepRule, Verdict
-from .knobs import KNOBS_PATH, head_knobs, knob_files, searches_knobs
+from .keep_rule import PairedKeepRule
+from .keeping import Keeper
+from .knobs import KNOBS_PATH, head_knobs, searches_knobs
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, Proposer, feedback_from, propose_usable
 from .race import Race
-from .recovery import Recovery, deferred_sigint, recover_instruction_files
+from .recovery import Recovery, recover_instruction_files
 from .results import (
     KNOBS,
     Incumbent,
@@ -56,12 +57,12 @@ from .results import (
     row_objective,
 )
 from .screens import informative_order, pareto_front, screen_scores
-from .shared.ledger import KeepRecord, LostRace, safe_url, worker_id
+from .shared.ledger import KeepRecord, safe_url, worker_id
+from .streaks import FailureStreaks
 from .summary import StudySummary, summarize
+from .trial_log import TrialLog
 
 RESULTS_NAME = "results.tsv"
-UNUSABLE_FACTOR = 5  # max_consecutive_failed × this many trials in a row without a usable variant stop a run
-MAX_RACES = 3  # a keep re-judged after this many lost races in a row is discarded
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
@@ -73,7 +74,8 @@ class Study:
 
     Crash safety: git is the source of truth for keeps. A kept variant is written to the store with its
     figures, then committed, then marked keep; results.tsv and Optuna are told last. Whatever a kill
-    interrupts, the next start (under the workspace lock) completes or rolls back each step: see _reconcile.
+    interrupts, the next start (under the workspace lock) completes or rolls back each step: see
+    Recovery.reconcile and search/keeping.py.
     """
 
     def __init__(self, workspace: Workspace, *, portfolio: str | None = None, storage: str | None = None,
@@ -101,6 +103,8 @@ class Study:
         self.portfolios: PortfolioHistory | None = None
         self.results: ResultsFile | None = None
         self.race: Race | None = None  # the keep rule's race against the incumbent (search/race.py)
+        self.log: TrialLog | None = None  # records each finished trial (search/trial_log.py)
+        self.keeper: Keeper | None = None  # commits the variants that win their race (search/keeping.py)
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
         self.worker = worker_id()
@@ -206,6 +210,11 @@ class Study:
         self.race = Race(self.evaluator, PairedKeepRule.from_settings(self.settings.scoring,
                                                                       self.settings.search.noise_repeats),
                          self.search_tasks, self.holdout_tasks)
+        self.log = TrialLog(self.store, self.name, self.results, self.recovery, self.incumbents, self._emit)
+        self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
+                             incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
+                             search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight,
+                             noise=self._noise)
 
     def _incumbents(self, repo: InstructionRepo) -> LocalIncumbents:
         """This workspace's own study, or (with a study name) a study shared through --storage."""
@@ -235,10 +244,8 @@ class Study:
     def _trials(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
         outcomes: list[TrialOutcome] = []
         commits: list[tuple[str, str]] = []
-        failed_streak: list[tuple[CallRecord, ...]] = []
-        unusable: list[tuple[CallRecord, ...]] = []
+        streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
         started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
-        limit = self.settings.search.max_consecutive_failed
         incumbent = self.incumbents.current()
         try:
             if incumbent is None:
@@ -268,22 +275,9 @@ class Study:
                 outcomes.append(outcome)
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
-                # Only backend failures count toward "the backend is down"; a trial that failed for want of a
-                # usable reply (the backend answered: junk proposals, or text the engine could not parse, which
-                # SmolLM2 gives the proposer now and then) neither counts nor ends the streak, and has its own.
-                calls = self.evaluator.trial_calls()
-                if outcome.status != TrialStatus.FAILED:
-                    failed_streak, unusable = [], []
-                elif any(not c.ok and not answered_call(c) for c in calls):
-                    failed_streak = failed_streak + [calls]
-                else:
-                    unusable = unusable + [calls]
-                if len(failed_streak) >= limit:
-                    stop_reason, message = self.evaluator.down(f"{len(failed_streak)} trials in a row failed", failed_streak)
-                    break
-                if len(unusable) >= UNUSABLE_FACTOR * limit:
-                    stop_reason, message = self.evaluator.down(
-                        f"{len(unusable)} trials in a row got no usable variant", unusable)
+                stop = streaks.add(outcome.status, self.evaluator.trial_calls())
+                if stop is not None:
+                    stop_reason, message = self.evaluator.down(*stop)
                     break
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED
@@ -331,7 +325,7 @@ class Study:
                                             variant_hash=fields["variant_hash"])
             value = self.evaluator.suite_objective(suite)
             if suite.score.failed_share > self.settings.search.max_failed_share:
-                self._finish(TrialOutcome(
+                self.log.finish(TrialOutcome(
                     trial.number, TrialStatus.FAILED, operator="baseline", composite=suite.composite, objective=value,
                     description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
                     joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
@@ -347,7 +341,7 @@ class Study:
                                    description=description, composite=suite.composite,
                                    joules=self.evaluator.joules(recorder), energy_source=suite.energy_source,
                                    commit=self.repo.head_sha(), holdout_composite=holdout, objective=value)
-            self._finish(outcome, suite, holdout_id=holdout_id)
+            self.log.finish(outcome, suite, holdout_id=holdout_id)
         except KeyboardInterrupt:
             self.recovery.abandon(trial.number)
             raise
@@ -421,7 +415,7 @@ class Study:
         twin = self.incumbents.twin(fields["variant_hash"])  # in a shared study, any worker's
         if twin is not None:
             whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
-            return self._finish(replace(base, status=TrialStatus.DISCARD, composite=twin["composite"],
+            return self.log.finish(replace(base, status=TrialStatus.DISCARD, composite=twin["composite"],
                                         objective=row_objective(twin),
                                         delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
                                         description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
@@ -434,20 +428,20 @@ class Study:
         outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,
                           joules=self.evaluator.joules(recorder), energy_source=suite.energy_source)
         if suite.status == "pruned":
-            return self._finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None, delta=None),
+            return self.log.finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None, delta=None),
                                 suite), incumbent
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
-            return self._finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
+            return self.log.finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
         verdict = self.race.run(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
         # The delta is the mean paired difference the rule decided on (objective units: see results.objective).
         outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder),
                           incumbent_objective=incumbent.objective)
         if not verdict.keep:
-            return self._finish(replace(outcome, status=TrialStatus.DISCARD,
+            return self.log.finish(replace(outcome, status=TrialStatus.DISCARD,
                                         description=f"{verdict.reason}; {idea}"), suite,
                                 evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
-        return self._keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
+        return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
 
     @cached_property
     def dimensions(self) -> tuple[str, ...]:
@@ -476,100 +470,15 @@ class Study:
             error = backend_error_in(exc)
             if error is None:
                 raise
-            return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
                                         description=f"the proposer's model call failed: {error.failure_mode}"))
         if proposal is None:
-            return self._finish(replace(failed, joules=self.evaluator.joules(recorder),
+            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
                                         description="the proposer gave no usable variant: " + "; ".join(rejected)))
         return proposal
-
-    def _keep(self, trial: optuna.Trial, incumbent: Incumbent, outcome: TrialOutcome, suite: SuiteResult,
-              instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict, recorder: CallRecorder,
-              races: int = 0) -> tuple[TrialOutcome, Incumbent]:
-        """A variant that won the race: its commit, recorded so that a kill at any point is completed or rolled
-        back on the next start (see _reconcile)."""
-        file = outcome.file
-        holdout, holdout_id = verdict.extra.get("holdout_composite"), verdict.extra.get("holdout_evaluation_id")
-        outcome = replace(outcome, status=TrialStatus.KEEP, holdout_composite=holdout, evidence=verdict)
-        with deferred_sigint():  # the commit and its record are made together or not at all
-            # 1. The figures first (status still running), so a kill right after the commit can be completed.
-            self.store.update_trial(self.name, trial.number, **records.outcome_fields(outcome, suite, holdout_id),
-                                    evidence_json=json.dumps(verdict.to_json(), sort_keys=True))
-            # 2. The commit: from here on, git says this trial is kept (see _reconcile).
-            record = KeepRecord(
-                incumbent.version + 1, trial.number, self.worker, suite.composite, outcome.objective, holdout,
-                instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id), self.prompts), file=file,
-                subject=records.commit_subject(file, outcome, verdict),
-                trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio_name, study=self.name,
-                                                 energy_weight=self.energy_weight, noise=self._noise(),
-                                                 evidence=verdict))
-            try:
-                sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))
-            except LostRace:
-                sha = None
-            if sha is not None:
-                outcome = replace(outcome, commit=sha)
-                # 3. keep in the store, then results.tsv, then Optuna.
-                self._finish(outcome, suite, holdout_id=holdout_id, evidence=verdict)
-        if sha is None:  # outside deferred_sigint: re-judging evaluates, and Ctrl-C must be able to stop it
-            return self._rejudge(trial, incumbent, self.incumbents.current(), outcome, instructions, knobs, verdict,
-                                 suite, recorder, races + 1)
-        return outcome, self.incumbents.after_keep(Incumbent(
-            trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, outcome.objective))
-
-    def _rejudge(self, trial: optuna.Trial, incumbent: Incumbent, winner: Incumbent, outcome: TrialOutcome,
-                 instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict, suite: SuiteResult,
-                 recorder: CallRecorder, races: int) -> tuple[TrialOutcome, Incumbent]:
-        """A keep that another worker's keep beat to the commit: the variant's file on top of the new incumbent
-        (re-based where the winner changed another file) is judged against the winner by the same rule, on
-        this machine, and kept if it still wins; MAX_RACES lost in a row end it as a discard."""
-        file = outcome.file
-        lost = (f"lost the race to trial {winner.trial} of another worker (this beat trial {incumbent.trial} by "
-                f"{outcome.delta:+.2f})")
-        rebased = {**winner.instructions, file: instructions[file]}
-        searched = {k: v for k, v in knobs.items() if k in trial.params}
-        rebased_knobs = {**winner.knobs, **searched}
-        fields = records.variant_fields(rebased, rebased_knobs)
-        if races > MAX_RACES or (rebased == winner.instructions and rebased_knobs == winner.knobs):
-            why = "identical to the new incumbent" if races <= MAX_RACES else f"{races} races lost in a row"
-            return self._finish(replace(outcome, status=TrialStatus.DISCARD, evidence=None,
-                                        description=f"{lost}; {why}; {outcome.description}"), suite), winner
-        self.store.update_trial(self.name, trial.number, variant_text=rebased[file], **fields)
-        if fields["variant_hash"] == records.variant_hash(instructions, knobs):
-            screen = suite  # the winner changed this very file: the variant is unchanged, so are its scores
-        else:
-            screen, _ = self.evaluator.repeat(trial.number, rebased, self.search_tasks, 0, recorder,
-                                              knobs=rebased_knobs, variant_hash=fields["variant_hash"], kind="rejudge")
-        verdict = self.race.run(trial.number, winner, rebased, rebased_knobs, fields["variant_hash"], screen, recorder)
-        value = self.evaluator.suite_objective(screen)
-        outcome = replace(outcome, composite=screen.composite, objective=value, delta=verdict.comparison.mean,
-                          incumbent_objective=winner.objective, joules=self.evaluator.joules(recorder),
-                          description=f"{lost}, re-judged against it: {verdict.reason}; {outcome.description}")
-        if not verdict.keep:
-            return self._finish(replace(outcome, status=TrialStatus.DISCARD), screen, evidence=verdict,
-                                holdout_id=verdict.extra.get("holdout_evaluation_id")), winner
-        return self._keep(trial, winner, outcome, screen, rebased, rebased_knobs, verdict, recorder, races)
 
     # --- helpers -------------------------------------------------------------------------------
 
     def _note(self, text: str) -> None:
         self.notes.append(text)
         self._emit("note", {"text": text})
-
-    def _finish(self, outcome: TrialOutcome, suite: SuiteResult | None = None,
-                holdout_id: int | None = None, evidence: Verdict | None = None) -> TrialOutcome:
-        """Record how a trial ended: the store, then its results.tsv row, then Optuna (the order _reconcile
-        relies on); a Ctrl-C in between is held until all three are done."""
-        extra = {}
-        if evidence is not None:
-            outcome = replace(outcome, evidence=evidence)
-            extra["evidence_json"] = json.dumps(evidence.to_json(), sort_keys=True)
-        with deferred_sigint():
-            self.store.finish_trial(self.name, outcome.number, outcome.status,
-                                    **records.outcome_fields(outcome, suite, holdout_id), **extra)
-            row = self.store.trial(self.name, outcome.number)
-            self.results.write(row)
-            self.recovery.tell(row)
-            self.incumbents.record(row)  # the study's shared memory, where it has one
-        self._emit("trial_finished", {"outcome": outcome})
-        return outcome
