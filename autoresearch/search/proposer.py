@@ -301,16 +301,62 @@ def usable(text: str, parent: str) -> bool:
             and len(text) <= MAX_GROWTH * max(len(parent), 200))
 
 
+_REGEX_META = set(".^$*+?{}[]|()")
+
+
+def literal_of(pattern: str) -> str | None:
+    """The text a regex matches when it is plain text (escapes allowed: '\\?' is '?'), else None."""
+    chars, escaped = [], False
+    for char in pattern:
+        if escaped:
+            if char.isalnum():  # \d, \s, \b...: a class or an anchor, not a character
+                return None
+            chars.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _REGEX_META:
+            return None
+        else:
+            chars.append(char)
+    return "".join(chars) if chars and not escaped else None
+
+
+def rule_for(criterion: str, times_failed: int) -> str:
+    """The instruction that makes answers pass a failing check; "" for a kind without one.
+
+    A check that failed on two or more tasks is one the whole suite shares (a house style): its rule names
+    the exact text the check wants. One that failed once may be that task's own (its key word), which
+    the other tasks should not be told to write: its rule stays general."""
+    kind, _, value = criterion.partition(" ")
+    shared = times_failed >= 2
+    if shared and kind == "contains":
+        return f"Write '{value}' in every answer, word for word."
+    if kind == "regex":
+        anchored, whole = value.startswith("^"), value.startswith("^") and value.endswith("$") and len(value) > 1
+        text = literal_of(value[1:-1] if whole else value[1:] if anchored else value)
+        if shared and text and whole:
+            return f"Give every answer a line that reads exactly '{text}'."
+        if shared and text and anchored:
+            return f"Start every answer with a line that begins '{text}'."
+        if shared and text:
+            return f"Write '{text}' in every answer, word for word."
+        if shared:
+            return f"Make a line of every answer match the pattern {value}."
+    return RULE_FOR_CRITERION.get(kind, "").format(value=value)
+
+
 def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedback, other: str,
                        rng: random.Random) -> tuple[str, str] | None:
     """The operators that need no model: a rule for the worst criterion, a deleted sentence, a crossover."""
     sentences = [s.strip() for s in _SENTENCE.split(parent) if s.strip()]
-    if operator.name == "target_failing_criterion" and feedback.failing_criteria:
-        criterion = feedback.failing_criteria[0][0]
-        kind, _, value = criterion.partition(" ")
-        rule = RULE_FOR_CRITERION.get(kind, "").format(value=value)
-        if rule and rule not in parent:
-            return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
+    if operator.name == "target_failing_criterion":
+        # The most failed check whose rule the parent does not already have (a rule the model ignored
+        # does not become a second trial of the same text).
+        for criterion, times_failed, _reason in feedback.failing_criteria:
+            rule = rule_for(criterion, times_failed)
+            if rule and rule not in parent:
+                return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
     if operator.name == "delete_sentence" and len(sentences) > 1:
         gone = rng.randrange(len(sentences))
         kept = [s for i, s in enumerate(sentences) if i != gone]
