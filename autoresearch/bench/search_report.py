@@ -17,7 +17,6 @@ from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
 LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
 TIE = 1e-9  # composites closer than this are equal (means of the same floats in another order)
-NO_TARGET = "no target"  # a seed where no peer rose above the start: nothing to reach
 
 
 def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -68,7 +67,8 @@ class MethodSummary:
     joules: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     keeps: list[float] = field(default_factory=list)
-    to_target: list[tuple[int, float] | None | str] = field(default_factory=list)  # or NO_TARGET
+    # Per seed with a target (one where a peer rose above the start): the calls and joules that reached it, or None.
+    to_target: list[tuple[int, float] | None] = field(default_factory=list)
     pruned_trials: list[float] = field(default_factory=list)
     pruned_share: list[float] = field(default_factory=list)
     saved_share: list[float | None] = field(default_factory=list)
@@ -91,7 +91,8 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.joules.append(run["joules"])
             row.wall_s.append(run["wall_s"])
             row.keeps.append(run["keeps"])
-            row.to_target.append(NO_TARGET if goal is None else reached(run, goal))
+            if goal is not None:
+                row.to_target.append(reached(run, goal))
             n, share, saved = pruning(run, screen)
             row.pruned_trials.append(n)
             row.pruned_share.append(share)
@@ -100,8 +101,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
     return rows
 
 
-def _to_target(values: list[tuple[int, float] | None | str]) -> tuple[str, str]:
-    values = [v for v in values if v != NO_TARGET]
+def _to_target(values: list[tuple[int, float] | None]) -> tuple[str, str]:
     if not values:
         return "– (no peer rose above the start)", "–"
     hits = [v for v in values if v is not None]
