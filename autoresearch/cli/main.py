@@ -6,6 +6,7 @@ import faulthandler
 import io
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -131,6 +132,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
             progress.stop()
     if as_json:
         click.echo(json.dumps(suite_document(result, name), indent=2))
+        _exit_if_backend_failed([result])
         return
     console.print(task_table(result))
     console.print(role_table(result.calls))
@@ -143,6 +145,22 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
                   f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
                   f"in {store.path}")
+    _exit_if_backend_failed([result])
+
+
+def _exit_if_backend_failed(results) -> None:
+    """Exit 1 when a task got no answer from its model (a timeout, a refused connection, a server error, a prompt
+    over the context window): the composite counts such a task as 0, so a script must not take it for a score.
+    A model's unusable reply is a score like any other (exit 0)."""
+    from ..errors import answered
+
+    tasks = [task for result in results for task in result.tasks]
+    down = Counter(t.failure_mode or "error" for t in tasks if t.failed and not answered(t.failure_mode))
+    if down:
+        modes = ", ".join(f"{mode} ×{n}" for mode, n in down.most_common())
+        click.echo(f"error: {sum(down.values())} of {len(tasks)} task evaluations got no answer from the model "
+                   f"({modes}); the composite counts them as 0", err=True)
+        sys.exit(1)
 
 
 def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
@@ -171,6 +189,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     scoring = ws.settings.scoring
     if as_json:
         click.echo(json.dumps(repeats_document(found, name, scoring), indent=2))
+        _exit_if_backend_failed(found.results)
         return
     console.print(repeats_table(found, scoring))
     c = found.composite
@@ -182,6 +201,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
                   f"{len(calls)} model calls; evaluations {ids} in {store.path}")
+    _exit_if_backend_failed(found.results)
 
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:

@@ -98,6 +98,24 @@ def test_eval_with_a_failing_model_reports_the_failed_task(workspace, workspace_
     assert task["criteria_passed"] == 0 and json.loads(result.stdout)["composite"] == 0.0
 
 
+@pytest.mark.parametrize("repeats", ["1", "2"])
+def test_eval_exits_1_when_a_task_got_no_answer_from_the_model(workspace, workspace_dir, kit, monkeypatch, repeats):
+    # A script reading the composite must not take a task the backend never answered for a score of 0.
+    from autoresearch.lm.backends import FaultyBackend
+
+    fake = kit.single_fake(kit.Script(workspace.rubric))
+    faulty = FaultyBackend(fake, share=1.0, modes=("context_length",))
+    monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: faulty)
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+    result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir), "--task", "commit-tips", "--json",
+                                       "--repeats", repeats])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["tasks"]  # the document is still printed in full
+    n = int(repeats)
+    assert result.stderr.strip() == (f"error: {n} of {n} task evaluations got no answer from the model "
+                                     f"(context_length ×{n}); the composite counts them as 0")
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     """Exit 2 and an `error: ...` message naming fragments.
 
