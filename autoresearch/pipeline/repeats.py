@@ -54,10 +54,11 @@ def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Po
                     repeat: int, *, instructions: dict[str, str], kind: str, split: str, study: str | None = None,
                     trial: int | None = None, on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
                     backend_factory: Any = None, retries: int = 2, backoff_s: float = 1.0,
-                    knobs: dict[str, Any] | None = None,
-                    variant_hash: str | None = None) -> tuple[SuiteResult, dict[str, int | None]]:
+                    knobs: dict[str, Any] | None = None, variant_hash: str | None = None,
+                    stoppable: bool = False) -> tuple[SuiteResult, dict[str, int | None]]:
     """One repeat: the tasks under repeat_portfolio(base, repeat), recorded as an evaluation that carries those
-    seeds; returns it with the seeds. knobs: a study's searched settings (revision_rounds, producer_temperature)."""
+    seeds; returns it with the seeds. knobs: a study's searched settings (revision_rounds, producer_temperature);
+    stoppable: on_task may stop it early (evaluate_tasks)."""
     seeded = repeat_portfolio(base, repeat)
     knobs = knobs or {}
     harness = Harness(workspace, seeded, instructions=instructions, backend_factory=backend_factory,
@@ -65,7 +66,7 @@ def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Po
                       producer_temperature=knobs.get("producer_temperature"))
     result = evaluate_tasks(workspace, harness, store, tasks, kind=kind, portfolio=portfolio, instructions=instructions,
                             split=split, study=study, trial=trial, on_task=on_task, recorder=recorder,
-                            portfolio_config=seeded, variant_hash=variant_hash, repeat=repeat)
+                            portfolio_config=seeded, variant_hash=variant_hash, repeat=repeat, stoppable=stoppable)
     return result, role_seeds(seeded)
 
 

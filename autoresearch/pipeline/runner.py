@@ -17,6 +17,17 @@ from .harness import Harness, TaskResult
 
 # Called after each task with (index, result); returning False stops the suite early (pruning).
 TaskCallback = Callable[[int, TaskResult], bool]
+STAGED_FIRST_BLOCK = 2  # tasks in the first block of a staged evaluation that may be stopped early
+
+
+def staged_blocks(n: int, first: int = STAGED_FIRST_BLOCK) -> list[int]:
+    """Block sizes for a staged evaluation that a pruner may stop: 2, 2, 4, 8, … tasks (summing to n), so a
+    hopeless variant can be stopped after 2 tasks, for one more model-swap cycle per block (log2 n blocks)."""
+    sizes: list[int] = []
+    while sum(sizes) < n:
+        size = first if len(sizes) < 2 else sum(sizes)
+        sizes.append(min(size, n - sum(sizes)))
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
                    study: str | None = None, trial: int | None = None,
                    on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
                    portfolio_config: Portfolio | None = None, variant_hash: str | None = None,
-                   repeat: int = 0) -> SuiteResult:
+                   repeat: int = 0, stoppable: bool = False) -> SuiteResult:
     """Evaluate tasks; every call and task result is committed as soon as it exists.
 
     The store records portfolio_config as the evaluation's portfolio, or (when None) the workspace's
@@ -69,8 +80,9 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
 
     Tasks run one by one, or up to harness.concurrency at once against servers that take parallel requests;
     results are recorded and handed to on_task in task order either way. A staged harness (its models swap
-    on an Ollama server) runs the whole suite stage by stage first, and hands the results over afterwards,
-    so a pruner can still stop the evaluation (it only saves fewer calls).
+    on an Ollama server) runs the suite stage by stage and hands the results over afterwards: the whole suite
+    at once, or, when on_task may stop it (stoppable: a pruner listens), in blocks of 2, 2, 4, 8, … tasks, so
+    that a stop after the first block saves the calls of the rest.
     """
     if portfolio_config is None:
         portfolio_config = workspace.portfolio(portfolio)
@@ -88,7 +100,7 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     start = time.perf_counter()
     try:
         # Closed on a break, so that tasks still running concurrently finish and hand over their calls.
-        with closing(_results(harness, tasks, recorder)) as found:
+        with closing(_results(harness, tasks, recorder, stoppable)) as found:
             for index, result in enumerate(found):
                 store.record_task(evaluation_id, result)
                 results.append(result)
@@ -104,11 +116,15 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     return SuiteResult(evaluation_id, tuple(results), score, status, time.perf_counter() - start)
 
 
-def _results(harness: Harness, tasks: Sequence[Task], recorder: CallRecorder) -> Iterator[TaskResult]:
-    """The tasks' results in task order: stage by stage when the harness is staged, else task by task (up to
-    harness.concurrency at once)."""
+def _results(harness: Harness, tasks: Sequence[Task], recorder: CallRecorder,
+             stoppable: bool) -> Iterator[TaskResult]:
+    """The tasks' results in task order: stage by stage when the harness is staged (block by block where the
+    caller may stop early), else task by task (up to harness.concurrency at once)."""
     if harness.staged:
-        yield from harness.run_tasks_staged(tasks, recorder)
+        start = 0
+        for size in staged_blocks(len(tasks)) if stoppable else [len(tasks)]:
+            yield from harness.run_tasks_staged(tasks[start:start + size], recorder)
+            start += size
     else:
         yield from harness.run_tasks(tasks, recorder)
 

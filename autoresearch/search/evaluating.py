@@ -103,10 +103,11 @@ class Evaluator:
                                         "task": result.task_id, "value": value})
             return kind == "baseline" or not trial.should_prune()
 
+        no_pruner = isinstance(trial.study.pruner, optuna.pruners.NopPruner)  # nothing would stop it early
         return evaluate_tasks(self.ws, harness, self.store, tasks, kind=kind, portfolio=self.portfolio_name,
                               instructions=instructions, split="search", study=self.name, trial=trial.number,
                               on_task=on_task, recorder=recorder, portfolio_config=self.seeded,
-                              variant_hash=variant_hash)
+                              variant_hash=variant_hash, stoppable=kind != "baseline" and not no_pruner)
 
     def screen_reference(self, number: int, incumbent: Incumbent, tasks: list[Task],
                          recorder: CallRecorder) -> ScreenReference:
@@ -146,7 +147,7 @@ class Evaluator:
                                instructions=instructions, kind=kind, split=split, study=self.name,
                                trial=number, recorder=recorder, backend_factory=self.backend_factory,
                                retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
-                               variant_hash=variant_hash, on_task=on_task)
+                               variant_hash=variant_hash, on_task=on_task, stoppable=on_task is not None)
 
     def scores(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                tasks: list[Task], split: str, repeat: int, recorder: CallRecorder) -> Scores:

@@ -281,8 +281,9 @@ def test_a_given_policy_is_shared_by_the_harness_ollama_engines(workspace):
     assert all(e.policy is mine for e in Harness(workspace, portfolio, keep_alive_policy=mine).engines.values())
 
 
-def test_runner_runs_a_staged_harness_then_records_and_prunes_task_by_task(workspace, kit, tmp_path):
-    tasks = workspace.suite.split("search")
+def staged_run(workspace, kit, tmp_path, stop_after: int, stoppable: bool):
+    """A staged evaluation of the search tasks on fakes whose on_task stops it after task index stop_after."""
+    tasks = workspace.suite.split("search")  # 4 tasks
     script = kit.ContentScript(workspace.rubric, tasks)
     harness = fake_harness(workspace, kit, script)
     harness.staged = True
@@ -291,13 +292,26 @@ def test_runner_runs_a_staged_harness_then_records_and_prunes_task_by_task(works
 
     def on_task(index, result):
         seen.append(result.task_id)
-        return index < 1
+        return index < stop_after
 
-    suite = evaluate_tasks(workspace, harness, store, tasks, kind="eval", portfolio="default",
-                           instructions=workspace.instructions, split="search", on_task=on_task)
+    suite = evaluate_tasks(workspace, harness, store, tasks, kind="trial", portfolio="default",
+                           instructions=workspace.instructions, split="search", on_task=on_task, stoppable=stoppable)
+    return tasks, script, store, suite, seen
+
+
+def test_runner_runs_a_staged_harness_then_records_and_prunes_task_by_task(workspace, kit, tmp_path):
+    tasks, script, store, suite, seen = staged_run(workspace, kit, tmp_path, stop_after=1, stoppable=False)
     assert suite.status == "pruned" and seen == [t.id for t in tasks[:2]]
     assert [r["task_id"] for r in store.task_results(suite.evaluation_id)] == seen
     assert script.counts["planner"] == len(tasks)  # the stages ran over the whole suite first
     assert len(store.calls(suite.evaluation_id)) == 3 * len(tasks)  # every call is in the store
     assert isinstance(suite, SuiteResult) and suite.swaps == 0 and suite.load_s == 0.0
+    store.close()
+
+
+def test_a_stoppable_staged_evaluation_runs_in_blocks_so_an_early_stop_saves_the_rest(workspace, kit, tmp_path):
+    tasks, script, store, suite, seen = staged_run(workspace, kit, tmp_path, stop_after=0, stoppable=True)
+    assert suite.status == "pruned" and seen == [tasks[0].id]
+    assert script.counts["planner"] == 2  # the first block of 2 only: the second block's tasks were never planned
+    assert len(store.calls(suite.evaluation_id)) == 3 * 2
     store.close()

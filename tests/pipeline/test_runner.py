@@ -7,7 +7,7 @@ import pytest
 from autoresearch.errors import ModelNotFound
 from autoresearch.evaluation import score_suite
 from autoresearch.pipeline.harness import Harness
-from autoresearch.pipeline.runner import evaluate_tasks, task_score
+from autoresearch.pipeline.runner import evaluate_tasks, staged_blocks, task_score
 from autoresearch.store import Store
 
 pytestmark = pytest.mark.usefixtures("no_counters")
@@ -139,3 +139,10 @@ def test_an_error_that_is_not_a_model_failure_marks_the_evaluation_failed(worksp
     (row,) = store.conn.execute("SELECT * FROM evaluations").fetchall()
     assert row["status"] == "failed"
     assert len(store.task_results(row["id"])) == 1
+
+
+@pytest.mark.parametrize("n, sizes", [(0, []), (1, [1]), (2, [2]), (3, [2, 1]), (4, [2, 2]), (8, [2, 2, 4]),
+                                      (12, [2, 2, 4, 4]), (16, [2, 2, 4, 8])])
+def test_staged_blocks_start_at_two_tasks_and_double_covering_the_suite(n, sizes):
+    # A pruner can stop a staged screen after 2 tasks; later blocks double, so an 8-task suite swaps in 3 cycles.
+    assert staged_blocks(n) == sizes and sum(staged_blocks(n)) == n

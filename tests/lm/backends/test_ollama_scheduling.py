@@ -53,17 +53,28 @@ def portfolio(url: str) -> Portfolio:
                         for role, model in MODELS.items()})
 
 
-def evaluate(workspace, server, tmp_path, *, staged: bool, **harness_kwargs):
+def evaluate(workspace, server, tmp_path, *, staged: bool, stoppable: bool = False, **harness_kwargs):
     server.loaded.clear()  # start cold, as after a restart of the server
     server.loads.clear()
     harness = Harness(workspace, portfolio(server.url), backoff_s=0.0, **harness_kwargs)
     assert harness.staged  # three models on one Ollama server: the staged order is the default
     harness.staged = staged
-    store = Store(tmp_path / f"store-{staged}" / "autoresearch.db")
+    store = Store(tmp_path / f"store-{staged}-{stoppable}" / "autoresearch.db")
     suite = evaluate_tasks(workspace, harness, store, workspace.suite.split("search"), kind="eval",
-                           portfolio="default", instructions=workspace.instructions, split="search")
+                           portfolio="default", instructions=workspace.instructions, split="search",
+                           stoppable=stoppable)
     store.close()
     return suite
+
+
+def test_a_stoppable_staged_evaluation_swaps_once_more_per_block_and_answers_the_same(workspace, server, tmp_path):
+    whole = evaluate(workspace, server, tmp_path, staged=True)
+    server.requests.clear()
+    blocks = evaluate(workspace, server, tmp_path, staged=True, stoppable=True)
+    # Two blocks of 2 tasks, one revised in each: plans, drafts, judgements, a revision and its judgement, twice.
+    assert list(server.loads) == ["plan:1b", "prod:3b", "judge:8b", "prod:3b", "judge:8b"] * 2
+    assert blocks.swaps == 10 and whole.swaps == 5
+    assert [comparable(t) for t in blocks.tasks] == [comparable(t) for t in whole.tasks]
 
 
 def chats(server):
