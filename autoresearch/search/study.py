@@ -415,10 +415,10 @@ class Study:
         twin = self.incumbents.twin(fields["variant_hash"])  # in a shared study, any worker's
         if twin is not None:
             whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
-            return self.log.finish(replace(base, status=TrialStatus.DISCARD, composite=twin["composite"],
-                                        objective=row_objective(twin),
-                                        delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
-                                        description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
+            return self.log.finish(replace(
+                base, status=TrialStatus.DISCARD, composite=twin["composite"], objective=row_objective(twin),
+                delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
+                description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
@@ -428,8 +428,8 @@ class Study:
         outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,
                           joules=self.evaluator.joules(recorder), energy_source=suite.energy_source)
         if suite.status == "pruned":
-            return self.log.finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None, delta=None),
-                                suite), incumbent
+            return self.log.finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None,
+                                           delta=None), suite), incumbent
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
             return self.log.finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
@@ -439,8 +439,8 @@ class Study:
                           incumbent_objective=incumbent.objective)
         if not verdict.keep:
             return self.log.finish(replace(outcome, status=TrialStatus.DISCARD,
-                                        description=f"{verdict.reason}; {idea}"), suite,
-                                evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
+                                           description=f"{verdict.reason}; {idea}"), suite,
+                                   evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
         return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
 
     @cached_property
@@ -471,10 +471,10 @@ class Study:
             if error is None:
                 raise
             return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                        description=f"the proposer's model call failed: {error.failure_mode}"))
+                                           description=f"the proposer's model call failed: {error.failure_mode}"))
         if proposal is None:
             return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                        description="the proposer gave no usable variant: " + "; ".join(rejected)))
+                                           description="the proposer gave no usable variant: " + "; ".join(rejected)))
         return proposal
 
     # --- helpers -------------------------------------------------------------------------------
