@@ -132,7 +132,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
             progress.stop()
     if as_json:
         click.echo(json.dumps(suite_document(result, name), indent=2))
-        _exit_if_backend_failed([result])
+        _exit_if_unanswered([result])
         return
     console.print(task_table(result))
     console.print(role_table(result.calls))
@@ -145,10 +145,10 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
                   f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
                   f"in {store.path}")
-    _exit_if_backend_failed([result])
+    _exit_if_unanswered([result])
 
 
-def _exit_if_backend_failed(results) -> None:
+def _exit_if_unanswered(results) -> None:
     """Exit 1 when a task got no answer from its model (a timeout, a refused connection, a server error, a prompt
     over the context window): the composite counts such a task as 0, so a script must not take it for a score.
     A model's unusable reply is a score like any other (exit 0)."""
@@ -189,7 +189,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     scoring = ws.settings.scoring
     if as_json:
         click.echo(json.dumps(repeats_document(found, name, scoring), indent=2))
-        _exit_if_backend_failed(found.results)
+        _exit_if_unanswered(found.results)
         return
     console.print(repeats_table(found, scoring))
     c = found.composite
@@ -201,7 +201,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
                   f"{len(calls)} model calls; evaluations {ids} in {store.path}")
-    _exit_if_backend_failed(found.results)
+    _exit_if_unanswered(found.results)
 
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:
