@@ -7,7 +7,8 @@ Three measurements, each on a fresh copy of the workspace (the starter by defaul
 overhead.md and overhead.json under --out (the studies' own output goes to overhead.log):
 
   - Framework overhead: for every trial of the two pruning studies below, its wall time minus the time
-    spent inside model calls (measured around each backend call), as a share of the trial. Target: < 2%.
+    during which a model call ran (measured around each backend call; overlapping calls, as tasks run side
+    by side, count once), as a share of the trial. Target: < 2%.
   - Cache: a study of two trials whose proposer (scripted for this check only) proposes the same variant
     twice; the second time the loop finds it in the store (find_variant) and makes no model call.
   - Pruning: two studies with the same seed and --trials trials each, one with the Wilcoxon pruner and one

@@ -55,6 +55,18 @@ class Budget:
             self.model_s += end - start
             self.spans.append((start, end))
 
+    def busy_s(self, since: float, until: float) -> float:
+        """Wall seconds between since and until during which at least one model call ran: calls that overlap
+        (tasks run side by side) count once, where model_s adds them up."""
+        with self._lock:
+            clipped = sorted((max(a, since), min(b, until)) for a, b in self.spans if b > since and a < until)
+        busy, reach = 0.0, since
+        for start, end in clipped:
+            if end > reach:
+                busy += end - max(start, reach)
+                reach = end
+        return busy
+
     # DSPy optimizers deep-copy programs, and with them each predictor's LM, engine and backend: every
     # copy must keep counting against the same budget.
     def __deepcopy__(self, memo: dict) -> "Budget":

@@ -39,6 +39,17 @@ def test_budget_refuses_the_call_after_the_last_and_survives_copies():
     assert not issubclass(BudgetExhausted, Exception)  # so no `except Exception` in DSPy or the loop swallows it
 
 
+def test_busy_seconds_count_overlapping_calls_once_within_the_window():
+    # Two tasks side by side: calls 0-4 and 1-3 overlap (4 s busy, 6 s summed); 6-8 is 2 s more; 9-12 is cut at 10.
+    budget = Budget(None)
+    for start, end in [(1.0, 3.0), (0.0, 4.0), (6.0, 8.0), (9.0, 12.0)]:
+        budget.spent(start, end)
+    assert budget.model_s == 2 + 4 + 2 + 3
+    assert budget.busy_s(0.0, 10.0) == 4 + 2 + 1
+    assert budget.busy_s(2.0, 7.0) == 2 + 1  # clipped at both ends
+    assert budget.busy_s(4.5, 5.5) == 0.0
+
+
 def test_workspace_copy_applies_overrides_and_commits(tmp_path):
     source = init_workspace(tmp_path / "src")
     dest = copy_workspace(source, tmp_path / "copy", all_search=True,
