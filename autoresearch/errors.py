@@ -19,6 +19,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 
 class AutoresearchError(Exception):
     """Base of every error this package raises on purpose."""
@@ -123,11 +126,20 @@ class UnparseableOutput(BackendError):
     answered = True
 
 
+def backend_error_types(kind: type[BackendError] = BackendError) -> list[type[BackendError]]:
+    """BackendError and every subclass of it, at any depth."""
+    return [kind] + [sub for child in kind.__subclasses__() for sub in backend_error_types(child)]
+
+
+# The recorded failure modes whose backend did reply (the call log keeps only the mode's string).
+_ANSWERED_MODES = frozenset(kind.failure_mode for kind in backend_error_types() if kind.answered)
+
+
 def answered(failure_mode: str | None) -> bool:
     """Whether a call that failed with this recorded failure mode got a reply from its backend."""
-    return any(kind.answered for kind in _backend_errors() if kind.failure_mode == failure_mode)
+    return failure_mode in _ANSWERED_MODES
 
 
-def _backend_errors(kind: type[BackendError] = BackendError) -> list[type[BackendError]]:
-    """BackendError and every subclass of it, at any depth."""
-    return [kind] + [sub for child in kind.__subclasses__() for sub in _backend_errors(child)]
+def modes_line(modes: Iterable[str | None]) -> str:
+    """Failure modes counted, most common first: "timeout ×2, unparseable ×1" (None counts as "error")."""
+    return ", ".join(f"{mode} ×{n}" for mode, n in Counter(m or "error" for m in modes).most_common())

@@ -5,18 +5,9 @@ from __future__ import annotations
 from autoresearch import errors
 
 
-def backend_error_types() -> list[type[errors.BackendError]]:
-    found, todo = [], [errors.BackendError]
-    while todo:
-        kind = todo.pop()
-        found.append(kind)
-        todo.extend(kind.__subclasses__())
-    return found
-
-
 def test_each_failure_mode_belongs_to_one_error_type():
     # The call log keeps only the mode's string; answered() and the reports look a type up by it.
-    modes = [kind.failure_mode for kind in backend_error_types()]
+    modes = [kind.failure_mode for kind in errors.backend_error_types()]
     assert len(modes) == len(set(modes)), modes
 
 

@@ -9,11 +9,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..errors import modes_line
 from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
@@ -248,9 +248,9 @@ def _notes(runs: list[MethodRun], baseline: dict[str, Any]) -> list[str]:
         if studied and baseline["search"] is not None and abs(r.trajectory[0][1] - baseline["search"]) > 1e-9:
             note += (f"; its own baseline scored {r.trajectory[0][1]:.2f} against {baseline['search']:.2f} outside "
                      "the budget (over its noise repeats, or the model is not deterministic here)")
-        failed = Counter(c.failure_mode or "error" for c in r.calls if not c.ok)
+        failed = [c.failure_mode for c in r.calls if not c.ok]
         if failed:
-            note += "; failed calls: " + ", ".join(f"{mode} ×{n}" for mode, n in failed.most_common())
+            note += "; failed calls: " + modes_line(failed)
             if "context_length" in failed:
                 note += " (prompts longer than the context window: try --n-ctx 4096, which applies to every method)"
         notes.append(note + "".join(f"; {n}" for n in r.notes))

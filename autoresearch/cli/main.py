@@ -6,7 +6,6 @@ import faulthandler
 import io
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -152,14 +151,13 @@ def _exit_if_unanswered(results) -> None:
     """Exit 1 when a task got no answer from its model (a timeout, a refused connection, a server error, a prompt
     over the context window): the composite counts such a task as 0, so a script must not take it for a score.
     A model's unusable reply is a score like any other (exit 0)."""
-    from ..errors import answered
+    from ..errors import answered, modes_line
 
     tasks = [task for result in results for task in result.tasks]
-    down = Counter(t.failure_mode or "error" for t in tasks if t.failed and not answered(t.failure_mode))
+    down = [t.failure_mode for t in tasks if t.failed and not answered(t.failure_mode)]
     if down:
-        modes = ", ".join(f"{mode} ×{n}" for mode, n in down.most_common())
-        click.echo(f"error: {sum(down.values())} of {len(tasks)} task evaluations got no answer from the model "
-                   f"({modes}); the composite counts them as 0", err=True)
+        click.echo(f"error: {len(down)} of {len(tasks)} task evaluations got no answer from the model "
+                   f"({modes_line(down)}); the composite counts them as 0", err=True)
         sys.exit(1)
 
 

@@ -24,9 +24,11 @@ def staged_blocks(n: int, first: int = STAGED_FIRST_BLOCK) -> list[int]:
     """Block sizes for a staged evaluation that a pruner may stop: 2, 2, 4, 8, … tasks (summing to n), so a
     hopeless variant can be stopped after 2 tasks, for one more model-swap cycle per block (log2 n blocks)."""
     sizes: list[int] = []
-    while sum(sizes) < n:
-        size = first if len(sizes) < 2 else sum(sizes)
-        sizes.append(min(size, n - sum(sizes)))
+    done = 0
+    while done < n:
+        size = min(first if len(sizes) < 2 else done, n - done)
+        sizes.append(size)
+        done += size
     return sizes
 
 

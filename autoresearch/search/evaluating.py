@@ -4,12 +4,11 @@ check, the proposer, call recording, and the one line that says which backend ke
 from __future__ import annotations
 
 import random
-from collections import Counter
 from typing import Any, Callable
 
 import optuna
 
-from ..errors import answered
+from ..errors import answered, modes_line
 from ..evaluation.paired import Scores, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
@@ -25,12 +24,6 @@ from . import records
 from .proposer import Proposer
 from .pruning import FAILED_TASKS_ATTR, ScreenReference
 from .results import Incumbent, StopReason, objective
-
-
-def answered_call(call: CallRecord) -> bool:
-    """A failed call whose backend did reply (with text the engine could not use): a small model's bad output,
-    not an outage, so it never counts toward "the backend is down"."""
-    return answered(call.failure_mode)
 
 
 class Evaluator:
@@ -64,7 +57,7 @@ class Evaluator:
         failed = [c for calls in trials for c in calls if not c.ok]
         if not failed:
             return StopReason.FAILED_TRIALS, f"{what} without a failed model call (the proposer gave no usable variant)"
-        answered = all(answered_call(c) for c in failed)
+        model_answered = all(answered(c.failure_mode) for c in failed)
         groups: dict[tuple[str, str], list[CallRecord]] = {}
         for call in failed:
             groups.setdefault((call.backend, call.model), []).append(call)
@@ -73,12 +66,11 @@ class Evaluator:
             roles = sorted({c.role for c in calls})
             url = next((server_url(self.portfolio.role(r), self.settings.backends) for r in roles
                         if r in ROLES), None)
-            modes = Counter(c.failure_mode or "error" for c in calls)
             parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
-                         + ", ".join(f"{m} ×{n}" for m, n in modes.most_common()))
+                         + modes_line(c.failure_mode for c in calls))
         last = " ".join((failed[-1].error or "").split())[:120]
         line = f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
-        if answered:  # the model replied every time, with nothing usable: no outage to wait out
+        if model_answered:  # the model replied every time, with nothing usable: no outage to wait out
             return StopReason.FAILED_TRIALS, line + " — the model answered, but no reply could be used"
         return StopReason.BACKEND_DOWN, line + " — run the same command to resume once it is back"
 

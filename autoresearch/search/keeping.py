@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
-from ..evaluation.noise import Spread
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..store import Store
+from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from ..workspace.config import Task
 from ..workspace.workspace import INSTRUCTIONS_DIR
@@ -37,11 +37,11 @@ class Keeper:
 
     def __init__(self, *, store: Store, study: str, portfolio: str, worker: str, incumbents: LocalIncumbents,
                  evaluator: Evaluator, race: Race, log: TrialLog, search_tasks: list[Task],
-                 prompts: dict[str, str], energy_weight: float, noise: Callable[[], Spread | None]):
+                 prompts: dict[str, str], energy_weight: float):
         self.store, self.study, self.portfolio, self.worker = store, study, portfolio, worker
         self.incumbents, self.evaluator, self.race, self.log = incumbents, evaluator, race, log
         self.search_tasks, self.prompts = search_tasks, prompts
-        self.energy_weight, self.noise = energy_weight, noise
+        self.energy_weight = energy_weight
 
     def keep(self, trial: optuna.Trial, incumbent: Incumbent, outcome: TrialOutcome, suite: SuiteResult,
              instructions: dict[str, str], knobs: dict[str, Any], verdict: Verdict, recorder: CallRecorder,
@@ -60,7 +60,8 @@ class Keeper:
                 instructions, knobs, feedback_from(self.store.task_results(suite.evaluation_id), self.prompts),
                 file=file, subject=records.commit_subject(file, outcome, verdict),
                 trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio, study=self.study,
-                                                 energy_weight=self.energy_weight, noise=self.noise(),
+                                                 energy_weight=self.energy_weight,
+                                                 noise=measured_noise(self.store, self.study),
                                                  evidence=verdict))
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))

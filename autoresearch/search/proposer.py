@@ -329,21 +329,20 @@ def rule_for(criterion: str, times_failed: int) -> str:
     the exact text the check wants. One that failed once may be that task's own (its key word), which
     the other tasks should not be told to write: its rule stays general."""
     kind, _, value = criterion.partition(" ")
-    shared = times_failed >= 2
-    if shared and kind == "contains":
+    if times_failed < 2 or kind not in ("contains", "regex"):
+        return RULE_FOR_CRITERION.get(kind, "").format(value=value)
+    if kind == "contains":
         return f"Write '{value}' in every answer, word for word."
-    if kind == "regex":
-        anchored, whole = value.startswith("^"), value.startswith("^") and value.endswith("$") and len(value) > 1
-        text = literal_of(value[1:-1] if whole else value[1:] if anchored else value)
-        if shared and text and whole:
-            return f"Give every answer a line that reads exactly '{text}'."
-        if shared and text and anchored:
-            return f"Start every answer with a line that begins '{text}'."
-        if shared and text:
-            return f"Write '{text}' in every answer, word for word."
-        if shared:
-            return f"Make a line of every answer match the pattern {value}."
-    return RULE_FOR_CRITERION.get(kind, "").format(value=value)
+    anchored = value.startswith("^")
+    whole = anchored and value.endswith("$") and len(value) > 1
+    text = literal_of(value[1:-1] if whole else value[1:] if anchored else value)
+    if text is None:
+        return f"Make a line of every answer match the pattern {value}."
+    if whole:
+        return f"Give every answer a line that reads exactly '{text}'."
+    if anchored:
+        return f"Start every answer with a line that begins '{text}'."
+    return f"Write '{text}' in every answer, word for word."
 
 
 def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedback, other: str,

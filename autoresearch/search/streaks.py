@@ -3,9 +3,9 @@ usable stops it only after a much longer streak."""
 
 from __future__ import annotations
 
+from ..errors import answered
 from ..lm.calls import CallRecord
 from ..store.statuses import TrialStatus
-from .evaluating import answered_call
 
 UNUSABLE_FACTOR = 5  # max_consecutive_failed × this many trials in a row without a usable variant stop a run
 
@@ -27,7 +27,7 @@ class FailureStreaks:
         """Count one finished trial; once a streak is long enough, its stop line's lead and its trials."""
         if status != TrialStatus.FAILED:
             self.down, self.unusable = [], []
-        elif any(not c.ok and not answered_call(c) for c in calls):
+        elif any(not c.ok and not answered(c.failure_mode) for c in calls):
             self.down = self.down + [calls]
         else:
             self.unusable = self.unusable + [calls]

@@ -18,14 +18,12 @@ import sqlalchemy
 
 from ..errors import ConfigError
 from ..evaluation import guard
-from ..evaluation.noise import Spread
 from ..lm.calls import CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..pipeline.repeats import role_seeds
 from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.queries import (
-    measured_noise,
     screen_task_rows,
 )
 from ..store.statuses import TrialStatus
@@ -213,8 +211,7 @@ class Study:
         self.log = TrialLog(self.store, self.name, self.results, self.recovery, self.incumbents, self._emit)
         self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
-                             search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight,
-                             noise=self._noise)
+                             search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight)
 
     def _incumbents(self, repo: InstructionRepo) -> LocalIncumbents:
         """This workspace's own study, or (with a study name) a study shared through --storage."""
@@ -367,10 +364,6 @@ class Study:
             seeds.append(used)
         if self.store.noise(self.name) is None:  # a shared study's second worker keeps the first one's
             self.store.set_noise(self.name, values, seeds)
-
-    def _noise(self) -> Spread | None:
-        """The study's measured noise (its baseline's search composite over several seeds), if measured."""
-        return measured_noise(self.store, self.name)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
