@@ -10,9 +10,10 @@ class MutationOperator:
     name: str
     directive: str  # what the proposer is told to do to the parent instructions
     needs_second_parent: bool = False
-    # Mechanical operators are applied in code first (a rule for the worst check, a deleted sentence,
-    # a crossover); the proposer model writes the variant only when the mechanical edit does not apply.
-    # A small model rewrites a whole text unreliably, but these edits are exact and grounded.
+    # Mechanical operators are applied in code first (search/mechanical.py: a rule for the worst check, the
+    # answer's shape for the shared checks, a deleted sentence, a crossover); the proposer model writes the
+    # variant only when the mechanical edit does not apply. A small model rewrites a whole text unreliably,
+    # but these edits are exact and grounded.
     mechanical: bool = False
 
 
@@ -23,7 +24,7 @@ CATALOGUE: tuple[MutationOperator, ...] = (
                      mechanical=True),
     MutationOperator("restructure", "Reorder the instructions as a short numbered list of rules, most important first."),
     MutationOperator("add_boundary", "Add one sentence saying what the answer must NOT do or include."),
-    MutationOperator("add_example", "Add one very short example of the expected output format."),
+    MutationOperator("add_example", "Add one very short example of the expected output format.", mechanical=True),
     MutationOperator("compress", "Make the instructions shorter: keep only the rules that matter."),
     MutationOperator("target_failing_criterion",
                      "Add a rule that makes answers pass the most often failed check listed in the feedback.",

@@ -15,28 +15,11 @@ from typing import Any, Callable, Iterable, Sequence
 import dspy
 
 from ..lm.adapter import DataField, GrammarAdapter
+from .mechanical import deterministic_edit
 from .operators import MutationOperator
 
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
 MAX_GROWTH = 4.0  # a variant more than 4× its parent's length is the model rambling, not an edit
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-
-# Deterministic rules that make an answer pass each kind of criterion; used when the model's own
-# proposal is unusable, so that targeting a failing criterion still yields a grounded variant.
-RULE_FOR_CRITERION = {
-    "min_words": "Write at least {value} words.",
-    "max_words": "Keep the whole answer under {value} words.",
-    "min_sections": "Organise the answer under '## ' headings, using the headings the task names.",
-    "exact_sections": "Use exactly the '## ' headings the task names, no more and no fewer.",
-    "min_numbered": "Write list items as a numbered list: 1., 2., 3.",
-    "exact_numbered": "Give exactly as many numbered items (1., 2., 3.) as the task asks for.",
-    "contains": "Repeat the key terms of the task word for word.",
-    "not_contains": "Never write '{value}'.",
-    "regex": "Follow the exact line format the task asks for.",
-    "no_placeholders": "Never leave placeholders such as TODO or [insert ...]; write real content.",
-    "no_judge_address": "Write only for the reader; never address a grader or evaluator.",
-}
-
 
 class ProposeVariant(dspy.Signature):
     """Write improved instructions."""
@@ -299,69 +282,3 @@ def usable(text: str, parent: str) -> bool:
     """Non-trivial, different from the parent, and not a runaway generation."""
     return (len(text.strip()) >= 3 and text.strip() != parent.strip()
             and len(text) <= MAX_GROWTH * max(len(parent), 200))
-
-
-_REGEX_META = set(".^$*+?{}[]|()")
-
-
-def literal_of(pattern: str) -> str | None:
-    """The text a regex matches when it is plain text (escapes allowed: '\\?' is '?'), else None."""
-    chars, escaped = [], False
-    for char in pattern:
-        if escaped:
-            if char.isalnum():  # \d, \s, \b...: a class or an anchor, not a character
-                return None
-            chars.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in _REGEX_META:
-            return None
-        else:
-            chars.append(char)
-    return "".join(chars) if chars and not escaped else None
-
-
-def rule_for(criterion: str, times_failed: int) -> str:
-    """The instruction that makes answers pass a failing check; "" for a kind without one.
-
-    A check that failed on two or more tasks is one the whole suite shares (a house style): its rule names
-    the exact text the check wants. One that failed once may be that task's own (its key word), which
-    the other tasks should not be told to write: its rule stays general."""
-    kind, _, value = criterion.partition(" ")
-    if times_failed < 2 or kind not in ("contains", "regex"):
-        return RULE_FOR_CRITERION.get(kind, "").format(value=value)
-    if kind == "contains":
-        return f"Write '{value}' in every answer, word for word."
-    anchored = value.startswith("^")
-    whole = anchored and value.endswith("$") and len(value) > 1
-    text = literal_of(value[1:-1] if whole else value[1:] if anchored else value)
-    if text is None:
-        return f"Make a line of every answer match the pattern {value}."
-    if whole:
-        return f"Give every answer a line that reads exactly '{text}'."
-    if anchored:
-        return f"Start every answer with a line that begins '{text}'."
-    return f"Write '{text}' in every answer, word for word."
-
-
-def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedback, other: str,
-                       rng: random.Random) -> tuple[str, str] | None:
-    """The operators that need no model: a rule for the worst criterion, a deleted sentence, a crossover."""
-    sentences = [s.strip() for s in _SENTENCE.split(parent) if s.strip()]
-    if operator.name == "target_failing_criterion":
-        # The most failed check whose rule the parent does not already have (a rule the model ignored
-        # does not become a second trial of the same text).
-        for criterion, times_failed, _reason in feedback.failing_criteria:
-            rule = rule_for(criterion, times_failed)
-            if rule and rule not in parent:
-                return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
-    if operator.name == "delete_sentence" and len(sentences) > 1:
-        gone = rng.randrange(len(sentences))
-        kept = [s for i, s in enumerate(sentences) if i != gone]
-        return "\n".join(kept) + "\n", f"deleted: {sentences[gone][:80]}"
-    if operator.name == "crossover" and other:
-        extra = [s.strip() for s in _SENTENCE.split(other) if s.strip() and s.strip() not in sentences]
-        if extra:
-            return "\n".join(sentences + extra) + "\n", f"crossover: added {len(extra)} sentence(s) from the other parent"
-    return None

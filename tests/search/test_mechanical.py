@@ -1,4 +1,4 @@
-"""The target_failing_criterion operator's rules: grounded in the exact text a shared check wants."""
+"""The mechanical edits: rules and answer shapes grounded in the exact text a shared check wants."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import random
 import pytest
 
 from autoresearch.evaluation.checks import check
-from autoresearch.search.operators import BY_NAME
-from autoresearch.search.proposer import (
-    Feedback,
+from autoresearch.search.mechanical import (
+    SHAPE_LEAD,
     deterministic_edit,
     literal_of,
     rule_for,
+    shape_for,
 )
+from autoresearch.search.operators import BY_NAME
+from autoresearch.search.proposer import Feedback, junk_reason
 from autoresearch.workspace.config import Criterion
 
 START = "You are a helpful assistant. Answer the task using the plan.\n"
@@ -23,8 +25,8 @@ def feedback(*failing: tuple[str, int]) -> Feedback:
     return Feedback((), (), tuple((c, n, "why") for c, n in failing))
 
 
-def edit(parent: str, fb: Feedback) -> tuple[str, str] | None:
-    return deterministic_edit(parent, BY_NAME["target_failing_criterion"], fb, "", random.Random(0))
+def edit(parent: str, fb: Feedback, operator: str = "target_failing_criterion") -> tuple[str, str] | None:
+    return deterministic_edit(parent, BY_NAME[operator], fb, "", random.Random(0))
 
 
 @pytest.mark.parametrize("pattern, text", [("TL;DR: ", "TL;DR: "), (r"Status\?", "Status?"), ("a.b", None),
@@ -67,3 +69,37 @@ def test_the_operator_adds_the_rule_of_the_most_failed_check_the_parent_lacks():
     assert text2 == text + "Write '## Next steps' in every answer, word for word.\n"
     assert "contains ## Next steps" in idea2
     assert edit(text2, fb) is None  # every rule already there: the proposer model writes the variant
+
+
+HOUSE_STYLE = (("regex ^TL;DR: ", 8), ("contains ## Next steps", 8), ("max_words 150", 3))
+
+
+def test_the_shape_lays_out_every_shared_check_at_once():
+    text, idea = edit(START, feedback(*HOUSE_STYLE), "add_example")
+    assert text == START + "\n" + "\n".join([
+        SHAPE_LEAD, "TL;DR: one sentence that answers the task.", "A few short lines that answer the task.",
+        "## Next steps", "A line or two under that heading.", "", "Keep the whole answer under 150 words.", ""])
+    assert idea == ("the answer's shape for the checks failed on several tasks: 'regex ^TL;DR: ', "
+                    "'contains ## Next steps', 'max_words 150'")
+    assert junk_reason(text, START) is None  # the loop's junk filter lets it through to an evaluation
+
+
+def test_an_answer_copied_from_the_shape_passes_the_checks_it_was_built_from():
+    checks = HOUSE_STYLE + (("regex ^Verdict: yes$", 2), (r"regex Status\?", 4), ("contains deadline", 2))
+    shape, used = shape_for(tuple((c, n, "why") for c, n in checks))
+    assert used == [c for c, _ in checks]
+    # The skeleton's own lines, as a model that copies the layout would write them.
+    answer = "\n".join(line for line in shape.splitlines()[1:] if line and not line.startswith(("Keep", "Write")))
+    answer += "\nStatus? deadline"  # the rules under the skeleton ask for these words
+    for criterion, _ in checks:
+        kind, _, value = criterion.partition(" ")
+        assert check(answer, Criterion(kind=kind, value=int(value) if kind == "max_words" else value)).passed, criterion
+
+
+def test_no_shape_from_one_task_s_checks_or_real_patterns_and_none_twice():
+    # A check failed on one task is that task's own; a real pattern has no text to show; a word limit alone
+    # has no layout: the proposer model writes the example instead.
+    assert shape_for((("regex ^TL;DR: ", 1, "why"), ("contains ## Next steps", 1, "why"))) is None
+    assert shape_for(((r"regex ^\d+ items", 5, "why"), ("max_words 150", 5, "why"))) is None
+    shaped, _ = edit(START, feedback(*HOUSE_STYLE), "add_example")
+    assert edit(shaped, feedback(*HOUSE_STYLE), "add_example") is None  # the parent already has a shape
