@@ -1,10 +1,11 @@
 """The five search methods, each run on its own copy of the workspace against one budget of model calls.
 
-- autoresearch: `Study.optimize` as shipped (TPE sampler, Wilcoxon pruner, keep above the threshold).
+- autoresearch: `Study.optimize` as shipped (the answer's shape first, TPE sampler, Wilcoxon pruner, keep above
+  the threshold).
 - mipro: `dspy.MIPROv2` on the harness's own `dspy.Module`, instruction-only (0 demos).
 - gepa: `dspy.GEPA` on the same module, the proposer role's model as its reflection LM.
-- greedy: the Study with one parent (always the incumbent), recipes drawn uniformly, no pruner.
-- random: the Study with every recipe drawn uniformly (parent too), no pruner.
+- greedy: the Study with one parent (always the incumbent), recipes drawn uniformly (the first too), no pruner.
+- random: the Study with every recipe drawn uniformly (the first and the parent too), no pruner.
 
 Each returns a MethodRun: its model calls (as the store keeps them), the best instructions it would hand
 back, their search composite as measured within the budget, and the best composite after each call.
@@ -57,10 +58,11 @@ LABELS = {
     "random": "random recipes, no pruner",
 }
 # Settings merged into the method's workspace copy, and whether Optuna's sampler is replaced by a random one.
+# Greedy and random draw every recipe uniformly, their first one too (no shape_first: that is the loop's).
 STUDY_METHODS: dict[str, tuple[dict[str, Any], bool]] = {
     "autoresearch": ({}, False),
-    "greedy": ({"search": {"parents": 1, "pruner": "none"}}, True),
-    "random": ({"search": {"pruner": "none"}}, True),
+    "greedy": ({"search": {"parents": 1, "pruner": "none", "shape_first": False}}, True),
+    "random": ({"search": {"pruner": "none", "shape_first": False}}, True),
 }
 FILES = (("planner.md", "plan"), ("producer.md", "produce"))  # instruction file → the Pipeline predictor it sets
 IDLE_TRIALS = 25  # a Study whose trials make no model call this many times in a row is stopped (no progress)

@@ -42,6 +42,7 @@ from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
 from .knobs import KNOBS_PATH, head_knobs, searches_knobs
+from .mechanical import shape_trial
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, Proposer, feedback_from, propose_usable
 from .race import Race
@@ -251,6 +252,8 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
+                elif self.settings.search.shape_first:
+                    self._enqueue_shape(incumbent)
             cost = trial_cost(self.store, self.name) if incumbent is not None else None
             if cost is not None:
                 self._emit("forecast", forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict())
@@ -347,6 +350,17 @@ class Study:
             raise
         return self.incumbents.after_keep(
             Incumbent(trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, value))
+
+    def _enqueue_shape(self, incumbent: Incumbent) -> None:
+        """Queue the trial that lays out the answer's shape for the baseline's shared failing checks (search/
+        mechanical.py: shape_trial); Optuna hands it to the next ask, in a shared study to whichever worker."""
+        feedback = feedback_from(self.store.task_results(incumbent.evaluation_id), self.prompts)
+        recipe = shape_trial(feedback, incumbent.instructions, self.settings.workspace.optimizable,
+                             [op.name for op in self.operators])
+        if recipe is not None:
+            self.optuna.enqueue_trial(recipe, skip_if_exists=True)
+            self._note(f"the first trial lays out the answer's shape for the checks failed on several tasks "
+                       f"({recipe['operator']} on {recipe['file']})")
 
     def _measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                        suite: SuiteResult, recorder: CallRecorder) -> None:

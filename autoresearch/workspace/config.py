@@ -207,6 +207,9 @@ class SearchConfig(_Strict):
     # The parent's weakest search tasks the proposer sees whole (search/proposer.py), context permitting; 0: none.
     # Not part of the search space: changing it continues the study.
     proposer_examples: int = Field(2, ge=0, le=3)
+    # The first trial after the baseline lays out the answer's shape for the checks that failed on several
+    # tasks (search/mechanical.py: shape_trial), before the sampler's picks. Not part of the search space.
+    shape_first: bool = True
 
 
 class WorkspaceSection(_Strict):
