@@ -10,7 +10,8 @@ under the loop's seed sets 0..R-1 (the same seeds on both sides), on every task.
 seed set's suite composite for both, the starting instructions' sd over seed sets, and the edit's paired
 effect (the mean difference over tasks × seed sets, with its one-sided 95% lower bound over pairs and the
 bound over task means): a suite can decide between methods when a real edit's effect is several times the
-seed sd. The machine is printed with the figures.
+seed sd. Then, per split, what moved: the judge's mean score and how many answers passed each check on
+either side. The machine is printed with the figures.
 """
 
 from __future__ import annotations
@@ -55,15 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(args.edit, target)
 
     ws = load_workspace(start)
-    sides, calls = {}, 0
+    sides, answers, calls = {}, {}, 0
     for name, root in (("start", start), ("edit", edited)):
         side = load_workspace(root)
         store = Store.for_workspace(side.runs_dir)
-        sides[name] = {}
+        sides[name], answers[name] = {}, []
         for repeat in range(args.repeats):
             scores, result = evaluate_seed_set(side, store, side.instructions, list(side.suite.tasks), repeat,
                                                split="all")
             sides[name].update(scores)
+            answers[name].extend(result.tasks)
             calls += sum(len(t.calls) for t in result.tasks)
             print(f"  {name} seed set {repeat}: {result.composite:.2f}", file=sys.stderr, flush=True)
 
@@ -88,10 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {split} | {len(ids)} | {', '.join(f'{c:.2f}' for c in composites['start'])} | {sd:.2f} | "
               f"{', '.join(f'{c:.2f}' for c in composites['edit'])} | {comparison.mean:+.2f} | "
               f"{_signed(pair)} / {_signed(task)} | {comparison.mean / sd if sd else float('nan'):.1f} |")
+        moved = {name: what_moved(found, ids) for name, found in answers.items()}
         report["splits"][split] = {"tasks": sorted(ids), "start": composites["start"], "edit": composites["edit"],
                                    "start_sd": sd, "effect": comparison.mean, "pair_lower_bound": pair,
                                    "task_lower_bound": task,
+                                   "judge": {name: judge for name, (judge, _) in moved.items()},
+                                   "checks": {label: {name: moved[name][1].get(label) for name in moved}
+                                              for label in {**moved["start"][1], **moved["edit"][1]}},
                                    "scores": {n: [[t, r, v] for (t, r), v in s.items()] for n, s in scores.items()}}
+    print()
+    for split, found in report["splits"].items():  # what moved the composites: the judge, or which checks
+        checks = "; ".join(f"{label} {_count(c['start'])} → {_count(c['edit'])}" for label, c in found["checks"].items())
+        print(f"{split}: judge mean {found['judge']['start']:.2f} → {found['judge']['edit']:.2f}; "
+              f"answers passing each check: {checks}")
     print(f"\n{calls} model calls; composites are each seed set's mean task composite (a failed task is left "
           "out, of them and of the paired effect)")
     if args.json:
@@ -99,8 +110,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def what_moved(results, ids: set[str]) -> tuple[float, dict[str, list[int]]]:
+    """The judge's mean first-draft score and, per check, [answers that passed it, answers checked] over the
+    answered tasks in ids. A check only one task has is pooled by kind ("contains, each task's own"); a check
+    several tasks share (a house style) keeps its own line."""
+    tasks_with: dict[str, set[str]] = {}
+    for result in results:
+        for found in result.checks:
+            tasks_with.setdefault(found.criterion, set()).add(result.task_id)
+    judged, counts = [], {}
+    for result in results:
+        if result.task_id not in ids or result.failed:
+            continue
+        judged.append(result.score_r1)
+        for found in result.checks:
+            label = (found.criterion if len(tasks_with[found.criterion]) > 1
+                     else f"{found.criterion.split(' ')[0]}, each task's own")
+            count = counts.setdefault(label, [0, 0])
+            count[0] += found.passed
+            count[1] += 1
+    return _mean(judged), counts
+
+
 def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+def _count(passed: list[int] | None) -> str:
+    return "–" if passed is None else f"{passed[0]}/{passed[1]}"
 
 
 def _signed(value: float | None) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from autoresearch.bench.methods import LABELS, METHODS
+from autoresearch.evaluation.checks import CheckResult
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -186,5 +188,24 @@ def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys):
     for split in ("search", "holdout"):
         assert len(splits[split]["start"]) == 2 and splits[split]["start"] == splits[split]["edit"]
         assert splits[split]["effect"] == 0.0
+        assert splits[split]["judge"]["start"] == splits[split]["judge"]["edit"]
+        assert all(c["start"] == c["edit"] and c["start"][1] == 2 for c in splits[split]["checks"].values())
     out = capsys.readouterr().out
     assert "| search | 1 |" in out and "| holdout | 1 |" in out and "machine:" in out
+    assert "search: judge mean" in out and "answers passing each check: exact_numbered, each task's own" in out
+
+
+def test_bench_suite_says_which_checks_moved_a_house_style_apart_from_each_task_s_own():
+    what_moved = load_script("bench_suite").what_moved
+
+    def answer(task, judge, **passed):
+        checks = [CheckResult(criterion, ok, "") for criterion, ok in
+                  (("regex ^TL;DR: ", passed["tldr"]), (f"contains {task}", passed["word"]))]
+        return SimpleNamespace(task_id=task, failed=passed.get("failed", False), score_r1=judge, checks=checks)
+
+    results = [answer("a", 2.0, tldr=True, word=True), answer("b", 4.0, tldr=False, word=True),
+               answer("c", 9.0, tldr=True, word=True, failed=True)]
+    judge, counts = what_moved(results, {"a", "b", "c"})
+    assert judge == 3.0  # the failed task's answer is left out
+    assert counts == {"regex ^TL;DR: ": [1, 2], "contains, each task's own": [2, 2]}
+    assert what_moved(results, {"b"}) == (4.0, {"regex ^TL;DR: ": [0, 1], "contains, each task's own": [1, 1]})
