@@ -92,9 +92,10 @@ def shape_for(failing_criteria) -> tuple[str, list[str]] | None:
     line a start-anchored check wants, a body, then the '#' headings and exact lines the others want, each
     heading with a line under it; None when no shared check has a plain text to lay out.
 
-    A small model copies an example's layout far more often than it follows a rule stated in words (the good
-    edit of benchmarks/suite is such a skeleton), and a shape shows every shared check at once, where
-    target_failing_criterion adds one rule a trial."""
+    A shape shows every shared check at once, where target_failing_criterion adds one rule a trial, and a
+    model that follows a layout passes them all. SmolLM2-135M only half does: on benchmarks/suite it wrote the
+    heading in 15 of 64 answers (0 before), never the 'TL;DR: ' line, and copied the skeleton's own lines
+    into 18 (docs/BENCHMARKS.md)."""
     opening, closing, extra, used = None, [], [], []
     for criterion, times_failed, _reason in failing_criteria:
         kind, _, value = criterion.partition(" ")
