@@ -111,14 +111,12 @@ def shape_for(failing_criteria) -> tuple[str, list[str]] | None:
                 opening = text.rstrip() + " one sentence that answers the task."
             elif anchored:
                 closing.append(text.rstrip() + " one line.")
-            else:
-                extra.append(f"Write '{text}' in every answer, word for word.")
+            else:  # text anywhere in the answer: the rule says so
+                extra.append(rule_for(criterion, times_failed))
         elif kind == "contains" and value.lstrip().startswith("#"):
             closing += [value.strip(), "A line or two under that heading."]
-        elif kind == "contains":
-            extra.append(f"Write '{value}' in every answer, word for word.")
-        elif kind == "max_words":
-            extra.append(f"Keep the whole answer under {value} words.")
+        elif kind in ("contains", "max_words"):
+            extra.append(rule_for(criterion, times_failed))
         else:
             continue
         used.append(criterion)
@@ -126,6 +124,11 @@ def shape_for(failing_criteria) -> tuple[str, list[str]] | None:
         return None
     lines = [SHAPE_LEAD, *([opening] if opening else []), "A few short lines that answer the task.", *closing]
     return "\n".join(lines + ([""] + extra if extra else [])) + "\n", used
+
+
+def has_shape(text: str) -> bool:
+    """Whether instructions already lay out a shape (a second one would only repeat it)."""
+    return SHAPE_LEAD in text
 
 
 ANSWER_FILE = "producer.md"  # the role whose answer the checks read
@@ -140,7 +143,7 @@ def shape_trial(feedback: Feedback, instructions: dict[str, str], optimizable: l
     evidence a search gets, the edit costs no proposer call, and a sampler's random start-up trials would
     reach it late (1 recipe of 9 operators × the files) or, in a 300-call run, not at all."""
     if ("add_example" not in operator_names or ANSWER_FILE not in optimizable
-            or SHAPE_LEAD in instructions.get(ANSWER_FILE, "") or shape_for(feedback.failing_criteria) is None):
+            or has_shape(instructions.get(ANSWER_FILE, "")) or shape_for(feedback.failing_criteria) is None):
         return None
     return {"file": ANSWER_FILE, "operator": "add_example", "parent": 0}
 
@@ -157,7 +160,7 @@ def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedba
             rule = rule_for(criterion, times_failed)
             if rule and rule not in parent:
                 return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
-    if operator.name == "add_example" and SHAPE_LEAD not in parent:
+    if operator.name == "add_example" and not has_shape(parent):
         shaped = shape_for(feedback.failing_criteria)
         if shaped:
             shape, used = shaped
