@@ -20,8 +20,6 @@ from ..errors import ConfigError
 from ..evaluation import guard
 from ..lm.calls import CallRecorder, recording
 from ..lm.engine import backend_error_in
-from ..pipeline.repeats import role_seeds
-from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.queries import (
     screen_task_rows,
@@ -36,13 +34,13 @@ from ..workspace.workspace import (
     text_hash,
 )
 from . import identity, operators, records, strategies
+from .baseline import Baseline
 from .evaluating import Evaluator
 from .forecast import forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
-from .knobs import KNOBS_PATH, head_knobs, searches_knobs
-from .mechanical import shape_trial
+from .knobs import KNOBS_PATH, searches_knobs
 from .portfolios import PortfolioHistory
 from .proposer import Proposal, Proposer, feedback_from, propose_usable
 from .race import Race
@@ -56,7 +54,7 @@ from .results import (
     row_objective,
 )
 from .screens import informative_order, pareto_front, screen_scores
-from .shared.ledger import KeepRecord, safe_url, worker_id
+from .shared.ledger import safe_url, worker_id
 from .streaks import FailureStreaks
 from .summary import StudySummary, summarize
 from .trial_log import TrialLog
@@ -103,6 +101,7 @@ class Study:
         self.results: ResultsFile | None = None
         self.race: Race | None = None  # the keep rule's race against the incumbent (search/race.py)
         self.log: TrialLog | None = None  # records each finished trial (search/trial_log.py)
+        self.baseline: Baseline | None = None  # evaluates the committed instructions (search/baseline.py)
         self.keeper: Keeper | None = None  # commits the variants that win their race (search/keeping.py)
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
@@ -210,6 +209,11 @@ class Study:
                                                                       self.settings.search.noise_repeats),
                          self.search_tasks, self.holdout_tasks)
         self.log = TrialLog(self.store, self.name, self.results, self.recovery, self.incumbents, self._emit)
+        self.baseline = Baseline(ws=self.ws, settings=self.settings, store=self.store, study=self.name, repo=repo,
+                                 evaluator=self.evaluator, log=self.log, incumbents=self.incumbents,
+                                 recovery=self.recovery, worker=self.worker, search_tasks=self.search_tasks,
+                                 prompts=self.prompts, operators=[op.name for op in self.operators],
+                                 emit=self._emit, note=self._note)
         self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
                              search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight)
@@ -252,8 +256,6 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-                elif self.settings.search.shape_first:
-                    self._enqueue_shape(incumbent)
             cost = trial_cost(self.store, self.name) if incumbent is not None else None
             if cost is not None:
                 self._emit("forecast", forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict())
@@ -307,77 +309,8 @@ class Study:
     # --- trials --------------------------------------------------------------------------------
 
     def _baseline(self) -> Incumbent | None:
-        """The committed instructions, evaluated on search and holdout tasks; None when too many tasks failed."""
-        trial = self._ask()
-        # The instructions at HEAD of the study branch (the files the loop may change are read from git).
-        instructions = dict(self.ws.instructions)
-        for file in self.settings.workspace.optimizable:
-            instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
-        # A study started from a branch whose keeps set knobs starts from them.
-        knobs = head_knobs(self.repo, self.ws) if searches_knobs(self.settings) else {}
-        fields = records.variant_fields(instructions, knobs)
-        self.store.begin_trial(self.name, trial.number, operator="baseline", params_json=json.dumps(knobs),
-                               **fields)
-        self._emit("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
-        recorder = self.evaluator.recorder(trial.number)
-        try:
-            suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "baseline", recorder,
-                                            variant_hash=fields["variant_hash"])
-            value = self.evaluator.suite_objective(suite)
-            if suite.score.failed_share > self.settings.search.max_failed_share:
-                self.log.finish(TrialOutcome(
-                    trial.number, TrialStatus.FAILED, operator="baseline", composite=suite.composite, objective=value,
-                    description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
-                    joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
-                return None
-            holdout_suite, holdout_id = self.evaluator.holdout(trial.number, instructions, knobs, recorder,
-                                                               variant_hash=fields["variant_hash"])
-            holdout = holdout_suite.composite if holdout_suite else None
-            self._measure_noise(trial.number, instructions, knobs, fields["variant_hash"], suite, recorder)
-            description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
-                0, trial.number, self.worker, suite.composite, value, holdout, instructions, knobs,
-                feedback_from(self.store.task_results(suite.evaluation_id), self.prompts)))
-            outcome = TrialOutcome(trial.number, TrialStatus.BASELINE, operator="baseline",
-                                   description=description, composite=suite.composite,
-                                   joules=self.evaluator.joules(recorder), energy_source=suite.energy_source,
-                                   commit=self.repo.head_sha(), holdout_composite=holdout, objective=value)
-            self.log.finish(outcome, suite, holdout_id=holdout_id)
-        except KeyboardInterrupt:
-            self.recovery.abandon(trial.number)
-            raise
-        except Exception as exc:
-            self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
-            raise
-        return self.incumbents.after_keep(
-            Incumbent(trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, value))
-
-    def _enqueue_shape(self, incumbent: Incumbent) -> None:
-        """Queue the trial that lays out the answer's shape for the baseline's shared failing checks (search/
-        mechanical.py: shape_trial); Optuna hands it to the next ask, in a shared study to whichever worker."""
-        feedback = feedback_from(self.store.task_results(incumbent.evaluation_id), self.prompts)
-        recipe = shape_trial(feedback, incumbent.instructions, self.settings.workspace.optimizable,
-                             [op.name for op in self.operators])
-        if recipe is not None:
-            self.optuna.enqueue_trial(recipe, skip_if_exists=True)
-            self._note(f"the first trial lays out the answer's shape for the checks failed on several tasks "
-                       f"({recipe['operator']} on {recipe['file']})")
-
-    def _measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
-                       suite: SuiteResult, recorder: CallRecorder) -> None:
-        """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
-        study's noise, stored; and the incumbent's scores that the first contender is confirmed against."""
-        repeats = self.settings.search.noise_repeats
-        if repeats < 2:
-            return
-        # Repeat 0 is the baseline itself, under the configured seeds (0 for a role without one).
-        values, seeds = [suite.composite], [role_seeds(self.evaluator.seeded)]
-        for repeat in range(1, repeats):
-            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
-                                                 knobs=knobs, variant_hash=variant_hash)
-            values.append(result.composite)
-            seeds.append(used)
-        if self.store.noise(self.name) is None:  # a shared study's second worker keeps the first one's
-            self.store.set_noise(self.name, values, seeds)
+        """The committed instructions' trial (search/baseline.py); None when too many tasks failed."""
+        return self.baseline.run(self._ask(), self.optuna)
 
     def _run_trial(self, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""

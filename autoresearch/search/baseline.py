@@ -1,0 +1,114 @@
+"""The study's first trial: the committed instructions evaluated, their noise measured, the shape queued."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import optuna
+
+from ..lm.calls import CallRecorder
+from ..pipeline.repeats import role_seeds
+from ..pipeline.runner import SuiteResult
+from ..store import Store
+from ..store.statuses import TrialStatus
+from ..workspace.config import Settings, Task
+from ..workspace.versioning import InstructionRepo
+from ..workspace.workspace import INSTRUCTIONS_DIR, Workspace
+from . import records
+from .evaluating import Evaluator
+from .incumbents import LocalIncumbents
+from .knobs import head_knobs, searches_knobs
+from .mechanical import shape_trial
+from .proposer import Feedback, feedback_from
+from .recovery import Recovery
+from .results import Incumbent, TrialOutcome
+from .shared.ledger import KeepRecord
+from .trial_log import TrialLog
+
+
+class Baseline:
+    """Evaluates the instructions at HEAD of the study branch: the incumbent every variant is raced against."""
+
+    def __init__(self, *, ws: Workspace, settings: Settings, store: Store, study: str, repo: InstructionRepo,
+                 evaluator: Evaluator, log: TrialLog, incumbents: LocalIncumbents, recovery: Recovery,
+                 worker: str, search_tasks: list[Task], prompts: dict[str, str], operators: list[str],
+                 emit: Callable[[str, dict[str, Any]], None], note: Callable[[str], None]):
+        self.ws, self.settings, self.store, self.study, self.repo = ws, settings, store, study, repo
+        self.evaluator, self.log, self.incumbents, self.recovery = evaluator, log, incumbents, recovery
+        self.worker, self.search_tasks, self.prompts, self.operators = worker, search_tasks, prompts, operators
+        self.emit, self.note = emit, note
+
+    def run(self, trial: optuna.Trial, optuna_study: optuna.Study) -> Incumbent | None:
+        """The baseline trial; None when too many tasks failed. With [search] shape_first, the answer's shape
+        is queued in optuna_study as the next trial."""
+        # The instructions at HEAD of the study branch (the files the loop may change are read from git).
+        instructions = dict(self.ws.instructions)
+        for file in self.settings.workspace.optimizable:
+            instructions[file] = self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}")
+        # A study started from a branch whose keeps set knobs starts from them.
+        knobs = head_knobs(self.repo, self.ws) if searches_knobs(self.settings) else {}
+        fields = records.variant_fields(instructions, knobs)
+        self.store.begin_trial(self.study, trial.number, operator="baseline", params_json=json.dumps(knobs),
+                               **fields)
+        self.emit("trial_started", {"trial": trial.number, "file": "", "operator": "baseline"})
+        recorder = self.evaluator.recorder(trial.number)
+        try:
+            suite = self.evaluator.evaluate(trial, instructions, knobs, self.search_tasks, "baseline", recorder,
+                                            variant_hash=fields["variant_hash"])
+            value = self.evaluator.suite_objective(suite)
+            if suite.score.failed_share > self.settings.search.max_failed_share:
+                self.log.finish(TrialOutcome(
+                    trial.number, TrialStatus.FAILED, operator="baseline", composite=suite.composite, objective=value,
+                    description=f"baseline: {suite.score.failed_tasks} of {len(suite.tasks)} tasks failed",
+                    joules=self.evaluator.joules(recorder), energy_source=suite.energy_source), suite)
+                return None
+            holdout_suite, holdout_id = self.evaluator.holdout(trial.number, instructions, knobs, recorder,
+                                                               variant_hash=fields["variant_hash"])
+            holdout = holdout_suite.composite if holdout_suite else None
+            self.measure_noise(trial.number, instructions, knobs, fields["variant_hash"], suite, recorder)
+            feedback = feedback_from(self.store.task_results(suite.evaluation_id), self.prompts)
+            description = "the committed instructions" + self.incumbents.claim_baseline(KeepRecord(
+                0, trial.number, self.worker, suite.composite, value, holdout, instructions, knobs, feedback))
+            outcome = TrialOutcome(trial.number, TrialStatus.BASELINE, operator="baseline",
+                                   description=description, composite=suite.composite,
+                                   joules=self.evaluator.joules(recorder), energy_source=suite.energy_source,
+                                   commit=self.repo.head_sha(), holdout_composite=holdout, objective=value)
+            self.log.finish(outcome, suite, holdout_id=holdout_id)
+        except KeyboardInterrupt:
+            self.recovery.abandon(trial.number)
+            raise
+        except Exception as exc:
+            self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
+            raise
+        incumbent = self.incumbents.after_keep(
+            Incumbent(trial.number, suite.composite, instructions, knobs, suite.evaluation_id, holdout, value))
+        if self.settings.search.shape_first:
+            self.enqueue_shape(optuna_study, feedback, incumbent.instructions)
+        return incumbent
+
+    def enqueue_shape(self, optuna_study: optuna.Study, feedback: Feedback, instructions: dict[str, str]) -> None:
+        """Queue the trial that lays out the answer's shape for the baseline's shared failing checks (search/
+        mechanical.py: shape_trial); Optuna hands it to the next ask, in a shared study to whichever worker."""
+        recipe = shape_trial(feedback, instructions, self.settings.workspace.optimizable, self.operators)
+        if recipe is not None:
+            optuna_study.enqueue_trial(recipe, skip_if_exists=True)
+            self.note(f"the first trial lays out the answer's shape for the checks failed on several tasks "
+                      f"({recipe['operator']} on {recipe['file']})")
+
+    def measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
+                      suite: SuiteResult, recorder: CallRecorder) -> None:
+        """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
+        study's noise, stored; and the incumbent's scores that the first contender is confirmed against."""
+        repeats = self.settings.search.noise_repeats
+        if repeats < 2:
+            return
+        # Repeat 0 is the baseline itself, under the configured seeds (0 for a role without one).
+        values, seeds = [suite.composite], [role_seeds(self.evaluator.seeded)]
+        for repeat in range(1, repeats):
+            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
+                                                 knobs=knobs, variant_hash=variant_hash)
+            values.append(result.composite)
+            seeds.append(used)
+        if self.store.noise(self.study) is None:  # a shared study's second worker keeps the first one's
+            self.store.set_noise(self.study, values, seeds)
