@@ -1,4 +1,5 @@
-"""A real `autoresearch run` on the embedded SmolLM2 model: commits only keeps, leaves git clean."""
+"""A real `autoresearch run` on the embedded SmolLM2 model: commits only keeps, leaves git clean, and the review
+commands read what it left (one real run for both: it is the suite's longest test)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
+from review_checks import check_review
 from scripted import git
 
 from autoresearch.cli.main import main
 
 
 @pytest.mark.embedded
-def test_real_run_commits_each_keep_and_nothing_else(loop_workspace):
-    # Two search tasks and one holdout keep this to about a minute and a half on 2 cores.
+def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_read_it(loop_workspace):
+    # Two search tasks and one holdout keep this to about two minutes on 2 cores.
     root = loop_workspace(search_tasks=2, holdout_tasks=1)
     tasks = (root / "rubrics" / "tasks.toml").read_text()
     (root / "rubrics" / "tasks.toml").write_text(tasks.replace(
         'criteria = [{ kind = "max_words", value = 400 }]',
         'criteria = [{ kind = "max_words", value = 60 }, { kind = "min_numbered", value = 2 }]'))
-    git(root, "commit", "-qam", "tighter criteria")
+    # Answers of up to 120 tokens, not 280: the criteria allow 60 words, and the producer's decode is most of the time.
+    config = root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 120", 1))
+    git(root, "commit", "-qam", "tighter criteria, shorter answers")
     start = git(root, "rev-parse", "HEAD").strip()
 
     result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "2", "--seed", "3"])
@@ -39,3 +44,4 @@ def test_real_run_commits_each_keep_and_nothing_else(loop_workspace):
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     calls = db.execute("SELECT COUNT(*), MIN(completion_tokens), MIN(joules) FROM calls WHERE status='ok'").fetchone()
     assert calls[0] > 0 and calls[1] > 0 and calls[2] > 0
+    check_review(root)

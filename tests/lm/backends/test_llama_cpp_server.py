@@ -86,12 +86,15 @@ def test_eval_with_every_role_on_the_server_completes_and_records_the_dialect(ll
 
 @pytest.mark.usefixtures("no_counters")
 def test_two_tasks_at_a_time_score_as_one_at_a_time_and_the_calls_add_up_to_the_servers_power(
-        llama_server, workspace, tmp_path):
+        llama_server, tmp_path):
     from autoresearch.pipeline.harness import Harness
     from autoresearch.pipeline.runner import evaluate_tasks
     from autoresearch.store import Store
     from autoresearch.workspace.config import Portfolio, RoleConfig
+    from autoresearch.workspace.workspace import init_workspace, load_workspace
 
+    # The starter as shipped: no revision round (what runs in parallel is the tasks, not a revision's calls).
+    workspace = load_workspace(init_workspace(tmp_path / "ws"))
     store = Store(tmp_path / "runs" / STORE_NAME)
     tasks = workspace.suite.tasks[:2]
 
