@@ -66,6 +66,17 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 Observer = Callable[[str, dict[str, Any]], None]
 
 
+def twin_delta(twin: Any, incumbent: Incumbent) -> float | None:
+    """An identical variant's delta: the one its twin's race measured against this same incumbent (its confirmed
+    paired mean, not the screen's composite minus the incumbent's); None when the twin raced another incumbent
+    or none (a new comparison would need an evaluation, which the twin check exists to save)."""
+    keys = twin.keys()
+    before = twin["incumbent_before"] if "incumbent_before" in keys else None
+    if twin["delta"] is None or before is None or abs(before - incumbent.objective) > 1e-9:
+        return None
+    return twin["delta"]
+
+
 class Study:
     """Proposes instruction variants with Optuna, evaluates them, and commits those that beat the incumbent.
 
@@ -357,7 +368,8 @@ class Study:
             whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
             return self.log.finish(replace(
                 base, status=TrialStatus.DISCARD, composite=twin["composite"], objective=row_objective(twin),
-                delta=row_objective(twin) - incumbent.objective, joules=self.evaluator.joules(recorder),
+                delta=twin_delta(twin, incumbent), incumbent_objective=incumbent.objective,
+                joules=self.evaluator.joules(recorder),
                 description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:

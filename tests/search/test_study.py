@@ -109,6 +109,22 @@ def test_identical_variant_is_not_evaluated_twice(loop_workspace):
     store = Store.for_workspace(root / "runs")
     assert store.trial(summary.study, 2)["evaluation_id"] is None
     assert second.composite == first.composite
+    # Its delta is the race its twin ran against the same incumbent, not the screen's composite minus the incumbent's.
+    assert second.delta == first.delta is not None
+    assert store.trial(summary.study, 2)["delta"] == store.trial(summary.study, 1)["delta"]
+
+
+def test_a_twin_reports_the_delta_its_race_measured_against_the_same_incumbent_only():
+    from autoresearch.search.results import Incumbent
+    from autoresearch.search.study import twin_delta
+
+    incumbent = Incumbent(0, 3.49, {}, {}, 1, None, objective=3.49)
+    # Screened at 3.77 (+0.28), confirmed at +0.10 over more seeds: the twin says +0.10, what the race measured.
+    raced = {"delta": 0.096, "incumbent_before": 3.49, "composite": 3.77, "objective": 3.77}
+    assert twin_delta(raced, incumbent) == 0.096
+    assert twin_delta({**raced, "incumbent_before": 3.20}, incumbent) is None  # raced an earlier incumbent
+    assert twin_delta({"delta": 0.096, "composite": 3.77}, incumbent) is None  # a ledger row: against whom unknown
+    assert twin_delta({**raced, "delta": None}, incumbent) is None
 
 
 def test_refuses_to_start_with_dirty_instruction_files(loop_workspace):
