@@ -15,6 +15,7 @@ from autoresearch.pipeline import harness as harness_module
 from autoresearch.pipeline.repeats import evaluate_repeats, repeat_portfolio
 from autoresearch.store import Store
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline
+from autoresearch.workspace.workspace import init_workspace
 
 pytestmark = pytest.mark.usefixtures("no_counters")
 
@@ -84,7 +85,8 @@ def test_zero_repeats_is_a_usage_error(workspace_dir):
 
 
 @pytest.mark.embedded
-def test_repeats_on_the_real_model_record_two_seeded_evaluations(workspace_dir):
+def test_repeats_on_the_real_model_record_two_seeded_evaluations(tmp_path):
+    workspace_dir = init_workspace(tmp_path / "ws")  # the starter as shipped: no revision round
     result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir), "--task", "commit-tips",
                                        "--repeats", "2", "--json"])
     assert result.exit_code == 0, result.output
