@@ -100,7 +100,7 @@ class NullEdits:
         self.count = 0
 
     def propose(self, parent: str, operator, feedback, tried, *, other: str = "", temperature: float = 0.7,
-                rng=None) -> Proposal:
+                rng=None, **_) -> Proposal:
         self.count += 1
         spaces = [m.start() for m in re.finditer(" ", parent)] or [len(parent.rstrip("\n"))]
         at, extra = spaces[self.count % len(spaces)], " " * (1 + self.count // len(spaces))

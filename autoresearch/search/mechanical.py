@@ -149,9 +149,10 @@ def shape_trial(feedback: Feedback, instructions: dict[str, str], optimizable: l
 
 
 def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedback, other: str,
-                       rng: random.Random) -> tuple[str, str] | None:
+                       rng: random.Random, *, file: str = ANSWER_FILE) -> tuple[str, str] | None:
     """The operators that need no model: a rule for the worst criterion, a shape of the answer the shared
-    checks want, a deleted sentence, a crossover."""
+    checks want (in the answer's own file: a planner told the answer's layout only plans around it), a deleted
+    sentence, a crossover."""
     sentences = [s.strip() for s in _SENTENCE.split(parent) if s.strip()]
     if operator.name == "target_failing_criterion":
         # The most failed check whose rule the parent does not already have (a rule the model ignored
@@ -160,7 +161,7 @@ def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedba
             rule = rule_for(criterion, times_failed)
             if rule and rule not in parent:
                 return parent.rstrip() + "\n" + rule + "\n", f"rule for failing check '{criterion}': {rule}"
-    if operator.name == "add_example" and not has_shape(parent):
+    if operator.name == "add_example" and file == ANSWER_FILE and not has_shape(parent):
         shaped = shape_for(feedback.failing_criteria)
         if shaped:
             shape, used = shaped

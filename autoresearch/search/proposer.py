@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import dspy
 
 from ..lm.adapter import DataField, GrammarAdapter
-from .mechanical import deterministic_edit
+from .mechanical import ANSWER_FILE, deterministic_edit
 from .operators import MutationOperator
 
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
@@ -184,12 +184,16 @@ class Proposer:
             feedback = feedback.fewer_examples()
 
     def propose(self, parent: str, operator: MutationOperator, feedback: Feedback, tried: list[str], *,
-                other: str = "", temperature: float = 0.7, rng: random.Random | None = None) -> Proposal | None:
-        """A usable variant, or None when neither the model nor a deterministic edit gives one."""
+                other: str = "", temperature: float = 0.7, rng: random.Random | None = None,
+                file: str = ANSWER_FILE, seen: Callable[[str], bool] = lambda text: False) -> Proposal | None:
+        """A usable variant of `file`'s text, or None when neither the model nor a deterministic edit gives one.
+
+        A deterministic edit whose text was evaluated before (`seen`) counts as one that does not apply: the
+        same edit of the same parent gives the same text, and a second trial of it would only be its twin."""
         rng = rng or random.Random(0)
         if operator.mechanical:
-            edited = deterministic_edit(parent, operator, feedback, other, rng)
-            if edited and usable(edited[0], parent):
+            edited = deterministic_edit(parent, operator, feedback, other, rng, file=file)
+            if edited and usable(edited[0], parent) and not seen(edited[0]):
                 return Proposal(edited[0], edited[1], source="rule")
         inputs, _ = self.fitted({
             "current_instructions": parent, "other_version": other or "(none)", "change": operator.directive,
@@ -207,18 +211,19 @@ JUNK_RETRIES = 2  # a refused proposal is asked again with another operator this
 
 def propose_usable(proposer, parent: str, op: MutationOperator, operators: Sequence[MutationOperator],
                    feedback: Feedback, tried: list[str], *, other: str, temperature: float, rng: random.Random,
-                   refuse: Callable[[str], str | None] = lambda text: None) -> tuple[Proposal | None, list[str]]:
+                   refuse: Callable[[str], str | None] = lambda text: None, file: str = ANSWER_FILE,
+                   seen: Callable[[str], bool] = lambda text: False) -> tuple[Proposal | None, list[str]]:
     """A variant worth evaluating, or None, with why each refused proposal was refused ("operator: reason").
 
     A proposal is refused when there is none, when it is junk (junk_reason) or when `refuse` names a reason
     (the judge guard); the proposer is then asked again with another operator, JUNK_RETRIES times at most.
-    A failed model call raises, as Proposer.propose does."""
+    `file` and `seen` go to Proposer.propose. A failed model call raises, as Proposer.propose does."""
     rejected: list[str] = []
     for attempt in range(JUNK_RETRIES + 1):
         if attempt:
             op = rng.choice([o for o in operators if o is not op] or [op])
         proposal = proposer.propose(parent, op, feedback, tried, other=other if op.needs_second_parent else "",
-                                    temperature=temperature, rng=rng)
+                                    temperature=temperature, rng=rng, file=file, seen=seen)
         reason = "no usable variant" if proposal is None else (junk_reason(proposal.text, parent, tried)
                                                               or refuse(proposal.text))
         if reason is None:

@@ -354,7 +354,12 @@ class Study:
         recorder = self.evaluator.recorder(trial.number)
         base = TrialOutcome(trial.number, TrialStatus.FAILED, file=file, operator=op.name)
         other = next((p for p in parents if p is not parent), None)
-        proposal = self._propose(trial, base, parent, other, op, recorder)
+        # A variant of `file` already evaluated with these knobs (a mechanical edit repeats itself): its twin.
+        def seen(text: str) -> bool:
+            variant = records.variant_fields({**incumbent.instructions, file: text}, knobs)["variant_hash"]
+            return self.incumbents.twin(variant) is not None
+
+        proposal = self._propose(trial, base, parent, other, op, recorder, seen)
         if isinstance(proposal, TrialOutcome):  # no usable variant
             return proposal, incumbent
         idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
@@ -401,13 +406,15 @@ class Study:
         return tuple(d.name for d in self.ws.rubric.dimensions)
 
     def _propose(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
-                 op: operators.MutationOperator, recorder: CallRecorder) -> Proposal | TrialOutcome:
+                 op: operators.MutationOperator, recorder: CallRecorder,
+                 seen: Callable[[str], bool]) -> Proposal | TrialOutcome:
         """The variant of the parent that the trial's operator proposes; if none, the trial's failed outcome.
 
         A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
         content: proposer.junk_reason) or a variant that tells the producer to write for the judge
         (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator
-        (proposer.propose_usable)."""
+        (proposer.propose_usable). A mechanical edit that gives a variant already evaluated (`seen`) leaves the
+        operator to the proposer model."""
         file = failed.file
         tried = self.incumbents.tried_ideas(file)  # in a shared study, every worker's
         feedback = parent.feedback or feedback_from(
@@ -417,7 +424,8 @@ class Study:
                 proposal, rejected = propose_usable(
                     self.evaluator.proposer(), parent.instructions[file], op, self.operators, feedback, tried,
                     other=other.instructions[file] if other else "", temperature=trial.params["proposer_temperature"],
-                    rng=self.rng, refuse=lambda text: guard.instruction_directed(text, self.dimensions))
+                    rng=self.rng, refuse=lambda text: guard.instruction_directed(text, self.dimensions),
+                    file=file, seen=seen)
         except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
             error = backend_error_in(exc)
             if error is None:

@@ -103,3 +103,10 @@ def test_no_shape_from_one_task_s_checks_or_real_patterns_and_none_twice():
     assert shape_for(((r"regex ^\d+ items", 5, "why"), ("max_words 150", 5, "why"))) is None
     shaped, _ = edit(START, feedback(*HOUSE_STYLE), "add_example")
     assert edit(shaped, feedback(*HOUSE_STYLE), "add_example") is None  # the parent already has a shape
+
+
+def test_the_shape_goes_to_the_answer_s_own_file_only():
+    # A planner told the answer's layout only plans around it: add_example on planner.md is the model's.
+    fb = feedback(*HOUSE_STYLE)
+    assert SHAPE_LEAD in edit(START, fb, "add_example")[0]
+    assert deterministic_edit(START, BY_NAME["add_example"], fb, "", random.Random(0), file="planner.md") is None

@@ -69,3 +69,20 @@ def test_no_shape_trial_without_the_operator_the_file_or_a_shape():
                        ["add_example"]) is None  # one task's check: no house style
     shaped = {"producer.md": f"Answer.\n{SHAPE_LEAD}\nTL;DR: one sentence.\n"}
     assert shape_trial(fb, shaped, ["producer.md"], ["add_example"]) is None
+
+
+def test_a_shape_already_evaluated_is_not_proposed_again_the_proposer_model_writes_the_example(loop_workspace):
+    # The judge scores an answer that carries the shape 0, the rest 5: the shape is discarded (no pruning, so
+    # its full screen is the twin a repeat would find).
+    root = house_style_workspace(loop_workspace, 'pruner = "none"\n')
+    pipeline = ScriptedPipeline(variants=["Answer with an example!\n"],
+                                score=lambda answer, task: 0 if SHAPE_LEAD in answer else 5)
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    [shape] = study.optimize(n_trials=1).outcomes
+    assert shape.status == "discard" and "the answer's shape" in shape.description
+    study.optuna.enqueue_trial({"file": "producer.md", "operator": "add_example", "parent": 0})
+    [again] = study.optimize(n_trials=1).outcomes
+    # Without the check the same edit of the same parent would be trial 1's twin, a trial slot for nothing.
+    assert "identical to trial" not in again.description
+    assert not again.description.startswith("[rule]")
+    assert pipeline.calls_by_role["proposer"] == 1
