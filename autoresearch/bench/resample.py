@@ -14,8 +14,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..evaluation.paired import Scores, compare
+from ..evaluation.paired import Scores, compare, task_sd
 from ..search.keep_rule import EPSILON, PairedKeepRule
+from ..search.pruning import implausible
 from ..search.race import OnScore, run_race
 
 CALLS_PER_TASK = 3  # planner, producer, evaluator (no revision rounds in the starter)
@@ -111,15 +112,42 @@ def old_rule(source: TableScores, threshold: float) -> tuple[bool, int]:
     return keep, 1 + CALLS_PER_TASK * (len(mine) + (holdout if keep else 0))
 
 
-def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, str]]) -> Decisions:
-    """The race of each (challenger, incumbent) pair under every ordering of the table's seed sets."""
+def pruned_after(source: TableScores, repeats: int, threshold: float) -> int | None:
+    """After how many tasks the paired pruner (search/pruning.py) stops the challenger's screen, or None.
+
+    As in the loop: the screen is compared task by task with the incumbent under the screen's seed set, with
+    the incumbent's per-task sd over the `repeats` seed sets its noise measurement ran (here the order's
+    first ones). The tasks run in the table's order; the loop runs the most informative first."""
+    mine = source.scores(source.challenger, "search", 0)
+    theirs = source.scores(source.incumbent_name, "search", 0)
+    sd = task_sd({key: value for r in range(repeats)
+                  for key, value in source.scores(source.incumbent_name, "search", r).items()})
+    comparable = [key for key in sorted(mine) if theirs[key] is not None and mine[key] is not None]
+    if sd is None:
+        return None
+    differences: list[float] = []
+    for key in comparable:
+        differences.append(mine[key] - theirs[key])
+        if implausible(differences, len(comparable), sd, threshold):
+            return len(differences)
+    return None
+
+
+def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, str]], *,
+           prune: bool = False) -> Decisions:
+    """The race of each (challenger, incumbent) pair under every ordering of the table's seed sets; with
+    `prune`, the paired pruner may stop its screen first (not kept, the calls up to its stop)."""
     found = Decisions()
     sets = min(len(v) for variant in table["variants"].values() for v in variant["search"].values())
     for challenger, incumbent in pairs:
         for order in orders(sets, rule.repeats):
             source = TableScores(table, challenger, incumbent, order)
-            verdict = run_race(rule, source, source.screen())
             old_keep, old_calls = old_rule(TableScores(table, challenger, incumbent, order), rule.threshold)
+            stop = pruned_after(source, rule.repeats, rule.threshold) if prune else None
+            if stop is not None:
+                found.add(False, "pruned", 1 + CALLS_PER_TASK * stop, old_keep, old_calls, order[0])
+                continue
+            verdict = run_race(rule, source, source.screen())
             found.add(verdict.keep, verdict.stage, source.calls, old_keep, old_calls, order[0])
             if verdict.keep:
                 fresh = fresh_holdout_delta(table, challenger, incumbent, order[0])
@@ -139,10 +167,13 @@ def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, 
     return found.mean if found.n else None
 
 
-def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted") -> dict[str, Any]:
-    """A/A over every ordered pair of null variants, power of the planted variant against each of them."""
+def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted", *,
+             prune: bool = False) -> dict[str, Any]:
+    """A/A over every ordered pair of null variants, power of the planted variant against each of them (with
+    `prune`, behind the paired pruner)."""
     nulls = sorted(v for v in table["variants"] if v != planted)
-    aa = replay(table, rule, list(itertools.permutations(nulls, 2)))
-    power = replay(table, rule, [(planted, n) for n in nulls]) if planted in table["variants"] else Decisions()
+    aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune)
+    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune) if planted in table["variants"]
+             else Decisions())
     return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
             "aa": aa.to_json(), "power": power.to_json()}

@@ -180,6 +180,8 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     found["settings"] = [{"repeats": repeats, "across_tasks": across, **resample(table, replace(
         rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(found["seed_sets"], 5) + 1)
         for across in (False, True)]
+    # And behind the paired pruner (search/pruning.py): the calls it saves on null edits, the power it costs.
+    found["pruned"] = resample(table, rule, prune=True)
     log(f"  resampled: {json.dumps(found)}")
     return found
 
@@ -347,6 +349,8 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         "",
         *_settings_rows(result.resampled),
         "",
+        *_pruner_rows(result.resampled),
+        "",
         f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
         "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + holdout).",
         "Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()),
@@ -402,6 +406,24 @@ def _settings_rows(found: dict[str, Any]) -> list[str]:
         lines.append(f"| {row['repeats']} | {str(row['across_tasks']).lower()} | {aa['rate']:.2%} | "
                      f"{power['rate']:.1%} | {aa['calls_per_trial']:.1f} "
                      f"({aa['calls_per_trial'] / aa['old_calls_per_trial']:.2f}×) |")
+    return lines
+
+
+def _pruner_rows(found: dict[str, Any]) -> list[str]:
+    """The configured rule replayed over the score table with and without the paired pruner."""
+    if not found.get("pruned"):
+        return []
+    lines = ["The configured rule replayed with `[search] pruner = \"paired\"` stopping screens first (the "
+             "table's tasks in its order; the loop runs the most informative first):", "",
+             "| pruner | A/A false keeps | A/A calls per trial | A/A trials pruned | power | power trials pruned |",
+             "|---|---|---|---|---|---|"]
+    for name, row in (("none", found), ("paired", found["pruned"])):
+        aa, power = row["aa"], row["power"]
+        lines.append(f"| {name} | {aa['keeps']} of {aa['trials']} | {aa['calls_per_trial']:.2f} | "
+                     f"{aa['stages'].get('pruned', 0)} | {power['keeps']} of {power['trials']} "
+                     f"({power['rate']:.1%}) | {power['stages'].get('pruned', 0)} |")
+    saved = 1 - found["pruned"]["aa"]["calls_per_trial"] / found["aa"]["calls_per_trial"]
+    lines += ["", f"The pruner saves {saved:.0%} of the A/A trials' calls."]
     return lines
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from autoresearch.bench.resample import CALLS_PER_TASK, TableScores, old_rule, resample
+from autoresearch.bench.resample import (
+    CALLS_PER_TASK,
+    TableScores,
+    old_rule,
+    pruned_after,
+    resample,
+)
 from autoresearch.search.keep_rule import PairedKeepRule
 from autoresearch.search.race import run_race
 
@@ -74,3 +80,20 @@ def test_a_keeps_holdout_agreement_is_read_on_the_seed_sets_the_gate_did_not_see
     power = found["power"]
     assert power["keeps"] == 24 and power["holdout_measured"] == 24
     assert power["holdout_agreement"] == 18 / 24  # 6 of the 24 orders screen on seed set 0: 0 gain elsewhere
+
+
+def test_the_paired_pruner_stops_a_clearly_worse_screen_early_and_never_a_clear_gain():
+    # The challenger is 3 points under the incumbent on every task and seed set: after task 1 beating it by
+    # 0.1 is implausible (incumbent sd over 3 seed sets ≈ 0.5 per task), so the screen stops at 1 of 4 tasks.
+    base = {**NOISE, "c": [1.0, 1.5, 1.0, 1.5], "d": [2.0, 2.5, 2.0, 2.5]}
+    worse = {task: [v - 3.0 for v in values] for task, values in base.items()}
+    better = {task: [v + 1.0 for v in values] for task, values in base.items()}
+    variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT), planted=variant(better, HOLDOUT))
+    source = TableScores(variants, "worse", "starter", (0, 1, 2))
+    assert pruned_after(source, 3, 0.1) == 1
+    assert pruned_after(TableScores(variants, "planted", "starter", (0, 1, 2)), 3, 0.1) is None
+    found, pruned = resample(variants, RULE), resample(variants, RULE, prune=True)
+    # Pruned trials are not kept and cost the proposer and the tasks run before the stop.
+    assert pruned["aa"]["stages"]["pruned"] > 0 and pruned["aa"]["keeps"] == found["aa"]["keeps"]
+    assert pruned["aa"]["calls_per_trial"] < found["aa"]["calls_per_trial"]
+    assert pruned["power"]["keeps"] == found["power"]["keeps"] == found["power"]["trials"]
