@@ -17,9 +17,6 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
-from ..evaluation import guard
-from ..lm.calls import CallRecorder, recording
-from ..lm.engine import backend_error_in
 from ..store import Store
 from ..store.queries import (
     screen_task_rows,
@@ -42,7 +39,8 @@ from .keep_rule import PairedKeepRule
 from .keeping import Keeper
 from .knobs import KNOBS_PATH, searches_knobs
 from .portfolios import PortfolioHistory
-from .proposer import Proposal, Proposer, feedback_from, propose_usable
+from .proposer import Proposer
+from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
 from .results import (
@@ -114,6 +112,7 @@ class Study:
         self.log: TrialLog | None = None  # records each finished trial (search/trial_log.py)
         self.baseline: Baseline | None = None  # evaluates the committed instructions (search/baseline.py)
         self.keeper: Keeper | None = None  # commits the variants that win their race (search/keeping.py)
+        self.proposing: TrialProposer | None = None  # a trial's variant (search/proposing.py)
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
         self.worker = worker_id()
@@ -225,6 +224,9 @@ class Study:
                                  recovery=self.recovery, worker=self.worker, search_tasks=self.search_tasks,
                                  prompts=self.prompts, operators=[op.name for op in self.operators],
                                  emit=self._emit, note=self._note)
+        self.proposing = TrialProposer(store=self.store, incumbents=self.incumbents, evaluator=self.evaluator,
+                                       log=self.log, operators=self.operators, prompts=self.prompts,
+                                       dimensions=tuple(d.name for d in self.ws.rubric.dimensions), rng=self.rng)
         self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
                              search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight)
@@ -354,12 +356,7 @@ class Study:
         recorder = self.evaluator.recorder(trial.number)
         base = TrialOutcome(trial.number, TrialStatus.FAILED, file=file, operator=op.name)
         other = next((p for p in parents if p is not parent), None)
-        # A variant of `file` already evaluated with these knobs (a mechanical edit repeats itself): its twin.
-        def seen(text: str) -> bool:
-            variant = records.variant_fields({**incumbent.instructions, file: text}, knobs)["variant_hash"]
-            return self.incumbents.twin(variant) is not None
-
-        proposal = self._propose(trial, base, parent, other, op, recorder, seen)
+        proposal = self.proposing.variant(trial, base, parent, other, op, recorder, incumbent, knobs)
         if isinstance(proposal, TrialOutcome):  # no usable variant
             return proposal, incumbent
         idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
@@ -399,43 +396,6 @@ class Study:
                                            description=f"{verdict.reason}; {idea}"), suite,
                                    evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
         return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
-
-    @cached_property
-    def dimensions(self) -> tuple[str, ...]:
-        """The rubric's dimension names (the guard refuses variants that grade against them)."""
-        return tuple(d.name for d in self.ws.rubric.dimensions)
-
-    def _propose(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
-                 op: operators.MutationOperator, recorder: CallRecorder,
-                 seen: Callable[[str], bool]) -> Proposal | TrialOutcome:
-        """The variant of the parent that the trial's operator proposes; if none, the trial's failed outcome.
-
-        A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
-        content: proposer.junk_reason) or a variant that tells the producer to write for the judge
-        (guard.instruction_directed) is never evaluated: the proposer is asked again with another operator
-        (proposer.propose_usable). A mechanical edit that gives a variant already evaluated (`seen`) leaves the
-        operator to the proposer model."""
-        file = failed.file
-        tried = self.incumbents.tried_ideas(file)  # in a shared study, every worker's
-        feedback = parent.feedback or feedback_from(
-            self.store.task_results(parent.evaluation_id) if parent.evaluation_id else (), self.prompts)
-        try:
-            with recording(recorder):
-                proposal, rejected = propose_usable(
-                    self.evaluator.proposer(), parent.instructions[file], op, self.operators, feedback, tried,
-                    other=other.instructions[file] if other else "", temperature=trial.params["proposer_temperature"],
-                    rng=self.rng, refuse=lambda text: guard.instruction_directed(text, self.dimensions),
-                    file=file, seen=seen)
-        except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
-            error = backend_error_in(exc)
-            if error is None:
-                raise
-            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                           description=f"the proposer's model call failed: {error.failure_mode}"))
-        if proposal is None:
-            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
-                                           description="the proposer gave no usable variant: " + "; ".join(rejected)))
-        return proposal
 
     # --- helpers -------------------------------------------------------------------------------
 
