@@ -116,6 +116,11 @@ class LocalIncumbents:
         """A finished trial that evaluated this very variant (without a failed task), or None."""
         return self.store.find_variant(self.study, variant_hash, without_failed_tasks=True)
 
+    def pruned_twin(self, variant_hash: str, incumbent: Incumbent) -> Any | None:
+        """A trial of this worker's that evaluated this very variant and was pruned against this incumbent, or
+        None: under the same seeds it would be pruned again."""
+        return self.store.find_pruned_variant(self.study, variant_hash, incumbent.objective)
+
     def since_keep(self) -> int:
         """Trials since the last keep or baseline (what --plateau counts)."""
         return trials_since_incumbent(self.store.trials(self.study))

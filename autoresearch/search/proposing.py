@@ -47,7 +47,7 @@ class TrialProposer:
 
         def seen(text: str) -> bool:
             variant = records.variant_fields({**incumbent.instructions, file: text}, knobs)["variant_hash"]
-            return self.incumbents.twin(variant) is not None
+            return (self.incumbents.twin(variant) or self.incumbents.pruned_twin(variant, incumbent)) is not None
 
         tried = self.incumbents.tried_ideas(file)  # in a shared study, every worker's
         feedback = parent.feedback or feedback_from(

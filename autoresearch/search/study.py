@@ -373,6 +373,13 @@ class Study:
                 delta=twin_delta(twin, incumbent), incumbent_objective=incumbent.objective,
                 joules=self.evaluator.joules(recorder),
                 description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
+        pruned = self.incumbents.pruned_twin(fields["variant_hash"], incumbent)
+        if pruned is not None:  # the same variant, seeds and incumbent: the pruner would stop it again
+            return self.log.finish(replace(
+                base, status=TrialStatus.PRUNED, incumbent_objective=incumbent.objective,
+                joules=self.evaluator.joules(recorder),
+                description=f"identical to trial {pruned['number']}, pruned against this incumbent; "
+                            "not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
@@ -383,7 +390,7 @@ class Study:
                           joules=self.evaluator.joules(recorder), energy_source=suite.energy_source)
         if suite.status == "pruned":
             return self.log.finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None,
-                                           delta=None), suite), incumbent
+                                           delta=None, incumbent_objective=incumbent.objective), suite), incumbent
         if suite.score.failed_share > self.settings.search.max_failed_share:
             failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
             return self.log.finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent

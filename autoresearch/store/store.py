@@ -23,6 +23,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# A trial whose evaluation lost no task to a backend fault (its score is the variant's, not the fault's).
+_WITHOUT_FAILED_TASKS = (" AND evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_results r"
+                         " WHERE r.evaluation_id = trials.evaluation_id AND r.failed = 1)")
+
+
 class Store:
     """One connection to the store; each write is its own committed transaction."""
 
@@ -181,12 +186,21 @@ class Store:
     def find_variant(self, study: str, variant_hash: str, *, without_failed_tasks: bool = False) -> sqlite3.Row | None:
         """An earlier finished trial that evaluated exactly this instruction set and knobs; with
         without_failed_tasks, only one whose evaluation had no failed task (no backend fault in its score)."""
-        clean = (" AND evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_results r"
-                 " WHERE r.evaluation_id = trials.evaluation_id AND r.failed = 1)") if without_failed_tasks else ""
+        clean = _WITHOUT_FAILED_TASKS if without_failed_tasks else ""
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND composite IS NOT NULL"
             f" AND status IN ('baseline', 'keep', 'discard'){clean} ORDER BY number LIMIT 1",
             (study, variant_hash),
+        ).fetchone()
+
+    def find_pruned_variant(self, study: str, variant_hash: str, incumbent_before: float) -> sqlite3.Row | None:
+        """An earlier trial that evaluated exactly this variant, without a failed task, and was pruned against
+        an incumbent of this objective."""
+        return self.conn.execute(
+            "SELECT * FROM trials WHERE study=? AND variant_hash=? AND status='pruned'"
+            f" AND incumbent_before IS NOT NULL AND ABS(incumbent_before - ?) < 1e-9{_WITHOUT_FAILED_TASKS}"
+            " ORDER BY number LIMIT 1",
+            (study, variant_hash, incumbent_before),
         ).fetchone()
 
     def trial_evaluations(self, study: str, number: int) -> list[sqlite3.Row]:

@@ -73,3 +73,25 @@ def test_a_hopeless_variant_is_stopped_after_its_first_task(loop_workspace, prun
     # The paired pruner stops it after one task; Optuna's Wilcoxon pruner cannot before the 4th.
     assert len(tasks) == screened
     assert row["status"] == ("pruned" if pruner == "paired" else "discard")
+
+
+def test_a_variant_pruned_against_this_incumbent_is_not_evaluated_again(loop_workspace):
+    # Seed 2 of the shape-first bench evaluated one variant three times, pruned each time (~55 of 300 calls).
+    extra = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 2\n'
+             'pruner = "paired"\n')
+    root = producer_only(loop_workspace(search_tasks=3, holdout_tasks=1, extra=extra))
+    rng = random.Random(5)
+    pipeline = ScriptedPipeline(variants=["Answer worse.\n", "Answer worse.\n"],
+                                score=lambda answer, task: (1 if "worse" in answer else 8) + rng.choice([0, 1]))
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    study.optimize(n_trials=1)
+    producer_calls = pipeline.calls_by_role["producer"]
+    [again] = study.optimize(n_trials=1).outcomes
+    assert again.status == "pruned"
+    assert again.description.startswith("identical to trial 1, pruned against this incumbent")
+    assert pipeline.calls_by_role["producer"] == producer_calls  # no task ran
+    store = Store.for_workspace(root / "runs")
+    first, second = store.trial(study.name, 1), store.trial(study.name, 2)
+    assert first["status"] == "pruned"
+    assert first["incumbent_before"] == pytest.approx(store.trial(study.name, 0)["objective"])
+    assert second["evaluation_id"] is None and second["variant_hash"] == first["variant_hash"]
