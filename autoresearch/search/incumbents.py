@@ -121,6 +121,11 @@ class LocalIncumbents:
         None: under the same seeds it would be pruned again."""
         return self.store.find_pruned_variant(self.study, variant_hash, incumbent.objective)
 
+    def evaluated(self, variant_hash: str, incumbent: Incumbent) -> Any | None:
+        """The earlier trial that makes evaluating this variant again pointless: its twin (scored), else one
+        pruned against this incumbent (status 'pruned'); None when there is neither."""
+        return self.twin(variant_hash) or self.pruned_twin(variant_hash, incumbent)
+
     def since_keep(self) -> int:
         """Trials since the last keep or baseline (what --plateau counts)."""
         return trials_since_incumbent(self.store.trials(self.study))

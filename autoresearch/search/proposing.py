@@ -46,8 +46,8 @@ class TrialProposer:
         file = failed.file
 
         def seen(text: str) -> bool:
-            variant = records.variant_fields({**incumbent.instructions, file: text}, knobs)["variant_hash"]
-            return (self.incumbents.twin(variant) or self.incumbents.pruned_twin(variant, incumbent)) is not None
+            variant = records.variant_hash({**incumbent.instructions, file: text}, knobs)
+            return self.incumbents.evaluated(variant, incumbent) is not None
 
         tried = self.incumbents.tried_ideas(file)  # in a shared study, every worker's
         feedback = parent.feedback or feedback_from(

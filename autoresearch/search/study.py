@@ -364,8 +364,15 @@ class Study:
         fields = records.variant_fields(instructions, knobs)
         self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, **fields)
         base = replace(base, description=idea)
-        # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault.
-        twin = self.incumbents.twin(fields["variant_hash"])  # in a shared study, any worker's
+        # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault;
+        # nor is one pruned against this incumbent: under the same seeds the pruner would stop it again.
+        twin = self.incumbents.evaluated(fields["variant_hash"], incumbent)  # a scored twin: any worker's
+        if twin is not None and twin["status"] == TrialStatus.PRUNED:
+            return self.log.finish(replace(
+                base, status=TrialStatus.PRUNED, incumbent_objective=incumbent.objective,
+                joules=self.evaluator.joules(recorder),
+                description=f"identical to trial {twin['number']}, pruned against this incumbent; "
+                            "not re-evaluated")), incumbent
         if twin is not None:
             whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
             return self.log.finish(replace(
@@ -373,13 +380,6 @@ class Study:
                 delta=twin_delta(twin, incumbent), incumbent_objective=incumbent.objective,
                 joules=self.evaluator.joules(recorder),
                 description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
-        pruned = self.incumbents.pruned_twin(fields["variant_hash"], incumbent)
-        if pruned is not None:  # the same variant, seeds and incumbent: the pruner would stop it again
-            return self.log.finish(replace(
-                base, status=TrialStatus.PRUNED, incumbent_objective=incumbent.objective,
-                joules=self.evaluator.joules(recorder),
-                description=f"identical to trial {pruned['number']}, pruned against this incumbent; "
-                            "not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
