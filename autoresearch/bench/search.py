@@ -217,9 +217,14 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
 
 @contextlib.contextmanager
 def _quiet(path: Path):
-    """MIPROv2, GEPA and DSPy's Evaluate print progress bars and prints: into the log file, not the console."""
-    with open(path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        yield
+    """MIPROv2, GEPA and DSPy's Evaluate print progress bars and prints: into the log file, not the console.
+    A log nothing was written to is removed (the loop alone prints nothing): an empty file only puzzles."""
+    try:
+        with open(path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            yield
+    finally:
+        if path.exists() and path.stat().st_size == 0:
+            path.unlink()
 
 
 def _mean(values: list[float | None]) -> float | None:

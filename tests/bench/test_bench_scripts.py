@@ -69,6 +69,7 @@ def test_bench_search_seeds_give_mean_and_spread(tmp_path):
     row = next(line for line in (tmp_path / "search.md").read_text().splitlines()
                if line.startswith(f"| {LABELS['autoresearch']} |"))
     assert row.startswith(f"| {LABELS['autoresearch']} | 2 |") and " ± " in row
+    assert not (tmp_path / "search.log").exists()  # neither method prints: no empty log left behind
 
 
 def test_bench_search_one_seed_per_command_adds_to_the_results(tmp_path):
