@@ -168,7 +168,10 @@ def instant_violations(root: Path) -> list[str]:
     if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
         out.append("store: integrity_check failed")
     texts = {"Answer.\n"}
-    for row in db.execute("SELECT variant_text, instructions_json FROM trials"):
+    # A kill between the store's file being opened and its first migration's commit leaves a store without
+    # tables (each migration is one transaction): nothing recorded yet, which the next run migrates.
+    recorded = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='trials'").fetchone()
+    for row in db.execute("SELECT variant_text, instructions_json FROM trials") if recorded else ():
         if row["variant_text"]:
             texts.add(row["variant_text"])
         if row["instructions_json"]:
@@ -177,7 +180,7 @@ def instant_violations(root: Path) -> list[str]:
     if current not in texts:
         out.append(f"instructions/producer.md holds a text the loop never wrote (half-written?): {current[:60]!r}")
     for row in db.execute("SELECT t.number, t.commit_sha, s.branch FROM trials t JOIN studies s ON s.name = t.study"
-                          " WHERE t.status = 'keep'"):
+                          " WHERE t.status = 'keep'") if recorded else ():
         if not row["commit_sha"] or subprocess.run(
                 ["git", "merge-base", "--is-ancestor", row["commit_sha"], row["branch"]], cwd=root).returncode:
             out.append(f"trial {row['number']}: keep in the store without its commit on {row['branch']}")

@@ -24,3 +24,16 @@ def test_kill_9_at_four_points_then_resume_breaks_nothing(tmp_path):
     kills, violations = crash_test.crash_test(kills=4, seed=11, workdir=tmp_path, limit_s=4.0, log=lines.append)
     assert violations == [], "\n".join(lines + violations)
     assert kills == 4, "\n".join(lines)
+
+
+def test_a_kill_before_the_stores_first_migration_leaves_nothing_to_flag(tmp_path):
+    # The kill can land after the store's file is opened and before its first migration commits: the file has
+    # no tables yet. That is a state the next run migrates, not a violation, and not a checker crash.
+    crash_test = load_script()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "autoresearch.db").write_bytes(b"")
+    (tmp_path / "instructions").mkdir()
+    (tmp_path / "instructions" / "producer.md").write_text("Answer.\n")
+    assert crash_test.instant_violations(tmp_path) == []
+    (tmp_path / "instructions" / "producer.md").write_text("Answ")  # a torn write is still flagged
+    assert crash_test.instant_violations(tmp_path) != []
