@@ -3,6 +3,8 @@ the ledger, the compare-and-set of a keep, commits pushed to one remote, the ref
 
 from __future__ import annotations
 
+import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
 from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
+from autoresearch.search.incumbents import SharedIncumbents
+from autoresearch.search.results import Incumbent
 from autoresearch.search.shared import worker as worker_module
 from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
 from autoresearch.search.shared.status import shared_status
@@ -23,11 +27,12 @@ STUDY = "nightly"
 BRANCH = f"autoresearch/{STUDY}"
 
 
-def shared_setup(loop_workspace, tmp_path: Path, workers: int) -> tuple[Path, list[Path]]:
+def shared_setup(loop_workspace, tmp_path: Path, workers: int, search_tasks: int = 2,
+                 extra: str = ONLY_PRODUCER + "parents = 1\n") -> tuple[Path, list[Path]]:
     """A bare remote holding the configured workspace, and one clone of it per worker."""
     # parents = 1: every proposal starts from the incumbent, so the scripted proposer's "one more mark"
     # always beats it and the workers keep (and race) often.
-    seed = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=ONLY_PRODUCER + "parents = 1\n"))
+    seed = producer_only(loop_workspace(search_tasks=search_tasks, holdout_tasks=1, extra=extra))
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     branch = git(seed, "rev-parse", "--abbrev-ref", "HEAD").strip()
@@ -335,3 +340,76 @@ def test_workers_share_one_memory_of_ideas_variants_and_the_plateau(loop_workspa
     # And B's proposer was told what A had tried.
     (request,) = [r for r in second.backend.requests if second.role_of(r) == "proposer"]
     assert "variant 1 (discard" in request.messages[-1].content and "variant 2 (discard" in request.messages[-1].content
+
+
+PRUNING = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 2\n'
+           'pruner = "paired"\n')
+
+
+def hopeless() -> ScriptedPipeline:
+    """A pipeline whose one variant the paired pruner stops after its first task (see test_pruning.py)."""
+    rng = random.Random(5)  # the judge's seed-to-seed wobble, so that the incumbent's noise is measured
+    return ScriptedPipeline(variants=["Answer worse.\n"],
+                            score=lambda answer, task: (1 if "worse" in answer else 8) + rng.choice([0, 1]))
+
+
+def test_a_variant_another_worker_pruned_against_this_incumbent_is_not_screened_again(loop_workspace, tmp_path):
+    _, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2, search_tasks=3, extra=PRUNING)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    (pruned,) = study(a_root, hopeless(), storage).optimize(n_trials=1).outcomes
+    assert pruned.status == "pruned"
+    second = hopeless()
+    (again,) = study(b_root, second, storage).optimize(n_trials=1).outcomes
+    # B's own store never saw A's trial: the ledger told it, with the incumbent A was pruned against.
+    assert again.status == "pruned"
+    assert again.description.startswith(f"identical to trial {pruned.number}, pruned against this incumbent")
+    assert second.calls_by_role.get("producer", 0) == 0  # no task ran
+    row = Store.for_workspace(b_root / "runs").trial(STUDY, again.number)
+    assert row["evaluation_id"] is None
+
+
+def _trial_row(number: int, status: str, variant: str, incumbent_before: float | None) -> sqlite3.Row:
+    """A store trials row (sqlite3.Row, as Store.trial returns) with the columns record_trial reads."""
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    return conn.execute("SELECT ? AS number, ? AS status, 'producer.md' AS file, 'idea' AS idea, NULL AS delta,"
+                        " ? AS variant_hash, NULL AS composite, NULL AS objective, ? AS incumbent_before",
+                        (number, status, variant, incumbent_before)).fetchone()
+
+
+class _Worker:
+    def __init__(self, ledger: Ledger):
+        self.ledger, self.worker = ledger, "b"
+
+
+def test_pruned_twin_reads_every_workers_pruned_trials_with_their_incumbent(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", "s")
+    ledger.record_trial("a", _trial_row(1, "pruned", "v1", 5.0))
+    ledger.record_trial("a", _trial_row(2, "pruned", "v2", 4.0))  # pruned against an earlier incumbent
+    ledger.record_trial("a", _trial_row(3, "discard", "v3", 5.0))
+    store = Store.for_workspace(tmp_path / "runs")  # worker b's own store: empty
+    shared = SharedIncumbents(store, None, "s", _Worker(ledger), "", "")
+    incumbent = Incumbent(0, 5.0, {}, {}, None, None, 5.0)
+    assert shared.pruned_twin("v1", incumbent)["number"] == 1
+    assert shared.evaluated("v1", incumbent)["status"] == "pruned"
+    assert shared.pruned_twin("v2", incumbent) is None  # the incumbent has changed since: screen it again
+    assert shared.pruned_twin("v3", incumbent) is None
+    assert shared.pruned_twin("v9", incumbent) is None
+
+
+def test_an_older_ledger_gains_the_incumbent_column_when_opened(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    conn = sqlite3.connect(tmp_path / "old.db")  # autoresearch_tried as the first version made it
+    conn.execute("CREATE TABLE autoresearch_tried (study VARCHAR(512) NOT NULL, trial INTEGER NOT NULL,"
+                 " worker VARCHAR(256) NOT NULL, status VARCHAR(32) NOT NULL, file VARCHAR(512), idea TEXT,"
+                 " delta FLOAT, variant_hash VARCHAR(64), composite FLOAT, objective FLOAT,"
+                 " finished_at FLOAT NOT NULL, PRIMARY KEY (study, trial))")
+    conn.execute("INSERT INTO autoresearch_tried VALUES ('s', 1, 'a', 'discard', 'producer.md', 'old', 0.1,"
+                 " 'v0', 3.0, 3.0, 1.0)")
+    conn.commit()
+    conn.close()
+    ledger = Ledger(url, "s")
+    ledger.record_trial("b", _trial_row(2, "pruned", "v1", 5.0))
+    assert [(r["number"], r["incumbent_before"]) for r in ledger.tried()] == [(1, None), (2, 5.0)]
+    ledger.close()
+    Ledger(url, "s").close()  # opened again: the column is there, nothing to add

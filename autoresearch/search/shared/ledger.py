@@ -1,7 +1,7 @@
 """A study shared by workers on several machines: its incumbents and its workers, in the study's database.
 
 Workers share the Optuna study through its RDB storage (Optuna's own mechanism). What Optuna does not
-hold lives beside it, in three tables of the same database:
+hold lives beside it, in four tables of the same database:
 
   autoresearch_shared_studies  what makes the workers' scores comparable (evaluation hash, models, search
                                space); a worker whose differ is refused
@@ -9,6 +9,8 @@ hold lives beside it, in three tables of the same database:
                                is the incumbent. Keeping is a compare-and-set: the insert of version v + 1
                                succeeds for one worker only (the primary key); every other worker that read
                                version v has lost the race
+  autoresearch_tried           every worker's finished trials: the ideas tried, the variants evaluated or
+                               pruned (with the incumbent they were pruned against), the trials since a keep
   autoresearch_workers         who works on the study: heartbeat, trial and keep counts (`autoresearch status`)
 """
 
@@ -54,7 +56,7 @@ KEEPS = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 # Every finished trial of every worker, so that all of them share one memory: the ideas already tried, the
-# variants already evaluated, the trials since the last keep (--plateau).
+# variants already evaluated (or pruned against an incumbent), the trials since the last keep (--plateau).
 TRIED = sa.Table(
     "autoresearch_tried", _metadata,
     sa.Column("study", sa.String(512), primary_key=True),
@@ -68,6 +70,9 @@ TRIED = sa.Table(
     sa.Column("composite", sa.Float),
     sa.Column("objective", sa.Float),
     sa.Column("finished_at", sa.Float, nullable=False),
+    # The incumbent's objective the trial was judged against: a variant pruned against the current one is
+    # not screened again by any worker. Added after the table's first version (see _add_missing_columns).
+    sa.Column("incumbent_before", sa.Float),
 )
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
@@ -160,11 +165,27 @@ class Ledger:
         for attempt in range(3):  # workers starting together may race to create the same table
             try:
                 _metadata.create_all(self.engine, checkfirst=True)
-                return
+                break
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A ledger made by an older version lacks TRIED.incumbent_before (create_all never alters a table)."""
+        def present() -> bool:
+            return "incumbent_before" in {c["name"] for c in sa.inspect(self.engine).get_columns(TRIED.name)}
+
+        if present():
+            return
+        kind = TRIED.c.incumbent_before.type.compile(dialect=self.engine.dialect)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {TRIED.name} ADD COLUMN incumbent_before {kind}"))
+        except sa.exc.DBAPIError:
+            if not present():  # else another worker starting at the same time added it first
+                raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -197,7 +218,8 @@ class Ledger:
 
     def record_trial(self, worker: str, row: Any) -> None:
         """Add a finished trial (a store trials row) to the study's shared memory; once per trial number."""
-        values = {k: row[k] for k in ("status", "file", "idea", "delta", "variant_hash", "composite", "objective")}
+        values = {k: row[k] for k in ("status", "file", "idea", "delta", "variant_hash", "composite", "objective",
+                                      "incumbent_before")}
         try:
             with self.engine.begin() as conn:
                 conn.execute(TRIED.insert().values(study=self.study, trial=row["number"], worker=worker,
