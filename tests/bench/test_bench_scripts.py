@@ -126,7 +126,8 @@ def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):
 
 def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
     rc = load_script("bench_validity").main(["--backend", "fake", "--aa-trials", "4", "--aa-studies", "2",
-                                              "--power-tries", "2", "--normal-trials", "3", "--out", str(tmp_path)])
+                                              "--power-tries", "2", "--normal-trials", "3", "--table-nulls", "2",
+                                              "--table-sets", "4", "--out", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| A/A false keeps (4 null-edit trials) | ≤ 5% |" in out and "Instruction edits against the starter" in out
@@ -139,6 +140,8 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
     aa = [r for r in rows if r["stage"] == "aa"]
     assert data["figures"]["aa_false_keeps"] == sum(r["status"] == "keep" for r in aa)
     assert (tmp_path / "validity.md").read_text().startswith("Machine: ")
+    # The score table: the starter and 2 null edits (3 A/A variants) and the planted edit, under 4 seed sets.
+    assert (data["resampled"]["variants"], data["resampled"]["seed_sets"]) == (3, 4)
 
 
 def test_null_edits_change_only_whitespace_and_never_repeat():

@@ -16,19 +16,23 @@ from autoresearch.cli.main import main
 
 @pytest.mark.embedded
 def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_read_it(loop_workspace):
-    # Two search tasks and one holdout keep this to about two minutes on 2 cores.
-    root = loop_workspace(search_tasks=2, holdout_tasks=1)
+    # Two search tasks, one holdout and the incumbent's noise from 2 seed sets (not 4) keep this to about a
+    # minute and a half on 2 cores: what is under test is the git and review side of a real run. (With seed 2
+    # on the Intel build, both trials beat the screen and were vetoed on the holdout task: nothing to commit.)
+    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra="\n[search]\nnoise_repeats = 2\n")
     tasks = (root / "rubrics" / "tasks.toml").read_text()
     (root / "rubrics" / "tasks.toml").write_text(tasks.replace(
         'criteria = [{ kind = "max_words", value = 400 }]',
         'criteria = [{ kind = "max_words", value = 60 }, { kind = "min_numbered", value = 2 }]'))
     # Answers of up to 120 tokens, not 280: the criteria allow 60 words, and the producer's decode is most of the time.
+    # Plans of up to 64 (the planner filled its 120 on every call; a cut-off plan's JSON is repaired).
     config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 120", 1))
+    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 64", 1)
+                      .replace("max_tokens = 280", "max_tokens = 120", 1))
     git(root, "commit", "-qam", "tighter criteria, shorter answers")
     start = git(root, "rev-parse", "HEAD").strip()
 
-    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "2", "--seed", "3"])
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "2", "--seed", "2"])
 
     assert result.exit_code == 0, result.output
     assert "trials (whole study):" in result.output
