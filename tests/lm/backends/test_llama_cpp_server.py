@@ -99,9 +99,14 @@ def test_two_tasks_at_a_time_score_as_one_at_a_time_and_the_calls_add_up_to_the_
     tasks = workspace.suite.tasks[:2]
 
     def evaluate(concurrency: int):
-        role = RoleConfig(backend="openai", model=ALIAS, base_url=llama_server.base_url, max_tokens=160, seed=7,
-                          concurrency=concurrency)
-        harness = Harness(workspace, Portfolio(planner=role, producer=role, evaluator=role, proposer=role))
+        def role(max_tokens: int) -> RoleConfig:
+            return RoleConfig(backend="openai", model=ALIAS, base_url=llama_server.base_url, max_tokens=max_tokens,
+                              seed=7, concurrency=concurrency)
+
+        # Short replies: what is under test is the order and the energy of the calls, not the answers (a
+        # judgement cut off in its critique still parses: its scores come first).
+        harness = Harness(workspace, Portfolio(planner=role(64), producer=role(64), evaluator=role(96),
+                                               proposer=role(96)))
         assert harness.concurrency == concurrency
         return evaluate_tasks(workspace, harness, store, tasks, kind="eval", portfolio="default",
                               instructions=workspace.instructions, split="search")
