@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -112,12 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     from autoresearch.workspace.workspace import init_workspace, load_workspace
 
     dspy.disable_logging()
-    root = args.workspace or init_workspace(Path(tempfile.mkdtemp(prefix="bench-inference-")) / "ws")
-    ws = load_workspace(root)
-    tasks = list(ws.suite.tasks)[: args.tasks]
-    if args.server or args.llama_cpp_server:
-        return bench_server(args, parser, ws, root, tasks)
-    return bench_embedded(args, parser, ws, root, tasks)
+    made = None if args.workspace else Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    root = args.workspace or init_workspace(made / "ws")
+    try:
+        ws = load_workspace(root)
+        tasks = list(ws.suite.tasks)[: args.tasks]
+        if args.server or args.llama_cpp_server:
+            return bench_server(args, parser, ws, root, tasks)
+        return bench_embedded(args, parser, ws, root, tasks)
+    finally:
+        if made is not None:  # the starter made for this run; a given workspace keeps its evaluations
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def bench_embedded(args, parser, ws, root, tasks) -> int:

@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=4, help="seed sets per side (default 4)")
     parser.add_argument("--json", type=Path, default=None, help="also write every score here")
     args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-suite-"))
+    try:
+        return _bench(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # the workspace copies; the figures are printed and in --json
 
+
+def _bench(args: argparse.Namespace, scratch: Path) -> int:
     import dspy
 
     from autoresearch.bench.report import machine, machine_line
@@ -46,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     from autoresearch.workspace.workspace import INSTRUCTIONS_DIR, load_workspace
 
     dspy.disable_logging()
-    scratch = Path(tempfile.mkdtemp(prefix="bench-suite-"))
     start = copy_workspace(args.workspace, scratch / "start")
     edited = copy_workspace(args.workspace, scratch / "edit")
     target = edited / INSTRUCTIONS_DIR / args.edit.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -256,29 +257,32 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
         result.rows.extend(rows)
         result.baselines.append(baseline)
 
-    for stage in options.stages:
-        start = time.perf_counter()
-        log(f"{stage}: starting")
-        if stage == "planted":
-            result.planted = planted_check(source, scratch, options.planted_repeats, factory)
-            log(f"  planted: {json.dumps(result.planted)}")
-        elif stage == "table":
-            result.resampled = table_stage(source, scratch, options, factory, log)
-        elif stage == "aa":
-            per_study = max(1, options.aa_trials // max(options.aa_studies, 1))
-            for k in range(options.aa_studies):
-                study("aa", k, seeded_copy(source, scratch / f"aa-{k}", options.aa_seed + 10 * k), per_study,
-                      NullEdits())
-        elif stage == "power":
-            for k in range(options.power_tries):
-                root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k)
-                study("power", k, root, 1, Planted(PLANTED), spiked_factory(MARKER, SPIKE, factory))
-        elif stage == "normal":
-            study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
-        else:
-            raise ValueError(f"unknown stage {stage!r}; planted, table, aa, power or normal")
-        result.seconds[stage] = time.perf_counter() - start
-        write(out, options, result, quiet=stage != options.stages[-1])  # a stopped run keeps its stages
+    try:
+        for stage in options.stages:
+            start = time.perf_counter()
+            log(f"{stage}: starting")
+            if stage == "planted":
+                result.planted = planted_check(source, scratch, options.planted_repeats, factory)
+                log(f"  planted: {json.dumps(result.planted)}")
+            elif stage == "table":
+                result.resampled = table_stage(source, scratch, options, factory, log)
+            elif stage == "aa":
+                per_study = max(1, options.aa_trials // max(options.aa_studies, 1))
+                for k in range(options.aa_studies):
+                    study("aa", k, seeded_copy(source, scratch / f"aa-{k}", options.aa_seed + 10 * k), per_study,
+                          NullEdits())
+            elif stage == "power":
+                for k in range(options.power_tries):
+                    root = seeded_copy(source, scratch / f"power-{k}", 100 + 10 * k)
+                    study("power", k, root, 1, Planted(PLANTED), spiked_factory(MARKER, SPIKE, factory))
+            elif stage == "normal":
+                study("normal", 0, copy_workspace(source, scratch / "normal"), options.normal_trials, None)
+            else:
+                raise ValueError(f"unknown stage {stage!r}; planted, table, aa, power or normal")
+            result.seconds[stage] = time.perf_counter() - start
+            write(out, options, result, quiet=stage != options.stages[-1])  # a stopped run keeps its stages
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # the studies' workspaces: their rows are in the result
     return result
 
 

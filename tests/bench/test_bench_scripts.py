@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,7 +125,10 @@ def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):
         assert all(0.0 <= t["share"] <= 1.0 for t in trials)
 
 
-def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
+def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the studies' workspaces are made
     rc = load_script("bench_validity").main(["--backend", "fake", "--aa-trials", "4", "--aa-studies", "2",
                                               "--power-tries", "2", "--normal-trials", "3", "--table-nulls", "2",
                                               "--table-sets", "4", "--out", str(tmp_path)])
@@ -142,6 +146,7 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys):
     assert (tmp_path / "validity.md").read_text().startswith("Machine: ")
     # The score table: the starter and 2 null edits (3 A/A variants) and the planted edit, under 4 seed sets.
     assert (data["resampled"]["variants"], data["resampled"]["seed_sets"]) == (3, 4)
+    assert list(scratch.iterdir()) == []  # and removed once read
 
 
 def test_null_edits_change_only_whitespace_and_never_repeat():
@@ -179,9 +184,13 @@ def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, c
 
 
 @pytest.mark.embedded
-def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys):
+def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, monkeypatch):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the two sides' workspace copies are made
 
     root = init_workspace(tmp_path / "ws")
     (root / "rubrics" / "tasks.toml").write_text(
@@ -207,6 +216,7 @@ def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| search | 1 |" in out and "| holdout | 1 |" in out and "machine:" in out
     assert "search: judge mean" in out and "answers passing each check: exact_numbered, each task's own" in out
+    assert list(scratch.iterdir()) == []  # the copies are removed
 
 
 def test_bench_suite_says_which_checks_moved_a_house_style_apart_from_each_task_s_own():
