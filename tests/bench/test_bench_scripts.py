@@ -163,10 +163,12 @@ def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, c
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
 
-    # The starter with short answers: what reuse saves is in the prompts, not in the producer's 280 tokens.
+    # The starter with short replies: what reuse saves is in the prompts, not in the producer's 280 tokens (nor
+    # in the 120 of a plan or the 160 of a judgement, sampled through the whole grammar when reuse is off).
     root = init_workspace(tmp_path / "ws")
     config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 96", 1))
+    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 64", 1)
+                      .replace("max_tokens = 280", "max_tokens = 96", 1).replace("max_tokens = 160", "max_tokens = 96", 1))
     out_json = tmp_path / "inference.json"
     rc = load_script("bench_inference").main(["--workspace", str(root), "--tasks", "2", "--repeats", "1",
                                               "--settings", "off,on", "--json", str(out_json)])
