@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -40,6 +40,7 @@ class LiveView:
         self.keeps = 0
         self.started = time.monotonic()
         self.notes: list[str] = []
+        self.trial = 0
 
     def __enter__(self) -> "LiveView":
         if not self.plain:
@@ -67,18 +68,13 @@ class LiveView:
         if kind == "trial_started":
             label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
             self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
+            self.trial = data["trial"]
+            self._plain_progress("started", label)
         elif kind == "task_done":
             self.progress = f"task {data['index'] + 1}/{data['total']} ({data['task']}: {data['value']:.2f})"
-        elif kind == "holdout":
-            self.progress = "holdout tasks"
-        elif kind == "noise":
-            self.progress = f"measuring the noise: repeat {data['repeat'] + 1}"
-        elif kind == "confirm":
-            self.progress = f"a contender: confirming under seed set {data['repeat'] + 1}"
-        elif kind == "incumbent":
-            self.progress = f"the incumbent on this machine: seed set {data['repeat'] + 1}"
-        elif kind == "rejudge":
-            self.progress = "lost the race: re-judging against the new incumbent"
+        elif kind in STAGES:
+            self.progress = STAGES[kind](data)
+            self._plain_progress("…", self.progress)
         elif kind == "trial_finished":
             outcome: TrialOutcome = data["outcome"]
             self.recent.append(outcome)
@@ -92,6 +88,13 @@ class LiveView:
             if self.plain:
                 self.console.print(_plain_line(outcome, self.incumbent), markup=False, highlight=False)
         self._refresh()
+
+    def _plain_progress(self, what: str, detail: str) -> None:
+        """In a log, a line as each trial and each of its stages starts: a long baseline is not silence."""
+        if self.plain:
+            minutes = (time.monotonic() - self.started) / 60
+            self.console.print(f"trial {self.trial:>3} {what:<11}{detail}  ({minutes:.1f} min)", markup=False,
+                               highlight=False)
 
     def _refresh(self) -> None:
         if self.plain:
@@ -113,6 +116,16 @@ class LiveView:
                           f"{o.operator} {o.description}"[:60])
         parts: list[Any] = [head, table] + [Text(n, "yellow") for n in self.notes[-2:]]
         self.live.update(Group(*parts))
+
+
+# A trial's stages besides its search tasks: the live view's progress, and a line each in a log.
+STAGES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "holdout": lambda data: "holdout tasks",
+    "noise": lambda data: f"measuring the noise: repeat {data['repeat'] + 1}",
+    "confirm": lambda data: f"a contender: confirming under seed set {data['repeat'] + 1}",
+    "incumbent": lambda data: f"the incumbent on this machine: seed set {data['repeat'] + 1}",
+    "rejudge": lambda data: "lost the race: re-judging against the new incumbent",
+}
 
 
 def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:

@@ -74,6 +74,13 @@ def test_cli_run_prints_a_summary_and_commits_the_keep(loop_workspace, monkeypat
     assert result.exit_code == 0, result.output
     assert "trials (whole study): baseline 1  keep 1" in result.output
     assert "composite  3.000 → 5.100" in result.output
+    # Not a terminal: a line as each trial and each of its stages starts, before the line of how it ended.
+    lines = result.output.splitlines()
+    started = [i for i, line in enumerate(lines) if line.startswith((
+        "trial   0 started    baseline", "trial   0 …          holdout tasks", "trial   1 started    producer.md · "))]
+    finished = [i for i, line in enumerate(lines) if line.startswith(("trial   0 baseline", "trial   1 keep"))]
+    assert len(started) == 3 and len(finished) == 2, result.output
+    assert started[0] < started[1] < finished[0] < started[2] < finished[1]
     assert "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)" in result.output
     assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)"
 
