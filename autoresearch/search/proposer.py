@@ -14,7 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import dspy
 
+from ..errors import UnparseableOutput
 from ..lm.adapter import DataField, GrammarAdapter
+from ..lm.engine import backend_error_in
 from .mechanical import ANSWER_FILE, deterministic_edit
 from .operators import MutationOperator
 
@@ -215,15 +217,24 @@ def propose_usable(proposer, parent: str, op: MutationOperator, operators: Seque
                    seen: Callable[[str], bool] = lambda text: False) -> tuple[Proposal | None, list[str]]:
     """A variant worth evaluating, or None, with why each refused proposal was refused ("operator: reason").
 
-    A proposal is refused when there is none, when it is junk (junk_reason) or when `refuse` names a reason
-    (the judge guard); the proposer is then asked again with another operator, JUNK_RETRIES times at most.
-    `file` and `seen` go to Proposer.propose. A failed model call raises, as Proposer.propose does."""
+    A proposal is refused when there is none, when its reply could not be parsed, when it is junk
+    (junk_reason) or when `refuse` names a reason (the judge guard); the proposer is then asked again with
+    another operator, JUNK_RETRIES times at most. `file` and `seen` go to Proposer.propose. A model call the
+    backend did not answer (a timeout, a server down) raises, as Proposer.propose does."""
     rejected: list[str] = []
     for attempt in range(JUNK_RETRIES + 1):
         if attempt:
             op = rng.choice([o for o in operators if o is not op] or [op])
-        proposal = proposer.propose(parent, op, feedback, tried, other=other if op.needs_second_parent else "",
-                                    temperature=temperature, rng=rng, file=file, seen=seen)
+        try:
+            proposal = proposer.propose(parent, op, feedback, tried, other=other if op.needs_second_parent else "",
+                                        temperature=temperature, rng=rng, file=file, seen=seen)
+        except Exception as exc:
+            # The model answered, with text that is not the reply asked for (SmolLM2's `idea` can run on in
+            # digits until max_tokens): as refusable as junk, and the call stays recorded as failed.
+            if not isinstance(backend_error_in(exc), UnparseableOutput):
+                raise
+            rejected.append(f"{op.name}: its reply could not be parsed")
+            continue
         reason = "no usable variant" if proposal is None else (junk_reason(proposal.text, parent, tried)
                                                               or refuse(proposal.text))
         if reason is None:

@@ -69,3 +69,24 @@ def test_a_run_without_usable_variants_still_stops_after_its_own_longer_streak(l
                     backoff_s=0).optimize(n_trials=20)
     assert summary.stop_reason == "failed_trials" and len(summary.outcomes) == 5
     assert summary.stop_message.startswith("5 trials in a row got no usable variant without a failed model call")
+
+
+class RunawayIdeaFirst(ScriptedPipeline):
+    """The proposer's first reply is SmolLM2's runaway `idea`: digits until max_tokens, no new_instructions."""
+
+    def respond(self, request):
+        if self.role_of(request) == "proposer" and not self.calls_by_role.get("proposer"):
+            self.calls_by_role["proposer"] = 1
+            return '{ "idea" :"1.7.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1'
+        return super().respond(request)
+
+
+def test_a_reply_that_cannot_be_parsed_is_asked_again_like_junk_and_stays_recorded(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS))
+    summary = Study(load_workspace(root), backend_factory=RunawayIdeaFirst(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    assert trial.status == "keep" and "after 1 refused proposals" in trial.description
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    calls = db.execute("SELECT status, failure_mode FROM calls WHERE role='proposer' AND trial=1 ORDER BY id").fetchall()
+    assert calls == [("failed", "unparseable"), ("ok", None)]  # the failed call is kept, with its failure mode
