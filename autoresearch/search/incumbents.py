@@ -250,18 +250,16 @@ class SharedIncumbents(LocalIncumbents):
         mine = super().twin(variant_hash)
         if mine is not None:
             return mine
-        return next((r for r in self.shared_worker.ledger.tried()
-                     if r["variant_hash"] == variant_hash and r["composite"] is not None
-                     and r["status"] in ("baseline", "keep", "discard")), None)
+        return next((r for r in self.shared_worker.ledger.tried_variant(variant_hash)
+                     if r["composite"] is not None and r["status"] in ("baseline", "keep", "discard")), None)
 
     def pruned_twin(self, variant_hash: str, incumbent: Incumbent) -> Any | None:
         """This worker's pruned twin from its store, else another worker's from the ledger."""
         mine = super().pruned_twin(variant_hash, incumbent)
         if mine is not None:
             return mine
-        return next((r for r in self.shared_worker.ledger.tried()
-                     if r["variant_hash"] == variant_hash and r["status"] == "pruned"
-                     and r["incumbent_before"] is not None
+        return next((r for r in self.shared_worker.ledger.tried_variant(variant_hash)
+                     if r["status"] == "pruned" and r["incumbent_before"] is not None
                      and abs(r["incumbent_before"] - incumbent.objective) < 1e-9), None)
 
     def since_keep(self) -> int:

@@ -234,6 +234,14 @@ class Ledger:
                                 .order_by(TRIED.c.trial)).mappings().all()
         return [{**r, "number": r["trial"]} for r in rows]
 
+    def tried_variant(self, variant_hash: str) -> list[dict[str, Any]]:
+        """Every worker's finished trials of this one variant, by trial number (tried(), filtered in SQL)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study,
+                                                       TRIED.c.variant_hash == variant_hash)
+                                .order_by(TRIED.c.trial)).mappings().all()
+        return [{**r, "number": r["trial"]} for r in rows]
+
     # --- the incumbent -----------------------------------------------------------------------
 
     def keeps(self) -> list[KeepRecord]:
