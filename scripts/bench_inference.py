@@ -27,10 +27,10 @@ The machine is printed with the figures so they can be quoted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -110,20 +110,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import dspy
 
+    from autoresearch.bench.workspaces import scratch
     from autoresearch.workspace.workspace import init_workspace, load_workspace
 
     dspy.disable_logging()
-    made = None if args.workspace else Path(tempfile.mkdtemp(prefix="bench-inference-"))
-    root = args.workspace or init_workspace(made / "ws")
-    try:
+    # The starter made for this run is removed with it; a given workspace keeps its evaluations.
+    with (contextlib.nullcontext() if args.workspace else scratch("bench-inference-")) as made:
+        root = args.workspace or init_workspace(made / "ws")
         ws = load_workspace(root)
         tasks = list(ws.suite.tasks)[: args.tasks]
         if args.server or args.llama_cpp_server:
             return bench_server(args, parser, ws, root, tasks)
         return bench_embedded(args, parser, ws, root, tasks)
-    finally:
-        if made is not None:  # the starter made for this run; a given workspace keeps its evaluations
-            shutil.rmtree(made, ignore_errors=True)
 
 
 def bench_embedded(args, parser, ws, root, tasks) -> int:

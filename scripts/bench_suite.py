@@ -21,7 +21,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=4, help="seed sets per side (default 4)")
     parser.add_argument("--json", type=Path, default=None, help="also write every score here")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-suite-"))
-    try:
-        return _bench(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # the workspace copies; the figures are printed and in --json
+
+    from autoresearch.bench.workspaces import scratch
+
+    with scratch("bench-suite-") as folder:  # the workspace copies; the figures are printed and in --json
+        return _bench(args, folder)
 
 
 def _bench(args: argparse.Namespace, scratch: Path) -> int:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +19,7 @@ from ..search.proposer import Proposal
 from ..search.study import Study
 from ..store import Store
 from ..workspace.workspace import load_workspace
-from . import report
+from . import report, workspaces
 from .resample import resample
 from .score_table import collect, evaluate_seed_set
 from .search import inner_factory
@@ -238,26 +236,25 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
     log = log or (lambda text: print(text, file=sys.stdout, flush=True))
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-validity-"))
-    factory, backend_text = inner_factory(options.backend)
-    result = ValidityResult(machine=report.machine(), backend=backend_text)
-    source = starter(scratch / "starter")
-    ws = load_workspace(source)
-    threshold = ws.settings.scoring.keep_threshold
-    holdout_tasks = len(ws.suite.split("holdout"))
+    with workspaces.scratch("bench-validity-") as scratch:  # the studies' workspaces: their rows are in the result
+        factory, backend_text = inner_factory(options.backend)
+        result = ValidityResult(machine=report.machine(), backend=backend_text)
+        source = starter(scratch / "starter")
+        ws = load_workspace(source)
+        threshold = ws.settings.scoring.keep_threshold
+        holdout_tasks = len(ws.suite.split("holdout"))
 
-    def study(stage: str, index: int, root: Path, trials: int, proposer, backends=None) -> None:
-        def observe(kind: str, data: dict[str, Any]) -> None:
-            if kind == "trial_finished":
-                o = data["outcome"]
-                log(f"  {stage} {index} trial {o.number}: {o.status} {o.description[:110]}")
-        Study(load_workspace(root), backend_factory=backends or factory, seed=options.seed + index, observer=observe,
-              proposer=proposer).optimize(n_trials=trials)
-        rows, baseline = study_rows(root, stage, index, holdout_tasks, threshold)
-        result.rows.extend(rows)
-        result.baselines.append(baseline)
+        def study(stage: str, index: int, root: Path, trials: int, proposer, backends=None) -> None:
+            def observe(kind: str, data: dict[str, Any]) -> None:
+                if kind == "trial_finished":
+                    o = data["outcome"]
+                    log(f"  {stage} {index} trial {o.number}: {o.status} {o.description[:110]}")
+            Study(load_workspace(root), backend_factory=backends or factory, seed=options.seed + index,
+                  observer=observe, proposer=proposer).optimize(n_trials=trials)
+            rows, baseline = study_rows(root, stage, index, holdout_tasks, threshold)
+            result.rows.extend(rows)
+            result.baselines.append(baseline)
 
-    try:
         for stage in options.stages:
             start = time.perf_counter()
             log(f"{stage}: starting")
@@ -281,8 +278,6 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
                 raise ValueError(f"unknown stage {stage!r}; planted, table, aa, power or normal")
             result.seconds[stage] = time.perf_counter() - start
             write(out, options, result, quiet=stage != options.stages[-1])  # a stopped run keeps its stages
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # the studies' workspaces: their rows are in the result
     return result
 
 

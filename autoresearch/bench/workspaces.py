@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..workspace.workspace import (
     CONFIG_NAME,
@@ -21,6 +23,17 @@ from ..workspace.workspace import (
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _HOLDOUT = re.compile(r"""(\bsplit\s*[=:]\s*)["']?holdout["']?""")
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A new folder under the temporary directory, removed with everything in it on exit unless keep."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def starter(dest: Path) -> Path:

@@ -1,0 +1,37 @@
+"""The benchmarks' scratch folders: made under the temporary directory, removed on exit unless kept."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+from autoresearch.bench.workspaces import scratch
+
+
+@pytest.fixture
+def tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def test_scratch_is_made_under_the_temporary_directory_and_removed_on_exit(tmp):
+    with scratch("bench-test-") as folder:
+        assert folder.is_dir() and folder.parent == tmp and folder.name.startswith("bench-test-")
+        (folder / "ws").mkdir()
+        (folder / "ws" / "file.txt").write_text("x")
+    assert list(tmp.iterdir()) == []
+
+
+def test_scratch_is_removed_when_the_body_raises(tmp):
+    with pytest.raises(RuntimeError, match="stopped"):
+        with scratch("bench-test-") as folder:
+            (folder / "file.txt").write_text("x")
+            raise RuntimeError("stopped")
+    assert list(tmp.iterdir()) == []
+
+
+def test_scratch_is_kept_when_asked(tmp):
+    with scratch("bench-test-", keep=True) as folder:
+        (folder / "file.txt").write_text("x")
+    assert list(tmp.iterdir()) == [folder] and (folder / "file.txt").read_text() == "x"
