@@ -14,6 +14,26 @@ from scipy import stats
 # One side's scores: (task id, repeat) → that task's score under that repeat's seeds; None: the task failed.
 Scores = Mapping[tuple[str, int], float | None]
 
+SPREAD_EPSILON = 1e-9  # differences equal up to float noise ((a − b) and (c − d) may differ in the last bit)
+
+
+def tasks_for_sign_test(confidence: float) -> int:
+    """How many independent differences must all go one way before chance (0.5 each) falls to 1 − confidence:
+    5 at 95%."""
+    return math.ceil(math.log(1 - confidence) / math.log(0.5) - SPREAD_EPSILON)
+
+
+def bound_without_spread(mean: float, units: int, confidence: float) -> float | None:
+    """The bound when every difference is equal, so the t bound would be the mean itself ("no spread, no doubt").
+
+    Equal differences are what coarse scores give on a few tasks (a judge's 1.0 against 1.7 on each), and what a
+    deterministic backend gives under every seed (each repeat a copy of the first): no spread was measured, which
+    is not no doubt. The exact sign test over the `units` independent differences decides instead: all of them
+    one way by chance has probability 0.5^units. Sure enough: the mean; not: None (no bound, so no keep)."""
+    if mean <= 0:
+        return mean
+    return mean if units >= tasks_for_sign_test(confidence) else None
+
 
 @dataclass(frozen=True)
 class PairedComparison:
@@ -25,6 +45,7 @@ class PairedComparison:
     dropped: int  # pairs left out because a side's task failed (a fault is not evidence)
     task_ids: tuple[str, ...] = ()  # each delta's task, in the order of deltas
     across_tasks: bool = False  # the bound also over the tasks' means ([scoring] across_tasks)
+    copies: bool = False  # the seeds changed no score on either side: each task's repeats copy its first
 
     @cached_property  # asked for by both bounds and the JSON; the comparison never changes
     def task_means(self) -> tuple[float, ...]:
@@ -41,12 +62,24 @@ class PairedComparison:
         means = self.task_means
         if len(means) < 2:
             return None
-        centre = statistics.fmean(means)
-        return centre - float(stats.t.ppf(confidence, len(means) - 1)) * statistics.stdev(means) / math.sqrt(len(means))
+        centre, spread = statistics.fmean(means), statistics.stdev(means)
+        if spread <= SPREAD_EPSILON:
+            return bound_without_spread(centre, len(means), confidence)
+        return centre - float(stats.t.ppf(confidence, len(means) - 1)) * spread / math.sqrt(len(means))
 
     @property
     def n(self) -> int:
         return len(self.deltas)
+
+    @property
+    def without_spread(self) -> bool:
+        """Every difference equal (two or more): the bounds fall back to a sign test over the tasks."""
+        return self.sd is not None and self.sd <= SPREAD_EPSILON
+
+    @property
+    def sign_test_units(self) -> int:
+        """The independent differences a sign test may count: the pairs, or the tasks when repeats are copies."""
+        return self.tasks if self.copies else self.n
 
     @property
     def mean(self) -> float:
@@ -59,10 +92,13 @@ class PairedComparison:
     def pair_lower_bound(self, confidence: float) -> float | None:
         """The one-sided paired-t lower bound over every (task, seed) difference; None from under two pairs.
 
-        With every difference equal (sd 0) the bound is the mean itself: no spread, no doubt."""
+        With every difference equal (sd 0) a sign test decides (bound_without_spread), over the pairs, or over the
+        tasks where the seeds changed no score (a task's repeats are then copies, not more evidence)."""
         sd = self.sd
         if sd is None:
             return None
+        if sd <= SPREAD_EPSILON:
+            return bound_without_spread(self.mean, self.sign_test_units, confidence)
         return self.mean - float(stats.t.ppf(confidence, self.n - 1)) * sd / math.sqrt(self.n)
 
     def lower_bound(self, confidence: float) -> float | None:
@@ -80,6 +116,11 @@ class PairedComparison:
         """"+0.42 over 4 tasks × 3 seeds, 95% lower bound +0.11" (what a keep's evidence says)."""
         bound = self.lower_bound(confidence)
         shown = "none" if bound is None else f"{bound:+.2f}"
+        if bound is None and self.without_spread and self.mean > 0:
+            units = f"{self.tasks} task{'' if self.tasks == 1 else 's'}" if self.copies else f"{self.n} pairs"
+            shown += (f" (every difference equal: no spread measured, and {units} all one way is chance under "
+                      f"a sign test; {tasks_for_sign_test(confidence)} needed"
+                      f"{', the seeds changed no score' if self.copies else ''})")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
         return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}, "
                 f"{confidence:.0%} lower bound {shown}{dropped}")
@@ -89,7 +130,7 @@ class PairedComparison:
                 "dropped": self.dropped, "confidence": confidence, "lower_bound": self.lower_bound(confidence),
                 "pair_lower_bound": self.pair_lower_bound(confidence),
                 "task_lower_bound": self.task_lower_bound(confidence), "task_means": list(self.task_means),
-                "across_tasks": self.across_tasks}
+                "across_tasks": self.across_tasks, "copies": self.copies}
 
 
 def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:
@@ -104,7 +145,19 @@ def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:
         deltas.append(value - other)
         keys.append(key)
     return PairedComparison(tuple(deltas), len({t for t, _ in keys}), len({r for _, r in keys}), dropped,
-                            tuple(t for t, _ in keys))
+                            tuple(t for t, _ in keys), copies=_seeds_changed_nothing(keys, challenger, incumbent))
+
+
+def _seeds_changed_nothing(keys: list[tuple[str, int]], *sides: Scores) -> bool:
+    """True when every task's score is the same under each of its repeats on both sides (a deterministic backend,
+    or one repeat each): its repeats are then copies of one draw."""
+    first: dict[tuple[int, str], float | None] = {}
+    for side_index, side in enumerate(sides):
+        for task, repeat in keys:
+            value = side[(task, repeat)]
+            if first.setdefault((side_index, task), value) != value:
+                return False
+    return True
 
 
 def task_sd(scores: Scores) -> float | None:

@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 from scipy import stats
 
-from autoresearch.evaluation.paired import compare, holdout_margin, task_sd
+from autoresearch.evaluation.paired import (
+    PairedComparison,
+    compare,
+    holdout_margin,
+    task_sd,
+    tasks_for_sign_test,
+)
 
 
 def test_pairs_are_matched_by_task_and_seed_and_faults_are_left_out():
@@ -53,9 +59,42 @@ def test_one_task_has_only_the_pairs_bound():
     assert c.task_lower_bound(0.95) is None and c.lower_bound(0.95) == c.pair_lower_bound(0.95)
 
 
-def test_equal_differences_have_no_doubt():
-    c = compare({("a", 0): 5.7, ("b", 0): 3.7}, {("a", 0): 5.0, ("b", 0): 3.0})
-    assert c.lower_bound(0.95) == pytest.approx(0.7)
+def _equal_gain(tasks: int, repeats: int, gain: float = 0.49) -> PairedComparison:
+    """Every task × seed pair up by the same amount, and the seeds changing no score (a deterministic backend)."""
+    incumbent = {(f"t{t}", r): 1.0 + t for t in range(tasks) for r in range(repeats)}
+    return compare({key: value + gain for key, value in incumbent.items()}, incumbent)
+
+
+def test_equal_differences_on_too_few_tasks_give_no_bound():
+    # 2 tasks × 2 seeds all +0.49 (seen in a 2-task workspace): the t bound would be +0.49 ("no spread, no doubt");
+    # two tasks the same way is a coin's 1 in 4, so there is no bound and the rule keeps nothing.
+    c = replace(_equal_gain(2, 2), across_tasks=True)
+    assert c.without_spread and c.sd == pytest.approx(0.0, abs=1e-12)
+    assert c.pair_lower_bound(0.95) is None and c.task_lower_bound(0.95) is None and c.lower_bound(0.95) is None
+    assert "no spread measured" in c.text(0.95) and "5 needed" in c.text(0.95)
+
+
+def test_equal_differences_on_enough_tasks_are_sure_by_a_sign_test():
+    assert tasks_for_sign_test(0.95) == 5 and tasks_for_sign_test(0.9) == 4 and tasks_for_sign_test(0.999) == 10
+    assert _equal_gain(4, 4).pair_lower_bound(0.95) is None  # 16 copies of 4 tasks: 1 in 16 > 5%
+    assert _equal_gain(4, 4).pair_lower_bound(0.9) == pytest.approx(0.49)  # 1 in 16 ≤ 10%
+    assert _equal_gain(5, 1).lower_bound(0.95) == pytest.approx(0.49)  # 1 in 32 ≤ 5%
+    assert replace(_equal_gain(5, 2), across_tasks=True).lower_bound(0.95) == pytest.approx(0.49)
+    assert "needed" not in _equal_gain(5, 1).text(0.95)
+
+
+def test_equal_differences_under_seeds_that_move_the_scores_count_every_pair():
+    # The seeds move each task's score (±1 by repeat) and the variant adds +0.7 under each: 2 tasks × 3 seeds are
+    # 6 independent pairs all one way, 1 in 64 by chance.
+    incumbent = {(t, r): 4.0 + (r % 2) for t in "ab" for r in range(3)}
+    c = compare({key: value + 0.7 for key, value in incumbent.items()}, incumbent)
+    assert not c.copies and c.sign_test_units == 6 and c.pair_lower_bound(0.95) == pytest.approx(0.7)
+    assert c.to_json(0.95)["copies"] is False and _equal_gain(2, 2).to_json(0.95)["copies"] is True
+    assert _equal_gain(2, 2).sign_test_units == 2  # the same 4 pairs from seeds that changed nothing: 2 units
+
+
+def test_equal_losses_keep_their_mean_as_the_bound():
+    assert _equal_gain(2, 2, gain=-0.3).pair_lower_bound(0.95) == pytest.approx(-0.3)  # no claim to doubt
 
 
 def test_task_sd_pools_each_tasks_spread_over_seeds_not_the_spread_between_tasks():

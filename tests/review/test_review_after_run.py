@@ -15,11 +15,11 @@ from autoresearch.pipeline import harness
 from autoresearch.workspace.workspace import init_workspace
 
 
-def small_workspace(base: Path) -> Path:
+def small_workspace(base: Path, search_tasks: int = 2) -> Path:
     """The starter workspace cut to two search tasks and one holdout task, as the loop's embedded test does."""
     root = init_workspace(base / "ws")
     tasks = []
-    for i, split in enumerate(("search", "search", "holdout")):
+    for i, split in enumerate(["search"] * search_tasks + ["holdout"]):
         tasks.append(f'[[tasks]]\nid = "t{i}"\nsplit = "{split}"\nprompt = "List two tips for task {i}."\n'
                      'criteria = [{ kind = "max_words", value = 60 }, { kind = "min_numbered", value = 2 }]\n')
     (root / "rubrics" / "tasks.toml").write_text("\n".join(tasks))
@@ -39,7 +39,9 @@ def review_after_run(root: Path, trials: int, seed: int) -> int:
 
 
 def test_review_commands_after_a_cli_run_on_the_fake_backend(tmp_path, monkeypatch):
-    root = small_workspace(tmp_path)
+    # The scripted pipeline moves every task alike and the seeds change nothing: a keep at 95% needs the sign
+    # test over five tasks (evaluation/paired.py).
+    root = small_workspace(tmp_path, search_tasks=5)
     pipeline = ScriptedPipeline(variants=["Answer!!\n", "Answer!!!!\n"])
     monkeypatch.setattr(harness, "create_backend", pipeline.factory)
     monkeypatch.setattr(preflight, "create_backend", pipeline.factory)

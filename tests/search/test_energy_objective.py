@@ -102,7 +102,7 @@ def test_a_cheaper_variant_of_equal_quality_is_kept(workspace):
     message = git(root, "log", "-1", "--format=%B")
     subject = message.splitlines()[0]
     # Both tasks are about 0.6 cheaper (estimated from measured latency, so not exactly): a bound near the mean.
-    found = re.fullmatch(r"autoresearch: producer\.md ([+-][\d.]+) over 2 tasks × 1 seed \(95% bound ([+-][\d.]+)\)",
+    found = re.fullmatch(r"autoresearch: producer\.md ([+-][\d.]+) over 2 tasks × 1 seed \(75% bound ([+-][\d.]+)\)",
                          subject)
     assert found and float(found.group(1)) == pytest.approx(trial["delta"], abs=0.005)
     assert 0.3 < float(found.group(2)) <= float(found.group(1))
@@ -134,7 +134,7 @@ def test_weight_0_keeps_on_the_composite_as_before(workspace):
     assert trial["objective"] == trial["composite"] and baseline["objective"] == baseline["composite"]
     assert trial["delta"] == pytest.approx(0.7)
     message = git(root, "log", "-1", "--format=%B")
-    assert message.splitlines()[0] == "autoresearch: producer.md +0.70 over 2 tasks × 1 seed (95% bound +0.70)"
+    assert message.splitlines()[0] == "autoresearch: producer.md +0.70 over 2 tasks × 1 seed (75% bound +0.70)"
     assert "Autoresearch-Objective" not in message and "Autoresearch-Joules-Per-Task" not in message
 
 

@@ -54,8 +54,17 @@ def test_a_certain_but_small_improvement_is_not_kept():
     assert not verdict.keep and verdict.stage == "confirm"
 
 
+def test_equal_differences_on_two_tasks_are_inside_the_noise_and_on_five_are_kept():
+    # Two tasks × two seeds all +0.49, as a temperature-0 judge gave on a 2-task workspace: no spread measured.
+    two = compare({(t, r): 1.49 for t in "ab" for r in range(2)}, {(t, r): 1.0 for t in "ab" for r in range(2)})
+    verdict = RULE.confirm(two, 0.49, 0.0)
+    assert not verdict.keep and verdict.stage == "bound" and "no spread measured" in verdict.reason
+    five = compare({(t, 0): 1.49 for t in "abcde"}, {(t, 0): 1.0 for t in "abcde"})
+    assert RULE.confirm(five, 0.49, 0.0).keep
+
+
 def test_the_holdout_gate_vetoes_a_regression_beyond_its_noise_only():
-    kept = RULE.confirm(comparison([0.5] * 12), 0.5, 0.5)
+    kept = RULE.confirm(comparison([0.5, 0.6, 0.4, 0.5] * 3), 0.5, 0.5)
     worse = compare({("h", 0): 3.0, ("i", 0): 3.0}, {("h", 0): 4.0, ("i", 0): 4.0})  # −1.0
     slightly = compare({("h", 0): 3.8, ("i", 0): 3.8}, {("h", 0): 4.0, ("i", 0): 4.0})  # −0.2
     vetoed = RULE.gate(kept, worse, margin=0.5)

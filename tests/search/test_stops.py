@@ -81,8 +81,8 @@ def test_cli_run_prints_a_summary_and_commits_the_keep(loop_workspace, monkeypat
     finished = [i for i, line in enumerate(lines) if line.startswith(("trial   0 baseline", "trial   1 keep"))]
     assert len(started) == 3 and len(finished) == 2, result.output
     assert started[0] < started[1] < finished[0] < started[2] < finished[1]
-    assert "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)" in result.output
-    assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (95% bound +2.10)"
+    assert "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (75% bound +2.10)" in result.output
+    assert git(root, "log", "-1", "--format=%s").strip() == "autoresearch: producer.md +2.10 over 2 tasks × 1 seed (75% bound +2.10)"
 
 
 def test_cli_run_requires_a_stop_condition_and_refuses_dirty_files(loop_workspace, monkeypatch):

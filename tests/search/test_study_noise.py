@@ -32,7 +32,7 @@ class SeedJudge(ScriptedPipeline):
 
 
 def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
     summary = Study(load_workspace(root), backend_factory=SeedJudge().factory, seed=1,
                     backoff_s=0).optimize(n_trials=0)
 
@@ -49,7 +49,7 @@ def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop
 
 
 def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
     # "Answer!" gets one more judge point than "Answer." under every seed: +0.7 on each of 2 tasks × 3 seeds.
     # Unpaired, that is inside the noise (the seed moves the baseline by sd 0.7); paired, it is certain.
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
@@ -85,7 +85,7 @@ class ParityJudge(SeedJudge):
 
 
 def test_a_win_that_does_not_hold_across_seeds_is_not_kept(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
     head = git(root, "rev-parse", "HEAD")
     # Seeds 7, 8, 9: +2.1, −1.4, +2.1 per task (× 0.7): mean +0.93 but 95% lower bound below zero.
     summary = Study(load_workspace(root), backend_factory=ParityJudge(variants=["Answer!\n"]).factory, seed=1,
@@ -113,7 +113,7 @@ class FadingJudge(SeedJudge):
 
 
 def test_a_confirmation_stops_after_the_task_that_sinks_the_running_mean(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
     summary = Study(load_workspace(root), backend_factory=FadingJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
     (trial,) = summary.outcomes
@@ -128,7 +128,7 @@ def test_a_confirmation_stops_after_the_task_that_sinks_the_running_mean(loop_wo
 
 
 def test_noise_repeats_1_measures_nothing(loop_workspace):
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 1")))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 1")))
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
     assert summary.noise is None
@@ -142,7 +142,7 @@ def test_show_sets_a_trials_delta_beside_the_noise(loop_workspace):
 
     from autoresearch.cli.main import main
 
-    root = producer_only(loop_workspace(extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
     doc = json.loads(CliRunner().invoke(main, ["show", "1", "-w", str(root), "--json"]).stdout)
