@@ -154,6 +154,7 @@ class Proposal:
     text: str
     idea: str
     source: str  # "model" (the proposer wrote it) or "rule" (a mechanical edit made in code)
+    operator: str = ""  # the operator that made it, where a refused proposal made propose_usable ask another
 
 
 class Proposer:
@@ -222,6 +223,7 @@ def propose_usable(proposer, parent: str, op: MutationOperator, operators: Seque
     another operator, JUNK_RETRIES times at most. `file` and `seen` go to Proposer.propose. A model call the
     backend did not answer (a timeout, a server down) raises, as Proposer.propose does."""
     rejected: list[str] = []
+    first = op.name
     for attempt in range(JUNK_RETRIES + 1):
         if attempt:
             op = rng.choice([o for o in operators if o is not op] or [op])
@@ -238,9 +240,9 @@ def propose_usable(proposer, parent: str, op: MutationOperator, operators: Seque
         reason = "no usable variant" if proposal is None else (junk_reason(proposal.text, parent, tried)
                                                               or refuse(proposal.text))
         if reason is None:
-            if rejected:
-                proposal = Proposal(proposal.text, f"{proposal.idea} ({op.name}, after {len(rejected)} refused "
-                                                   "proposals)", proposal.source)
+            if rejected:  # credited to the operator that made it; the idea says which was asked first
+                proposal = Proposal(proposal.text, f"{proposal.idea} (after {len(rejected)} refused proposals; "
+                                                   f"first asked of {first})", proposal.source, op.name)
             return proposal, rejected
         rejected.append(f"{op.name}: {reason}")
     return None, rejected
@@ -258,7 +260,10 @@ def clean_variant(text: str) -> str:
 SCAFFOLDING = re.compile(
     r"\[\[ ?## |\b(current_instructions|new_instructions|other_version|already_tried)\b|you already tried|"
     r"ideas that were already tried|checks that failed most often|weakest judged qualities|judge critiques:|"
-    r"^\s*(idea|feedback|change)\s*:", re.IGNORECASE | re.MULTILINE)
+    r"^\s*(idea|feedback|change)\s*:|"
+    # the loop's own notes in the "already tried" list: "(after 2 refused proposals; …)", "(pruned)", "(discard, -0.1)"
+    r"refused proposals|first asked of|\((discard|pruned|keep|failed)(, [+-]\d+\.\d+)?\)",
+    re.IGNORECASE | re.MULTILINE)
 MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
 _WORD = re.compile(r"[^\W\d_]{2,}")
 # New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which

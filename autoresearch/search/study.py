@@ -362,8 +362,12 @@ class Study:
         idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
         instructions = {**incumbent.instructions, file: proposal.text}
         fields = records.variant_fields(instructions, knobs)
-        self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, **fields)
-        base = replace(base, description=idea)
+        # A variant made by another operator after refused proposals is that operator's, in the row, the log,
+        # the commit and the report's acceptance rates; Optuna keeps the sampled one (its fallbacks included).
+        made_by = proposal.operator or op.name
+        self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, operator=made_by,
+                                **fields)
+        base = replace(base, description=idea, operator=made_by)
         # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault;
         # nor is one pruned against this incumbent: under the same seeds the pruner would stop it again.
         twin = self.incumbents.evaluated(fields["variant_hash"], incumbent)  # a scored twin: any worker's

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 
 from scripted import ScriptedPipeline, producer_only
 
@@ -28,6 +30,15 @@ def test_echoes_of_the_prompt_or_of_tried_ideas_and_gutted_texts_are_junk():
     assert junk_reason(soup, PARENT) == "its new text is mostly symbols (3% letters)"
 
 
+def test_echoes_of_the_loops_notes_in_the_tried_list_are_junk():
+    # Seen on the house-style suite: SmolLM2 copied part of a tried idea, with the loop's note, as the instructions.
+    for echo in ("You are a helpful assistant. (delete_sentence, after 2 refused proposals)\n",
+                 "You are a helpful assistant. (after 1 refused proposals; first asked of compress) (pruned)\n",
+                 PARENT + "Start with TL;DR. (discard, -0.13)\n"):
+        assert "echoes the proposer's prompt" in junk_reason(echo, PARENT)
+    assert junk_reason(PARENT + "Keep each step short (keep it under 20 words).\n", PARENT) is None
+
+
 def test_real_edits_are_not_junk_even_short_ones():
     assert junk_reason(PARENT.replace("short", "brief"), PARENT) is None
     assert junk_reason("Answer the task using the plan. Use the headings asked for.\n", PARENT) is None  # compress
@@ -47,6 +58,13 @@ def test_a_junk_proposal_is_asked_again_with_another_operator_and_never_evaluate
     assert trial.status == "keep" and "after 1 refused proposals" in trial.description
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT COUNT(*) FROM calls WHERE role='proposer' AND trial=1").fetchone()[0] == 2
+    # The keep is credited to the operator that made it (row, outcome, commit), not the one sampled first.
+    sampled = json.loads(db.execute("SELECT params_json FROM trials WHERE number=1").fetchone()[0])["operator"]
+    (made_by,) = {"rephrase", "compress"} - {sampled}
+    assert trial.operator == made_by and f"first asked of {sampled}" in trial.description
+    assert db.execute("SELECT operator FROM trials WHERE number=1").fetchone()[0] == made_by
+    assert f"Autoresearch-Operator: {made_by}" in subprocess.run(
+        ["git", "log", "-1", "--format=%B"], cwd=root, capture_output=True, text=True, check=True).stdout
     evaluated = {h for (h,) in db.execute("SELECT instructions_hash FROM evaluations WHERE trial=1")}
     assert len(evaluated) == 1  # only "Answer!": the echo never reached the pipeline
 
