@@ -74,6 +74,9 @@ TRIED = sa.Table(
     # not screened again by any worker. Added after the table's first version (see _add_missing_columns).
     sa.Column("incumbent_before", sa.Float),
 )
+# Columns added after their table's first version, nullable so that old rows stay valid: a worker opening an
+# older ledger adds them (Ledger._add_missing_columns).
+ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before",)),)
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
     sa.Column("study", sa.String(512), primary_key=True),
@@ -173,16 +176,21 @@ class Ledger:
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
-        """A ledger made by an older version lacks TRIED.incumbent_before (create_all never alters a table)."""
+        """A ledger made by an older version lacks the columns added since (create_all never alters a table)."""
+        for table, names in ADDED_LATER:
+            for name in names:
+                self._add_column(table, table.c[name])
+
+    def _add_column(self, table: sa.Table, column: sa.Column) -> None:
         def present() -> bool:
-            return "incumbent_before" in {c["name"] for c in sa.inspect(self.engine).get_columns(TRIED.name)}
+            return column.name in {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}
 
         if present():
             return
-        kind = TRIED.c.incumbent_before.type.compile(dialect=self.engine.dialect)
+        kind = column.type.compile(dialect=self.engine.dialect)
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE {TRIED.name} ADD COLUMN incumbent_before {kind}"))
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
         except sa.exc.DBAPIError:
             if not present():  # else another worker starting at the same time added it first
                 raise
