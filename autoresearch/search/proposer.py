@@ -157,6 +157,13 @@ class Proposal:
     operator: str = ""  # the operator that made it, where a refused proposal made propose_usable ask another
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """The proposer's reply parsed, but its text is no variant (unusable_reason says why)."""
+
+    reason: str
+
+
 class Proposer:
     """Turns (parent, operator, feedback, history) into a new instruction text via the proposer role."""
 
@@ -188,8 +195,8 @@ class Proposer:
 
     def propose(self, parent: str, operator: MutationOperator, feedback: Feedback, tried: list[str], *,
                 other: str = "", temperature: float = 0.7, rng: random.Random | None = None,
-                file: str = ANSWER_FILE, seen: Callable[[str], bool] = lambda text: False) -> Proposal | None:
-        """A usable variant of `file`'s text, or None when neither the model nor a deterministic edit gives one.
+                file: str = ANSWER_FILE, seen: Callable[[str], bool] = lambda text: False) -> Proposal | Unusable:
+        """A usable variant of `file`'s text, or why the model's text is none (when no deterministic edit applies).
 
         A deterministic edit whose text was evaluated before (`seen`) counts as one that does not apply: the
         same edit of the same parent gives the same text, and a second trial of it would only be its twin."""
@@ -204,9 +211,10 @@ class Proposer:
         with dspy.context(adapter=self.adapter):
             out = self.predict(**inputs, config={"temperature": temperature})
         text = clean_variant(out.new_instructions)
-        if usable(text, parent):
+        reason = unusable_reason(text, parent)
+        if reason is None:
             return Proposal(text, " ".join(str(out.idea).split())[:160] or operator.name, source="model")
-        return None
+        return Unusable(reason)
 
 
 JUNK_RETRIES = 2  # a refused proposal is asked again with another operator this many times
@@ -237,8 +245,10 @@ def propose_usable(proposer, parent: str, op: MutationOperator, operators: Seque
                 raise
             rejected.append(f"{op.name}: its reply could not be parsed")
             continue
-        reason = "no usable variant" if proposal is None else (junk_reason(proposal.text, parent, tried)
-                                                              or refuse(proposal.text))
+        if proposal is None or isinstance(proposal, Unusable):
+            reason = proposal.reason if proposal else "no usable variant"
+        else:
+            reason = junk_reason(proposal.text, parent, tried) or refuse(proposal.text)
         if reason is None:
             if rejected:  # credited to the operator that made it; the idea says which was asked first
                 proposal = Proposal(proposal.text, f"{proposal.idea} (after {len(rejected)} refused proposals; "
@@ -299,7 +309,17 @@ def _new_letter_share(text: str, parent: str) -> float | None:
     return sum(ch.isalpha() for ch in added) / len(added)
 
 
+def unusable_reason(text: str, parent: str) -> str | None:
+    """Why a text is no variant at all (empty, its parent unchanged, a runaway generation); None when usable."""
+    if len(text.strip()) < 3:
+        return "its new instructions are empty"
+    if text.strip() == parent.strip():
+        return "it repeats its parent unchanged"
+    if len(text) > MAX_GROWTH * max(len(parent), 200):
+        return f"it runs to {len(text)} characters, over {MAX_GROWTH:g}× its parent's {len(parent)}"
+    return None
+
+
 def usable(text: str, parent: str) -> bool:
     """Non-trivial, different from the parent, and not a runaway generation."""
-    return (len(text.strip()) >= 3 and text.strip() != parent.strip()
-            and len(text) <= MAX_GROWTH * max(len(parent), 200))
+    return unusable_reason(text, parent) is None

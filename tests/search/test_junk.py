@@ -8,7 +8,7 @@ import subprocess
 
 from scripted import ScriptedPipeline, producer_only
 
-from autoresearch.search.proposer import junk_reason
+from autoresearch.search.proposer import junk_reason, unusable_reason
 from autoresearch.search.study import Study
 from autoresearch.workspace.workspace import load_workspace
 
@@ -86,7 +86,16 @@ def test_a_run_without_usable_variants_still_stops_after_its_own_longer_streak(l
     summary = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=[]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=20)
     assert summary.stop_reason == "failed_trials" and len(summary.outcomes) == 5
+    # Each refusal says why the reply was no variant, not only that it was none.
+    assert summary.outcomes[0].description.count("its new instructions are empty") == 3
     assert summary.stop_message.startswith("5 trials in a row got no usable variant without a failed model call")
+
+
+def test_a_reply_that_repeats_its_parent_or_runs_away_says_so():
+    assert unusable_reason("Answer.\n", "Answer.\n") == "it repeats its parent unchanged"
+    assert unusable_reason("  \n", "Answer.\n") == "its new instructions are empty"
+    assert unusable_reason("a" * 801, "Answer.\n") == "it runs to 801 characters, over 4× its parent's 8"
+    assert unusable_reason("Answer!\n", "Answer.\n") is None
 
 
 class RunawayIdeaFirst(ScriptedPipeline):
