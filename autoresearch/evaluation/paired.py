@@ -73,7 +73,7 @@ class PairedComparison:
 
     @property
     def without_spread(self) -> bool:
-        """Every difference equal (two or more): the bounds fall back to a sign test over the tasks."""
+        """Every difference equal (two or more): the bounds fall back to a sign test (bound_without_spread)."""
         return self.sd is not None and self.sd <= SPREAD_EPSILON
 
     @property
