@@ -203,6 +203,12 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     keeps = sum(o.status == "keep" for o in summary.outcomes)
     console.print(f"this run   {keeps} keep{'' if keeps == 1 else 's'} for {summary.calls} model calls and "
                   f"{summary.joules:,.0f} J ({energy_label(summary.energy_source)})")
+    check = summary.forecast
+    if check is not None and check.trials:
+        f, n = check.per_trial, check.trials
+        console.print(f"forecast   a trial ≈ {f['calls']:.1f} calls, {f['joules']:,.0f} J, {f['seconds']:.0f} s of model "
+                      f"time; this run's {n} trial{'' if n == 1 else 's'}: {check.calls / n:.1f} calls, "
+                      f"{check.joules / n:,.0f} J, {check.seconds / n:.0f} s each")
     if summary.roles:
         console.print(role_summary_table(summary.roles))
     if len(summary.comparison) > 1:  # a comparison needs a previous portfolio

@@ -54,7 +54,7 @@ from .results import (
 from .screens import informative_order, pareto_front, screen_scores
 from .shared.ledger import safe_url, worker_id
 from .streaks import FailureStreaks
-from .summary import StudySummary, summarize
+from .summary import ForecastCheck, StudySummary, summarize
 from .trial_log import TrialLog
 
 RESULTS_NAME = "results.tsv"
@@ -139,6 +139,7 @@ class Study:
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested = False
         self.session_calls: list = []
+        self.forecast: tuple[dict, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
 
     # --- identity ------------------------------------------------------------------------------
@@ -271,7 +272,9 @@ class Study:
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
             cost = trial_cost(self.store, self.name) if incumbent is not None else None
             if cost is not None:
-                self._emit("forecast", forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict())
+                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict(),
+                                 len(self.session_calls))
+                self._emit("forecast", self.forecast[0])
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
@@ -310,10 +313,16 @@ class Study:
                  commits: list[tuple[str, str]], incumbent: Incumbent | None) -> StudySummary:
         comparison = [row for row in (self.portfolios.row(name) for name in
                                       (self.name, self.portfolios.previous_study_name())) if row is not None]
-        return summarize(self.store, self.name, self.branch, stop_reason=stop_reason, message=message,
-                         outcomes=outcomes, commits=commits, incumbent=incumbent, session_calls=self.session_calls,
-                         notes=self.notes, energy_weight=self.energy_weight, comparison=comparison,
-                         worker=self.incumbents.worker, pareto_tsv=self.ws.runs_dir / "pareto.tsv")
+        summary = summarize(self.store, self.name, self.branch, stop_reason=stop_reason, message=message,
+                            outcomes=outcomes, commits=commits, incumbent=incumbent,
+                            session_calls=self.session_calls, notes=self.notes, energy_weight=self.energy_weight,
+                            comparison=comparison, worker=self.incumbents.worker,
+                            pareto_tsv=self.ws.runs_dir / "pareto.tsv")
+        if self.forecast is not None:
+            made, calls_before = self.forecast
+            trials = sum(o.status != TrialStatus.BASELINE for o in outcomes)
+            summary.forecast = ForecastCheck.of(made["per_trial"], trials, self.session_calls[calls_before:])
+        return summary
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""

@@ -43,6 +43,23 @@ class StudySummary:
     comparison: list[PortfolioRow] = field(default_factory=list)
     worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's
     noise: Spread | None = None  # the baseline's search composite over several seeds, when measured
+    # The run's forecast (search/forecast.py) beside what its trials then cost, so a user can judge the next one.
+    forecast: ForecastCheck | None = None
+
+
+@dataclass(frozen=True)
+class ForecastCheck:
+    """A trial's forecast cost, and the mean of what this run's trials after the forecast cost."""
+
+    per_trial: dict[str, float]  # calls, joules, seconds (model time), as forecast
+    trials: int  # trials this run made after the forecast
+    calls: int  # their model calls, and below their joules and model seconds
+    joules: float
+    seconds: float
+
+    @classmethod
+    def of(cls, per_trial: dict[str, float], trials: int, calls: Sequence[CallRecord]) -> "ForecastCheck":
+        return cls(per_trial, trials, len(calls), sum(c.joules for c in calls), sum(c.latency_s for c in calls))
 
 
 def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,

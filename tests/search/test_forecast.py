@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
+from autoresearch.cli.live import print_summary
 from autoresearch.search.forecast import KEEP_RULE_COST, TrialCost, forecast
 from autoresearch.search.study import Study
 from autoresearch.store import Store
@@ -35,6 +37,19 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
     assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])
     assert first["energy_source"] == "estimate" and first["joules"] > 0
+    # After the run, the forecast beside what its 3 trials cost: the calls of trials 1–3, not the baseline's.
+    check = summary.forecast
+    trial_calls = store.conn.execute(
+        "SELECT COUNT(*), SUM(joules), SUM(latency_s) FROM calls WHERE study = ? AND trial BETWEEN 1 AND 3",
+        (summary.study,)).fetchone()
+    assert check.per_trial == first["per_trial"] and check.trials == 3
+    assert (check.calls, check.joules, check.seconds) == (trial_calls[0], pytest.approx(trial_calls[1]),
+                                                        pytest.approx(trial_calls[2]))
+    console = Console(record=True, width=300)
+    print_summary(console, summary, load_workspace(root))
+    text = console.export_text()
+    assert f"forecast   a trial ≈ {first['per_trial']['calls']:.1f} calls" in text
+    assert f"this run's 3 trials: {trial_calls[0] / 3:.1f} calls" in text
 
     events.clear()
     study_for(root, pipeline, events).optimize(n_trials=2)
