@@ -11,7 +11,6 @@ estimate) — with the machine it ran on, so figures can be quoted with their so
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import sys
@@ -28,16 +27,14 @@ def main() -> int:
 
     import dspy
 
-    from autoresearch.bench.workspaces import scratch
+    from autoresearch.bench.workspaces import given_or_starter
     from autoresearch.pipeline.harness import Harness
     from autoresearch.pipeline.runner import evaluate_tasks
     from autoresearch.store import Store
-    from autoresearch.workspace.workspace import init_workspace, load_workspace
+    from autoresearch.workspace.workspace import load_workspace
 
     dspy.disable_logging()
-    # The starter made for this run is removed with it; a given workspace keeps its evaluations.
-    with (contextlib.nullcontext() if args.workspace else scratch("bench-energy-")) as made:
-        root = args.workspace or init_workspace(made / "ws")
+    with given_or_starter(args.workspace, "bench-energy-") as root:
         ws = load_workspace(root)
         tasks = ws.suite.split("search")[: args.tasks]
         portfolio = ws.settings.workspace.portfolio

@@ -27,7 +27,6 @@ The machine is printed with the figures so they can be quoted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -110,13 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import dspy
 
-    from autoresearch.bench.workspaces import scratch
-    from autoresearch.workspace.workspace import init_workspace, load_workspace
+    from autoresearch.bench.workspaces import given_or_starter
+    from autoresearch.workspace.workspace import load_workspace
 
     dspy.disable_logging()
-    # The starter made for this run is removed with it; a given workspace keeps its evaluations.
-    with (contextlib.nullcontext() if args.workspace else scratch("bench-inference-")) as made:
-        root = args.workspace or init_workspace(made / "ws")
+    with given_or_starter(args.workspace, "bench-inference-") as root:
         ws = load_workspace(root)
         tasks = list(ws.suite.tasks)[: args.tasks]
         if args.server or args.llama_cpp_server:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from ..evaluation.paired import compare
 from ..search.keep_rule import PairedKeepRule
-from ..search.proposer import Proposal
+from ..search.proposer import Proposal, Unusable
 from ..search.study import Study
 from ..store import Store
 from ..workspace.workspace import load_workspace
@@ -113,8 +113,10 @@ class Planted:
     def __init__(self, text: str):
         self.text = text
 
-    def propose(self, parent: str, *args, **kwargs) -> Proposal | None:
-        return Proposal(self.text, "planted: name the task's own key terms", "rule") if parent != self.text else None
+    def propose(self, parent: str, *args, **kwargs) -> Proposal | Unusable:
+        if parent == self.text:
+            return Unusable("it repeats its parent unchanged")
+        return Proposal(self.text, "planted: name the task's own key terms", "rule")
 
 
 def seeded_copy(source: Path, dest: Path, seed: int) -> Path:

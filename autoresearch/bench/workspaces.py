@@ -36,6 +36,17 @@ def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def given_or_starter(workspace: Path | None, prefix: str) -> Iterator[Path]:
+    """The given workspace (it keeps the evaluations made in it), or a starter made for this run and removed
+    with it."""
+    if workspace is not None:
+        yield workspace
+        return
+    with scratch(prefix) as folder:
+        yield starter(folder / "ws")
+
+
 def starter(dest: Path) -> Path:
     """A fresh starter workspace (what `autoresearch init` creates)."""
     return init_workspace(dest)

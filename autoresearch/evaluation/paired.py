@@ -85,7 +85,7 @@ class PairedComparison:
     def mean(self) -> float:
         return statistics.fmean(self.deltas) if self.deltas else 0.0
 
-    @property
+    @cached_property  # asked for by the bounds, without_spread and the text
     def sd(self) -> float | None:
         return statistics.stdev(self.deltas) if self.n >= 2 else None
 

@@ -245,8 +245,8 @@ def propose_usable(proposer, parent: str, op: MutationOperator, operators: Seque
                 raise
             rejected.append(f"{op.name}: its reply could not be parsed")
             continue
-        if proposal is None or isinstance(proposal, Unusable):
-            reason = proposal.reason if proposal else "no usable variant"
+        if isinstance(proposal, Unusable):
+            reason = proposal.reason
         else:
             reason = junk_reason(proposal.text, parent, tried) or refuse(proposal.text)
         if reason is None:

@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 
-from autoresearch.bench.workspaces import scratch
+from autoresearch.bench.workspaces import given_or_starter, scratch
 
 
 @pytest.fixture
@@ -35,3 +35,12 @@ def test_scratch_is_kept_when_asked(tmp):
     with scratch("bench-test-", keep=True) as folder:
         (folder / "file.txt").write_text("x")
     assert list(tmp.iterdir()) == [folder] and (folder / "file.txt").read_text() == "x"
+
+
+def test_a_given_workspace_is_used_as_it_is_and_a_made_starter_is_removed(tmp):
+    given = tmp / "mine"
+    with given_or_starter(given, "bench-test-") as root:
+        assert root == given and not given.exists()  # used, never made or removed here
+    with given_or_starter(None, "bench-test-") as root:
+        assert (root / "autoresearch.toml").is_file() and root.parent.parent == tmp
+    assert list(tmp.iterdir()) == []

@@ -237,16 +237,15 @@ class Ledger:
 
     def tried(self) -> list[dict[str, Any]]:
         """Every worker's finished trials, by trial number, as rows with the store's column names."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study)
-                                .order_by(TRIED.c.trial)).mappings().all()
-        return [{**r, "number": r["trial"]} for r in rows]
+        return self._tried()
 
     def tried_variant(self, variant_hash: str) -> list[dict[str, Any]]:
         """Every worker's finished trials of this one variant, by trial number (tried(), filtered in SQL)."""
+        return self._tried(TRIED.c.variant_hash == variant_hash)
+
+    def _tried(self, *where: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study,
-                                                       TRIED.c.variant_hash == variant_hash)
+            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study, *where)
                                 .order_by(TRIED.c.trial)).mappings().all()
         return [{**r, "number": r["trial"]} for r in rows]
 
