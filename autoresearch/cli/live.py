@@ -194,8 +194,12 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     if noise is not None and noise.sd is not None:
         difference = noise.difference_sd
         values = ", ".join(f"{v:.2f}" for v in noise.values)
-        console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
-                      f"evaluations differ with sd {difference:.2f}")
+        if noise.sd == 0:
+            console.print(f"noise      the baseline over {noise.n} seeds: {values}, the seeds changed nothing; a "
+                          f"variant's tasks are its only evidence (each counted once)")
+        else:
+            console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
+                          f"evaluations differ with sd {difference:.2f}")
     race = race_counts(summary.outcomes)
     if race:
         console.print("keep rule  " + ", ".join(f"{n} {what}" for what, n in race.items())

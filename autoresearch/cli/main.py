@@ -194,6 +194,9 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     console.print(f"composite {c.mean:.2f} ± {c.sd:.2f} (sd), standard error {c.se:.2f}, over {c.n} repeats × "
                   f"{len(tasks)} tasks; two single evaluations of these instructions differ with sd "
                   f"{c.difference_sd:.2f}, against a keep threshold of {scoring.keep_threshold:g}")
+    if found.copies:
+        console.print("the seeds changed no reply: every repeat copied the first (a backend that ignores the seed, "
+                      "e.g. temperature 0); `run` measures no noise past 2 seed sets and counts each task once")
     calls = [call for r in found.results for call in r.calls]
     joules, source = sum(c.joules for c in calls), energy_source_of(calls)
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)

@@ -153,6 +153,7 @@ def repeats_document(found, portfolio: str, scoring) -> dict[str, Any]:
         "repeats": len(found.results),
         "seeds": list(found.seeds),
         "composite": found.composite.to_json(),
+        "copies": found.copies,  # every repeat reproduced the first's replies: the seeds changed nothing
         "tasks": [{"task": task, **values.to_json()} for task, values in found.task_spreads(scoring).items()],
         "evaluations": [suite_document(r, portfolio) for r in found.results],
     }

@@ -77,11 +77,6 @@ class PairedComparison:
         return self.sd is not None and self.sd <= SPREAD_EPSILON
 
     @property
-    def sign_test_units(self) -> int:
-        """The independent differences a sign test may count: the pairs, or the tasks when repeats are copies."""
-        return self.tasks if self.copies else self.n
-
-    @property
     def mean(self) -> float:
         return statistics.fmean(self.deltas) if self.deltas else 0.0
 
@@ -89,17 +84,27 @@ class PairedComparison:
     def sd(self) -> float | None:
         return statistics.stdev(self.deltas) if self.n >= 2 else None
 
-    def pair_lower_bound(self, confidence: float) -> float | None:
-        """The one-sided paired-t lower bound over every (task, seed) difference; None from under two pairs.
+    @property
+    def units(self) -> tuple[float, ...]:
+        """The independent differences: every pair's, or each task's once where the seeds changed no score (a
+        task's repeats are then copies of one draw, and counting them would claim evidence never measured)."""
+        return self.task_means if self.copies else self.deltas
 
-        With every difference equal (sd 0) a sign test decides (bound_without_spread), over the pairs, or over the
-        tasks where the seeds changed no score (a task's repeats are then copies, not more evidence)."""
+    def pair_lower_bound(self, confidence: float) -> float | None:
+        """The one-sided paired-t lower bound over every (task, seed) difference, or over the tasks where the
+        seeds changed no score (units); None from under two units.
+
+        With every difference equal (sd 0) a sign test over the same units decides (bound_without_spread)."""
         sd = self.sd
         if sd is None:
             return None
         if sd <= SPREAD_EPSILON:
-            return bound_without_spread(self.mean, self.sign_test_units, confidence)
-        return self.mean - float(stats.t.ppf(confidence, self.n - 1)) * sd / math.sqrt(self.n)
+            return bound_without_spread(self.mean, len(self.units), confidence)
+        units = self.units
+        if len(units) < 2:
+            return None
+        return statistics.fmean(units) - (float(stats.t.ppf(confidence, len(units) - 1))
+                                          * statistics.stdev(units) / math.sqrt(len(units)))
 
     def lower_bound(self, confidence: float) -> float | None:
         """The keep rule's bound: the pairs' bound, or with across_tasks the lower of it and the tasks' (the
@@ -119,11 +124,11 @@ class PairedComparison:
         if bound is None and self.without_spread and self.mean > 0:
             units = f"{self.tasks} task{'' if self.tasks == 1 else 's'}" if self.copies else f"{self.n} pairs"
             shown += (f" (every difference equal: no spread measured, and {units} all one way is chance under "
-                      f"a sign test; {tasks_for_sign_test(confidence)} needed"
-                      f"{', the seeds changed no score' if self.copies else ''})")
+                      f"a sign test; {tasks_for_sign_test(confidence)} needed)")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
-        return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}, "
-                f"{confidence:.0%} lower bound {shown}{dropped}")
+        copied = " (the seeds changed no score: each task counted once)" if self.copies and self.repeats > 1 else ""
+        return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}"
+                f"{copied}, {confidence:.0%} lower bound {shown}{dropped}")
 
     def to_json(self, confidence: float) -> dict[str, object]:
         return {"mean": self.mean, "sd": self.sd, "n": self.n, "tasks": self.tasks, "repeats": self.repeats,

@@ -11,7 +11,7 @@ from ..lm.calls import CallRecorder
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, ScoringConfig, Task
 from ..workspace.workspace import Workspace
-from .harness import Harness
+from .harness import Harness, TaskResult
 from .runner import SuiteResult, TaskCallback, evaluate_tasks
 
 
@@ -36,6 +36,11 @@ class Repeats:
     def composite(self) -> Spread:
         return spread(r.score.composite for r in self.results)
 
+    @property
+    def copies(self) -> bool:
+        """Every repeat reproduced the first's replies (two or more repeats): the seeds changed nothing."""
+        return len(self.results) >= 2 and all(same_replies(self.results[0], r) for r in self.results[1:])
+
     def task_spreads(self, scoring: ScoringConfig) -> dict[str, Spread]:
         """Per task, its composite in each repeat (a failed task counts 0, as the pruner sees it)."""
         values: dict[str, list[float]] = {}
@@ -43,6 +48,23 @@ class Repeats:
             for t in result.tasks:
                 values.setdefault(t.task_id, []).append(t.composite(scoring))
         return {task: spread(v) for task, v in values.items()}
+
+
+def same_replies(first: SuiteResult, other: SuiteResult) -> bool:
+    """Whether `other`, made under other seeds, reproduced every reply of `first`: the same tasks, none failed,
+    each with the same plan, answers, critique and scores. Then the backend ignores the seed (greedy decoding at
+    temperature 0) and a further repeat would be one more copy, not a measurement of noise."""
+    mine, theirs = _replies_by_task(first), _replies_by_task(other)
+    return bool(mine) and None not in mine.values() and mine == theirs
+
+
+def _replies_by_task(suite: SuiteResult) -> dict[str, tuple | None]:
+    return {t.task_id: None if t.failed else _replies(t) for t in suite.tasks}
+
+
+def _replies(t: TaskResult) -> tuple:
+    return (t.plan, t.output_r1, t.output, t.critique, t.score_r1, t.score_final, tuple(sorted(t.dimensions.items())),
+            tuple(c.passed for c in t.checks))
 
 
 def role_seeds(portfolio: Portfolio) -> dict[str, int | None]:

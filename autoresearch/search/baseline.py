@@ -8,7 +8,7 @@ from typing import Any, Callable
 import optuna
 
 from ..lm.calls import CallRecorder
-from ..pipeline.repeats import role_seeds
+from ..pipeline.repeats import role_seeds, same_replies
 from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.statuses import TrialStatus
@@ -99,7 +99,8 @@ class Baseline:
     def measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                       suite: SuiteResult, recorder: CallRecorder) -> None:
         """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
-        study's noise, stored; and the incumbent's scores that the first contender is confirmed against."""
+        study's noise, stored; and the incumbent's scores that the first contender is confirmed against. When
+        the first repeat reproduces every reply, the backend ignores the seed: the rest would be copies."""
         repeats = self.settings.search.noise_repeats
         if repeats < 2:
             return
@@ -110,5 +111,11 @@ class Baseline:
                                                  knobs=knobs, variant_hash=variant_hash)
             values.append(result.composite)
             seeds.append(used)
+            if repeat == 1 and same_replies(suite, result):
+                self.note(f"the seeds changed no reply: repeat 1 reproduced all {len(suite.tasks)} search tasks' "
+                          f"replies (a backend that ignores the seed, e.g. temperature 0), so the noise is "
+                          f"measured over 2 seed sets, not {repeats}; a contender is confirmed on one more, and "
+                          f"each task counts once in its bound")
+                break
         if self.store.noise(self.study) is None:  # a shared study's second worker keeps the first one's
             self.store.set_noise(self.study, values, seeds)

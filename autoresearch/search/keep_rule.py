@@ -4,7 +4,9 @@ A race in three steps, so that trust costs few model calls:
 1. screen: the challenger's search tasks under the configured seeds (repeat 0), paired task by task with the
    incumbent's; a mean difference at or under keep_threshold stops it (it cannot plausibly win);
 2. confirm: a contender is evaluated under the next seed sets (repeat 1, 2, …: [search] noise_repeats in all),
-   stopped after any task that brings its running mean to the threshold; after the last, it is kept only when the
+   stopped after any task that brings its running mean to the threshold, and after the first when the seeds
+   changed no score on either side (a deterministic backend: further sets would be copies, and each task counts
+   once); after the last, it is kept only when the
    mean paired difference over tasks × seeds exceeds keep_threshold AND its one-sided paired-t lower bound at
    [scoring] confidence is above zero (with [scoring] across_tasks, the bound over the tasks' means too:
    evaluation/paired.py says why, and bench_validity what it costs);
@@ -62,7 +64,7 @@ class Verdict:
         if self.noise_sd is not None:
             trailers["Autoresearch-Task-Noise-Sd"] = f"{self.noise_sd:.3f} (one task's score over seeds)"
         if self.holdout is not None:
-            margin = "" if self.holdout_margin is None else f", veto below {-self.holdout_margin:+.3f}"
+            margin = "" if self.holdout_margin is None else f", veto below {0.0 - self.holdout_margin:+.3f}"
             tasks = f"{self.holdout.n} task{'' if self.holdout.n == 1 else 's'}"
             trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({tasks}{margin})"
         return trailers
@@ -71,7 +73,8 @@ class Verdict:
 def _bounds(c: PairedComparison, confidence: float) -> str:
     """"over 12 pairs +0.31; over 4 task means +0.12, not required": the bounds, and which the rule used."""
     pairs, tasks = c.pair_lower_bound(confidence), c.task_lower_bound(confidence)
-    found = [f"over {c.n} pairs {pairs:+.3f}"] if pairs is not None else []
+    units = f"{c.tasks} tasks, the seeds having changed no score" if c.copies and c.repeats > 1 else f"{c.n} pairs"
+    found = [f"over {units} {pairs:+.3f}"] if pairs is not None else []
     if tasks is not None:
         found.append(f"over {c.tasks} task means {tasks:+.3f}{'' if c.across_tasks else ', not required'}")
     return "; ".join(found)

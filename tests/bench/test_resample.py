@@ -97,3 +97,15 @@ def test_the_paired_pruner_stops_a_clearly_worse_screen_early_and_never_a_clear_
     assert pruned["aa"]["stages"]["pruned"] > 0 and pruned["aa"]["keeps"] == found["aa"]["keeps"]
     assert pruned["aa"]["calls_per_trial"] < found["aa"]["calls_per_trial"]
     assert pruned["power"]["keeps"] == found["power"]["keeps"] == found["power"]["trials"]
+
+
+def test_seeds_that_change_no_score_end_the_confirmation_after_one_seed_set():
+    # A deterministic backend: each task's score is the same under every seed set, on both sides. After seed
+    # set 1 copies seed set 0, seed set 2 would too: the race decides over the 5 tasks (each counted once).
+    theirs = {task: [3.0] * 4 for task in "abcde"}
+    mine = {task: [3.0 + gain] * 4 for task, gain in zip("abcde", (1.0, 0.8, 1.2, 0.9, 1.1))}
+    source = TableScores(table(c=variant(mine, HOLDOUT), i=variant(theirs, HOLDOUT)), "c", "i", (0, 1, 2))
+    verdict = run_race(RULE, source, source.screen())
+    assert verdict.keep and verdict.comparison.repeats == 2 and verdict.comparison.copies
+    assert source.calls == 1 + CALLS_PER_TASK * (5 + 5 + 1)  # screen, one confirmation seed set, the holdout
+    assert verdict.lower_bound < 1.0 - 0.1  # over 5 task means, not 10 pairs

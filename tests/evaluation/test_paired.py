@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import replace
 
 import pytest
@@ -42,9 +43,10 @@ def test_the_pairs_bound_is_the_one_sided_paired_t_bound():
 
 def test_the_tasks_bound_takes_each_tasks_mean_over_seeds_as_one_unit():
     # Task a gains 1.2 under every seed, task b-d nothing: over the 12 pairs that looks sure, over 4 tasks not.
+    # The seeds move both sides' scores (0.1 a seed), so the pairs are not copies.
     deltas = {("a", r): 1.2 for r in range(3)} | {(t, r): 0.0 for t in "bcd" for r in range(3)}
-    c = compare(deltas, {key: 0.0 for key in deltas})
-    assert c.task_means == (1.2, 0.0, 0.0, 0.0)
+    c = compare({(t, r): 0.1 * r + d for (t, r), d in deltas.items()}, {(t, r): 0.1 * r for t, r in deltas})
+    assert not c.copies and c.task_means == pytest.approx((1.2, 0.0, 0.0, 0.0))
     assert c.pair_lower_bound(0.95) > 0
     assert c.task_lower_bound(0.95) == pytest.approx(0.3 - stats.t.ppf(0.95, 3) * 0.6 / 2)
     assert c.lower_bound(0.95) == c.pair_lower_bound(0.95)  # by default the pairs' bound alone
@@ -88,9 +90,26 @@ def test_equal_differences_under_seeds_that_move_the_scores_count_every_pair():
     # 6 independent pairs all one way, 1 in 64 by chance.
     incumbent = {(t, r): 4.0 + (r % 2) for t in "ab" for r in range(3)}
     c = compare({key: value + 0.7 for key, value in incumbent.items()}, incumbent)
-    assert not c.copies and c.sign_test_units == 6 and c.pair_lower_bound(0.95) == pytest.approx(0.7)
+    assert not c.copies and len(c.units) == 6 and c.pair_lower_bound(0.95) == pytest.approx(0.7)
     assert c.to_json(0.95)["copies"] is False and _equal_gain(2, 2).to_json(0.95)["copies"] is True
-    assert _equal_gain(2, 2).sign_test_units == 2  # the same 4 pairs from seeds that changed nothing: 2 units
+    assert len(_equal_gain(2, 2).units) == 2  # the same 4 pairs from seeds that changed nothing: 2 units
+
+
+def test_copied_seeds_bound_over_the_tasks_not_the_pairs():
+    # A deterministic backend: each task's 4 seed sets repeat one draw, so 4 tasks × 4 seeds are 4 differences,
+    # not 16. Over 16 pairs the t bound would be +0.20 (a keep); over the 4 tasks it is below zero.
+    gains = {"a": 0.9, "b": 0.1, "c": 0.6, "d": -0.2}
+    incumbent = {(t, r): 3.0 for t in gains for r in range(4)}
+    c = compare({(t, r): 3.0 + gains[t] for t, r in incumbent}, incumbent)
+    assert c.copies and c.n == 16 and len(c.units) == 4
+    four = list(gains.values())
+    expected = statistics.fmean(four) - stats.t.ppf(0.95, 3) * statistics.stdev(four) / 2
+    assert c.pair_lower_bound(0.95) == pytest.approx(expected) and expected < 0
+    sixteen = c.mean - stats.t.ppf(0.95, 15) * c.sd / 4  # what counting the copies would claim
+    assert sixteen > 0
+    assert "the seeds changed no score: each task counted once" in c.text(0.95)
+    moved = compare({**{(t, r): 3.0 + gains[t] for t, r in incumbent}, ("a", 1): 3.8}, incumbent)
+    assert not moved.copies and len(moved.units) == 16  # one seed moved one score: the pairs count
 
 
 def test_equal_losses_keep_their_mean_as_the_bound():

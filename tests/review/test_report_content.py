@@ -56,7 +56,7 @@ def test_report_lists_every_commit_with_a_link_to_its_diff_and_task_deltas(overn
     article = article[:article.index("</article>")]
     assert '<span class="del">-Answer!</span>' in article and '<span class="add">+Answer!!!</span>' in article
     assert "2.20 → 5.10</span> (+2.90)" in article  # t0's composite, before → after
-    assert "evidence: kept: +1.65 over 6 tasks × 3 seeds, 95% lower bound +1.41" in article
+    assert "evidence: kept: +1.65 over 6 tasks × 2 seeds (the seeds changed no score: each task counted once), 95% lower bound +1.15" in article
 
 
 def test_report_shows_roles_operators_and_importances(report):

@@ -10,8 +10,9 @@ RULE = PairedKeepRule.from_settings(ScoringConfig(), repeats=3)
 
 
 def comparison(deltas):
-    return compare({(f"t{i % 4}", i // 4): d for i, d in enumerate(deltas)},
-                   {(f"t{i % 4}", i // 4): 0.0 for i in range(len(deltas))})
+    """Differences over 4 tasks, a seed set each 4; both sides' scores move 0.1 a seed (not a copy of seed 0)."""
+    return compare({(f"t{i % 4}", i // 4): 0.1 * (i // 4) + d for i, d in enumerate(deltas)},
+                   {(f"t{i % 4}", i // 4): 0.1 * (i // 4) for i in range(len(deltas))})
 
 
 def test_settings_give_the_rule_its_threshold_confidence_and_gate():

@@ -151,3 +151,31 @@ def test_show_sets_a_trials_delta_beside_the_noise(loop_workspace):
     text = " ".join(CliRunner().invoke(main, ["show", "1", "-w", str(root)]).stdout.split())
     assert "evidence: kept: +0.70 over 2 tasks × 3 seeds, 95% lower bound +0.70 · holdout +0.70 over 1 task" in text
     assert f"noise: the baseline's composite moves with sd {summary.noise.sd:.2f} over 3 seeds" in text
+
+
+def test_a_backend_that_ignores_the_seed_is_measured_twice_and_its_keeps_confirmed_once(loop_workspace):
+    # The scripted pipeline answers the same whatever the seed (as greedy decoding at temperature 0 does): the
+    # first noise repeat copies the baseline, so the other 2 of noise_repeats 4 are not run, the contender is
+    # confirmed on one seed set, and its bound counts each task once.
+    extra = ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 4")
+    root = producer_only(loop_workspace(search_tasks=5, confidence=0.95, extra=extra))
+    study = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=["Answer!\n"]).factory, seed=1,
+                  backoff_s=0)
+    summary = study.optimize(n_trials=1)
+
+    assert summary.noise.values == (summary.baseline_composite,) * 2
+    assert any(n.startswith("the seeds changed no reply: repeat 1 reproduced all 5 search tasks' replies")
+               and "over 2 seed sets, not 4" in n for n in study.notes)
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    assert db.execute("SELECT COUNT(*) FROM evaluations WHERE kind='noise'").fetchone() == (1,)
+    kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
+    assert kinds == [("trial", 0), ("confirm", 1), ("holdout", 0)]  # no seed sets 2 and 3: they would copy
+    (keep,) = summary.outcomes
+    assert keep.status == "keep"  # 5 tasks all one way: a sign test's 1 in 32
+    body = git(root, "log", "-1", "--format=%B")
+    assert "over 5 tasks × 2 seeds (the seeds changed no score: each task counted once)" in body
+    assert "one-sided t: over 5 tasks, the seeds having changed no score +" in body
+    assert "veto below +0.000)" in body  # no seed noise on the holdout either: any loss vetoes
+    console = Console(record=True, width=200)
+    print_summary(console, summary, load_workspace(root))
+    assert "the seeds changed nothing; a variant's tasks are its only evidence" in console.export_text()
