@@ -3,7 +3,7 @@
 Before the first trial of a run the loop says how many trials, model calls, joules and hours its
 --trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
 trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
-keep rule's confirmations add (KEEP_RULE_COST), plus the proposer's call.
+keep rule's confirmations add (keep_rule_cost: by the seed sets measured), plus the proposer's call.
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from ..store import Store
 from ..store.queries import baseline_screen_cost, finished_trial_costs
 
-# A trial's calls over one screen evaluation's: the paired rule's screen plus its confirmations, replayed on
-# the starter (docs/BENCHMARKS.md, bench_validity's second run: 1.34x at noise_repeats 4).
-KEEP_RULE_COST = 1.34
+# A trial's calls over one screen evaluation's, by the seed sets a contender is confirmed over (noise_repeats;
+# 2 where the seeds changed no reply): the paired rule's screen plus its confirmations, replayed on the
+# starter (docs/BENCHMARKS.md, bench_validity's table: 1.08x, 1.23x, 1.34x, 1.41x at 2 to 5). Past 5 the last
+# replayed figure stands.
+KEEP_RULE_COST = {1: 1.0, 2: 1.08, 3: 1.23, 4: 1.34, 5: 1.41}
+
+
+def keep_rule_cost(seed_sets: int) -> float:
+    """A trial's calls over one screen's when contenders are confirmed over `seed_sets` seed sets in all."""
+    return KEEP_RULE_COST[min(max(seed_sets, 1), max(KEEP_RULE_COST))]
+
 HISTORY_TRIALS = 3  # finished trials of the study from which their own mean is the better guide
 
 
@@ -65,13 +73,17 @@ def trial_cost(store: Store, study: str) -> TrialCost | None:
     screen = baseline_screen_cost(store, study)
     if screen is None or not screen["calls"]:
         return None
+    noise = store.noise(study)
+    seed_sets = len(noise[0]) if noise else 1  # the incumbent's seed sets: those a contender is confirmed over
+    factor = keep_rule_cost(seed_sets)
     per_call = 1 / screen["calls"]
-    calls = KEEP_RULE_COST * screen["calls"] + 1  # the proposer's call, costed like an average call
+    calls = factor * screen["calls"] + 1  # the proposer's call, costed like an average call
     scale = calls * per_call
     return TrialCost(calls=calls, joules=screen["joules"] * scale, seconds=screen["seconds"] * scale,
                      energy_source=_sources([screen]),
-                     basis=f"the baseline's screen ({screen['calls']} calls) × {KEEP_RULE_COST:g} for the keep "
-                           f"rule's confirmations, + 1 proposer call")
+                     basis=f"the baseline's screen ({screen['calls']} calls) × {factor:g} for the keep rule's "
+                           f"confirmations over {seed_sets} seed set{'' if seed_sets == 1 else 's'}, "
+                           f"+ 1 proposer call")
 
 
 def forecast(cost: TrialCost, *, n_trials: int | None, timeout_s: float | None) -> Forecast:

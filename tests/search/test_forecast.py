@@ -7,7 +7,7 @@ from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.cli.live import print_summary
-from autoresearch.search.forecast import KEEP_RULE_COST, TrialCost, forecast
+from autoresearch.search.forecast import TrialCost, forecast, keep_rule_cost
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace
@@ -33,7 +33,9 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
         "SELECT COUNT(*), SUM(c.latency_s) FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
     assert first["trials"] == 3 and "baseline" in first["basis"]
-    assert first["per_trial"]["calls"] == pytest.approx(KEEP_RULE_COST * screen[0] + 1)
+    # noise_repeats 1: no noise measured, so no confirmation seed set to pay for (the screen and the proposer).
+    assert store.noise(summary.study) is None and "confirmations over 1 seed set," in first["basis"]
+    assert first["per_trial"]["calls"] == pytest.approx(keep_rule_cost(1) * screen[0] + 1) == screen[0] + 1
     assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
     assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])
     assert first["energy_source"] == "estimate" and first["joules"] > 0
@@ -85,3 +87,9 @@ def test_the_forecast_line_says_what_it_rests_on():
     assert "38 s of model time" in one  # under a minute: seconds, not "1 min" or "0 min"
     assert line.endswith("from the baseline)")
     assert "--plateau alone" in forecast_line(forecast(cost, n_trials=None, timeout_s=None).to_dict())
+
+
+def test_the_keep_rules_cost_follows_the_seed_sets_a_contender_is_confirmed_over():
+    # Replayed on the starter (bench_validity): more seed sets, more confirmation calls; none without noise.
+    assert [keep_rule_cost(n) for n in range(1, 6)] == [1.0, 1.08, 1.23, 1.34, 1.41]
+    assert keep_rule_cost(9) == keep_rule_cost(5) and keep_rule_cost(0) == 1.0

@@ -159,8 +159,9 @@ def test_a_backend_that_ignores_the_seed_is_measured_twice_and_its_keeps_confirm
     # confirmed on one seed set, and its bound counts each task once.
     extra = ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 4")
     root = producer_only(loop_workspace(search_tasks=5, confidence=0.95, extra=extra))
+    events: list = []
     study = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=["Answer!\n"]).factory, seed=1,
-                  backoff_s=0)
+                  backoff_s=0, observer=lambda kind, data: events.append((kind, data)))
     summary = study.optimize(n_trials=1)
 
     assert summary.noise.values == (summary.baseline_composite,) * 2
@@ -168,6 +169,8 @@ def test_a_backend_that_ignores_the_seed_is_measured_twice_and_its_keeps_confirm
                and "over 2 seed sets, not 4" in n for n in study.notes)
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT COUNT(*) FROM evaluations WHERE kind='noise'").fetchone() == (1,)
+    (forecast,) = [data for kind, data in events if kind == "forecast"]
+    assert "× 1.08 for the keep rule's confirmations over 2 seed sets" in forecast["basis"]  # not 4's 1.34
     kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
     assert kinds == [("trial", 0), ("confirm", 1), ("holdout", 0)]  # no seed sets 2 and 3: they would copy
     (keep,) = summary.outcomes
