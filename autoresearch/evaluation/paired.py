@@ -30,9 +30,19 @@ def bound_without_spread(mean: float, units: int, confidence: float) -> float | 
     deterministic backend gives under every seed (each repeat a copy of the first): no spread was measured, which
     is not no doubt. The exact sign test over the `units` independent differences decides instead: all of them
     one way by chance has probability 0.5^units. Sure enough: the mean; not: None (no bound, so no keep)."""
-    if mean <= 0:
-        return mean
-    return mean if units >= tasks_for_sign_test(confidence) else None
+    return sure_enough(mean, units, confidence)
+
+
+def sure_enough(bound: float, units: int, confidence: float) -> float | None:
+    """A lower bound from `units` independent differences, as a claim: at or under zero it claims nothing and
+    stands; above zero it stands only from as many differences as a sign test needs to be that sure (5 at 95%).
+
+    From fewer, no test that assumes nothing about the differences' shape could be that sure (4 all one way is
+    chance 1 in 16), so a t bound's certainty would rest on normality alone: near-equal differences on 2 tasks ×
+    2 seeds (+0.49, +0.49, +0.49, +0.56) give a t bound of +0.47, a coin's 1 in 16."""
+    if bound <= 0:
+        return bound
+    return bound if units >= tasks_for_sign_test(confidence) else None
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,8 @@ class PairedComparison:
 
     def pair_lower_bound(self, confidence: float) -> float | None:
         """The one-sided paired-t lower bound over every (task, seed) difference, or over the tasks where the
-        seeds changed no score (units); None from under two units.
+        seeds changed no score (units); None from under two units, and in place of a bound above zero from fewer
+        units than a sign test would need (sure_enough).
 
         With every difference equal (sd 0) a sign test over the same units decides (bound_without_spread)."""
         sd = self.sd
@@ -103,8 +114,9 @@ class PairedComparison:
         units = self.units
         if len(units) < 2:
             return None
-        return statistics.fmean(units) - (float(stats.t.ppf(confidence, len(units) - 1))
-                                          * statistics.stdev(units) / math.sqrt(len(units)))
+        bound = statistics.fmean(units) - (float(stats.t.ppf(confidence, len(units) - 1))
+                                           * statistics.stdev(units) / math.sqrt(len(units)))
+        return sure_enough(bound, len(units), confidence)
 
     def lower_bound(self, confidence: float) -> float | None:
         """The keep rule's bound: the pairs' bound, or with across_tasks the lower of it and the tasks' (the
@@ -121,10 +133,14 @@ class PairedComparison:
         """"+0.42 over 4 tasks × 3 seeds, 95% lower bound +0.11" (what a keep's evidence says)."""
         bound = self.lower_bound(confidence)
         shown = "none" if bound is None else f"{bound:+.2f}"
+        units = f"{self.tasks} task{'' if self.tasks == 1 else 's'}" if self.copies else f"{self.n} pairs"
+        needed = tasks_for_sign_test(confidence)
         if bound is None and self.without_spread and self.mean > 0:
-            units = f"{self.tasks} task{'' if self.tasks == 1 else 's'}" if self.copies else f"{self.n} pairs"
             shown += (f" (every difference equal: no spread measured, and {units} all one way is chance under "
-                      f"a sign test; {tasks_for_sign_test(confidence)} needed)")
+                      f"a sign test; {needed} needed)")
+        elif bound is None and self.mean > 0 and 2 <= len(self.units) < needed:
+            shown += (f" ({units}: too few to be {confidence:.0%} sure without assuming their shape; "
+                      f"{needed} needed)")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
         copied = " (the seeds changed no score: each task counted once)" if self.copies and self.repeats > 1 else ""
         return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}"

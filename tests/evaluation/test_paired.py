@@ -112,6 +112,29 @@ def test_copied_seeds_bound_over_the_tasks_not_the_pairs():
     assert not moved.copies and len(moved.units) == 16  # one seed moved one score: the pairs count
 
 
+def test_near_equal_differences_on_too_few_pairs_give_no_bound():
+    # 2 tasks × 2 seeds, +0.49 three times and +0.56 once (the seeds move task a's incumbent): the t bound is
+    # +0.47, but 4 differences all one way is a coin's 1 in 16, so no bound above zero is claimed at 95%.
+    incumbent = {("a", 0): 1.0, ("a", 1): 1.5, ("b", 0): 2.0, ("b", 1): 2.0}
+    gains = {("a", 0): 0.49, ("a", 1): 0.56, ("b", 0): 0.49, ("b", 1): 0.49}
+    c = compare({key: incumbent[key] + gains[key] for key in incumbent}, incumbent)
+    t_bound = c.mean - stats.t.ppf(0.95, 3) * c.sd / 2
+    assert not c.copies and len(c.units) == 4 and t_bound > 0.4
+    assert c.pair_lower_bound(0.95) is None and c.lower_bound(0.95) is None
+    assert "4 pairs: too few to be 95% sure without assuming their shape; 5 needed" in c.text(0.95)
+    assert c.pair_lower_bound(0.9) == pytest.approx(mean_minus_t(list(gains.values()), 0.9))  # 4 are enough at 90%
+    fifth = compare({**{key: incumbent[key] + gains[key] for key in incumbent}, ("c", 0): 3.5},
+                    {**incumbent, ("c", 0): 3.0})
+    assert fifth.pair_lower_bound(0.95) == pytest.approx(mean_minus_t([*gains.values(), 0.5], 0.95))
+    losses = compare({key: incumbent[key] - gains[key] for key in incumbent}, incumbent)
+    assert losses.pair_lower_bound(0.95) < 0  # a bound at or under zero claims nothing, so it stands
+
+
+def mean_minus_t(values: list[float], confidence: float) -> float:
+    return statistics.fmean(values) - stats.t.ppf(confidence, len(values) - 1) * statistics.stdev(values) / math.sqrt(
+        len(values))
+
+
 def test_equal_losses_keep_their_mean_as_the_bound():
     assert _equal_gain(2, 2, gain=-0.3).pair_lower_bound(0.95) == pytest.approx(-0.3)  # no claim to doubt
 
