@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
+
+def sentences(text: str) -> list[str]:
+    """A text's sentences and lines, stripped, empty ones left out."""
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
 # Deterministic rules that make an answer pass each kind of criterion; used when the model's own
 # proposal is unusable, so that targeting a failing criterion still yields a grounded variant.
 RULE_FOR_CRITERION = {
@@ -153,7 +158,7 @@ def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedba
     """The operators that need no model: a rule for the worst criterion, a shape of the answer the shared
     checks want (in the answer's own file: a planner told the answer's layout only plans around it), a deleted
     sentence, a crossover."""
-    sentences = [s.strip() for s in _SENTENCE.split(parent) if s.strip()]
+    own = sentences(parent)
     if operator.name == "target_failing_criterion":
         # The most failed check whose rule the parent does not already have (a rule the model ignored
         # does not become a second trial of the same text).
@@ -167,12 +172,12 @@ def deterministic_edit(parent: str, operator: MutationOperator, feedback: Feedba
             shape, used = shaped
             return parent.rstrip() + "\n\n" + shape, "the answer's shape for the checks failed on several tasks: " + (
                 ", ".join(f"'{c}'" for c in used))
-    if operator.name == "delete_sentence" and len(sentences) > 1:
-        gone = rng.randrange(len(sentences))
-        kept = [s for i, s in enumerate(sentences) if i != gone]
-        return "\n".join(kept) + "\n", f"deleted: {sentences[gone][:80]}"
+    if operator.name == "delete_sentence" and len(own) > 1:
+        gone = rng.randrange(len(own))
+        kept = [s for i, s in enumerate(own) if i != gone]
+        return "\n".join(kept) + "\n", f"deleted: {own[gone][:80]}"
     if operator.name == "crossover" and other:
-        extra = [s.strip() for s in _SENTENCE.split(other) if s.strip() and s.strip() not in sentences]
+        extra = [s for s in sentences(other) if s not in own]
         if extra:
-            return "\n".join(sentences + extra) + "\n", f"crossover: added {len(extra)} sentence(s) from the other parent"
+            return "\n".join(own + extra) + "\n", f"crossover: added {len(extra)} sentence(s) from the other parent"
     return None

@@ -17,7 +17,7 @@ import dspy
 from ..errors import UnparseableOutput
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
-from .mechanical import ANSWER_FILE, deterministic_edit
+from .mechanical import ANSWER_FILE, deterministic_edit, sentences
 from .operators import MutationOperator
 
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
@@ -213,7 +213,7 @@ class Proposer:
         text = clean_variant(out.new_instructions)
         reason = unusable_reason(text, parent)
         if reason is None:
-            return Proposal(text, " ".join(str(out.idea).split())[:160] or operator.name, source="model")
+            return Proposal(text, idea_of(str(out.idea), text, parent, tried), source="model")
         return Unusable(reason)
 
 
@@ -279,6 +279,32 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 # New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which
 # a crossover with such a variant carries into a good parent. A JSON example or a format line stays over it.
 MIN_LETTER_SHARE = 0.35
+
+
+def idea_of(idea: str, text: str, parent: str, tried: Iterable[str] = ()) -> str:
+    """The proposer's one-line idea, or where it says nothing what the edit did, in the loop's words.
+
+    The idea is what the "already tried" list and the morning's review read. SmolLM2 often gives none worth
+    reading: a timestamp ("2023-07-30T12:48:39Z", no word in it), an echo of the loop's notes ("… (pruned)"),
+    or an idea already tried word for word (then the list says the same thing twice)."""
+    idea = " ".join(idea.split())[:160]
+    said = idea.lower()
+    echoed = any(t.lower() == said or t.lower().startswith(said + " (") for t in tried)
+    if _WORD.search(idea) and not SCAFFOLDING.search(idea) and not echoed:
+        return idea
+    return "[described] " + change_summary(parent, text)
+
+
+def change_summary(parent: str, text: str) -> str:
+    """A variant's change in one line: its first new sentence, else its first dropped one, else the length."""
+    before, after = sentences(parent), sentences(text)
+    added, dropped = [s for s in after if s not in before], [s for s in before if s not in after]
+    if added:
+        more = f" (+{len(added) - 1} more)" if len(added) > 1 else ""
+        return f"added: {added[0][:80]}{more}" + (f"; dropped {len(dropped)}" if dropped else "")
+    if dropped:
+        return f"dropped: {dropped[0][:80]}" + (f" (+{len(dropped) - 1} more)" if len(dropped) > 1 else "")
+    return f"reordered or respaced ({len(parent.strip())} → {len(text.strip())} characters)"
 
 
 def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None:

@@ -8,7 +8,7 @@ import subprocess
 
 from scripted import ScriptedPipeline, producer_only
 
-from autoresearch.search.proposer import junk_reason, unusable_reason
+from autoresearch.search.proposer import idea_of, junk_reason, unusable_reason
 from autoresearch.search.study import Study
 from autoresearch.workspace.workspace import load_workspace
 
@@ -117,3 +117,28 @@ def test_a_reply_that_cannot_be_parsed_is_asked_again_like_junk_and_stays_record
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     calls = db.execute("SELECT status, failure_mode FROM calls WHERE role='proposer' AND trial=1 ORDER BY id").fetchall()
     assert calls == [("failed", "unparseable"), ("ok", None)]  # the failed call is kept, with its failure mode
+
+
+def test_an_idea_that_says_nothing_is_replaced_by_what_the_edit_did():
+    variant = PARENT + "Start with a one-line summary.\n"
+    # Seen from SmolLM2 on the house-style suite: timestamps, an echo of the loop's note, a tried idea again.
+    for empty in ("2023-07-30T12:48:39Z", "2023-02-05T12:58:27.8758874446289944", "",
+                  "Journey to the first week (pruned)", "Add a summary line"):
+        assert idea_of(empty, variant, PARENT, ["Add a summary line (discard, -0.20)"]) == \
+            "[described] added: Start with a one-line summary."
+    assert idea_of("Lead with a summary", variant, PARENT, ["Add a summary line (discard, -0.20)"]) == \
+        "Lead with a summary"
+    dropped = PARENT.replace(" Keep it short and use the headings asked for.", "")
+    assert idea_of("12:00", dropped, PARENT) == "[described] dropped: Keep it short and use the headings asked for."
+    reworded = "Answer the task using the plan.\nYou are a helpful assistant.\n"
+    assert idea_of("1", reworded, "You are a helpful assistant.\nAnswer the task using the plan.\n") == \
+        "[described] reordered or respaced (60 → 60 characters)"
+
+
+def test_a_trial_whose_idea_says_nothing_records_what_its_edit_did(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS))
+    pipeline = ScriptedPipeline(propose=lambda parent: ("2023-07-30T12:48:39Z", parent + "\nBe brief!\n"))
+    Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=1)
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    assert db.execute("SELECT idea FROM trials WHERE number=1").fetchone() == ("[described] added: Be brief!",)
+
