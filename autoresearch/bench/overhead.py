@@ -152,58 +152,54 @@ def run(options: OverheadOptions, log: Callable[[str], None] | None = None) -> O
     log = log or (lambda text: print(text, file=console, flush=True))
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    with workspaces.scratch("bench-overhead-", keep=options.keep_scratch) as scratch:
+    with workspaces.scratch("bench-overhead-", keep=options.keep_scratch, log=log) as scratch:
         inner, backend_text = inner_factory(options.backend)
         info = report.machine()
-        try:
-            source = options.workspace or starter(scratch / "starter")
-            ws = load_workspace(source)
-            portfolio = options.portfolio or ws.settings.workspace.portfolio
-            ws.portfolio(portfolio)
-            base: dict[str, Any] = {"workspace": {"portfolio": portfolio}}
-            if options.n_ctx is not None:
-                base["portfolios"] = {portfolio: {r: {"n_ctx": options.n_ctx}
-                                                  for r in ROLES}}
-            log(f"bench_overhead: pruning studies of {options.trials} trials each, then the cache check; "
-                f"backend {backend_text}")
-            log(f"machine: {report.machine_line(info)}")
-            started = time.perf_counter()
-            pruning = []
-            for pruner in ("wilcoxon", "none"):
-                root = copy_workspace(source, scratch / f"pruner-{pruner}", all_search=True,
-                                      update={**base, "search": {"pruner": pruner}})
-                with _quiet(out / "overhead.log"):
-                    run_ = run_study(f"pruner {pruner}", root, n_trials=options.trials, seed=options.seed, inner=inner,
-                                     backoff_s=options.backoff_s)
-                pruning.append(run_)
-                log(f"  pruner {pruner}: {len(run_.trials) - 1} trials, {run_.calls} calls, {run_.pruned} pruned, "
-                    f"best {report.num(run_.best)}, {report.duration(run_.wall_s)}")
-            root = copy_workspace(source, scratch / "cache", update={
-                **base, "workspace": {"portfolio": portfolio, "optimizable": ["producer.md"]},
-                "scoring": {"keep_threshold": 10.0},
-                "search": {"operators": ["rephrase"], "proposer_temperatures": [0.7], "pruner": "none"}})
-            variant = load_workspace(root).instructions["producer.md"].rstrip() + " Answer in plain words.\n"
+        source = options.workspace or starter(scratch / "starter")
+        ws = load_workspace(source)
+        portfolio = options.portfolio or ws.settings.workspace.portfolio
+        ws.portfolio(portfolio)
+        base: dict[str, Any] = {"workspace": {"portfolio": portfolio}}
+        if options.n_ctx is not None:
+            base["portfolios"] = {portfolio: {r: {"n_ctx": options.n_ctx}
+                                              for r in ROLES}}
+        log(f"bench_overhead: pruning studies of {options.trials} trials each, then the cache check; "
+            f"backend {backend_text}")
+        log(f"machine: {report.machine_line(info)}")
+        started = time.perf_counter()
+        pruning = []
+        for pruner in ("wilcoxon", "none"):
+            root = copy_workspace(source, scratch / f"pruner-{pruner}", all_search=True,
+                                  update={**base, "search": {"pruner": pruner}})
             with _quiet(out / "overhead.log"):
-                cache = run_study("cache", root, n_trials=2, seed=options.seed, inner=inner,
-                                  backoff_s=options.backoff_s, wrap=lambda backend: FixedProposal(backend, variant))
-            log(f"  cache: trial calls {[t.calls for t in cache.trials]} ({', '.join(t.status for t in cache.trials)})")
-            text = render(pruning, cache, info, options, backend_text, time.perf_counter() - started)
-            paths = {"table": out / "overhead.md", "data": out / "overhead.json"}
-            paths["table"].write_text(text, encoding="utf-8")
-            paths["data"].write_text(json.dumps({
-                "options": {"trials": options.trials, "seed": options.seed, "backend": options.backend,
-                            "workspace": str(options.workspace) if options.workspace else None, "n_ctx": options.n_ctx},
-                "machine": info,
-                "studies": [{**{k: v for k, v in asdict(s).items() if k != "trials"},
-                             "trials": [{**asdict(t), "overhead_s": t.overhead_s, "share": t.share} for t in s.trials]}
-                            for s in [*pruning, cache]]}, indent=2), encoding="utf-8")
-            log("")
-            log(text)
-            log("written: " + ", ".join(str(p) for p in paths.values()))
-            return OverheadResult(pruning, cache, text, paths, info)
-        finally:
-            if options.keep_scratch:
-                log(f"workspace copies kept in {scratch}")
+                run_ = run_study(f"pruner {pruner}", root, n_trials=options.trials, seed=options.seed, inner=inner,
+                                 backoff_s=options.backoff_s)
+            pruning.append(run_)
+            log(f"  pruner {pruner}: {len(run_.trials) - 1} trials, {run_.calls} calls, {run_.pruned} pruned, "
+                f"best {report.num(run_.best)}, {report.duration(run_.wall_s)}")
+        root = copy_workspace(source, scratch / "cache", update={
+            **base, "workspace": {"portfolio": portfolio, "optimizable": ["producer.md"]},
+            "scoring": {"keep_threshold": 10.0},
+            "search": {"operators": ["rephrase"], "proposer_temperatures": [0.7], "pruner": "none"}})
+        variant = load_workspace(root).instructions["producer.md"].rstrip() + " Answer in plain words.\n"
+        with _quiet(out / "overhead.log"):
+            cache = run_study("cache", root, n_trials=2, seed=options.seed, inner=inner,
+                              backoff_s=options.backoff_s, wrap=lambda backend: FixedProposal(backend, variant))
+        log(f"  cache: trial calls {[t.calls for t in cache.trials]} ({', '.join(t.status for t in cache.trials)})")
+        text = render(pruning, cache, info, options, backend_text, time.perf_counter() - started)
+        paths = {"table": out / "overhead.md", "data": out / "overhead.json"}
+        paths["table"].write_text(text, encoding="utf-8")
+        paths["data"].write_text(json.dumps({
+            "options": {"trials": options.trials, "seed": options.seed, "backend": options.backend,
+                        "workspace": str(options.workspace) if options.workspace else None, "n_ctx": options.n_ctx},
+            "machine": info,
+            "studies": [{**{k: v for k, v in asdict(s).items() if k != "trials"},
+                         "trials": [{**asdict(t), "overhead_s": t.overhead_s, "share": t.share} for t in s.trials]}
+                        for s in [*pruning, cache]]}, indent=2), encoding="utf-8")
+        log("")
+        log(text)
+        log("written: " + ", ".join(str(p) for p in paths.values()))
+        return OverheadResult(pruning, cache, text, paths, info)
 
 
 def render(pruning: Sequence[StudyRun], cache: StudyRun, info: dict[str, Any], options: OverheadOptions,

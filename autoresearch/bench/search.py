@@ -139,80 +139,76 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; one of {', '.join(METHODS)}")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    with workspaces.scratch("bench-search-", keep=options.keep_scratch) as scratch:
+    with workspaces.scratch("bench-search-", keep=options.keep_scratch, log=log) as scratch:
         factory, backend_text = inner_factory(options.backend)
         info = report.machine()
-        try:
-            root, portfolio = prepare(options, scratch)
-            ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
-                               retries=options.retries, backoff_s=options.backoff_s,
-                               mipro_candidates=options.mipro_candidates)
-            ws = load_workspace(root)
-            start_instructions = {k: normalise(v) for k, v in ws.instructions.items()}
-            log(f"bench_search: {len(options.methods)} method(s) × seed(s) {', '.join(map(str, options.seeds))}, "
-                f"budget {options.budget} model calls each; {len(ws.suite.split('search'))} search and "
-                f"{len(ws.suite.split('holdout'))} holdout task(s); portfolio {portfolio}; backend {backend_text}")
-            log(f"machine: {report.machine_line(info)}")
-            started = time.perf_counter()
-            outside = OutsideEvaluator(ctx, scratch / "outside")
-            repeats = options.holdout_repeats
-            with _quiet(out / "search.log"):
-                baseline_search = outside.composite(start_instructions, "search")
-                holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
-            baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats),
-                        "holdout_repeats": holdout_repeats}
-            search_tasks = len(ws.suite.split("search"))
-            search_ids = {t.id for t in ws.suite.split("search")}
-            search_calls = sum(1 for c in outside.calls if c.task_id in search_ids)
-            baseline_calls = len(outside.calls)
-            log(f"starting instructions: search {report.num(baseline['search'])}, "
-                f"holdout {report.num(baseline['holdout'])} "
-                f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
-            runs: list[MethodRun] = []
-            written: list[Path] = []
-            for seed in options.seeds:
-                seed_started, outside_before = time.perf_counter(), len(outside.calls)
-                seed_runs = []
-                for method in options.methods:
-                    with _quiet(out / "search.log"):
-                        result = run_method(ctx, method, seed, options.budget)
-                        if result.best_search is None:  # never completed an evaluation: it hands back the start
-                            result.best_search, result.search_outside = baseline["search"], True
-                        result.holdout_repeats = outside.composites(result.best_instructions, "holdout", repeats)
-                        result.holdout = _mean(result.holdout_repeats)
-                    seed_runs.append(result)
-                    log(f"  {LABELS[method]} seed {seed}: best {report.num(result.best_search)} "
-                        f"(holdout {report.num(result.holdout)}), {len(result.calls)} calls, "
-                        f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
-                runs.extend(seed_runs)
-                record = {
-                    "seed": seed, "options": _options_json(options, portfolio), "machine": info,
-                    "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
-                    # What the figures were measured on: the fixed evaluation and the starting instructions.
-                    "suite": {"evaluation": ws.evaluation_hash(),
-                              "instructions": ws.instructions_hash(start_instructions)},
-                    "holdout_tasks": len(ws.suite.split("holdout")),
-                    # A full screen of one variant: its proposer call and every search task (pruning's estimate).
-                    "screen_calls": 1 + search_calls if search_calls else None,
-                    # The start's evaluations are counted (and timed) with the first seed this command ran.
-                    "outside_calls": (len(outside.calls) - outside_before
-                                      + (baseline_calls if seed == options.seeds[0] else 0)),
-                    "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started),
-                    "notes": _notes(seed_runs, baseline),
-                    "runs": [r.to_json() for r in seed_runs]}
-                written.append(seeds.write_seed(out, record))
-                log(f"seed {seed} written to {written[-1]}")
-            records = seeds.load_seeds(out)
-            paths = _write(out, records)
-            log("")
-            table = search_report.table(records)
-            log(table)
-            log("")
-            log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
-            return SearchResult(runs, baseline, table, paths, info)
-        finally:
-            if options.keep_scratch:
-                log(f"workspace copies kept in {scratch}")
+        root, portfolio = prepare(options, scratch)
+        ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
+                           retries=options.retries, backoff_s=options.backoff_s,
+                           mipro_candidates=options.mipro_candidates)
+        ws = load_workspace(root)
+        start_instructions = {k: normalise(v) for k, v in ws.instructions.items()}
+        log(f"bench_search: {len(options.methods)} method(s) × seed(s) {', '.join(map(str, options.seeds))}, "
+            f"budget {options.budget} model calls each; {len(ws.suite.split('search'))} search and "
+            f"{len(ws.suite.split('holdout'))} holdout task(s); portfolio {portfolio}; backend {backend_text}")
+        log(f"machine: {report.machine_line(info)}")
+        started = time.perf_counter()
+        outside = OutsideEvaluator(ctx, scratch / "outside")
+        repeats = options.holdout_repeats
+        with _quiet(out / "search.log"):
+            baseline_search = outside.composite(start_instructions, "search")
+            holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
+        baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats),
+                    "holdout_repeats": holdout_repeats}
+        search_tasks = len(ws.suite.split("search"))
+        search_ids = {t.id for t in ws.suite.split("search")}
+        search_calls = sum(1 for c in outside.calls if c.task_id in search_ids)
+        baseline_calls = len(outside.calls)
+        log(f"starting instructions: search {report.num(baseline['search'])}, "
+            f"holdout {report.num(baseline['holdout'])} "
+            f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
+        runs: list[MethodRun] = []
+        written: list[Path] = []
+        for seed in options.seeds:
+            seed_started, outside_before = time.perf_counter(), len(outside.calls)
+            seed_runs = []
+            for method in options.methods:
+                with _quiet(out / "search.log"):
+                    result = run_method(ctx, method, seed, options.budget)
+                    if result.best_search is None:  # never completed an evaluation: it hands back the start
+                        result.best_search, result.search_outside = baseline["search"], True
+                    result.holdout_repeats = outside.composites(result.best_instructions, "holdout", repeats)
+                    result.holdout = _mean(result.holdout_repeats)
+                seed_runs.append(result)
+                log(f"  {LABELS[method]} seed {seed}: best {report.num(result.best_search)} "
+                    f"(holdout {report.num(result.holdout)}), {len(result.calls)} calls, "
+                    f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
+            runs.extend(seed_runs)
+            record = {
+                "seed": seed, "options": _options_json(options, portfolio), "machine": info,
+                "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
+                # What the figures were measured on: the fixed evaluation and the starting instructions.
+                "suite": {"evaluation": ws.evaluation_hash(),
+                          "instructions": ws.instructions_hash(start_instructions)},
+                "holdout_tasks": len(ws.suite.split("holdout")),
+                # A full screen of one variant: its proposer call and every search task (pruning's estimate).
+                "screen_calls": 1 + search_calls if search_calls else None,
+                # The start's evaluations are counted (and timed) with the first seed this command ran.
+                "outside_calls": (len(outside.calls) - outside_before
+                                  + (baseline_calls if seed == options.seeds[0] else 0)),
+                "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started),
+                "notes": _notes(seed_runs, baseline),
+                "runs": [r.to_json() for r in seed_runs]}
+            written.append(seeds.write_seed(out, record))
+            log(f"seed {seed} written to {written[-1]}")
+        records = seeds.load_seeds(out)
+        paths = _write(out, records)
+        log("")
+        table = search_report.table(records)
+        log(table)
+        log("")
+        log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
+        return SearchResult(runs, baseline, table, paths, info)
 
 
 @contextlib.contextmanager

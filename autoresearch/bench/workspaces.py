@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..workspace.workspace import (
     CONFIG_NAME,
@@ -26,14 +26,17 @@ _HOLDOUT = re.compile(r"""(\bsplit\s*[=:]\s*)["']?holdout["']?""")
 
 
 @contextlib.contextmanager
-def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
-    """A new folder under the temporary directory, removed with everything in it on exit unless keep."""
+def scratch(prefix: str, keep: bool = False, log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """A new folder under the temporary directory, removed with everything in it on exit unless keep (then
+    `log` is told where it stays)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
         if not keep:
             shutil.rmtree(path, ignore_errors=True)
+        elif log is not None:
+            log(f"workspace copies kept in {path}")
 
 
 @contextlib.contextmanager

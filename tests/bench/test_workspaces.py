@@ -31,10 +31,15 @@ def test_scratch_is_removed_when_the_body_raises(tmp):
     assert list(tmp.iterdir()) == []
 
 
-def test_scratch_is_kept_when_asked(tmp):
-    with scratch("bench-test-", keep=True) as folder:
+def test_scratch_is_kept_when_asked_and_says_where(tmp):
+    said: list[str] = []
+    with scratch("bench-test-", keep=True, log=said.append) as folder:
         (folder / "file.txt").write_text("x")
     assert list(tmp.iterdir()) == [folder] and (folder / "file.txt").read_text() == "x"
+    assert said == [f"workspace copies kept in {folder}"]
+    with scratch("bench-test-", log=said.append):
+        pass
+    assert len(said) == 1  # removed: nothing to say
 
 
 def test_a_given_workspace_is_used_as_it_is_and_a_made_starter_is_removed(tmp):
