@@ -210,7 +210,7 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     check = summary.forecast
     if check is not None and check.trials:
         f, n = check.per_trial, check.trials
-        console.print(f"forecast   a trial ≈ {f['calls']:.1f} calls, {f['joules']:,.0f} J, {f['seconds']:.0f} s of model "
+        console.print(f"forecast   a trial ≈ {f.calls:.1f} calls, {f.joules:,.0f} J, {f.seconds:.0f} s of model "
                       f"time; this run's {n} trial{'' if n == 1 else 's'}: {check.calls / n:.1f} calls, "
                       f"{check.joules / n:,.0f} J, {check.seconds / n:.0f} s each")
     if summary.roles:

@@ -33,7 +33,7 @@ from ..workspace.workspace import (
 from . import identity, operators, records, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
-from .forecast import forecast, trial_cost
+from .forecast import Forecast, forecast, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
@@ -139,7 +139,7 @@ class Study:
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested = False
         self.session_calls: list = []
-        self.forecast: tuple[dict, int] | None = None  # this run's forecast, and the session's calls before it
+        self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
 
     # --- identity ------------------------------------------------------------------------------
@@ -272,9 +272,8 @@ class Study:
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
             cost = trial_cost(self.store, self.name) if incumbent is not None else None
             if cost is not None:
-                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s).to_dict(),
-                                 len(self.session_calls))
-                self._emit("forecast", self.forecast[0])
+                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s), len(self.session_calls))
+                self._emit("forecast", self.forecast[0].to_dict())
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
@@ -321,7 +320,7 @@ class Study:
         if self.forecast is not None:
             made, calls_before = self.forecast
             trials = sum(o.status != TrialStatus.BASELINE for o in outcomes)
-            summary.forecast = ForecastCheck.of(made["per_trial"], trials, self.session_calls[calls_before:])
+            summary.forecast = ForecastCheck.of(made.cost, trials, self.session_calls[calls_before:])
         return summary
 
     def request_stop(self) -> None:

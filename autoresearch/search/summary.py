@@ -12,6 +12,7 @@ from ..store import Store
 from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from . import pareto
+from .forecast import TrialCost
 from .pareto import FrontPoint
 from .portfolios import PortfolioRow
 from .results import Incumbent, StopReason, TrialOutcome, row_objective
@@ -51,14 +52,14 @@ class StudySummary:
 class ForecastCheck:
     """A trial's forecast cost, and the mean of what this run's trials after the forecast cost."""
 
-    per_trial: dict[str, float]  # calls, joules, seconds (model time), as forecast
+    per_trial: TrialCost  # as forecast
     trials: int  # trials this run made after the forecast
     calls: int  # their model calls, and below their joules and model seconds
     joules: float
     seconds: float
 
     @classmethod
-    def of(cls, per_trial: dict[str, float], trials: int, calls: Sequence[CallRecord]) -> "ForecastCheck":
+    def of(cls, per_trial: TrialCost, trials: int, calls: Sequence[CallRecord]) -> "ForecastCheck":
         return cls(per_trial, trials, len(calls), sum(c.joules for c in calls), sum(c.latency_s for c in calls))
 
 

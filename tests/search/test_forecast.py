@@ -44,7 +44,9 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     trial_calls = store.conn.execute(
         "SELECT COUNT(*), SUM(joules), SUM(latency_s) FROM calls WHERE study = ? AND trial BETWEEN 1 AND 3",
         (summary.study,)).fetchone()
-    assert check.per_trial == first["per_trial"] and check.trials == 3
+    cost = check.per_trial
+    assert {"calls": cost.calls, "joules": cost.joules, "seconds": cost.seconds} == first["per_trial"]
+    assert check.trials == 3
     assert (check.calls, check.joules, check.seconds) == (trial_calls[0], pytest.approx(trial_calls[1]),
                                                         pytest.approx(trial_calls[2]))
     console = Console(record=True, width=300)
