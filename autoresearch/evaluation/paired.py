@@ -23,23 +23,18 @@ def tasks_for_sign_test(confidence: float) -> int:
     return math.ceil(math.log(1 - confidence) / math.log(0.5) - SPREAD_EPSILON)
 
 
-def bound_without_spread(mean: float, units: int, confidence: float) -> float | None:
-    """The bound when every difference is equal, so the t bound would be the mean itself ("no spread, no doubt").
-
-    Equal differences are what coarse scores give on a few tasks (a judge's 1.0 against 1.7 on each), and what a
-    deterministic backend gives under every seed (each repeat a copy of the first): no spread was measured, which
-    is not no doubt. The exact sign test over the `units` independent differences decides instead: all of them
-    one way by chance has probability 0.5^units. Sure enough: the mean; not: None (no bound, so no keep)."""
-    return sure_enough(mean, units, confidence)
-
-
 def sure_enough(bound: float, units: int, confidence: float) -> float | None:
     """A lower bound from `units` independent differences, as a claim: at or under zero it claims nothing and
     stands; above zero it stands only from as many differences as a sign test needs to be that sure (5 at 95%).
 
     From fewer, no test that assumes nothing about the differences' shape could be that sure (4 all one way is
     chance 1 in 16), so a t bound's certainty would rest on normality alone: near-equal differences on 2 tasks ×
-    2 seeds (+0.49, +0.49, +0.49, +0.56) give a t bound of +0.47, a coin's 1 in 16."""
+    2 seeds (+0.49, +0.49, +0.49, +0.56) give a t bound of +0.47, a coin's 1 in 16.
+
+    When every difference is equal the t bound would be the mean itself ("no spread, no doubt"). Equal
+    differences are what coarse scores give on a few tasks (a judge's 1.0 against 1.7 on each), and what a
+    deterministic backend gives under every seed: no spread was measured, which is not no doubt. The bound is
+    then the mean, under the same rule: the exact sign test (all `units` one way by chance is 0.5^units)."""
     if bound <= 0:
         return bound
     return bound if units >= tasks_for_sign_test(confidence) else None
@@ -74,7 +69,7 @@ class PairedComparison:
             return None
         centre, spread = statistics.fmean(means), statistics.stdev(means)
         if spread <= SPREAD_EPSILON:
-            return bound_without_spread(centre, len(means), confidence)
+            return sure_enough(centre, len(means), confidence)
         return centre - float(stats.t.ppf(confidence, len(means) - 1)) * spread / math.sqrt(len(means))
 
     @property
@@ -83,7 +78,7 @@ class PairedComparison:
 
     @property
     def without_spread(self) -> bool:
-        """Every difference equal (two or more): the bounds fall back to a sign test (bound_without_spread)."""
+        """Every difference equal (two or more): the bounds fall back to a sign test (sure_enough)."""
         return self.sd is not None and self.sd <= SPREAD_EPSILON
 
     @property
@@ -105,12 +100,12 @@ class PairedComparison:
         seeds changed no score (units); None from under two units, and in place of a bound above zero from fewer
         units than a sign test would need (sure_enough).
 
-        With every difference equal (sd 0) a sign test over the same units decides (bound_without_spread)."""
+        With every difference equal (sd 0) a sign test over the same units decides (sure_enough)."""
         sd = self.sd
         if sd is None:
             return None
         if sd <= SPREAD_EPSILON:
-            return bound_without_spread(self.mean, len(self.units), confidence)
+            return sure_enough(self.mean, len(self.units), confidence)
         units = self.units
         if len(units) < 2:
             return None
