@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..evaluation.paired import PairedComparison
+from ..evaluation.paired import PairedComparison, tasks_for_sign_test
 from ..workspace.config import ScoringConfig
 
 EPSILON = 1e-9  # "more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more
@@ -94,6 +94,22 @@ class PairedKeepRule:
     def from_settings(cls, scoring: ScoringConfig, repeats: int) -> "PairedKeepRule":
         return cls(scoring.keep_threshold, scoring.confidence, max(repeats, 1), scoring.holdout_gate,
                    scoring.across_tasks)
+
+    def cannot_keep(self, tasks: int, copies: bool = False) -> str | None:
+        """Why no challenger could be kept on `tasks` search tasks, or None: a race gathers at most tasks ×
+        seed sets independent differences (each task once where the seeds change no reply), and a bound
+        above zero needs as many as a sign test would (evaluation/paired.py: sure_enough)."""
+        units = tasks if copies else tasks * self.repeats
+        needed = tasks_for_sign_test(self.confidence)
+        if units >= needed:
+            return None
+        what = (f"its {tasks} search task{'' if tasks == 1 else 's'}, each counted once as the seeds change no reply"
+                if copies else f"{tasks} search task{'' if tasks == 1 else 's'} × {self.repeats} seed "
+                               f"set{'' if self.repeats == 1 else 's'} ([search] noise_repeats)")
+        return (f"nothing could be kept: a keep's bound rests on at most {units} independent differences ({what}), "
+                f"and a {self.confidence:.0%} bound needs {needed}; add search tasks"
+                + (", give the producer a temperature above 0" if copies else ", raise noise_repeats")
+                + " or lower [scoring] confidence (autoresearch.toml)")
 
     def still_in_race(self, comparison: PairedComparison) -> bool:
         """Screen and each confirmation step: a challenger whose running mean is at or under the threshold

@@ -22,6 +22,7 @@ from ..store.queries import (
     screen_task_rows,
 )
 from ..store.statuses import TrialStatus
+from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import (
@@ -264,6 +265,9 @@ class Study:
         started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
         incumbent = self.incumbents.current()
         try:
+            cannot = self._cannot_keep()
+            if cannot:  # known from the settings: stopped before the baseline spends a call
+                return self._summary(StopReason.CANNOT_KEEP, cannot, outcomes, commits, incumbent)
             if incumbent is None:
                 if self.warm_start:
                     self.portfolios.warm_start()
@@ -328,6 +332,15 @@ class Study:
         self.stop_requested = True
 
     # --- trials --------------------------------------------------------------------------------
+
+    def _cannot_keep(self) -> str | None:
+        """Why this run could keep nothing on its search tasks, or None. With every pipeline role decoding greedily
+        (temperature 0) and no producer temperature searched, the seeds change no reply: each task is one
+        difference. (A baseline whose replies merely came out the same under two seeds proves less: a variant's
+        may not, and the race then counts its pairs.)"""
+        greedy = (all(self.portfolio.role(role).temperature == 0 for role in PIPELINE_ROLES)
+                  and not self.settings.search.producer_temperatures)
+        return self.race.rule.cannot_keep(len(self.search_tasks), copies=greedy)
 
     def _baseline(self) -> Incumbent | None:
         """The committed instructions' trial (search/baseline.py); None when too many tasks failed."""

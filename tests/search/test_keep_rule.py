@@ -88,3 +88,14 @@ def test_a_keeps_trailers_carry_the_evidence():
         f"over 4 task means {c.task_lower_bound(0.95):+.3f}, not required)")
     assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850)"
     assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"
+
+
+def test_a_rule_that_could_never_bound_a_gain_says_why():
+    assert RULE.cannot_keep(2) is None  # 2 tasks × 3 seed sets: 6 differences
+    one_set = PairedKeepRule(0.1, 0.95, 1, True)
+    assert "at most 4 independent differences (4 search tasks × 1 seed set" in one_set.cannot_keep(4)
+    assert one_set.cannot_keep(5) is None
+    copied = RULE.cannot_keep(4, copies=True)
+    assert "at most 4 independent differences (its 4 search tasks, each counted once" in copied
+    assert "a 95% bound needs 5" in copied and PairedKeepRule(0.1, 0.9, 4, True).cannot_keep(4, copies=True) is None
+

@@ -97,3 +97,47 @@ def test_cli_run_requires_a_stop_condition_and_refuses_dirty_files(loop_workspac
     assert result.exit_code == 2
     assert "producer.md: uncommitted changes" in result.output
     assert not (root / "runs" / "autoresearch.db").exists()
+
+
+def test_a_run_that_could_keep_nothing_stops_before_its_baseline_with_exit_code_2(loop_workspace, monkeypatch):
+    # 2 search tasks × 1 seed set (noise_repeats 1) are 2 differences; a 95% bound needs 5: no call is worth it.
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "3", "--seed", "1"])
+    assert result.exit_code == 2, result.output
+    assert ("cannot_keep: nothing could be kept: a keep's bound rests on at most 2 independent differences (2 search "
+            "tasks × 1 seed set ([search] noise_repeats)), and a 95% bound needs 5") in " ".join(result.output.split())
+    assert pipeline.calls_by_role == {}  # not even the baseline
+    assert not (root / "runs" / "autoresearch.db").exists() or Store.for_workspace(root / "runs").conn.execute(
+        "SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+
+
+def greedy(root):
+    """Every pipeline role at temperature 0: greedy decoding, the seeds change no reply."""
+    config = root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("temperature = 0.2\n", "temperature = 0.0\n")
+                      .replace("temperature = 0.3\n", "temperature = 0.0\n"))
+    git(root, "commit", "-qam", "greedy")
+    return root
+
+
+def test_a_greedy_portfolio_on_too_few_tasks_stops_before_its_baseline(loop_workspace):
+    # 4 seed sets × 2 tasks would be 8 differences, but at temperature 0 every seed set copies the first: 2 tasks,
+    # each counted once, under the 5 a 95% bound needs.
+    extra = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 4")
+    root = greedy(producer_only(loop_workspace(confidence=0.95, extra=extra)))
+    pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
+    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=3)
+    assert summary.stop_reason == "cannot_keep" and summary.outcomes == [] and pipeline.calls_by_role == {}
+    assert "(its 2 search tasks, each counted once as the seeds change no reply)" in summary.stop_message
+    assert "give the producer a temperature above 0" in summary.stop_message
+
+
+def test_a_searched_producer_temperature_may_make_the_seeds_matter_so_the_run_goes_on(loop_workspace):
+    extra = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 4\nproducer_temperatures = [0.0, 0.5]")
+    root = greedy(producer_only(loop_workspace(confidence=0.95, extra=extra)))
+    summary = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=["Answer!!!\n"]).factory,
+                    seed=1, backoff_s=0).optimize(n_trials=1)
+    assert summary.stop_reason == "trials" and len(summary.outcomes) == 1

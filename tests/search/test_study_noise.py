@@ -128,10 +128,10 @@ def test_a_confirmation_stops_after_the_task_that_sinks_the_running_mean(loop_wo
 
 
 def test_noise_repeats_1_measures_nothing(loop_workspace):
-    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 1")))
+    root = producer_only(loop_workspace(extra=ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 1")))
     summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
                     backoff_s=0).optimize(n_trials=1)
-    assert summary.noise is None
+    assert summary.noise is None and [o.status for o in summary.outcomes] == ["keep"]  # at 75%: 2 tasks suffice
     assert "Autoresearch-Noise" not in git(root, "log", "-1", "--format=%B")
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT COUNT(*) FROM evaluations WHERE kind='noise'").fetchone()[0] == 0
