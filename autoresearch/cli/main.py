@@ -286,8 +286,6 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     print_summary(console, summary, ws)
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
-    if summary.stop_reason == StopReason.CANNOT_KEEP:
-        sys.exit(2)  # the settings, not the night, are at fault: like bad input
 
 
 # --- reviewing a study: log, show, report ---------------------------------------------------------

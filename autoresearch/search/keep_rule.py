@@ -109,7 +109,7 @@ class PairedKeepRule:
         return (f"nothing could be kept: a keep's bound rests on at most {units} independent differences ({what}), "
                 f"and a {self.confidence:.0%} bound needs {needed}; add search tasks"
                 + (", give the producer a temperature above 0" if copies else ", raise noise_repeats")
-                + " or lower [scoring] confidence (autoresearch.toml)")
+                + " or lower [scoring] confidence")
 
     def still_in_race(self, comparison: PairedComparison) -> bool:
         """Screen and each confirmation step: a challenger whose running mean is at or under the threshold

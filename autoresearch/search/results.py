@@ -26,7 +26,6 @@ class StopReason(StrEnum):
     BACKEND_DOWN = "backend_down"  # trials kept failing on a model call
     FAILED_TRIALS = "failed_trials"  # trials kept failing without a failed model call
     STORAGE_DOWN = "storage_down"  # a shared study's database went away
-    CANNOT_KEEP = "cannot_keep"  # the keep rule could keep nothing on this suite (too few tasks for its bound)
 
 
 KNOBS = ("producer_temperature", "revision_rounds")  # the searchable settings besides the text

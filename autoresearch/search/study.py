@@ -129,19 +129,32 @@ class Study:
             raise ConfigError(str(workspace.root / CONFIG_NAME), "search.sampler",
                               '"gp" needs torch (pip install torch); or use "tpe" or "random"')
         self.pruner = pruner or strategies.default_pruner(self.settings)
+        self.search_tasks = workspace.suite.split("search")
+        cannot = self._cannot_keep()
+        if cannot:  # a night that could keep nothing: refused before anything is written
+            raise ConfigError(str(workspace.root / CONFIG_NAME), "scoring.confidence", cannot)
         self.proposer = proposer  # None: the portfolio's proposer model (anything with Proposer.propose)
         self.observer = observer or (lambda kind, data: None)
         try:
             self.operators = operators.select(self.settings.search.operators)
         except ValueError as exc:
             raise ConfigError(str(workspace.root / CONFIG_NAME), "search.operators", str(exc)) from None
-        self.search_tasks = workspace.suite.split("search")
         self.prompts = {task.id: task.prompt for task in self.search_tasks}  # for the proposer's examples
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested = False
         self.session_calls: list = []
         self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
+
+    def _cannot_keep(self) -> str | None:
+        """Why a run could keep nothing on its search tasks, or None. With every pipeline role decoding greedily
+        (temperature 0) and no producer temperature searched, the seeds change no reply: each task is one
+        difference. (A baseline whose replies merely came out the same under two seeds proves less: a variant's
+        may not, and the race then counts its pairs.)"""
+        greedy = (all(self.portfolio.role(role).temperature == 0 for role in PIPELINE_ROLES)
+                  and not self.settings.search.producer_temperatures)
+        rule = PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
+        return rule.cannot_keep(len(self.search_tasks), copies=greedy)
 
     # --- identity ------------------------------------------------------------------------------
 
@@ -265,9 +278,6 @@ class Study:
         started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
         incumbent = self.incumbents.current()
         try:
-            cannot = self._cannot_keep()
-            if cannot:  # known from the settings: stopped before the baseline spends a call
-                return self._summary(StopReason.CANNOT_KEEP, cannot, outcomes, commits, incumbent)
             if incumbent is None:
                 if self.warm_start:
                     self.portfolios.warm_start()
@@ -332,15 +342,6 @@ class Study:
         self.stop_requested = True
 
     # --- trials --------------------------------------------------------------------------------
-
-    def _cannot_keep(self) -> str | None:
-        """Why this run could keep nothing on its search tasks, or None. With every pipeline role decoding greedily
-        (temperature 0) and no producer temperature searched, the seeds change no reply: each task is one
-        difference. (A baseline whose replies merely came out the same under two seeds proves less: a variant's
-        may not, and the race then counts its pairs.)"""
-        greedy = (all(self.portfolio.role(role).temperature == 0 for role in PIPELINE_ROLES)
-                  and not self.settings.search.producer_temperatures)
-        return self.race.rule.cannot_keep(len(self.search_tasks), copies=greedy)
 
     def _baseline(self) -> Incumbent | None:
         """The committed instructions' trial (search/baseline.py); None when too many tasks failed."""

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
 from autoresearch.cli.main import main
+from autoresearch.errors import ConfigError
 from autoresearch.lm import preflight
 from autoresearch.pipeline import harness
 from autoresearch.search.study import Study
@@ -99,7 +100,7 @@ def test_cli_run_requires_a_stop_condition_and_refuses_dirty_files(loop_workspac
     assert not (root / "runs" / "autoresearch.db").exists()
 
 
-def test_a_run_that_could_keep_nothing_stops_before_its_baseline_with_exit_code_2(loop_workspace, monkeypatch):
+def test_a_run_that_could_keep_nothing_is_refused_with_exit_code_2_and_nothing_written(loop_workspace, monkeypatch):
     # 2 search tasks × 1 seed set (noise_repeats 1) are 2 differences; a 95% bound needs 5: no call is worth it.
     root = producer_only(loop_workspace(confidence=0.95, extra=ONLY_PRODUCER))
     pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
@@ -107,11 +108,12 @@ def test_a_run_that_could_keep_nothing_stops_before_its_baseline_with_exit_code_
     monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
     result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "3", "--seed", "1"])
     assert result.exit_code == 2, result.output
-    assert ("cannot_keep: nothing could be kept: a keep's bound rests on at most 2 independent differences (2 search "
-            "tasks × 1 seed set ([search] noise_repeats)), and a 95% bound needs 5") in " ".join(result.output.split())
+    assert result.stderr.strip() == (
+        f"error: {root / 'autoresearch.toml'}: scoring.confidence: nothing could be kept: a keep's bound rests on "
+        "at most 2 independent differences (2 search tasks × 1 seed set ([search] noise_repeats)), and a 95% bound "
+        "needs 5; add search tasks, raise noise_repeats or lower [scoring] confidence")
     assert pipeline.calls_by_role == {}  # not even the baseline
-    assert not (root / "runs" / "autoresearch.db").exists() or Store.for_workspace(root / "runs").conn.execute(
-        "SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+    assert sorted(p.name for p in (root / "runs").iterdir()) == [".gitkeep"]  # no store, no Optuna study
 
 
 def greedy(root):
@@ -123,16 +125,16 @@ def greedy(root):
     return root
 
 
-def test_a_greedy_portfolio_on_too_few_tasks_stops_before_its_baseline(loop_workspace):
+def test_a_greedy_portfolio_on_too_few_tasks_is_refused(loop_workspace):
     # 4 seed sets × 2 tasks would be 8 differences, but at temperature 0 every seed set copies the first: 2 tasks,
     # each counted once, under the 5 a 95% bound needs.
     extra = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 4")
     root = greedy(producer_only(loop_workspace(confidence=0.95, extra=extra)))
-    pipeline = ScriptedPipeline(variants=["Answer!!!\n"])
-    summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=3)
-    assert summary.stop_reason == "cannot_keep" and summary.outcomes == [] and pipeline.calls_by_role == {}
-    assert "(its 2 search tasks, each counted once as the seeds change no reply)" in summary.stop_message
-    assert "give the producer a temperature above 0" in summary.stop_message
+    with pytest.raises(ConfigError) as refused:
+        Study(load_workspace(root), backend_factory=ScriptedPipeline().factory, seed=1, backoff_s=0)
+    assert refused.value.field == "scoring.confidence"
+    assert "(its 2 search tasks, each counted once as the seeds change no reply)" in refused.value.message
+    assert "give the producer a temperature above 0" in refused.value.message
 
 
 def test_a_searched_producer_temperature_may_make_the_seeds_matter_so_the_run_goes_on(loop_workspace):
