@@ -130,6 +130,7 @@ class Study:
                               '"gp" needs torch (pip install torch); or use "tpe" or "random"')
         self.pruner = pruner or strategies.default_pruner(self.settings)
         self.search_tasks = workspace.suite.split("search")
+        self.rule = PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
         cannot = self._cannot_keep()
         if cannot:  # a night that could keep nothing: refused before anything is written
             raise ConfigError(str(workspace.root / CONFIG_NAME), "scoring.confidence", cannot)
@@ -153,8 +154,7 @@ class Study:
         may not, and the race then counts its pairs.)"""
         greedy = (all(self.portfolio.role(role).temperature == 0 for role in PIPELINE_ROLES)
                   and not self.settings.search.producer_temperatures)
-        rule = PairedKeepRule.from_settings(self.settings.scoring, self.settings.search.noise_repeats)
-        return rule.cannot_keep(len(self.search_tasks), copies=greedy)
+        return self.rule.cannot_keep(len(self.search_tasks), copies=greedy)
 
     # --- identity ------------------------------------------------------------------------------
 
@@ -230,9 +230,7 @@ class Study:
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note)
         self.portfolios = PortfolioHistory(self.ws, self.portfolio_name, self.store, self.name, repo, self._note)
-        self.race = Race(self.evaluator, PairedKeepRule.from_settings(self.settings.scoring,
-                                                                      self.settings.search.noise_repeats),
-                         self.search_tasks, self.holdout_tasks)
+        self.race = Race(self.evaluator, self.rule, self.search_tasks, self.holdout_tasks)
         self.log = TrialLog(self.store, self.name, self.results, self.recovery, self.incumbents, self._emit)
         self.baseline = Baseline(ws=self.ws, settings=self.settings, store=self.store, study=self.name, repo=repo,
                                  evaluator=self.evaluator, log=self.log, incumbents=self.incumbents,
