@@ -111,7 +111,10 @@ class Evaluator:
                              recorder)
         stored: dict[tuple[str, int], float | None] = dict(screen)
         for repeat in range(1, self.settings.search.noise_repeats):
-            stored.update(self.stored_scores(variant_hash, "search", repeat))
+            found = self.stored_scores(variant_hash, "search", repeat)
+            if not found:  # seed sets are measured in order: none past a missing one (2 where the seeds copy)
+                break
+            stored.update(found)
         return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
                                task_sd(stored))
 
