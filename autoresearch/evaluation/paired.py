@@ -95,6 +95,11 @@ class PairedComparison:
         task's repeats are then copies of one draw, and counting them would claim evidence never measured)."""
         return self.task_means if self.copies else self.deltas
 
+    @property
+    def copied_repeats(self) -> bool:
+        """Whether there were repeats and the seeds changed no score: what the evidence's text says beside it."""
+        return self.copies and self.repeats > 1
+
     def pair_lower_bound(self, confidence: float) -> float | None:
         """The one-sided paired-t lower bound over every (task, seed) difference, or over the tasks where the
         seeds changed no score (units); None from under two units, and in place of a bound above zero from fewer
@@ -137,7 +142,7 @@ class PairedComparison:
             shown += (f" ({units}: too few to be {confidence:.0%} sure without assuming their shape; "
                       f"{needed} needed)")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
-        copied = " (the seeds changed no score: each task counted once)" if self.copies and self.repeats > 1 else ""
+        copied = " (the seeds changed no score: each task counted once)" if self.copied_repeats else ""
         return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}"
                 f"{copied}, {confidence:.0%} lower bound {shown}{dropped}")
 
@@ -192,3 +197,11 @@ def holdout_margin(per_task_sd: float, tasks: int) -> float:
     """How far the holdout composite's difference between two single evaluations moves by chance:
     √2 · σ_task / √tasks (each side's mean over `tasks` tasks, one seed each)."""
     return math.sqrt(2) * per_task_sd / math.sqrt(max(tasks, 1))
+
+
+def spread_margin(comparison: PairedComparison, tasks: int) -> float | None:
+    """Where the seeds changed no score there is no seed noise to measure, but an edit still re-draws each task's
+    reply: how far the holdout's difference moves then, from the spread of the search differences over their
+    independent units (sd / √tasks; a real effect that varies by task widens it). None from under two units."""
+    units = comparison.units
+    return statistics.stdev(units) / math.sqrt(max(tasks, 1)) if len(units) >= 2 else None

@@ -11,7 +11,9 @@ A race in three steps, so that trust costs few model calls:
    [scoring] confidence is above zero (with [scoring] across_tasks, the bound over the tasks' means too:
    evaluation/paired.py says why, and bench_validity what it costs);
 3. holdout gate ([scoring] holdout_gate): its holdout tasks may not fall below the incumbent's by more than
-   the measured noise of such a difference (√2 · the per-task sd over seeds / √holdout tasks).
+   the measured noise of such a difference (√2 · the per-task sd over seeds / √holdout tasks); where the seeds
+   changed no score (a deterministic backend, or noise_repeats = 1) there is no seed noise, and the margin is the
+   spread of the search differences over their tasks / √holdout tasks (an edit still re-draws every reply).
 Only tasks that succeeded on both sides are compared: a backend fault is not evidence.
 """
 
@@ -73,7 +75,7 @@ class Verdict:
 def _bounds(c: PairedComparison, confidence: float) -> str:
     """"over 12 pairs +0.31; over 4 task means +0.12, not required": the bounds, and which the rule used."""
     pairs, tasks = c.pair_lower_bound(confidence), c.task_lower_bound(confidence)
-    units = f"{c.tasks} tasks, the seeds having changed no score" if c.copies and c.repeats > 1 else f"{c.n} pairs"
+    units = f"{c.tasks} tasks, the seeds having changed no score" if c.copied_repeats else f"{c.n} pairs"
     found = [f"over {units} {pairs:+.3f}"] if pairs is not None else []
     if tasks is not None:
         found.append(f"over {c.tasks} task means {tasks:+.3f}{'' if c.across_tasks else ', not required'}")
@@ -134,15 +136,17 @@ class PairedKeepRule:
         return Verdict(True, "kept", f"{comparison.text(self.confidence)}", comparison, self.confidence,
                        screen_delta, noise_sd=noise_sd)
 
-    def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None) -> Verdict:
-        """The holdout gate on a confirmed challenger: vetoed when its holdout difference is below −margin."""
+    def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None,
+             basis: str = "the noise of such a difference") -> Verdict:
+        """The holdout gate on a confirmed challenger: vetoed when its holdout difference is below −margin (what
+        margin was measured from: basis)."""
         found = Verdict(verdict.keep, verdict.stage, verdict.reason, verdict.comparison, verdict.confidence,
                         verdict.screen_delta, holdout, margin, verdict.noise_sd)
         if not (self.holdout_gate and holdout is not None and holdout.n and margin is not None):
             return found
         if holdout.mean < -margin - EPSILON:
             return Verdict(False, "holdout", f"holdout veto: holdout delta {holdout.mean:+.2f} over {holdout.n} "
-                           f"tasks is below -{margin:.2f}, the noise of such a difference; search "
+                           f"tasks is below -{margin:.2f}, {basis}; search "
                            f"{verdict.comparison.mean:+.2f}", verdict.comparison, verdict.confidence,
                            verdict.screen_delta, holdout, margin, verdict.noise_sd)
         return found

@@ -109,3 +109,23 @@ def test_seeds_that_change_no_score_end_the_confirmation_after_one_seed_set():
     assert verdict.keep and verdict.comparison.repeats == 2 and verdict.comparison.copies
     assert source.calls == 1 + CALLS_PER_TASK * (5 + 5 + 1)  # screen, one confirmation seed set, the holdout
     assert verdict.lower_bound < 1.0 - 0.1  # over 5 task means, not 10 pairs
+
+
+def test_without_seed_noise_the_holdout_margin_is_the_search_tasks_spread():
+    # Deterministic again: the seeds give no noise, so the gate's margin comes from how much the search
+    # differences vary by task (sd 0.5 over 5 tasks) over √4 holdout tasks: 0.25. A holdout 0.2 lower is
+    # inside it (any loss vetoed before); 0.3 lower is not.
+    theirs = {task: [3.0] * 4 for task in "abcde"}
+    mine = {task: [3.0 + gain] * 4 for task, gain in zip("abcde", (1.0, 0.5, 1.5, 0.5, 1.5))}
+    holdout = {task: [3.0] * 4 for task in "wxyz"}
+
+    def race(holdout_loss: float):
+        lower = {task: [v - holdout_loss for v in values] for task, values in holdout.items()}
+        source = TableScores(table(c=variant(mine, lower), i=variant(theirs, holdout)), "c", "i", (0, 1, 2))
+        return run_race(RULE, source, source.screen())
+
+    inside, beyond = race(0.2), race(0.3)
+    assert inside.keep and inside.holdout_margin == 0.25
+    assert not beyond.keep and beyond.stage == "holdout"
+    assert "below -0.25, the spread of the search tasks' differences" in beyond.reason
+
