@@ -288,11 +288,16 @@ def idea_of(idea: str, text: str, parent: str, tried: Iterable[str] = ()) -> str
     reading: a timestamp ("2023-07-30T12:48:39Z", no word in it), an echo of the loop's notes ("… (pruned)"),
     or an idea already tried word for word (then the list says the same thing twice)."""
     idea = " ".join(idea.split())[:160]
-    said = idea.lower()
-    echoed = any(t.lower() == said or t.lower().startswith(said + " (") for t in tried)
+    said = _normal(idea)
+    echoed = any(t == said or t.startswith(said + " (") for t in map(_normal, tried))  # "(status, delta)" after
     if _WORD.search(idea) and not SCAFFOLDING.search(idea) and not echoed:
         return idea
     return "[described] " + change_summary(parent, text)
+
+
+def _normal(text: str) -> str:
+    """Text as the echo checks compare it: lower case, runs of whitespace as one space."""
+    return " ".join(text.split()).lower()
 
 
 def change_summary(parent: str, text: str) -> str:
@@ -313,7 +318,7 @@ def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None
     if found:
         return f"it echoes the proposer's prompt ({found.group(0).strip()!r})"
     lines = [" ".join(line.strip(" -*").split()).lower() for line in text.splitlines() if line.strip()]
-    ideas = {" ".join(t.split()).lower() for t in tried if t.strip()}
+    ideas = {_normal(t) for t in tried if t.strip()}
     if lines and ideas and sum(line in ideas for line in lines) * 2 >= len(lines):
         return "it echoes the list of ideas already tried"
     if len(parent.strip()) >= 80 and len(text.strip()) < MIN_SHARE * len(parent.strip()):

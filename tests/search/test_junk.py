@@ -128,6 +128,9 @@ def test_an_idea_that_says_nothing_is_replaced_by_what_the_edit_did():
             "[described] added: Start with a one-line summary."
     assert idea_of("Lead with a summary", variant, PARENT, ["Add a summary line (discard, -0.20)"]) == \
         "Lead with a summary"
+    # An idea tried before matches whatever its spacing in the list (the junk check's echo test normalises too).
+    assert idea_of("Add a summary line", variant, PARENT, ["Add  a summary\nline (discard, -0.20)"]) == \
+        "[described] added: Start with a one-line summary."
     dropped = PARENT.replace(" Keep it short and use the headings asked for.", "")
     assert idea_of("12:00", dropped, PARENT) == "[described] dropped: Keep it short and use the headings asked for."
     reworded = "Answer the task using the plan.\nYou are a helpful assistant.\n"
