@@ -8,7 +8,6 @@ import random
 import socket
 import time
 import warnings
-from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -18,9 +17,6 @@ import sqlalchemy
 
 from ..errors import ConfigError
 from ..store import Store
-from ..store.queries import (
-    screen_task_rows,
-)
 from ..store.statuses import TrialStatus
 from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
@@ -31,7 +27,7 @@ from ..workspace.workspace import (
     Workspace,
     text_hash,
 )
-from . import identity, operators, records, strategies
+from . import identity, operators, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
 from .forecast import Forecast, forecast, trial_cost
@@ -44,18 +40,11 @@ from .proposer import Proposer
 from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
-from .results import (
-    KNOBS,
-    Incumbent,
-    ResultsFile,
-    StopReason,
-    TrialOutcome,
-    row_objective,
-)
-from .screens import informative_order, pareto_front, screen_scores
+from .results import Incumbent, ResultsFile, StopReason, TrialOutcome
 from .shared.ledger import safe_url, worker_id
 from .streaks import FailureStreaks
 from .summary import ForecastCheck, StudySummary, summarize
+from .trial import TrialRunner
 from .trial_log import TrialLog
 
 RESULTS_NAME = "results.tsv"
@@ -63,17 +52,6 @@ RESULTS_NAME = "results.tsv"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
 Observer = Callable[[str, dict[str, Any]], None]
-
-
-def twin_delta(twin: Any, incumbent: Incumbent) -> float | None:
-    """An identical variant's delta: the one its twin's race measured against this same incumbent (its confirmed
-    paired mean, not the screen's composite minus the incumbent's); None when the twin raced another incumbent
-    or none (a new comparison would need an evaluation, which the twin check exists to save)."""
-    keys = twin.keys()
-    before = twin["incumbent_before"] if "incumbent_before" in keys else None
-    if twin["delta"] is None or before is None or abs(before - incumbent.objective) > 1e-9:
-        return None
-    return twin["delta"]
 
 
 class Study:
@@ -114,6 +92,7 @@ class Study:
         self.baseline: Baseline | None = None  # evaluates the committed instructions (search/baseline.py)
         self.keeper: Keeper | None = None  # commits the variants that win their race (search/keeping.py)
         self.proposing: TrialProposer | None = None  # a trial's variant (search/proposing.py)
+        self.runner: TrialRunner | None = None  # one trial, proposal to keep (search/trial.py)
         self.warm_start = warm_start and study_name is None
         self.energy_weight = self.settings.scoring.energy_weight
         self.worker = worker_id()
@@ -243,6 +222,10 @@ class Study:
         self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
                              search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight)
+        self.runner = TrialRunner(settings=self.settings, store=self.store, study=self.name, worker=self.worker,
+                                  search_tasks=self.search_tasks, incumbents=self.incumbents,
+                                  evaluator=self.evaluator, proposing=self.proposing, race=self.race,
+                                  keeper=self.keeper, log=self.log, pruner=self.pruner, emit=self._emit)
 
     def _incumbents(self, repo: InstructionRepo) -> LocalIncumbents:
         """This workspace's own study, or (with a study name) a study shared through --storage."""
@@ -349,84 +332,13 @@ class Study:
         """One trial; Ctrl-C abandons it cleanly: "interrupted" in the store, failed in Optuna, nothing committed."""
         trial = self._ask(strategies.distributions(self.settings, [op.name for op in self.operators]))
         try:
-            return self._trial(trial, incumbent)
+            return self.runner.run(trial, incumbent)
         except KeyboardInterrupt:
             self.recovery.abandon(trial.number)
             raise
         except Exception as exc:  # an error ends the run; the trial is closed now, not at the next start
             self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
             raise
-
-    def _trial(self, trial: optuna.Trial, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
-        """Propose a variant, evaluate it on the search tasks, and keep it if it beats the incumbent."""
-        params = trial.params
-        file, op = params["file"], operators.BY_NAME[params["operator"]]
-        knobs = {**incumbent.knobs, **{k: params[k] for k in KNOBS if k in params}}
-        screens = screen_scores(screen_task_rows(self.store, self.name), [t.id for t in self.search_tasks],
-                                self.settings.scoring)
-        parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
-        # The screen runs the tasks that tell variants apart first; the pruner still sees each task at its
-        # suite index (its step), whatever order the tasks run in.
-        order = informative_order(screens, [t.id for t in self.search_tasks])
-        screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
-        parent = parents[min(params["parent"], len(parents) - 1)]
-        self.store.begin_trial(self.name, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
-                               params_json=json.dumps(params, sort_keys=True))
-        self._emit("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
-        recorder = self.evaluator.recorder(trial.number)
-        base = TrialOutcome(trial.number, TrialStatus.FAILED, file=file, operator=op.name)
-        other = next((p for p in parents if p is not parent), None)
-        proposal = self.proposing.variant(trial, base, parent, other, op, recorder, incumbent, knobs)
-        if isinstance(proposal, TrialOutcome):  # no usable variant
-            return proposal, incumbent
-        idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
-        instructions = {**incumbent.instructions, file: proposal.text}
-        fields = records.variant_fields(instructions, knobs)
-        # A variant made by another operator after refused proposals is that operator's, in the row, the log,
-        # the commit and the report's acceptance rates; Optuna keeps the sampled one (its fallbacks included).
-        made_by = proposal.operator or op.name
-        self.store.update_trial(self.name, trial.number, idea=idea, variant_text=proposal.text, operator=made_by,
-                                **fields)
-        base = replace(base, description=idea, operator=made_by)
-        # Identical variants are not evaluated twice, unless the earlier score lost tasks to a backend fault;
-        # nor is one pruned against this incumbent: under the same seeds the pruner would stop it again.
-        twin = self.incumbents.evaluated(fields["variant_hash"], incumbent)  # a scored twin: any worker's
-        if twin is not None and twin["status"] == TrialStatus.PRUNED:
-            return self.log.finish(replace(
-                base, status=TrialStatus.PRUNED, incumbent_objective=incumbent.objective,
-                joules=self.evaluator.joules(recorder),
-                description=f"identical to trial {twin['number']}, pruned against this incumbent; "
-                            "not re-evaluated")), incumbent
-        if twin is not None:
-            whose = f" (worker {twin['worker']})" if "worker" in twin.keys() and twin["worker"] != self.worker else ""
-            return self.log.finish(replace(
-                base, status=TrialStatus.DISCARD, composite=twin["composite"], objective=row_objective(twin),
-                delta=twin_delta(twin, incumbent), incumbent_objective=incumbent.objective,
-                joules=self.evaluator.joules(recorder),
-                description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
-        against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
-        if against is not None:
-            against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
-        suite = self.evaluator.evaluate(trial, instructions, knobs, screen_tasks, "trial", recorder,
-                                        variant_hash=fields["variant_hash"])
-        value = self.evaluator.suite_objective(suite)
-        outcome = replace(base, composite=suite.composite, objective=value, delta=value - incumbent.objective,
-                          joules=self.evaluator.joules(recorder), energy_source=suite.energy_source)
-        if suite.status == "pruned":
-            return self.log.finish(replace(outcome, status=TrialStatus.PRUNED, composite=None, objective=None,
-                                           delta=None, incumbent_objective=incumbent.objective), suite), incumbent
-        if suite.score.failed_share > self.settings.search.max_failed_share:
-            failed = f"{suite.score.failed_tasks} of {len(suite.tasks)} tasks failed; {idea}"
-            return self.log.finish(replace(outcome, status=TrialStatus.FAILED, description=failed), suite), incumbent
-        verdict = self.race.run(trial.number, incumbent, instructions, knobs, fields["variant_hash"], suite, recorder)
-        # The delta is the mean paired difference the rule decided on (objective units: see results.objective).
-        outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder),
-                          incumbent_objective=incumbent.objective)
-        if not verdict.keep:
-            return self.log.finish(replace(outcome, status=TrialStatus.DISCARD,
-                                           description=f"{verdict.reason}; {idea}"), suite,
-                                   evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
-        return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)
 
     # --- helpers -------------------------------------------------------------------------------
 

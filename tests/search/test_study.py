@@ -116,7 +116,7 @@ def test_identical_variant_is_not_evaluated_twice(loop_workspace):
 
 def test_a_twin_reports_the_delta_its_race_measured_against_the_same_incumbent_only():
     from autoresearch.search.results import Incumbent
-    from autoresearch.search.study import twin_delta
+    from autoresearch.search.trial import twin_delta
 
     incumbent = Incumbent(0, 3.49, {}, {}, 1, None, objective=3.49)
     # Screened at 3.77 (+0.28), confirmed at +0.10 over more seeds: the twin says +0.10, what the race measured.
