@@ -3,9 +3,10 @@
 
     .venv/bin/python scripts/bench_validity.py [--aa-trials 16] [--aa-studies 4] [--aa-seed 200]
         [--power-tries 5] [--normal-trials 8] [--planted-repeats 3] [--table-nulls 5] [--table-sets 6]
-        [--table-seed 500] [--table FILE] [--stages planted,table,aa,power,normal] [--out runs/bench]
+        [--table-seed 500] [--table FILE] [--stages planted,table,aa,power,normal] [--workspace DIR] [--out runs/bench]
 
-Five stages, each on a fresh copy of the starter workspace, written to validity.md and validity.json:
+Five stages, each on a fresh copy of the starter workspace (or of --workspace DIR, such as benchmarks/suite),
+written to validity.md and validity.json:
 
   - planted: whether an instruction edit has a real effect on this model at all: each edit tried as a
     planted improvement (a producer.md that restates the task, a planner.md sabotaged to one sentence)
@@ -16,7 +17,9 @@ Five stages, each on a fresh copy of the starter workspace, written to validity.
     ordered choice of seed sets (bench/resample.py): thousands of A/A and power decisions for ~750 calls,
     under the configured rule and under other noise_repeats / across_tasks settings. --table FILE keeps
     the table there: an existing one is resumed, a complete one costs no model call
-    (docs/bench/validity-table.json is the one behind docs/BENCHMARKS.md);
+    (docs/bench/validity-table.json is the starter's behind docs/BENCHMARKS.md, house-style/validity-table.json
+    the 8-task suite's); a table grows when asked for more null edits or seed sets. Behind the paired pruner
+    too, at its own level and bolder ones;
   - aa: studies whose every variant is a null edit (more spaces at one place), 4 studies × 4 trials, each
     study with its own seeds (200, 210, …: one incumbent draw, lucky or not, is not the noise): every keep
     is a false keep. Beside it, how many the old rule (one evaluation, > keep_threshold) would have kept;

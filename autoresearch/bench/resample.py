@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..evaluation.paired import Scores, compare, task_sd
 from ..search.keep_rule import EPSILON, PairedKeepRule
-from ..search.pruning import implausible
+from ..search.pruning import Z, implausible
 from ..search.race import OnScore, run_race
 
 CALLS_PER_TASK = 3  # planner, producer, evaluator (no revision rounds in the starter)
@@ -112,7 +112,7 @@ def old_rule(source: TableScores, threshold: float) -> tuple[bool, int]:
     return keep, 1 + CALLS_PER_TASK * (len(mine) + (holdout if keep else 0))
 
 
-def pruned_after(source: TableScores, repeats: int, threshold: float) -> int | None:
+def pruned_after(source: TableScores, repeats: int, threshold: float, z: float = Z) -> int | None:
     """After how many tasks the paired pruner (search/pruning.py) stops the challenger's screen, or None.
 
     As in the loop: the screen is compared task by task with the incumbent under the screen's seed set, with
@@ -128,22 +128,22 @@ def pruned_after(source: TableScores, repeats: int, threshold: float) -> int | N
     differences: list[float] = []
     for key in comparable:
         differences.append(mine[key] - theirs[key])
-        if implausible(differences, len(comparable), sd, threshold):
+        if implausible(differences, len(comparable), sd, threshold, z):
             return len(differences)
     return None
 
 
 def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, str]], *,
-           prune: bool = False) -> Decisions:
+           prune: bool = False, z: float = Z) -> Decisions:
     """The race of each (challenger, incumbent) pair under every ordering of the table's seed sets; with
-    `prune`, the paired pruner may stop its screen first (not kept, the calls up to its stop)."""
+    `prune`, the paired pruner (at level z) may stop its screen first (not kept, the calls up to its stop)."""
     found = Decisions()
     sets = min(len(v) for variant in table["variants"].values() for v in variant["search"].values())
     for challenger, incumbent in pairs:
         for order in orders(sets, rule.repeats):
             source = TableScores(table, challenger, incumbent, order)
             old_keep, old_calls = old_rule(TableScores(table, challenger, incumbent, order), rule.threshold)
-            stop = pruned_after(source, rule.repeats, rule.threshold) if prune else None
+            stop = pruned_after(source, rule.repeats, rule.threshold, z) if prune else None
             if stop is not None:
                 found.add(False, "pruned", 1 + CALLS_PER_TASK * stop, old_keep, old_calls, order[0])
                 continue
@@ -168,12 +168,12 @@ def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, 
 
 
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted", *,
-             prune: bool = False) -> dict[str, Any]:
+             prune: bool = False, z: float = Z) -> dict[str, Any]:
     """A/A over every ordered pair of null variants, power of the planted variant against each of them (with
     `prune`, behind the paired pruner)."""
     nulls = sorted(v for v in table["variants"] if v != planted)
-    aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune)
-    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune) if planted in table["variants"]
+    aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z)
+    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z) if planted in table["variants"]
              else Decisions())
     return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
             "aa": aa.to_json(), "power": power.to_json()}

@@ -39,6 +39,7 @@ EDITS_TRIED = {
 PLANTED = "You are a helpful assistant. Answer the task using the plan. Name the task's own key terms.\n"
 MARKER = "Name the task's own key terms."
 SPIKE = 1.0  # judge points per dimension: +0.7 on a task's composite at the default weights
+BOLDER_PRUNER_LEVELS = (1.28, 0.84)  # the paired pruner's z replayed beside its own 1.645: 10% and 20% chances left
 PLANTED_SEED = 1000  # the planted check's fresh seeds (1000, 1001, …): none of the tries below use them
 
 
@@ -54,6 +55,7 @@ class ValidityOptions:
     table_sets: int = 6  # seed sets each of them is evaluated under
     table_seed: int = 500  # the table's first seed
     table: Path | None = None  # where the table is kept (default: out/table.json); an existing one is resumed
+    workspace: Path | None = None  # the workspace every stage copies (None: a fresh starter)
     stages: tuple[str, ...] = ("planted", "table", "aa", "power", "normal")
     out: Path = Path("runs/bench")
     seed: int = 0
@@ -163,10 +165,12 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     variants["planted"] = ({**base, "producer.md": PLANTED}, spiked_factory(MARKER, SPIKE, factory))
     path = Path(options.table or Path(options.out) / "table.json")
     texts = {name: instructions["producer.md"] for name, (instructions, _) in variants.items()}
-    if path.exists() and json.loads(path.read_text(encoding="utf-8")).get("texts", texts) != texts:
+    # A table may grow (more null edits, more seed sets); a variant of the same name must keep its text.
+    kept = json.loads(path.read_text(encoding="utf-8")).get("texts", {}) if path.exists() else {}
+    if any(kept[name] != text for name, text in texts.items() if name in kept):
         raise ValueError(f"{path}: its variants' texts differ from this run's; use another --table")
     table = collect(root, variants, options.table_sets, path, log, options.table_seed)
-    table["texts"] = texts
+    table["texts"] = {**kept, **texts}
     table["machine"] = table.get("machine") or report.machine()
     path.write_text(json.dumps(table, indent=1), encoding="utf-8")
     rule = PairedKeepRule.from_settings(ws.settings.scoring, ws.settings.search.noise_repeats)
@@ -181,8 +185,10 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     found["settings"] = [{"repeats": repeats, "across_tasks": across, **resample(table, replace(
         rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(found["seed_sets"], 5) + 1)
         for across in (False, True)]
-    # And behind the paired pruner (search/pruning.py): the calls it saves on null edits, the power it costs.
+    # And behind the paired pruner (search/pruning.py): the calls it saves on null edits, the power it costs, at
+    # its level (z 1.645: a 5% predictive chance left) and at bolder ones that would stop more screens.
     found["pruned"] = resample(table, rule, prune=True)
+    found["pruned_levels"] = [{"z": z, **resample(table, rule, prune=True, z=z)} for z in BOLDER_PRUNER_LEVELS]
     log(f"  resampled: {json.dumps(found)}")
     return found
 
@@ -241,7 +247,8 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
     with workspaces.scratch("bench-validity-") as scratch:  # the studies' workspaces: their rows are in the result
         factory, backend_text = inner_factory(options.backend)
         result = ValidityResult(machine=report.machine(), backend=backend_text)
-        source = starter(scratch / "starter")
+        source = (copy_workspace(options.workspace, scratch / "starter") if options.workspace
+                  else starter(scratch / "starter"))
         ws = load_workspace(source)
         threshold = ws.settings.scoring.keep_threshold
         holdout_tasks = len(ws.suite.split("holdout"))
@@ -333,9 +340,8 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         lines.append(f"Power is measured on a spiked effect: +{SPIKE:g} judge point per dimension (+{0.7 * SPIKE:.2f} "
                      "on a task's composite) for answers written under the planted producer.md (bench/spike.py).")
         lines.append("")
-    lines += [
-        "| check | target | paired rule (now) | one evaluation > 0.1 (before) |",
-        "|---|---|---|---|",
+    studies = bool(result.rows)  # the aa, power and normal stages ran (a table-only run has its replay alone)
+    live = [
         f"| A/A false keeps ({f['aa_trials']} null-edit trials) | ≤ 5% | {f['aa_false_keeps']} "
         f"({pct(f['aa_false_keep_rate'])}) | {f['aa_false_keeps_old']} ({pct(f['aa_false_keep_rate_old'])}) |",
         f"| power on a spiked +{0.7 * SPIKE:.2f} ({f['power_tries']} fresh-seed tries) | ≥ 80% | {f['power_keeps']} "
@@ -346,20 +352,26 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         "| |",
         f"| model calls per trial (A/A + normal) | ≤ 1.5× | {_calls(f['calls_per_trial'])} "
         f"({_calls(f['cost_ratio'], '.2f')}×) | {_calls(f['calls_per_trial_old'])} |",
+    ] if studies else []
+    lines += [
+        "| check | target | paired rule (now) | one evaluation > 0.1 (before) |",
+        "|---|---|---|---|",
+        *live,
         *_resampled_rows(result.resampled),
         "",
         *_settings_rows(result.resampled),
         "",
         *_pruner_rows(result.resampled),
         "",
-        f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
-        "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + holdout).",
-        "Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()),
-        "",
-        "| stage | try | trial | status | race ended | screen Δ | paired Δ | bound | holdout Δ | old keep | calls | "
-        "old calls |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if f["baseline_calls"]:
+        lines.append(f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
+                     "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + "
+                     "holdout).")
+    lines.append("Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()))
+    if studies:
+        lines += ["", "| stage | try | trial | status | race ended | screen Δ | paired Δ | bound | holdout Δ | "
+                      "old keep | calls | old calls |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result.rows:
         lines.append(f"| {r.stage} | {r.study} | {r.number} | {r.status} | {r.stage_reached} | {_num(r.screen_delta)} | "
                      f"{_num(r.paired_delta)} | {_num(r.lower_bound)} | {_num(r.holdout_delta)} | "
@@ -412,20 +424,28 @@ def _settings_rows(found: dict[str, Any]) -> list[str]:
 
 def _pruner_rows(found: dict[str, Any]) -> list[str]:
     """The configured rule replayed over the score table with and without the paired pruner."""
-    if not found.get("pruned"):
+    if not found.get("pruned") or not found["aa"]["trials"]:  # none: fewer seed sets than the rule confirms on
         return []
     lines = ["The configured rule replayed with `[search] pruner = \"paired\"` stopping screens first (the "
              "table's tasks in its order; the loop runs the most informative first):", "",
              "| pruner | A/A false keeps | A/A calls per trial | A/A trials pruned | power | power trials pruned |",
              "|---|---|---|---|---|---|"]
-    for name, row in (("none", found), ("paired", found["pruned"])):
+    levels = [("paired", found["pruned"]),
+              *((f"paired, z {row['z']:g}", row) for row in found.get("pruned_levels", ()))]
+    for name, row in (("none", found), *levels):
         aa, power = row["aa"], row["power"]
         lines.append(f"| {name} | {aa['keeps']} of {aa['trials']} | {aa['calls_per_trial']:.2f} | "
                      f"{aa['stages'].get('pruned', 0)} | {power['keeps']} of {power['trials']} "
-                     f"({power['rate']:.1%}) | {power['stages'].get('pruned', 0)} |")
-    saved = 1 - found["pruned"]["aa"]["calls_per_trial"] / found["aa"]["calls_per_trial"]
-    lines += ["", f"The pruner saves {saved:.0%} of the A/A trials' calls."]
+                     f"({_rate(power['rate'])}) | {power['stages'].get('pruned', 0)} |")
+    lines.append("")
+    for name, row in levels:
+        saved = 1 - row["aa"]["calls_per_trial"] / found["aa"]["calls_per_trial"]
+        lines.append(f"The pruner ({name}) saves {saved:.0%} of the A/A trials' calls.")
     return lines
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _num(value: float | None) -> str:
@@ -463,6 +483,8 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     parser.add_argument("--table-seed", type=int, default=ValidityOptions.table_seed)
     parser.add_argument("--table", type=Path, default=None,
                         help="the score table's file (default OUT/table.json); an existing one is resumed or reused")
+    parser.add_argument("--workspace", type=Path, default=None,
+                        help="the workspace every stage copies (default: a fresh starter)")
     parser.add_argument("--stages", default=",".join(ValidityOptions.stages),
                         help="comma-separated: planted, table, aa, power, normal")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
@@ -472,7 +494,7 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     a = parser.parse_args(argv)
     return ValidityOptions(aa_trials=a.aa_trials, aa_studies=a.aa_studies, aa_seed=a.aa_seed, power_tries=a.power_tries, normal_trials=a.normal_trials,
                            planted_repeats=a.planted_repeats, table_nulls=a.table_nulls, table_sets=a.table_sets,
-                           table_seed=a.table_seed, table=a.table, stages=tuple(s for s in a.stages.split(",") if s),
+                           table_seed=a.table_seed, table=a.table, workspace=a.workspace, stages=tuple(s for s in a.stages.split(",") if s),
                            out=a.out, seed=a.seed, backend=a.backend)
 
 

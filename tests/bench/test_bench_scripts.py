@@ -146,7 +146,39 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monke
     assert (tmp_path / "validity.md").read_text().startswith("Machine: ")
     # The score table: the starter and 2 null edits (3 A/A variants) and the planted edit, under 4 seed sets.
     assert (data["resampled"]["variants"], data["resampled"]["seed_sets"]) == (3, 4)
+    # Behind the paired pruner at its own level and at the bolder ones, each a row of the report.
+    assert [row["z"] for row in data["resampled"]["pruned_levels"]] == [1.28, 0.84]
+    assert "| paired, z 0.84 |" in (tmp_path / "validity.md").read_text()
     assert list(scratch.iterdir()) == []  # and removed once read
+
+
+def test_bench_validity_table_alone_on_another_workspace_reports_its_replay_and_no_empty_study_rows(
+        tmp_path, capsys, monkeypatch):
+    from autoresearch.workspace.workspace import init_workspace
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    root = init_workspace(tmp_path / "ws")  # the workspace given: its 4 search tasks become 5
+    tasks = root / "rubrics" / "tasks.toml"
+    tasks.write_text(tasks.read_text() + '\n[[tasks]]\nid = "fifth"\nsplit = "search"\nprompt = "Name a colour."\n'
+                     'criteria = [{ kind = "max_words", value = 20 }]\n')
+    table = tmp_path / "table.json"
+    args = ["--backend", "fake", "--stages", "table", "--workspace", str(root), "--table-nulls", "1",
+            "--table-sets", "4", "--table", str(table), "--out", str(tmp_path / "out")]
+    assert load_script("bench_validity").main(args) == 0
+    report = (tmp_path / "out" / "validity.md").read_text()
+    assert "A/A, resampled" in report and "| paired, z 1.28 |" in report
+    assert "null-edit trials" not in report and "Baselines:" not in report  # no study stage ran
+    first = json.loads(table.read_text())
+    assert len(first["variants"]["starter"]["search"]) == 5
+    # Asked for one more null edit, the table grows: the 3 variants' scores are kept, only the new one runs.
+    assert load_script("bench_validity").main([*args[:7], "2", *args[8:]]) == 0
+    grown = json.loads(table.read_text())
+    assert sorted(grown["variants"]) == ["null 1", "null 2", "planted", "starter"]
+    assert grown["variants"]["starter"] == first["variants"]["starter"]
+    assert grown["calls"] - first["calls"] == first["calls"] / 3
+    capsys.readouterr()
 
 
 def test_null_edits_change_only_whitespace_and_never_repeat():

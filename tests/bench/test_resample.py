@@ -129,3 +129,13 @@ def test_without_seed_noise_the_holdout_margin_is_the_search_tasks_spread():
     assert not beyond.keep and beyond.stage == "holdout"
     assert "below -0.25, the spread of the search tasks' differences" in beyond.reason
 
+
+def test_a_bolder_pruner_level_stops_a_screen_the_default_lets_run():
+    # The challenger is 0.5 under on every task (incumbent sd ≈ 0.5): after one task, the default z 1.645 still
+    # leaves it a 5% chance to end above +0.1 over 4 tasks; z 0.84 (a 20% chance) stops it there.
+    base = {**NOISE, "c": [1.0, 1.5, 1.0, 1.5], "d": [2.0, 2.5, 2.0, 2.5]}
+    worse = {task: [v - 0.5 for v in values] for task, values in base.items()}
+    variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT))
+    source = TableScores(variants, "worse", "starter", (0, 1, 2))
+    default, bold = pruned_after(source, 3, 0.1), pruned_after(source, 3, 0.1, z=0.84)
+    assert bold == 1 and (default is None or default > 1)
