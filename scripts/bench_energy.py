@@ -18,12 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4, help="how many search tasks (default 4)")
     parser.add_argument("--repeats", type=int, default=1, help="evaluate the tasks this many times")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace (default: a fresh starter)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import dspy
 

@@ -218,6 +218,25 @@ def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, c
 
 
 @pytest.mark.embedded
+def test_bench_energy_prints_each_roles_joules_on_the_real_model_and_says_they_are_estimates(tmp_path, capsys):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from autoresearch.workspace.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws")
+    config = root / "autoresearch.toml"  # short replies: the figures' shape is under test, not their size
+    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 32", 1)
+                      .replace("max_tokens = 280", "max_tokens = 48", 1))
+    assert load_script("bench_energy").main(["--workspace", str(root), "--tasks", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    for role in ("planner", "producer", "evaluator"):
+        cells = [c.strip() for c in rows[role].split("|")[1:-1]]
+        assert cells[1] == "1" and float(cells[2]) > 0 and cells[-1] == "estimate"  # 1 call, J/task, meter
+    assert rows["all"].startswith("| all | 3 |")
+    assert "1 task(s) × 1 repeat(s)" in out and "not a measurement" in out  # no counter here: it says so
+
+
+@pytest.mark.embedded
 def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, monkeypatch):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
