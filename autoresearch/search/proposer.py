@@ -317,7 +317,7 @@ def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None
     found = SCAFFOLDING.search(text)
     if found:
         return f"it echoes the proposer's prompt ({found.group(0).strip()!r})"
-    lines = [" ".join(line.strip(" -*").split()).lower() for line in text.splitlines() if line.strip()]
+    lines = [_normal(line.strip(" -*")) for line in text.splitlines() if line.strip()]
     ideas = {_normal(t) for t in tried if t.strip()}
     if lines and ideas and sum(line in ideas for line in lines) * 2 >= len(lines):
         return "it echoes the list of ideas already tried"
