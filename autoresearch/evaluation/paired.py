@@ -193,6 +193,18 @@ def task_sd(scores: Scores) -> float | None:
     return math.sqrt(squares / freedom) if freedom else None
 
 
+NOISE_BASIS = "the noise of such a difference"  # the holdout margin from the incumbent's seed noise
+SPREAD_BASIS = "the spread of the search tasks' differences"  # the holdout margin where seeds changed no score
+
+
+def gate_margin(search: PairedComparison, incumbent_sd: float | None, tasks: int) -> tuple[float | None, str]:
+    """How far a holdout difference over `tasks` tasks may fall below zero by chance, and what that was measured
+    from: the incumbent's seed noise, or, where the seeds changed no score, the search differences' spread."""
+    if search.copies:
+        return spread_margin(search, tasks), SPREAD_BASIS
+    return (None if incumbent_sd is None else holdout_margin(incumbent_sd, tasks)), NOISE_BASIS
+
+
 def holdout_margin(per_task_sd: float, tasks: int) -> float:
     """How far the holdout composite's difference between two single evaluations moves by chance:
     √2 · σ_task / √tasks (each side's mean over `tasks` tasks, one seed each)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..evaluation.paired import PairedComparison, tasks_for_sign_test
+from ..evaluation.paired import NOISE_BASIS, PairedComparison, tasks_for_sign_test
 from ..workspace.config import ScoringConfig
 
 EPSILON = 1e-9  # "more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more
@@ -137,7 +137,7 @@ class PairedKeepRule:
                        screen_delta, noise_sd=noise_sd)
 
     def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None,
-             basis: str = "the noise of such a difference") -> Verdict:
+             basis: str = NOISE_BASIS) -> Verdict:
         """The holdout gate on a confirmed challenger: vetoed when its holdout difference is below −margin (what
         margin was measured from: basis)."""
         found = Verdict(verdict.keep, verdict.stage, verdict.reason, verdict.comparison, verdict.confidence,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from ..evaluation.paired import Scores, compare, holdout_margin, spread_margin, task_sd
+from ..evaluation.paired import Scores, compare, gate_margin, task_sd
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..workspace.config import Task
@@ -19,7 +19,6 @@ from .results import Incumbent
 
 # Told each confirmation score as it arrives ((task id, repeat), score); False stops that seed set there.
 OnScore = Callable[[tuple[str, int], float | None], bool]
-SPREAD_BASIS = "the spread of the search tasks' differences"  # the holdout margin where seeds changed no score
 
 
 class ScoreSource(Protocol):
@@ -66,10 +65,7 @@ def run_race(rule: PairedKeepRule, source: ScoreSource, screen: Scores) -> Verdi
     if found is None:
         return verdict
     holdout = compare(found, source.incumbent("holdout", 0))
-    if comparison.copies:  # no seed noise (a deterministic backend, or one seed set): the search spread instead
-        verdict = rule.gate(verdict, holdout, spread_margin(comparison, holdout.n), SPREAD_BASIS)
-    else:
-        verdict = rule.gate(verdict, holdout, None if sd is None else holdout_margin(sd, holdout.n))
+    verdict = rule.gate(verdict, holdout, *gate_margin(comparison, sd, holdout.n))
     verdict.extra.update(extra)
     return verdict
 

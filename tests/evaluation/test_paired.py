@@ -10,8 +10,11 @@ import pytest
 from scipy import stats
 
 from autoresearch.evaluation.paired import (
+    NOISE_BASIS,
+    SPREAD_BASIS,
     PairedComparison,
     compare,
+    gate_margin,
     holdout_margin,
     task_sd,
     tasks_for_sign_test,
@@ -145,3 +148,14 @@ def test_task_sd_pools_each_tasks_spread_over_seeds_not_the_spread_between_tasks
     assert task_sd(scores) == pytest.approx(math.sqrt(2))
     assert task_sd({("a", 0): 1.0, ("b", 0): 2.0}) is None  # one seed: nothing measured
     assert holdout_margin(1.0, 2) == pytest.approx(1.0)  # √2 · 1 / √2
+
+
+def test_the_gate_margin_comes_from_seed_noise_unless_the_seeds_changed_no_score():
+    seeded = compare({("a", 0): 5.0, ("a", 1): 6.0, ("b", 0): 4.0, ("b", 1): 4.0},
+                     {("a", 0): 4.0, ("a", 1): 4.0, ("b", 0): 4.0, ("b", 1): 5.0})
+    assert gate_margin(seeded, 1.0, 2) == (pytest.approx(1.0), NOISE_BASIS)
+    assert gate_margin(seeded, None, 2) == (None, NOISE_BASIS)  # noise unmeasured: no margin, no veto
+    copied = compare({("a", 0): 5.0, ("b", 0): 4.0, ("c", 0): 6.0}, {("a", 0): 4.0, ("b", 0): 4.0, ("c", 0): 4.0})
+    assert copied.copies
+    # sd of the differences 1, 0, 2 is 1; over 4 holdout tasks, 1/√4. The incumbent's sd plays no part.
+    assert gate_margin(copied, 9.0, 4) == (pytest.approx(0.5), SPREAD_BASIS)
