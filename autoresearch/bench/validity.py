@@ -60,6 +60,7 @@ class ValidityOptions:
     out: Path = Path("runs/bench")
     seed: int = 0
     backend: str = "configured"
+    keep_scratch: bool = False  # keep the studies' workspaces (their git logs hold each keep's evidence)
 
 
 @dataclass
@@ -244,7 +245,8 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
     log = log or (lambda text: print(text, file=sys.stdout, flush=True))
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    with workspaces.scratch("bench-validity-") as scratch:  # the studies' workspaces: their rows are in the result
+    # The studies' workspaces: their rows are in the result; kept on request, to read a keep's commit in git.
+    with workspaces.scratch("bench-validity-", keep=options.keep_scratch, log=log) as scratch:
         factory, backend_text = inner_factory(options.backend)
         result = ValidityResult(machine=report.machine(), backend=backend_text)
         source = (copy_workspace(options.workspace, scratch / "starter") if options.workspace
@@ -491,11 +493,13 @@ def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     parser.add_argument("--seed", type=int, default=0, help="the studies' seed (default 0)")
     parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
                         help="fake: a scripted pipeline, for the smoke tests only")
+    parser.add_argument("--keep-scratch", action="store_true",
+                        help="keep the studies' workspace copies (the log says where): each keep's commit is there")
     a = parser.parse_args(argv)
     return ValidityOptions(aa_trials=a.aa_trials, aa_studies=a.aa_studies, aa_seed=a.aa_seed, power_tries=a.power_tries, normal_trials=a.normal_trials,
                            planted_repeats=a.planted_repeats, table_nulls=a.table_nulls, table_sets=a.table_sets,
                            table_seed=a.table_seed, table=a.table, workspace=a.workspace, stages=tuple(s for s in a.stages.split(",") if s),
-                           out=a.out, seed=a.seed, backend=a.backend)
+                           out=a.out, seed=a.seed, backend=a.backend, keep_scratch=a.keep_scratch)
 
 
 def main(argv: Sequence[str] | None = None, doc: str = "") -> int:

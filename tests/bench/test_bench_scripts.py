@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -179,6 +180,32 @@ def test_bench_validity_table_alone_on_another_workspace_reports_its_replay_and_
     assert grown["variants"]["starter"] == first["variants"]["starter"]
     assert grown["calls"] - first["calls"] == first["calls"] / 3
     capsys.readouterr()
+
+
+def test_bench_validity_keeps_its_studies_workspaces_on_request_with_each_keeps_commit(tmp_path, capsys, monkeypatch):
+    from autoresearch.workspace.workspace import init_workspace
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # 6 search tasks: on the (deterministic) fake each counts once, and a 95% bound needs 5.
+    root = init_workspace(tmp_path / "ws")
+    tasks = root / "rubrics" / "tasks.toml"
+    tasks.write_text(tasks.read_text() + "".join(
+        f'\n[[tasks]]\nid = "extra-{k}"\nsplit = "search"\nprompt = "Name a colour."\n'
+        'criteria = [{ kind = "max_words", value = 20 }]\n' for k in range(2)))
+    rc = load_script("bench_validity").main(["--backend", "fake", "--stages", "power", "--power-tries", "1",
+                                              "--workspace", str(root), "--keep-scratch",
+                                              "--out", str(tmp_path / "out")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    [kept] = list(scratch.iterdir())
+    assert f"workspace copies kept in {kept}" in out
+    [row] = json.loads((tmp_path / "out" / "validity.json").read_text())["rows"]
+    assert row["status"] == "keep"
+    log = subprocess.run(["git", "-C", str(kept / "power-0"), "log", "-1", "--format=%B"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "Autoresearch-Evidence:" in log and "Autoresearch-Holdout-Delta:" in log
 
 
 def test_null_edits_change_only_whitespace_and_never_repeat():
