@@ -14,10 +14,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..evaluation.paired import Scores, compare, task_sd
+from ..evaluation.paired import Scores, compare, sd_by_task, task_sd
 from ..search.keep_rule import EPSILON, PairedKeepRule
 from ..search.pruning import Z, implausible
 from ..search.race import OnScore, run_race
+from ..search.screens import quiet_first
 
 CALLS_PER_TASK = 3  # planner, producer, evaluator (no revision rounds in the starter)
 
@@ -115,16 +116,18 @@ def old_rule(source: TableScores, threshold: float) -> tuple[bool, int]:
 def pruned_after(source: TableScores, repeats: int, threshold: float, z: float = Z) -> int | None:
     """After how many tasks the paired pruner (search/pruning.py) stops the challenger's screen, or None.
 
-    As in the loop: the screen is compared task by task with the incumbent under the screen's seed set, with
-    the incumbent's per-task sd over the `repeats` seed sets its noise measurement ran (here the order's
-    first ones). The tasks run in the table's order; the loop runs the most informative first."""
+    As in the loop: the screen runs the tasks with the least seed noise first (search/screens.py: quiet_first)
+    and is compared task by task with the incumbent under the screen's seed set, both order and pruner taking
+    the incumbent's noise from the `repeats` seed sets its noise measurement ran (here the order's first)."""
     mine = source.scores(source.challenger, "search", 0)
     theirs = source.scores(source.incumbent_name, "search", 0)
-    sd = task_sd({key: value for r in range(repeats)
-                  for key, value in source.scores(source.incumbent_name, "search", r).items()})
-    comparable = [key for key in sorted(mine) if theirs[key] is not None and mine[key] is not None]
+    measured = {key: value for r in range(repeats) for key, value in source.scores(source.incumbent_name, "search",
+                                                                                     r).items()}
+    sd = task_sd(measured)
     if sd is None:
         return None
+    order = quiet_first(sd_by_task(measured), sorted(task for task, _ in mine))
+    comparable = [(task, 0) for task in order if theirs[(task, 0)] is not None and mine[(task, 0)] is not None]
     differences: list[float] = []
     for key in comparable:
         differences.append(mine[key] - theirs[key])

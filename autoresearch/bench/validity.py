@@ -177,7 +177,7 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     rule = PairedKeepRule.from_settings(ws.settings.scoring, ws.settings.search.noise_repeats)
     found = resample(table, rule)
     found.update(table_calls=table["calls"], table_seconds=table["seconds"], table_path=str(path),
-                 repeats=rule.repeats, across_tasks=rule.across_tasks)
+                 table_machine=table["machine"], repeats=rule.repeats, across_tasks=rule.across_tasks)
     keeps = [found["aa"], found["power"]]
     measured = sum(d["holdout_measured"] for d in keeps)
     found["holdout_agreement"] = {"measured": measured, "rate": sum(
@@ -371,6 +371,10 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
                      "noise_repeats seed sets and the holdout; the old rule's baseline was one search evaluation + "
                      "holdout).")
     lines.append("Stage times: " + ", ".join(f"{k} {report.duration(v)}" for k, v in result.seconds.items()))
+    if result.resampled.get("table_machine"):  # a replayed table's scores may come from another machine
+        r = result.resampled
+        lines.append(f"Score table: {r['table_calls']} model calls, {report.duration(r['table_seconds'])} of "
+                     f"evaluation on {report.machine_line(r['table_machine'])}")
     if studies:
         lines += ["", "| stage | try | trial | status | race ended | screen Δ | paired Δ | bound | holdout Δ | "
                       "old keep | calls | old calls |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -428,8 +432,8 @@ def _pruner_rows(found: dict[str, Any]) -> list[str]:
     """The configured rule replayed over the score table with and without the paired pruner."""
     if not found.get("pruned") or not found["aa"]["trials"]:  # none: fewer seed sets than the rule confirms on
         return []
-    lines = ["The configured rule replayed with `[search] pruner = \"paired\"` stopping screens first (the "
-             "table's tasks in its order; the loop runs the most informative first):", "",
+    lines = ["The configured rule replayed with `[search] pruner = \"paired\"` stopping screens first (each "
+             "screen running the tasks with the least seed noise first, as the loop does):", "",
              "| pruner | A/A false keeps | A/A calls per trial | A/A trials pruned | power | power trials pruned |",
              "|---|---|---|---|---|---|"]
     levels = [("paired", found["pruned"]),

@@ -181,16 +181,26 @@ def _seeds_changed_nothing(keys: list[tuple[str, int]], *sides: Scores) -> bool:
     return True
 
 
+def _by_task(scores: Scores) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    for (task, _), value in scores.items():
+        if value is not None:
+            found.setdefault(task, []).append(value)
+    return found
+
+
 def task_sd(scores: Scores) -> float | None:
     """The pooled within-task sd of one side's scores over repeats: how far one task's score moves when only
     the seeds change. None without a task scored under two repeats."""
-    by_task: dict[str, list[float]] = {}
-    for (task, _), value in scores.items():
-        if value is not None:
-            by_task.setdefault(task, []).append(value)
+    by_task = _by_task(scores)
     squares = sum(statistics.variance(v) * (len(v) - 1) for v in by_task.values() if len(v) >= 2)
     freedom = sum(len(v) - 1 for v in by_task.values() if len(v) >= 2)
     return math.sqrt(squares / freedom) if freedom else None
+
+
+def sd_by_task(scores: Scores) -> dict[str, float]:
+    """Each task's own sd over repeats (the tasks scored under two or more)."""
+    return {task: statistics.stdev(v) for task, v in _by_task(scores).items() if len(v) >= 2}
 
 
 NOISE_BASIS = "the noise of such a difference"  # the holdout margin from the incumbent's seed noise

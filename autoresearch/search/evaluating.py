@@ -9,7 +9,7 @@ from typing import Any, Callable
 import optuna
 
 from ..errors import answered, modes_line
-from ..evaluation.paired import Scores, task_sd
+from ..evaluation.paired import Scores, sd_by_task, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
@@ -109,14 +109,24 @@ class Evaluator:
         variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
         screen = self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search", 0,
                              recorder)
-        stored: dict[tuple[str, int], float | None] = dict(screen)
+        stored = {**self._stored_noise(variant_hash), **screen}
+        return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
+                               task_sd(stored))
+
+    def task_noise(self, incumbent: Incumbent) -> dict[str, float]:
+        """Each search task's sd over the incumbent's stored seed sets (none evaluated now): how far its score
+        moves when only the seeds change. Empty before a noise measurement."""
+        return sd_by_task(self._stored_noise(records.variant_hash(incumbent.instructions, incumbent.knobs)))
+
+    def _stored_noise(self, variant_hash: str) -> Scores:
+        """A variant's stored search scores under the noise measurement's seed sets (0 … noise_repeats − 1)."""
+        stored: Scores = dict(self.stored_scores(variant_hash, "search", 0))
         for repeat in range(1, self.settings.search.noise_repeats):
             found = self.stored_scores(variant_hash, "search", repeat)
             if not found:  # seed sets are measured in order: none past a missing one (2 where the seeds copy)
                 break
             stored.update(found)
-        return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
-                               task_sd(stored))
+        return stored
 
     def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
                  recorder: CallRecorder, variant_hash: str | None = None) -> tuple[SuiteResult | None, int | None]:

@@ -3,14 +3,17 @@ which a screen runs its tasks.
 
 A variant that is best on some search task keeps something the incumbent lost, even when its mean is lower:
 it stays a possible parent (and a crossover partner) instead of being forgotten (GEPA's candidate selection).
-A task whose score varies most between variants tells them apart best: it runs first, so that a pruner can
-stop a hopeless variant after fewer tasks. The screens are comparable task by task because every one runs
-under the same seeds (seed set 0).
+A screen runs first the tasks whose score moves least when only the seeds change (the incumbent's per-task
+sd over its seed sets): one draw of a quiet task says most about a difference, so a pruner's early stops rest
+on the most trustworthy tasks. (Ordering by the spread between variants instead ran the noisiest tasks first:
+on this model variants differ mostly by re-drawn replies, and the pruner stopped real gains on noise;
+docs/BENCHMARKS.md has the replay.) The screens are comparable task by task because every one runs under
+the same seeds (seed set 0).
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,14 +53,7 @@ def pareto_front(scores: dict[int, dict[str, float]]) -> list[int]:
     return sorted(front, key=lambda n: (-wins[n], -mean[n], n))
 
 
-def informative_order(scores: dict[int, dict[str, float]], tasks: Sequence[str]) -> list[str]:
-    """The task ids, those whose scores vary most between the study's variants first (the suite's order
-    among equals, and the suite's order outright before two variants were screened)."""
-    if len(scores) < 2:
-        return list(tasks)
-
-    def spread(task: str) -> float:
-        values = [s[task] for s in scores.values() if task in s]
-        return statistics.pvariance(values) if len(values) >= 2 else 0.0
-
-    return sorted(tasks, key=lambda task: (-spread(task), tasks.index(task)))
+def quiet_first(noise: dict[str, float], tasks: Sequence[str]) -> list[str]:
+    """The task ids, those with the least seed noise first (the suite's order among equals; tasks without a
+    measured noise last, and the suite's order outright before any was measured)."""
+    return sorted(tasks, key=lambda task: (noise.get(task, math.inf), tasks.index(task)))

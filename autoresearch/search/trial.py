@@ -21,7 +21,7 @@ from .keeping import Keeper
 from .proposing import TrialProposer
 from .race import Race
 from .results import KNOBS, Incumbent, TrialOutcome, row_objective
-from .screens import informative_order, pareto_front, screen_scores
+from .screens import pareto_front, quiet_first, screen_scores
 from .trial_log import TrialLog
 
 
@@ -56,9 +56,9 @@ class TrialRunner:
         screens = screen_scores(screen_task_rows(self.store, self.study), [t.id for t in self.search_tasks],
                                 self.settings.scoring)
         parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
-        # The screen runs the tasks that tell variants apart first; the pruner still sees each task at its
+        # The screen runs the tasks with the least seed noise first; the pruner still sees each task at its
         # suite index (its step), whatever order the tasks run in.
-        order = informative_order(screens, [t.id for t in self.search_tasks])
+        order = quiet_first(self.evaluator.task_noise(incumbent), [t.id for t in self.search_tasks])
         screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,

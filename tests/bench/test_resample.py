@@ -139,3 +139,12 @@ def test_a_bolder_pruner_level_stops_a_screen_the_default_lets_run():
     source = TableScores(variants, "worse", "starter", (0, 1, 2))
     default, bold = pruned_after(source, 3, 0.1), pruned_after(source, 3, 0.1, z=0.84)
     assert bold == 1 and (default is None or default > 1)
+
+
+def test_the_replayed_screen_runs_the_tasks_with_the_least_seed_noise_first():
+    # Tasks a–c move 4 points between seed sets, z only 0.1; the challenger loses 8 points on z alone. Run in the
+    # table's order the pruner sees a, b, c first (no loss) and never stops; the loop runs z first and stops there.
+    base = {"a": [1.0, 5.0, 1.0, 5.0], "b": [2.0, 6.0, 2.0, 6.0], "c": [3.0, 7.0, 3.0, 7.0], "z": [9.0, 9.1, 9.0, 9.1]}
+    worse = {**base, "z": [v - 8.0 for v in base["z"]]}
+    variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT))
+    assert pruned_after(TableScores(variants, "worse", "starter", (0, 1, 2)), 3, 0.1) == 1

@@ -16,6 +16,7 @@ from autoresearch.evaluation.paired import (
     compare,
     gate_margin,
     holdout_margin,
+    sd_by_task,
     task_sd,
     tasks_for_sign_test,
 )
@@ -159,3 +160,8 @@ def test_the_gate_margin_comes_from_seed_noise_unless_the_seeds_changed_no_score
     assert copied.copies
     # sd of the differences 1, 0, 2 is 1; over 4 holdout tasks, 1/√4. The incumbent's sd plays no part.
     assert gate_margin(copied, 9.0, 4) == (pytest.approx(0.5), SPREAD_BASIS)
+
+
+def test_sd_by_task_is_each_tasks_own_spread_over_seeds():
+    scores = {("a", 0): 1.0, ("a", 1): 3.0, ("b", 0): 8.0, ("b", 1): 8.0, ("c", 0): 5.0, ("c", 1): None}
+    assert sd_by_task(scores) == {"a": pytest.approx(math.sqrt(2)), "b": 0.0}  # c: one score, nothing measured

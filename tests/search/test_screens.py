@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.search.screens import pareto_front, screen_scores
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.store.queries import screen_task_rows
+from autoresearch.testing import DIMENSIONS
 from autoresearch.workspace.config import ScoringConfig
 from autoresearch.workspace.workspace import load_workspace
 
@@ -53,30 +56,39 @@ def test_a_discarded_variant_best_on_one_task_becomes_a_parent(loop_workspace):
     assert parents[1].instructions["producer.md"] == "Answer, special.\n"
 
 
-def test_tasks_that_vary_most_between_variants_run_first():
-    from autoresearch.search.screens import informative_order
+def test_tasks_with_the_least_seed_noise_run_first_and_unmeasured_ones_last():
+    from autoresearch.search.screens import quiet_first
 
-    scores = {0: {"a": 5, "b": 5, "c": 4}, 1: {"a": 5, "b": 1, "c": 5}, 2: {"a": 5, "b": 9, "c": 4}}
-    assert informative_order(scores, ["a", "b", "c"]) == ["b", "c", "a"]
-    assert informative_order({0: {"a": 1, "b": 9}}, ["a", "b"]) == ["a", "b"]  # one screen: no spread yet
+    assert quiet_first({"a": 0.9, "b": 0.1, "c": 0.4}, ["a", "b", "c"]) == ["b", "c", "a"]
+    assert quiet_first({"c": 0.4, "b": 0.4}, ["a", "b", "c"]) == ["b", "c", "a"]  # ties in suite order; a unmeasured
+    assert quiet_first({}, ["a", "b", "c"]) == ["a", "b", "c"]  # before the noise measurement: the suite's order
 
 
-def test_a_screen_runs_its_most_telling_task_first_and_reports_it_at_its_suite_step(loop_workspace):
+class SeedMovesT0(ScriptedPipeline):
+    """The judge gives task t0 its seed mod 3 plus 5, task t1 a steady 5 plus the answer's '!' marks."""
+
+    def respond(self, request):
+        if self.role_of(request) != "evaluator":
+            return super().respond(request)
+        user = request.messages[-1].content
+        value = 5 + (request.seed % 3 if "number 0" in user else user.count("!"))
+        return json.dumps({**{d: value for d in DIMENSIONS}, "critique": "fine"})
+
+
+def test_a_screen_runs_its_quietest_task_first_and_reports_it_at_its_suite_step(loop_workspace):
     import optuna
 
-    extra = ONLY_PRODUCER + 'pruner = "none"\n'
+    extra = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 3") + 'pruner = "none"\n'
     root = producer_only(loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra))
-    # Task t0 scores 5 whatever the instructions; t1 follows the number of '!' in them.
-    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!!!\n", "Answer!!\n"],
-                                score=lambda answer, task: 5 if "number 0" in task else 2 + answer.count("!"))
-    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
-    summary = study.optimize(n_trials=3)
+    study = Study(load_workspace(root), backend_factory=SeedMovesT0(variants=["Answer!!!\n"]).factory, seed=1,
+                  backoff_s=0)
+    summary = study.optimize(n_trials=1)
     store = Store.for_workspace(root / "runs")
     ran = [[r["task_id"] for r in store.task_results(store.trial(summary.study, n)["evaluation_id"])]
-           for n in (0, 1, 3)]
-    assert ran[0] == ["t0", "t1"] and ran[1] == ["t0", "t1"]  # fewer than two screens: the suite's order
-    assert ran[2] == ["t1", "t0"]  # by then t1 has told the variants apart, t0 never has
-    trial = optuna.load_study(study_name=summary.study, storage=study.storage).trials[3]
-    # Each task at its suite index, whatever ran first: t0 (judged 5) at step 0 above t1 (judged 2 + 2 marks).
+           for n in (0, 1)]
+    assert ran[0] == ["t0", "t1"]  # the baseline, before any noise was measured: the suite's order
+    assert ran[1] == ["t1", "t0"]  # the seeds moved t0 by a point each time, t1 not at all
+    trial = optuna.load_study(study_name=summary.study, storage=study.storage).trials[1]
+    # Each task at its suite index, whatever ran first: t1 (judged 5 + 3 marks) at step 1 above t0 (5 + 7 mod 3).
     assert sorted(trial.intermediate_values) == [0, 1]
-    assert trial.intermediate_values[0] > trial.intermediate_values[1]
+    assert trial.intermediate_values[1] > trial.intermediate_values[0]
