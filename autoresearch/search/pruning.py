@@ -1,4 +1,4 @@
-"""A screen pruner that can stop a variant from its first task: [search] pruner = "paired".
+"""A screen pruner that can stop a variant from its first task: [search] pruner = "paired" (the default).
 
 Optuna's WilcoxonPruner compares a trial with the best trial so far and cannot prune before its 4th task.
 The keep rule's screen, though, compares a variant with the incumbent task by task under the same seeds, and
@@ -7,7 +7,8 @@ with mean paired difference m, the unseen tasks' differences are predicted from 
 is m give or take σ_d·√(1/k + 1/(T−k)), σ_d = √2 · the incumbent's per-task sd over seed sets (a difference
 of two single draws). So the final mean is m give or take ((T−k)/T)·σ_d·√(1/k + 1/(T−k)), and the variant is
 stopped when even Z of those above m (one-sided 95%) is at or under the threshold. A task that failed (a
-backend fault, not evidence) is left out, as the keep rule leaves it out.
+backend fault, not evidence) is left out, as the keep rule leaves it out. Without a seed noise to predict
+from (noise_repeats = 1, or seeds that changed no score: sd 0) it never stops a screen.
 """
 
 from __future__ import annotations

@@ -194,9 +194,9 @@ class SearchConfig(_Strict):
     # Optuna's sampler (search/strategies.py): multivariate TPE, random search, or Optuna's Gaussian-process
     # sampler (needs torch). Its random start-up trials scale with the run's trial budget.
     sampler: Literal["tpe", "random", "gp"] = "tpe"
-    # "wilcoxon": Optuna's WilcoxonPruner against the best trial (from the 4th task); "paired": stops a screen
-    # from its first task once beating the incumbent by keep_threshold is implausible (search/pruning.py).
-    pruner: Literal["wilcoxon", "paired", "none"] = "wilcoxon"
+    # "paired": stops a screen from its first task once beating the incumbent by keep_threshold is implausible
+    # (search/pruning.py); "wilcoxon": Optuna's WilcoxonPruner against the best trial (from the 4th task).
+    pruner: Literal["paired", "wilcoxon", "none"] = "paired"
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
     max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
     # Seed sets per comparison: the baseline's noise is measured over this many, and a challenger that passes

@@ -52,6 +52,13 @@ def test_the_pruner_pairs_steps_with_the_incumbents_tasks_and_leaves_failed_task
     assert not pruner.prune(None, frozen({0: 0.0}))
 
 
+def test_it_is_the_default_and_wilcoxon_an_option(loop_workspace):
+    settings = load_workspace(loop_workspace()).settings
+    assert settings.search.pruner == "paired" and isinstance(default_pruner(settings), PairedFutilityPruner)
+    root = loop_workspace(extra='\n[search]\npruner = "wilcoxon"\n')
+    assert isinstance(default_pruner(load_workspace(root).settings), optuna.pruners.WilcoxonPruner)
+
+
 def test_the_setting_picks_it_with_the_keep_threshold(loop_workspace):
     root = loop_workspace(keep_threshold=0.3, extra='\n[search]\npruner = "paired"\n')
     pruner = default_pruner(load_workspace(root).settings)
