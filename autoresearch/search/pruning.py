@@ -8,7 +8,8 @@ is m give or take σ_d·√(1/k + 1/(T−k)), σ_d = √2 · the incumbent's per
 of two single draws). So the final mean is m give or take ((T−k)/T)·σ_d·√(1/k + 1/(T−k)), and the variant is
 stopped when even Z of those above m (one-sided 95%) is at or under the threshold. A task that failed (a
 backend fault, not evidence) is left out, as the keep rule leaves it out. Without a seed noise to predict
-from (noise_repeats = 1, or seeds that changed no score: sd 0) it never stops a screen.
+from (noise_repeats = 1, or seeds that changed no score: sd 0) it asks its fallback (the default pruner's:
+Optuna's WilcoxonPruner against the best trial), so such a study prunes as it did before this pruner.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def implausible(differences: list[float], tasks: int, sd: float, threshold: floa
 class PairedFutilityPruner(optuna.pruners.BasePruner):
     """Stops a screen as soon as its tasks so far make beating the incumbent by the threshold implausible.
 
-    The Study tells it what to compare with before each screen (against()); without a reference, or without
-    a measured sd, it never prunes.
+    The Study tells it what to compare with before each screen (against()); without a reference it never
+    prunes, and without a seed noise (sd None or 0) it leaves the decision to `fallback` (never, without one).
     """
 
-    def __init__(self, threshold: float, z: float = Z):
-        self.threshold, self.z = threshold, z
+    def __init__(self, threshold: float, z: float = Z, fallback: optuna.pruners.BasePruner | None = None):
+        self.threshold, self.z, self.fallback = threshold, z, fallback
         self.reference: ScreenReference | None = None
 
     def against(self, reference: ScreenReference | None) -> None:
@@ -57,8 +58,10 @@ class PairedFutilityPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         reference = self.reference
-        if reference is None or reference.sd is None:
+        if reference is None:
             return False
+        if not reference.sd:  # no seed noise to predict the unseen tasks from
+            return self.fallback is not None and self.fallback.prune(study, trial)
         failed = set(trial.user_attrs.get(FAILED_TASKS_ATTR, ()))
         comparable = {step for step, score in reference.incumbent.items() if score is not None} - failed
         differences = [value - reference.incumbent[step] for step, value in sorted(trial.intermediate_values.items())

@@ -49,11 +49,13 @@ def default_sampler(search: SearchConfig, seed: int | None, *, n_trials: int | N
 def default_pruner(settings: Settings) -> optuna.pruners.BasePruner:
     """[search] pruner: "wilcoxon" stops a variant whose per-task scores trail the best trial's (from the 4th
     task); "paired" one that can no longer plausibly beat the incumbent by keep_threshold (from the first,
-    search/pruning.py); "none" never stops one."""
+    search/pruning.py; Wilcoxon's decision where the seeds gave no noise to predict from); "none" never stops
+    one."""
     if settings.search.pruner == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
-    if settings.search.pruner == "paired":
-        return PairedFutilityPruner(settings.scoring.keep_threshold)
+    if settings.search.pruner == "paired":  # where it cannot predict (no seed noise), Wilcoxon decides
+        return PairedFutilityPruner(settings.scoring.keep_threshold,
+                                    fallback=optuna.pruners.WilcoxonPruner(p_threshold=0.1))
     return optuna.pruners.NopPruner()
 
 

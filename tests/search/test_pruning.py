@@ -52,9 +52,34 @@ def test_the_pruner_pairs_steps_with_the_incumbents_tasks_and_leaves_failed_task
     assert not pruner.prune(None, frozen({0: 0.0}))
 
 
+class Always(optuna.pruners.BasePruner):
+    """A fallback that prunes whatever it is asked about, and counts the questions."""
+
+    def __init__(self):
+        self.asked = 0
+
+    def prune(self, study, trial) -> bool:
+        self.asked += 1
+        return True
+
+
+def test_without_seed_noise_it_leaves_the_decision_to_its_fallback():
+    fallback = Always()
+    pruner = PairedFutilityPruner(threshold=0.1, fallback=fallback)
+    pruner.against(ScreenReference({0: 6.0, 1: 6.0}, sd=0.0))  # the seeds changed no score
+    assert pruner.prune(None, frozen({0: 6.0})) and fallback.asked == 1
+    pruner.against(ScreenReference({0: 6.0, 1: 6.0}, sd=None))  # noise_repeats = 1: not measured
+    assert pruner.prune(None, frozen({0: 6.0})) and fallback.asked == 2
+    pruner.against(ScreenReference({0: 6.0, 1: 6.0}, sd=0.5))  # measured: its own prediction, not the fallback's
+    assert not pruner.prune(None, frozen({0: 6.0})) and fallback.asked == 2
+    assert not PairedFutilityPruner(threshold=0.1).prune(None, frozen({0: 1.0}))  # no fallback: never
+
+
 def test_it_is_the_default_and_wilcoxon_an_option(loop_workspace):
     settings = load_workspace(loop_workspace()).settings
-    assert settings.search.pruner == "paired" and isinstance(default_pruner(settings), PairedFutilityPruner)
+    pruner = default_pruner(settings)
+    assert settings.search.pruner == "paired" and isinstance(pruner, PairedFutilityPruner)
+    assert isinstance(pruner.fallback, optuna.pruners.WilcoxonPruner)
     root = loop_workspace(extra='\n[search]\npruner = "wilcoxon"\n')
     assert isinstance(default_pruner(load_workspace(root).settings), optuna.pruners.WilcoxonPruner)
 
