@@ -353,6 +353,7 @@ def evidence_line(evidence: dict) -> str:
     holdout, margin = evidence.get("holdout"), evidence.get("holdout_margin")
     if holdout and evidence.get("stage") != "holdout":
         text += f" · holdout {holdout['mean']:+.2f} over {holdout['n']} task{'' if holdout['n'] == 1 else 's'}"
-        if margin is not None:
-            text += f" (veto below {-margin:+.2f})"
+        if margin is not None:  # and what the margin came from (evidence before it was recorded says nothing)
+            basis = evidence.get("holdout_margin_basis")
+            text += f" (veto below {-margin:+.2f}" + (f": {basis})" if basis else ")")
     return text

@@ -42,6 +42,7 @@ class Verdict:
     holdout_margin: float | None = None
     noise_sd: float | None = None  # the incumbent's per-task sd over seeds, where measured
     extra: dict[str, Any] = field(default_factory=dict)
+    margin_basis: str | None = None  # what holdout_margin was measured from (paired.gate_margin)
 
     @property
     def lower_bound(self) -> float | None:
@@ -51,7 +52,8 @@ class Verdict:
         return {"keep": self.keep, "stage": self.stage, "reason": self.reason,
                 "search": self.comparison.to_json(self.confidence), "screen_delta": self.screen_delta,
                 "holdout": self.holdout.to_json(self.confidence) if self.holdout else None,
-                "holdout_margin": self.holdout_margin, "task_noise_sd": self.noise_sd, **self.extra}
+                "holdout_margin": self.holdout_margin, "holdout_margin_basis": self.margin_basis,
+                "task_noise_sd": self.noise_sd, **self.extra}
 
     def trailers(self) -> dict[str, str]:
         """The evidence as commit trailers: `git log` alone says why this was kept."""
@@ -67,6 +69,8 @@ class Verdict:
             trailers["Autoresearch-Task-Noise-Sd"] = f"{self.noise_sd:.3f} (one task's score over seeds)"
         if self.holdout is not None:
             margin = "" if self.holdout_margin is None else f", veto below {0.0 - self.holdout_margin:+.3f}"
+            if margin and self.margin_basis:  # what the margin was measured from
+                margin += f": {self.margin_basis}"
             tasks = f"{self.holdout.n} task{'' if self.holdout.n == 1 else 's'}"
             trailers["Autoresearch-Holdout-Delta"] = f"{self.holdout.mean:+.3f} ({tasks}{margin})"
         return trailers
@@ -141,12 +145,12 @@ class PairedKeepRule:
         """The holdout gate on a confirmed challenger: vetoed when its holdout difference is below −margin (what
         margin was measured from: basis)."""
         found = Verdict(verdict.keep, verdict.stage, verdict.reason, verdict.comparison, verdict.confidence,
-                        verdict.screen_delta, holdout, margin, verdict.noise_sd)
+                        verdict.screen_delta, holdout, margin, verdict.noise_sd, margin_basis=basis)
         if not (self.holdout_gate and holdout is not None and holdout.n and margin is not None):
             return found
         if holdout.mean < -margin - EPSILON:
             return Verdict(False, "holdout", f"holdout veto: holdout delta {holdout.mean:+.2f} over {holdout.n} "
                            f"tasks is below -{margin:.2f}, {basis}; search "
                            f"{verdict.comparison.mean:+.2f}", verdict.comparison, verdict.confidence,
-                           verdict.screen_delta, holdout, margin, verdict.noise_sd)
+                           verdict.screen_delta, holdout, margin, verdict.noise_sd, margin_basis=basis)
         return found

@@ -31,6 +31,8 @@ def test_show_a_kept_commit_by_sha_prefix(overnight):
     assert out.startswith(f"Trial 2 · KEEP · commit {keep['commit_sha'][:10]} · producer.md · rephrase")
     assert "autoresearch: producer.md +1.65 over 6 tasks × 2 seeds (95% bound +1.15)" in out  # the subject, from git
     assert "evidence: kept: +1.65 over 6 tasks × 2 seeds (the seeds changed no score: each task counted once), 95% lower bound +1.15 · holdout +1.40 over 1 task" in out
+    # The holdout gate's margin and, with seeds that changed no score, what it was measured from instead.
+    assert "over 1 task (veto below " in out and ": the spread of the search tasks' differences)" in out
     assert "compared with trial 1 (keep)" in out
     assert "suite composite 3.271 → 5.100 (+1.829)" in out and "holdout 3.700 → 5.100 (+1.400)" in out
     # The instruction diff: trial 1's producer.md → trial 2's.

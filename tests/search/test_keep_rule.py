@@ -86,7 +86,7 @@ def test_a_keeps_trailers_carry_the_evidence():
     assert trailers["Autoresearch-Lower-Bound"] == (
         f"{c.pair_lower_bound(0.95):+.3f} (95%, one-sided t: over 12 pairs {c.pair_lower_bound(0.95):+.3f}; "
         f"over 4 task means {c.task_lower_bound(0.95):+.3f}, not required)")
-    assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850)"
+    assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850: the noise of such a difference)"
     assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"
 
 
