@@ -178,6 +178,8 @@ def test_a_backend_that_ignores_the_seed_is_measured_twice_and_its_keeps_confirm
     body = git(root, "log", "-1", "--format=%B")
     assert "over 5 tasks × 2 seeds (the seeds changed no score: each task counted once)" in body
     assert "one-sided t: over 5 tasks, the seeds having changed no score +" in body
+    # 10 pairs, but as many independent differences as tasks: the Pairs trailer says so too.
+    assert "Autoresearch-Pairs: 10 (5 tasks × 2 seeds, the seeds having changed no score: 5 independent; 0 left" in body
     # No seed noise, and every task moved alike: any loss vetoes, and the trailer says what the margin came from.
     assert "veto below +0.000: the spread of the search tasks' differences)" in body
     console = Console(record=True, width=200)
