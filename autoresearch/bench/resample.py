@@ -121,8 +121,8 @@ def pruned_after(source: TableScores, repeats: int, threshold: float, z: float =
     the incumbent's noise from the `repeats` seed sets its noise measurement ran (here the order's first)."""
     mine = source.scores(source.challenger, "search", 0)
     theirs = source.scores(source.incumbent_name, "search", 0)
-    measured = {key: value for r in range(repeats) for key, value in source.scores(source.incumbent_name, "search",
-                                                                                     r).items()}
+    measured = {key: value for r in range(repeats)
+                for key, value in source.scores(source.incumbent_name, "search", r).items()}
     sd = task_sd(measured)
     if sd is None:
         return None

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import optuna
 
 from ..errors import answered, modes_line
-from ..evaluation.paired import Scores, sd_by_task, task_sd
+from ..evaluation.paired import Scores, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
@@ -101,25 +101,21 @@ class Evaluator:
                               on_task=on_task, recorder=recorder, portfolio_config=self.seeded,
                               variant_hash=variant_hash, stoppable=kind != "baseline" and not no_pruner)
 
-    def screen_reference(self, number: int, incumbent: Incumbent, tasks: list[Task],
-                         recorder: CallRecorder) -> ScreenReference:
+    def screen_reference(self, number: int, incumbent: Incumbent, tasks: list[Task], recorder: CallRecorder,
+                         noise: Scores) -> ScreenReference:
         """What the paired pruner compares a screen with: the incumbent's score per task (by screen step) under
         the screen's seeds, which the race needs next anyway (so evaluated now if the store lacks it), and its
-        per-task sd over the seed sets stored for it."""
+        per-task sd over its stored seed sets (`noise`: stored_noise)."""
         variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
         screen = self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search", 0,
                              recorder)
-        stored = {**self._stored_noise(variant_hash), **screen}
         return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
-                               task_sd(stored))
+                               task_sd({**noise, **screen}))
 
-    def task_noise(self, incumbent: Incumbent) -> dict[str, float]:
-        """Each search task's sd over the incumbent's stored seed sets (none evaluated now): how far its score
-        moves when only the seeds change. Empty before a noise measurement."""
-        return sd_by_task(self._stored_noise(records.variant_hash(incumbent.instructions, incumbent.knobs)))
-
-    def _stored_noise(self, variant_hash: str) -> Scores:
-        """A variant's stored search scores under the noise measurement's seed sets (0 … noise_repeats − 1)."""
+    def stored_noise(self, incumbent: Incumbent) -> Scores:
+        """The incumbent's stored search scores under the noise measurement's seed sets (0 … noise_repeats − 1;
+        none evaluated now): what the screen's task order and the paired pruner read its seed noise from."""
+        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
         stored: Scores = dict(self.stored_scores(variant_hash, "search", 0))
         for repeat in range(1, self.settings.search.noise_repeats):
             found = self.stored_scores(variant_hash, "search", repeat)

@@ -59,11 +59,11 @@ class Verdict:
         """The evidence as commit trailers: `git log` alone says why this was kept."""
         c = self.comparison
         bound = self.lower_bound
+        independent = f", the seeds having changed no score: {c.tasks} independent" if c.copied_repeats else ""
         trailers = {
             "Autoresearch-Evidence": c.text(self.confidence),
-            "Autoresearch-Pairs": f"{c.n} ({c.tasks} tasks × {c.repeats} seeds"
-                                  + (f", the seeds having changed no score: {c.tasks} independent" if c.copied_repeats
-                                     else "") + f"; {c.dropped} left out for faults)",
+            "Autoresearch-Pairs": f"{c.n} ({c.tasks} tasks × {c.repeats} seeds{independent}; "
+                                  f"{c.dropped} left out for faults)",
             "Autoresearch-Lower-Bound": "none" if bound is None else f"{bound:+.3f} ({self.confidence:.0%}, "
                                                                     f"one-sided t: {_bounds(c, self.confidence)})",
         }

@@ -51,11 +51,11 @@ def default_pruner(settings: Settings) -> optuna.pruners.BasePruner:
     task); "paired" one that can no longer plausibly beat the incumbent by keep_threshold (from the first,
     search/pruning.py; Wilcoxon's decision where the seeds gave no noise to predict from); "none" never stops
     one."""
+    wilcoxon = optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     if settings.search.pruner == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+        return wilcoxon
     if settings.search.pruner == "paired":  # where it cannot predict (no seed noise), Wilcoxon decides
-        return PairedFutilityPruner(settings.scoring.keep_threshold,
-                                    fallback=optuna.pruners.WilcoxonPruner(p_threshold=0.1))
+        return PairedFutilityPruner(settings.scoring.keep_threshold, fallback=wilcoxon)
     return optuna.pruners.NopPruner()
 
 

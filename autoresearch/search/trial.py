@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import optuna
 
+from ..evaluation.paired import sd_by_task
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
@@ -58,7 +59,8 @@ class TrialRunner:
         parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
         # The screen runs the tasks with the least seed noise first; the pruner still sees each task at its
         # suite index (its step), whatever order the tasks run in.
-        order = quiet_first(self.evaluator.task_noise(incumbent), [t.id for t in self.search_tasks])
+        noise = self.evaluator.stored_noise(incumbent)  # read once: for the order, and for the pruner below
+        order = quiet_first(sd_by_task(noise), [t.id for t in self.search_tasks])
         screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
@@ -97,7 +99,7 @@ class TrialRunner:
                 description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
-            against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder))
+            against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder, noise))
         suite = self.evaluator.evaluate(trial, instructions, knobs, screen_tasks, "trial", recorder,
                                         variant_hash=fields["variant_hash"])
         value = self.evaluator.suite_objective(suite)
