@@ -113,15 +113,16 @@ def old_rule(source: TableScores, threshold: float) -> tuple[bool, int]:
     return keep, 1 + CALLS_PER_TASK * (len(mine) + (holdout if keep else 0))
 
 
-def pruned_after(source: TableScores, repeats: int, threshold: float, z: float = Z) -> int | None:
+def pruned_after(source: TableScores, upfront: int, threshold: float, z: float = Z) -> int | None:
     """After how many tasks the paired pruner (search/pruning.py) stops the challenger's screen, or None.
 
     As in the loop: the screen runs the tasks with the least seed noise first (search/screens.py: quiet_first)
     and is compared task by task with the incumbent under the screen's seed set, both order and pruner taking
-    the incumbent's noise from the `repeats` seed sets its noise measurement ran (here the order's first)."""
+    the incumbent's noise from the `upfront` seed sets the baseline measured before the first trial ([search]
+    noise_repeats_upfront; here the order's first): the worst case, before any race measured more."""
     mine = source.scores(source.challenger, "search", 0)
     theirs = source.scores(source.incumbent_name, "search", 0)
-    measured = {key: value for r in range(repeats)
+    measured = {key: value for r in range(upfront)
                 for key, value in source.scores(source.incumbent_name, "search", r).items()}
     sd = task_sd(measured)
     if sd is None:
@@ -137,16 +138,18 @@ def pruned_after(source: TableScores, repeats: int, threshold: float, z: float =
 
 
 def replay(table: dict[str, Any], rule: PairedKeepRule, pairs: list[tuple[str, str]], *,
-           prune: bool = False, z: float = Z) -> Decisions:
+           prune: bool = False, z: float = Z, upfront: int | None = None) -> Decisions:
     """The race of each (challenger, incumbent) pair under every ordering of the table's seed sets; with
-    `prune`, the paired pruner (at level z) may stop its screen first (not kept, the calls up to its stop)."""
+    `prune`, the paired pruner (at level z, its noise from `upfront` seed sets: all the rule confirms over by
+    default) may stop its screen first (not kept, the calls up to its stop)."""
+    upfront = rule.repeats if upfront is None else min(upfront, rule.repeats)
     found = Decisions()
     sets = min(len(v) for variant in table["variants"].values() for v in variant["search"].values())
     for challenger, incumbent in pairs:
         for order in orders(sets, rule.repeats):
             source = TableScores(table, challenger, incumbent, order)
             old_keep, old_calls = old_rule(TableScores(table, challenger, incumbent, order), rule.threshold)
-            stop = pruned_after(source, rule.repeats, rule.threshold, z) if prune else None
+            stop = pruned_after(source, upfront, rule.threshold, z) if prune else None
             if stop is not None:
                 found.add(False, "pruned", 1 + CALLS_PER_TASK * stop, old_keep, old_calls, order[0])
                 continue
@@ -171,12 +174,12 @@ def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, 
 
 
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted", *,
-             prune: bool = False, z: float = Z) -> dict[str, Any]:
+             prune: bool = False, z: float = Z, upfront: int | None = None) -> dict[str, Any]:
     """A/A over every ordered pair of null variants, power of the planted variant against each of them (with
     `prune`, behind the paired pruner)."""
     nulls = sorted(v for v in table["variants"] if v != planted)
-    aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z)
-    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z) if planted in table["variants"]
+    aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z, upfront=upfront)
+    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z, upfront=upfront) if planted in table["variants"]
              else Decisions())
     return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
             "aa": aa.to_json(), "power": power.to_json()}

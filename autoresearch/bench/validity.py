@@ -188,8 +188,15 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
         for across in (False, True)]
     # And behind the paired pruner (search/pruning.py): the calls it saves on null edits, the power it costs, at
     # its level (z 1.645: a 5% predictive chance left) and at bolder ones that would stop more screens.
-    found["pruned"] = resample(table, rule, prune=True)
-    found["pruned_levels"] = [{"z": z, **resample(table, rule, prune=True, z=z)} for z in BOLDER_PRUNER_LEVELS]
+    # Its noise comes from the seed sets the baseline measured upfront ([search] noise_repeats_upfront; the rest
+    # are measured when a contender reaches them): the configured count, and every other one beside it.
+    upfront = min(ws.settings.search.noise_repeats_upfront, rule.repeats)
+    found["noise_upfront"] = upfront
+    found["pruned"] = resample(table, rule, prune=True, upfront=upfront)
+    found["pruned_levels"] = [{"z": z, **resample(table, rule, prune=True, z=z, upfront=upfront)}
+                              for z in BOLDER_PRUNER_LEVELS]
+    found["pruned_upfront"] = [{"upfront": n, **resample(table, rule, prune=True, upfront=n)}
+                               for n in range(2, rule.repeats + 1) if n != upfront]
     log(f"  resampled: {json.dumps(found)}")
     return found
 
@@ -433,11 +440,18 @@ def _pruner_rows(found: dict[str, Any]) -> list[str]:
     if not found.get("pruned") or not found["aa"]["trials"]:  # none: fewer seed sets than the rule confirms on
         return []
     lines = ["The configured rule replayed with `[search] pruner = \"paired\"` stopping screens first (each "
-             "screen running the tasks with the least seed noise first, as the loop does):", "",
+             "screen running the tasks with the least seed noise first, as the loop does; the pruner's noise from "
+             "the seed sets the baseline measured before any trial, `[search] noise_repeats_upfront`):", "",
              "| pruner | A/A false keeps | A/A calls per trial | A/A trials pruned | power | power trials pruned |",
              "|---|---|---|---|---|---|"]
-    levels = [("paired", found["pruned"]),
-              *((f"paired, z {row['z']:g}", row) for row in found.get("pruned_levels", ()))]
+    upfront = found.get("noise_upfront", found["repeats"])
+
+    def sets(n: int) -> str:
+        return f"noise from {n} seed set{'' if n == 1 else 's'} upfront"
+
+    levels = [(f"paired ({sets(upfront)})", found["pruned"]),
+              *((f"paired, z {row['z']:g}", row) for row in found.get("pruned_levels", ())),
+              *((f"paired, {sets(row['upfront'])}", row) for row in found.get("pruned_upfront", ()))]
     for name, row in (("none", found), *levels):
         aa, power = row["aa"], row["power"]
         lines.append(f"| {name} | {aa['keeps']} of {aa['trials']} | {aa['calls_per_trial']:.2f} | "
@@ -446,7 +460,7 @@ def _pruner_rows(found: dict[str, Any]) -> list[str]:
     lines.append("")
     for name, row in levels:
         saved = 1 - row["aa"]["calls_per_trial"] / found["aa"]["calls_per_trial"]
-        lines.append(f"The pruner ({name}) saves {saved:.0%} of the A/A trials' calls.")
+        lines.append(f"{name[0].upper()}{name[1:]} saves {saved:.0%} of the A/A trials' calls.")
     return lines
 
 

@@ -166,10 +166,10 @@ def compare(challenger: Scores, incumbent: Scores) -> PairedComparison:
         deltas.append(value - other)
         keys.append(key)
     return PairedComparison(tuple(deltas), len({t for t, _ in keys}), len({r for _, r in keys}), dropped,
-                            tuple(t for t, _ in keys), copies=_seeds_changed_nothing(keys, challenger, incumbent))
+                            tuple(t for t, _ in keys), copies=seeds_changed_nothing(keys, challenger, incumbent))
 
 
-def _seeds_changed_nothing(keys: list[tuple[str, int]], *sides: Scores) -> bool:
+def seeds_changed_nothing(keys: list[tuple[str, int]], *sides: Scores) -> bool:
     """True when every task's score is the same under each of its repeats on both sides (a deterministic backend,
     or one repeat each): its repeats are then copies of one draw."""
     first: dict[tuple[int, str], float | None] = {}

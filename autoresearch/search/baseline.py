@@ -98,10 +98,12 @@ class Baseline:
 
     def measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                       suite: SuiteResult, recorder: CallRecorder) -> None:
-        """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats in all): the
-        study's noise, stored; and the incumbent's scores that the first contender is confirmed against. When
-        the first repeat reproduces every reply, the backend ignores the seed: the rest would be copies."""
-        repeats = self.settings.search.noise_repeats
+        """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats_upfront in all,
+        at most noise_repeats): the study's noise, stored; and the incumbent's scores that the first contender is
+        confirmed against (its later seed sets are evaluated when a contender reaches them: Evaluator.scores).
+        When the first repeat reproduces every reply, the backend ignores the seed: the rest would be copies."""
+        search = self.settings.search
+        repeats = min(search.noise_repeats_upfront, search.noise_repeats)
         if repeats < 2:
             return
         # Repeat 0 is the baseline itself, under the configured seeds (0 for a role without one).
@@ -114,7 +116,7 @@ class Baseline:
             if repeat == 1 and same_replies(suite, result):
                 self.note(f"the seeds changed no reply: repeat 1 reproduced all {len(suite.tasks)} search tasks' "
                           f"replies (a backend that ignores the seed, e.g. temperature 0), so the noise is "
-                          f"measured over 2 seed sets, not {repeats}; a contender is confirmed on one more, and "
+                          f"measured over 2 seed sets, not {search.noise_repeats}; a contender is confirmed on one more, and "
                           f"each task counts once in its bound")
                 break
         if self.store.noise(self.study) is None:  # a shared study's second worker keeps the first one's

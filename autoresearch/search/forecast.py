@@ -3,7 +3,7 @@
 Before the first trial of a run the loop says how many trials, model calls, joules and hours its
 --trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
 trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
-keep rule's confirmations add (keep_rule_cost: by the seed sets measured), plus the proposer's call.
+keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class Forecast:
                 "energy_source": self.cost.energy_source, "basis": self.cost.basis}
 
 
-def trial_cost(store: Store, study: str) -> TrialCost | None:
-    """A trial's expected cost in this study; None before the baseline was evaluated."""
+def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
+    """A trial's expected cost in this study, where a contender is confirmed over `seed_sets` seed sets in all;
+    None before the baseline was evaluated."""
     finished = finished_trial_costs(store, study)
     if len(finished) >= HISTORY_TRIALS:
         n = len(finished)
@@ -73,8 +74,6 @@ def trial_cost(store: Store, study: str) -> TrialCost | None:
     screen = baseline_screen_cost(store, study)
     if screen is None or not screen["calls"]:
         return None
-    noise = store.noise(study)
-    seed_sets = len(noise[0]) if noise else 1  # the incumbent's seed sets: those a contender is confirmed over
     factor = keep_rule_cost(seed_sets)
     per_call = 1 / screen["calls"]
     calls = factor * screen["calls"] + 1  # the proposer's call, costed like an average call

@@ -16,6 +16,7 @@ import optuna
 import sqlalchemy
 
 from ..errors import ConfigError
+from ..evaluation.paired import seeds_changed_nothing
 from ..store import Store
 from ..store.statuses import TrialStatus
 from ..workspace.config import PIPELINE_ROLES
@@ -134,6 +135,13 @@ class Study:
         greedy = (all(self.portfolio.role(role).temperature == 0 for role in PIPELINE_ROLES)
                   and not self.settings.search.producer_temperatures)
         return self.rule.cannot_keep(len(self.search_tasks), copies=greedy)
+
+    def _confirm_sets(self, incumbent: Incumbent) -> int:
+        """The seed sets a contender is confirmed over in all: [search] noise_repeats, or 2 where the seeds changed
+        no score of the incumbent's first two (the race stops there: more sets would copy)."""
+        noise = self.evaluator.stored_noise(incumbent)
+        copies = len({repeat for _, repeat in noise}) == 2 and seeds_changed_nothing(list(noise), noise)
+        return min(self.rule.repeats, 2) if copies else self.rule.repeats
 
     # --- identity ------------------------------------------------------------------------------
 
@@ -265,7 +273,7 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-            cost = trial_cost(self.store, self.name) if incumbent is not None else None
+            cost = trial_cost(self.store, self.name, self._confirm_sets(incumbent)) if incumbent is not None else None
             if cost is not None:
                 self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s), len(self.session_calls))
                 self._emit("forecast", self.forecast[0].to_dict())

@@ -119,6 +119,13 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
         (study,)).fetchone()
 
 
+def baseline_variant(store: Store, study: str) -> str | None:
+    """The variant hash of the study's baseline (the instructions its noise was measured on)."""
+    row = store.conn.execute("SELECT variant_hash FROM evaluations WHERE study = ? AND kind = 'baseline' "
+                             "AND split = 'search' ORDER BY id LIMIT 1", (study,)).fetchone()
+    return row["variant_hash"] if row is not None else None
+
+
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:
     """Every task result of the screens of a study's evaluated trials (baseline, keeps and discards; a pruned
     screen is partial), with the trial's number: what a per-task Pareto front of parents is made from."""

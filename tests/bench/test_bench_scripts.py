@@ -150,6 +150,12 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monke
     # Behind the paired pruner at its own level and at the bolder ones, each a row of the report.
     assert [row["z"] for row in data["resampled"]["pruned_levels"]] == [1.28, 0.84]
     assert "| paired, z 0.84 |" in (tmp_path / "validity.md").read_text()
+    # And with its noise from each other count of seed sets measured upfront (the starter's: 2 of 4).
+    assert data["resampled"]["noise_upfront"] == 2
+    assert [row["upfront"] for row in data["resampled"]["pruned_upfront"]] == [3, 4]
+    report = (tmp_path / "validity.md").read_text()
+    assert "| paired (noise from 2 seed sets upfront) |" in report
+    assert "| paired, noise from 4 seed sets upfront |" in report
     assert list(scratch.iterdir()) == []  # and removed once read
 
 

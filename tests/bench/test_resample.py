@@ -148,3 +148,19 @@ def test_the_replayed_screen_runs_the_tasks_with_the_least_seed_noise_first():
     worse = {**base, "z": [v - 8.0 for v in base["z"]]}
     variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT))
     assert pruned_after(TableScores(variants, "worse", "starter", (0, 1, 2)), 3, 0.1) == 1
+
+
+def test_the_replayed_pruner_takes_its_noise_from_the_seed_sets_measured_upfront_only():
+    # Seed sets 0 and 1 barely move the incumbent (sd ≈ 0.07 a task); set 2 moves it 3 points. Measured upfront
+    # over 2 sets (the loop's default) a 0.5 loss on the first task already stops the screen; over all 3 the
+    # noise is too large to stop there; over 1 there is no noise to predict from, and the pruner never stops.
+    base = {task: [3.0 + k, 3.1 + k, 6.0 + k, 3.0 + k] for k, task in enumerate("abcd")}
+    worse = {task: [v - 0.5 for v in values] for task, values in base.items()}
+    source = TableScores(table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT)), "worse", "starter",
+                         (0, 1, 2))
+    assert pruned_after(source, 2, 0.1) == 1
+    assert pruned_after(source, 3, 0.1) != 1
+    assert pruned_after(source, 1, 0.1) is None
+    variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT))
+    upfront, every = (resample(variants, RULE, prune=True, upfront=n)["aa"]["calls_per_trial"] for n in (2, 3))
+    assert upfront < every  # fewer calls where the pruner's noise came from the quieter sets

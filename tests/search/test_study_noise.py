@@ -32,7 +32,7 @@ class SeedJudge(ScriptedPipeline):
 
 
 def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop_workspace):
-    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR + "noise_repeats_upfront = 3\n"))
     summary = Study(load_workspace(root), backend_factory=SeedJudge().factory, seed=1,
                     backoff_s=0).optimize(n_trials=0)
 
@@ -46,6 +46,60 @@ def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop
     assert noise == (2, 0, 0)  # two more search evaluations, of the baseline trial
     seeds = json.loads(db.execute("SELECT noise_json FROM studies").fetchone()[0])["seeds"]
     assert [s["evaluator"] for s in seeds] == [7, 8, 9]
+
+
+def test_the_baseline_measures_two_seed_sets_upfront_and_a_contender_pays_for_the_next_when_it_reaches_it(
+        loop_workspace):
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))  # noise_repeats 3, upfront 2
+    workspace = load_workspace(root)
+    assert workspace.settings.search.noise_repeats_upfront == 2
+    summary = Study(workspace, backend_factory=SeedJudge().factory, seed=1, backoff_s=0).optimize(n_trials=0)
+    assert [round(v - summary.noise.values[0], 9) for v in summary.noise.values] == [0, 0.7]
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    assert db.execute("SELECT COUNT(*) FROM evaluations WHERE kind IN ('noise', 'incumbent')").fetchone() == (1,)
+
+    # A contender that passes the screen and its first confirmation set needs the incumbent's third: evaluated
+    # then, under the contender's trial, and joined to the study's noise as if the baseline had measured it.
+    summary = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"]
+    kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
+    assert kinds == [("trial", 0), ("confirm", 1), ("incumbent", 2), ("confirm", 2), ("holdout", 0)]
+    values = summary.noise.values
+    assert [round(v - values[0], 9) for v in values] == [0, 0.7, 1.4]  # judge 7, 8, 9 as when measured upfront
+    seeds = json.loads(db.execute("SELECT noise_json FROM studies").fetchone()[0])["seeds"]
+    assert [s["evaluator"] for s in seeds] == [7, 8, 9]
+
+
+def test_a_kept_variants_later_seed_set_does_not_join_the_baselines_noise(loop_workspace):
+    # A first run confirms over 2 seed sets and keeps "Answer!"; the next, told to confirm over 3, needs that
+    # incumbent's third set: evaluated then, but the study's noise stays the baseline's (2 seed sets).
+    two = ONE_OPERATOR.replace("noise_repeats = 3", "noise_repeats = 2")
+    root = producer_only(loop_workspace(confidence=0.9, extra=two))
+    first = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!\n"]).factory, seed=1,
+                  backoff_s=0).optimize(n_trials=1)
+    assert [o.status for o in first.outcomes] == ["keep"] and len(first.noise.values) == 2
+    (root / "autoresearch.toml").write_text((root / "autoresearch.toml").read_text().replace(
+        "noise_repeats = 2", "noise_repeats = 3"))
+    second = Study(load_workspace(root), backend_factory=SeedJudge(variants=["Answer!!\n"]).factory, seed=1,
+                   backoff_s=0).optimize(n_trials=1)
+    assert second.study == first.study and [o.status for o in second.outcomes] == ["keep"]
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    assert db.execute("SELECT trial, repeat FROM evaluations WHERE kind='incumbent'").fetchall() == [(2, 2)]
+    assert second.noise.values == first.noise.values
+
+
+@pytest.mark.parametrize("pipeline, sets", [(SeedJudge(), 3), (ScriptedPipeline(), 2)], ids=["noisy", "copies"])
+def test_the_forecast_costs_the_seed_sets_a_contender_is_confirmed_over_not_those_measured_upfront(
+        loop_workspace, pipeline, sets):
+    # noise_repeats 3, 2 measured upfront: a contender is still confirmed over 3, unless the seeds changed no
+    # score of the baseline (the scripted judge ignores them), where the race stops after 2.
+    root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR))
+    events: list = []
+    Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0,
+          observer=lambda kind, data: events.append((kind, data))).optimize(n_trials=1)
+    (forecast,) = [data for kind, data in events if kind == "forecast"]
+    assert f"confirmations over {sets} seed sets," in forecast["basis"]
 
 
 def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_workspace):
@@ -66,8 +120,9 @@ def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_w
     assert "Autoresearch-Holdout-Delta: +0.700 (1 task, veto below " in body
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     kinds = db.execute("SELECT kind, repeat FROM evaluations WHERE trial=1 ORDER BY id").fetchall()
-    # The screen, the two confirmation seed sets, the holdout; the incumbent's scores came from the baseline.
-    assert kinds == [("trial", 0), ("confirm", 1), ("confirm", 2), ("holdout", 0)]
+    # The screen, the two confirmation seed sets (the incumbent's third evaluated first: the baseline measured
+    # two upfront), the holdout; the incumbent's other scores came from the baseline.
+    assert kinds == [("trial", 0), ("confirm", 1), ("incumbent", 2), ("confirm", 2), ("holdout", 0)]
     console = Console(record=True, width=200)
     print_summary(console, summary, load_workspace(root))
     assert "keep rule  1 kept (paired over search tasks × seeds" in console.export_text()
