@@ -159,6 +159,15 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monke
     assert list(scratch.iterdir()) == []  # and removed once read
 
 
+def with_search_tasks(root: Path, count: int) -> Path:
+    """The workspace at root with `count` more search tasks ("Name a colour.", at most 20 words)."""
+    tasks = root / "rubrics" / "tasks.toml"
+    tasks.write_text(tasks.read_text() + "".join(
+        f'\n[[tasks]]\nid = "extra-{k}"\nsplit = "search"\nprompt = "Name a colour."\n'
+        'criteria = [{ kind = "max_words", value = 20 }]\n' for k in range(count)))
+    return root
+
+
 def test_bench_validity_table_alone_on_another_workspace_reports_its_replay_and_no_empty_study_rows(
         tmp_path, capsys, monkeypatch):
     from autoresearch.workspace.workspace import init_workspace
@@ -166,10 +175,7 @@ def test_bench_validity_table_alone_on_another_workspace_reports_its_replay_and_
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    root = init_workspace(tmp_path / "ws")  # the workspace given: its 4 search tasks become 5
-    tasks = root / "rubrics" / "tasks.toml"
-    tasks.write_text(tasks.read_text() + '\n[[tasks]]\nid = "fifth"\nsplit = "search"\nprompt = "Name a colour."\n'
-                     'criteria = [{ kind = "max_words", value = 20 }]\n')
+    root = with_search_tasks(init_workspace(tmp_path / "ws"), 1)  # the workspace given: its 4 search tasks become 5
     table = tmp_path / "table.json"
     args = ["--backend", "fake", "--stages", "table", "--workspace", str(root), "--table-nulls", "1",
             "--table-sets", "4", "--table", str(table), "--out", str(tmp_path / "out")]
@@ -195,11 +201,7 @@ def test_bench_validity_keeps_its_studies_workspaces_on_request_with_each_keeps_
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     # 6 search tasks: on the (deterministic) fake each counts once, and a 95% bound needs 5.
-    root = init_workspace(tmp_path / "ws")
-    tasks = root / "rubrics" / "tasks.toml"
-    tasks.write_text(tasks.read_text() + "".join(
-        f'\n[[tasks]]\nid = "extra-{k}"\nsplit = "search"\nprompt = "Name a colour."\n'
-        'criteria = [{ kind = "max_words", value = 20 }]\n' for k in range(2)))
+    root = with_search_tasks(init_workspace(tmp_path / "ws"), 2)
     rc = load_script("bench_validity").main(["--backend", "fake", "--stages", "power", "--power-tries", "1",
                                               "--workspace", str(root), "--keep-scratch",
                                               "--out", str(tmp_path / "out")])
