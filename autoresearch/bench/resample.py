@@ -179,7 +179,7 @@ def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "plante
     `prune`, behind the paired pruner)."""
     nulls = sorted(v for v in table["variants"] if v != planted)
     aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z, upfront=upfront)
-    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z, upfront=upfront) if planted in table["variants"]
-             else Decisions())
+    power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z, upfront=upfront)
+             if planted in table["variants"] else Decisions())
     return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
             "aa": aa.to_json(), "power": power.to_json()}

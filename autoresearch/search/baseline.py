@@ -116,8 +116,8 @@ class Baseline:
             if repeat == 1 and same_replies(suite, result):
                 self.note(f"the seeds changed no reply: repeat 1 reproduced all {len(suite.tasks)} search tasks' "
                           f"replies (a backend that ignores the seed, e.g. temperature 0), so the noise is "
-                          f"measured over 2 seed sets, not {search.noise_repeats}; a contender is confirmed on one more, and "
-                          f"each task counts once in its bound")
+                          f"measured over 2 seed sets, not {search.noise_repeats}; a contender is confirmed on one "
+                          f"more, and each task counts once in its bound")
                 break
         if self.store.noise(self.study) is None:  # a shared study's second worker keeps the first one's
             self.store.set_noise(self.study, values, seeds)
