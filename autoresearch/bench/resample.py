@@ -176,7 +176,8 @@ def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, 
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted", *,
              prune: bool = False, z: float = Z, upfront: int | None = None) -> dict[str, Any]:
     """A/A over every ordered pair of null variants, power of the planted variant against each of them (with
-    `prune`, behind the paired pruner)."""
+    `prune`, behind the paired pruner, its noise from `upfront` seed sets: pass the workspace's
+    [search] noise_repeats_upfront to replay the loop; None takes every set the rule confirms over)."""
     nulls = sorted(v for v in table["variants"] if v != planted)
     aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z, upfront=upfront)
     power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z, upfront=upfront)
