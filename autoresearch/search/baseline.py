@@ -8,7 +8,7 @@ from typing import Any, Callable
 import optuna
 
 from ..lm.calls import CallRecorder
-from ..pipeline.repeats import role_seeds, same_replies
+from ..pipeline.repeats import same_replies
 from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.statuses import TrialStatus
@@ -99,25 +99,18 @@ class Baseline:
     def measure_noise(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                       suite: SuiteResult, recorder: CallRecorder) -> None:
         """The baseline's search evaluation repeated with the next seeds ([search] noise_repeats_upfront in all,
-        at most noise_repeats): the study's noise, stored; and the incumbent's scores that the first contender is
+        at most noise_repeats; repeat 0 is the baseline itself): the study's noise, read back from these
+        evaluations (store/queries.noise_composites), and the incumbent's scores that the first contender is
         confirmed against (its later seed sets are evaluated when a contender reaches them: Evaluator.scores).
         When the first repeat reproduces every reply, the backend ignores the seed: the rest would be copies."""
         search = self.settings.search
         repeats = min(search.noise_repeats_upfront, search.noise_repeats)
-        if repeats < 2:
-            return
-        # Repeat 0 is the baseline itself, under the configured seeds (0 for a role without one).
-        values, seeds = [suite.composite], [role_seeds(self.evaluator.seeded)]
         for repeat in range(1, repeats):
-            result, used = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
-                                                 knobs=knobs, variant_hash=variant_hash)
-            values.append(result.composite)
-            seeds.append(used)
+            result, _ = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
+                                              knobs=knobs, variant_hash=variant_hash)
             if repeat == 1 and same_replies(suite, result):
                 self.note(f"the seeds changed no reply: repeat 1 reproduced all {len(suite.tasks)} search tasks' "
                           f"replies (a backend that ignores the seed, e.g. temperature 0), so the noise is "
                           f"measured over 2 seed sets, not {search.noise_repeats}; a contender is confirmed on one "
                           f"more, and each task counts once in its bound")
                 break
-        if self.store.noise(self.study) is None:  # a shared study's second worker keeps the first one's
-            self.store.set_noise(self.study, values, seeds)

@@ -18,7 +18,6 @@ from ..pipeline.harness import Harness, TaskResult, build_engine
 from ..pipeline.repeats import evaluate_repeat, repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
-from ..store.queries import baseline_variant
 from ..workspace.config import ROLES, Task
 from ..workspace.workspace import Workspace
 from . import records
@@ -155,24 +154,15 @@ class Evaluator:
                tasks: list[Task], split: str, repeat: int, recorder: CallRecorder) -> Scores:
         """A variant's per-task scores under one seed set, from the store where it was evaluated before (by
         any trial of this study on this machine); the tasks it lacks, or that failed there, are evaluated
-        now (kind "incumbent", under trial `number`). A task that fails again stays None."""
+        now (kind "incumbent", under trial `number`). A task that fails again stays None. A whole seed set of
+        the baseline's evaluated so joins the study's noise (store/queries.noise_composites)."""
         found = self.stored_scores(variant_hash, split, repeat)
         missing = [t for t in tasks if found.get((t.id, repeat)) is None]
         if missing:
-            result, seeds = self.repeat(number, instructions, missing, repeat, recorder, knobs=knobs,
-                                        variant_hash=variant_hash, kind="incumbent", split=split)
+            result, _ = self.repeat(number, instructions, missing, repeat, recorder, knobs=knobs,
+                                    variant_hash=variant_hash, kind="incumbent", split=split)
             found.update(self.result_scores(result, repeat))
-            if split == "search" and len(missing) == len(self.steps):  # a whole seed set of the search tasks
-                self.extend_noise(variant_hash, repeat, result.composite, seeds)
         return {(t.id, repeat): found.get((t.id, repeat)) for t in tasks}
-
-    def extend_noise(self, variant_hash: str, repeat: int, composite: float, seeds: dict[str, int | None]) -> None:
-        """The baseline's next seed set, evaluated when a contender first reached it ([search]
-        noise_repeats_upfront), joins the study's noise measurement, as if the baseline had measured it."""
-        noise = self.store.noise(self.name)
-        if noise is None or len(noise[0]) != repeat or variant_hash != baseline_variant(self.store, self.name):
-            return
-        self.store.set_noise(self.name, [*noise[0], composite], [*noise[1], seeds])
 
     def stored_scores(self, variant_hash: str, split: str, repeat: int) -> dict[tuple[str, int], float | None]:
         """Per task, its first successful score in the store (None where every attempt failed)."""

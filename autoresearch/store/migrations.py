@@ -144,7 +144,9 @@ ALTER TABLE calls ADD COLUMN seed INTEGER;
 """
 
 # studies.noise_json: the baseline's search composite under the configured seeds and the next ones
-#   ({"values": [...], "seeds": [...]}, [search] noise_repeats of them): the study's measured noise.
+#   ({"values": [...], "seeds": [...]}, [search] noise_repeats of them): the study's measured noise. No longer
+#   written: the noise is read from the baseline's evaluations (store/queries.noise_composites), which carry
+#   their seeds; read only for a study whose evaluations predate m007's variant_hash and repeat.
 M006_STUDY_NOISE = """
 ALTER TABLE studies ADD COLUMN noise_json TEXT;
 """

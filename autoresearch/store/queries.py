@@ -35,9 +35,39 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
 
 
 def measured_noise(store: Store, study: str) -> Spread | None:
-    """The study's noise: its baseline's search composite over several seeds; None when not measured."""
-    found = store.noise(study)
-    return spread(found[0]) if found and len(found[0]) > 1 else None
+    """The study's noise: its baseline's search composite under seed sets 0, 1, … in order (noise_composites);
+    None when fewer than two were measured."""
+    values = noise_composites(store, study)
+    if len(values) < 2:  # an older autoresearch kept the noise in studies.noise_json (stores before m007 lack the
+        # evaluations' variant_hash and repeat it is read from now)
+        legacy = store.legacy_noise(study)
+        values = legacy if legacy is not None else values
+    return spread(values) if len(values) > 1 else None
+
+
+def noise_composites(store: Store, study: str) -> list[float]:
+    """The baseline's search composite under seed sets 0, 1, … up to the first not evaluated whole: each the
+    first finished evaluation of the baseline's instructions on every search task under that set (by the
+    baseline itself, or later for a contender that reached it: Evaluator.scores). A kept variant's sets and
+    a partial re-run of failed tasks are not the baseline's noise."""
+    base = store.conn.execute(
+        "SELECT e.variant_hash, e.composite, (SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id) "
+        "AS tasks FROM evaluations e JOIN trials t ON t.study = e.study AND t.number = e.trial "
+        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
+        "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
+    if base is None or base["variant_hash"] is None:
+        return []
+    first: dict[int, float] = {}
+    for row in store.conn.execute(
+            "SELECT e.repeat, e.composite FROM evaluations e WHERE e.study = ? AND e.variant_hash = ? "
+            "AND e.split = 'search' AND e.repeat > 0 AND e.status = 'complete' AND e.composite IS NOT NULL "
+            "AND (SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id) = ? ORDER BY e.id",
+            (study, base["variant_hash"], base["tasks"])):
+        first.setdefault(row["repeat"], row["composite"])
+    values = [base["composite"]]
+    while len(values) in first:  # sets are measured in order: none counts past a missing one
+        values.append(first[len(values)])
+    return values
 
 
 def study_names(store: Store) -> list[str]:
@@ -117,13 +147,6 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
         "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id LIMIT 1",
         (study,)).fetchone()
-
-
-def baseline_variant(store: Store, study: str) -> str | None:
-    """The variant hash of the study's baseline (the instructions its noise was measured on)."""
-    row = store.conn.execute("SELECT variant_hash FROM evaluations WHERE study = ? AND kind = 'baseline' "
-                             "AND split = 'search' ORDER BY id LIMIT 1", (study,)).fetchone()
-    return row["variant_hash"] if row is not None else None
 
 
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:

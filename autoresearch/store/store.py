@@ -135,19 +135,11 @@ class Store:
     def study(self, name: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM studies WHERE name=?", (name,)).fetchone()
 
-    def set_noise(self, name: str, values: list[float], seeds: list[dict[str, int]]) -> None:
-        """The study's measured noise: its baseline's search composite per repeat, with each repeat's seeds."""
-        with self.conn:
-            self.conn.execute("UPDATE studies SET noise_json=? WHERE name=?",
-                              (json.dumps({"values": values, "seeds": seeds}), name))
-
-    def noise(self, name: str) -> tuple[list[float], list[dict[str, int]]] | None:
-        """(composites, seeds) of the study's noise measurement, or None when it has none."""
+    def legacy_noise(self, name: str) -> list[float] | None:
+        """The noise composites an older autoresearch stored in studies.noise_json (no longer written: the noise
+        is read from the baseline's evaluations, store/queries.noise_composites); None without."""
         row = self.conn.execute("SELECT noise_json FROM studies WHERE name=?", (name,)).fetchone()
-        if row is None or not row[0]:
-            return None
-        data = json.loads(row[0])
-        return data["values"], data["seeds"]
+        return json.loads(row[0])["values"] if row is not None and row[0] else None
 
     def set_warm_start(self, name: str, source: str) -> None:
         with self.conn:

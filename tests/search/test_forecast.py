@@ -10,6 +10,7 @@ from autoresearch.cli.live import print_summary
 from autoresearch.search.forecast import TrialCost, forecast, keep_rule_cost
 from autoresearch.search.study import Study
 from autoresearch.store import Store
+from autoresearch.store.queries import measured_noise
 from autoresearch.workspace.workspace import load_workspace
 
 
@@ -34,7 +35,7 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
     assert first["trials"] == 3 and "baseline" in first["basis"]
     # noise_repeats 1: no noise measured, so no confirmation seed set to pay for (the screen and the proposer).
-    assert store.noise(summary.study) is None and "confirmations over 1 seed set," in first["basis"]
+    assert measured_noise(store, summary.study) is None and "confirmations over 1 seed set," in first["basis"]
     assert first["per_trial"]["calls"] == pytest.approx(keep_rule_cost(1) * screen[0] + 1) == screen[0] + 1
     assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
     assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])

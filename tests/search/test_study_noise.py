@@ -31,6 +31,14 @@ class SeedJudge(ScriptedPipeline):
         return json.dumps({**{d: value for d in DIMENSIONS}, "critique": "fine"})
 
 
+def noise_seeds(db: sqlite3.Connection) -> list[int]:
+    """The judge's seed in each whole seed set of the baseline's search evaluations, in the noise's order."""
+    rows = db.execute("SELECT repeat, portfolio_json FROM evaluations WHERE split='search' AND variant_hash="
+                      "(SELECT variant_hash FROM evaluations WHERE kind='baseline') AND kind != 'trial' "
+                      "ORDER BY repeat").fetchall()
+    return [json.loads(portfolio)["evaluator"]["seed"] for _, portfolio in rows]
+
+
 def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop_workspace):
     root = producer_only(loop_workspace(confidence=0.95, extra=ONE_OPERATOR + "noise_repeats_upfront = 3\n"))
     summary = Study(load_workspace(root), backend_factory=SeedJudge().factory, seed=1,
@@ -44,8 +52,7 @@ def test_the_baseline_is_repeated_with_the_next_seeds_and_its_spread_stored(loop
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     noise = db.execute("SELECT COUNT(*), MIN(trial), MAX(trial) FROM evaluations WHERE kind='noise'").fetchone()
     assert noise == (2, 0, 0)  # two more search evaluations, of the baseline trial
-    seeds = json.loads(db.execute("SELECT noise_json FROM studies").fetchone()[0])["seeds"]
-    assert [s["evaluator"] for s in seeds] == [7, 8, 9]
+    assert noise_seeds(db) == [7, 8, 9]
 
 
 def test_the_baseline_measures_two_seed_sets_upfront_and_a_contender_pays_for_the_next_when_it_reaches_it(
@@ -67,8 +74,7 @@ def test_the_baseline_measures_two_seed_sets_upfront_and_a_contender_pays_for_th
     assert kinds == [("trial", 0), ("confirm", 1), ("incumbent", 2), ("confirm", 2), ("holdout", 0)]
     values = summary.noise.values
     assert [round(v - values[0], 9) for v in values] == [0, 0.7, 1.4]  # judge 7, 8, 9 as when measured upfront
-    seeds = json.loads(db.execute("SELECT noise_json FROM studies").fetchone()[0])["seeds"]
-    assert [s["evaluator"] for s in seeds] == [7, 8, 9]
+    assert noise_seeds(db) == [7, 8, 9]
 
 
 def test_a_kept_variants_later_seed_set_does_not_join_the_baselines_noise(loop_workspace):
