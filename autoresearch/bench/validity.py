@@ -173,7 +173,8 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     table["machine"] = table.get("machine") or report.machine()
     path.write_text(json.dumps(table, indent=1), encoding="utf-8")
     rule = PairedKeepRule.from_settings(ws.settings.scoring, ws.settings.search.noise_repeats)
-    found = resample(table, rule)
+    configured = resample(table, rule)
+    found = dict(configured)
     found.update(table_calls=table["calls"], table_seconds=table["seconds"], table_path=str(path),
                  table_machine=table["machine"], repeats=rule.repeats, across_tasks=rule.across_tasks)
     keeps = [found["aa"], found["power"]]
@@ -181,9 +182,11 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     found["holdout_agreement"] = {"measured": measured, "rate": sum(
         (d["holdout_agreement"] or 0) * d["holdout_measured"] for d in keeps) / measured if measured else None}
     # The same table under the rule's other settings: what across_tasks and another noise_repeats would do.
-    found["settings"] = [{"repeats": repeats, "across_tasks": across, **resample(table, replace(
-        rule, repeats=repeats, across_tasks=across))} for repeats in range(2, min(found["seed_sets"], 5) + 1)
-        for across in (False, True)]
+    # (The configured row is the replay above, not run twice.)
+    found["settings"] = [{"repeats": repeats, "across_tasks": across, **(
+        configured if (repeats, across) == (rule.repeats, rule.across_tasks)
+        else resample(table, replace(rule, repeats=repeats, across_tasks=across)))}
+        for repeats in range(2, min(found["seed_sets"], 5) + 1) for across in (False, True)]
     # And behind the paired pruner (search/pruning.py): the calls it saves on null edits, the power it costs, at
     # its level (z 1.645: a 5% predictive chance left) and at bolder ones that would stop more screens.
     # Its noise comes from the seed sets the baseline measured upfront ([search] noise_repeats_upfront; the rest
