@@ -154,12 +154,22 @@ def forecast_line(data: dict[str, Any]) -> str:
     label = energy_label(data["energy_source"])
     trial = f"a trial ≈ {per['calls']:.1f} model calls, {per['joules']:,.0f} J, {per['seconds']:.0f} s"
     if data["trials"] is None:
-        return f"forecast: {trial} ({label}; from {data['basis']}); --plateau alone bounds the run"
+        return (f"forecast: {trial} ({label}; from {data['basis']}); --plateau alone bounds the run"
+                + late_clause(data.get("late")))
     hours = data["hours"]
     span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
     return (f"forecast: {data['trials']} trial{'' if data['trials'] == 1 else 's'} ≈ {data['calls']:,.0f} model "
             f"calls, {data['joules'] / 1000:,.1f} kJ ({label}), {span} of model time "
-            f"({trial}; from {data['basis']})")
+            f"({trial}; from {data['basis']})" + late_clause(data.get("late")))
+
+
+def late_clause(late: dict[str, Any] | None) -> str:
+    """The incumbent's seed sets not measured yet, the one-off the forecast's per-trial cost leaves out."""
+    if not late:
+        return ""
+    sets = f"set {late['first']}" if late["first"] == late["last"] else f"sets {late['first']}–{late['last']}"
+    return (f"; once, if a contender gets that far: about {late['calls']:,.0f} calls, {late['joules'] / 1000:,.1f} kJ "
+            f"for the incumbent's seed {sets}")
 
 
 def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:

@@ -4,6 +4,8 @@ Before the first trial of a run the loop says how many trials, model calls, joul
 --trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
 trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
 keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call.
+The incumbent's seed sets not measured yet are a one-off beside it (late_sets): the first contender that
+reaches them pays for them.
 """
 
 from __future__ import annotations
@@ -40,9 +42,21 @@ class TrialCost:
 
 
 @dataclass(frozen=True)
+class LateSets:
+    """The incumbent's seed sets a contender is confirmed over that are not evaluated yet ([search]
+    noise_repeats_upfront): the first contender to reach them pays for them once, about a screen each."""
+
+    first: int  # 1-based, as the live lines number seed sets
+    last: int
+    calls: float
+    joules: float
+
+
+@dataclass(frozen=True)
 class Forecast:
     trials: int | None  # None: only --plateau bounds the run
     cost: TrialCost
+    late: LateSets | None = None  # a one-off beside the per-trial cost, paid only if a contender gets that far
 
     @property
     def calls(self) -> float | None:
@@ -59,7 +73,9 @@ class Forecast:
     def to_dict(self) -> dict[str, object]:
         return {"trials": self.trials, "calls": self.calls, "joules": self.joules, "hours": self.hours,
                 "per_trial": {"calls": self.cost.calls, "joules": self.cost.joules, "seconds": self.cost.seconds},
-                "energy_source": self.cost.energy_source, "basis": self.cost.basis}
+                "energy_source": self.cost.energy_source, "basis": self.cost.basis,
+                "late": None if self.late is None else {"first": self.late.first, "last": self.late.last,
+                                                        "calls": self.late.calls, "joules": self.late.joules}}
 
 
 def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
@@ -85,12 +101,23 @@ def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
                            f"+ 1 proposer call")
 
 
-def forecast(cost: TrialCost, *, n_trials: int | None, timeout_s: float | None) -> Forecast:
+def late_sets(store: Store, study: str, measured: int, seed_sets: int) -> LateSets | None:
+    """What the incumbent's seed sets measured + 1 … seed_sets will cost when a contender first reaches them:
+    the baseline's screen each (the same tasks under other seeds); None when all are measured."""
+    screen = baseline_screen_cost(store, study)
+    if seed_sets <= measured or screen is None:
+        return None
+    sets = seed_sets - measured
+    return LateSets(measured + 1, seed_sets, sets * screen["calls"], sets * screen["joules"])
+
+
+def forecast(cost: TrialCost, *, n_trials: int | None, timeout_s: float | None,
+             late: LateSets | None = None) -> Forecast:
     """The trials a run will make: --trials, or as many as --timeout allows at this cost, the fewer of both."""
     limits = [n_trials] if n_trials is not None else []
     if timeout_s is not None and cost.seconds > 0:
         limits.append(max(1, math.ceil(timeout_s / cost.seconds)))  # a trial starts while time is left
-    return Forecast(min(limits) if limits else None, cost)
+    return Forecast(min(limits) if limits else None, cost, late)
 
 
 def _sources(rows) -> str:

@@ -31,7 +31,7 @@ from ..workspace.workspace import (
 from . import identity, operators, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
-from .forecast import Forecast, forecast, trial_cost
+from .forecast import Forecast, forecast, late_sets, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
@@ -136,12 +136,14 @@ class Study:
                   and not self.settings.search.producer_temperatures)
         return self.rule.cannot_keep(len(self.search_tasks), copies=greedy)
 
-    def _confirm_sets(self, incumbent: Incumbent) -> int:
-        """The seed sets a contender is confirmed over in all: [search] noise_repeats, or 2 where the seeds changed
-        no score of the incumbent's first two (the race stops there: more sets would copy)."""
+    def _confirm_sets(self, incumbent: Incumbent) -> tuple[int, int]:
+        """(the seed sets a contender is confirmed over in all, those of them the incumbent was evaluated under
+        already): [search] noise_repeats, or 2 where the seeds changed no score of the incumbent's first two
+        (the race stops there: more sets would copy)."""
         noise = self.evaluator.stored_noise(incumbent)
-        copies = len({repeat for _, repeat in noise}) == 2 and seeds_changed_nothing(list(noise), noise)
-        return min(self.rule.repeats, 2) if copies else self.rule.repeats
+        measured = len({repeat for _, repeat in noise})
+        copies = measured == 2 and seeds_changed_nothing(list(noise), noise)
+        return (min(self.rule.repeats, 2) if copies else self.rule.repeats), measured
 
     # --- identity ------------------------------------------------------------------------------
 
@@ -273,9 +275,12 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-            cost = trial_cost(self.store, self.name, self._confirm_sets(incumbent)) if incumbent is not None else None
+            sets, measured = self._confirm_sets(incumbent) if incumbent is not None else (0, 0)
+            cost = trial_cost(self.store, self.name, sets) if incumbent is not None else None
             if cost is not None:
-                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s), len(self.session_calls))
+                late = late_sets(self.store, self.name, measured, sets)
+                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s, late=late),
+                                 len(self.session_calls))
                 self._emit("forecast", self.forecast[0].to_dict())
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?

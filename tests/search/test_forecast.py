@@ -7,7 +7,7 @@ from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.cli.live import print_summary
-from autoresearch.search.forecast import TrialCost, forecast, keep_rule_cost
+from autoresearch.search.forecast import LateSets, TrialCost, forecast, keep_rule_cost
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.store.queries import measured_noise
@@ -90,6 +90,10 @@ def test_the_forecast_line_says_what_it_rests_on():
     assert "38 s of model time" in one  # under a minute: seconds, not "1 min" or "0 min"
     assert line.endswith("from the baseline)")
     assert "--plateau alone" in forecast_line(forecast(cost, n_trials=None, timeout_s=None).to_dict())
+    assert "once" not in line
+    late = forecast_line(forecast(cost, n_trials=40, timeout_s=None, late=LateSets(3, 4, 48, 1700.0)).to_dict())
+    assert late.startswith(line) and late.endswith(
+        "; once, if a contender gets that far: about 48 calls, 1.7 kJ for the incumbent's seed sets 3–4")
 
 
 def test_the_keep_rules_cost_follows_the_seed_sets_a_contender_is_confirmed_over():

@@ -106,6 +106,12 @@ def test_the_forecast_costs_the_seed_sets_a_contender_is_confirmed_over_not_thos
           observer=lambda kind, data: events.append((kind, data))).optimize(n_trials=1)
     (forecast,) = [data for kind, data in events if kind == "forecast"]
     assert f"confirmations over {sets} seed sets," in forecast["basis"]
+    # The incumbent's third set, not measured upfront, is a one-off beside the per-trial cost: a screen's calls.
+    db = sqlite3.connect(root / "runs" / "autoresearch.db")
+    screen = db.execute("SELECT COUNT(*) FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
+                        "WHERE e.kind = 'baseline' AND e.split = 'search'").fetchone()[0]
+    late = forecast["late"]
+    assert (late and (late["first"], late["last"], late["calls"])) == ((3, 3, screen) if sets == 3 else None)
 
 
 def test_a_keep_carries_its_paired_evidence_in_its_commit_and_the_summary(loop_workspace):
