@@ -275,10 +275,11 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-            sets, measured = self._confirm_sets(incumbent) if incumbent is not None else (0, 0)
-            cost = trial_cost(self.store, self.name, sets) if incumbent is not None else None
+            cost = late = None
+            if incumbent is not None:
+                sets, measured = self._confirm_sets(incumbent)
+                cost, late = trial_cost(self.store, self.name, sets), late_sets(self.store, self.name, measured, sets)
             if cost is not None:
-                late = late_sets(self.store, self.name, measured, sets)
                 self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s, late=late),
                                  len(self.session_calls))
                 self._emit("forecast", self.forecast[0].to_dict())
