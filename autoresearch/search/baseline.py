@@ -106,8 +106,8 @@ class Baseline:
         search = self.settings.search
         repeats = min(search.noise_repeats_upfront, search.noise_repeats)
         for repeat in range(1, repeats):
-            result, _ = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
-                                              knobs=knobs, variant_hash=variant_hash)
+            result = self.evaluator.repeat(number, instructions, self.search_tasks, repeat, recorder,
+                                           knobs=knobs, variant_hash=variant_hash)
             if repeat == 1 and same_replies(suite, result):
                 self.note(f"the seeds changed no reply: repeat 1 reproduced all {len(suite.tasks)} search tasks' "
                           f"replies (a backend that ignores the seed, e.g. temperature 0), so the noise is "

@@ -139,16 +139,17 @@ class Evaluator:
     def repeat(self, number: int, instructions: dict[str, str], tasks: list[Task], repeat: int,
                recorder: CallRecorder, *, knobs: dict[str, Any] | None = None, variant_hash: str | None = None,
                kind: str = "noise", split: str = "search",
-               on_task: Callable[[int, TaskResult], bool] | None = None) -> tuple[SuiteResult, dict[str, int | None]]:
-        """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise,
-        with its seeds. Recorded as an evaluation of the trial (kind: noise, confirm or incumbent); the pruner
-        is not told. on_task returning False stops it after that task (the race's futility stop)."""
+               on_task: Callable[[int, TaskResult], bool] | None = None) -> SuiteResult:
+        """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise.
+        Recorded as an evaluation of the trial (kind: noise, confirm or incumbent) that carries its seeds; the
+        pruner is not told. on_task returning False stops it after that task (the race's futility stop)."""
         self.emit(kind, {"trial": number, "repeat": repeat})
-        return evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
-                               instructions=instructions, kind=kind, split=split, study=self.name,
-                               trial=number, recorder=recorder, backend_factory=self.backend_factory,
-                               retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
-                               variant_hash=variant_hash, on_task=on_task, stoppable=on_task is not None)
+        suite, _ = evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
+                                   instructions=instructions, kind=kind, split=split, study=self.name,
+                                   trial=number, recorder=recorder, backend_factory=self.backend_factory,
+                                   retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
+                                   variant_hash=variant_hash, on_task=on_task, stoppable=on_task is not None)
+        return suite
 
     def scores(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
                tasks: list[Task], split: str, repeat: int, recorder: CallRecorder) -> Scores:
@@ -159,8 +160,8 @@ class Evaluator:
         found = self.stored_scores(variant_hash, split, repeat)
         missing = [t for t in tasks if found.get((t.id, repeat)) is None]
         if missing:
-            result, _ = self.repeat(number, instructions, missing, repeat, recorder, knobs=knobs,
-                                    variant_hash=variant_hash, kind="incumbent", split=split)
+            result = self.repeat(number, instructions, missing, repeat, recorder, knobs=knobs,
+                                 variant_hash=variant_hash, kind="incumbent", split=split)
             found.update(self.result_scores(result, repeat))
         return {(t.id, repeat): found.get((t.id, repeat)) for t in tasks}
 

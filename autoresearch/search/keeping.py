@@ -98,8 +98,8 @@ class Keeper:
         if fields["variant_hash"] == records.variant_hash(instructions, knobs):
             screen = suite  # the winner changed this very file: the variant is unchanged, so are its scores
         else:
-            screen, _ = self.evaluator.repeat(trial.number, rebased, self.search_tasks, 0, recorder,
-                                              knobs=rebased_knobs, variant_hash=fields["variant_hash"], kind="rejudge")
+            screen = self.evaluator.repeat(trial.number, rebased, self.search_tasks, 0, recorder,
+                                           knobs=rebased_knobs, variant_hash=fields["variant_hash"], kind="rejudge")
         verdict = self.race.run(trial.number, winner, rebased, rebased_knobs, fields["variant_hash"], screen, recorder)
         value = self.evaluator.suite_objective(screen)
         outcome = replace(outcome, composite=screen.composite, objective=value, delta=verdict.comparison.mean,

@@ -87,9 +87,9 @@ class EvaluatedScores:
         def on_task(_index: int, task) -> bool:
             return on_score(*self.evaluator.task_score(task, repeat))
 
-        result, _ = self.evaluator.repeat(self.number, self.instructions, self.tasks["search"], repeat,
-                                          self.recorder, knobs=self.knobs, variant_hash=self.variant_hash,
-                                          kind="confirm", on_task=on_task)
+        result = self.evaluator.repeat(self.number, self.instructions, self.tasks["search"], repeat,
+                                       self.recorder, knobs=self.knobs, variant_hash=self.variant_hash,
+                                       kind="confirm", on_task=on_task)
         return self.evaluator.result_scores(result, repeat)
 
     def incumbent(self, split: str, repeat: int) -> Scores:
