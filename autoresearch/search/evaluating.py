@@ -9,7 +9,7 @@ from typing import Any, Callable
 import optuna
 
 from ..errors import answered, modes_line
-from ..evaluation.paired import Scores, task_sd
+from ..evaluation.paired import Scores, seeds_changed_nothing, task_sd
 from ..evaluation.scoring import composite
 from ..lm.calls import CallRecord, CallRecorder
 from ..lm.engine import make_lm
@@ -123,6 +123,22 @@ class Evaluator:
                 break
             stored.update(found)
         return stored
+
+    def incumbent_noise(self, number: int, incumbent: Incumbent, tasks: list[Task], recorder: CallRecorder) -> Scores:
+        """stored_noise, after evaluating now (kind "incumbent", under trial `number`) the seed sets measured
+        upfront ([search] noise_repeats_upfront) that this store lacks: a worker that joined a shared study after
+        its baseline, or whose incumbent another worker kept, measures that incumbent's noise on its own machine
+        as the baseline did, before the task order and the paired pruner read it. Nothing is evaluated where the
+        store has them (the baseline's, a kept variant's confirmations), nor past two sets whose scores copy."""
+        noise = dict(self.stored_noise(incumbent))
+        search = self.settings.search
+        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
+        for repeat in range(len({r for _, r in noise}), min(search.noise_repeats_upfront, search.noise_repeats)):
+            if repeat >= 2 and seeds_changed_nothing(list(noise), noise):
+                break  # the seeds changed no score: more sets would copy (the baseline stops there too)
+            noise.update(self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search",
+                                     repeat, recorder))
+        return noise
 
     def holdout(self, number: int, instructions: dict[str, str], knobs: dict[str, Any],
                  recorder: CallRecorder, variant_hash: str | None = None) -> tuple[SuiteResult | None, int | None]:

@@ -19,10 +19,17 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy
 
+from ..evaluation.noise import Spread
 from ..store import Store
-from ..store.queries import incumbent_before, trials_since_incumbent, tried_ideas
+from ..store.queries import (
+    incumbent_before,
+    measured_noise,
+    trials_since_incumbent,
+    tried_ideas,
+)
 from ..store.statuses import INCUMBENT_STATUSES
 from ..workspace.versioning import InstructionRepo
+from .records import variant_hash
 from .results import KNOBS, Incumbent, row_objective
 from .shared.ledger import OWNER_ATTR, KeepRecord, Ledger, safe_url
 from .shared.worker import (
@@ -133,6 +140,10 @@ class LocalIncumbents:
     def claim_baseline(self, record: KeepRecord) -> str:
         """Make this evaluation the study's baseline; returns what to add to its description."""
         return ""
+
+    def noise(self) -> Spread | None:
+        """The study's noise: its baseline's search composite over seed sets, from this store."""
+        return measured_noise(self.store, self.study)
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Commit a keep (and the files in `also`: its knobs); its sha."""
@@ -270,6 +281,13 @@ class SharedIncumbents(LocalIncumbents):
         if study_baseline.worker != self.worker:
             return f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
         return ""
+
+    def noise(self) -> Spread | None:
+        """The study's noise from this worker's store: its own baseline's, or where another worker's baseline is
+        the study's, this worker's evaluations of those instructions (Evaluator.incumbent_noise)."""
+        keeps = self.shared_worker.ledger.keeps()
+        baseline = variant_hash(keeps[0].instructions, keeps[0].knobs) if keeps else None
+        return measured_noise(self.store, self.study, baseline)
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""

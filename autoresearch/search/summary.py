@@ -9,7 +9,6 @@ from typing import Any, Sequence
 from ..evaluation.noise import Spread
 from ..lm.calls import CallRecord, energy_source_of, role_rows
 from ..store import Store
-from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from . import pareto
 from .forecast import TrialCost
@@ -66,7 +65,8 @@ class ForecastCheck:
 def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,
               outcomes: list[TrialOutcome], commits: list[tuple[str, str]], incumbent: Incumbent | None,
               session_calls: Sequence[CallRecord], notes: list[str], energy_weight: float,
-              comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path) -> StudySummary:
+              comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path,
+              noise: Spread | None) -> StudySummary:
     """The summary of a run; also rewrites runs/pareto.tsv with the whole study's front."""
     rows = store.trials(study)
     counts: dict[str, int] = {}
@@ -86,4 +86,4 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
-        noise=measured_noise(store, study))
+        noise=noise)

@@ -57,11 +57,6 @@ class TrialRunner:
         screens = screen_scores(screen_task_rows(self.store, self.study), [t.id for t in self.search_tasks],
                                 self.settings.scoring)
         parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
-        # The screen runs the tasks with the least seed noise first; the pruner still sees each task at its
-        # suite index (its step), whatever order the tasks run in.
-        noise = self.evaluator.stored_noise(incumbent)  # read once: for the order, and for the pruner below
-        order = quiet_first(sd_by_task(noise), [t.id for t in self.search_tasks])
-        screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True))
@@ -97,6 +92,12 @@ class TrialRunner:
                 delta=twin_delta(twin, incumbent), incumbent_objective=incumbent.objective,
                 joules=self.evaluator.joules(recorder),
                 description=f"identical to trial {twin['number']}{whose}, not re-evaluated")), incumbent
+        # The incumbent's noise (measured here first where this store lacks it), read once: for the order and
+        # the pruner. The screen runs the tasks with the least seed noise first; the pruner still sees each
+        # task at its suite index (its step), whatever order the tasks run in.
+        noise = self.evaluator.incumbent_noise(trial.number, incumbent, self.search_tasks, recorder)
+        order = quiet_first(sd_by_task(noise), [t.id for t in self.search_tasks])
+        screen_tasks = sorted(self.search_tasks, key=lambda t: order.index(t.id))
         against = getattr(self.pruner, "against", None)  # a pruner that compares with the incumbent
         if against is not None:
             against(self.evaluator.screen_reference(trial.number, incumbent, self.search_tasks, recorder, noise))

@@ -34,10 +34,10 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
             for r in rows]
 
 
-def measured_noise(store: Store, study: str) -> Spread | None:
+def measured_noise(store: Store, study: str, baseline_variant: str | None = None) -> Spread | None:
     """The study's noise: its baseline's search composite under seed sets 0, 1, … in order (noise_composites);
     None when fewer than two were measured."""
-    values = noise_composites(store, study)
+    values = noise_composites(store, study, baseline_variant)
     if len(values) < 2:  # an older autoresearch kept the noise in studies.noise_json (stores before m007 lack the
         # evaluations' variant_hash and repeat it is read from now)
         legacy = store.legacy_noise(study)
@@ -45,24 +45,36 @@ def measured_noise(store: Store, study: str) -> Spread | None:
     return spread(values) if len(values) > 1 else None
 
 
-def noise_composites(store: Store, study: str) -> list[float]:
+TASKS_OF = "(SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id)"
+
+
+def noise_composites(store: Store, study: str, baseline_variant: str | None = None) -> list[float]:
     """The baseline's search composite under seed sets 0, 1, … up to the first not evaluated whole: each the
     first finished evaluation of the baseline's instructions on every search task under that set (by the
     baseline itself, or later for a contender that reached it: Evaluator.scores). A kept variant's sets and
-    a partial re-run of failed tasks are not the baseline's noise."""
+    a partial re-run of failed tasks are not the baseline's noise.
+
+    A worker that joined a shared study after its baseline has no baseline trial in its store: given the
+    study's baseline variant (from the ledger), its own evaluations of those instructions as the incumbent
+    (Evaluator.incumbent_noise) are the noise, set 0 included."""
     base = store.conn.execute(
-        "SELECT e.variant_hash, e.composite, (SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id) "
-        "AS tasks FROM evaluations e JOIN trials t ON t.study = e.study AND t.number = e.trial "
+        f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e JOIN trials t "
+        "ON t.study = e.study AND t.number = e.trial "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
         "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
+    if base is None and baseline_variant is not None:
+        base = store.conn.execute(
+            f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e WHERE e.study = ? "
+            "AND e.variant_hash = ? AND e.kind = 'incumbent' AND e.split = 'search' AND e.repeat = 0 "
+            "AND e.status = 'complete' AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1",
+            (study, baseline_variant)).fetchone()
     if base is None or base["variant_hash"] is None:
         return []
     first: dict[int, float] = {}
     for row in store.conn.execute(
             "SELECT e.repeat, e.composite FROM evaluations e WHERE e.study = ? AND e.variant_hash = ? "
             "AND e.split = 'search' AND e.repeat > 0 AND e.status = 'complete' AND e.composite IS NOT NULL "
-            "AND (SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id) = ? ORDER BY e.id",
-            (study, base["variant_hash"], base["tasks"])):
+            f"AND {TASKS_OF} = ? ORDER BY e.id", (study, base["variant_hash"], base["tasks"])):
         first.setdefault(row["repeat"], row["composite"])
     values = [base["composite"]]
     while len(values) in first:  # sets are measured in order: none counts past a missing one

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline, bangs
 
 # The scripted pipeline is shipped with the package (one copy): re-exported for the search tests.
-__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "ScriptedPipeline", "bangs", "git", "producer_only"]
+__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "ScriptedPipeline", "SeedJudge", "bangs", "git", "producer_only"]
 
 
 def git(root: Path, *args: str) -> str:
@@ -27,3 +29,14 @@ def producer_only(root: Path, extra_config: str = "") -> Path:
         'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
     git(root, "commit", "-qam", "only producer")
     return root
+
+
+class SeedJudge(ScriptedPipeline):
+    """The judge's score is its own seed mod 10 plus the answer's '!' marks: the seed moves it by chance."""
+
+    def respond(self, request):
+        if self.role_of(request) != "evaluator":
+            return super().respond(request)
+        answer = re.search(r"<answer>\n(.*)\n</answer>", request.messages[-1].content, re.S).group(1)
+        value = min(10, request.seed % 10 + answer.count("!"))
+        return json.dumps({**{d: value for d in DIMENSIONS}, "critique": "fine"})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
+from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_only
 
 from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
@@ -141,6 +141,27 @@ def test_a_worker_joining_late_starts_from_the_study_incumbent_without_a_baselin
     assert "baseline" not in late.counts and late.worker  # the summary's counts are this worker's
     assert [text for _, text in remote_keeps(remote)] == ["Answer!\n", "Answer!!\n"]
     assert (b_root / "instructions" / "producer.md").read_text() == "Answer!!\n"
+
+
+def test_a_worker_joining_late_measures_the_study_noise_on_its_own_machine_before_its_first_screen(
+        loop_workspace, tmp_path):
+    # noise_repeats 3 (2 upfront): the baseline of worker A measures seed sets 0 and 1; B, which joins after it,
+    # has no baseline of its own and measures the incumbent's two sets itself before it screens anything.
+    noisy = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 3") + "parents = 1\n"
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2, extra=noisy)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = study(a_root, SeedJudge(), storage).optimize(n_trials=0)
+    late = study(b_root, SeedJudge(variants=["Answer!\n"]), storage).optimize(n_trials=1)
+
+    assert [o.status for o in late.outcomes] == ["keep"]
+    db = sqlite3.connect(b_root / "runs" / "autoresearch.db")
+    kinds = db.execute("SELECT kind, repeat FROM evaluations ORDER BY id").fetchall()
+    assert kinds[:3] == [("incumbent", 0), ("incumbent", 1), ("trial", 0)]  # the incumbent's noise, then the screen
+    # The same judge on both machines: B's noise is the baseline's, value for value (seeds 7 and 8, then 9 when
+    # B's contender reached the third set).
+    assert first.noise.n == 2 and late.noise.values[:2] == first.noise.values and late.noise.n == 3
+    body = git(remote, "log", "-1", "--format=%B", BRANCH)
+    assert f"Autoresearch-Noise-Sd: {late.noise.sd:.3f} (the baseline's composite over 3 seeds)" in body
 
 
 def test_a_keep_recorded_but_never_pushed_is_replayed_once_by_the_next_keeper(loop_workspace, tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import statistics
 
 import pytest
 from rich.console import Console
-from scripted import git, producer_only
+from scripted import SeedJudge, git, producer_only
 
 from autoresearch.cli.live import print_summary
 from autoresearch.search.study import Study
@@ -18,17 +18,6 @@ from autoresearch.testing import DIMENSIONS, ScriptedPipeline
 from autoresearch.workspace.workspace import load_workspace
 
 ONE_OPERATOR = '\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 3\n'
-
-
-class SeedJudge(ScriptedPipeline):
-    """The judge's score is its own seed mod 10 plus the answer's '!' marks: the seed moves it by chance."""
-
-    def respond(self, request):
-        if self.role_of(request) != "evaluator":
-            return super().respond(request)
-        answer = re.search(r"<answer>\n(.*)\n</answer>", request.messages[-1].content, re.S).group(1)
-        value = min(10, request.seed % 10 + answer.count("!"))
-        return json.dumps({**{d: value for d in DIMENSIONS}, "critique": "fine"})
 
 
 def noise_seeds(db: sqlite3.Connection) -> list[int]:

@@ -69,3 +69,21 @@ def test_one_seed_set_is_no_noise_and_an_older_stores_noise_json_is_still_read(t
         store.conn.execute("UPDATE evaluations SET variant_hash = NULL")
         store.conn.execute("UPDATE studies SET noise_json = '{\"values\": [4.0, 3.0], \"seeds\": [{}, {}]}'")
     assert noise_composites(store, STUDY) == [] and measured_noise(store, STUDY).values == (4.0, 3.0)
+
+
+def test_a_worker_without_the_baseline_reads_the_noise_from_its_own_evaluations_of_the_baselines_instructions(
+        tmp_path):
+    store = study_store(tmp_path)  # a shared study's second worker: another worker ran the baseline
+    evaluation(store, trial=3, kind="incumbent", repeat=0, composite=9.0, variant="other")  # a later incumbent
+    evaluation(store, trial=4, kind="trial", repeat=0, composite=2.0)  # a contender identical to the baseline
+    evaluation(store, trial=5, kind="incumbent", repeat=0, composite=4.0)
+    evaluation(store, trial=5, kind="incumbent", repeat=1, composite=3.5)
+    evaluation(store, trial=6, kind="incumbent", repeat=0, composite=4.4)  # a later re-evaluation: the first counts
+    assert noise_composites(store, STUDY) == []  # no baseline trial here, and none named
+    assert noise_composites(store, STUDY, "base") == [4.0, 3.5]
+    assert measured_noise(store, STUDY, "other") is None  # one set of the named variant is no noise
+
+    trial(store, 7, "baseline")  # a baseline trial of its own (it started first): that one is the noise
+    evaluation(store, trial=7, kind="baseline", repeat=0, composite=5.0, variant="own")
+    evaluation(store, trial=7, kind="noise", repeat=1, composite=5.5, variant="own")
+    assert noise_composites(store, STUDY, "base") == [5.0, 5.5]
