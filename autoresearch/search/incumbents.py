@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Callable
@@ -145,6 +146,10 @@ class LocalIncumbents:
         """The study's noise: its baseline's search composite over seed sets, from this store."""
         return measured_noise(self.store, self.study)
 
+    def study_baseline(self) -> KeepRecord | None:
+        """The study's baseline where another worker ran it (its trial is then not in this store)."""
+        return None
+
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Commit a keep (and the files in `also`: its knobs); its sha."""
         return self.repo.commit_instruction(rel, record.instructions[record.file], record.subject,
@@ -201,7 +206,10 @@ class SharedIncumbents(LocalIncumbents):
         worker's running trials; first fail the trials of workers that died (no heartbeat for the grace)."""
         self._optuna = study
         optuna.storages.fail_stale_trials(study)
-        trial = study.ask(distributions)
+        with warnings.catch_warnings():  # Optuna warns that its heartbeat expects Study.optimize; the loop asks
+            # and tells itself, and beats for its trial itself (Pulse): the warning says nothing to a user
+            warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+            trial = study.ask(distributions)
         trial.set_user_attr(OWNER_ATTR, self.owner)
         self._trial = trial
         self._pulse()
@@ -285,9 +293,14 @@ class SharedIncumbents(LocalIncumbents):
     def noise(self) -> Spread | None:
         """The study's noise from this worker's store: its own baseline's, or where another worker's baseline is
         the study's, this worker's evaluations of those instructions (Evaluator.incumbent_noise)."""
+        baseline = self.study_baseline()
+        return measured_noise(self.store, self.study,
+                              None if baseline is None else variant_hash(baseline.instructions, baseline.knobs))
+
+    def study_baseline(self) -> KeepRecord | None:
+        """The ledger's version 0, whichever worker ran it."""
         keeps = self.shared_worker.ledger.keeps()
-        baseline = variant_hash(keeps[0].instructions, keeps[0].knobs) if keeps else None
-        return measured_noise(self.store, self.study, baseline)
+        return keeps[0] if keeps else None
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""

@@ -15,6 +15,7 @@ from .forecast import TrialCost
 from .pareto import FrontPoint
 from .portfolios import PortfolioRow
 from .results import Incumbent, StopReason, TrialOutcome, row_objective
+from .shared.ledger import KeepRecord
 
 
 @dataclass
@@ -66,24 +67,32 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
               outcomes: list[TrialOutcome], commits: list[tuple[str, str]], incumbent: Incumbent | None,
               session_calls: Sequence[CallRecord], notes: list[str], energy_weight: float,
               comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path,
-              noise: Spread | None) -> StudySummary:
-    """The summary of a run; also rewrites runs/pareto.tsv with the whole study's front."""
+              noise: Spread | None, study_baseline: KeepRecord | None = None) -> StudySummary:
+    """The summary of a run; also rewrites runs/pareto.tsv with the whole study's front. A shared study's
+    worker without a baseline trial of its own shows the study's (`study_baseline`, from the ledger)."""
     rows = store.trials(study)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     baseline = next((r for r in rows if r["status"] == TrialStatus.BASELINE), None)
+    start_composite = start_holdout = start_objective = None
+    if baseline is not None:
+        start_composite, start_holdout = baseline["composite"], baseline["holdout_composite"]
+        start_objective = row_objective(baseline)
+    elif study_baseline is not None:
+        start_composite, start_holdout = study_baseline.composite, study_baseline.holdout_composite
+        start_objective = study_baseline.objective
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
         study=study, branch=branch, stop_reason=stop_reason, outcomes=outcomes, counts=counts,
-        baseline_composite=baseline["composite"] if baseline else None,
+        baseline_composite=start_composite,
         best_composite=incumbent.composite if incumbent else None,
-        baseline_holdout=baseline["holdout_composite"] if baseline else None,
+        baseline_holdout=start_holdout,
         best_holdout=incumbent.holdout_composite if incumbent else None,
         joules=sum(c.joules for c in session_calls), energy_source=energy_source_of(session_calls),
         calls=len(session_calls), commits=commits, stop_message=message,
         roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
-        energy_weight=energy_weight, baseline_objective=row_objective(baseline) if baseline else None,
+        energy_weight=energy_weight, baseline_objective=start_objective,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
         noise=noise)

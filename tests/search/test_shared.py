@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -135,10 +136,15 @@ def test_a_worker_joining_late_starts_from_the_study_incumbent_without_a_baselin
     remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n"])
-    study(a_root, pipeline, storage).optimize(n_trials=1)
-    late = study(b_root, pipeline, storage).optimize(n_trials=1)
+    first = study(a_root, pipeline, storage).optimize(n_trials=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        late = study(b_root, pipeline, storage).optimize(n_trials=1)
     assert [o.status for o in late.outcomes] == ["keep"]
     assert "baseline" not in late.counts and late.worker  # the summary's counts are this worker's
+    # ... but its starting point is the study's baseline, another worker's, not "no baseline yet"
+    assert (late.baseline_composite, late.baseline_holdout) == (first.baseline_composite, first.baseline_holdout)
+    assert not [w for w in caught if "Heartbeat" in str(w.message)]  # Optuna's ask/tell warning is not shown
     assert [text for _, text in remote_keeps(remote)] == ["Answer!\n", "Answer!!\n"]
     assert (b_root / "instructions" / "producer.md").read_text() == "Answer!!\n"
 
