@@ -106,7 +106,9 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
             for index, result in enumerate(found):
                 store.record_task(evaluation_id, result)
                 results.append(result)
-                if on_task is not None and not on_task(index, result):
+                # A stop asked for after the last task saves nothing: the evaluation is complete, and whoever
+                # reads it (the keep rule) decides on all of it rather than on a "pruned" label.
+                if on_task is not None and not on_task(index, result) and index < len(tasks) - 1:
                     status = "pruned"
                     break
     except BaseException as exc:

@@ -103,6 +103,21 @@ def test_on_task_returning_false_prunes(workspace, kit, store):
     assert script.counts["planner"] == 2  # the third task never ran
 
 
+def test_a_stop_asked_for_after_the_last_task_leaves_the_evaluation_complete(workspace, kit, store):
+    script = kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 9))
+    h, _ = make_harness(workspace, kit, script)
+    tasks = workspace.suite.split("search")[:2]
+    seen = []
+
+    def on_task(index, result):
+        seen.append(index)
+        return index != len(tasks) - 1  # Wilcoxon's pruner can say "prune" once every task has run
+
+    result = run(workspace, h, store, tasks, on_task=on_task)
+    assert seen == [0, 1] and result.status == "complete"
+    assert store.evaluation(result.evaluation_id)["status"] == "complete"
+
+
 def test_interrupt_mid_suite_marks_the_evaluation_interrupted_and_keeps_finished_tasks(workspace, kit, store):
     script = kit.Script(workspace.rubric, producer=[kit.COMMIT_TIPS_ANSWER, KeyboardInterrupt],
                         judge=kit.judge_reply(workspace.rubric, 9))
