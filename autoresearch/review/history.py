@@ -20,6 +20,7 @@ from ..store.queries import (
     scored_evaluation,
     study_names,
     task_count,
+    variant_screen,
 )
 from ..store.statuses import TrialStatus
 from ..store.store import STORE_NAME
@@ -240,7 +241,7 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
     row = next((r for r in trials if r["number"] == number), None)
     if row is None:
         raise UsageError(f"trial {number}: not in study {study}")
-    before = incumbent_before(trials, number)
+    before = compared_incumbent(store, study, trials, row)
     evaluation_id, scored_by = scored_evaluation(store, trials, row)
     noise = measured_noise(store, study)
     before_eval = before["evaluation_id"] if before is not None else None
@@ -267,6 +268,24 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         tasks=tasks, noise_sd=noise.sd if noise else None, noise_repeats=noise.n if noise else 0,
         evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
     )
+
+
+def compared_incumbent(store: Store, study: str, trials: list[sqlite3.Row],
+                       row: sqlite3.Row) -> sqlite3.Row | dict[str, Any] | None:
+    """The incumbent a trial was compared with: its row in this store; where it is another worker's trial (a
+    shared study), what this store has of it, this worker's evaluation of it under the screen's seeds. Rows
+    made before m009 name no incumbent: the latest baseline or keep before the trial."""
+    number = row["incumbent_trial"]
+    before = incumbent_before(trials, row["number"])
+    if number is None or (before is not None and before["number"] == number):
+        return before
+    own = next((r for r in trials if r["number"] == number), None)
+    if own is not None:
+        return own
+    screen = variant_screen(store, study, row["incumbent_hash"])
+    return {"number": number, "status": "another worker's", "evaluation_id": screen["id"] if screen else None,
+            "composite": screen["composite"] if screen else None, "holdout_evaluation_id": None,
+            "holdout_composite": None, "instructions_json": None}
 
 
 def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:
@@ -298,11 +317,17 @@ def study_scoring(store: Store, study: str) -> ScoringConfig:
     return ScoringConfig()  # every evaluation had judge = 10 × rate: the weights do not matter for it
 
 
-def instruction_diff(before: sqlite3.Row | None, row: sqlite3.Row, file: str) -> list[str]:
-    """Unified diff of one instruction file, incumbent → variant; difflib, so uncommitted trials have one too."""
-    if not file or row["variant_text"] is None or before is None or not before["instructions_json"]:
+def instruction_diff(before: sqlite3.Row | dict[str, Any] | None, row: sqlite3.Row, file: str) -> list[str]:
+    """Unified diff of one instruction file, incumbent → variant; difflib, so uncommitted trials have one too.
+    The incumbent's text is the trial's own record of it (m009), else its row's."""
+    if not file or row["variant_text"] is None or before is None:
         return []
-    old = json.loads(before["instructions_json"]).get(file, "")
+    if row["incumbent_text"] is not None:
+        old = row["incumbent_text"]
+    elif before["instructions_json"]:
+        old = json.loads(before["instructions_json"]).get(file, "")
+    else:
+        return []
     path = f"{INSTRUCTIONS_DIR}/{file}"
     return [line.rstrip("\n") for line in difflib.unified_diff(
         old.splitlines(keepends=True), row["variant_text"].splitlines(keepends=True),

@@ -59,7 +59,9 @@ class TrialRunner:
         parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
-                               params_json=json.dumps(params, sort_keys=True))
+                               params_json=json.dumps(params, sort_keys=True), incumbent_trial=incumbent.trial,
+                               incumbent_hash=records.variant_hash(incumbent.instructions, incumbent.knobs),
+                               incumbent_text=incumbent.instructions.get(file))
         self.emit("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
         recorder = self.evaluator.recorder(trial.number)
         base = TrialOutcome(trial.number, TrialStatus.FAILED, file=file, operator=op.name)

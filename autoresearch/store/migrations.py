@@ -172,6 +172,16 @@ M008_CALL_DIALECT = """
 ALTER TABLE calls ADD COLUMN dialect TEXT;
 """
 
+# trials.incumbent_trial, incumbent_hash, incumbent_text: the incumbent a trial was compared with (its trial
+#   number, its variant hash, and its text of the file the trial changed). In a shared study the incumbent may
+#   be another worker's trial, absent from this store: `show` then finds its scores by hash among this
+#   worker's evaluations of it, and diffs against its text. NULL in rows made before m009 (and for a baseline).
+M009_TRIAL_INCUMBENT = """
+ALTER TABLE trials ADD COLUMN incumbent_trial INTEGER;
+ALTER TABLE trials ADD COLUMN incumbent_hash TEXT;
+ALTER TABLE trials ADD COLUMN incumbent_text TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -181,6 +191,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m006_study_noise", M006_STUDY_NOISE),
     ("m007_paired_evidence", M007_PAIRED_EVIDENCE),
     ("m008_call_dialect", M008_CALL_DIALECT),
+    ("m009_trial_incumbent", M009_TRIAL_INCUMBENT),
 ]
 
 

@@ -82,6 +82,16 @@ def noise_composites(store: Store, study: str, baseline_variant: str | None = No
     return values
 
 
+def variant_screen(store: Store, study: str, variant_hash: str | None) -> sqlite3.Row | None:
+    """A variant's first finished search evaluation under the configured seeds (repeat 0) in this store: its
+    screen, or this worker's evaluation of another worker's incumbent."""
+    if variant_hash is None:
+        return None
+    return store.conn.execute(
+        "SELECT id, composite FROM evaluations WHERE study = ? AND variant_hash = ? AND split = 'search' "
+        "AND repeat = 0 AND status = 'complete' ORDER BY id LIMIT 1", (study, variant_hash)).fetchone()
+
+
 def study_names(store: Store) -> list[str]:
     return [r["name"] for r in store.conn.execute("SELECT name FROM studies ORDER BY created_at, name")]
 

@@ -15,6 +15,7 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_o
 
 from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
+from autoresearch.review.history import trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
 from autoresearch.search.results import Incumbent
 from autoresearch.search.shared import worker as worker_module
@@ -168,6 +169,23 @@ def test_a_worker_joining_late_measures_the_study_noise_on_its_own_machine_befor
     assert first.noise.n == 2 and late.noise.values[:2] == first.noise.values and late.noise.n == 3
     body = git(remote, "log", "-1", "--format=%B", BRANCH)
     assert f"Autoresearch-Noise-Sd: {late.noise.sd:.3f} (the baseline's composite over 3 seeds)" in body
+
+
+def test_show_on_a_worker_compares_a_trial_with_the_incumbent_another_worker_kept(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    study(a_root, ScriptedPipeline(), storage).optimize(n_trials=0)  # A's baseline is the study's incumbent
+    late = study(b_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=1)
+    (trial,) = late.outcomes
+    store = Store(b_root / "runs" / "autoresearch.db")
+    detail = trial_detail(store, b_root, STUDY, trial.number)
+    store.close()
+    # B's store holds no trial 0, but its own evaluation of that incumbent under the screen's seeds.
+    assert (detail.before_trial, detail.before_status) == (0, "another worker's")
+    assert detail.tasks_total == 2 and all(t.before is not None and t.after is not None for t in detail.tasks
+                                           if t.split == "search")
+    assert detail.composite_before is not None and detail.joules_per_task_before is not None
+    assert "-Answer.\n" in [line + "\n" for line in detail.diff] and "+Answer!" in detail.diff
 
 
 def test_a_keep_recorded_but_never_pushed_is_replayed_once_by_the_next_keeper(loop_workspace, tmp_path, monkeypatch):
