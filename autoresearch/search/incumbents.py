@@ -106,9 +106,7 @@ class LocalIncumbents:
         kept = sorted((r for r in trials.values() if r["status"] in INCUMBENT_STATUSES), key=row_objective,
                       reverse=True)
         numbers = dict.fromkeys([*(n for n in front if n in trials), *(r["number"] for r in kept)])
-        others = [Incumbent(n, trials[n]["composite"], json.loads(trials[n]["instructions_json"]), {},
-                            trials[n]["evaluation_id"], trials[n]["holdout_composite"], row_objective(trials[n]))
-                  for n in numbers if n != incumbent.trial]
+        others = [parent_of(trials[n]) for n in numbers if n != incumbent.trial]
         return [incumbent, *others][:limit]
 
     # --- what the study has tried (one memory: in a shared study, every worker's trials) ---------------
@@ -252,11 +250,16 @@ class SharedIncumbents(LocalIncumbents):
         return self.current() or incumbent
 
     def parents(self, incumbent: Incumbent, limit: int, front: Sequence[int] = ()) -> list[Incumbent]:
-        """The incumbent, then the study's other keeps by objective (the ledger holds every worker's keeps;
-        the Pareto front, made of this worker's screens, is not used here)."""
-        records = [r for r in self.shared_worker.ledger.keeps() if r.version != incumbent.version]
-        records.sort(key=lambda r: r.objective, reverse=True)
-        return [incumbent, *map(from_record, records)][:limit]
+        """The incumbent, then the per-task Pareto front's members among this worker's own trials (their texts
+        are in its store; the front is made of its screens and its own evaluation of the incumbent, as screens
+        compare task by task on one machine), then the study's other keeps by objective (the ledger holds
+        every worker's)."""
+        own = {r["number"]: r for r in self.store.trials(self.study)}
+        members = [parent_of(own[n]) for n in front if n in own and n != incumbent.trial]
+        seen = {incumbent.trial, *(m.trial for m in members)}
+        records = sorted((r for r in self.shared_worker.ledger.keeps() if r.trial not in seen),
+                         key=lambda r: r.objective, reverse=True)
+        return [incumbent, *members, *map(from_record, records)][:limit]
 
     def record(self, row: Any) -> None:
         self.shared_worker.ledger.record_trial(self.worker, row)
@@ -308,6 +311,13 @@ class SharedIncumbents(LocalIncumbents):
 
     def after_keep(self, ours: Incumbent) -> Incumbent:
         return self.current() or ours
+
+
+def parent_of(row: Any) -> Incumbent:
+    """A trial of this store as a possible parent: its instructions and scores (a parent's knobs are not
+    used: a variant takes the incumbent's)."""
+    return Incumbent(row["number"], row["composite"], json.loads(row["instructions_json"]), {}, row["evaluation_id"],
+                     row["holdout_composite"], row_objective(row))
 
 
 def from_record(record: KeepRecord) -> Incumbent:

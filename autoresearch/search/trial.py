@@ -49,14 +49,26 @@ class TrialRunner:
         self.proposing, self.race, self.keeper, self.log = proposing, race, keeper, log
         self.pruner, self.emit = pruner, emit
 
+    def screens(self, incumbent: Incumbent) -> dict[int, dict[str, float]]:
+        """Per trial, its composite on each search task (screens.screen_scores): this store's whole screens,
+        and the incumbent's where it is another worker's trial and this worker evaluated it (its screen
+        reference), so the front weighs this worker's variants against the incumbent too."""
+        ids = [t.id for t in self.search_tasks]
+        screens = screen_scores(screen_task_rows(self.store, self.study), ids, self.settings.scoring)
+        if incumbent.trial not in screens:
+            rows = self.store.variant_task_results(
+                self.study, records.variant_hash(incumbent.instructions, incumbent.knobs), "search", 0)
+            screens.update(screen_scores([{**dict(r), "number": incumbent.trial} for r in rows], ids,
+                                         self.settings.scoring))
+        return screens
+
     def run(self, trial: optuna.Trial, incumbent: Incumbent) -> tuple[TrialOutcome, Incumbent]:
         """Propose a variant, evaluate it on the search tasks, and keep it if it beats the incumbent."""
         params = trial.params
         file, op = params["file"], operators.BY_NAME[params["operator"]]
         knobs = {**incumbent.knobs, **{k: params[k] for k in KNOBS if k in params}}
-        screens = screen_scores(screen_task_rows(self.store, self.study), [t.id for t in self.search_tasks],
-                                self.settings.scoring)
-        parents = self.incumbents.parents(incumbent, self.settings.search.parents, pareto_front(screens))
+        front = pareto_front(self.screens(incumbent))
+        parents = self.incumbents.parents(incumbent, self.settings.search.parents, front)
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True), incumbent_trial=incumbent.trial,

@@ -17,6 +17,7 @@ from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
+from autoresearch.search.screens import pareto_front
 from autoresearch.search.results import Incumbent
 from autoresearch.search.shared import worker as worker_module
 from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
@@ -186,6 +187,32 @@ def test_show_on_a_worker_compares_a_trial_with_the_incumbent_another_worker_kep
                                            if t.split == "search")
     assert detail.composite_before is not None and detail.joules_per_task_before is not None
     assert "-Answer.\n" in [line + "\n" for line in detail.diff] and "+Answer!" in detail.diff
+
+
+def test_a_worker_takes_parents_from_the_front_of_its_own_screens_weighed_against_the_incumbent(
+        loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2,
+                                            extra=ONLY_PRODUCER + 'pruner = "none"\nparents = 3\n')
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def score(answer, task):  # "worse" loses both tasks to the incumbent; "special" wins task 0 and loses task 1
+        if "special" in answer:
+            return 9 if "number 0" in task else 1
+        return 4 if "worse" in answer else 6
+
+    study(a_root, ScriptedPipeline(score=score), storage).optimize(n_trials=0)  # the incumbent is A's baseline
+    b = study(b_root, ScriptedPipeline(variants=["Answer, worse.\n", "Answer, special.\n"], score=score), storage)
+    summary = b.optimize(n_trials=2)
+    worse, special = summary.outcomes
+    assert (worse.status, special.status) == ("discard", "discard")
+    incumbent = b.incumbents.current()
+    # B's store has no row of trial 0: its own evaluation of the incumbent stands in for it, so "worse",
+    # beaten on every task, is on no front; "special", best on task 0, is a parent.
+    front = pareto_front(b.runner.screens(incumbent))
+    assert sorted(front) == [0, special.number]
+    parents = b.incumbents.parents(incumbent, 3, front)
+    assert [p.trial for p in parents] == [0, special.number]
+    assert parents[1].instructions["producer.md"] == "Answer, special.\n"
 
 
 def test_a_keep_recorded_but_never_pushed_is_replayed_once_by_the_next_keeper(loop_workspace, tmp_path, monkeypatch):
