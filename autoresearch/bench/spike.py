@@ -17,12 +17,14 @@ from typing import Any
 from ..lm.backends import create_backend
 from ..lm.backends.base import Completion, CompletionRequest
 from ..testing import ScriptedPipeline
+from ..workspace.config import ScoringConfig
 
 # The planted edit bench_validity races: its producer.md, the sentence that marks an answer written under it,
 # and the judge points per dimension such an answer gets more (+0.7 on a task's composite at the default weights).
 PLANTED = "You are a helpful assistant. Answer the task using the plan. Name the task's own key terms.\n"
 MARKER = "Name the task's own key terms."
 SPIKE = 1.0
+SPIKE_COMPOSITE = ScoringConfig().judge_weight * SPIKE  # what SPIKE adds to a task's composite (default weights)
 TAG = "(planted)"  # appended to an answer written under the planted instructions; the judge side looks for it
 _ANSWER = re.compile(r"<answer>\n(.*)\n</answer>", re.S)
 

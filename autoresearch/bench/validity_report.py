@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import report
-from .spike import SPIKE
+from .spike import SPIKE, SPIKE_COMPOSITE
 
 if TYPE_CHECKING:
     from .validity import TrialRow, ValidityOptions, ValidityResult
@@ -59,14 +59,16 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         for name, c in p["edits"].items():
             lines.append(f"- {name}: {c['mean']:+.2f} over {c['tasks']} tasks × {c['repeats']} seeds "
                          f"(95% lower bound {c['lower_bound']:+.2f})")
-        lines.append(f"Power is measured on a spiked effect: +{SPIKE:g} judge point per dimension (+{0.7 * SPIKE:.2f} "
-                     "on a task's composite) for answers written under the planted producer.md (bench/spike.py).")
+        lines.append(f"Power is measured on a spiked effect: +{SPIKE:g} judge point per dimension "
+                     f"(+{SPIKE_COMPOSITE:.2f} on a task's composite) for answers written under the planted "
+                     "producer.md (bench/spike.py).")
         lines.append("")
     studies = bool(result.rows)  # the aa, power and normal stages ran (a table-only run has its replay alone)
     live = [
         f"| A/A false keeps ({f['aa_trials']} null-edit trials) | ≤ 5% | {f['aa_false_keeps']} "
         f"({_pct(f['aa_false_keep_rate'])}) | {f['aa_false_keeps_old']} ({_pct(f['aa_false_keep_rate_old'])}) |",
-        f"| power on a spiked +{0.7 * SPIKE:.2f} ({f['power_tries']} fresh-seed tries) | ≥ 80% | {f['power_keeps']} "
+        f"| power on a spiked +{SPIKE_COMPOSITE:.2f} ({f['power_tries']} fresh-seed tries) | ≥ 80% | "
+        f"{f['power_keeps']} "
         f"({_pct(f['power'])}) | {f['power_keeps_old']} |",
         f"| holdout agreement of keeps, normal study ({f['normal_keeps']} keeps in {f['normal_trials']} trials) "
         f"| ≥ 90% | {_pct(f['holdout_agreement_normal'])} | {f['normal_keeps_old']} keeps, holdout not gated |",
