@@ -170,6 +170,7 @@ class SharedIncumbents(LocalIncumbents):
         self.worker = worker.worker
         self._trial: optuna.Trial | None = None
         self._optuna: optuna.Study | None = None
+        self._study_baseline: KeepRecord | None = None  # the ledger's version 0, once read (it never changes)
 
     @classmethod
     def join(cls, *, store: Store, repo: InstructionRepo, study: str, storage: str, remote: str, branch: str,
@@ -301,9 +302,15 @@ class SharedIncumbents(LocalIncumbents):
                               None if baseline is None else variant_hash(baseline.instructions, baseline.knobs))
 
     def study_baseline(self) -> KeepRecord | None:
-        """The ledger's version 0, whichever worker ran it."""
-        keeps = self.shared_worker.ledger.keeps()
-        return keeps[0] if keeps else None
+        """The ledger's version 0, whichever worker ran it; None while the study has none, or while the database
+        cannot be reached (the summary after a storage stop must still be printed)."""
+        if self._study_baseline is None:
+            try:
+                keeps = self.shared_worker.ledger.keeps()
+            except sqlalchemy.exc.OperationalError:
+                return None
+            self._study_baseline = keeps[0] if keeps else None
+        return self._study_baseline
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""

@@ -352,20 +352,30 @@ def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspac
 
     _, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    real = Ledger.incumbent
+    real, real_keeps = Ledger.incumbent, Ledger.keeps
     reads = []
+
+    def gone():
+        return sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("connection refused"))
 
     def incumbent(self):  # the third read (the first trial's) finds the database gone
         reads.append(1)
         if len(reads) >= 3:
-            raise sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("connection refused"))
+            raise gone()
         return real(self)
 
+    def keeps(self):  # ... and so does every later read (the summary's of the study's baseline among them)
+        if len(reads) >= 3:
+            raise gone()
+        return real_keeps(self)
+
     monkeypatch.setattr(Ledger, "incumbent", incumbent)
+    monkeypatch.setattr(Ledger, "keeps", keeps)
     summary = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=2)
     assert summary.stop_reason == "storage_down"
     assert "is unreachable (connection refused)" in summary.stop_message and "resume" in summary.stop_message
     assert summary.counts == {"baseline": 1}  # the finished baseline is kept
+    assert summary.baseline_composite is not None  # this worker's own baseline, read from its store
 
 
 def test_a_restarted_worker_pushes_its_own_keep_that_was_never_pushed(loop_workspace, tmp_path, monkeypatch):
