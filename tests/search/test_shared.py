@@ -17,8 +17,8 @@ from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
-from autoresearch.search.screens import pareto_front
 from autoresearch.search.results import Incumbent
+from autoresearch.search.screens import pareto_front
 from autoresearch.search.shared import worker as worker_module
 from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
 from autoresearch.search.shared.status import shared_status
