@@ -75,7 +75,9 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
                        if log.counts.get(k))
     head = Text.assemble(("Study ", "bold"), (log.study, "bold"), f" on branch {log.branch}\n",
                          f"baseline composite {fmt(log.baseline_composite)}"
-                         f" (holdout {fmt(log.baseline_holdout)})  ·  trials: {counts}")
+                         f" (holdout {fmt(log.baseline_holdout)}"
+                         + (f"; {log.baseline_elsewhere}, another worker's" if log.baseline_elsewhere else "")
+                         + f")  ·  trials: {counts}")
     if not log.entries:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
     table = Table(title=f"Committed improvements ({len(log.entries)}), newest first", title_justify="left")

@@ -132,6 +132,7 @@ class StudyLog:
     baseline_holdout: float | None
     counts: dict[str, int]
     entries: list[LogEntry]  # newest first
+    baseline_elsewhere: str = ""  # "trial 0 of worker …": a shared study's baseline another worker ran
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +156,9 @@ def study_log(store: Store, study: str) -> StudyLog:
                  evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
         for r in reversed(trials) if r["status"] == TrialStatus.KEEP
     ]
+    if baseline is None and (recorded := store.study_baseline(study)) is not None:
+        return StudyLog(study, branch, recorded["composite"], recorded["holdout_composite"], counts, entries,
+                        f"trial {recorded['trial']} of worker {recorded['worker']}")
     return StudyLog(study, branch, baseline["composite"] if baseline else None,
                     baseline["holdout_composite"] if baseline else None, counts, entries)
 

@@ -20,11 +20,9 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy
 
-from ..evaluation.noise import Spread
 from ..store import Store
 from ..store.queries import (
     incumbent_before,
-    measured_noise,
     trials_since_incumbent,
     tried_ideas,
 )
@@ -140,14 +138,6 @@ class LocalIncumbents:
         """Make this evaluation the study's baseline; returns what to add to its description."""
         return ""
 
-    def noise(self) -> Spread | None:
-        """The study's noise: its baseline's search composite over seed sets, from this store."""
-        return measured_noise(self.store, self.study)
-
-    def study_baseline(self) -> KeepRecord | None:
-        """The study's baseline where another worker ran it (its trial is then not in this store)."""
-        return None
-
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Commit a keep (and the files in `also`: its knobs); its sha."""
         return self.repo.commit_instruction(rel, record.instructions[record.file], record.subject,
@@ -170,7 +160,7 @@ class SharedIncumbents(LocalIncumbents):
         self.worker = worker.worker
         self._trial: optuna.Trial | None = None
         self._optuna: optuna.Study | None = None
-        self._study_baseline: KeepRecord | None = None  # the ledger's version 0, once read (it never changes)
+        self._baseline_recorded = False  # the ledger's version 0 is in this store (it never changes)
 
     @classmethod
     def join(cls, *, store: Store, repo: InstructionRepo, study: str, storage: str, remote: str, branch: str,
@@ -244,7 +234,10 @@ class SharedIncumbents(LocalIncumbents):
 
     def current(self) -> Incumbent | None:
         record = self.shared_worker.ledger.incumbent()
-        return None if record is None else from_record(record)
+        if record is None:
+            return None
+        self.record_study_baseline()
+        return from_record(record)
 
     def refresh(self, incumbent: Incumbent) -> Incumbent:
         """Another worker may have kept since the last trial."""
@@ -294,23 +287,21 @@ class SharedIncumbents(LocalIncumbents):
             return f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
         return ""
 
-    def noise(self) -> Spread | None:
-        """The study's noise from this worker's store: its own baseline's, or where another worker's baseline is
-        the study's, this worker's evaluations of those instructions (Evaluator.incumbent_noise)."""
-        baseline = self.study_baseline()
-        return measured_noise(self.store, self.study,
-                              None if baseline is None else variant_hash(baseline.instructions, baseline.knobs))
-
-    def study_baseline(self) -> KeepRecord | None:
-        """The ledger's version 0, whichever worker ran it; None while the study has none, or while the database
-        cannot be reached (the summary after a storage stop must still be printed)."""
-        if self._study_baseline is None:
-            try:
-                keeps = self.shared_worker.ledger.keeps()
-            except sqlalchemy.exc.OperationalError:
-                return None
-            self._study_baseline = keeps[0] if keeps else None
-        return self._study_baseline
+    def record_study_baseline(self) -> None:
+        """Record in this store the ledger's version 0 where another worker ran it (once): log, report, show and
+        the study's noise read the study's baseline from the store (studies.baseline_json)."""
+        if self._baseline_recorded:
+            return
+        keeps = self.shared_worker.ledger.keeps()
+        if not keeps:
+            return
+        baseline = keeps[0]
+        if baseline.worker != self.worker:
+            self.store.record_study_baseline(self.study, {
+                "trial": baseline.trial, "worker": baseline.worker, "composite": baseline.composite,
+                "holdout_composite": baseline.holdout_composite, "objective": baseline.objective,
+                "variant_hash": variant_hash(baseline.instructions, baseline.knobs)})
+        self._baseline_recorded = True
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""

@@ -11,6 +11,7 @@ import optuna
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..store import Store
+from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from ..workspace.config import Task
 from ..workspace.workspace import INSTRUCTIONS_DIR
@@ -60,7 +61,7 @@ class Keeper:
                 file=file, subject=records.commit_subject(file, outcome, verdict),
                 trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio, study=self.study,
                                                  energy_weight=self.energy_weight,
-                                                 noise=self.incumbents.noise(),
+                                                 noise=measured_noise(self.store, self.study),
                                                  evidence=verdict))
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))

@@ -325,8 +325,7 @@ class Study:
                             outcomes=outcomes, commits=commits, incumbent=incumbent,
                             session_calls=self.session_calls, notes=self.notes, energy_weight=self.energy_weight,
                             comparison=comparison, worker=self.incumbents.worker,
-                            pareto_tsv=self.ws.runs_dir / "pareto.tsv", noise=self.incumbents.noise(),
-                            study_baseline=self.incumbents.study_baseline())
+                            pareto_tsv=self.ws.runs_dir / "pareto.tsv")
         if self.forecast is not None:
             made, calls_before = self.forecast
             trials = sum(o.status != TrialStatus.BASELINE for o in outcomes)

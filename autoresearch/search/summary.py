@@ -9,13 +9,13 @@ from typing import Any, Sequence
 from ..evaluation.noise import Spread
 from ..lm.calls import CallRecord, energy_source_of, role_rows
 from ..store import Store
+from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
 from . import pareto
 from .forecast import TrialCost
 from .pareto import FrontPoint
 from .portfolios import PortfolioRow
 from .results import Incumbent, StopReason, TrialOutcome, row_objective
-from .shared.ledger import KeepRecord
 
 
 @dataclass
@@ -66,10 +66,9 @@ class ForecastCheck:
 def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,
               outcomes: list[TrialOutcome], commits: list[tuple[str, str]], incumbent: Incumbent | None,
               session_calls: Sequence[CallRecord], notes: list[str], energy_weight: float,
-              comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path,
-              noise: Spread | None, study_baseline: KeepRecord | None = None) -> StudySummary:
+              comparison: list[PortfolioRow], worker: str | None, pareto_tsv: Path) -> StudySummary:
     """The summary of a run; also rewrites runs/pareto.tsv with the whole study's front. A shared study's
-    worker without a baseline trial of its own shows the study's (`study_baseline`, from the ledger)."""
+    worker without a baseline trial of its own shows the study's (another worker's, recorded in its store)."""
     rows = store.trials(study)
     counts: dict[str, int] = {}
     for row in rows:
@@ -79,9 +78,9 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
     if baseline is not None:
         start_composite, start_holdout = baseline["composite"], baseline["holdout_composite"]
         start_objective = row_objective(baseline)
-    elif study_baseline is not None:
-        start_composite, start_holdout = study_baseline.composite, study_baseline.holdout_composite
-        start_objective = study_baseline.objective
+    elif (recorded := store.study_baseline(study)) is not None:
+        start_composite, start_holdout = recorded["composite"], recorded["holdout_composite"]
+        start_objective = recorded["objective"]
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
@@ -95,4 +94,4 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=start_objective,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
-        noise=noise)
+        noise=measured_noise(store, study))

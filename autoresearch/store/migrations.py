@@ -182,6 +182,13 @@ ALTER TABLE trials ADD COLUMN incumbent_hash TEXT;
 ALTER TABLE trials ADD COLUMN incumbent_text TEXT;
 """
 
+# studies.baseline_json: a shared study's baseline where another worker ran it (no baseline trial in this store):
+#   {"trial", "worker", "composite", "holdout_composite", "objective", "variant_hash"}, from the ledger's version 0,
+#   so that log, report, show and the noise read it from this store.
+M010_STUDY_BASELINE = """
+ALTER TABLE studies ADD COLUMN baseline_json TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -192,6 +199,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m007_paired_evidence", M007_PAIRED_EVIDENCE),
     ("m008_call_dialect", M008_CALL_DIALECT),
     ("m009_trial_incumbent", M009_TRIAL_INCUMBENT),
+    ("m010_study_baseline", M010_STUDY_BASELINE),
 ]
 
 

@@ -34,10 +34,10 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
             for r in rows]
 
 
-def measured_noise(store: Store, study: str, baseline_variant: str | None = None) -> Spread | None:
+def measured_noise(store: Store, study: str) -> Spread | None:
     """The study's noise: its baseline's search composite under seed sets 0, 1, … in order (noise_composites);
     None when fewer than two were measured."""
-    values = noise_composites(store, study, baseline_variant)
+    values = noise_composites(store, study)
     if len(values) < 2:  # an older autoresearch kept the noise in studies.noise_json (stores before m007 lack the
         # evaluations' variant_hash and repeat it is read from now)
         legacy = store.legacy_noise(study)
@@ -48,26 +48,27 @@ def measured_noise(store: Store, study: str, baseline_variant: str | None = None
 TASKS_OF = "(SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id)"
 
 
-def noise_composites(store: Store, study: str, baseline_variant: str | None = None) -> list[float]:
+def noise_composites(store: Store, study: str) -> list[float]:
     """The baseline's search composite under seed sets 0, 1, … up to the first not evaluated whole: each the
     first finished evaluation of the baseline's instructions on every search task under that set (by the
     baseline itself, or later for a contender that reached it: Evaluator.scores). A kept variant's sets and
     a partial re-run of failed tasks are not the baseline's noise.
 
-    A worker that joined a shared study after its baseline has no baseline trial in its store: given the
-    study's baseline variant (from the ledger), its own evaluations of those instructions as the incumbent
-    (Evaluator.incumbent_noise) are the noise, set 0 included."""
+    A worker that joined a shared study after its baseline has no baseline trial in its store: its own
+    evaluations of the study's baseline instructions (the ledger's, recorded in studies.baseline_json) as the
+    incumbent (Evaluator.incumbent_noise) are the noise, set 0 included."""
     base = store.conn.execute(
         f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e JOIN trials t "
         "ON t.study = e.study AND t.number = e.trial "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
         "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
-    if base is None and baseline_variant is not None:
+    recorded = store.study_baseline(study) if base is None else None
+    if recorded is not None:
         base = store.conn.execute(
             f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e WHERE e.study = ? "
             "AND e.variant_hash = ? AND e.kind = 'incumbent' AND e.split = 'search' AND e.repeat = 0 "
             "AND e.status = 'complete' AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1",
-            (study, baseline_variant)).fetchone()
+            (study, recorded["variant_hash"])).fetchone()
     if base is None or base["variant_hash"] is None:
         return []
     first: dict[int, float] = {}

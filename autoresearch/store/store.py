@@ -135,6 +135,16 @@ class Store:
     def study(self, name: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM studies WHERE name=?", (name,)).fetchone()
 
+    def record_study_baseline(self, name: str, baseline: dict[str, Any]) -> None:
+        """Record a shared study's baseline that another worker ran (studies.baseline_json, m010)."""
+        with self.conn:
+            self.conn.execute("UPDATE studies SET baseline_json=? WHERE name=?", (json.dumps(baseline), name))
+
+    def study_baseline(self, name: str) -> dict[str, Any] | None:
+        """The baseline record_study_baseline kept for a study; None without one."""
+        row = self.conn.execute("SELECT baseline_json FROM studies WHERE name=?", (name,)).fetchone()
+        return json.loads(row["baseline_json"]) if row is not None and row["baseline_json"] else None
+
     def legacy_noise(self, name: str) -> list[float] | None:
         """The noise composites an older autoresearch stored in studies.noise_json (no longer written: the noise
         is read from the baseline's evaluations, store/queries.noise_composites); None without."""

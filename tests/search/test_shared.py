@@ -15,7 +15,7 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_o
 
 from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
-from autoresearch.review.history import trial_detail
+from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
 from autoresearch.search.results import Incumbent
 from autoresearch.search.screens import pareto_front
@@ -170,6 +170,14 @@ def test_a_worker_joining_late_measures_the_study_noise_on_its_own_machine_befor
     assert first.noise.n == 2 and late.noise.values[:2] == first.noise.values and late.noise.n == 3
     body = git(remote, "log", "-1", "--format=%B", BRANCH)
     assert f"Autoresearch-Noise-Sd: {late.noise.sd:.3f} (the baseline's composite over 3 seeds)" in body
+    # The review commands read the same from B's store: the study's baseline, and the noise beside a trial.
+    store = Store(b_root / "runs" / "autoresearch.db")
+    log = study_log(store, STUDY)
+    assert (log.baseline_composite, log.baseline_elsewhere) == (first.baseline_composite,
+                                                                f"trial 0 of worker {first.worker}")
+    detail = trial_detail(store, b_root, STUDY, late.outcomes[0].number)
+    assert (detail.noise_sd, detail.noise_repeats) == (late.noise.sd, 3)
+    store.close()
 
 
 def test_show_on_a_worker_compares_a_trial_with_the_incumbent_another_worker_kept(loop_workspace, tmp_path):

@@ -79,11 +79,15 @@ def test_a_worker_without_the_baseline_reads_the_noise_from_its_own_evaluations_
     evaluation(store, trial=5, kind="incumbent", repeat=0, composite=4.0)
     evaluation(store, trial=5, kind="incumbent", repeat=1, composite=3.5)
     evaluation(store, trial=6, kind="incumbent", repeat=0, composite=4.4)  # a later re-evaluation: the first counts
-    assert noise_composites(store, STUDY) == []  # no baseline trial here, and none named
-    assert noise_composites(store, STUDY, "base") == [4.0, 3.5]
-    assert measured_noise(store, STUDY, "other") is None  # one set of the named variant is no noise
+    assert noise_composites(store, STUDY) == []  # no baseline trial here, and none recorded
+    store.record_study_baseline(STUDY, {"trial": 0, "worker": "a", "composite": 4.1, "holdout_composite": None,
+                                        "objective": 4.1, "variant_hash": "other"})
+    assert measured_noise(store, STUDY) is None  # one set of the recorded variant is no noise
+    store.record_study_baseline(STUDY, {"trial": 0, "worker": "a", "composite": 4.1, "holdout_composite": None,
+                                        "objective": 4.1, "variant_hash": "base"})
+    assert noise_composites(store, STUDY) == [4.0, 3.5]  # this worker's own measurement, not the ledger's 4.1
 
     trial(store, 7, "baseline")  # a baseline trial of its own (it started first): that one is the noise
     evaluation(store, trial=7, kind="baseline", repeat=0, composite=5.0, variant="own")
     evaluation(store, trial=7, kind="noise", repeat=1, composite=5.5, variant="own")
-    assert noise_composites(store, STUDY, "base") == [5.0, 5.5]
+    assert noise_composites(store, STUDY) == [5.0, 5.5]

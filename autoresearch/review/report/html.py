@@ -115,7 +115,8 @@ def _legend(statuses: list[str]) -> str:
 def summary(data: ReportData) -> str:
     log = data.log
     best = log.entries[0] if log.entries else None
-    cards = [("baseline composite", _num(log.baseline_composite)),
+    baseline = "baseline composite" + (f" ({log.baseline_elsewhere})" if log.baseline_elsewhere else "")
+    cards = [(baseline, _num(log.baseline_composite)),
              ("best composite", _num(best.composite if best else log.baseline_composite)),
              ("holdout", f"{_num(log.baseline_holdout)} → {_num(best.holdout_composite if best else None)}"),
              ("trials", str(len(data.trials))), ("commits", str(len(log.entries))),
