@@ -33,7 +33,7 @@ class Evaluator:
     def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, *, backend_factory: Any,
                  retries: int, backoff_s: float, emit: Callable[[str, dict[str, Any]], None],
                  session_calls: list[CallRecord], proposer_seeds: random.Random | None = None,
-                 proposer: Proposer | None = None):
+                 proposer: Proposer | None = None, prunes: bool = True):
         self.ws, self.settings = workspace, workspace.settings
         self.portfolio_name, self.portfolio = portfolio, workspace.portfolio(portfolio)
         self.store, self.name = store, study
@@ -48,6 +48,7 @@ class Evaluator:
         self._proposer = proposer  # injected (a benchmark's scripted edits), else built on first use
         # A proposer role without a seed draws each call's from here: the run's --seed makes them repeatable.
         self.proposer_seeds = proposer_seeds
+        self.prunes = prunes  # a pruner may stop a screen (else a staged harness runs it whole, in one block)
 
     def trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
@@ -95,11 +96,10 @@ class Evaluator:
                                         "task": result.task_id, "value": value})
             return kind == "baseline" or not trial.should_prune()
 
-        no_pruner = isinstance(trial.study.pruner, optuna.pruners.NopPruner)  # nothing would stop it early
         return evaluate_tasks(self.ws, harness, self.store, tasks, kind=kind, portfolio=self.portfolio_name,
                               instructions=instructions, split="search", study=self.name, trial=trial.number,
                               on_task=on_task, recorder=recorder, portfolio_config=self.seeded,
-                              variant_hash=variant_hash, stoppable=kind != "baseline" and not no_pruner)
+                              variant_hash=variant_hash, stoppable=kind != "baseline" and self.prunes)
 
     def screen_reference(self, number: int, incumbent: Incumbent, tasks: list[Task], recorder: CallRecorder,
                          noise: Scores) -> ScreenReference:

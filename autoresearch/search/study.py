@@ -214,7 +214,8 @@ class Study:
                                    backend_factory=self.backend_factory, retries=self.retries,
                                    backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls,
                                    proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"),
-                                   proposer=self.proposer)
+                                   proposer=self.proposer,
+                                   prunes=not isinstance(self.pruner, optuna.pruners.NopPruner))
         self.recovery = Recovery(store=self.store, repo=repo, optuna_study=self.optuna, study=self.name,
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note)

@@ -6,6 +6,7 @@ import importlib.util
 
 import optuna
 import pytest
+from scripted import ScriptedPipeline
 
 from autoresearch.errors import ConfigError
 from autoresearch.search import identity, strategies
@@ -90,3 +91,12 @@ def test_restated_instructions_rename_a_study_and_reach_every_pipeline_prompt(tm
     ws = load_workspace(root)
     assert identity.study_name(ws) != before  # every prompt changes: scores do not mix with the old ones
     assert Harness(ws, ws.portfolio("default")).adapter.restate
+
+
+@pytest.mark.parametrize("pruner, prunes", [("none", False), ("paired", True), ("wilcoxon", True)])
+def test_screens_are_stoppable_exactly_when_a_pruner_may_stop_them(loop_workspace, pruner, prunes):
+    # A staged harness (Ollama model swaps) runs a stoppable screen in blocks, which only a pruner makes worth it.
+    root = loop_workspace(extra=f'\n[search]\npruner = "{pruner}"\nnoise_repeats = 1\n')
+    study = Study(load_workspace(root), backend_factory=ScriptedPipeline().factory, seed=1, backoff_s=0)
+    study.optimize(n_trials=0)
+    assert study.evaluator.prunes is prunes
