@@ -158,7 +158,8 @@ def forecast_line(data: dict[str, Any]) -> str:
                 + late_clause(data.get("late")))
     hours = data["hours"]
     span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
-    return (f"forecast: {data['trials']} trial{'' if data['trials'] == 1 else 's'} ≈ {data['calls']:,.0f} model "
+    trials = f"{data['trials']}{' more' if data.get('after') else ''} trial{'' if data['trials'] == 1 else 's'}"
+    return (f"forecast: {trials} ≈ {data['calls']:,.0f} model "
             f"calls, {data['joules'] / 1000:,.1f} kJ ({label}), {span} of model time "
             f"({trial}; from {data['basis']})" + late_clause(data.get("late")))
 

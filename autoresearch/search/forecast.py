@@ -57,6 +57,7 @@ class Forecast:
     trials: int | None  # None: only --plateau bounds the run
     cost: TrialCost
     late: LateSets | None = None  # a one-off beside the per-trial cost, paid only if a contender gets that far
+    after: int = 0  # the run's trials before it was made (a shared worker measures its first cost in a trial)
 
     @property
     def calls(self) -> float | None:
@@ -75,7 +76,8 @@ class Forecast:
                 "per_trial": {"calls": self.cost.calls, "joules": self.cost.joules, "seconds": self.cost.seconds},
                 "energy_source": self.cost.energy_source, "basis": self.cost.basis,
                 "late": None if self.late is None else {"first": self.late.first, "last": self.late.last,
-                                                        "calls": self.late.calls, "joules": self.late.joules}}
+                                                        "calls": self.late.calls, "joules": self.late.joules},
+                "after": self.after}
 
 
 def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
@@ -112,12 +114,13 @@ def late_sets(store: Store, study: str, measured: int, seed_sets: int) -> LateSe
 
 
 def forecast(cost: TrialCost, *, n_trials: int | None, timeout_s: float | None,
-             late: LateSets | None = None) -> Forecast:
-    """The trials a run will make: --trials, or as many as --timeout allows at this cost, the fewer of both."""
+             late: LateSets | None = None, after: int = 0) -> Forecast:
+    """The trials a run will make: --trials, or as many as --timeout allows at this cost, the fewer of both
+    (the rest of each, for a forecast made `after` trials into the run)."""
     limits = [n_trials] if n_trials is not None else []
     if timeout_s is not None and cost.seconds > 0:
         limits.append(max(1, math.ceil(timeout_s / cost.seconds)))  # a trial starts while time is left
-    return Forecast(min(limits) if limits else None, cost, late)
+    return Forecast(min(limits) if limits else None, cost, late, after)
 
 
 def _sources(rows) -> str:

@@ -276,14 +276,8 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-            cost = late = None
             if incumbent is not None:
-                sets, measured = self._confirm_sets(incumbent)
-                cost, late = trial_cost(self.store, self.name, sets), late_sets(self.store, self.name, measured, sets)
-            if cost is not None:
-                self.forecast = (forecast(cost, n_trials=n_trials, timeout_s=timeout_s, late=late),
-                                 len(self.session_calls))
-                self._emit("forecast", self.forecast[0].to_dict())
+                self._make_forecast(incumbent, n_trials, timeout_s, 0.0, 0)
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
@@ -300,6 +294,8 @@ class Study:
                     break
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
+                if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost
+                    self._make_forecast(incumbent, n_trials, timeout_s, time.monotonic() - started, len(outcomes))
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
                 stop = streaks.add(outcome.status, self.evaluator.trial_calls())
@@ -329,9 +325,24 @@ class Study:
                             pareto_tsv=self.ws.runs_dir / "pareto.tsv")
         if self.forecast is not None:
             made, calls_before = self.forecast
-            trials = sum(o.status != TrialStatus.BASELINE for o in outcomes)
+            trials = sum(o.status != TrialStatus.BASELINE for o in outcomes[made.after:])
             summary.forecast = ForecastCheck.of(made.cost, trials, self.session_calls[calls_before:])
         return summary
+
+    def _make_forecast(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
+                       elapsed_s: float, done: int) -> None:
+        """Make and emit the run's forecast for its remaining trials, once the store has a cost to make it from
+        (search/forecast.py): before the first trial, or, for a shared study's worker that joined after the
+        baseline, after the trial that first evaluated the study's baseline on this machine."""
+        sets, measured = self._confirm_sets(incumbent)
+        cost = trial_cost(self.store, self.name, sets)
+        left = None if n_trials is None else n_trials - done
+        if cost is None or left == 0:
+            return
+        made = forecast(cost, n_trials=left, timeout_s=None if timeout_s is None else max(timeout_s - elapsed_s, 0),
+                        late=late_sets(self.store, self.name, measured, sets), after=done)
+        self.forecast = (made, len(self.session_calls))
+        self._emit("forecast", made.to_dict())
 
     def request_stop(self) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""

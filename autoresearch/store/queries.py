@@ -162,14 +162,23 @@ def finished_trial_costs(store: Store, study: str) -> list[sqlite3.Row]:
         (study,)).fetchall()
 
 
+SCREEN_COST = ("SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
+               "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
+               "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id WHERE e.study = ? AND e.split = 'search' ")
+
+
 def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
-    """The study's first evaluation of its baseline on the search tasks: its calls, joules and seconds."""
-    return store.conn.execute(
-        "SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
-        "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
-        "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id "
-        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id LIMIT 1",
-        (study,)).fetchone()
+    """The study's first evaluation of its baseline on the search tasks: its calls, joules and seconds. In a
+    shared study whose baseline another worker ran, this worker's own first evaluation of those instructions
+    under the configured seeds (Evaluator.incumbent_noise), once it made one."""
+    found = store.conn.execute(SCREEN_COST + "AND e.kind = 'baseline' GROUP BY e.id ORDER BY e.id LIMIT 1",
+                               (study,)).fetchone()
+    recorded = store.study_baseline(study) if found is None else None
+    if recorded is not None:
+        found = store.conn.execute(
+            SCREEN_COST + "AND e.kind = 'incumbent' AND e.variant_hash = ? AND e.repeat = 0 GROUP BY e.id "
+            "ORDER BY e.id LIMIT 1", (study, recorded["variant_hash"])).fetchone()
+    return found
 
 
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_only
 
+from autoresearch.cli.live import forecast_line
 from autoresearch.cli.main import main
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log, trial_detail
@@ -178,6 +179,24 @@ def test_a_worker_joining_late_measures_the_study_noise_on_its_own_machine_befor
     detail = trial_detail(store, b_root, STUDY, late.outcomes[0].number)
     assert (detail.noise_sd, detail.noise_repeats) == (late.noise.sd, 3)
     store.close()
+
+
+def test_a_worker_joining_late_forecasts_its_remaining_trials_once_it_measured_the_baseline_here(
+        loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    study(a_root, ScriptedPipeline(), storage).optimize(n_trials=0)
+    events = []
+    b = study(b_root, ScriptedPipeline(variants=["Answer!\n", "Answer!!\n", "Answer!!!\n"]), storage,
+              observer=lambda kind, data: events.append((kind, data)))
+    summary = b.optimize(n_trials=3)
+    # No cost of its own before its first trial, which evaluated the baseline's instructions on this machine.
+    kinds = [kind for kind, _ in events if kind in ("forecast", "trial_finished")]
+    assert kinds == ["trial_finished", "forecast", "trial_finished", "trial_finished"]
+    made = next(data for kind, data in events if kind == "forecast")
+    assert (made["after"], made["trials"]) == (1, 2) and "the baseline's screen" in made["basis"]
+    assert forecast_line(made).startswith("forecast: 2 more trials ≈ ")
+    assert summary.forecast.trials == 2  # checked against the trials after it, not the one before
 
 
 def test_show_on_a_worker_compares_a_trial_with_the_incumbent_another_worker_kept(loop_workspace, tmp_path):
