@@ -20,7 +20,6 @@ from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..workspace.config import ROLES, Task
 from ..workspace.workspace import Workspace
-from . import records
 from .proposer import Proposer
 from .pruning import FAILED_TASKS_ATTR, ScreenReference
 from .results import Incumbent, StopReason, objective
@@ -106,7 +105,7 @@ class Evaluator:
         """What the paired pruner compares a screen with: the incumbent's score per task (by screen step) under
         the screen's seeds, which the race needs next anyway (so evaluated now if the store lacks it), and its
         per-task sd over its stored seed sets (`noise`: stored_noise)."""
-        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
+        variant_hash = incumbent.variant_hash
         screen = self.scores(number, incumbent.instructions, incumbent.knobs, variant_hash, tasks, "search", 0,
                              recorder)
         return ScreenReference({self.steps.get(t.id, i): screen[(t.id, 0)] for i, t in enumerate(tasks)},
@@ -115,7 +114,7 @@ class Evaluator:
     def stored_noise(self, incumbent: Incumbent) -> Scores:
         """The incumbent's stored search scores under the noise measurement's seed sets (0 … noise_repeats − 1;
         none evaluated now): what the screen's task order and the paired pruner read its seed noise from."""
-        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
+        variant_hash = incumbent.variant_hash
         stored: Scores = dict(self.stored_scores(variant_hash, "search", 0))
         for repeat in range(1, self.settings.search.noise_repeats):
             found = self.stored_scores(variant_hash, "search", repeat)
@@ -132,7 +131,7 @@ class Evaluator:
         store has them (the baseline's, a kept variant's confirmations), nor past two sets whose scores copy."""
         noise = dict(self.stored_noise(incumbent))
         search = self.settings.search
-        variant_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
+        variant_hash = incumbent.variant_hash
         for repeat in range(len({r for _, r in noise}), min(search.noise_repeats_upfront, search.noise_repeats)):
             if repeat >= 2 and seeds_changed_nothing(list(noise), noise):
                 break  # the seeds changed no score: more sets would copy (the baseline stops there too)

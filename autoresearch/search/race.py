@@ -12,7 +12,6 @@ from ..evaluation.paired import Scores, compare, gate_margin, task_sd
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..workspace.config import Task
-from . import records
 from .evaluating import Evaluator
 from .keep_rule import PairedKeepRule, Verdict
 from .results import Incumbent
@@ -79,7 +78,7 @@ class EvaluatedScores:
                  holdout_tasks: list[Task]):
         self.evaluator, self.number, self.recorder = evaluator, number, recorder
         self.incumbent_side = incumbent
-        self.incumbent_hash = records.variant_hash(incumbent.instructions, incumbent.knobs)
+        self.incumbent_hash = incumbent.variant_hash
         self.instructions, self.knobs, self.variant_hash = instructions, knobs, variant_hash
         self.tasks = {"search": search_tasks, "holdout": holdout_tasks}
 

@@ -7,14 +7,8 @@ from typing import Any
 
 from ..evaluation.noise import Spread
 from ..pipeline.runner import SuiteResult
-from ..workspace.workspace import text_hash
 from .keep_rule import Verdict
-from .results import TrialOutcome
-
-
-def variant_hash(instructions: dict[str, str], knobs: dict[str, Any]) -> str:
-    """The hash that finds an identical earlier evaluation of these instructions and knobs."""
-    return text_hash(json.dumps([instructions, knobs], sort_keys=True))
+from .results import TrialOutcome, variant_hash
 
 
 def variant_fields(instructions: dict[str, str], knobs: dict[str, Any]) -> dict[str, Any]:

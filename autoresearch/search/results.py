@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.statuses import TrialStatus
 from ..workspace.versioning import write_atomic
+from ..workspace.workspace import text_hash
 from .proposer import Feedback
 
 if TYPE_CHECKING:
@@ -79,6 +81,11 @@ def tsv_line(row) -> str:
                       row["operator"] or "", description))
 
 
+def variant_hash(instructions: dict[str, str], knobs: dict[str, Any]) -> str:
+    """The hash that finds an identical earlier evaluation of these instructions and knobs."""
+    return text_hash(json.dumps([instructions, knobs], sort_keys=True))
+
+
 @dataclass
 class Incumbent:
     """The best kept instruction set so far (the baseline until something is kept)."""
@@ -92,6 +99,11 @@ class Incumbent:
     objective: float  # what a variant must beat: the composite, less the energy term when energy_weight > 0
     version: int = 0  # in a shared study: the ledger's version of the incumbent
     feedback: Feedback | None = None  # in a shared study: from the worker that evaluated it
+
+    @property
+    def variant_hash(self) -> str:
+        """Its instructions' and knobs' hash: how the store finds its evaluations."""
+        return variant_hash(self.instructions, self.knobs)
 
 
 class ResultsFile:

@@ -57,7 +57,7 @@ class TrialRunner:
         screens = screen_scores(screen_task_rows(self.store, self.study), ids, self.settings.scoring)
         if incumbent.trial not in screens:
             rows = self.store.variant_task_results(
-                self.study, records.variant_hash(incumbent.instructions, incumbent.knobs), "search", 0)
+                self.study, incumbent.variant_hash, "search", 0)
             screens.update(screen_scores([{**dict(r), "number": incumbent.trial} for r in rows], ids,
                                          self.settings.scoring))
         return screens
@@ -72,7 +72,7 @@ class TrialRunner:
         parent = parents[min(params["parent"], len(parents) - 1)]
         self.store.begin_trial(self.study, trial.number, file=file, operator=op.name, parent_trial=parent.trial,
                                params_json=json.dumps(params, sort_keys=True), incumbent_trial=incumbent.trial,
-                               incumbent_hash=records.variant_hash(incumbent.instructions, incumbent.knobs),
+                               incumbent_hash=incumbent.variant_hash,
                                incumbent_text=incumbent.instructions.get(file))
         self.emit("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
         recorder = self.evaluator.recorder(trial.number)
