@@ -89,6 +89,7 @@ class BackendEngine:
             max_tokens=cfg.max_tokens or self.config.max_tokens,
             json_schema=_schema_of(cfg.response_format),
             top_p=self.config.top_p,
+            repeat_penalty=self.config.repeat_penalty,
             seed=self.config.seed if self.config.seed is not None else fresh_seed(self.seeds),
             stop=tuple(cfg.stop),
             timeout_s=self.timeout_s,

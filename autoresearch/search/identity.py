@@ -34,6 +34,9 @@ def study_name(workspace: Workspace, portfolio: str | None = None) -> str:
     # studies named before the setting existed keep their names.
     portfolio = workspace.portfolio(name)
     roles = portfolio.model_dump(exclude={role: {"concurrency"} for role in ROLES})
+    for role in roles.values():  # an unset repeat_penalty leaves the names of studies made before it existed
+        if role["repeat_penalty"] is None:
+            del role["repeat_penalty"]
     parts: list[Any] = [roles, workspace.evaluation_hash(), settings.workspace.optimizable, search_space(settings)]
     decoding = embedded_decoding(portfolio, settings.backends)
     if decoding:  # only then: studies named before batched decoding existed keep their names

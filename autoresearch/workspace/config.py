@@ -44,6 +44,9 @@ class RoleConfig(_Strict):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1, le=32768)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    # Above 1 a token already in the context is less likely again: a small model's loops ("1.1.1.1…") end
+    # sooner. llama.cpp (embedded, and its server through the openai backend) and Ollama; unset: their default.
+    repeat_penalty: float | None = Field(None, gt=0.0, le=3.0)
     seed: int | None = None
     n_ctx: int = Field(2048, ge=256, le=131072)  # embedded only: context window
     n_threads: int | None = Field(None, ge=1, le=512)  # embedded only: CPU threads (default: all cores)

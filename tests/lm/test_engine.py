@@ -213,3 +213,10 @@ def test_a_seeded_role_sends_its_own_seed_every_time():
     predict(Say, eng, recorder, topic="x")
     predict(Say, eng, recorder, topic="y")
     assert [r.seed for r in fake.requests] == [7, 7] and [c.seed for c in recorder.calls] == [7, 7]
+
+
+def test_a_roles_repeat_penalty_reaches_the_backend_and_is_left_to_it_when_unset():
+    fake = FakeBackend(["a", "b"])
+    predict(Say, engine(fake, repeat_penalty=1.15), CallRecorder(), topic="x")
+    predict(Say, engine(fake), CallRecorder(), topic="y")
+    assert [r.repeat_penalty for r in fake.requests] == [1.15, None]

@@ -100,3 +100,19 @@ def test_screens_are_stoppable_exactly_when_a_pruner_may_stop_them(loop_workspac
     study = Study(load_workspace(root), backend_factory=ScriptedPipeline().factory, seed=1, backoff_s=0)
     study.optimize(n_trials=0)
     assert study.evaluator.prunes is prunes
+
+
+def test_a_repeat_penalty_renames_a_study_and_enters_a_shared_workers_identity_only_where_set(loop_workspace):
+    from autoresearch.search.shared.worker import scoring_identity
+
+    root = loop_workspace()
+    config = root / "autoresearch.toml"
+    starter = config.read_text()  # the starter's proposer sets repeat_penalty = 1.15
+    config.write_text(starter.replace("repeat_penalty = 1.15\n", ""))
+    ws = load_workspace(root)
+    before, identity_before = identity.study_name(ws), scoring_identity(ws.portfolio("default"))
+    assert "repeat_penalty" not in identity_before["proposer"]  # unset: a study named before it existed keeps
+    config.write_text(starter)
+    ws = load_workspace(root)
+    assert identity.study_name(ws) != before
+    assert scoring_identity(ws.portfolio("default"))["proposer"]["repeat_penalty"] == 1.15

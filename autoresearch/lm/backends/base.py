@@ -21,6 +21,7 @@ class CompletionRequest:
     temperature: float = 0.2
     max_tokens: int = 512
     top_p: float | None = None
+    repeat_penalty: float | None = None  # llama.cpp's and Ollama's; None: the backend's default
     json_schema: dict[str, Any] | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()

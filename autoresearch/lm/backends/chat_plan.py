@@ -68,6 +68,8 @@ def chat_kwargs(request: CompletionRequest) -> dict[str, Any]:
     }
     if request.top_p is not None:  # otherwise llama-cpp-python's own default (0.95) applies
         kwargs["top_p"] = request.top_p
+    if request.repeat_penalty is not None:  # otherwise its default (1.0: no penalty)
+        kwargs["repeat_penalty"] = request.repeat_penalty
     if request.json_schema is not None:
         kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
     return kwargs

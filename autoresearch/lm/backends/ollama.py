@@ -59,6 +59,7 @@ class OllamaBackend:
             "temperature": request.temperature,
             "num_predict": request.max_tokens,
             "top_p": request.top_p,
+            "repeat_penalty": request.repeat_penalty,
             "seed": request.seed,
             "stop": list(request.stop) or None,
         }

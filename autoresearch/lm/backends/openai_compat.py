@@ -61,7 +61,9 @@ class OpenAICompatBackend:
             "max_tokens": request.max_tokens,
             "stream": False,
         }
-        optional = {"top_p": request.top_p, "seed": request.seed, "stop": list(request.stop) or None}
+        # repeat_penalty is llama.cpp server's name for it (sent only when a role sets it)
+        optional = {"top_p": request.top_p, "repeat_penalty": request.repeat_penalty, "seed": request.seed,
+                    "stop": list(request.stop) or None}
         payload.update({k: v for k, v in optional.items() if v is not None})
         if self.llama_server:
             payload["cache_prompt"] = True

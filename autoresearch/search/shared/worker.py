@@ -39,9 +39,15 @@ SCORING_FIELDS = ("model", "temperature", "max_tokens", "top_p", "seed", "n_ctx"
 
 
 def scoring_identity(portfolio: Portfolio) -> dict[str, Any]:
-    """Per role, the settings that make two workers' scores comparable."""
-    return {role: {f: getattr(getattr(portfolio, role), f) for f in SCORING_FIELDS}
-            for role in ROLES}
+    """Per role, the settings that make two workers' scores comparable (repeat_penalty only where set, so a
+    study created before it existed still admits its workers)."""
+    identity: dict[str, Any] = {}
+    for role in ROLES:
+        config = portfolio.role(role)
+        identity[role] = {f: getattr(config, f) for f in SCORING_FIELDS}
+        if config.repeat_penalty is not None:
+            identity[role]["repeat_penalty"] = config.repeat_penalty
+    return identity
 
 
 class SharedWorker:

@@ -112,11 +112,12 @@ def test_request_fields_reach_create_chat_completion(monkeypatch):
     monkeypatch.setitem(embedded._MODELS, key, embedded._LoadedModel(RecordingLlama(), embedded.threading.Lock()))
     schema = {"type": "object", "required": ["a"]}
     completion = EmbeddedBackend(n_ctx=333).complete(
-        ask("Hi.", temperature=0.4, max_tokens=9, top_p=0.7, seed=5, stop=("###",), json_schema=schema)
+        ask("Hi.", temperature=0.4, max_tokens=9, top_p=0.7, repeat_penalty=1.15, seed=5, stop=("###",),
+            json_schema=schema)
     )
     assert seen == {
         "messages": [{"role": "user", "content": "Hi."}], "temperature": 0.4, "max_tokens": 9, "top_p": 0.7,
-        "seed": 5, "stop": ["###"], "response_format": {"type": "json_object", "schema": schema},
+        "repeat_penalty": 1.15, "seed": 5, "stop": ["###"], "response_format": {"type": "json_object", "schema": schema},
     }
     assert (completion.prompt_tokens, completion.completion_tokens, completion.finish_reason) == (7, 1, "length")
     assert completion.load_s == 0.0 and set(completion.timings) == {"total_s"}

@@ -29,7 +29,8 @@ def test_chat_maps_text_tokens_durations_and_load_time(ollama_stub):
     ollama_stub.reply = "Hi there, friend."
     backend = OllamaBackend(ollama_stub.url, MODEL, timeout_s=5)
 
-    first = backend.complete(request(temperature=0.7, max_tokens=33, top_p=0.9, seed=4, stop=("END",)))
+    first = backend.complete(request(temperature=0.7, max_tokens=33, top_p=0.9, repeat_penalty=1.15, seed=4,
+                                     stop=("END",)))
 
     assert first.text == "Hi there, friend."
     assert (first.prompt_tokens, first.completion_tokens) == (6, 3)
@@ -41,11 +42,13 @@ def test_chat_maps_text_tokens_durations_and_load_time(ollama_stub):
     sent = ollama_stub.requests_to("/api/chat")[0].body
     assert sent["stream"] is False
     assert sent["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi to me"}]
-    assert sent["options"] == {"temperature": 0.7, "num_predict": 33, "top_p": 0.9, "seed": 4, "stop": ["END"]}
+    assert sent["options"] == {"temperature": 0.7, "num_predict": 33, "top_p": 0.9, "repeat_penalty": 1.15, "seed": 4,
+                               "stop": ["END"]}
     assert "format" not in sent and "keep_alive" not in sent
 
     second = backend.complete(request())
     assert second.load_s == 0.0  # the model stayed loaded
+    assert "repeat_penalty" not in ollama_stub.requests_to("/api/chat")[1].body["options"]  # unset: Ollama's own
     assert ollama_stub.requests_to("/api/chat")[1].body["options"] == {"temperature": 0.2, "num_predict": 512}
 
 

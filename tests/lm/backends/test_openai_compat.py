@@ -33,7 +33,7 @@ def backend_for(stub, **kwargs) -> OpenAICompatBackend:
 def test_completion_maps_text_tokens_and_payload(openai_stub, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     openai_stub.reply = "Red, green, blue."
-    sampling = dict(temperature=0.5, max_tokens=20, top_p=0.8, seed=3, stop=("\n\n",))
+    sampling = dict(temperature=0.5, max_tokens=20, top_p=0.8, repeat_penalty=1.15, seed=3, stop=("\n\n",))
     completion = backend_for(openai_stub).complete(request(**sampling))
 
     assert completion.text == "Red, green, blue."
@@ -43,7 +43,8 @@ def test_completion_maps_text_tokens_and_payload(openai_stub, monkeypatch):
     assert sent.path == "/v1/chat/completions"
     assert sent.body == {
         "model": MODEL, "messages": [{"role": "user", "content": "Name three colours"}],
-        "temperature": 0.5, "max_tokens": 20, "stream": False, "top_p": 0.8, "seed": 3, "stop": ["\n\n"],
+        "temperature": 0.5, "max_tokens": 20, "stream": False, "top_p": 0.8, "repeat_penalty": 1.15, "seed": 3,
+        "stop": ["\n\n"],
     }
     assert "authorization" not in sent.headers  # no key in the environment, no header
 
