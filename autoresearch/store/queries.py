@@ -62,13 +62,8 @@ def noise_composites(store: Store, study: str) -> list[float]:
         "ON t.study = e.study AND t.number = e.trial "
         "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
         "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
-    recorded = store.study_baseline(study) if base is None else None
-    if recorded is not None:
-        base = store.conn.execute(
-            f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e WHERE e.study = ? "
-            "AND e.variant_hash = ? AND e.kind = 'incumbent' AND e.split = 'search' AND e.repeat = 0 "
-            "AND e.status = 'complete' AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1",
-            (study, recorded["variant_hash"])).fetchone()
+    if base is None:
+        base = recorded_baseline_screen(store, study)
     if base is None or base["variant_hash"] is None:
         return []
     first: dict[int, float] = {}
@@ -83,14 +78,25 @@ def noise_composites(store: Store, study: str) -> list[float]:
     return values
 
 
-def variant_screen(store: Store, study: str, variant_hash: str | None) -> sqlite3.Row | None:
-    """A variant's first finished search evaluation under the configured seeds (repeat 0) in this store: its
-    screen, or this worker's evaluation of another worker's incumbent."""
+def variant_screen(store: Store, study: str, variant_hash: str | None,
+                   kind: str | None = None) -> sqlite3.Row | None:
+    """A variant's first finished search evaluation under the configured seeds (repeat 0) in this store (of
+    one kind, when given): its screen, or this worker's evaluation of another worker's incumbent. Its id,
+    variant_hash, composite and task count."""
     if variant_hash is None:
         return None
     return store.conn.execute(
-        "SELECT id, composite FROM evaluations WHERE study = ? AND variant_hash = ? AND split = 'search' "
-        "AND repeat = 0 AND status = 'complete' ORDER BY id LIMIT 1", (study, variant_hash)).fetchone()
+        f"SELECT e.id, e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e WHERE e.study = ? "
+        "AND e.variant_hash = ? AND e.split = 'search' AND e.repeat = 0 AND e.status = 'complete' "
+        "AND e.composite IS NOT NULL" + (" AND e.kind = ?" if kind else "") + " ORDER BY e.id LIMIT 1",
+        (study, variant_hash, *((kind,) if kind else ()))).fetchone()
+
+
+def recorded_baseline_screen(store: Store, study: str) -> sqlite3.Row | None:
+    """Where another worker ran the study's baseline (studies.baseline_json): this worker's own first whole
+    evaluation of those instructions under the configured seeds (Evaluator.incumbent_noise); None before."""
+    recorded = store.study_baseline(study)
+    return None if recorded is None else variant_screen(store, study, recorded["variant_hash"], "incumbent")
 
 
 def study_names(store: Store) -> list[str]:
@@ -173,11 +179,9 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
     under the configured seeds (Evaluator.incumbent_noise), once it made one."""
     found = store.conn.execute(SCREEN_COST + "AND e.kind = 'baseline' GROUP BY e.id ORDER BY e.id LIMIT 1",
                                (study,)).fetchone()
-    recorded = store.study_baseline(study) if found is None else None
-    if recorded is not None:
-        found = store.conn.execute(
-            SCREEN_COST + "AND e.kind = 'incumbent' AND e.variant_hash = ? AND e.repeat = 0 GROUP BY e.id "
-            "ORDER BY e.id LIMIT 1", (study, recorded["variant_hash"])).fetchone()
+    screen = recorded_baseline_screen(store, study) if found is None else None
+    if screen is not None:
+        found = store.conn.execute(SCREEN_COST + "AND e.id = ? GROUP BY e.id", (study, screen["id"])).fetchone()
     return found
 
 
