@@ -99,7 +99,8 @@ class Study:
         self.worker = worker_id()
         self.owner = f"{socket.gethostname()}:{workspace.root}"  # this workspace, across restarts
         if study_name is not None and seed is not None:  # workers given one seed must not draw one sequence
-            seed = seed * 1_000_003 + int(text_hash(self.worker)[:8], 16)
+            # (kept under 2**32: numpy's generator behind Optuna's samplers refuses larger seeds)
+            seed = (seed * 1_000_003 + int(text_hash(self.worker)[:8], 16)) % 2**32
         self.rng = random.Random(seed)
         self.seed = seed
         # Strategies as Optuna takes them; by default the [search] sampler and pruner (search/strategies.py).

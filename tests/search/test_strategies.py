@@ -116,3 +116,14 @@ def test_a_repeat_penalty_renames_a_study_and_enters_a_shared_workers_identity_o
     ws = load_workspace(root)
     assert identity.study_name(ws) != before
     assert scoring_identity(ws.portfolio("default"))["proposer"]["repeat_penalty"] == 1.15
+
+
+def test_a_shared_workers_seed_stays_one_numpy_takes_whatever_the_worker_id(loop_workspace, monkeypatch):
+    from autoresearch.search import study as study_module
+
+    monkeypatch.setattr(study_module, "worker_id", lambda: "host:1:ffffff")  # a hash near the top of 32 bits
+    ws = load_workspace(loop_workspace())
+    for seed in (31, 10**9):
+        shared = Study(ws, seed=seed, study_name="nightly", storage="sqlite:///x.db")
+        assert 0 <= shared.seed < 2**32
+        shared._default_sampler(10)  # numpy's RandomState took it
