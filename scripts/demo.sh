@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-if [[ $# -gt 0 ]]; then run_args=("$@"); else run_args=(--trials 5 --seed 4); fi  # a fixed seed: a rerun on the same machine and build shows the same trials
+if [[ $# -gt 0 ]]; then run_args=("$@"); else run_args=(--trials 5 --seed 4); fi  # a fixed seed: a rerun on the same machine and build shows the same trials (its call count may differ by one: see README)
 
 DEMO_DIR="$(mktemp -d "${TMPDIR:-/tmp}/autoresearch-demo.XXXXXX")"
 trap 'echo; echo "demo workspace kept at: $DEMO_DIR/demo-ws"' EXIT
