@@ -80,7 +80,9 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
                          + f")  ·  trials: {counts}")
     if not log.entries:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
-    table = Table(title=f"Committed improvements ({len(log.entries)}), newest first", title_justify="left")
+    others = sum(bool(e.worker) for e in log.entries)
+    by_others = f", {others} by other workers of the shared study" if others else ""
+    table = Table(title=f"Committed improvements ({len(log.entries)}{by_others}), newest first", title_justify="left")
     for col in ("date", "trial", "commit", "file", "delta", "bound", "pairs", "composite", "holdout", "J/task",
                 "operator", "description"):
         table.add_column(col, justify="right" if col in ("trial", "delta", "bound", "pairs", "composite", "holdout",
@@ -91,12 +93,14 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
         pairs = f"{search['tasks']}×{search['repeats']}" if search else "–"
         table.add_row(local_time(e.date), str(e.trial), e.commit[:10], e.file, Text(f"{e.delta:+.3f}", "green"),
                       bound, pairs, f"{e.composite:.3f}", fmt(e.holdout_composite), fmt_joules(e.joules_per_task),
-                      e.operator, Text(e.description))
+                      e.operator, Text(f"[worker {e.worker}] {e.description}" if e.worker else e.description))
     sources = {e.energy_source for e in log.entries if e.energy_source}
     foot = Text(f"delta: mean paired difference over tasks × seeds; bound: its one-sided lower confidence bound "
                 f"(\"inside noise\": kept without one above zero, as before the paired rule)  ·  "
                 f"energy: {energy_label('+'.join(sorted(sources)) or 'estimate')}  ·  "
-                f"`autoresearch show COMMIT` for a commit's diff, evidence and task-by-task changes", "dim")
+                f"`autoresearch show COMMIT` for a commit's diff, evidence and task-by-task changes"
+                + ("; another worker's keep: its figures as that worker recorded them, its task-by-task changes in "
+                   "its store (`git show COMMIT` here)" if others else ""), "dim")
     return [head, table, foot]
 
 

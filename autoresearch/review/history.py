@@ -81,6 +81,14 @@ def resolve_trial(store: Store, root: Path, study: str, ref: str) -> int:
         return matches[0]
     if len(matches) > 1:
         raise UsageError(f"{ref}: ambiguous, matches the commits of trials {', '.join(map(str, matches))}")
+    for keep in store.study_keeps(study):  # a shared study's keep by another worker: its evaluation is not here
+        sha = keep["commit_sha"] or ""
+        if ref == str(keep["trial"]) or (sha and (sha == full or (len(ref) >= 4 and sha.startswith(ref.lower())))):
+            raise UsageError(
+                f"{ref}: trial {keep['trial']} was kept by worker {keep['worker']} of shared study {study}; its "
+                f"evaluation is in that worker's store (run `autoresearch show {keep['trial']}` there); here "
+                f"`autoresearch log` lists its figures and `git show {sha[:10] or '<its commit>'}` its diff and "
+                "evidence")
     raise UsageError(f"{ref}: neither a trial number nor the commit of a trial of study {study}")
 
 
@@ -113,6 +121,7 @@ class LogEntry:
     description: str
     # The keep rule's evidence (search/keep_rule.py, Verdict.to_json); None for keeps made before the paired rule.
     evidence: dict[str, Any] | None = None
+    worker: str = ""  # a shared study's keep by another worker (its evaluation is in that worker's store); "": ours
 
     @property
     def lower_bound(self) -> float | None:
@@ -156,11 +165,31 @@ def study_log(store: Store, study: str) -> StudyLog:
                  evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
         for r in reversed(trials) if r["status"] == TrialStatus.KEEP
     ]
+    others = other_workers_keeps(store, study)
+    if others:  # trial numbers are study-wide in a shared study: one order for every worker's keeps
+        entries = sorted(entries + others, key=lambda e: e.trial, reverse=True)
     if baseline is None and (recorded := store.study_baseline(study)) is not None:
         return StudyLog(study, branch, recorded["composite"], recorded["holdout_composite"], counts, entries,
                         f"trial {recorded['trial']} of worker {recorded['worker']}")
     return StudyLog(study, branch, baseline["composite"] if baseline else None,
                     baseline["holdout_composite"] if baseline else None, counts, entries)
+
+
+def other_workers_keeps(store: Store, study: str) -> list[LogEntry]:
+    """A shared study's keeps by other workers, as this worker read them from the study's ledger: their figures
+    and evidence are those their worker recorded (per-task joules are in that worker's store only)."""
+    entries = []
+    for r in store.study_keeps(study):
+        trailers = json.loads(r["trailers_json"])
+        entries.append(LogEntry(
+            trial=r["trial"], date=r["kept_at"], commit=r["commit_sha"] or "", file=r["file"] or "",
+            delta=float(trailers.get("Autoresearch-Delta", "nan")), composite=r["composite"],
+            holdout_composite=r["holdout_composite"], joules_per_task=None,
+            energy_source=trailers.get("Autoresearch-Joules", "").partition("(")[2].rstrip(")"),
+            operator=trailers.get("Autoresearch-Operator", ""),
+            description=" ".join((r["idea"] or r["subject"]).split()),
+            evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None, worker=r["worker"]))
+    return entries
 
 
 # --- show ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import optuna
@@ -160,7 +161,7 @@ class SharedIncumbents(LocalIncumbents):
         self.worker = worker.worker
         self._trial: optuna.Trial | None = None
         self._optuna: optuna.Study | None = None
-        self._baseline_recorded = False  # the ledger's version 0 is in this store (it never changes)
+        self._recorded: dict[int, str | None] = {}  # other workers' versions in this store: their commits
 
     @classmethod
     def join(cls, *, store: Store, repo: InstructionRepo, study: str, storage: str, remote: str, branch: str,
@@ -233,11 +234,11 @@ class SharedIncumbents(LocalIncumbents):
     # --- the incumbent -----------------------------------------------------------------------
 
     def current(self) -> Incumbent | None:
-        record = self.shared_worker.ledger.incumbent()
-        if record is None:
+        keeps = self.shared_worker.ledger.keeps()
+        if not keeps:
             return None
-        self.record_study_baseline()
-        return from_record(record)
+        self._record_study(keeps)
+        return from_record(keeps[-1])
 
     def refresh(self, incumbent: Incumbent) -> Incumbent:
         """Another worker may have kept since the last trial."""
@@ -287,21 +288,26 @@ class SharedIncumbents(LocalIncumbents):
             return f" (the study's baseline is trial {study_baseline.trial}, another worker's)"
         return ""
 
-    def record_study_baseline(self) -> None:
-        """Record in this store the ledger's version 0 where another worker ran it (once): log, report, show and
-        the study's noise read the study's baseline from the store (studies.baseline_json)."""
-        if self._baseline_recorded:
-            return
-        keeps = self.shared_worker.ledger.keeps()
-        if not keeps:
-            return
-        baseline = keeps[0]
-        if baseline.worker != self.worker:
-            self.store.record_study_baseline(self.study, {
-                "trial": baseline.trial, "worker": baseline.worker, "composite": baseline.composite,
-                "holdout_composite": baseline.holdout_composite, "objective": baseline.objective,
-                "variant_hash": variant_hash(baseline.instructions, baseline.knobs)})
-        self._baseline_recorded = True
+    def _record_study(self, keeps: list[KeepRecord]) -> None:
+        """Record in this store what other workers' versions of the incumbent say, so that log, report, show and
+        the study's noise read them here: the study's baseline (version 0, studies.baseline_json) and their
+        keeps (study_keeps); each once, and a keep again when its commit changed (a replay)."""
+        for keep in keeps:
+            if keep.worker == self.worker or self._recorded.get(keep.version, "") == keep.commit_sha:
+                continue
+            if keep.version == 0:
+                self.store.record_study_baseline(self.study, {
+                    "trial": keep.trial, "worker": keep.worker, "composite": keep.composite,
+                    "holdout_composite": keep.holdout_composite, "objective": keep.objective,
+                    "variant_hash": variant_hash(keep.instructions, keep.knobs)})
+            else:
+                self.store.record_study_keep(self.study, {
+                    "version": keep.version, "trial": keep.trial, "worker": keep.worker, "file": keep.file,
+                    "composite": keep.composite, "holdout_composite": keep.holdout_composite,
+                    "subject": keep.subject, "idea": keep.idea, "trailers": keep.trailers, "evidence": keep.evidence,
+                    "commit_sha": keep.commit_sha,
+                    "kept_at": datetime.fromtimestamp(keep.created_at, timezone.utc).isoformat(timespec="seconds")})
+            self._recorded[keep.version] = keep.commit_sha
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:
         """Claim the next version and commit it; LostRace when another worker kept first."""

@@ -62,7 +62,8 @@ class Keeper:
                 trailers=records.commit_trailers(outcome, suite, knobs, portfolio=self.portfolio, study=self.study,
                                                  energy_weight=self.energy_weight,
                                                  noise=measured_noise(self.store, self.study),
-                                                 evidence=verdict))
+                                                 evidence=verdict),
+                evidence=verdict.to_json(), idea=outcome.description)
             try:
                 sha = self.incumbents.commit_keep(record, f"{INSTRUCTIONS_DIR}/{file}", knob_files(knobs))
             except LostRace:

@@ -189,6 +189,27 @@ M010_STUDY_BASELINE = """
 ALTER TABLE studies ADD COLUMN baseline_json TEXT;
 """
 
+# study_keeps: a shared study's keeps that other workers made, as this worker read them from the ledger, so that
+#   `log` here lists every keep of the study (their evaluations stay in their workers' stores).
+M011_STUDY_KEEPS = """
+CREATE TABLE study_keeps (
+    study TEXT NOT NULL REFERENCES studies(name),
+    version INTEGER NOT NULL,          -- the incumbent version the keep made (1 upwards)
+    trial INTEGER NOT NULL,            -- the study-wide Optuna trial number
+    worker TEXT NOT NULL,
+    file TEXT,
+    composite REAL NOT NULL,
+    holdout_composite REAL,
+    subject TEXT NOT NULL,             -- the keep's commit subject
+    idea TEXT,                         -- what the trial tried
+    trailers_json TEXT NOT NULL,
+    evidence_json TEXT,
+    commit_sha TEXT,
+    kept_at TEXT NOT NULL,
+    PRIMARY KEY (study, version)
+);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -200,6 +221,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m008_call_dialect", M008_CALL_DIALECT),
     ("m009_trial_incumbent", M009_TRIAL_INCUMBENT),
     ("m010_study_baseline", M010_STUDY_BASELINE),
+    ("m011_study_keeps", M011_STUDY_KEEPS),
 ]
 
 

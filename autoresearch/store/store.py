@@ -145,6 +145,22 @@ class Store:
         row = self.conn.execute("SELECT baseline_json FROM studies WHERE name=?", (name,)).fetchone()
         return json.loads(row["baseline_json"]) if row is not None and row["baseline_json"] else None
 
+    def record_study_keep(self, name: str, keep: dict[str, Any]) -> None:
+        """Record (or update: a replayed keep gets a new commit) another worker's keep of a shared study (m011)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO study_keeps (study, version, trial, worker, file, composite, holdout_composite, subject,"
+                " idea, trailers_json, evidence_json, commit_sha, kept_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (study, version) DO UPDATE SET commit_sha=excluded.commit_sha",
+                (name, keep["version"], keep["trial"], keep["worker"], keep["file"], keep["composite"],
+                 keep["holdout_composite"], keep["subject"], keep["idea"], json.dumps(keep["trailers"]),
+                 None if keep["evidence"] is None else json.dumps(keep["evidence"]), keep["commit_sha"],
+                 keep["kept_at"]))
+
+    def study_keeps(self, name: str) -> list[sqlite3.Row]:
+        """Other workers' keeps of a shared study that record_study_keep recorded, by version."""
+        return self.conn.execute("SELECT * FROM study_keeps WHERE study=? ORDER BY version", (name,)).fetchall()
+
     def legacy_noise(self, name: str) -> list[float] | None:
         """The noise composites an older autoresearch stored in studies.noise_json (no longer written: the noise
         is read from the baseline's evaluations, store/queries.noise_composites); None without."""

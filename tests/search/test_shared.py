@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_only
 
 from autoresearch.cli.live import forecast_line
 from autoresearch.cli.main import main
+from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
@@ -216,6 +218,43 @@ def test_show_on_a_worker_compares_a_trial_with_the_incumbent_another_worker_kep
     assert "-Answer.\n" in [line + "\n" for line in detail.diff] and "+Answer!" in detail.diff
 
 
+def test_a_workers_log_and_report_list_the_keeps_other_workers_made(loop_workspace, tmp_path):
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=1)
+    second = study(b_root, ScriptedPipeline(variants=["Answer!!\n"]), storage).optimize(n_trials=1)
+    (a_keep,), (b_keep,) = first.outcomes, second.outcomes
+    assert (a_keep.status, b_keep.status) == ("keep", "keep")
+    store = Store(b_root / "runs" / "autoresearch.db")
+    log = study_log(store, STUDY)
+    store.close()
+    # Newest first: B's own keep, then A's, with the figures and evidence A recorded in the ledger.
+    assert [(e.trial, e.worker) for e in log.entries] == [(b_keep.number, ""), (a_keep.number, first.worker)]
+    theirs = log.entries[1]
+    assert theirs.commit == git(remote, "rev-parse", f"{BRANCH}~1").strip() == a_keep.commit
+    assert (theirs.composite, round(theirs.delta, 3), theirs.operator) == (a_keep.composite, round(a_keep.delta, 3),
+                                                                           a_keep.operator)
+    assert theirs.file == "producer.md" and theirs.holdout_composite == a_keep.holdout_composite
+    assert theirs.evidence is not None and theirs.evidence["search"]["tasks"] == 2
+    assert theirs.lower_bound == a_keep.evidence.lower_bound and theirs.joules_per_task is None
+    assert log.counts.get("keep") == 1  # the trial counts stay this worker's
+
+    console = Console(record=True, width=300)
+    print_all(console, log_renderables(log))
+    shown = console.export_text()
+    assert f"[worker {first.worker}] {a_keep.description}" in shown
+    assert "Committed improvements (2, 1 by other workers of the shared study)" in shown
+    cli = CliRunner()
+    refused = cli.invoke(main, ["show", str(a_keep.number), "-w", str(b_root), "--study", STUDY])
+    assert refused.exit_code == 2 and f"was kept by worker {first.worker}" in refused.output
+    by_commit = cli.invoke(main, ["show", a_keep.commit[:10], "-w", str(b_root), "--study", STUDY])
+    assert by_commit.exit_code == 2 and f"trial {a_keep.number} was kept by worker" in by_commit.output
+    report = cli.invoke(main, ["report", "-w", str(b_root), "--study", STUDY, "--open-path-only"])
+    assert report.exit_code == 0, report.output
+    html = Path(report.output.strip()).read_text()
+    assert f"[worker {first.worker}]" in html and f'href="#trial-{a_keep.number}"' not in html
+
+
 def test_a_worker_takes_parents_from_the_front_of_its_own_screens_weighed_against_the_incumbent(
         loop_workspace, tmp_path):
     remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2,
@@ -380,25 +419,29 @@ def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspac
     _, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     real, real_keeps = Ledger.incumbent, Ledger.keeps
-    reads = []
+    down = []
 
     def gone():
         return sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("connection refused"))
 
-    def incumbent(self):  # the third read (the first trial's) finds the database gone
-        reads.append(1)
-        if len(reads) >= 3:
+    def incumbent(self):  # once the baseline is in, every read finds the database gone (the summary's among them)
+        if down:
             raise gone()
         return real(self)
 
-    def keeps(self):  # ... and so does every later read (the summary's of the study's baseline among them)
-        if len(reads) >= 3:
+    def keeps(self):
+        if down:
             raise gone()
         return real_keeps(self)
 
+    def observer(kind, data):
+        if kind == "forecast":  # made from the finished baseline, before the first trial reads the incumbent
+            down.append(1)
+
     monkeypatch.setattr(Ledger, "incumbent", incumbent)
     monkeypatch.setattr(Ledger, "keeps", keeps)
-    summary = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=2)
+    summary = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage,
+                    observer=observer).optimize(n_trials=2)
     assert summary.stop_reason == "storage_down"
     assert "is unreachable (connection refused)" in summary.stop_message and "resume" in summary.stop_message
     assert summary.counts == {"baseline": 1}  # the finished baseline is kept
@@ -522,3 +565,26 @@ def test_an_older_ledger_gains_the_incumbent_column_when_opened(tmp_path):
     assert [(r["number"], r["incumbent_before"]) for r in ledger.tried()] == [(1, None), (2, 5.0)]
     ledger.close()
     Ledger(url, "s").close()  # opened again: the column is there, nothing to add
+
+
+def test_an_older_ledger_gains_the_evidence_column_and_reads_its_keeps_without_evidence(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    conn = sqlite3.connect(tmp_path / "old.db")  # autoresearch_keeps before evidence_json
+    conn.execute("CREATE TABLE autoresearch_keeps (study VARCHAR(512) NOT NULL, version INTEGER NOT NULL,"
+                 " trial INTEGER NOT NULL, worker VARCHAR(256) NOT NULL, file VARCHAR(512), composite FLOAT NOT NULL,"
+                 " objective FLOAT NOT NULL, holdout_composite FLOAT, instructions_json TEXT NOT NULL,"
+                 " knobs_json TEXT NOT NULL, feedback_json TEXT NOT NULL, message_json TEXT NOT NULL,"
+                 " commit_sha VARCHAR(64), created_at FLOAT NOT NULL, PRIMARY KEY (study, version))")
+    feedback = '{"critiques": [], "weakest_dimensions": [], "failing_criteria": []}'
+    conn.execute(f"""INSERT INTO autoresearch_keeps VALUES ('s', 0, 0, 'a', NULL, 3.0, 3.0, NULL, '{{}}', '{{}}',"""
+                 f""" '{feedback}', '["", {{}}]', 'abc', 1.0)""")
+    conn.commit()
+    conn.close()
+    ledger = Ledger(url, "s")
+    (old,) = ledger.keeps()
+    assert old.evidence is None
+    with ledger.claim(KeepRecord(1, 4, "b", 4.0, 4.0, None, {"p.md": "x"}, {}, old.feedback, file="p.md",
+                                 evidence={"keep": True})):
+        pass
+    assert [k.evidence for k in ledger.keeps()] == [None, {"keep": True}]
+    ledger.close()

@@ -81,7 +81,7 @@ def gather(store: Store, root: Path, study: str) -> ReportData:
         models={role: f"{cfg.get('backend')}/{cfg.get('model')}" for role, cfg in sorted(portfolio.items())},
         storage=meta["storage"], generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         trials=points, pareto=pareto_front(points), log=log,
-        commits=[trial_detail(store, root, study, e.trial) for e in log.entries],
+        commits=[trial_detail(store, root, study, e.trial) for e in log.entries if not e.worker],
         roles=role_usage(store, study), operators=operator_outcomes(rows),
         acceptance=acceptance_rates(rows),
         importances=importances(meta["storage"], study), total_calls=calls[0], total_joules=calls[1])

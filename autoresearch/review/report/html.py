@@ -221,12 +221,16 @@ def importance_section(data: ReportData) -> str:
 def commits_section(data: ReportData) -> str:
     if not data.log.entries:
         return '<h2 id="commits">Commits</h2><p class="empty">No kept commits yet.</p>'
-    rows = [[escape(e.date.replace("T", " ")[:16]) + " UTC", f'<a href="#trial-{e.trial}">#{e.trial}</a>',
-             f'<a href="#trial-{e.trial}"><code>{escape(e.commit[:10])}</code></a>', escape(e.file),
+    def linked(e, text: str) -> str:  # another worker's keep has no section here: its evaluation is not here
+        return text if e.worker else f'<a href="#trial-{e.trial}">{text}</a>'
+
+    rows = [[escape(e.date.replace("T", " ")[:16]) + " UTC", linked(e, f"#{e.trial}"),
+             linked(e, f"<code>{escape(e.commit[:10])}</code>"), escape(e.file),
              f'<span class="up">{e.delta:+.3f}</span>',
              '<span class="down">inside noise</span>' if e.inside_noise else _num(e.lower_bound, "+.3f"),
              _num(e.composite), _num(e.holdout_composite),
-             _joules(e.joules_per_task), escape(e.operator), escape(e.description)] for e in data.log.entries]
+             _joules(e.joules_per_task), escape(e.operator),
+             escape(f"[worker {e.worker}] {e.description}" if e.worker else e.description)] for e in data.log.entries]
     return ('<h2 id="commits">Commits, newest first</h2>'
             '<p class="muted">delta: the mean paired difference over search tasks × seeds that the keep rule '
             'decided on; bound: its one-sided lower confidence bound ("inside noise": kept without one above '

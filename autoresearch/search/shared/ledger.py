@@ -54,6 +54,10 @@ KEEPS = sa.Table(
     sa.Column("message_json", sa.Text, nullable=False),  # [subject, trailers]: a lost push is replayed from it
     sa.Column("commit_sha", sa.String(64)),
     sa.Column("created_at", sa.Float, nullable=False),
+    # The keep rule's evidence (Verdict.to_json) and the trial's idea, so that every worker's `log` shows another
+    # worker's keep as its own worker's does. Added after the table's first version (see _add_missing_columns).
+    sa.Column("evidence_json", sa.Text),
+    sa.Column("idea", sa.Text),
 )
 # Every finished trial of every worker, so that all of them share one memory: the ideas already tried, the
 # variants already evaluated (or pruned against an incumbent), the trials since the last keep (--plateau).
@@ -76,7 +80,8 @@ TRIED = sa.Table(
 )
 # Columns added after their table's first version, nullable so that old rows stay valid: a worker opening an
 # older ledger adds them (Ledger._add_missing_columns).
-ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before",)),)
+ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before",)),
+                                                             (KEEPS, ("evidence_json", "idea")))
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
     sa.Column("study", sa.String(512), primary_key=True),
@@ -119,6 +124,8 @@ class KeepRecord:
     trailers: dict[str, str] = field(default_factory=dict)
     commit_sha: str | None = None
     created_at: float = 0.0
+    evidence: dict[str, Any] | None = None  # the keep rule's (None for the baseline, or a keep of an older version)
+    idea: str = ""  # what the trial tried, as its worker's results.tsv says it
 
 
 def worker_id() -> str:
@@ -343,7 +350,8 @@ def _row(study: str, r: KeepRecord) -> dict[str, Any]:
                 instructions_json=json.dumps(r.instructions, sort_keys=True),
                 knobs_json=json.dumps(r.knobs, sort_keys=True), feedback_json=json.dumps(r.feedback.to_json()),
                 message_json=json.dumps([r.subject, r.trailers]), commit_sha=r.commit_sha,
-                created_at=r.created_at or time.time())
+                created_at=r.created_at or time.time(),
+                evidence_json=None if r.evidence is None else json.dumps(r.evidence, sort_keys=True), idea=r.idea)
 
 
 def _record(row: Any) -> KeepRecord:
@@ -355,7 +363,8 @@ def _record(row: Any) -> KeepRecord:
         instructions=json.loads(row["instructions_json"]), knobs=json.loads(row["knobs_json"]),
         feedback=Feedback.from_json(fb),
         file=row["file"], subject=subject, trailers=trailers, commit_sha=row["commit_sha"],
-        created_at=row["created_at"])
+        created_at=row["created_at"], evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
+        idea=row["idea"] or "")
 
 
 def _short(value: Any) -> str:
