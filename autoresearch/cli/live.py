@@ -206,10 +206,10 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         difference = noise.difference_sd
         values = ", ".join(f"{v:.2f}" for v in noise.values)
         if noise.sd == 0:
-            console.print(f"noise      the baseline over {noise.n} seeds: {values}, the seeds changed nothing; a "
+            console.print(f"noise      {noise.of} over {noise.n} seeds: {values}, the seeds changed nothing; a "
                           f"variant's tasks are its only evidence (each counted once)")
         else:
-            console.print(f"noise      the baseline over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
+            console.print(f"noise      {noise.of} over {noise.n} seeds: {values} (sd {noise.sd:.2f}); two single "
                           f"evaluations differ with sd {difference:.2f}")
     race = race_counts(summary.outcomes)
     if race:

@@ -162,7 +162,7 @@ def header(d: TrialDetail) -> Text:
     if d.evidence:
         lines.append(Text(evidence_line(d.evidence), "dim" if d.evidence.get("keep") else "yellow"))
     if d.noise_sd is not None:
-        lines.append(Text(f"noise: the baseline's composite moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
+        lines.append(Text(f"noise: {d.noise_of} moves with sd {d.noise_sd:.2f} over {d.noise_repeats} "
                           "seeds", "dim"))
     return Text("\n").join(lines)
 

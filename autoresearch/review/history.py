@@ -259,6 +259,7 @@ class TrialDetail:
     tasks: list[TaskComparison] = field(default_factory=list)
     noise_sd: float | None = None  # the study's measured noise: sd of its baseline's composite over seeds
     noise_repeats: int = 0  # how many seeds that sd is over (0: not measured)
+    noise_of: str = "the baseline's composite"  # what the sd is of (a shared worker that joined after a keep: not)
     # How the keep rule decided (search/keep_rule.py, Verdict.to_json): None for the baseline, a failed or
     # pruned trial, and trials made before the paired rule.
     evidence: dict[str, Any] | None = None
@@ -299,6 +300,7 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         scored_by_trial=scored_by, tasks_run=task_count(store, evaluation_id),
         tasks_total=task_count(store, before_eval), diff=instruction_diff(before, row, file),
         tasks=tasks, noise_sd=noise.sd if noise else None, noise_repeats=noise.n if noise else 0,
+        noise_of=noise.composite_of if noise else "the baseline's composite",
         evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
     )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..evaluation.noise import Spread
 from ..pipeline.runner import SuiteResult
+from ..store.queries import StudyNoise
 from .keep_rule import Verdict
 from .results import TrialOutcome, variant_hash
 
@@ -41,7 +41,7 @@ def commit_subject(file: str, outcome: TrialOutcome, verdict: Verdict) -> str:
 
 
 def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, Any], *, portfolio: str,
-                    study: str, energy_weight: float, noise: Spread | None = None,
+                    study: str, energy_weight: float, noise: StudyNoise | None = None,
                     evidence: Verdict | None = None) -> dict[str, str]:
     """The figures a keep's commit carries, so that `git log` alone shows why it was kept: the keep rule's
     evidence (the paired delta, its bound, the pairs, the holdout delta) and the study's measured noise."""
@@ -64,7 +64,7 @@ def commit_trailers(outcome: TrialOutcome, suite: SuiteResult, knobs: dict[str, 
     if evidence is not None:
         trailers.update(evidence.trailers())
     if noise is not None and noise.sd is not None:
-        trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} (the baseline's composite over {noise.n} seeds)"
+        trailers["Autoresearch-Noise-Sd"] = f"{noise.sd:.3f} ({noise.composite_of} over {noise.n} seeds)"
     if evidence is not None:
         bound = evidence.lower_bound
         inside = bound is None or bound <= 0

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..evaluation.noise import Spread
 from ..lm.calls import CallRecord, energy_source_of, role_rows
 from ..store import Store
-from ..store.queries import measured_noise
+from ..store.queries import StudyNoise, measured_noise
 from ..store.statuses import TrialStatus
 from . import pareto
 from .forecast import TrialCost
@@ -43,7 +42,7 @@ class StudySummary:
     # This study's best and that of the previous portfolio's study (same workspace and evaluation), if any.
     comparison: list[PortfolioRow] = field(default_factory=list)
     worker: str | None = None  # set in a shared study: counts, Pareto front and commits are this worker's
-    noise: Spread | None = None  # the baseline's search composite over several seeds, when measured
+    noise: StudyNoise | None = None  # the baseline's search composite over several seeds, when measured
     # The run's forecast (search/forecast.py) beside what its trials then cost, so a user can judge the next one.
     forecast: ForecastCheck | None = None
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
-from ..evaluation.noise import Spread, spread
+from ..evaluation.noise import Spread
 from .statuses import INCUMBENT_STATUSES
 from .store import Store
 
@@ -34,15 +35,32 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
             for r in rows]
 
 
-def measured_noise(store: Store, study: str) -> Spread | None:
+BASELINE = "the baseline"
+
+
+@dataclass(frozen=True)
+class StudyNoise(Spread):
+    """The study's noise: a search composite over seed sets, and the instructions it was measured on (the
+    baseline's, or, for a shared study's worker that joined after a keep, the incumbent's it joined at)."""
+
+    of: str = BASELINE
+
+    @property
+    def composite_of(self) -> str:
+        """"the baseline's composite", or the composite of the instructions it was measured on."""
+        return "the baseline's composite" if self.of == BASELINE else f"the composite of {self.of}"
+
+
+def measured_noise(store: Store, study: str) -> StudyNoise | None:
     """The study's noise: its baseline's search composite under seed sets 0, 1, … in order (noise_composites);
     None when fewer than two were measured."""
-    values = noise_composites(store, study)
+    reference = _noise_reference(store, study)
+    values, of = _composites(store, study, reference), reference[1] if reference else BASELINE
     if len(values) < 2:  # an older autoresearch kept the noise in studies.noise_json (stores before m007 lack the
         # evaluations' variant_hash and repeat it is read from now)
         legacy = store.legacy_noise(study)
-        values = legacy if legacy is not None else values
-    return spread(values) if len(values) > 1 else None
+        values, of = (legacy, BASELINE) if legacy is not None else (values, of)
+    return StudyNoise(tuple(float(v) for v in values), of) if len(values) > 1 else None
 
 
 TASKS_OF = "(SELECT COUNT(*) FROM task_results r WHERE r.evaluation_id = e.id)"
@@ -56,14 +74,13 @@ def noise_composites(store: Store, study: str) -> list[float]:
 
     A worker that joined a shared study after its baseline has no baseline trial in its store: its own
     evaluations of the study's baseline instructions (the ledger's, recorded in studies.baseline_json) as the
-    incumbent (Evaluator.incumbent_noise) are the noise, set 0 included."""
-    base = store.conn.execute(
-        f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e JOIN trials t "
-        "ON t.study = e.study AND t.number = e.trial "
-        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
-        "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
-    if base is None:
-        base = recorded_baseline_screen(store, study)
+    incumbent (Evaluator.incumbent_noise) are the noise, set 0 included; one that joined after a keep, its
+    evaluations of the incumbent it joined at (joined_screen)."""
+    return _composites(store, study, _noise_reference(store, study))
+
+
+def _composites(store: Store, study: str, reference: tuple[sqlite3.Row, str] | None) -> list[float]:
+    base = None if reference is None else reference[0]
     if base is None or base["variant_hash"] is None:
         return []
     first: dict[int, float] = {}
@@ -92,11 +109,33 @@ def variant_screen(store: Store, study: str, variant_hash: str | None,
         (study, variant_hash, *((kind,) if kind else ()))).fetchone()
 
 
-def recorded_baseline_screen(store: Store, study: str) -> sqlite3.Row | None:
+def _noise_reference(store: Store, study: str) -> tuple[sqlite3.Row, str] | None:
+    """The screen the study's noise starts from (set 0), and whose instructions it is of."""
+    base = store.conn.execute(
+        f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e JOIN trials t "
+        "ON t.study = e.study AND t.number = e.trial "
+        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
+        "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
+    return (base, BASELINE) if base is not None else joined_screen(store, study)
+
+
+def joined_screen(store: Store, study: str) -> tuple[sqlite3.Row, str] | None:
     """Where another worker ran the study's baseline (studies.baseline_json): this worker's own first whole
-    evaluation of those instructions under the configured seeds (Evaluator.incumbent_noise); None before."""
+    evaluation of those instructions under the configured seeds (Evaluator.incumbent_noise); where it joined
+    after a keep and never evaluated them, its first such evaluation of the incumbent it joined at. With
+    whose instructions it is; None before either."""
     recorded = store.study_baseline(study)
-    return None if recorded is None else variant_screen(store, study, recorded["variant_hash"], "incumbent")
+    screen = None if recorded is None else variant_screen(store, study, recorded["variant_hash"], "incumbent")
+    if screen is not None:
+        return screen, BASELINE
+    first = store.conn.execute(
+        f"SELECT e.id, e.variant_hash, e.composite, {TASKS_OF} AS tasks, t.incumbent_trial FROM evaluations e "
+        "JOIN trials t ON t.study = e.study AND t.number = e.trial WHERE e.study = ? AND e.kind = 'incumbent' "
+        "AND e.split = 'search' AND e.repeat = 0 AND e.status = 'complete' AND e.composite IS NOT NULL "
+        "ORDER BY e.id LIMIT 1", (study,)).fetchone()
+    if first is None:
+        return None
+    return first, f"the incumbent this worker joined at (trial {first['incumbent_trial']})"
 
 
 def study_names(store: Store) -> list[str]:
@@ -179,9 +218,9 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
     under the configured seeds (Evaluator.incumbent_noise), once it made one."""
     found = store.conn.execute(SCREEN_COST + "AND e.kind = 'baseline' GROUP BY e.id ORDER BY e.id LIMIT 1",
                                (study,)).fetchone()
-    screen = recorded_baseline_screen(store, study) if found is None else None
-    if screen is not None:
-        found = store.conn.execute(SCREEN_COST + "AND e.id = ? GROUP BY e.id", (study, screen["id"])).fetchone()
+    joined = joined_screen(store, study) if found is None else None
+    if joined is not None:
+        found = store.conn.execute(SCREEN_COST + "AND e.id = ? GROUP BY e.id", (study, joined[0]["id"])).fetchone()
     return found
 
 

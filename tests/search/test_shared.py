@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_only
 
-from autoresearch.cli.live import forecast_line
+from autoresearch.cli.live import forecast_line, print_summary
 from autoresearch.cli.main import main
 from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.errors import WorkspaceError
@@ -181,6 +181,34 @@ def test_a_worker_joining_late_measures_the_study_noise_on_its_own_machine_befor
     detail = trial_detail(store, b_root, STUDY, late.outcomes[0].number)
     assert (detail.noise_sd, detail.noise_repeats) == (late.noise.sd, 3)
     store.close()
+
+
+def test_a_worker_joining_after_a_keep_measures_the_noise_on_the_incumbent_it_joined_at(loop_workspace, tmp_path):
+    # B joins after A kept trial 1: it never evaluates the baseline's instructions, so the incumbent it joined at
+    # is what its noise, its keeps' noise trailer, its `show` and its forecast are measured on.
+    noisy = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 3") + "parents = 1\n"
+    remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2, extra=noisy)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = study(a_root, SeedJudge(variants=["Answer!\n"]), storage).optimize(n_trials=1)
+    (a_keep,) = first.outcomes
+    assert a_keep.status == "keep"
+    events = []
+    late = study(b_root, SeedJudge(variants=["Answer!!\n", "Answer!!!\n"]), storage,
+                 observer=lambda kind, data: events.append(kind)).optimize(n_trials=2)
+    b_keep = late.outcomes[0]
+    assert b_keep.status == "keep"
+    joined = f"the incumbent this worker joined at (trial {a_keep.number})"
+    assert late.noise is not None and late.noise.of == joined and late.noise.n >= 2
+    body = git(remote, "log", "-1", "--format=%B", b_keep.commit)
+    assert f"Autoresearch-Noise-Sd: {late.noise.sd:.3f} (the composite of {joined} over" in body
+    assert "forecast" in events and events.index("forecast") > events.index("trial_finished")
+    console = Console(record=True, width=200)
+    print_summary(console, late, load_workspace(b_root))
+    assert f"noise      {joined} over {late.noise.n} seeds: " in console.export_text()
+    store = Store(b_root / "runs" / "autoresearch.db")
+    detail = trial_detail(store, b_root, STUDY, b_keep.number)
+    store.close()
+    assert detail.noise_of == f"the composite of {joined}" and detail.noise_sd == late.noise.sd
 
 
 def test_a_worker_joining_late_forecasts_its_remaining_trials_once_it_measured_the_baseline_here(
