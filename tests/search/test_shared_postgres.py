@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from test_shared import BRANCH, STUDY, remote_keeps, shared_setup
 
 from autoresearch.cli.main import main
+from autoresearch.review.history import study_log
 from autoresearch.search.shared.ledger import Ledger
 from autoresearch.store import Store
 
@@ -90,6 +91,17 @@ def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_pa
     assert lost and all(r["status"] in ("discard", "keep") for r in lost)  # several per run with parents = 1
     assert all("re-judged against it" in r["note"] or "identical to the new incumbent" in r["note"]
                or "races lost in a row" in r["note"] for r in lost)
+    # Each worker's log lists, beside its own keeps, every keep it read before its last one (it reads the
+    # study's incumbents before each trial), with the commit the ledger names.
+    commits = {v.trial: v.commit_sha for v in versions[1:]}
+    for clone in clones:
+        store = Store.for_workspace(clone / "runs")
+        entries = study_log(store, STUDY).entries
+        store.close()
+        own = [v.version for v in versions[1:] if commits[v.trial] in {e.commit for e in entries if not e.worker}]
+        seen = {v.trial for v in versions[1:max(own, default=1)]}
+        assert seen <= {e.trial for e in entries}, (clone, seen, [e.trial for e in entries])
+        assert all(e.commit == commits[e.trial] for e in entries)
     shown = CliRunner().invoke(main, ["status", "--storage", url])
     assert shown.exit_code == 0, shown.output
     assert f"incumbent: trial {incumbent.trial} (version {incumbent.version})" in shown.output
