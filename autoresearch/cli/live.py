@@ -123,7 +123,8 @@ STAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "holdout": lambda data: "holdout tasks",
     "noise": lambda data: f"measuring the noise: repeat {data['repeat'] + 1}",
     "confirm": lambda data: f"a contender: confirming under seed set {data['repeat'] + 1}",
-    "incumbent": lambda data: f"the incumbent on this machine: seed set {data['repeat'] + 1}",
+    "incumbent": lambda data: "the incumbent on this machine: " + (
+        "holdout tasks" if data.get("split") == "holdout" else f"seed set {data['repeat'] + 1}"),
     "rejudge": lambda data: "lost the race: re-judging against the new incumbent",
 }
 

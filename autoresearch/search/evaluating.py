@@ -158,7 +158,7 @@ class Evaluator:
         """The tasks again with each pipeline role's seed + repeat (pipeline/repeats.py): one draw of the noise.
         Recorded as an evaluation of the trial (kind: noise, confirm or incumbent) that carries its seeds; the
         pruner is not told. on_task returning False stops it after that task (the race's futility stop)."""
-        self.emit(kind, {"trial": number, "repeat": repeat})
+        self.emit(kind, {"trial": number, "repeat": repeat, "split": split})
         suite, _ = evaluate_repeat(self.ws, self.store, self.portfolio_name, self.portfolio, tasks, repeat,
                                    instructions=instructions, kind=kind, split=split, study=self.name,
                                    trial=number, recorder=recorder, backend_factory=self.backend_factory,

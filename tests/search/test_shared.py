@@ -194,14 +194,18 @@ def test_a_worker_joining_after_a_keep_measures_the_noise_on_the_incumbent_it_jo
     assert a_keep.status == "keep"
     events = []
     late = study(b_root, SeedJudge(variants=["Answer!!\n", "Answer!!!\n"]), storage,
-                 observer=lambda kind, data: events.append(kind)).optimize(n_trials=2)
+                 observer=lambda kind, data: events.append((kind, data.get("split")))).optimize(n_trials=2)
     b_keep = late.outcomes[0]
     assert b_keep.status == "keep"
     joined = f"the incumbent this worker joined at (trial {a_keep.number})"
     assert late.noise is not None and late.noise.of == joined and late.noise.n >= 2
     body = git(remote, "log", "-1", "--format=%B", b_keep.commit)
     assert f"Autoresearch-Noise-Sd: {late.noise.sd:.3f} (the composite of {joined} over" in body
-    assert "forecast" in events and events.index("forecast") > events.index("trial_finished")
+    kinds = [kind for kind, _ in events]
+    assert "forecast" in kinds and kinds.index("forecast") > kinds.index("trial_finished")
+    # Before its first screen the incumbent's upfront seed sets; for the race its third set and its holdout
+    # tasks, each so named.
+    assert [split for kind, split in events if kind == "incumbent"][:4] == ["search", "search", "search", "holdout"]
     console = Console(record=True, width=200)
     print_summary(console, late, load_workspace(b_root))
     assert f"noise      {joined} over {late.noise.n} seeds: " in console.export_text()
