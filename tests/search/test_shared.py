@@ -403,6 +403,13 @@ def test_status_shows_incumbent_and_workers(loop_workspace, tmp_path):
     assert missing.exit_code == 2 and "no such shared study" in missing.output
 
 
+def test_status_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(tmp_path):
+    typo = tmp_path / "shraed.db"
+    result = CliRunner().invoke(main, ["status", "--storage", f"sqlite:///{typo}"])
+    assert result.exit_code == 2 and f"no such database file {typo}" in result.output
+    assert not typo.exists()
+
+
 def _feedback():
     from autoresearch.search.proposer import Feedback
 
