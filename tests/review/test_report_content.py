@@ -81,3 +81,13 @@ def test_pareto_front_keeps_only_undominated_trials():
               TrialPoint(5, "discard", 6.0, False, True, 0.1, None, "", "", "", "")]
     # 1 and 2 are beaten by 3; the pruned one ran some tasks only; 5 borrowed another trial's scores.
     assert pareto_front(points) == [0, 3]
+
+
+def test_importances_of_a_study_whose_optuna_storage_is_gone_say_so_and_create_nothing(tmp_path):
+    from autoresearch.review.report.data import importances
+
+    gone = tmp_path / "runs" / "optuna.db"
+    gone.parent.mkdir()  # the workspace is there, its Optuna database is not (deleted, or moved with the store)
+    found = importances(f"sqlite:///{gone}", "nightly")
+    assert found.unavailable == f"unavailable: the study's Optuna storage {gone} is gone"
+    assert not gone.exists()

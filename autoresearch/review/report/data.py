@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ...search.pareto import TrialPoint, pareto_front, trial_point
+from ...search.shared.ledger import missing_sqlite_file
 from ...store import Store
 from ...store.queries import role_usage_rows
 from ..history import StudyLog, TrialDetail, study_log, trial_detail
@@ -119,6 +120,9 @@ def acceptance_rates(rows: list) -> dict[str, dict[str, tuple[int, int]]]:
 
 def importances(storage: str, study: str) -> Importances:
     """Optuna's importances of the recipe parameters; a reason instead when it cannot compute them."""
+    gone = missing_sqlite_file(storage)
+    if gone is not None:  # opening it would leave an empty database behind
+        return Importances(unavailable=f"unavailable: the study's Optuna storage {gone} is gone")
     try:
         import optuna
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import sqlalchemy as sa
@@ -139,6 +140,18 @@ def safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot read is shown as given, minus nothing secret
         return url.split("@")[-1]
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names where it does not exist; None for any other URL (or an in-memory one)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None  # not a URL at all: opening it says so
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
 
 
 def database_error(url: str, exc: BaseException, doing: str) -> AutoresearchError:

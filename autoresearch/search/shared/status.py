@@ -5,14 +5,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy as sa
 
 from ...errors import UsageError
-from .ledger import KeepRecord, Ledger, database_error, safe_url, studies, workers
+from .ledger import (
+    KeepRecord,
+    Ledger,
+    database_error,
+    missing_sqlite_file,
+    safe_url,
+    studies,
+    workers,
+)
 
 
 @dataclass
@@ -56,18 +62,6 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
                                keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name), workers=recent,
                                quiet_workers=len(seen) - len(recent), window_s=window_s, now=now))
     return out
-
-
-def missing_sqlite_file(url: str) -> Path | None:
-    """The file a SQLite URL names where it does not exist; None for any other URL (or an in-memory one)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return None  # not a URL at all: opening it says so
-    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
 
 
 def _trial_counts(url: str, name: str) -> dict[str, int]:
