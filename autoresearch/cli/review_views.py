@@ -73,14 +73,15 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
     counts = "  ".join(f"{k} {log.counts[k]}" for k in
                        ("baseline", "keep", "discard", "pruned", "failed", "interrupted", "running")
                        if log.counts.get(k))
+    others = sum(bool(e.worker) for e in log.entries)
+    whose = " (this worker's)" if others or log.baseline_elsewhere else ""  # a shared study: the store's trials
     head = Text.assemble(("Study ", "bold"), (log.study, "bold"), f" on branch {log.branch}\n",
                          f"baseline composite {fmt(log.baseline_composite)}"
                          f" (holdout {fmt(log.baseline_holdout)}"
                          + (f"; {log.baseline_elsewhere}, another worker's" if log.baseline_elsewhere else "")
-                         + f")  ·  trials: {counts}")
+                         + f")  ·  trials{whose}: {counts}")
     if not log.entries:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
-    others = sum(bool(e.worker) for e in log.entries)
     by_others = f", {others} by other workers of the shared study" if others else ""
     table = Table(title=f"Committed improvements ({len(log.entries)}{by_others}), newest first", title_justify="left")
     for col in ("date", "trial", "commit", "file", "delta", "bound", "pairs", "composite", "holdout", "J/task",

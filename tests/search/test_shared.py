@@ -276,6 +276,7 @@ def test_a_workers_log_and_report_list_the_keeps_other_workers_made(loop_workspa
     shown = console.export_text()
     assert f"[worker {first.worker}] {a_keep.description}" in shown
     assert "Committed improvements (2, 1 by other workers of the shared study)" in shown
+    assert "trials (this worker's): keep 1" in shown
     cli = CliRunner()
     refused = cli.invoke(main, ["show", str(a_keep.number), "-w", str(b_root), "--study", STUDY])
     assert refused.exit_code == 2 and f"was kept by worker {first.worker}" in refused.output
