@@ -83,9 +83,22 @@ def run_env(seed: int) -> dict[str, str]:
 
 
 def start_run(root: Path, seed: int) -> subprocess.Popen:
+    """The run in its own process group; its stdout (where a run that stops says why) goes to a file beside
+    the workspace, read back when the run exits by itself (a pipe could fill and stall it)."""
     cmd = [sys.executable, str(PIPELINE), "run", "-w", str(root), "--trials", "10000", "--seed", str(seed)]
-    return subprocess.Popen(cmd, cwd=root, env=run_env(seed), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    with open(run_output(root), "wb") as out:
+        return subprocess.Popen(cmd, cwd=root, env=run_env(seed), stdout=out, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+
+def run_output(root: Path) -> Path:
+    return root.parent / "run.out"
+
+
+def output_tail(root: Path, chars: int = 300) -> str:
+    """The last lines of the latest run's output, on one line."""
+    text = run_output(root).read_text(errors="replace") if run_output(root).exists() else ""
+    return " | ".join(line.strip() for line in text[-chars:].splitlines() if line.strip())
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -118,7 +131,8 @@ def wait_and_kill(proc: subprocess.Popen, root: Path, trigger: str, rng: random.
     fired = "deadline"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return f"exited by itself (rc {proc.returncode}): {proc.stderr.read().decode()[-300:]}"
+            return (f"exited by itself (rc {proc.returncode}): {proc.stderr.read().decode()[-300:]} "
+                    f"{output_tail(root)}")
         if trigger == "file-written" and producer.stat().st_ino != first_inode:
             fired = trigger
             break
@@ -323,7 +337,7 @@ def crash_test(kills: int = 20, seed: int = 0, workdir: Path | None = None, limi
                     break
                 # A run may stop on its own before the kill: the pipeline's injected faults can fail the
                 # baseline's tasks ("the baseline failed", rc 1). Not a violation; start it again, as a user would.
-                log(f"round {round_:2d}: {what.strip()[:120]} — started again")
+                log(f"round {round_:2d}: {what.strip()[:400]} — started again")
             made += what.startswith("killed")
             found = [f"round {round_} after kill: {v}" for v in instant_violations(root)]
             rc, output = settle(root, seed)
