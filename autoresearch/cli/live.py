@@ -112,8 +112,9 @@ class LiveView:
         for o in self.recent:
             table.add_row(str(o.number), Text(o.status, STATUS_STYLE.get(o.status, "")),
                           "" if o.composite is None else f"{o.composite:.3f}",
-                          "" if o.delta is None else f"{o.delta:+.3f}", f"{o.joules:.0f}", o.file,
-                          f"{o.operator} {o.description}"[:60])
+                          "" if o.delta is None else f"{o.delta:+.3f}", f"{o.joules:.0f}", Text(o.file),
+                          # Text, not markup: a model's idea may hold "[rule]" (dropped) or "[/INST]" (an error)
+                          Text(f"{o.operator} {o.description}"[:60]))
         parts: list[Any] = [head, table] + [Text(n, "yellow") for n in self.notes[-2:]]
         self.live.update(Group(*parts))
 

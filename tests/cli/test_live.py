@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from autoresearch.cli.live import LiveView
+from autoresearch.search.results import TrialOutcome
 
 
 def test_the_incumbents_holdout_evaluation_is_not_called_a_seed_set():
@@ -18,3 +19,13 @@ def test_the_incumbents_holdout_evaluation_is_not_called_a_seed_set():
     lines = out.getvalue().splitlines()
     assert "the incumbent on this machine: seed set 2" in lines[0]
     assert "the incumbent on this machine: holdout tasks" in lines[1]
+
+
+def test_a_models_idea_in_the_live_table_is_shown_as_written_not_read_as_markup():
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=True, width=200))
+    outcome = TrialOutcome(3, "discard", file="producer.md", operator="rephrase",
+                           description="[rule] keep it short [/INST]", composite=3.5, delta=-0.2)
+    with view:  # a live display: rich reads a str cell as markup, where "[/INST]" is an error
+        view.on_event("trial_finished", {"outcome": outcome})
+    assert "[rule] keep it short [/INST]" in out.getvalue()
