@@ -423,7 +423,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
 def status(storage: str, study_name: str | None, minutes: float) -> None:
     """Shared studies: their incumbent, trial counts, and the workers seen in the last minutes."""
     from ..search.shared.status import shared_status
-    from .views import status_table
+    from .views import keeps_table, status_table
 
     found = shared_status(storage, study_name, window_s=minutes * 60)
     if not found:
@@ -431,3 +431,5 @@ def status(storage: str, study_name: str | None, minutes: float) -> None:
                       "--study NAME`)", markup=False)
     for entry in found:
         console.print(status_table(entry))
+        if (keeps := keeps_table(entry)) is not None:
+            console.print(keeps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from ..energy import energy_label
 from ..lm.calls import CallRecord, role_rows
@@ -128,6 +129,24 @@ def status_table(status: StudyStatus) -> Table:
         table.add_row(f"no worker seen in the last {status.window_s / 60:.0f} min", "", "", "", "", "", "")
     if status.quiet_workers:
         table.caption = f"{status.quiet_workers} more worker(s) seen earlier"
+    return table
+
+
+def keeps_table(status: StudyStatus) -> Table | None:
+    """A shared study's keeps, every worker's, newest first, as the ledger holds them; None before any."""
+    kept = [v for v in reversed(status.versions) if v.version > 0]
+    if not kept:
+        return None
+    table = Table(title=f"keeps of study {status.study} (every worker's), newest first", title_justify="left")
+    for column in ("version", "trial", "worker", "file", "delta", "bound", "composite", "holdout", "commit", "idea"):
+        table.add_column(column, justify="right" if column in ("version", "trial", "delta", "bound", "composite",
+                                                                "holdout") else "left", overflow="fold")
+    for v in kept:
+        bound = ((v.evidence or {}).get("search") or {}).get("lower_bound")
+        table.add_row(str(v.version), str(v.trial), v.worker, v.file or "", v.trailers.get("Autoresearch-Delta", ""),
+                      "–" if bound is None else f"{bound:+.3f}", f"{v.composite:.3f}",
+                      "–" if v.holdout_composite is None else f"{v.holdout_composite:.3f}",
+                      (v.commit_sha or "")[:10], Text(" ".join((v.idea or v.subject).split())))  # no markup: "[rule] …"
     return table
 
 

@@ -17,6 +17,7 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_o
 from autoresearch.cli.live import forecast_line, print_summary
 from autoresearch.cli.main import main
 from autoresearch.cli.review_views import log_renderables, print_all
+from autoresearch.cli.views import keeps_table
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
@@ -24,7 +25,7 @@ from autoresearch.search.results import Incumbent
 from autoresearch.search.screens import pareto_front
 from autoresearch.search.shared import worker as worker_module
 from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
-from autoresearch.search.shared.status import shared_status
+from autoresearch.search.shared.status import StudyStatus, shared_status
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace
@@ -400,6 +401,14 @@ def test_status_shows_incumbent_and_workers(loop_workspace, tmp_path):
     assert "stopped: trials" in result.output
     [entry] = shared_status(storage)
     assert (entry.workers[0]["trials"], entry.workers[0]["keeps"], entry.keeps) == (3, 1, 1)  # baseline + 2
+    # Every worker's keeps, from the database alone: the keep's worker, delta, bound and idea.
+    assert "keeps of study nightly (every worker's), newest first" in result.output
+    console = Console(record=True, width=300)
+    console.print(keeps_table(entry))
+    (row,) = [line for line in console.export_text().splitlines() if entry.workers[0]["worker"] in line]
+    kept = entry.versions[1]
+    assert kept.trailers["Autoresearch-Delta"] in row and kept.commit_sha[:10] in row and kept.idea in row
+    assert f"{kept.evidence['search']['lower_bound']:+.3f}" in row
     missing = CliRunner().invoke(main, ["status", "--storage", storage, "--study", "other"])
     assert missing.exit_code == 2 and "no such shared study" in missing.output
 
@@ -409,6 +418,16 @@ def test_status_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing
     result = CliRunner().invoke(main, ["status", "--storage", f"sqlite:///{typo}"])
     assert result.exit_code == 2 and f"no such database file {typo}" in result.output
     assert not typo.exists()
+
+
+def test_the_keeps_table_shows_an_idea_as_written_not_as_markup():
+    record = KeepRecord(1, 4, "w", 4.0, 4.0, None, {}, {}, _feedback(), file="producer.md", idea="[rule] be brief",
+                        trailers={"Autoresearch-Delta": "+0.500"}, evidence={"search": {"lower_bound": 0.2}})
+    status = StudyStatus(STUDY, record, None, 1, {}, [], 0, versions=[record])
+    console = Console(record=True, width=300)
+    console.print(keeps_table(status))
+    shown = console.export_text()
+    assert "[rule] be brief" in shown and "+0.200" in shown
 
 
 def _feedback():

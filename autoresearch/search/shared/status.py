@@ -32,6 +32,7 @@ class StudyStatus:
     quiet_workers: int  # seen before the window
     window_s: float = 600.0
     now: float = field(default_factory=time.time)
+    versions: list[KeepRecord] = field(default_factory=list)  # every version of the incumbent, the baseline first
 
 
 def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -> list[StudyStatus]:
@@ -60,7 +61,7 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
         recent = [w for w in seen if now - w["last_seen"] <= window_s]
         out.append(StudyStatus(study=name, incumbent=keeps[-1] if keeps else None, baseline=keeps[0] if keeps else None,
                                keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name), workers=recent,
-                               quiet_workers=len(seen) - len(recent), window_s=window_s, now=now))
+                               quiet_workers=len(seen) - len(recent), window_s=window_s, now=now, versions=keeps))
     return out
 
 
