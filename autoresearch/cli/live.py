@@ -49,7 +49,7 @@ class LiveView:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if not self.plain:
+        if self.live.is_started:
             self.live.__exit__(*exc)
 
     def note(self, text: str) -> None:
@@ -59,6 +59,18 @@ class LiveView:
         self._refresh()
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Show one event of the run. A fault of the display itself never stops the run (an overnight run is worth
+        more than its progress display): the live display gives way to plain lines, said in one line."""
+        try:
+            self._show(kind, data)
+        except Exception as exc:  # noqa: BLE001 - any display fault; the run's own errors are not raised here
+            if not self.plain:
+                self.plain = True
+                self.live.stop()
+            self.console.print(f"the progress display failed ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                               "plain lines from here on, the run goes on", markup=False, highlight=False)
+
+    def _show(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "note":
             self.note(data["text"])
             return

@@ -29,3 +29,21 @@ def test_a_models_idea_in_the_live_table_is_shown_as_written_not_read_as_markup(
     with view:  # a live display: rich reads a str cell as markup, where "[/INST]" is an error
         view.on_event("trial_finished", {"outcome": outcome})
     assert "[rule] keep it short [/INST]" in out.getvalue()
+
+
+def test_a_fault_of_the_display_gives_way_to_plain_lines_and_the_run_goes_on(monkeypatch):
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=True, width=200))
+
+    def broken(self):  # the live display's rendering fails; plain lines do not render through it
+        if not self.plain:
+            raise ValueError("a rendering bug")
+
+    with view:
+        monkeypatch.setattr(LiveView, "_refresh", broken)
+        view.on_event("trial_started", {"trial": 1, "file": "producer.md", "operator": "rephrase"})  # no raise
+        view.on_event("trial_finished", {"outcome": TrialOutcome(1, "discard", file="producer.md",
+                                                                 operator="rephrase", description="shorter")})
+    text = out.getvalue()
+    assert text.count("the progress display failed (ValueError: a rendering bug); plain lines from here on") == 1
+    assert "trial   1 discard" in text  # the next event, as a plain line
