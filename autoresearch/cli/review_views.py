@@ -94,7 +94,7 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
         pairs = f"{search['tasks']}×{search['repeats']}" if search else "–"
         table.add_row(local_time(e.date), str(e.trial), e.commit[:10], e.file, Text(f"{e.delta:+.3f}", "green"),
                       bound, pairs, f"{e.composite:.3f}", fmt(e.holdout_composite), fmt_joules(e.joules_per_task),
-                      e.operator, Text(f"[worker {e.worker}] {e.description}" if e.worker else e.description))
+                      e.operator, Text(e.shown_description))
     sources = {e.energy_source for e in log.entries if e.energy_source}
     foot = Text(f"delta: mean paired difference over tasks × seeds; bound: its one-sided lower confidence bound "
                 f"(\"inside noise\": kept without one above zero, as before the paired rule)  ·  "

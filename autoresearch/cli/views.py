@@ -10,6 +10,7 @@ from rich.text import Text
 from ..energy import energy_label
 from ..lm.calls import CallRecord, role_rows
 from ..pipeline.runner import SuiteResult
+from ..review.history import keep_entry
 from ..search.shared.status import StudyStatus
 from ..workspace.config import (
     PIPELINE_ROLES,
@@ -142,11 +143,13 @@ def keeps_table(status: StudyStatus) -> Table | None:
         table.add_column(column, justify="right" if column in ("version", "trial", "delta", "bound", "composite",
                                                                 "holdout") else "left", overflow="fold")
     for v in kept:
-        bound = ((v.evidence or {}).get("search") or {}).get("lower_bound")
-        table.add_row(str(v.version), str(v.trial), v.worker, v.file or "", v.trailers.get("Autoresearch-Delta", ""),
-                      "–" if bound is None else f"{bound:+.3f}", f"{v.composite:.3f}",
-                      "–" if v.holdout_composite is None else f"{v.holdout_composite:.3f}",
-                      (v.commit_sha or "")[:10], Text(" ".join((v.idea or v.subject).split())))  # no markup: "[rule] …"
+        e = keep_entry(trial=v.trial, date=v.kept_at, commit=v.commit_sha, file=v.file, composite=v.composite,
+                       holdout_composite=v.holdout_composite, trailers=v.trailers, idea=v.idea or v.subject,
+                       worker=v.worker, evidence=v.evidence)
+        table.add_row(str(v.version), str(e.trial), e.worker, e.file, f"{e.delta:+.3f}",
+                      "–" if e.lower_bound is None else f"{e.lower_bound:+.3f}", f"{e.composite:.3f}",
+                      "–" if e.holdout_composite is None else f"{e.holdout_composite:.3f}", e.commit[:10],
+                      Text(e.description))  # no markup: "[rule] …"
     return table
 
 

@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..evaluation.scoring import composite
 from ..store import Store
 from ..store.queries import (
+    BASELINE_COMPOSITE,
     evaluation_scores,
     incumbent_before,
     joules_per_task,
@@ -124,6 +125,11 @@ class LogEntry:
     worker: str = ""  # a shared study's keep by another worker (its evaluation is in that worker's store); "": ours
 
     @property
+    def shown_description(self) -> str:
+        """The description, marked with its worker where another worker kept it."""
+        return f"[worker {self.worker}] {self.description}" if self.worker else self.description
+
+    @property
     def lower_bound(self) -> float | None:
         return (self.evidence or {}).get("search", {}).get("lower_bound")
 
@@ -178,18 +184,25 @@ def study_log(store: Store, study: str) -> StudyLog:
 def other_workers_keeps(store: Store, study: str) -> list[LogEntry]:
     """A shared study's keeps by other workers, as this worker read them from the study's ledger: their figures
     and evidence are those their worker recorded (per-task joules are in that worker's store only)."""
-    entries = []
-    for r in store.study_keeps(study):
-        trailers = json.loads(r["trailers_json"])
-        entries.append(LogEntry(
-            trial=r["trial"], date=r["kept_at"], commit=r["commit_sha"] or "", file=r["file"] or "",
-            delta=float(trailers.get("Autoresearch-Delta", "nan")), composite=r["composite"],
-            holdout_composite=r["holdout_composite"], joules_per_task=None,
-            energy_source=trailers.get("Autoresearch-Joules", "").partition("(")[2].rstrip(")"),
-            operator=trailers.get("Autoresearch-Operator", ""),
-            description=" ".join((r["idea"] or r["subject"]).split()),
-            evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None, worker=r["worker"]))
-    return entries
+    return [keep_entry(trial=r["trial"], date=r["kept_at"], commit=r["commit_sha"], file=r["file"],
+                       composite=r["composite"], holdout_composite=r["holdout_composite"],
+                       trailers=json.loads(r["trailers_json"]), idea=r["idea"] or r["subject"], worker=r["worker"],
+                       evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
+            for r in store.study_keeps(study)]
+
+
+def keep_entry(*, trial: int, date: str, commit: str | None, file: str | None, composite: float,
+               holdout_composite: float | None, trailers: dict[str, str], idea: str, worker: str,
+               evidence: dict[str, Any] | None) -> LogEntry:
+    """A shared study's keep as a log entry, from what the ledger holds of it (its commit's trailers, the keep
+    rule's evidence, the idea): `log` and `status` show another worker's keep this way."""
+    return LogEntry(
+        trial=trial, date=date, commit=commit or "", file=file or "",
+        delta=float(trailers.get("Autoresearch-Delta", "nan")), composite=composite,
+        holdout_composite=holdout_composite, joules_per_task=None,
+        energy_source=trailers.get("Autoresearch-Joules", "").partition("(")[2].rstrip(")"),
+        operator=trailers.get("Autoresearch-Operator", ""), description=" ".join(idea.split()), evidence=evidence,
+        worker=worker)
 
 
 # --- show ----------------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ class TrialDetail:
     tasks: list[TaskComparison] = field(default_factory=list)
     noise_sd: float | None = None  # the study's measured noise: sd of its baseline's composite over seeds
     noise_repeats: int = 0  # how many seeds that sd is over (0: not measured)
-    noise_of: str = "the baseline's composite"  # what the sd is of (a shared worker that joined after a keep: not)
+    noise_of: str = BASELINE_COMPOSITE  # what the sd is of (a shared worker that joined after a keep: not)
     # How the keep rule decided (search/keep_rule.py, Verdict.to_json): None for the baseline, a failed or
     # pruned trial, and trials made before the paired rule.
     evidence: dict[str, Any] | None = None
@@ -300,7 +313,7 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         scored_by_trial=scored_by, tasks_run=task_count(store, evaluation_id),
         tasks_total=task_count(store, before_eval), diff=instruction_diff(before, row, file),
         tasks=tasks, noise_sd=noise.sd if noise else None, noise_repeats=noise.n if noise else 0,
-        noise_of=noise.composite_of if noise else "the baseline's composite",
+        noise_of=noise.composite_of if noise else BASELINE_COMPOSITE,
         evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
     )
 

@@ -15,7 +15,6 @@ import json
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import optuna
@@ -306,7 +305,7 @@ class SharedIncumbents(LocalIncumbents):
                     "composite": keep.composite, "holdout_composite": keep.holdout_composite,
                     "subject": keep.subject, "idea": keep.idea, "trailers": keep.trailers, "evidence": keep.evidence,
                     "commit_sha": keep.commit_sha,
-                    "kept_at": datetime.fromtimestamp(keep.created_at, timezone.utc).isoformat(timespec="seconds")})
+                    "kept_at": keep.kept_at})
             self._recorded[keep.version] = keep.commit_sha
 
     def commit_keep(self, record: KeepRecord, rel: str, also: dict[str, str] | None = None) -> str:

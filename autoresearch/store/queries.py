@@ -36,6 +36,7 @@ def tried_ideas(trials: list[Any], file: str, last: int = 12) -> list[str]:
 
 
 BASELINE = "the baseline"
+BASELINE_COMPOSITE = "the baseline's composite"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class StudyNoise(Spread):
     @property
     def composite_of(self) -> str:
         """"the baseline's composite", or the composite of the instructions it was measured on."""
-        return "the baseline's composite" if self.of == BASELINE else f"the composite of {self.of}"
+        return BASELINE_COMPOSITE if self.of == BASELINE else f"the composite of {self.of}"
 
 
 def measured_noise(store: Store, study: str) -> StudyNoise | None:

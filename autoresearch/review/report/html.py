@@ -230,7 +230,7 @@ def commits_section(data: ReportData) -> str:
              '<span class="down">inside noise</span>' if e.inside_noise else _num(e.lower_bound, "+.3f"),
              _num(e.composite), _num(e.holdout_composite),
              _joules(e.joules_per_task), escape(e.operator),
-             escape(f"[worker {e.worker}] {e.description}" if e.worker else e.description)] for e in data.log.entries]
+             escape(e.shown_description)] for e in data.log.entries]
     return ('<h2 id="commits">Commits, newest first</h2>'
             '<p class="muted">delta: the mean paired difference over search tasks × seeds that the keep rule '
             'decided on; bound: its one-sided lower confidence bound ("inside noise": kept without one above '

@@ -23,6 +23,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -127,6 +128,11 @@ class KeepRecord:
     created_at: float = 0.0
     evidence: dict[str, Any] | None = None  # the keep rule's (None for the baseline, or a keep of an older version)
     idea: str = ""  # what the trial tried, as its worker's results.tsv says it
+
+    @property
+    def kept_at(self) -> str:
+        """When it was kept, as the store writes times (UTC ISO)."""
+        return datetime.fromtimestamp(self.created_at, timezone.utc).isoformat(timespec="seconds")
 
 
 def worker_id() -> str:
