@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -36,12 +36,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Temperature = Annotated[float, Field(ge=0.0, le=2.0)]  # a role's sampling temperature, as RoleConfig takes it
+RevisionRounds = Annotated[int, Field(ge=0, le=5)]  # as ScoringConfig.max_revision_rounds takes it
+
+
 class RoleConfig(_Strict):
     """Which backend and model play a role, with its generation parameters."""
 
     backend: Literal["embedded", "ollama", "openai", "fake"] = "embedded"
     model: str = BUNDLED_MODEL
-    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    temperature: Temperature = 0.2
     max_tokens: int = Field(256, ge=1, le=32768)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     # Above 1 a token already in the context is less likely again: a small model's loops ("1.1.1.1…") end
@@ -74,7 +78,7 @@ class ScoringConfig(_Strict):
     criteria_weight: float = Field(0.3, ge=0.0, le=1.0)
     keep_threshold: float = Field(0.1, ge=0.0, le=10.0)
     judge_pass_threshold: float = Field(7.0, ge=0.0, le=10.0)
-    max_revision_rounds: int = Field(1, ge=0, le=5)
+    max_revision_rounds: RevisionRounds = 1
     # The loop's objective is composite − energy_weight × kJ per search task (0: the composite alone).
     energy_weight: float = Field(0.0, ge=0.0, le=100.0)
     # The keep rule (search/keep_rule.py): a challenger's mean paired difference over search tasks × seeds must
@@ -189,11 +193,13 @@ def _small_model(model: str) -> bool:
 class SearchConfig(_Strict):
     """What the optimization loop may vary; choices are fixed for the life of a study."""
 
-    operators: list[str] | None = None  # None: the whole catalogue
+    operators: list[str] | None = Field(None, min_length=1)  # None: the whole catalogue
     parents: int = Field(3, ge=1, le=10)  # incumbent plus the next best kept variants
-    proposer_temperatures: list[float] = [0.3, 0.7, 1.0]
-    producer_temperatures: list[float] = []  # searchable when non-empty
-    revision_rounds: list[int] = []  # searchable when non-empty
+    # Each list is a categorical choice of the search space: at least one value (where it is searched at all),
+    # each in its setting's range, none twice (a value listed twice would be drawn twice as often).
+    proposer_temperatures: list[Temperature] = Field([0.3, 0.7, 1.0], min_length=1)
+    producer_temperatures: list[Temperature] = []  # searchable when non-empty
+    revision_rounds: list[RevisionRounds] = []  # searchable when non-empty
     # Optuna's sampler (search/strategies.py): multivariate TPE, random search, or Optuna's Gaussian-process
     # sampler (needs torch). Its random start-up trials scale with the run's trial budget.
     sampler: Literal["tpe", "random", "gp"] = "tpe"
@@ -219,6 +225,14 @@ class SearchConfig(_Strict):
     # tasks (search/mechanical.py: shape_trial), before the sampler's picks. Not part of the search space.
     shape_first: bool = True
 
+    @field_validator("operators", "proposer_temperatures", "producer_temperatures", "revision_rounds")
+    @classmethod
+    def _each_value_once(cls, values: list | None) -> list | None:
+        repeated = sorted({str(v) for v in values or () if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once")
+        return values
+
 
 class WorkspaceSection(_Strict):
     name: str = "workspace"
@@ -238,6 +252,8 @@ class WorkspaceSection(_Strict):
     def _known_instruction_files(cls, names: list[str]) -> list[str]:
         if not names:
             raise ValueError("at least one instruction file must be optimizable")
+        if len(set(names)) < len(names):
+            raise ValueError("each instruction file may be listed once")
         for name in names:
             if name not in ("planner.md", "producer.md"):
                 raise ValueError(f"{name!r} is not a role instruction file (planner.md, producer.md)")
