@@ -194,7 +194,8 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
               "backend_down": "stopped: the backend keeps failing",
               "failed_trials": "stopped: trials keep failing",
               "storage_down": "stopped: the shared study's database is unreachable"}.get(summary.stop_reason, summary.stop_reason)
-    console.print(f"\n[bold]Study {summary.study}[/bold] on branch {summary.branch} — {reason}")
+    # The study's name is the user's (--study, [workspace] name): shown as written, never read as markup.
+    console.print(Text.assemble("\n", (f"Study {summary.study}", "bold"), f" on branch {summary.branch} — {reason}"))
     if summary.stop_message:
         console.print(f"{summary.stop_reason}: {summary.stop_message}", style="red", markup=False, soft_wrap=True)
     for note in summary.notes:
@@ -270,7 +271,7 @@ def role_summary_table(roles: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
     for r in roles:
         per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
-        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}", f"{r['joules']:.1f}",
+        table.add_row(r["role"], Text(r["model"]), str(r["calls"]), f"{r['completion_rate']:.0%}", f"{r['joules']:.1f}",
                       f"{r['load_joules']:.1f}", per_k, str(r["prompt_tokens"]), str(r["completion_tokens"]),
                       f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}",
                       energy_label(r["energy_source"] or "estimate"))
@@ -289,7 +290,7 @@ def comparison_table(rows: list[PortfolioRow]) -> Table:
                 "energy"):
         table.add_column(col, justify="left" if col in ("portfolio", "study", "energy") else "right")
     for r in rows:
-        table.add_row(r.portfolio, r.study, str(r.trial), f"{r.best_composite:.3f}",
+        table.add_row(Text(r.portfolio), Text(r.study), str(r.trial), f"{r.best_composite:.3f}",
                       "-" if r.best_holdout is None else f"{r.best_holdout:.3f}", f"{r.joules_per_task:.1f}",
                       f"{r.seconds_per_task:.2f}", f"{r.producer_tokens_per_task:.0f}", energy_label(r.energy_source))
     return table

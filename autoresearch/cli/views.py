@@ -120,11 +120,11 @@ def status_table(status: StudyStatus) -> Table:
                 + (f", holdout {inc.holdout_composite:.3f}" if inc.holdout_composite is not None else "")
                 + (f", commit {inc.commit_sha[:10]}" if inc.commit_sha else "")
                 + f"; baseline {base.composite:.3f}; {status.keeps} keeps")
-    table = Table(title=f"study {status.study}: {head}\n{trials}", title_justify="left")
+    table = Table(title=Text(f"study {status.study}: {head}\n{trials}"), title_justify="left")
     for column in ("worker", "host", "portfolio", "trials", "keeps", "last seen", "state"):
         table.add_column(column, justify="right" if column in ("trials", "keeps", "last seen") else "left")
     for w in status.workers:
-        table.add_row(w["worker"], w["host"], w["portfolio"], str(w["trials"]), str(w["keeps"]),
+        table.add_row(Text(w["worker"]), Text(w["host"]), Text(w["portfolio"]), str(w["trials"]), str(w["keeps"]),
                       f"{status.now - w['last_seen']:.0f}s ago", w["state"])
     if not status.workers:
         table.add_row(f"no worker seen in the last {status.window_s / 60:.0f} min", "", "", "", "", "", "")
@@ -138,7 +138,7 @@ def keeps_table(status: StudyStatus) -> Table | None:
     kept = [v for v in reversed(status.versions) if v.version > 0]
     if not kept:
         return None
-    table = Table(title=f"keeps of study {status.study} (every worker's), newest first", title_justify="left")
+    table = Table(title=Text(f"keeps of study {status.study} (every worker's), newest first"), title_justify="left")
     for column in ("version", "trial", "worker", "file", "delta", "bound", "composite", "holdout", "commit", "idea"):
         table.add_column(column, justify="right" if column in ("version", "trial", "delta", "bound", "composite",
                                                                 "holdout") else "left", overflow="fold")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 from rich.console import Console
 
-from autoresearch.cli.live import LiveView
+from autoresearch.cli.live import LiveView, print_summary
 from autoresearch.search.results import TrialOutcome
 
 
@@ -47,3 +48,24 @@ def test_a_fault_of_the_display_gives_way_to_plain_lines_and_the_run_goes_on(mon
     text = out.getvalue()
     assert text.count("the progress display failed (ValueError: a rendering bug); plain lines from here on") == 1
     assert "trial   1 discard" in text  # the next event, as a plain line
+
+
+def test_the_summary_shows_names_the_user_chose_as_written_not_read_as_markup(tmp_path):
+    from autoresearch.search.portfolios import PortfolioRow
+    from autoresearch.search.summary import StudySummary
+
+    def best(portfolio: str, study: str) -> PortfolioRow:
+        return PortfolioRow(portfolio, study, 0, 3.0, None, 10.0, 1.0, 50.0, "estimate")
+
+    study = "nightly [/x] [bold]"  # --study is free text; "[/x]" is a markup error, "[bold]" would vanish
+    roles = [{"role": "producer", "model": "/models/[q4]/m.gguf", "calls": 1, "completion_rate": 1.0, "joules": 1.0,
+              "load_joules": 0.0, "joules_per_1k_output_tokens": None, "prompt_tokens": 1, "completion_tokens": 1,
+              "latency_s": 0.1, "swaps": 0, "load_s": 0.0, "energy_source": "estimate"}]
+    summary = StudySummary(study, "autoresearch/nightly", "trials", [], {"baseline": 1}, 3.0, 3.0, None, None, 1.0,
+                           "estimate", 1, roles=roles,
+                           comparison=[best("[old]", "[/y]-study"), best("default", study)])
+    console = Console(record=True, width=300)
+    print_summary(console, summary, SimpleNamespace(runs_dir=tmp_path))
+    shown = console.export_text()
+    assert f"Study {study} on branch autoresearch/nightly — trial budget reached" in shown
+    assert "/models/[q4]/m.gguf" in shown and "[old]" in shown and "[/y]-study" in shown

@@ -17,7 +17,7 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_o
 from autoresearch.cli.live import forecast_line, print_summary
 from autoresearch.cli.main import main
 from autoresearch.cli.review_views import log_renderables, print_all
-from autoresearch.cli.views import keeps_table
+from autoresearch.cli.views import keeps_table, status_table
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
@@ -420,14 +420,20 @@ def test_status_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing
     assert not typo.exists()
 
 
-def test_the_keeps_table_shows_an_idea_as_written_not_as_markup():
+def test_the_status_tables_show_ideas_and_names_as_written_not_as_markup():
     record = KeepRecord(1, 4, "w", 4.0, 4.0, None, {}, {}, _feedback(), file="producer.md", idea="[rule] be brief",
                         trailers={"Autoresearch-Delta": "+0.500"}, evidence={"search": {"lower_bound": 0.2}})
-    status = StudyStatus(STUDY, record, None, 1, {}, [], 0, versions=[record])
+    baseline = KeepRecord(0, 0, "w", 3.5, 3.5, None, {}, {}, _feedback())
+    study = "nightly [/x]"  # --study is free text: "[/x]" read as markup is an error
+    worker = {"worker": "w", "host": "h", "portfolio": "[big]", "trials": 4, "keeps": 1, "last_seen": 0.0,
+              "state": "running"}
+    status = StudyStatus(study, record, baseline, 1, {"keep": 1}, [worker], 0, versions=[baseline, record])
     console = Console(record=True, width=300)
+    console.print(status_table(status))
     console.print(keeps_table(status))
     shown = console.export_text()
     assert "[rule] be brief" in shown and "+0.200" in shown
+    assert f"study {study}: incumbent" in shown and f"keeps of study {study}" in shown and "[big]" in shown
 
 
 def _feedback():
