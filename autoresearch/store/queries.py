@@ -214,11 +214,14 @@ SCREEN_COST = ("SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS
 
 
 def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
-    """The study's first evaluation of its baseline on the search tasks: its calls, joules and seconds. In a
-    shared study whose baseline another worker ran, this worker's own first evaluation of those instructions
-    under the configured seeds (Evaluator.incumbent_noise), once it made one."""
-    found = store.conn.execute(SCREEN_COST + "AND e.kind = 'baseline' GROUP BY e.id ORDER BY e.id LIMIT 1",
-                               (study,)).fetchone()
+    """The search evaluation of the study's baseline trial: its calls, joules and seconds (not a baseline
+    interrupted part-way by Ctrl-C or a crash, which ran only some tasks, nor one that failed). In a shared
+    study whose baseline another worker ran, this worker's own first evaluation of those instructions under the
+    configured seeds (Evaluator.incumbent_noise), once it made one."""
+    found = store.conn.execute(
+        SCREEN_COST + "AND e.kind = 'baseline' AND e.status = 'complete' AND EXISTS (SELECT 1 FROM trials t "
+        "WHERE t.study = e.study AND t.number = e.trial AND t.status = 'baseline') GROUP BY e.id ORDER BY e.id "
+        "LIMIT 1", (study,)).fetchone()
     joined = joined_screen(store, study) if found is None else None
     if joined is not None:
         found = store.conn.execute(SCREEN_COST + "AND e.id = ? GROUP BY e.id", (study, joined[0]["id"])).fetchone()

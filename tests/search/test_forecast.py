@@ -67,6 +67,31 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     assert second["trials"] == 2
 
 
+def test_a_baseline_interrupted_part_way_is_not_the_cost_a_forecast_rests_on(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    judged = {"n": 0}
+
+    def score(answer, task):
+        judged["n"] += 1
+        if judged["n"] == 2:  # Ctrl-C during the baseline's second search task
+            raise KeyboardInterrupt
+        return answer.count("!")
+
+    pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)], score=score)
+    events: list = []
+    first = study_for(root, pipeline, events).optimize(n_trials=2)
+    assert first.stop_reason == "interrupted" and forecasts(events) == []
+    study_for(root, pipeline, events).optimize(n_trials=2)  # the resumed run evaluates the baseline whole
+    store = Store.for_workspace(root / "runs")
+    calls = store.conn.execute(
+        "SELECT e.status, COUNT(c.id) FROM evaluations e JOIN calls c ON c.evaluation_id = e.id WHERE e.study = ? "
+        "AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id", (first.study,)).fetchall()
+    assert [status for status, _ in calls] == ["interrupted", "complete"] and calls[0][1] < calls[1][1]
+    (forecast_event,) = forecasts(events)
+    assert f"the baseline's screen ({calls[1][1]} calls)" in forecast_event["basis"]
+    assert forecast_event["per_trial"]["calls"] == pytest.approx(calls[1][1] + 1)
+
+
 def test_a_timeout_buys_as_many_trials_as_fit_and_a_plateau_alone_none():
     cost = TrialCost(calls=14, joules=300.0, seconds=40.0, energy_source="estimate", basis="test")
     assert forecast(cost, n_trials=None, timeout_s=3600).trials == 90
