@@ -15,6 +15,9 @@
     │   └── UnparseableOutput     the model's text is empty or cannot be parsed (the backend answered)
     └── StorageError          a database a run depends on is unreachable or unusable (exit 1)
         └── StoreError        the SQLite store is unusable
+
+    KeyboardInterrupt
+    └── Terminated            a stop signal (SIGTERM) ends the run now, as a second Ctrl-C does
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class StorageError(AutoresearchError):
 
 class StoreError(StorageError):
     """The SQLite store cannot be opened or migrated."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal (SIGTERM: `kill`, `systemctl stop`, a scheduler's end of allocation) asked the run to end
+    now. A KeyboardInterrupt, so everything that abandons a trial cleanly on a second Ctrl-C does so here too;
+    raised by the CLI's signal handler, never by the library."""
 
 
 class BackendError(AutoresearchError):

@@ -191,6 +191,7 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
     """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
               "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C",
+              "terminated": "stopped by SIGTERM, the trial in progress abandoned",
               "backend_down": "stopped: the backend keeps failing",
               "failed_trials": "stopped: trials keep failing",
               "storage_down": "stopped: the shared study's database is unreachable"}.get(summary.stop_reason, summary.stop_reason)

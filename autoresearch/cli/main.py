@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..errors import AutoresearchError, UsageError
+from ..errors import AutoresearchError, Terminated, UsageError
 
 # Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
@@ -276,16 +276,49 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         study.request_stop()
         view.note("Ctrl-C: finishing the current trial, then stopping (Ctrl-C again to abandon it)")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    terminated: list[int] = []
+
+    def on_sigterm(signum, frame):
+        # A stop signal gives a grace period, not a trial's length: abandon the trial in progress now, as a
+        # second Ctrl-C does, so that the summary is printed and the lock released before a SIGKILL follows.
+        if terminated:
+            return  # the run is already stopping
+        terminated.append(signum)
+        study.request_stop()
+        raise Terminated()
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
+    summary = None
     try:
         with view:
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
+    except Terminated:
+        pass  # it came before the first trial began (or after the last ended): nothing was abandoned
     finally:
-        signal.signal(signal.SIGINT, previous)
-    print_summary(console, summary, ws)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if summary is not None:
+        print_summary(console, summary, ws)
+    if terminated:
+        study.close()  # the store's last writes leave its write-ahead log: the process ends without exit handlers
+        _end_by_signal(signal.SIGTERM)
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
+
+
+def _end_by_signal(signum: int) -> None:
+    """End the process by the signal that stopped it, once the run closed cleanly: a shell then reports 128 + N
+    and systemd a clean stop, as for any program that a signal ended."""
+    import os
+    import signal
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)  # where the signal's default does not end the process
 
 
 # --- reviewing a study: log, show, report ---------------------------------------------------------

@@ -22,7 +22,7 @@ from .keep_rule import Verdict
 from .knobs import knob_files
 from .proposer import feedback_from
 from .race import Race
-from .recovery import deferred_sigint
+from .recovery import deferred_signals
 from .results import Incumbent, TrialOutcome
 from .shared.ledger import KeepRecord, LostRace
 from .trial_log import TrialLog
@@ -50,7 +50,7 @@ class Keeper:
         file = outcome.file
         holdout, holdout_id = verdict.extra.get("holdout_composite"), verdict.extra.get("holdout_evaluation_id")
         outcome = replace(outcome, status=TrialStatus.KEEP, holdout_composite=holdout, evidence=verdict)
-        with deferred_sigint():  # the commit and its record are made together or not at all
+        with deferred_signals():  # the commit and its record are made together or not at all
             # 1. The figures first (status still running), so a kill right after the commit can be completed.
             self.store.update_trial(self.study, trial.number, **records.outcome_fields(outcome, suite, holdout_id),
                                     evidence_json=json.dumps(verdict.to_json(), sort_keys=True))
@@ -72,7 +72,7 @@ class Keeper:
                 outcome = replace(outcome, commit=sha)
                 # 3. keep in the store, then results.tsv, then Optuna.
                 self.log.finish(outcome, suite, holdout_id=holdout_id, evidence=verdict)
-        if sha is None:  # outside deferred_sigint: re-judging evaluates, and Ctrl-C must be able to stop it
+        if sha is None:  # outside deferred_signals: re-judging evaluates, and Ctrl-C must be able to stop it
             return self._rejudge(trial, incumbent, self.incumbents.current(), outcome, instructions, knobs, verdict,
                                  suite, recorder, races + 1)
         return outcome, self.incumbents.after_keep(Incumbent(

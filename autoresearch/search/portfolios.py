@@ -11,7 +11,7 @@ from ..store import Store
 from ..store.queries import incumbent_before, producer_tokens
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import INSTRUCTIONS_DIR, Workspace
-from .recovery import deferred_sigint
+from .recovery import deferred_signals
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class PortfolioHistory:
             text = texts.get(file)
             if text is None or text == self.repo.read_head(rel):
                 continue
-            with deferred_sigint():
+            with deferred_signals():
                 commit = self.repo.commit_instruction(
                     rel, text, f"autoresearch: warm start {file} from study {source} (trial {row['number']})",
                     {"Autoresearch-Warm-Start": source, "Autoresearch-Warm-Start-Trial": str(row["number"]),

@@ -140,7 +140,7 @@ class Recovery:
     def abandon_quietly(self, number: int, note: str) -> None:
         """_abandon for a trial an error stopped; if that fails too (a broken store), the next start does it."""
         try:
-            with deferred_sigint():
+            with deferred_signals():
                 self.abandon(number, note)
         except Exception:  # noqa: BLE001 - the error that stopped the trial is the one to report
             pass
@@ -159,20 +159,28 @@ class Recovery:
         else:
             self.optuna.tell(number, state=TrialState.FAIL)
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and the stop signal of kill, systemd and schedulers
+
+
 @contextmanager
-def deferred_sigint() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so a keep is never half-made; a no-op off the main thread."""
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, so a keep is never half-made; a no-op off the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:  # deliver the held Ctrl-C to whoever was handling it before
-            if callable(previous):
-                previous(signal.SIGINT, None)
-            else:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):  # deliver each held signal to whoever was handling it before
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif signum == signal.SIGINT:
                 raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)  # no handler of ours: the signal's default, which ends the process

@@ -25,6 +25,7 @@ class StopReason(StrEnum):
     PLATEAU = "plateau"  # --plateau trials without a keep
     STOPPED = "stopped"  # Ctrl-C, after the trial in progress
     INTERRUPTED = "interrupted"  # a second Ctrl-C abandoned the trial in progress
+    TERMINATED = "terminated"  # a stop signal (SIGTERM) abandoned the trial in progress
     BACKEND_DOWN = "backend_down"  # trials kept failing on a model call
     FAILED_TRIALS = "failed_trials"  # trials kept failing without a failed model call
     STORAGE_DOWN = "storage_down"  # a shared study's database went away

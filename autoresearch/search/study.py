@@ -15,7 +15,7 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..store import Store
 from ..store.statuses import TrialStatus
@@ -203,6 +203,11 @@ class Study:
             self.incumbents.stopped(summary.stop_reason)
             return summary
 
+    def close(self) -> None:
+        """Close the store, when a run opened it; the Study is done with."""
+        if self.store is not None:
+            self.store.close()
+
     def _default_sampler(self, n_trials: int | None) -> optuna.samplers.BaseSampler:
         """The [search] sampler for a run of n_trials (torch, for "gp", was checked in __init__)."""
         return strategies.default_sampler(self.settings.search, self.seed, n_trials=n_trials,
@@ -303,6 +308,8 @@ class Study:
                 if stop is not None:
                     stop_reason, message = self.evaluator.down(*stop)
                     break
+        except Terminated:
+            stop_reason = StopReason.TERMINATED
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED
         except sqlalchemy.exc.OperationalError as exc:

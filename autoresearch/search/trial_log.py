@@ -11,7 +11,7 @@ from ..store import Store
 from . import records
 from .incumbents import LocalIncumbents
 from .keep_rule import Verdict
-from .recovery import Recovery, deferred_sigint
+from .recovery import Recovery, deferred_signals
 from .results import ResultsFile, TrialOutcome
 
 
@@ -32,7 +32,7 @@ class TrialLog:
         if evidence is not None:
             outcome = replace(outcome, evidence=evidence)
             extra["evidence_json"] = json.dumps(evidence.to_json(), sort_keys=True)
-        with deferred_sigint():
+        with deferred_signals():
             self.store.finish_trial(self.study, outcome.number, outcome.status,
                                     **records.outcome_fields(outcome, suite, holdout_id), **extra)
             row = self.store.trial(self.study, outcome.number)

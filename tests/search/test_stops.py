@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
 import pytest
 from click.testing import CliRunner
+from optuna.trial import TrialState
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
 from autoresearch.cli.main import main
 from autoresearch.errors import ConfigError
 from autoresearch.lm import preflight
 from autoresearch.pipeline import harness
+from autoresearch.search.recovery import deferred_signals
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace
@@ -143,3 +155,60 @@ def test_a_searched_producer_temperature_may_make_the_seeds_matter_so_the_run_go
     summary = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=["Answer!!!\n"]).factory,
                     seed=1, backoff_s=0).optimize(n_trials=1)
     assert summary.stop_reason == "trials" and len(summary.outcomes) == 1
+
+
+SCRIPTED_CLI = Path(__file__).with_name("shared_pipeline.py")  # the real `autoresearch` command on a fake model
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_abandons_the_trial_in_progress_prints_the_summary_and_ends_by_the_signal(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), "--trials", "500"], cwd=root,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = root / "runs" / "autoresearch.db"
+    deadline = time.monotonic() + 60
+    while True:  # wait until a trial after the first few is running: a SIGTERM then lands mid-trial
+        running = None
+        read_only = f"file:{db}?mode=ro"  # never creates the file the run is about to make
+        with contextlib.suppress(sqlite3.OperationalError), \
+                contextlib.closing(sqlite3.connect(read_only, uri=True, timeout=5)) as conn:
+            found = conn.execute("SELECT number FROM trials WHERE status = 'running' AND number >= 3").fetchone()
+            running = found and found[0]  # (no such table: the store is being made)
+        if running or run.poll() is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    assert running, f"no trial was running: {run.communicate()}"
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == -signal.SIGTERM, (run.returncode, out, err)  # ended by the signal, after the cleanup
+    assert "stopped by SIGTERM, the trial in progress abandoned" in out and err == ""
+    assert not (root / "runs" / "run.lock").exists()
+    assert not (root / "runs" / "autoresearch.db-wal").exists()  # the store was closed, its log checkpointed
+    store = Store.for_workspace(root / "runs")
+    study = store.conn.execute("SELECT name FROM studies").fetchone()[0]
+    rows = store.trials(study)
+    assert "running" not in {r["status"] for r in rows}
+    assert rows[-1]["status"] == "interrupted" and rows[-1]["number"] >= running
+    assert store.conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'running'").fetchone()[0] == 0
+    trials = optuna.load_study(study_name=study, storage=f"sqlite:///{root / 'runs' / 'optuna.db'}").trials
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    assert git(root, "status", "--porcelain") == ""
+
+    resumed = subprocess.run([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), "--trials", "1"], cwd=root,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stale lock" not in resumed.stdout  # the stopped run closed itself: nothing to repair
+
+
+def test_a_sigterm_during_a_keep_is_held_until_the_keep_is_made():
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with deferred_signals():  # as around a keep's commit and its record
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # an unheld signal's handler would have run by now
+            assert received == []
+        assert received == [signal.SIGTERM]  # delivered to the handler that was there before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
