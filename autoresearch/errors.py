@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections import Counter
 from collections.abc import Iterable
 
@@ -152,3 +153,23 @@ def answered(failure_mode: str | None) -> bool:
 def modes_line(modes: Iterable[str | None]) -> str:
     """Failure modes counted, most common first: "timeout ×2, unparseable ×1" (None counts as "error")."""
     return ", ".join(f"{mode} ×{n}" for mode, n in Counter(m or "error" for m in modes).most_common())
+
+
+# How a full disk reads where it is not an OSError: SQLite ("database or disk is full"), git's stderr.
+_OUT_OF_SPACE = ("database or disk is full", "no space left on device", "disk quota exceeded")
+
+
+def out_of_space(exc: BaseException | None) -> str | None:
+    """What a full disk (or quota) stopped, where exc or an error it came from says so; else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"writing {exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+        text = str(exc)
+        found = next((m for m in _OUT_OF_SPACE if m in text.lower()), None)
+        if found is not None:  # the words alone: around them is an SQL statement or a git command line
+            start = text.lower().index(found)
+            return text[start:start + len(found)]
+        exc = exc.__cause__ or exc.__context__
+    return None

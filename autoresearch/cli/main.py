@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..errors import AutoresearchError, Terminated, UsageError
+from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 
 # Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
@@ -28,6 +28,13 @@ class _Group(click.Group):
             sys.exit(2)
         except AutoresearchError as exc:
             click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            full = out_of_space(exc)  # from wherever it struck: the store, results.tsv, git, a report
+            if full is None:
+                raise
+            click.echo(f"error: the disk is full ({full}); free some space and run the same command (a run "
+                       "resumes from its finished trials)", err=True)
             sys.exit(1)
 
 

@@ -212,3 +212,39 @@ def test_a_sigterm_during_a_keep_is_held_until_the_keep_is_made():
         assert received == [signal.SIGTERM]  # delivered to the handler that was there before
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_the_same_command_resumes(loop_workspace, monkeypatch):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!\n", "Answer!!\n", "Answer!!!\n", "Answer!!!!\n"])
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    record_task, written = Store.record_task, []
+
+    def fills_up(self, evaluation_id, result):
+        if len(written) == 8:  # the baseline's 2 + 1 tasks and its noise set's 2, then trial 1 and into trial 2
+            raise sqlite3.OperationalError("database or disk is full")
+        written.append(result)
+        return record_task(self, evaluation_id, result)
+
+    monkeypatch.setattr(Store, "record_task", fills_up)
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "4", "--seed", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == ["error: the disk is full (database or disk is full); free some space and "
+                                          "run the same command (a run resumes from its finished trials)"]
+    store = Store.for_workspace(root / "runs")
+    study = store.conn.execute("SELECT name FROM studies").fetchone()[0]
+    before = [(r["number"], r["status"]) for r in store.trials(study)]
+    assert before[:2] == [(0, "baseline"), (1, "keep")]  # finished before the disk filled
+    # The trial the disk stopped: abandoned (or left running, where the disk refused that too) for the next start.
+    assert before[-1][1] in ("interrupted", "running") and all(status != "running" for _, status in before[:-1])
+
+    monkeypatch.setattr(Store, "record_task", record_task)  # space freed
+    result = CliRunner().invoke(main, ["run", "-w", str(root), "--trials", "1", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    after = [(r["number"], r["status"]) for r in store.trials(study)]
+    assert after[:len(before)] == before[:-1] + [(before[-1][0], "interrupted")]  # finished trials as they were
+    assert len(after) == len(before) + 1 and after[-1][1] != "running"
+    rows = (root / "runs" / "results.tsv").read_text().splitlines()[1:]
+    assert [int(row.split("\t")[0]) for row in rows] == [number for number, _ in after]
+    assert git(root, "status", "--porcelain") == ""
