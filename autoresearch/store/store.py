@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,16 @@ if TYPE_CHECKING:
     from ..pipeline.harness import TaskResult
 
 STORE_NAME = "autoresearch.db"
+# Opening a store in WAL mode writes its shared-memory index (32 KiB) even to read; with less room than this,
+# SQLite says only "disk I/O error".
+_ROOM_TO_OPEN = 64 * 1024
+
+
+def _no_room(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < _ROOM_TO_OPEN
+    except OSError:
+        return False
 
 
 def _now() -> str:
@@ -41,7 +52,8 @@ class Store:
             self.conn.execute("PRAGMA foreign_keys=ON")
             migrate(self.conn)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+            full = "; the disk is full: free some space and run the same command" if _no_room(self.path.parent) else ""
+            raise StoreError(f"{self.path}: cannot open the store: {exc}{full}") from None
 
     @classmethod
     def for_workspace(cls, runs_dir: Path) -> "Store":

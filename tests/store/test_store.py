@@ -159,6 +159,22 @@ def test_unopenable_store_is_a_store_error(tmp_path):
         Store(tmp_path / STORE_NAME)
 
 
+def test_a_store_that_cannot_open_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from autoresearch.store import store as store_module
+
+    (tmp_path / STORE_NAME).write_bytes(b"this is not a database" * 100)  # any failure to open; here a bad file
+    with pytest.raises(StoreError) as room:
+        Store(tmp_path / STORE_NAME)
+    assert "disk is full" not in str(room.value)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(StoreError) as full:  # SQLite says "disk I/O error" there, and nothing of the disk
+        Store(tmp_path / STORE_NAME)
+    assert str(full.value).endswith("; the disk is full: free some space and run the same command")
+
+
 def test_a_calls_seed_is_kept(tmp_path):
     store = Store(tmp_path / STORE_NAME)
     eid = begin(store, kind="eval", split="search")
