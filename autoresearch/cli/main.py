@@ -70,11 +70,17 @@ def _quiet_dspy() -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
     """Create a starter workspace in DIRECTORY (config, instructions, rubric, tasks, git)."""
+    from ..workspace.versioning import enclosing_repository
     from ..workspace.workspace import init_workspace
 
     root = init_workspace(directory)
-    console.print(f"Created workspace {root}")
-    console.print(f"Next: cd {directory} && autoresearch eval")
+    console.print(f"Created workspace {root}", markup=False)
+    outer = enclosing_repository(root)
+    if outer is not None:  # the workspace is a repository of its own, which the project's would list as untracked
+        console.print(f"note: it is a git repository of its own inside {outer} (a run checks out its own branch, "
+                      f"which must not switch your project's): add {root.relative_to(outer)}/ to {outer}/.gitignore",
+                      markup=False)
+    console.print(f"Next: cd {directory} && autoresearch eval", markup=False)
 
 
 @main.command("eval")

@@ -31,9 +31,8 @@ class InstructionRepo:
         try:
             self.repo = git.Repo(root, search_parent_directories=False)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise WorkspaceError(f"{root}: not a git repository (run `git init` and commit the workspace)") from None
+            raise WorkspaceError(not_a_repository(Path(root))) from None
         self.root = Path(self.repo.working_tree_dir)
-        # Paths relative to the repository root, so a workspace may live in a sub-folder of a repo.
         self.paths = [str((Path(root).resolve() / p).relative_to(self.root.resolve())) for p in instruction_paths]
 
     def check_head(self) -> None:
@@ -244,6 +243,26 @@ class InstructionRepo:
             if rel == path or rel.endswith("/" + path):
                 return i
         raise WorkspaceError(f"{path}: not an optimizable instruction file")
+
+
+def enclosing_repository(folder: Path) -> Path | None:
+    """The top folder of the git repository that folder lies inside (folder itself excluded), if any."""
+    try:
+        return Path(git.Repo(Path(folder).resolve().parent, search_parent_directories=True).working_tree_dir)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
+def not_a_repository(root: Path) -> str:
+    """Why a workspace that is not the top of a git repository cannot run, and what to do."""
+    outer = enclosing_repository(root)
+    if outer is None:
+        return f"{root}: not a git repository (run `git init` and commit the workspace)"
+    # A run checks out its study branch: in a project's repository that would switch the whole project, and two
+    # workspaces of one repository would switch it under each other.
+    return (f"{root}: a folder of the git repository {outer}, not a repository of its own; a run checks out its "
+            f"own branch, so a workspace must be one: `git init` here and commit the workspace (and add it to "
+            f"{outer}'s .gitignore), or `autoresearch init` one outside {outer}")
 
 
 def parse_trailers(message: str) -> dict[str, str]:

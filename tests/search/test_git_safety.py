@@ -77,6 +77,37 @@ def test_refuses_a_non_git_workspace_with_one_line(loop_workspace, monkeypatch, 
     assert not (plain / "runs" / "autoresearch.db").exists()
 
 
+def test_refuses_a_workspace_inside_a_projects_repository_with_one_line_that_says_what_to_do(
+        loop_workspace, monkeypatch, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    workspace = project / "prompts" / "agent"
+    workspace.parent.mkdir()
+    subprocess.run(["cp", "-r", str(producer_only(loop_workspace(extra=ONLY_PRODUCER))), str(workspace)], check=True)
+    subprocess.run(["rm", "-rf", str(workspace / ".git")], check=True)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "the project, its prompts in a folder")
+    result = cli_run(workspace, monkeypatch)
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert f"{workspace}: a folder of the git repository {project}, not a repository of its own" in result.stderr
+    assert "`git init` here" in result.stderr and f"outside {project}" in result.stderr
+    # The project was not touched: its branch, its branches, its files.
+    assert git(project, "branch", "--format=%(refname:short)").split() == ["main"]
+    assert git(project, "status", "--porcelain") == "" and not (workspace / "runs" / "autoresearch.db").exists()
+
+
+def test_init_inside_a_projects_repository_says_how_to_keep_the_project_clean(tmp_path):
+    git(tmp_path, "init", "-q")
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "prompts" / "agent")])
+    assert result.exit_code == 0, result.output
+    assert (f"note: it is a git repository of its own inside {tmp_path} (a run checks out its own branch, which "
+            f"must not switch your project's): add prompts/agent/ to {tmp_path}/.gitignore") in result.output
+    plain = CliRunner().invoke(main, ["init", str(tmp_path.parent / f"{tmp_path.name}-alone")])
+    assert plain.exit_code == 0 and "note:" not in plain.output
+
+
 def test_refuses_a_detached_head_with_one_line(loop_workspace, monkeypatch):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     git(root, "checkout", "-q", "--detach")
