@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from contextlib import contextmanager
@@ -57,8 +58,9 @@ class Recovery:
 
     def __init__(self, *, store: Store, repo: InstructionRepo, optuna_study: optuna.Study, study: str, branch: str,
                  incumbents: LocalIncumbents, results: ResultsFile, energy_weight: float,
-                 note: Callable[[str], None]):
+                 note: Callable[[str], None], optuna_storage: str = "Optuna's storage"):
         self.store, self.repo, self.optuna, self.name, self.branch = store, repo, optuna_study, study, branch
+        self.optuna_path = optuna_storage  # where Optuna keeps the study, as a user may read it (no password)
         self.incumbents, self.results, self.energy_weight, self.note = incumbents, results, energy_weight, note
 
     def reconcile(self) -> None:
@@ -146,18 +148,54 @@ class Recovery:
             pass
 
     def tell(self, row) -> None:
-        """Tell Optuna how a trial ended, if it does not know yet: the one mapping of store status to state."""
-        number, status = row["number"], row["status"]
+        """Tell Optuna how a trial ended, if it does not know yet."""
+        number = row["number"]
         trial = next((t for t in self.optuna.get_trials(deepcopy=False) if t.number == number), None)
         if trial is None or trial.state != TrialState.RUNNING:
             return
-        evaluated = row["composite"] is not None and (status != TrialStatus.DISCARD or row["evaluation_id"] is not None)
-        if status in SCORED_STATUSES and evaluated:
-            self.optuna.tell(number, row_objective(row))  # what the keep rule compared
-        elif status in (TrialStatus.PRUNED, TrialStatus.DISCARD):  # a discard not evaluated is an identical twin of an earlier one
-            self.optuna.tell(number, state=TrialState.PRUNED)
-        else:
-            self.optuna.tell(number, state=TrialState.FAIL)
+        state, value = optuna_outcome(row)
+        self.optuna.tell(number, value) if value is not None else self.optuna.tell(number, state=state)
+
+    def give_optuna_back_its_trials(self, distributions: dict[str, Any],
+                                    screens: Callable[[], dict[int, dict[int, float]]]) -> None:
+        """Where this worker's Optuna study lacks trials the store holds (runs/optuna.db deleted, or replaced by
+        an older copy), add them back in order: trial numbers go on agreeing, and the sampler learns from them
+        again (screens: per trial, the values its whole screen told the pruner, by step). A shared study's
+        Optuna is the study's own record, never rebuilt from one worker's store."""
+        if self.incumbents.worker is not None:
+            return
+        known = len(self.optuna.get_trials(deepcopy=False))
+        missing = [row for row in self.store.trials(self.name) if row["number"] >= known]
+        if not missing:
+            return
+        if [row["number"] for row in missing] != list(range(known, known + len(missing))):
+            raise WorkspaceError(f"{self.optuna_path}: it knows {known} trials of study {self.name}, and the store's "
+                                 f"next are not {known}, {known + 1}, …; restore it, or move runs/ aside to start over")
+        told = screens()
+        for row in missing:
+            params = json.loads(row["params_json"] or "{}")
+            state, value = optuna_outcome(row)
+            steps = told.get(row["number"], {})
+            try:
+                trial = optuna.trial.create_trial(params=params, distributions={k: distributions[k] for k in params},
+                                                  state=state, value=value, intermediate_values=steps)
+            except (KeyError, ValueError):  # params outside today's search space: the outcome alone
+                trial = optuna.trial.create_trial(params={}, distributions={}, state=state, value=value,
+                                                  intermediate_values=steps)
+            self.optuna.add_trial(trial)
+        self.note(f"Optuna's record of this study lacked trials {known}–{known + len(missing) - 1} ({self.optuna_path}"
+                  f" deleted or replaced?): given back from the store, so the sampler learns from them again")
+
+def optuna_outcome(row) -> tuple[TrialState, float | None]:
+    """The Optuna state and value of a trial's recorded outcome: the one mapping of store status to state."""
+    status = row["status"]
+    evaluated = row["composite"] is not None and (status != TrialStatus.DISCARD or row["evaluation_id"] is not None)
+    if status in SCORED_STATUSES and evaluated:
+        return TrialState.COMPLETE, row_objective(row)  # what the keep rule compared
+    if status in (TrialStatus.PRUNED, TrialStatus.DISCARD):  # a discard not evaluated is an identical twin of an earlier one
+        return TrialState.PRUNED, None
+    return TrialState.FAIL, None
+
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and the stop signal of kill, systemd and schedulers
 

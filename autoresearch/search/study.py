@@ -18,6 +18,7 @@ import sqlalchemy
 from ..errors import ConfigError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..store import Store
+from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
 from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
@@ -42,6 +43,7 @@ from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
 from .results import Incumbent, ResultsFile, StopReason, TrialOutcome
+from .screens import screen_scores
 from .shared.ledger import safe_url, worker_id
 from .streaks import FailureStreaks
 from .summary import ForecastCheck, StudySummary, summarize
@@ -198,10 +200,21 @@ class Study:
             self.optuna = self._create_optuna_study()
             self._compose(repo)
             self.recovery.reconcile()
+            self.recovery.give_optuna_back_its_trials(
+                strategies.distributions(self.settings, [op.name for op in self.operators]), self._screen_values)
             with self.incumbents.running():
                 summary = self._trials(n_trials, timeout_s, plateau)
             self.incumbents.stopped(summary.stop_reason)
             return summary
+
+    def _screen_values(self) -> dict[int, dict[int, float]]:
+        """Per trial with a whole screen, what each task told the pruner (by step: the task's index). With an
+        energy weight the pruner was told the objective, whose per-task joules this leaves out: none then."""
+        if self.energy_weight:
+            return {}
+        steps = {task.id: index for index, task in enumerate(self.search_tasks)}
+        scores = screen_scores(screen_task_rows(self.store, self.name), list(steps), self.settings.scoring)
+        return {number: {steps[task]: value for task, value in tasks.items()} for number, tasks in scores.items()}
 
     def close(self) -> None:
         """Close the store, when a run opened it; the Study is done with."""
@@ -224,7 +237,8 @@ class Study:
                                    prunes=not isinstance(self.pruner, optuna.pruners.NopPruner))
         self.recovery = Recovery(store=self.store, repo=repo, optuna_study=self.optuna, study=self.name,
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
-                                 energy_weight=self.energy_weight, note=self._note)
+                                 energy_weight=self.energy_weight, note=self._note,
+                                 optuna_storage=safe_url(self.storage).removeprefix("sqlite:///"))
         self.portfolios = PortfolioHistory(self.ws, self.portfolio_name, self.store, self.name, repo, self._note)
         self.race = Race(self.evaluator, self.rule, self.search_tasks, self.holdout_tasks)
         self.log = TrialLog(self.store, self.name, self.results, self.recovery, self.incumbents, self._emit)

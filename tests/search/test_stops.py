@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -21,7 +22,7 @@ from autoresearch.cli.main import main
 from autoresearch.errors import ConfigError
 from autoresearch.lm import preflight
 from autoresearch.pipeline import harness
-from autoresearch.search.recovery import deferred_signals
+from autoresearch.search.recovery import deferred_signals, optuna_outcome
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace
@@ -248,3 +249,24 @@ def test_a_full_disk_stops_the_run_with_one_line_and_the_same_command_resumes(lo
     rows = (root / "runs" / "results.tsv").read_text().splitlines()[1:]
     assert [int(row.split("\t")[0]) for row in rows] == [number for number, _ in after]
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_deleted_optuna_database_is_given_its_trials_back_from_the_store(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 9)])
+    first = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0).optimize(n_trials=3)
+    (root / "runs" / "optuna.db").unlink()  # a user "resetting the sampler", or runs/ copied without it
+    resumed = Study(load_workspace(root), backend_factory=pipeline.factory, seed=2, backoff_s=0).optimize(n_trials=2)
+    assert [o.number for o in resumed.outcomes] == [4, 5]  # numbers go on where the store's left off
+    assert resumed.notes == [f"Optuna's record of this study lacked trials 0–3 ({root / 'runs' / 'optuna.db'} "
+                             "deleted or replaced?): given back from the store, so the sampler learns from them again"]
+    store = Store.for_workspace(root / "runs")
+    rows = store.trials(first.study)
+    trials = optuna.load_study(study_name=first.study, storage=f"sqlite:///{root / 'runs' / 'optuna.db'}").trials
+    assert [t.number for t in trials] == [r["number"] for r in rows] == list(range(6))
+    for t, row in zip(trials[:4], rows):  # the given-back trials: each as the store recorded it
+        state, value = optuna_outcome(row)
+        assert (t.state, t.value) == (state, value)
+        assert t.params == json.loads(row["params_json"])
+    screens = [t for t in trials[:4] if t.state == TrialState.COMPLETE]
+    assert screens and all(len(t.intermediate_values) == 2 for t in screens)  # 2 search tasks, told the pruner
