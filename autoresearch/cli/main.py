@@ -6,7 +6,9 @@ import faulthandler
 import io
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -175,10 +177,9 @@ def _exit_if_unanswered(results) -> None:
 
 
 def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
-    """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores."""
-    from ..lm.calls import energy_source_of
+    """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores; a Ctrl-C or
+    SIGTERM after two or more repeats shows those, then ends the command as the signal would have."""
     from ..pipeline.repeats import evaluate_repeats
-    from .views import energy_label, repeats_document, repeats_table
 
     progress = None if as_json else console.status("evaluating…")
     done = {"n": 0}
@@ -193,14 +194,28 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     if progress:
         progress.start()
     try:
-        found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
+        with _sigterm_as_interrupt() as terminated:
+            found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
     finally:
         if progress:
             progress.stop()
+    _print_repeats(ws, store, name, tasks, found, as_json)
+    if terminated:
+        store.close()  # the process ends without exit handlers: the store's write-ahead log merged first
+        _end_by_signal(terminated[0])
+    if found.requested and not terminated:
+        sys.exit(130)  # Ctrl-C: as a shell reports a program that SIGINT ended, after its figures
+    _exit_if_unanswered(found.results)
+
+
+def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
+    """`eval --repeats`: the table of every repeat and the spreads, or their JSON."""
+    from ..lm.calls import energy_source_of
+    from .views import energy_label, repeats_document, repeats_table
+
     scoring = ws.settings.scoring
     if as_json:
         click.echo(json.dumps(repeats_document(found, name, scoring), indent=2))
-        _exit_if_unanswered(found.results)
         return
     console.print(repeats_table(found, scoring))
     c = found.composite
@@ -215,7 +230,9 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
                   f"{len(calls)} model calls; evaluations {ids} in {store.path}")
-    _exit_if_unanswered(found.results)
+    if found.requested:
+        console.print(f"stopped after {len(found.results)} of {found.requested} repeats: the figures above are over "
+                      f"those {len(found.results)}", markup=False)
 
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:
@@ -289,29 +306,18 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         study.request_stop()
         view.note("Ctrl-C: finishing the current trial, then stopping (Ctrl-C again to abandon it)")
 
-    terminated: list[int] = []
-
-    def on_sigterm(signum, frame):
-        # A stop signal gives a grace period, not a trial's length: abandon the trial in progress now, as a
-        # second Ctrl-C does, so that the summary is printed and the lock released before a SIGKILL follows.
-        if terminated:
-            return  # the run is already stopping
-        terminated.append(signum)
-        study.request_stop()
-        raise Terminated()
-
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
+    # A stop signal gives a grace period, not a trial's length: SIGTERM abandons the trial in progress at once,
+    # as a second Ctrl-C does, so that the summary is printed and the lock released before a SIGKILL follows.
+    previous = signal.signal(signal.SIGINT, on_sigint)
     summary = None
     try:
-        with view:
+        with _sigterm_as_interrupt() as terminated, view:
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     except Terminated:
         pass  # it came before the first trial began (or after the last ended): nothing was abandoned
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        signal.signal(signal.SIGINT, previous)
     if summary is not None:
         print_summary(console, summary, ws)
     if terminated:
@@ -319,6 +325,27 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         _end_by_signal(signal.SIGTERM)
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM raises Terminated once (a KeyboardInterrupt), so what a Ctrl-C stops cleanly stops so here too;
+    yields the list that records it, for _end_by_signal once the command has said what it did."""
+    import signal
+
+    received: list[int] = []
+
+    def on_sigterm(signum, frame):
+        if received:
+            return  # already stopping
+        received.append(signum)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _end_by_signal(signum: int) -> None:

@@ -173,6 +173,7 @@ def repeats_document(found, portfolio: str, scoring) -> dict[str, Any]:
     return {
         "portfolio": portfolio,
         "repeats": len(found.results),
+        "requested": found.requested or len(found.results),  # more than repeats: a stop ended them early
         "seeds": list(found.seeds),
         "composite": found.composite.to_json(),
         "copies": found.copies,  # every repeat reproduced the first's replies: the seeds changed nothing

@@ -31,6 +31,7 @@ class Repeats:
 
     results: tuple[SuiteResult, ...]
     seeds: tuple[dict[str, int], ...]  # per repeat: role → seed
+    requested: int = 0  # the repeats asked for, where a stop (Ctrl-C, SIGTERM) came before the last; else 0
 
     @property
     def composite(self) -> Spread:
@@ -94,8 +95,16 @@ def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Po
 
 def evaluate_repeats(workspace: Workspace, store: Store, portfolio: str, tasks: Sequence[Task], repeats: int, *,
                      split: str, on_task: TaskCallback | None = None, backend_factory: Any = None) -> Repeats:
-    """Evaluate the workspace's instructions `repeats` times, each repeat an evaluation of its own."""
-    found = [evaluate_repeat(workspace, store, portfolio, workspace.portfolio(portfolio), tasks, repeat,
-                             instructions=workspace.instructions, kind="eval", split=split, on_task=on_task,
-                             backend_factory=backend_factory) for repeat in range(repeats)]
+    """Evaluate the workspace's instructions `repeats` times, each repeat an evaluation of its own. A stop
+    (KeyboardInterrupt) after two or more whole repeats ends them there: the spread of those, not nothing."""
+    found = []
+    try:
+        for repeat in range(repeats):
+            found.append(evaluate_repeat(workspace, store, portfolio, workspace.portfolio(portfolio), tasks, repeat,
+                                         instructions=workspace.instructions, kind="eval", split=split,
+                                         on_task=on_task, backend_factory=backend_factory))
+    except KeyboardInterrupt:
+        if len(found) < 2:  # no spread to show
+            raise
+        return Repeats(tuple(r for r, _ in found), tuple(s for _, s in found), requested=repeats)
     return Repeats(tuple(r for r, _ in found), tuple(s for _, s in found))

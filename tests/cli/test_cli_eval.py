@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -207,3 +215,27 @@ def test_a_crash_in_native_code_says_so_in_one_first_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode != 0
     assert done.stderr.splitlines()[0] == "Fatal Python error: Segmentation fault"
+
+
+SCRIPTED_CLI = Path(__file__).parents[1] / "search" / "shared_pipeline.py"  # the real command on a fake model
+
+
+@pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
+def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(workspace_dir, stop, returncode):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), "--repeats", "5000"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db, finished, deadline = workspace_dir / "runs" / STORE_NAME, 0, time.monotonic() + 60
+    while finished < 3 and run.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.OperationalError), \
+                contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            finished = conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'complete'").fetchone()[0]
+        time.sleep(0.01)
+    run.send_signal(stop)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == returncode, (out, err)
+    done = int(re.search(r"stopped after (\d+) of 5000 repeats: the figures above are over those \1", out)[1])
+    assert done >= 3 and f"over {done} repeats × " in out and err == ""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        counts = dict(conn.execute("SELECT status, COUNT(*) FROM evaluations GROUP BY status").fetchall())
+    assert counts.get("complete") == done and counts.get("running") is None  # the one it stopped: interrupted
