@@ -6,14 +6,13 @@ import faulthandler
 import io
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 from rich.console import Console
 
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
+from .signals import end_by_signal, sigterm_as_interrupt
 
 # Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
@@ -194,7 +193,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     if progress:
         progress.start()
     try:
-        with _sigterm_as_interrupt() as terminated:
+        with sigterm_as_interrupt() as terminated:
             found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
     finally:
         if progress:
@@ -202,7 +201,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     _print_repeats(ws, store, name, tasks, found, as_json)
     if terminated:
         store.close()  # the process ends without exit handlers: the store's write-ahead log merged first
-        _end_by_signal(terminated[0])
+        end_by_signal(terminated[0])
     if found.requested and not terminated:
         sys.exit(130)  # Ctrl-C: as a shell reports a program that SIGINT ended, after its figures
     _exit_if_unanswered(found.results)
@@ -311,7 +310,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     previous = signal.signal(signal.SIGINT, on_sigint)
     summary = None
     try:
-        with _sigterm_as_interrupt() as terminated, view:
+        with sigterm_as_interrupt() as terminated, view:
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     except Terminated:
@@ -322,43 +321,9 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         print_summary(console, summary, ws)
     if terminated:
         study.close()  # the store's last writes leave its write-ahead log: the process ends without exit handlers
-        _end_by_signal(signal.SIGTERM)
+        end_by_signal(signal.SIGTERM)
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM raises Terminated once (a KeyboardInterrupt), so what a Ctrl-C stops cleanly stops so here too;
-    yields the list that records it, for _end_by_signal once the command has said what it did."""
-    import signal
-
-    received: list[int] = []
-
-    def on_sigterm(signum, frame):
-        if received:
-            return  # already stopping
-        received.append(signum)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _end_by_signal(signum: int) -> None:
-    """End the process by the signal that stopped it, once the run closed cleanly: a shell then reports 128 + N
-    and systemd a clean stop, as for any program that a signal ended."""
-    import os
-    import signal
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    sys.exit(128 + signum)  # where the signal's default does not end the process
 
 
 # --- reviewing a study: log, show, report ---------------------------------------------------------

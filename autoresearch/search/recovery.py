@@ -154,7 +154,10 @@ class Recovery:
         if trial is None or trial.state != TrialState.RUNNING:
             return
         state, value = optuna_outcome(row)
-        self.optuna.tell(number, value) if value is not None else self.optuna.tell(number, state=state)
+        if value is None:
+            self.optuna.tell(number, state=state)
+        else:
+            self.optuna.tell(number, value)
 
     def give_optuna_back_its_trials(self, distributions: dict[str, Any],
                                     screens: Callable[[], dict[int, dict[int, float]]]) -> None:
@@ -185,6 +188,7 @@ class Recovery:
             self.optuna.add_trial(trial)
         self.note(f"Optuna's record of this study lacked trials {known}–{known + len(missing) - 1} ({self.optuna_path}"
                   f" deleted or replaced?): given back from the store, so the sampler learns from them again")
+
 
 def optuna_outcome(row) -> tuple[TrialState, float | None]:
     """The Optuna state and value of a trial's recorded outcome: the one mapping of store status to state."""
