@@ -236,11 +236,15 @@ def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
 
 def _check_sharing(storage: str | None, study_name: str | None) -> None:
     """A shared study is named and lives in a database every worker reaches; refuse anything in between."""
+    from ..workspace.config import name_problem
+
     if study_name is not None and storage is None:
         raise UsageError("--study names a study shared by workers through a database: give --storage URL too "
                          "(e.g. postgresql://user@db/autoresearch)")
     if study_name is not None and not study_name.strip():
         raise UsageError("--study: the name is empty")
+    if study_name is not None and name_problem(study_name):
+        raise UsageError(f"--study: {name_problem(study_name)}")
     if storage is not None and study_name is None and not storage.startswith("sqlite"):
         raise UsageError(f"--storage {storage.split('@')[-1]}: a study in a database server is shared by its "
                          "workers: name it with --study NAME (the same on every machine)")

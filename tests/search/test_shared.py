@@ -385,6 +385,7 @@ def test_a_shared_study_needs_a_remote(loop_workspace, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--study", "n"], "give --storage URL too"),
     (["--storage", "postgresql://u@db/x"], "name it with --study NAME"),
+    (["--storage", "sqlite:///s.db", "--study", "my night"], "--study: 'my night' cannot name a git branch"),
 ])
 def test_cli_refuses_half_a_shared_study(tmp_path, args, message):
     result = CliRunner().invoke(main, ["run", "-w", str(tmp_path), "--trials", "1", *args])
