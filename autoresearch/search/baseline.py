@@ -18,7 +18,7 @@ from ..workspace.workspace import INSTRUCTIONS_DIR, Workspace
 from . import records
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents
-from .knobs import head_knobs, searches_knobs
+from .knobs import KNOBS_PATH, head_knobs, searches_knobs
 from .mechanical import shape_trial
 from .proposer import Feedback, feedback_from
 from .recovery import Recovery
@@ -86,6 +86,23 @@ class Baseline:
         if self.settings.search.shape_first:
             self.enqueue_shape(optuna_study, feedback, incumbent.instructions)
         return incumbent
+
+    def edited_since(self, incumbent: Incumbent) -> str | None:
+        """Why HEAD of the study branch is not the incumbent's instructions (a commit of the user's: an edit, a
+        revert), as a note; None when it is. A run that raced variants of the incumbent would commit one over
+        that edit, and claim a gain against instructions HEAD no longer holds; evaluating HEAD as a new baseline
+        makes it the incumbent instead. Not in a shared study, whose incumbent is the ledger's."""
+        if self.incumbents.shared:
+            return None
+        changed = [f"{INSTRUCTIONS_DIR}/{file}" for file in self.settings.workspace.optimizable
+                   if self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}") != incumbent.instructions.get(file)]
+        if searches_knobs(self.settings) and head_knobs(self.repo, self.ws) != incumbent.knobs:
+            changed.append(KNOBS_PATH)
+        if not changed:
+            return None
+        head = self.repo.repo.head.commit
+        return (f"{', '.join(changed)} at HEAD ({head.hexsha[:10]} \"{head.summary}\") differs from the study's "
+                f"incumbent (trial {incumbent.trial}): evaluated as a new baseline, the incumbent from here on")
 
     def enqueue_shape(self, optuna_study: optuna.Study, feedback: Feedback, instructions: dict[str, str]) -> None:
         """Queue the trial that lays out the answer's shape for the baseline's shared failing checks (search/

@@ -290,8 +290,11 @@ class Study:
         started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
         incumbent = self.incumbents.current()
         try:
-            if incumbent is None:
-                if self.warm_start:
+            edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
+            if edited:  # the user's own commit on the study branch: the start of what follows, never overwritten
+                self._note(edited)
+            if incumbent is None or edited:
+                if incumbent is None and self.warm_start:
                     self.portfolios.warm_start()
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with

@@ -99,6 +99,30 @@ def test_resume_continues_without_rerunning_finished_trials(loop_workspace):
     assert pipeline.calls_by_role["evaluator"] - evaluator_calls in (2, 3)
 
 
+def test_the_users_own_commit_on_the_study_branch_becomes_the_incumbent_and_is_never_overwritten(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(propose=lambda parent: ("one more mark", parent.rstrip("\n") + "!\n"))
+    first = make_study(root, pipeline).optimize(n_trials=2)
+    assert [o.status for o in first.outcomes] == ["keep", "discard"]  # trial 1 kept "Answer.!"
+    # The user reviews the night and writes their own instructions, better than the loop's, on the branch.
+    (root / "instructions" / "producer.md").write_text("Answer with care!!!!!!\n")
+    git(root, "commit", "-qam", "my own edit")
+    second = make_study(root, pipeline).optimize(n_trials=2)
+    assert second.notes[0] == (f'instructions/producer.md at HEAD ({git(root, "rev-parse", "HEAD~1")[:10]} "my own '
+                               'edit") differs from the study\'s incumbent (trial 1): evaluated as a new baseline, '
+                               'the incumbent from here on')
+    rows = Store.for_workspace(root / "runs").trials(first.study)
+    assert [(r["number"], r["status"]) for r in rows] == [(0, "baseline"), (1, "keep"), (2, "discard"),
+                                                          (3, "baseline"), (4, "discard"), (5, "keep")]
+    assert json.loads(rows[3]["instructions_json"])["producer.md"] == "Answer with care!!!!!!\n"
+    assert rows[3]["composite"] > rows[1]["composite"]
+    # What the loop kept after it builds on the user's text, against it; nothing reverted it.
+    assert (root / "instructions" / "producer.md").read_text() == "Answer with care!!!!!!!\n"
+    assert git(root, "log", "-2", "--format=%s").splitlines()[1] == "my own edit"
+    third = make_study(root, pipeline).optimize(n_trials=1)  # HEAD is the incumbent again: no new baseline
+    assert third.outcomes[0].status != "baseline" and not any("new baseline" in n for n in third.notes)
+
+
 def test_identical_variant_is_not_evaluated_twice(loop_workspace):
     # One parent, the incumbent: trial 1, best on every task, would otherwise be a parent from the Pareto front,
     # and a proposal equal to its parent is refused before the identical-variant check is reached.
