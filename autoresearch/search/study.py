@@ -188,7 +188,14 @@ class Study:
                     self._note(f"removed {path}, a half-written instruction file of the stopped run")
             self.store = recover_instruction_files(self.ws, repo, crashed, self.store, self._note)
             self.store = self.store or Store.for_workspace(self.ws.runs_dir)
+            left, differing = repo.branch, repo.changed_since_fork(self.branch)
             repo.use_branch(self.branch)
+            if differing:  # the user's work on another branch is not what this run starts from: say so
+                files = " ".join(differing)
+                self._note(f"{', '.join(differing)} changed on {left} since {self.branch}, the study's branch, began "
+                           f"there; this run continues that branch. To start from {left}'s: `git checkout {left} -- "
+                           f"{files} && git commit -m 'start from {left}'` on {self.branch}; the next run evaluates it "
+                           f"as a new baseline")
             self.repo = repo
             self.incumbents = self._incumbents(repo)
             self.store.ensure_study(

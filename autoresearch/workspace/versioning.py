@@ -66,6 +66,18 @@ class InstructionRepo:
             raise WorkspaceError(f"{self.root}: cannot switch to branch {name}: {_git_message(exc)}") from None
         return created
 
+    def changed_since_fork(self, branch: str) -> list[str]:
+        """The instruction files HEAD changed since an existing `branch` forked from it (and that branch does not
+        hold as they are): work on this branch that `branch` does not have."""
+        if branch not in [h.name for h in self.repo.heads]:
+            return []
+        bases = self.repo.merge_base(self.repo.head.commit, branch)
+        if not bases:
+            return []
+        head, base, other = self.repo.head.commit.tree, bases[0].tree, self.repo.commit(branch).tree
+        return [rel for rel in self.paths
+                if _blob_sha(head, rel) not in (_blob_sha(base, rel), _blob_sha(other, rel))]
+
     def read_head(self, path: str) -> str:
         """The committed text of an instruction file at HEAD."""
         rel = self.paths[self._index(path)]
@@ -243,6 +255,13 @@ class InstructionRepo:
             if rel == path or rel.endswith("/" + path):
                 return i
         raise WorkspaceError(f"{path}: not an optimizable instruction file")
+
+
+def _blob_sha(tree: git.Tree, rel: str) -> str | None:
+    try:
+        return (tree / rel).hexsha
+    except KeyError:
+        return None
 
 
 def enclosing_repository(folder: Path) -> Path | None:

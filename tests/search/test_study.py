@@ -123,6 +123,34 @@ def test_the_users_own_commit_on_the_study_branch_becomes_the_incumbent_and_is_n
     assert third.outcomes[0].status != "baseline" and not any("new baseline" in n for n in third.notes)
 
 
+def test_a_run_started_on_another_branch_with_other_instructions_says_which_it_continues(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(propose=lambda parent: ("one more mark", parent.rstrip("\n") + "!\n"))
+    first = make_study(root, pipeline).optimize(n_trials=1)
+    git(root, "checkout", "-q", "main")
+    (root / "notes.md").write_text("not an instruction file\n")
+    git(root, "add", "notes.md")
+    git(root, "commit", "-qm", "other work on main")
+    quiet = make_study(root, pipeline).optimize(n_trials=1)  # only other files differ: nothing to say
+    assert not any("changed on main" in note for note in quiet.notes)
+    git(root, "checkout", "-q", "main")
+    (root / "instructions" / "producer.md").write_text("Answer from main!!!\n")
+    git(root, "commit", "-qam", "an edit on main")
+    second = make_study(root, pipeline).optimize(n_trials=1)
+    assert second.notes[0] == (f"instructions/producer.md changed on main since {first.branch}, the study's branch, "
+                               "began there; this run continues that branch. To start from main's: `git checkout main "
+                               "-- instructions/producer.md && git commit -m 'start from main'` on "
+                               f"{first.branch}; the next run evaluates it as a new baseline")
+    assert git(root, "show", "main:instructions/producer.md") == "Answer from main!!!\n"  # untouched
+    git(root, "checkout", "main", "--", "instructions/producer.md")  # as the note says, on the study branch
+    git(root, "commit", "-qm", "start from main")
+    third = make_study(root, pipeline).optimize(n_trials=1)
+    assert "differs from the study's incumbent" in third.notes[0]
+    rebased = [r for r in Store.for_workspace(root / "runs").trials(first.study) if r["status"] == "baseline"][-1]
+    assert json.loads(rebased["instructions_json"])["producer.md"] == "Answer from main!!!\n"
+    assert rebased["composite"] > first.outcomes[0].composite  # main's "!!!" against the loop's kept "!"
+
+
 def test_identical_variant_is_not_evaluated_twice(loop_workspace):
     # One parent, the incumbent: trial 1, best on every task, would otherwise be a parent from the Pareto front,
     # and a proposal equal to its parent is refused before the identical-variant check is reached.
