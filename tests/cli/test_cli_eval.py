@@ -223,8 +223,11 @@ SCRIPTED_CLI = Path(__file__).parents[1] / "search" / "shared_pipeline.py"  # th
 @pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(workspace_dir, stop, returncode):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # Ctrl-C's default restored in the child: a suite started in the background of a shell inherits SIGINT ignored,
+    # and Python then never turns it into KeyboardInterrupt.
     run = subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), "--repeats", "5000"],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db, finished, deadline = workspace_dir / "runs" / STORE_NAME, 0, time.monotonic() + 60
     while finished < 3 and run.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(sqlite3.OperationalError), \
