@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..review.history import (
+    Restart,
     StudyLog,
     TaskComparison,
     TaskSide,
@@ -80,15 +81,24 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
                          f" (holdout {fmt(log.baseline_holdout)}"
                          + (f"; {log.baseline_elsewhere}, another worker's" if log.baseline_elsewhere else "")
                          + f")  ·  trials{whose}: {counts}")
-    if not log.entries:
+    if not log.entries and not log.restarts:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
     by_others = f", {others} by other workers of the shared study" if others else ""
-    table = Table(title=f"Committed improvements ({len(log.entries)}{by_others}), newest first", title_justify="left")
+    restarts = (f"; {len(log.restarts)} new baseline{'' if len(log.restarts) == 1 else 's'} where HEAD was not "
+                "the incumbent (a commit of yours)") if log.restarts else ""
+    table = Table(title=f"Committed improvements ({len(log.entries)}{by_others}{restarts}), newest first",
+                  title_justify="left")
     for col in ("date", "trial", "commit", "file", "delta", "bound", "pairs", "composite", "holdout", "J/task",
                 "operator", "description"):
         table.add_column(col, justify="right" if col in ("trial", "delta", "bound", "pairs", "composite", "holdout",
                                                          "J/task") else "left", overflow="fold")
-    for e in log.entries:
+    for e in sorted([*log.entries, *log.restarts], key=lambda row: row.trial, reverse=True):
+        if isinstance(e, Restart):  # the deltas below it were measured against what came before it
+            table.add_row(local_time(e.date), str(e.trial), e.commit[:10], "", "", "", "", f"{e.composite:.3f}",
+                          fmt(e.holdout_composite), "-", "baseline",
+                          Text("new baseline: HEAD held instructions of yours, not the incumbent's; the "
+                               "incumbent from here on", "cyan"))
+            continue
         search = (e.evidence or {}).get("search") or {}
         bound = Text("inside noise", "yellow") if e.inside_noise else Text(f"{e.lower_bound:+.3f}", "green")
         pairs = f"{search['tasks']}×{search['repeats']}" if search else "–"

@@ -140,6 +140,18 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A baseline after the study's first: HEAD held instructions that were not the incumbent's (a commit of the
+    user's), evaluated as the incumbent from there on (search/baseline.py: Baseline.edited_since)."""
+
+    trial: int
+    date: str
+    commit: str
+    composite: float
+    holdout_composite: float | None
+
+
+@dataclass(frozen=True)
 class StudyLog:
     study: str
     branch: str
@@ -148,6 +160,7 @@ class StudyLog:
     counts: dict[str, int]
     entries: list[LogEntry]  # newest first
     baseline_elsewhere: str = ""  # "trial 0 of worker …": a shared study's baseline another worker ran
+    restarts: list[Restart] = field(default_factory=list)  # newest first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,8 +190,11 @@ def study_log(store: Store, study: str) -> StudyLog:
     if baseline is None and (recorded := store.study_baseline(study)) is not None:
         return StudyLog(study, branch, recorded["composite"], recorded["holdout_composite"], counts, entries,
                         f"trial {recorded['trial']} of worker {recorded['worker']}")
+    restarts = [Restart(r["number"], r["finished_at"] or r["created_at"], r["commit_sha"] or "", r["composite"],
+                        r["holdout_composite"])
+                for r in reversed(trials) if r["status"] == TrialStatus.BASELINE and r is not baseline]
     return StudyLog(study, branch, baseline["composite"] if baseline else None,
-                    baseline["holdout_composite"] if baseline else None, counts, entries)
+                    baseline["holdout_composite"] if baseline else None, counts, entries, restarts=restarts)
 
 
 def other_workers_keeps(store: Store, study: str) -> list[LogEntry]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
+from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.errors import WorkspaceError
+from autoresearch.review.history import study_log
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace as load
@@ -119,6 +122,15 @@ def test_the_users_own_commit_on_the_study_branch_becomes_the_incumbent_and_is_n
     # What the loop kept after it builds on the user's text, against it; nothing reverted it.
     assert (root / "instructions" / "producer.md").read_text() == "Answer with care!!!!!!!\n"
     assert git(root, "log", "-2", "--format=%s").splitlines()[1] == "my own edit"
+    # The morning's log shows where the deltas start again: the new baseline, between the keeps.
+    log = study_log(Store.for_workspace(root / "runs"), first.study)
+    assert [(r.trial, r.commit) for r in log.restarts] == [(3, git(root, "rev-parse", "HEAD~1").strip())]
+    console = Console(record=True, width=300)
+    print_all(console, log_renderables(log))
+    shown = console.export_text()
+    rows = [line for line in shown.splitlines() if "│" in line and line.split("│")[2].strip()]
+    assert [line.split("│")[2].strip() for line in rows] == ["5", "3", "1"]
+    assert "new baseline: HEAD held instructions of yours" in rows[1] and "1 new baseline" in shown
     third = make_study(root, pipeline).optimize(n_trials=1)  # HEAD is the incumbent again: no new baseline
     assert third.outcomes[0].status != "baseline" and not any("new baseline" in n for n in third.notes)
 
