@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from rich.console import Console
@@ -11,6 +12,8 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log
+from autoresearch.review.report.data import gather
+from autoresearch.review.report.html import commits_section
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace as load
@@ -131,6 +134,8 @@ def test_the_users_own_commit_on_the_study_branch_becomes_the_incumbent_and_is_n
     rows = [line for line in shown.splitlines() if "│" in line and line.split("│")[2].strip()]
     assert [line.split("│")[2].strip() for line in rows] == ["5", "3", "1"]
     assert "new baseline: HEAD held instructions of yours" in rows[1] and "1 new baseline" in shown
+    report = commits_section(gather(Store.for_workspace(root / "runs"), root, first.study))  # the report's too
+    assert re.findall(r">#(\d+)<", report)[:3] == ["5", "3", "1"] and "new baseline: HEAD held" in report
     third = make_study(root, pipeline).optimize(n_trials=1)  # HEAD is the incumbent again: no new baseline
     assert third.outcomes[0].status != "baseline" and not any("new baseline" in n for n in third.notes)
 

@@ -219,7 +219,7 @@ def importance_section(data: ReportData) -> str:
 
 
 def commits_section(data: ReportData) -> str:
-    if not data.log.entries:
+    if not data.log.entries and not data.log.restarts:
         return '<h2 id="commits">Commits</h2><p class="empty">No kept commits yet.</p>'
     def linked(e, text: str) -> str:  # another worker's keep has no section here: its evaluation is not here
         return text if e.worker else f'<a href="#trial-{e.trial}">{text}</a>'
@@ -231,6 +231,14 @@ def commits_section(data: ReportData) -> str:
              _num(e.composite), _num(e.holdout_composite),
              _joules(e.joules_per_task), escape(e.operator),
              escape(e.shown_description)] for e in data.log.entries]
+    # A new baseline (the user's commit on the branch) between the keeps: the deltas above it start from it.
+    restarts = [(r.trial, [escape(r.date.replace("T", " ")[:16]) + " UTC", f"#{r.trial}",
+                           f"<code>{escape(r.commit[:10])}</code>", "", "", "", _num(r.composite),
+                           _num(r.holdout_composite), "-", "baseline",
+                           "new baseline: HEAD held instructions of yours, not the incumbent's; the incumbent from "
+                           "here on"]) for r in data.log.restarts]
+    keeps = [(e.trial, row) for e, row in zip(data.log.entries, rows)]
+    rows = [row for _, row in sorted(keeps + restarts, key=lambda pair: pair[0], reverse=True)]
     return ('<h2 id="commits">Commits, newest first</h2>'
             '<p class="muted">delta: the mean paired difference over search tasks × seeds that the keep rule '
             'decided on; bound: its one-sided lower confidence bound ("inside noise": kept without one above '
