@@ -243,8 +243,8 @@ def _check_sharing(storage: str | None, study_name: str | None) -> None:
                          "(e.g. postgresql://user@db/autoresearch)")
     if study_name is not None and not study_name.strip():
         raise UsageError("--study: the name is empty")
-    if study_name is not None and name_problem(study_name):
-        raise UsageError(f"--study: {name_problem(study_name)}")
+    if study_name is not None and (problem := name_problem(study_name)):
+        raise UsageError(f"--study: {problem}")
     if storage is not None and study_name is None and not storage.startswith("sqlite"):
         raise UsageError(f"--storage {storage.split('@')[-1]}: a study in a database server is shared by its "
                          "workers: name it with --study NAME (the same on every machine)")

@@ -96,8 +96,7 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
         if isinstance(e, Restart):  # the deltas below it were measured against what came before it
             table.add_row(local_time(e.date), str(e.trial), e.commit[:10], "", "", "", "", f"{e.composite:.3f}",
                           fmt(e.holdout_composite), "-", "baseline",
-                          Text("new baseline: HEAD held instructions of yours, not the incumbent's; the "
-                               "incumbent from here on", "cyan"))
+                          Text(e.description, "cyan"))
             continue
         search = (e.evidence or {}).get("search") or {}
         bound = Text("inside noise", "yellow") if e.inside_noise else Text(f"{e.lower_bound:+.3f}", "green")

@@ -150,6 +150,8 @@ class Restart:
     composite: float
     holdout_composite: float | None
 
+    description = "new baseline: HEAD held instructions of yours, not the incumbent's; the incumbent from here on"
+
 
 @dataclass(frozen=True)
 class StudyLog:

@@ -219,7 +219,7 @@ class Study:
         energy weight the pruner was told the objective, whose per-task joules this leaves out: none then."""
         if self.energy_weight:
             return {}
-        steps = {task.id: index for index, task in enumerate(self.search_tasks)}
+        steps = self.evaluator.steps  # the step each task reports at
         scores = screen_scores(screen_task_rows(self.store, self.name), list(steps), self.settings.scoring)
         return {number: {steps[task]: value for task, value in tasks.items()} for number, tasks in scores.items()}
 

@@ -110,13 +110,19 @@ def variant_screen(store: Store, study: str, variant_hash: str | None,
         (study, variant_hash, *((kind,) if kind else ()))).fetchone()
 
 
+# An evaluation (e) that is the whole search screen of a baseline trial that succeeded: not one interrupted
+# part-way (Ctrl-C, a crash), which ran only some tasks, nor one whose trial failed. The study's first is its
+# baseline; a later one is a new baseline (the user's commit at HEAD: search/baseline.py).
+BASELINE_SCREEN = ("e.kind = 'baseline' AND e.split = 'search' AND e.status = 'complete' AND EXISTS (SELECT 1 "
+                   "FROM trials t WHERE t.study = e.study AND t.number = e.trial AND t.status = 'baseline')")
+
+
 def _noise_reference(store: Store, study: str) -> tuple[sqlite3.Row, str] | None:
     """The screen the study's noise starts from (set 0), and whose instructions it is of."""
     base = store.conn.execute(
-        f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e JOIN trials t "
-        "ON t.study = e.study AND t.number = e.trial "
-        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search' AND t.status = 'baseline' "
-        "AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1", (study,)).fetchone()
+        f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e "
+        f"WHERE e.study = ? AND {BASELINE_SCREEN} AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1",
+        (study,)).fetchone()
     return (base, BASELINE) if base is not None else joined_screen(store, study)
 
 
@@ -214,14 +220,11 @@ SCREEN_COST = ("SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS
 
 
 def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
-    """The search evaluation of the study's baseline trial: its calls, joules and seconds (not a baseline
-    interrupted part-way by Ctrl-C or a crash, which ran only some tasks, nor one that failed). In a shared
-    study whose baseline another worker ran, this worker's own first evaluation of those instructions under the
-    configured seeds (Evaluator.incumbent_noise), once it made one."""
-    found = store.conn.execute(
-        SCREEN_COST + "AND e.kind = 'baseline' AND e.status = 'complete' AND EXISTS (SELECT 1 FROM trials t "
-        "WHERE t.study = e.study AND t.number = e.trial AND t.status = 'baseline') GROUP BY e.id ORDER BY e.id "
-        "LIMIT 1", (study,)).fetchone()
+    """The study's baseline screen (BASELINE_SCREEN): its calls, joules and seconds. In a shared study whose
+    baseline another worker ran, this worker's own first evaluation of those instructions under the configured
+    seeds (Evaluator.incumbent_noise), once it made one."""
+    found = store.conn.execute(SCREEN_COST + f"AND {BASELINE_SCREEN} GROUP BY e.id ORDER BY e.id LIMIT 1",
+                               (study,)).fetchone()
     joined = joined_screen(store, study) if found is None else None
     if joined is not None:
         found = store.conn.execute(SCREEN_COST + "AND e.id = ? GROUP BY e.id", (study, joined[0]["id"])).fetchone()

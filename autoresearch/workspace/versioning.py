@@ -55,7 +55,7 @@ class InstructionRepo:
         """Switch to branch `name`, creating it from the current branch if missing; True if created."""
         if self.branch == name:
             return False
-        created = name not in [h.name for h in self.repo.heads]
+        created = not self.has_branch(name)
         if created:
             self.repo.git.branch(name)
         # Only instruction files can differ between the two branches, and they are clean (checked before the run starts),
@@ -66,10 +66,13 @@ class InstructionRepo:
             raise WorkspaceError(f"{self.root}: cannot switch to branch {name}: {_git_message(exc)}") from None
         return created
 
+    def has_branch(self, name: str) -> bool:
+        return name in [h.name for h in self.repo.heads]
+
     def changed_since_fork(self, branch: str) -> list[str]:
         """The instruction files HEAD changed since an existing `branch` forked from it (and that branch does not
         hold as they are): work on this branch that `branch` does not have."""
-        if branch not in [h.name for h in self.repo.heads]:
+        if not self.has_branch(branch):
             return []
         bases = self.repo.merge_base(self.repo.head.commit, branch)
         if not bases:
@@ -163,7 +166,7 @@ class InstructionRepo:
 
     def study_commits(self, branch: str, study: str) -> dict[int, str]:
         """Trial number → sha of every commit on `branch` that a study made (by its trailers)."""
-        if branch not in [h.name for h in self.repo.heads]:
+        if not self.has_branch(branch):
             return {}
         out = self.repo.git.log(branch, "--fixed-strings", f"--grep={STUDY_TRAILER}: {study}",
                                 "--format=%H%x00%B%x1e")

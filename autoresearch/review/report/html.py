@@ -234,9 +234,8 @@ def commits_section(data: ReportData) -> str:
     # A new baseline (the user's commit on the branch) between the keeps: the deltas above it start from it.
     restarts = [(r.trial, [escape(r.date.replace("T", " ")[:16]) + " UTC", f"#{r.trial}",
                            f"<code>{escape(r.commit[:10])}</code>", "", "", "", _num(r.composite),
-                           _num(r.holdout_composite), "-", "baseline",
-                           "new baseline: HEAD held instructions of yours, not the incumbent's; the incumbent from "
-                           "here on"]) for r in data.log.restarts]
+                           _num(r.holdout_composite), "-", "baseline", escape(r.description)])
+                for r in data.log.restarts]
     keeps = [(e.trial, row) for e, row in zip(data.log.entries, rows)]
     rows = [row for _, row in sorted(keeps + restarts, key=lambda pair: pair[0], reverse=True)]
     return ('<h2 id="commits">Commits, newest first</h2>'
