@@ -47,8 +47,9 @@ def workspace(workspace_dir: Path) -> Workspace:
 
 @pytest.fixture
 def no_counters(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make select_meter find no NVML or RAPL counter, so every reading is an estimate on any machine."""
-    monkeypatch.setattr(energy.NvmlMeter, "available", classmethod(lambda cls, *a, **k: False))
+    """Make select_meter find no NVML or RAPL counter, so every reading is an estimate on any machine (a GPU
+    machine too: select_meter opens NVML through NvmlMeter.open)."""
+    monkeypatch.setattr(energy.NvmlMeter, "open", classmethod(lambda cls, *a, **k: None))
     monkeypatch.setattr(energy.RaplMeter, "available", classmethod(lambda cls, *a, **k: False))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from pathlib import Path
 
@@ -206,9 +207,7 @@ def test_nvml_availability():
 # --- selection --------------------------------------------------------------------------------------
 
 
-def test_select_meter_without_counters_is_an_estimate_of_the_right_kind(monkeypatch):
-    monkeypatch.setattr(NvmlMeter, "available", classmethod(lambda cls, *a: False))
-    monkeypatch.setattr(RaplMeter, "available", classmethod(lambda cls, *a: False))
+def test_select_meter_without_counters_is_an_estimate_of_the_right_kind(no_counters):
     meter = select_meter(in_process=True, local=True, gpu=False, cpu_watts_per_core=10.0, server_watts=50.0)
     assert isinstance(meter, ProcessCpuClock) and meter.source == "estimate"
     assert meter.between(1.0, 3.0) == pytest.approx(20.0)  # CPU seconds × watts per core
@@ -216,9 +215,17 @@ def test_select_meter_without_counters_is_an_estimate_of_the_right_kind(monkeypa
     assert served.stop(served.start(), wall_s=3.0, cpu_s=2.0).joules == pytest.approx(150.0)
 
 
+def test_no_counters_hides_a_gpu_that_is_there(no_counters, monkeypatch):
+    """The fixture the fake-model tests use must hold on a GPU machine too (it once patched a method
+    select_meter no longer called, and seven tests failed on an H200)."""
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(energy_mj=[1_000], power_mw=[100_000]))
+    served = select_meter(in_process=False, local=True, gpu=True, cpu_watts_per_core=10.0, server_watts=50.0)
+    assert served.source == "estimate"
+
+
 def test_select_meter_prefers_rapl_locally_but_never_for_remote_servers(monkeypatch, powercap):
     monkeypatch.setattr(energy, "RAPL_ROOT", powercap)
-    monkeypatch.setattr(NvmlMeter, "available", classmethod(lambda cls, *a: False))
+    monkeypatch.setattr(NvmlMeter, "open", classmethod(lambda cls, *a: None))  # as on a machine without a GPU
     monkeypatch.setattr(RaplMeter, "available", classmethod(lambda cls, *a: True))
     monkeypatch.setattr(RaplMeter.__init__, "__defaults__", (powercap,))
     assert isinstance(select_meter(in_process=True, local=True, gpu=False, cpu_watts_per_core=1, server_watts=1), RaplMeter)
