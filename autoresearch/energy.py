@@ -164,18 +164,21 @@ class NvmlMeter:
         mj = sum(self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) if self.counter_supported else 0
         return (time.perf_counter(), mj, self._power_w())
 
-    def between(self, before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-        t0, mj0, p0 = before
-        t1, mj1, p1 = after
-        elapsed = t1 - t0
-        power_joules = (p0 + p1) / 2 * elapsed
-        if not self.counter_supported:
-            return power_joules
-        joules = (mj1 - mj0) / 1000.0
-        # A call shorter than the counter's refresh can see no tick at all: fall back to power × time.
-        if elapsed < COUNTER_PERIOD_S or joules <= 0:
-            joules = power_joules
+    def counted(self, before: tuple[float, float, float], after: tuple[float, float, float]) -> float | None:
+        """The counter's joules between two readings; None where it cannot tell: no counter, or less time
+        than its refresh period apart (or no tick yet), when its delta may be 0 or a whole tick."""
+        elapsed, joules = after[0] - before[0], (after[1] - before[1]) / 1000.0
+        if not self.counter_supported or elapsed < COUNTER_PERIOD_S or joules <= 0:
+            return None
         return joules
+
+    def between(self, before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+        """The counter's joules, or the mean of the two power readings × the time between them where it
+        cannot tell (a call shorter than the counter's refresh would otherwise read 0 J)."""
+        counted = self.counted(before, after)
+        if counted is not None:
+            return counted
+        return (before[2] + after[2]) / 2 * (after[0] - before[0])
 
     def start(self) -> tuple[float, float, float]:
         return self.read()
@@ -272,10 +275,20 @@ class SharedMeter:
     engine), and, with no history, as the mean rate of the others (that is, an elapsed-time share).
     It then takes that share; whatever the estimate gets wrong goes to the call that stops last in the
     interval, which takes what is left. So the joules of all calls add up to the counter's delta over
-    the time any call ran, exactly (except where NVML's counter is too coarse for a short interval and
-    power × time stands in, as for a short call). A call with no tokens (a failure, a preload) is
-    weighted like a running call without history. Calls alone on the counter are unchanged:
-    exclusive, they get the counter's delta over their whole run. Energy while no call runs is nobody's.
+    the time any call ran. A call with no tokens (a failure, a preload) is weighted like a running call
+    without history. Calls alone on the counter are unchanged: exclusive, they get the counter's delta
+    over their whole run. Energy while no call runs is nobody's.
+
+    A coarse counter (NVML's ticks every 20–100 ms) cannot tell the energy of an interval shorter than a
+    tick, and with many calls at once most intervals are that short. A stand-in takes their place: the
+    power the counter showed at its last settlement × the interval's time (before any, the power NVML
+    reports × time, as for a short call alone). On an H200 serving bursts the reported power (averaged over
+    about 1 s) lagged the load, and such stand-ins added up to 0.85 of the counter's delta
+    (scripts/check_nvml.py). So the stand-ins are settled against the counter as soon as the busy time since
+    the last settlement is long enough for it to tell (counted() gives a figure): that interval gets the
+    counter's delta since then less what the stand-ins handed out (where they handed out more, it gets
+    nothing and the next settlements take the rest off). So the calls add up to the counter's delta over
+    the busy time, but for the last tick of a busy stretch, whose stand-ins stay as they are.
     """
 
     attributes_by_tokens = True  # BackendEngine passes stop() the call's output tokens
@@ -289,6 +302,14 @@ class SharedMeter:
         self._next = 0
         self._last_reading: Any = None
         self._last_t = 0.0
+        # A coarse counter's settlement (NvmlMeter.counted; see the docstring): the reading up to which its
+        # delta has been handed out and when it was read, the stand-ins' joules handed out since, the surplus
+        # handed out before it (taken off the next settlements), and the power the counter showed over the
+        # last settled stretch (None before the first).
+        self._settled: Any = None
+        self._settled_t = 0.0
+        self._handed = self._surplus = 0.0
+        self._power_w: float | None = None
         self._rates: dict[str, float] = {}  # stream → tokens per second of its last call with tokens
 
     def view(self, stream: str | None) -> "SharedMeterView":
@@ -323,10 +344,33 @@ class SharedMeter:
         """Read the counter; the energy since the last event is an interval of the calls running now."""
         reading, now = self.counter.read(), self._clock()
         if self._active and self._last_reading is not None:
-            interval = _Interval(max(self.counter.between(self._last_reading, reading), 0.0), set(self._active))
+            interval = _Interval(self._joules_to(reading, now), set(self._active))
             for call in self._active.values():
                 call.intervals.append(interval)
+        else:  # idle until now: a busy stretch starts, and nothing before it is owed
+            self._settled, self._settled_t = reading, now
+            self._handed = self._surplus = 0.0
         self._last_reading, self._last_t = reading, now
+
+    def _joules_to(self, reading: Any, now: float) -> float:
+        """The energy since the last event: the counter's delta, settled against it where it is coarse."""
+        counted = getattr(self.counter, "counted", None)
+        if counted is None:  # a counter exact over any interval (RAPL, an estimate's clock)
+            return max(self.counter.between(self._last_reading, reading), 0.0)
+        since_settled = counted(self._settled, reading)
+        if since_settled is None:  # too short for the counter to tell: a stand-in
+            if self._power_w is None:
+                stand_in = max(self.counter.between(self._last_reading, reading), 0.0)
+            else:
+                stand_in = self._power_w * max(now - self._last_t, 0.0)
+            self._handed += stand_in
+            return stand_in
+        owed = since_settled - self._handed - self._surplus
+        if now > self._settled_t:
+            self._power_w = since_settled / (now - self._settled_t)
+        self._settled, self._settled_t = reading, now
+        self._handed, self._surplus = 0.0, max(-owed, 0.0)
+        return max(owed, 0.0)
 
     def _take(self, interval: _Interval, token: int, rate: float | None) -> float:
         """The stopping call's share of an interval; every other member is still running."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
+import types
 
 import pytest
 
-from autoresearch.energy import EstimateMeter, RaplMeter, SharedMeter, shared
+from autoresearch import energy
+from autoresearch.energy import EstimateMeter, NvmlMeter, RaplMeter, SharedMeter, shared
 from autoresearch.lm.backends import (
     ChatMessage,
     Completion,
@@ -171,6 +174,65 @@ def test_threads_add_up_to_the_counters_delta():
     assert len(results) == 13
     assert sum(r.joules for r in results) == pytest.approx(counter.readings[-1] - counter.readings[0], rel=1e-9)
     assert all(r.joules >= 0 and r.attribution.startswith("device,shared:") for r in results)
+
+
+class TickingNvml(types.SimpleNamespace):
+    """pynvml's slice NvmlMeter reads, on a test clock: a GPU drawing `true_w` whose energy counter (mJ)
+    moves only every `tick_s`, and whose reported power is a lagging average, `averaged_w`."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, clock: Clock, *, true_w: float, averaged_w: float, tick_s: float = 0.05):
+        super().__init__(clock=clock, true_w=true_w, averaged_w=averaged_w, tick_s=tick_s)
+
+    def nvmlInit(self) -> None:  # noqa: N802
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+        return index
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:  # noqa: N802
+        return int(math.floor(self.clock.now / self.tick_s) * self.tick_s * self.true_w * 1000)
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:  # noqa: N802
+        return int(self.averaged_w * 1000)
+
+
+@pytest.mark.parametrize("averaged_w", [100.0, 2000.0], ids=["power-lags-low", "power-reads-high"])
+def test_many_short_overlapping_calls_on_a_coarse_counter_add_up_to_its_delta(monkeypatch, averaged_w):
+    """Four streams of 20–60 ms calls on a GPU at 700 W: almost every interval between two events is shorter
+    than the counter's tick, so power × time stands in for it; what that gets wrong is settled against the
+    counter, and the calls add up to the counter's delta over the busy time, to within one tick."""
+    clock = Clock()
+    monkeypatch.setattr(energy, "time", types.SimpleNamespace(perf_counter=clock))
+    nvml = TickingNvml(clock, true_w=700.0, averaged_w=averaged_w)
+    meter = SharedMeter(NvmlMeter(nvml), clock=clock)
+    rng = random.Random(3)
+    events: list[tuple[float, str, str]] = []  # (time, "start"/"stop", stream)
+    for stream in "abcd":
+        t = rng.uniform(0.0, 0.02)
+        while t < 3.0:
+            duration = rng.uniform(0.02, 0.06)
+            events += [(t, "start", stream), (t + duration, "stop", stream)]
+            t += duration + rng.uniform(0.0, 0.005)
+    tokens: dict[str, int] = {}
+    readings = []
+    for when, kind, stream in sorted(events, key=lambda e: (e[0], e[1] == "start")):
+        clock.now = 10.0 + when
+        if kind == "start":
+            tokens[stream] = meter.start(stream)
+        else:
+            readings.append(meter.stop(tokens.pop(stream), tokens=rng.randint(5, 40)))
+    first, last = 10.0 + min(e[0] for e in events), 10.0 + max(e[0] for e in events)
+    counter_j = (nvml.nvmlDeviceGetTotalEnergyConsumption(0) - int(
+        math.floor(first / nvml.tick_s) * nvml.tick_s * nvml.true_w * 1000)) / 1000.0
+    assert counter_j == pytest.approx(700.0 * (last - first), abs=700.0 * nvml.tick_s)
+    assert sum(r.joules for r in readings) == pytest.approx(counter_j, abs=700.0 * nvml.tick_s)
+    assert all(r.joules >= 0 for r in readings)
 
 
 def test_engines_record_shared_attribution_in_calls_and_the_store(tmp_path):
