@@ -13,7 +13,7 @@ from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.errors import WorkspaceError
 from autoresearch.review.history import study_log
 from autoresearch.review.report.data import gather
-from autoresearch.review.report.html import commits_section
+from autoresearch.review.report.html import commits_section, composite_chart, summary
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace as load
@@ -244,3 +244,24 @@ def test_the_proposers_drawn_seeds_follow_the_runs_seed(loop_workspace, tmp_path
     assert len(drawn[0]) >= 2 and all(s is not None for s in drawn[0])  # planner.md's short variants are junk
     assert drawn[0] == drawn[1]  # the same --seed: the same proposer seeds
     assert drawn[2] != drawn[0]  # another --seed: others
+
+
+def test_after_a_worse_edit_of_the_users_the_report_shows_it_as_the_incumbent_not_the_old_keep(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    pipeline = ScriptedPipeline(propose=lambda parent: ("one more mark", parent.rstrip("\n") + "!\n"))
+    first = make_study(root, pipeline).optimize(n_trials=1)
+    assert [o.status for o in first.outcomes] == ["keep"]
+    # The user prefers plainer instructions, which score lower than the keep, and commits them.
+    (root / "instructions" / "producer.md").write_text("Answer plainly.\n")
+    git(root, "commit", "-qam", "plainer")
+    pipeline.propose = lambda parent: ("the same", parent)  # nothing new: no keep after the user's edit
+    make_study(root, pipeline).optimize(n_trials=1)
+    store = Store.for_workspace(root / "runs")
+    rows = {r["number"]: r for r in store.trials(first.study)}
+    assert rows[2]["status"] == "baseline" and rows[2]["composite"] < rows[1]["composite"]
+    assert all(r["status"] != "keep" for n, r in rows.items() if n > 2)
+    data = gather(store, root, first.study)
+    cards = dict(re.findall(r'<div class="card">([^<]*)<b>([^<]*)</b>', summary(data)))
+    assert cards["incumbent composite (new baseline, trial 2)"] == f"{rows[2]['composite']:.3f}"
+    assert cards["holdout"].endswith(f"{rows[2]['holdout_composite']:.3f}")
+    assert ">#2<" in composite_chart(data) and ">#1<" in composite_chart(data)  # the keep and the new baseline

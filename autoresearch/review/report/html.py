@@ -6,7 +6,7 @@ from html import escape
 
 from ...energy import energy_label
 from ...store.statuses import INCUMBENT_STATUSES
-from ..history import TaskComparison, TrialDetail, evidence_line
+from ..history import Restart, TaskComparison, TrialDetail, evidence_line
 from . import svg
 from .data import ReportData
 
@@ -114,11 +114,16 @@ def _legend(statuses: list[str]) -> str:
 
 def summary(data: ReportData) -> str:
     log = data.log
-    best = log.entries[0] if log.entries else None
+    # The incumbent: the newest keep, or a new baseline after it (the user's own commit, which may score
+    # below an earlier keep: the instructions HEAD holds are still the user's).
+    incumbent = max([*log.entries, *log.restarts], key=lambda row: row.trial, default=None)
     baseline = "baseline composite" + (f" ({log.baseline_elsewhere})" if log.baseline_elsewhere else "")
+    restarted = isinstance(incumbent, Restart)
+    now = "incumbent composite" + (f" (new baseline, trial {incumbent.trial})" if restarted else "")
     cards = [(baseline, _num(log.baseline_composite)),
-             ("best composite", _num(best.composite if best else log.baseline_composite)),
-             ("holdout", f"{_num(log.baseline_holdout)} → {_num(best.holdout_composite if best else None)}"),
+             (now, _num(incumbent.composite if incumbent else log.baseline_composite)),
+             ("holdout", f"{_num(log.baseline_holdout)} → "
+                         f"{_num(incumbent.holdout_composite if incumbent else log.baseline_holdout)}"),
              ("trials", str(len(data.trials))), ("commits", str(len(log.entries))),
              ("energy", f"{_joules(data.total_joules)} J")]
     counts = ", ".join(f"{k} {v}" for k, v in log.counts.items())
@@ -132,13 +137,14 @@ def summary(data: ReportData) -> str:
 
 def composite_chart(data: ReportData) -> str:
     points, steps, best = [], [], None
+    labelled = {e.trial for e in data.log.entries} | {r.trial for r in data.log.restarts}
     for p in data.trials:
         if p.composite is None:
             continue
         tip = (f"trial {p.number} · {p.status}{' (composite of the tasks it ran)' if p.partial else ''} · "
                f"composite {p.composite:.3f} · {p.operator} {p.description}")
         points.append(svg.Point(p.number, p.composite, svg.STATUS_COLOURS.get(p.status, "#000"), tip,
-                                hollow=p.partial, label=f"#{p.number}" if p.status == "keep" else ""))
+                                hollow=p.partial, label=f"#{p.number}" if p.number in labelled else ""))
         if p.status in INCUMBENT_STATUSES:
             best = p.composite
         if best is not None:
@@ -147,7 +153,8 @@ def composite_chart(data: ReportData) -> str:
                         lines=[(steps, "#1a9c47", True)], integer_x=True)
     statuses = sorted({p.status for p in data.trials}, key=list(svg.STATUS_COLOURS).index)
     return (f'<h2 id="composite">Composite by trial</h2>{chart}{_legend(statuses)}'
-            '<p class="muted">The line is the incumbent (best kept so far); keeps are labelled. Hollow points are '
+            '<p class="muted">The line is the incumbent: the last keep, or a new baseline after it where HEAD held '
+            "a commit of yours instead (it may score below a keep before it); both are labelled. Hollow points are "
             "pruned trials, plotted at the composite of the tasks they ran before being stopped.</p>")
 
 
