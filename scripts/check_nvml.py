@@ -4,10 +4,10 @@
     python scripts/check_nvml.py [--seconds 5] [--json FILE]
 
 For a machine with an NVIDIA GPU and its driver: the meter autoresearch uses for a model served on this
-machine (energy.NvmlMeter, shared among overlapping calls by energy.SharedMeter). Each phase prints what the
-meter recorded, the total-energy counter's delta over the phase, and two traces read by another thread every
-10 ms and integrated: the power NVML reports (averaged over about 1 s on Ampere and newer GPUs, so it lags a
-change of load) and, where the driver offers it, the instantaneous power.
+machine (energy.NvmlMeter, shared among overlapping calls by shared_meter.SharedMeter). Each phase prints
+what the meter recorded, the total-energy counter's delta over the phase, and two traces read by another
+thread every 10 ms and integrated: the power NVML reports (averaged over about 1 s on Ampere and newer GPUs,
+so it lags a change of load) and, where the driver offers it, the instantaneous power.
 
   idle         nothing running, --seconds long: one call
   load         bf16 matrix products on every GPU (PyTorch), --seconds long: one call
@@ -47,7 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, installed or not
 
-from autoresearch.energy import NvmlMeter, SharedMeter, select_meter  # noqa: E402
+from autoresearch.energy import NvmlMeter, select_meter  # noqa: E402
+from autoresearch.shared_meter import SharedMeter  # noqa: E402
 
 POWER_INSTANT = 186  # nvml.h NVML_FI_DEV_POWER_INSTANT (mW), newer drivers only
 
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 "instant_power_j": trace.joules(t0, t1, 2), "detail": detail,
             })
 
-        # One SharedMeter for every phase, as a process has one per device (energy.shared).
+        # One SharedMeter for every phase, as a process has one per device (shared_meter.shared).
         shared = SharedMeter(meter)
 
         def one_call(work) -> tuple[float, int, str]:

@@ -11,7 +11,7 @@ import types
 import pytest
 
 from autoresearch import energy
-from autoresearch.energy import EstimateMeter, NvmlMeter, RaplMeter, SharedMeter, shared
+from autoresearch.energy import EstimateMeter, NvmlMeter, RaplMeter
 from autoresearch.lm.backends import (
     ChatMessage,
     Completion,
@@ -20,6 +20,7 @@ from autoresearch.lm.backends import (
 )
 from autoresearch.lm.calls import CallRecorder, recording
 from autoresearch.lm.engine import BackendEngine
+from autoresearch.shared_meter import SharedMeter, shared
 from autoresearch.store import Store
 from autoresearch.workspace.config import RoleConfig
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Sequence
 import dspy
 from pydantic import Field
 
-from ..energy import select_meter, shared
+from ..energy import select_meter
 from ..errors import BackendError
 from ..evaluation import (
     CheckResult,
@@ -29,6 +29,7 @@ from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
 from ..lm.preflight import is_local
 from ..lm.scheduling import KeepAlivePolicy, policy_for
+from ..shared_meter import shared
 from ..workspace.config import (
     PIPELINE_ROLES,
     BackendsConfig,
