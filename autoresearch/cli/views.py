@@ -49,6 +49,7 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
     """The JSON form of an evaluation: what `eval --json` prints."""
     return {
         "evaluation_id": result.evaluation_id,
+        "status": result.status,
         "portfolio": portfolio,
         "composite": result.score.composite,
         "judge_mean": result.score.judge_mean,

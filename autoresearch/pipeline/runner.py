@@ -37,7 +37,7 @@ class SuiteResult(CallTotals):
     evaluation_id: int
     tasks: tuple[TaskResult, ...]
     score: SuiteScore
-    status: str  # complete | pruned
+    status: str  # complete | pruned | interrupted (evaluate_tasks' partial_on_stop)
     seconds: float
 
     @property
@@ -71,7 +71,7 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
                    study: str | None = None, trial: int | None = None,
                    on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
                    portfolio_config: Portfolio | None = None, variant_hash: str | None = None,
-                   repeat: int = 0, stoppable: bool = False) -> SuiteResult:
+                   repeat: int = 0, stoppable: bool = False, partial_on_stop: bool = False) -> SuiteResult:
     """Evaluate tasks; every call and task result is committed as soon as it exists.
 
     The store records portfolio_config as the evaluation's portfolio, or (when None) the workspace's
@@ -85,6 +85,10 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     on an Ollama server) runs the suite stage by stage and hands the results over afterwards: the whole suite
     at once, or, when on_task may stop it (stoppable: a pruner listens), in blocks of 2, 2, 4, 8, … tasks, so
     that a stop after the first block saves the calls of the rest.
+
+    A Ctrl-C (KeyboardInterrupt) marks the evaluation interrupted and is raised again; with partial_on_stop,
+    once at least one task finished, the tasks that did are returned instead (status "interrupted"), for a
+    caller that shows them rather than nothing.
     """
     if portfolio_config is None:
         portfolio_config = workspace.portfolio(portfolio)
@@ -114,7 +118,9 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     except BaseException as exc:
         # Ctrl-C (or an exit) stopped it: "interrupted"; anything else is an error that ended it: "failed".
         stopped = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
-        _finish(store, evaluation_id, stopped, results, workspace, time.perf_counter() - start)
+        score = _finish(store, evaluation_id, stopped, results, workspace, time.perf_counter() - start)
+        if partial_on_stop and isinstance(exc, KeyboardInterrupt) and results:
+            return SuiteResult(evaluation_id, tuple(results), score, stopped, time.perf_counter() - start)
         raise
     score = _finish(store, evaluation_id, status, results, workspace, time.perf_counter() - start)
     return SuiteResult(evaluation_id, tuple(results), score, status, time.perf_counter() - start)

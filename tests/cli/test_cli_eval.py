@@ -242,3 +242,64 @@ def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(work
     with contextlib.closing(sqlite3.connect(db)) as conn:
         counts = dict(conn.execute("SELECT status, COUNT(*) FROM evaluations GROUP BY status").fetchall())
     assert counts.get("complete") == done and counts.get("running") is None  # the one it stopped: interrupted
+
+
+def _scripted_eval(workspace_dir: Path, *args: str, delay_s: str = "0") -> subprocess.Popen:
+    """The real `eval` on the scripted model, in a process of its own with Ctrl-C's default restored (see above)."""
+    env = {**os.environ, "SCRIPTED_DELAY_S": delay_s,
+           "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for(run: subprocess.Popen, db: Path, query: str, at_least: int) -> None:
+    """Poll the store until the query counts at_least rows (or the command ended)."""
+    found, deadline = 0, time.monotonic() + 60
+    while found < at_least and run.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.OperationalError), \
+                contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            found = conn.execute(query).fetchone()[0]
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
+def test_a_stopped_eval_shows_the_tasks_it_finished_and_says_it_stopped(workspace_dir, stop, returncode):
+    # Ctrl-C printed "Aborted!" and nothing of the tasks already in the store; SIGTERM killed it silently.
+    run = _scripted_eval(workspace_dir, delay_s="0.25")  # 6 tasks of 3 calls each, 2 at once: about 2.5 s
+    db = workspace_dir / "runs" / STORE_NAME
+    _wait_for(run, db, "SELECT COUNT(*) FROM task_results", 2)
+    run.send_signal(stop)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == returncode, (out, err)
+    done = int(re.search(r"stopped after (\d+) of 6 tasks: the composite above is over the \1 that finished", out)[1])
+    assert 2 <= done < 6 and err == "" and "composite " in out
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT status FROM evaluations").fetchall() == [("interrupted",)]
+        assert conn.execute("SELECT COUNT(*) FROM task_results").fetchone()[0] == done
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--json"], "stopped before any of the 6 tasks finished; the calls made are in {db}"),
+    (["--repeats", "3"], "stopped before two of the 3 repeats finished: no spread to show; the evaluations made "
+                         "are in {db}"),
+], ids=["eval", "repeats"])
+def test_an_eval_stopped_before_it_has_anything_to_show_says_so_in_one_line(workspace_dir, args, said):
+    run = _scripted_eval(workspace_dir, *args, delay_s="0.25")
+    db = workspace_dir / "runs" / STORE_NAME
+    _wait_for(run, db, "SELECT COUNT(*) FROM calls", 1)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and out == ""
+    assert err == said.format(db=db) + "\n"
+
+
+def test_a_stopped_eval_json_says_interrupted_and_how_many_tasks_were_asked_for(workspace_dir):
+    run = _scripted_eval(workspace_dir, "--json", delay_s="0.25")
+    _wait_for(run, workspace_dir / "runs" / STORE_NAME, "SELECT COUNT(*) FROM task_results", 1)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    document = json.loads(out)
+    assert run.returncode == 130 and err == ""
+    assert document["status"] == "interrupted" and document["requested_tasks"] == 6 and 1 <= len(document["tasks"]) < 6
+

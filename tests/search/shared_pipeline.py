@@ -22,7 +22,10 @@ def _propose(parent: str) -> tuple[str, str]:
     return "a calmer variant", parent.replace("!", "", 1) + " Calm."
 
 
-PIPELINE = ScriptedPipeline(propose=_propose, spread=True, delay=(0.002, 0.02), seed=os.getpid())
+# SCRIPTED_DELAY_S: every call takes this long (a test that stops a command part-way needs the time to).
+_DELAY = float(os.environ.get("SCRIPTED_DELAY_S", "0"))
+PIPELINE = ScriptedPipeline(propose=_propose, spread=True, delay=(_DELAY, _DELAY) if _DELAY else (0.002, 0.02),
+                            seed=os.getpid())
 
 if __name__ == "__main__":
     override_factory(PIPELINE.factory)  # every role on the scripted fake, in the real command
