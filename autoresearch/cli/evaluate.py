@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from .console import console, quiet_dspy
-from .signals import end_by_signal, sigterm_as_interrupt
+from .signals import end_stopped, sigterm_as_interrupt
 
 
 @click.command("eval")
@@ -75,7 +75,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
             progress.stop()
         click.echo(f"stopped before any of the {len(tasks)} tasks finished; the calls made are in {store.path}",
                    err=True)
-        _end_stopped(store, terminated)
+        end_stopped(store, terminated)
     finally:
         if progress:
             progress.stop()
@@ -83,7 +83,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     if as_json:
         click.echo(json.dumps({**suite_document(result, name), "requested_tasks": len(tasks)}, indent=2))
         if stopped:
-            _end_stopped(store, terminated)
+            end_stopped(store, terminated)
         _exit_if_unanswered([result])
         return
     console.print(task_table(result))
@@ -100,16 +100,8 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     if stopped:
         console.print(f"stopped after {len(result.tasks)} of {len(tasks)} tasks: the composite above is over the "
                       f"{len(result.tasks)} that finished, not comparable with a whole evaluation's", markup=False)
-        _end_stopped(store, terminated)
+        end_stopped(store, terminated)
     _exit_if_unanswered([result])
-
-
-def _end_stopped(store, terminated: list[int]) -> None:
-    """End a command that Ctrl-C or SIGTERM stopped, once it said what it had done: as the signal would have."""
-    if terminated:
-        store.close()  # the process ends without exit handlers: the store's write-ahead log merged first
-        end_by_signal(terminated[0])
-    sys.exit(130)  # Ctrl-C: as a shell reports a program that SIGINT ended
 
 
 def _exit_if_unanswered(results) -> None:
@@ -151,13 +143,13 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
             progress.stop()
         click.echo(f"stopped before two of the {repeats} repeats finished: no spread to show; the evaluations "
                    f"made are in {store.path}", err=True)
-        _end_stopped(store, terminated)
+        end_stopped(store, terminated)
     finally:
         if progress:
             progress.stop()
     _print_repeats(ws, store, name, tasks, found, as_json)
     if found.requested:
-        _end_stopped(store, terminated)
+        end_stopped(store, terminated)
     _exit_if_unanswered(found.results)
 
 

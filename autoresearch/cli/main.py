@@ -13,7 +13,7 @@ import click
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 from .console import console, quiet_dspy
 from .evaluate import eval_command
-from .signals import end_by_signal, sigterm_as_interrupt
+from .signals import end_by_signal, end_stopped, sigterm_as_interrupt
 
 
 class _Group(click.Group):
@@ -291,13 +291,24 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     if not tasks:
         raise UsageError(f"{ws.root / CONFIG_NAME}: no {split} tasks to profile")
     store = Store.for_workspace(ws.runs_dir)
-    with console.status("profiling…") as status:
-        rows = profiling.profile(ws, store, name, candidates, tasks,
-                                 on_progress=lambda text: status.update(f"profiling {text}"))
+    asked = len(candidates) * len(profiling.PROFILED_ROLES)
+    try:
+        with sigterm_as_interrupt() as terminated, console.status("profiling…") as status:
+            rows = profiling.profile(ws, store, name, candidates, tasks,
+                                     on_progress=lambda text: status.update(f"profiling {text}"))
+    except KeyboardInterrupt:  # before any model finished a role: nothing to show, but say so
+        click.echo(f"stopped before any of the {asked} model-and-role evaluations finished; the calls made are in "
+                   f"{store.path}", err=True)
+        end_stopped(store, terminated)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
-        return
-    console.print(profile_table(rows, len(tasks)))
+    else:
+        console.print(profile_table(rows, len(tasks)))
+        if len(rows) < asked:
+            console.print(f"stopped after {len(rows)} of {asked} model-and-role evaluations: the rows above are "
+                          "those that finished", markup=False)
+    if len(rows) < asked:
+        end_stopped(store, terminated)
 
 
 @main.command()

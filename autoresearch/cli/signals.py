@@ -39,3 +39,11 @@ def end_by_signal(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     sys.exit(128 + signum)  # where the signal's default does not end the process
+
+
+def end_stopped(store, terminated: list[int]) -> None:
+    """End a command that Ctrl-C or SIGTERM stopped, once it said what it had done: as the signal would have."""
+    if terminated:
+        store.close()  # the process ends without exit handlers: the store's write-ahead log merged first
+        end_by_signal(terminated[0])
+    sys.exit(130)  # Ctrl-C: as a shell reports a program that SIGINT ended

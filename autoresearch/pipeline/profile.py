@@ -58,22 +58,28 @@ def in_role(base: RoleConfig, candidate: RoleConfig) -> RoleConfig:
 def profile(workspace: Workspace, store: Store, portfolio_name: str, candidates: Sequence[RoleConfig],
             tasks: Sequence[Task], *, backend_factory=None,
             on_progress: Callable[[str], None] | None = None) -> list[ProfileRow]:
-    """Evaluate the base portfolio with each candidate in each role; identical portfolios run once."""
+    """Evaluate the base portfolio with each candidate in each role; identical portfolios run once. A row per
+    candidate and role; a stop (KeyboardInterrupt) after at least one row returns the rows finished so far
+    (fewer than candidates × roles), not nothing."""
     base = workspace.portfolio(portfolio_name)
     cache: dict[str, SuiteResult] = {}
-    rows = []
-    for candidate in candidates:
-        for role in PROFILED_ROLES:
-            portfolio = base.model_copy(update={role: in_role(base.role(role), candidate)})
-            key = json.dumps(portfolio.model_dump(), sort_keys=True)
-            if key not in cache:
-                if on_progress:
-                    on_progress(f"{role}: {candidate.backend}:{candidate.model}")
-                harness = Harness(workspace, portfolio, backend_factory=backend_factory)
-                cache[key] = evaluate_tasks(workspace, harness, store, tasks, kind="profile", portfolio=portfolio_name,
-                                            instructions=workspace.instructions, split="profile",
-                                            portfolio_config=portfolio)  # the candidate's, not the base's
-            rows.append(_row(role, candidate, cache[key], len(tasks)))
+    rows: list[ProfileRow] = []
+    try:
+        for candidate in candidates:
+            for role in PROFILED_ROLES:
+                portfolio = base.model_copy(update={role: in_role(base.role(role), candidate)})
+                key = json.dumps(portfolio.model_dump(), sort_keys=True)
+                if key not in cache:
+                    if on_progress:
+                        on_progress(f"{role}: {candidate.backend}:{candidate.model}")
+                    harness = Harness(workspace, portfolio, backend_factory=backend_factory)
+                    cache[key] = evaluate_tasks(workspace, harness, store, tasks, kind="profile",
+                                                portfolio=portfolio_name, instructions=workspace.instructions,
+                                                split="profile", portfolio_config=portfolio)  # the candidate's
+                rows.append(_row(role, candidate, cache[key], len(tasks)))
+    except KeyboardInterrupt:
+        if not rows:
+            raise
     return rows
 
 

@@ -65,3 +65,26 @@ def test_a_model_keeps_the_roles_own_parameters(workspace):
 def test_bad_model_spec(spec, workspace):
     with pytest.raises(ValueError, match="BACKEND:MODEL"):
         parse_model(spec, workspace.portfolio().producer)
+
+
+def test_a_stop_after_the_first_candidate_returns_its_rows_not_nothing(workspace, kit, no_counters):
+    fake = kit.single_fake(kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 6)))
+    base = workspace.portfolio()
+    candidates = candidates_of(base) + [parse_model("ollama:big-model", base.producer)]
+
+    def factory(config, backends):
+        if config.model == "big-model":  # Ctrl-C while the second candidate's evaluation starts
+            raise KeyboardInterrupt
+        return fake
+
+    try:
+        rows = profile(workspace, Store.for_workspace(workspace.runs_dir), "default", candidates,
+                       workspace.suite.split("search")[:2], backend_factory=factory)
+    except KeyboardInterrupt:  # a failure, not the end of the test session
+        pytest.fail("the stop reached the caller and the first candidate's finished rows were lost")
+    assert [(r.role, r.model) for r in rows] == [("planner", "embedded:smollm2-135m"),
+                                                 ("producer", "embedded:smollm2-135m"),
+                                                 ("evaluator", "embedded:smollm2-135m")]
+    with pytest.raises(KeyboardInterrupt):  # nothing finished: nothing to return
+        profile(workspace, Store.for_workspace(workspace.runs_dir), "default", candidates[1:],
+                workspace.suite.split("search")[:2], backend_factory=factory)

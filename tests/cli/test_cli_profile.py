@@ -1,0 +1,47 @@
+"""`autoresearch profile` stopped part-way: the rows that finished, then the end a Ctrl-C gives."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from autoresearch.cli.main import main
+from autoresearch.lm import preflight as preflight_module
+from autoresearch.lm.backends import FakeBackend
+from autoresearch.pipeline import profile as profiling
+
+pytestmark = pytest.mark.usefixtures("no_counters")
+
+
+@pytest.fixture
+def two_candidates(monkeypatch):
+    """Preflight finds both models; the profile itself is replaced by the test."""
+    fake = FakeBackend("{}", models=["smollm2-135m", "big-model"])
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+
+
+def _row(role: str) -> profiling.ProfileRow:
+    return profiling.ProfileRow(role=role, model="embedded:smollm2-135m", composite=4.0, judge_mean=4.0,
+                                criteria_rate=0.5, joules_per_task=10.0, energy_source="estimate", latency_s=1.0,
+                                completion_rate=1.0, calls=2)
+
+
+def test_a_stopped_profile_shows_the_rows_it_finished_and_exits_130(workspace_dir, two_candidates, monkeypatch):
+    # profile() returns the rows finished when a Ctrl-C stops it (tests/pipeline/test_profile.py): 2 of 6 here.
+    monkeypatch.setattr(profiling, "profile", lambda *a, **k: [_row("planner"), _row("producer")])
+    result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir), "--model", "embedded:smollm2-135m",
+                                       "--model", "ollama:big-model"], catch_exceptions=False)
+    assert result.exit_code == 130
+    assert "stopped after 2 of 6 model-and-role evaluations: the rows above are those that finished" in result.stdout
+    assert "planner" in result.stdout and "producer" in result.stdout
+
+
+def test_a_profile_stopped_before_any_row_says_so_in_one_line(workspace_dir, two_candidates, monkeypatch):
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profiling, "profile", stopped)
+    result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir)], catch_exceptions=False)
+    assert result.exit_code == 130 and result.stdout == ""
+    assert result.stderr.startswith("stopped before any of the 3 model-and-role evaluations finished; the calls "
+                                    "made are in ")
