@@ -24,7 +24,9 @@ not a model's) serves every role of a starter workspace, four tasks at a time; `
 `eval` and a three-trial `run` go through it, and the joules the store recorded for its calls are set beside
 the counter's delta over the time a request was being served.
 
-Without PyTorch or CUDA only the idle phase runs. The GPUs and the driver are printed with the figures.
+Without PyTorch or CUDA only the idle phase runs. The GPUs and the driver are printed with the figures. Exits 1
+when a check fails: idle, load or overlapping more than 5% from the counter, or the store's joules outside
+those two counter figures.
 """
 
 from __future__ import annotations
@@ -337,10 +339,29 @@ def main(argv: list[str] | None = None) -> int:
               f"and run's whole time: {cli['whole_j']:.1f} J over {cli['whole_s']:.1f} s")
         for source, attribution, count, joules in cli["by_source"]:
             print(f"  {count} calls {source} · {attribution}: {joules:.1f} J")
+    failures = verdicts(rows, cli)
+    for failure in failures:
+        print(f"FAIL {failure}")
+    print("every check held" if not failures else f"{len(failures)} check(s) failed")
     if args.json:
         args.json.write_text(json.dumps({"gpus": names, "driver": driver, "source": meter.source, "rows": rows,
-                                         "cli": cli}, indent=2))
-    return 0
+                                         "cli": cli, "failures": failures}, indent=2))
+    return 1 if failures else 0
+
+
+def verdicts(rows: list[dict], cli: dict | None, tolerance: float = 0.05) -> list[str]:
+    """What did not hold: a phase whose calls ran back to back or at once (idle, load, overlapping) must add up
+    to the counter's delta within the tolerance (the short calls' gaps are the counter's alone, so not those);
+    the store's joules must lie between the counter while requests were served and over the commands' run."""
+    failures = []
+    for row in rows:
+        if row["phase"] != "short" and abs(row["meter_j"] - row["counter_j"]) > tolerance * row["counter_j"]:
+            failures.append(f"{row['phase']}: the meter's {row['meter_j']:.1f} J against the counter's "
+                            f"{row['counter_j']:.1f} J, more than {tolerance:.0%} apart")
+    if cli is not None and not cli["served_j"] <= cli["store_j"] <= cli["whole_j"]:
+        failures.append(f"cli: the store's {cli['store_j']:.1f} J is not between the counter while serving "
+                        f"({cli['served_j']:.1f} J) and over the commands' whole time ({cli['whole_j']:.1f} J)")
+    return failures
 
 
 if __name__ == "__main__":

@@ -60,6 +60,17 @@ def test_each_phase_sets_the_meter_beside_the_counter_and_they_agree(tmp_path):
         assert row["meter_j"] == pytest.approx(row["counter_j"], abs=2 * 0.05 * 300), name
         assert row["counter_j"] == pytest.approx(300 * row["seconds"], abs=0.05 * 300), name
     assert "| overlapping |" in done.stdout and "device,shared:4" in done.stdout
+    assert done.stdout.rstrip().endswith("every check held")
+
+
+def test_a_meter_off_the_counter_or_a_store_outside_its_bounds_fails_the_check():
+    module = _script()
+    rows = [{"phase": "idle", "meter_j": 100.0, "counter_j": 100.0}, {"phase": "short", "meter_j": 80.0,
+            "counter_j": 100.0}, {"phase": "overlapping", "meter_j": 85.0, "counter_j": 100.0}]
+    cli = {"served_j": 768.0, "store_j": 653.7, "whole_j": 2000.0}  # the H200's first run, before the settlement
+    failures = module.verdicts(rows, cli)
+    assert [f.split(":")[0] for f in failures] == ["overlapping", "cli"]  # short's gaps are not the meter's
+    assert module.verdicts(rows[:2], {**cli, "store_j": 906.1}) == []
 
 
 def test_a_gpu_less_machine_gets_one_line_and_exit_1(tmp_path):
@@ -72,10 +83,15 @@ def test_a_gpu_less_machine_gets_one_line_and_exit_1(tmp_path):
     assert done.stderr.strip() == "no NVIDIA GPU readable through NVML here (no pynvml, no driver or no GPU)"
 
 
-def test_the_busy_time_merges_requests_that_overlap_and_skips_the_gaps():
+def _script():
     spec = importlib.util.spec_from_file_location("check_nvml", ROOT / "scripts" / "check_nvml.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_busy_time_merges_requests_that_overlap_and_skips_the_gaps():
+    module = _script()
     # readings are (time, mJ, W): requests over 0–2 s and 1–3 s overlap; 5–6 s stands apart
     spans = [((1.0, 1_000, 0), (3.0, 3_000, 0)), ((0.0, 0, 0), (2.0, 2_000, 0)), ((5.0, 9_000, 0), (6.0, 9_500, 0))]
     joules, seconds = module.ScriptedGpuServer.busy_joules(SimpleNamespace(spans=spans))
