@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 NVML, NVML_POWER, RAPL, ESTIMATE = "nvml", "nvml-power", "rapl", "estimate"
 RAPL_ROOT = Path("/sys/class/powercap")
@@ -117,26 +117,40 @@ def _domain_name(domain: Path) -> str:
         return ""
 
 
+class NoSuchGpu(ValueError):
+    """[energy] gpus names a GPU index NVML does not have."""
+
+
 class NvmlMeter:
     """Total-energy counter of every GPU (millijoules); power × time where the counter is too coarse.
 
     Its source is "nvml" when every GPU has the counter, "nvml-power" when one lacks it (then every figure
     is power sampled at a call's start and end, times the time between)."""
 
-    def __init__(self, nvml: Any = None):
+    def __init__(self, nvml: Any = None, gpus: Sequence[int] | None = None):
+        """Over the GPUs of these NVML indices ([energy] gpus), or every GPU when None."""
         if nvml is None:
             import pynvml as nvml  # nvidia-ml-py
         self.nvml = nvml
         nvml.nvmlInit()
-        self.handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        count = nvml.nvmlDeviceGetCount()
+        self.gpus = tuple(range(count)) if gpus is None else tuple(gpus)
+        missing = [i for i in self.gpus if i >= count]
+        if missing:
+            seen = f"{count} GPU{'' if count == 1 else 's'}" + (f", numbered 0 to {count - 1}" if count else "")
+            raise NoSuchGpu(f"NVML has no GPU {', '.join(map(str, missing))}: it sees {seen}")
+        self.handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in self.gpus]
         self.counter_supported = all(self._counter_works(h) for h in self.handles)
         self.source = NVML if self.counter_supported else NVML_POWER
 
     @classmethod
-    def open(cls, nvml: Any = None) -> "NvmlMeter | None":
-        """A meter over this machine's GPUs, or None where there is none to read."""
+    def open(cls, nvml: Any = None, gpus: Sequence[int] | None = None) -> "NvmlMeter | None":
+        """A meter over this machine's GPUs (those of `gpus` where given), or None where there is none to read;
+        NoSuchGpu where `gpus` names one NVML does not have (a setting to correct, not a machine without GPUs)."""
         try:
-            meter = cls(nvml)
+            meter = cls(nvml, gpus)
+        except NoSuchGpu:
+            raise
         except Exception:  # no library, no driver, no GPU: all mean "not available"
             return None
         return meter if meter.handles else None
@@ -156,7 +170,7 @@ class NvmlMeter:
         return sum(self.nvml.nvmlDeviceGetPowerUsage(h) for h in self.handles) / 1000.0
 
     def key(self) -> tuple[str, ...]:
-        return (NVML, str(id(self.nvml)))
+        return (NVML, str(id(self.nvml)), *map(str, self.gpus))
 
     def read(self) -> tuple[float, float, float]:
         """(time, total energy in mJ, power in W) over every GPU."""
@@ -233,12 +247,13 @@ class ProcessCpuClock(_WattsClock):
 
 def select_meter(
     *, in_process: bool, local: bool, gpu: bool, cpu_watts_per_core: float, server_watts: float,
-    server: str | None = None,
+    server: str | None = None, gpus: Sequence[int] | None = None,
 ) -> Meter | ServerPowerClock | ProcessCpuClock:
     """The best meter for calls served on this machine; remote servers can only be estimated. An estimate
     is a clock (this process's CPU time, or a served model's server's power over time when its address is
-    given) for shared_meter.shared() to split among overlapping calls."""
-    nvml = NvmlMeter.open() if local and gpu else None  # NVML initialised once, not to probe and again to use
+    given) for shared_meter.shared() to split among overlapping calls. gpus: [energy] gpus."""
+    # NVML initialised once, not to probe and again to use
+    nvml = NvmlMeter.open(gpus=gpus) if local and gpu else None
     source = meter_source(local=local, gpu=gpu, gpu_found=nvml is not None,
                           gpu_counter=nvml is not None and nvml.counter_supported,
                           rapl=local and RaplMeter.available())

@@ -241,3 +241,27 @@ def test_rapl_skips_a_top_level_psys_domain_that_contains_the_packages(powercap)
     set_energy(powercap, "intel-rapl:0", 6_000_000)  # +1 J
     set_energy(powercap, "intel-rapl:2", 13_000_000)  # the platform, package included: not added
     assert meter.stop(token, wall_s=1.0, cpu_s=1.0).joules == pytest.approx(1.0)
+
+
+def test_nvml_meters_only_the_gpus_energy_gpus_names(clock):
+    nvml = FakeNvml(energy_mj=[1_000_000, 2_000_000], power_mw=[300_000, 100_000])
+    chosen = NvmlMeter(nvml, gpus=[1])
+    every = NvmlMeter(nvml)
+    token, all_token = chosen.start(), every.start()
+    clock.now += 2.0
+    nvml.energy_mj = [1_500_000, 2_050_000]  # GPU 0 busy with other work (+500 J), the model's GPU 1 +50 J
+    assert chosen.stop(token, wall_s=2.0, cpu_s=0.0).joules == pytest.approx(50.0)
+    assert every.stop(all_token, wall_s=2.0, cpu_s=0.0).joules == pytest.approx(550.0)
+    assert chosen.key() != every.key()  # two selections, two shared meters
+
+
+def test_a_gpu_index_nvml_lacks_is_an_error_not_a_machine_without_gpus():
+    nvml = FakeNvml(energy_mj=[0, 0], power_mw=[1, 1])
+    with pytest.raises(energy.NoSuchGpu, match=r"^NVML has no GPU 2, 5: it sees 2 GPUs, numbered 0 to 1$"):
+        NvmlMeter.open(nvml, gpus=[0, 2, 5])
+
+    class NoDriver(FakeNvml):
+        def nvmlInit(self) -> None:  # noqa: N802
+            raise self.NVMLError("Driver Not Loaded")
+
+    assert NvmlMeter.open(NoDriver(energy_mj=[0], power_mw=[1]), gpus=[3]) is None  # nothing to meter: an estimate

@@ -24,6 +24,7 @@ class Finding:
     ok: bool
     detail: str
     models: tuple[str, ...] = ()
+    metered: bool = True  # a GPU: whether its energy counts ([energy] gpus leaves the others out)
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,12 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
         backend = OpenAICompatBackend(url, "", timeout_s=PROBE_TIMEOUT_S,
                                       api_key_env=settings.backends.openai_api_key_env)
         out.backends.append(_probe(f"openai {url}", backend))
-    out.gpus = _probe_gpus(nvml)
+    out.gpus = _probe_gpus(nvml, settings.energy.gpus)
     rapl_ok = RaplMeter.available(rapl_root)
     out.rapl = Finding("RAPL", rapl_ok, f"{len(RaplMeter(rapl_root).domains)} package domain(s) readable"
                        if rapl_ok else f"no readable energy_uj under {rapl_root}")
     # As NvmlMeter decides at run time: the counter only when every GPU has it, else power sampling.
-    gpus = [g for g in out.gpus if g.name.startswith("GPU ")]
+    gpus = [g for g in out.gpus if g.name.startswith("GPU ") and g.metered]
     for name, portfolio in settings.portfolios.items():
         for role in ROLES:
             config = portfolio.role(role)
@@ -113,7 +114,9 @@ def _probe(name: str, backend: Any) -> Finding:
     return Finding(name, True, f"{len(models)} model(s)", tuple(models))
 
 
-def _probe_gpus(nvml: Any) -> list[Finding]:
+def _probe_gpus(nvml: Any, selected: list[int] | None = None) -> list[Finding]:
+    """A finding per GPU; with [energy] gpus, those it leaves out are marked unmetered, and an index NVML does
+    not have is a failed finding of its own."""
     try:
         if nvml is None:
             import pynvml as nvml
@@ -126,11 +129,19 @@ def _probe_gpus(nvml: Any) -> list[Finding]:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
         name = nvml.nvmlDeviceGetName(handle)
         name = name.decode() if isinstance(name, bytes) else name
+        metered = selected is None or index in selected
+        left_out = "" if metered else "; not metered ([energy] gpus)"
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-            findings.append(Finding(f"GPU {index}", True, f"{name}: total-energy counter supported"))
+            findings.append(Finding(f"GPU {index}", True, f"{name}: total-energy counter supported{left_out}",
+                                    metered=metered))
         except nvml.NVMLError:
-            findings.append(Finding(f"GPU {index}", False, f"{name}: no energy counter; power sampling only"))
+            findings.append(Finding(f"GPU {index}", False, f"{name}: no energy counter; power sampling only{left_out}",
+                                    metered=metered))
+    missing = [i for i in selected or () if i >= count]
+    if missing:
+        findings.append(Finding("[energy] gpus", False, f"NVML has no GPU {', '.join(map(str, missing))}: "
+                                f"it sees {count}"))
     return findings or [Finding("NVML", False, "no GPU found")]
 
 

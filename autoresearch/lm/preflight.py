@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..energy import NoSuchGpu, NvmlMeter
 from ..errors import BackendError, ConfigError, ModelNotFound
 from ..workspace.config import ROLES, BackendsConfig, Portfolio, RoleConfig
 from ..workspace.workspace import CONFIG_NAME, Workspace
@@ -37,6 +38,13 @@ def check_portfolio(workspace: Workspace, name: str, portfolio: Portfolio, roles
             problem = gguf_problem(Path(config.model).expanduser())
             if problem:
                 raise ConfigError(path, f"{field}.model", problem)
+    gpus = workspace.settings.energy.gpus
+    if gpus is not None and any(is_local(portfolio.role(r), workspace.settings.backends)
+                                and portfolio.role(r).backend not in ("embedded", "fake") for r in roles):
+        try:  # the GPUs a local server's calls will be metered on: before any call, not at the first
+            NvmlMeter.open(gpus=gpus)
+        except NoSuchGpu as exc:
+            raise ConfigError(path, "energy.gpus", str(exc)) from None
 
 
 def gguf_problem(path: Path) -> str | None:

@@ -402,6 +402,7 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
         in_process=backend.in_process, local=is_local(config, settings.backends),
         gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
         server_watts=settings.energy.server_watts, server=url if isinstance(url, str) else None,
+        gpus=settings.energy.gpus,
     )
     # A counter measures the whole device (a server's estimate, the server): engines share one per device,
     # which splits the energy of overlapping calls among them by tokens.

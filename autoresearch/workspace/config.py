@@ -113,6 +113,17 @@ class ScoringConfig(_Strict):
 class EnergyConfig(_Strict):
     cpu_watts_per_core: float = Field(12.0, gt=0.0, le=1000.0)  # estimate basis for in-process models
     server_watts: float = Field(60.0, gt=0.0, le=10000.0)  # estimate basis for calls served elsewhere
+    # NVML indices of the GPUs a local server's calls are metered on (None: every GPU of the machine). On a
+    # machine whose other GPUs run other work, their energy is not the model's.
+    gpus: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
+
+    @field_validator("gpus")
+    @classmethod
+    def _each_gpu_once(cls, values: list[int] | None) -> list[int] | None:
+        repeated = sorted({v for v in values or () if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"GPU {', '.join(map(str, repeated))} listed more than once")
+        return values
 
 
 class BackendsConfig(_Strict):

@@ -129,6 +129,13 @@ CASES = [
          commands=("run",)),
     Case("temperatures-wrong-type", append(CONFIG, '\n[search]\nproposer_temperatures = "hot"\n'), CONFIG,
          "search.proposer_temperatures"),
+    # [energy] gpus: NVML indices, each once
+    Case("energy-gpus-empty", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = []"), CONFIG,
+         "energy.gpus"),
+    Case("energy-gpus-repeated", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = [1, 1]"), CONFIG,
+         "energy.gpus"),
+    Case("energy-gpus-negative", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = [-1]"), CONFIG,
+         "energy.gpus[0]"),
     # [search] choices: each list is a categorical of the search space, refused before the baseline's calls
     Case("proposer-temperatures-empty", append(CONFIG, "\n[search]\nproposer_temperatures = []\n"), CONFIG,
          "search.proposer_temperatures"),

@@ -89,8 +89,8 @@ def test_doctor_names_the_meter_a_run_will_use(tmp_path, counters, monkeypatch):
 def _nvml_init(fake):
     real = energy.NvmlMeter.__init__
 
-    def init(self, nvml=None):
-        real(self, fake)
+    def init(self, nvml=None, gpus=None):
+        real(self, fake, gpus)
 
     return init
 
@@ -115,3 +115,25 @@ def test_cli_doctor_json_names_the_embedded_model(tmp_path, monkeypatch):
     assert embedded["name"] == "embedded" and embedded["ok"]
     assert any(m.startswith("smollm2-135m") for m in embedded["models"])
     assert len(data["roles"]) == 4 * len(load_workspace(root).settings.portfolios)  # each role of each portfolio
+
+
+def test_doctor_meters_only_the_gpus_energy_gpus_names(tmp_path, monkeypatch):
+    """GPU 0 has no energy counter, GPU 1 has: all of them are sampled power; GPU 1 alone is the counter."""
+    settings = settings_with(producer=RoleConfig(backend="ollama", model="qwen"))
+    chosen = settings.model_copy(update={"energy": settings.energy.model_copy(update={"gpus": [1]})})
+    meters = {}
+    for name, s in (("every", settings), ("chosen", chosen)):
+        found = diagnose(s, nvml=Nvml([False, True]), rapl_root=tmp_path / "none")
+        meters[name] = {(r.role, r.backend): r.meter for r in found.roles}[("producer", "ollama")]
+    assert meters == {"every": "nvml-power", "chosen": "nvml"}
+    assert [g.detail for g in found.gpus] == [
+        "NVIDIA H100: no energy counter; power sampling only; not metered ([energy] gpus)",
+        "NVIDIA H100: total-energy counter supported"]
+    monkeypatch.setattr(energy.NvmlMeter, "__init__", _nvml_init(Nvml([False, True])))
+    monkeypatch.setattr(energy.RaplMeter, "available", classmethod(lambda cls, *a: False))
+    run_uses = energy.select_meter(in_process=False, local=True, gpu=True, cpu_watts_per_core=1, server_watts=1,
+                                   gpus=[1])
+    assert run_uses.source == "nvml"  # what doctor said the run would use
+    missing = diagnose(chosen.model_copy(update={"energy": chosen.energy.model_copy(update={"gpus": [1, 4]})}),
+                       nvml=Nvml([True, True]), rapl_root=tmp_path / "none")
+    assert (missing.gpus[-1].name, missing.gpus[-1].ok) == ("[energy] gpus", False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+import sys
 
 import pytest
 
@@ -135,3 +137,42 @@ def test_embedded_model_path_that_does_not_exist_names_the_model_field(workspace
     with pytest.raises(ConfigError) as info:
         check_portfolio(workspace, "default", p, roles=("producer",))  # the real factory; nothing is loaded
     assert info.value.field == "portfolios.default.producer.model" and str(missing) in str(info.value)
+
+
+def test_energy_gpus_naming_a_gpu_nvml_lacks_is_refused_before_any_call(workspace, monkeypatch):
+    """[energy] gpus = [3] on a one-GPU machine: a setting to correct, not a machine without a counter (which
+    would quietly estimate); checked only where a role is served on this machine."""
+    monkeypatch.setitem(sys.modules, "pynvml", OneGpu())
+    with_gpus = lambda gpus: dataclasses.replace(workspace, settings=workspace.settings.model_copy(  # noqa: E731
+        update={"energy": workspace.settings.energy.model_copy(update={"gpus": gpus})}))
+    workspace = with_gpus([0, 3])
+    local = portfolio(producer=RoleConfig(backend="ollama", model="known", base_url="http://127.0.0.1:11434"))
+    with pytest.raises(ConfigError) as raised:
+        check_portfolio(workspace, "default", local, backend_factory=factory_listing("known"))
+    assert str(raised.value) == (f"{workspace.root / CONFIG_NAME}: energy.gpus: NVML has no GPU 3: it sees 1 GPU, "
+                                 "numbered 0 to 0")
+    check_portfolio(workspace, "default", portfolio(), backend_factory=factory_listing("known"))  # no local server
+    workspace = with_gpus([0])
+    check_portfolio(workspace, "default", local, backend_factory=factory_listing("known"))
+
+
+class OneGpu:
+    """pynvml's slice NvmlMeter reads: one GPU with an energy counter."""
+
+    class NVMLError(Exception):
+        pass
+
+    def nvmlInit(self):  # noqa: N802
+        pass
+
+    def nvmlDeviceGetCount(self):  # noqa: N802
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):  # noqa: N802
+        return index
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):  # noqa: N802
+        return 1000
+
+    def nvmlDeviceGetPowerUsage(self, handle):  # noqa: N802
+        return 100_000
