@@ -77,23 +77,27 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
 
 
 def doctor_tables(found) -> list[Table]:
-    """Backends and models, GPUs and counters, and the meter of each role."""
+    """Backends and models, GPUs and counters, and the meter of each role (every cell as written: a model name,
+    a server's error or "[energy] gpus" is not markup)."""
+    def row(table: Table, *cells: str) -> None:
+        table.add_row(*(Text(cell) for cell in cells))
+
     backends = Table(title="Backends", title_justify="left")
     for col in ("backend", "ok", "detail", "models"):
         backends.add_column(col)
     for f in found.backends:
-        backends.add_row(f.name, "yes" if f.ok else "no", f.detail, ", ".join(f.models[:6]))
+        row(backends, f.name, "yes" if f.ok else "no", f.detail, ", ".join(f.models[:6]))
     energy = Table(title="Energy counters", title_justify="left")
     energy.add_column("counter")
     energy.add_column("ok")
     energy.add_column("detail")
     for f in [*found.gpus, found.rapl]:
-        energy.add_row(f.name, "yes" if f.ok else "no", f.detail)
+        row(energy, f.name, "yes" if f.ok else "no", f.detail)
     roles = Table(title="Meter per role", title_justify="left")
     for col in ("portfolio", "role", "backend", "model", "meter", "why"):
         roles.add_column(col)
     for r in found.roles:
-        roles.add_row(r.portfolio, r.role, r.backend, r.model, r.meter, r.why)
+        row(roles, r.portfolio, r.role, r.backend, r.model, r.meter, r.why)
     return [backends, energy, roles]
 
 

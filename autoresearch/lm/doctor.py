@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from .backends.openai_compat import OpenAICompatBackend
 from .preflight import is_local
 
 PROBE_TIMEOUT_S = 3.0  # doctor must answer quickly even when a server hangs
+GPUS_SETTING = "[energy] gpus"  # the finding of an index NVML lacks
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RoleMeter:
     model: str
     meter: str  # nvml | nvml-power | rapl | estimate: what a run will record (energy.meter_source)
     why: str
+    local_server: bool = False  # served on this machine by another process: its GPUs are the ones metered
 
 
 @dataclass
@@ -61,11 +63,15 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
                        if rapl_ok else f"no readable energy_uj under {rapl_root}")
     # As NvmlMeter decides at run time: the counter only when every GPU has it, else power sampling.
     gpus = [g for g in out.gpus if g.name.startswith("GPU ") and g.metered]
+    bad_gpus = any(g.name == GPUS_SETTING and not g.ok for g in out.gpus)
     for name, portfolio in settings.portfolios.items():
         for role in ROLES:
             config = portfolio.role(role)
-            out.roles.append(_role_meter(name, role, config, settings, bool(gpus), all(g.ok for g in gpus),
-                                         rapl_ok))
+            meter = _role_meter(name, role, config, settings, bool(gpus), all(g.ok for g in gpus), rapl_ok)
+            if bad_gpus and meter.local_server:  # what a run would do: refuse to start (lm/preflight.py)
+                meter = replace(meter, why="[energy] gpus names a GPU NVML does not have: eval and run refuse "
+                                           "to start until it is corrected")
+            out.roles.append(meter)
     return out
 
 
@@ -140,7 +146,7 @@ def _probe_gpus(nvml: Any, selected: list[int] | None = None) -> list[Finding]:
                                     metered=metered))
     missing = [i for i in selected or () if i >= count]
     if missing:
-        findings.append(Finding("[energy] gpus", False, f"NVML has no GPU {', '.join(map(str, missing))}: "
+        findings.append(Finding(GPUS_SETTING, False, f"NVML has no GPU {', '.join(map(str, missing))}: "
                                 f"it sees {count}"))
     return findings or [Finding("NVML", False, "no GPU found")]
 
@@ -162,4 +168,4 @@ def _role_meter(portfolio: str, role: str, config: RoleConfig, settings: Setting
         why = "no counter readable: CPU time × cpu_watts_per_core"
     else:
         why = "no counter readable: wall time × server_watts"
-    return RoleMeter(portfolio, role, config.backend, config.model, meter, why)
+    return RoleMeter(portfolio, role, config.backend, config.model, meter, why, local_server=local and not in_process)

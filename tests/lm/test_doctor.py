@@ -7,9 +7,11 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from autoresearch import energy
 from autoresearch.cli.main import main
+from autoresearch.cli.views import doctor_tables
 from autoresearch.lm.doctor import diagnose
 from autoresearch.workspace.config import (
     BackendsConfig,
@@ -137,3 +139,18 @@ def test_doctor_meters_only_the_gpus_energy_gpus_names(tmp_path, monkeypatch):
     missing = diagnose(chosen.model_copy(update={"energy": chosen.energy.model_copy(update={"gpus": [1, 4]})}),
                        nvml=Nvml([True, True]), rapl_root=tmp_path / "none")
     assert (missing.gpus[-1].name, missing.gpus[-1].ok) == ("[energy] gpus", False)
+
+
+def test_doctor_with_a_gpu_index_nvml_lacks_says_runs_will_refuse_and_shows_the_brackets(tmp_path):
+    settings = settings_with(producer=RoleConfig(backend="ollama", model="qwen"))
+    wrong = settings.model_copy(update={"energy": settings.energy.model_copy(update={"gpus": [0, 5]})})
+    found = diagnose(wrong, nvml=Nvml([True]), rapl_root=tmp_path / "none")
+    why = {(r.role, r.backend): r.why for r in found.roles}
+    assert why[("producer", "ollama")] == ("[energy] gpus names a GPU NVML does not have: eval and run refuse to "
+                                            "start until it is corrected")
+    assert "refuse" not in why[("planner", "embedded")]  # an in-process model is not metered on a GPU
+    console = Console(record=True, width=250)
+    for table in doctor_tables(found):
+        console.print(table)
+    shown = console.export_text()
+    assert "│ [energy] gpus │ no " in shown and "[energy] gpus names a GPU" in shown  # not read as markup
