@@ -65,12 +65,15 @@ def test_each_phase_sets_the_meter_beside_the_counter_and_they_agree(tmp_path):
 
 def test_a_meter_off_the_counter_or_a_store_outside_its_bounds_fails_the_check():
     module = _script()
-    rows = [{"phase": "idle", "meter_j": 100.0, "counter_j": 100.0}, {"phase": "short", "meter_j": 80.0,
-            "counter_j": 100.0}, {"phase": "overlapping", "meter_j": 85.0, "counter_j": 100.0}]
+    rows = [{"phase": "idle", "seconds": 5.0, "meter_j": 100.0, "counter_j": 100.0},
+            {"phase": "short", "seconds": 5.0, "meter_j": 80.0, "counter_j": 100.0},
+            {"phase": "overlapping", "seconds": 5.0, "meter_j": 85.0, "counter_j": 100.0}]
     cli = {"served_j": 768.0, "store_j": 653.7, "whole_j": 2000.0}  # the H200's first run, before the settlement
     failures = module.verdicts(rows, cli)
     assert [f.split(":")[0] for f in failures] == ["overlapping", "cli"]  # short's gaps are not the meter's
     assert module.verdicts(rows[:2], {**cli, "store_j": 906.1}) == []
+    # A phase of 0.5 s is judged to two of the counter's ticks (0.2 s of its 200 W here), not to 5%
+    assert module.verdicts([{**rows[2], "seconds": 0.5}], None) == []
 
 
 def test_a_gpu_less_machine_gets_one_line_and_exit_1(tmp_path):
