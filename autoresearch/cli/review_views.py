@@ -150,10 +150,12 @@ def header(d: TrialDetail) -> Text:
     if d.scored_by_trial is not None and d.scored_by_trial != d.number:
         lines.append(Text(f"identical to trial {d.scored_by_trial}: its scores are shown, it was not re-evaluated",
                           "yellow"))
-    if d.status == "baseline":
+    if d.status == "baseline" and d.before_trial is None:  # the study's first: nothing before it
         lines.append(Text(f"composite {fmt(d.composite)} · holdout {fmt(d.holdout_composite)} · "
                           f"J/task {fmt_joules(d.joules_per_task)}"))
         return Text("\n").join(lines)
+    if d.status == "baseline":  # a new baseline: set beside the incumbent it replaced, as a trial is
+        lines.append(Text(Restart.description, "yellow"))
     if d.tasks_run < d.tasks_total and d.composite_before_same_tasks is not None:
         # Pruned or interrupted, it ran only some tasks: compare like with like, not with the full composite.
         figures = Text(f"composite on the {d.tasks_run} tasks it ran (incumbent → trial) ").append_text(

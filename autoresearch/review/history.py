@@ -385,7 +385,16 @@ def study_scoring(store: Store, study: str) -> ScoringConfig:
 
 def instruction_diff(before: sqlite3.Row | dict[str, Any] | None, row: sqlite3.Row, file: str) -> list[str]:
     """Unified diff of one instruction file, incumbent → variant; difflib, so uncommitted trials have one too.
-    The incumbent's text is the trial's own record of it (m009), else its row's."""
+    The incumbent's text is the trial's own record of it (m009), else its row's. A new baseline (the user's
+    commit, which has no one file): every instruction file it holds differently from the incumbent it replaced."""
+    if row["status"] == TrialStatus.BASELINE and before is not None and before["instructions_json"] \
+            and row["instructions_json"]:
+        old, new = json.loads(before["instructions_json"]), json.loads(row["instructions_json"])
+        return [line.rstrip("\n") for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)
+                for line in difflib.unified_diff(
+                    str(old.get(name, "")).splitlines(keepends=True), str(new.get(name, "")).splitlines(keepends=True),
+                    fromfile=f"a/{INSTRUCTIONS_DIR}/{name} (trial {before['number']})",
+                    tofile=f"b/{INSTRUCTIONS_DIR}/{name} (trial {row['number']})")]
     if not file or row["variant_text"] is None or before is None:
         return []
     if row["incumbent_text"] is not None:

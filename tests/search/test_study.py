@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
-from autoresearch.cli.review_views import log_renderables, print_all
+from autoresearch.cli.review_views import log_renderables, print_all, show_renderables
 from autoresearch.errors import WorkspaceError
-from autoresearch.review.history import study_log
+from autoresearch.review.history import study_log, trial_detail
 from autoresearch.review.report.data import gather
 from autoresearch.review.report.html import commits_section, composite_chart, summary
 from autoresearch.search.study import Study
@@ -265,3 +265,12 @@ def test_after_a_worse_edit_of_the_users_the_report_shows_it_as_the_incumbent_no
     assert cards["incumbent composite (new baseline, trial 2)"] == f"{rows[2]['composite']:.3f}"
     assert cards["holdout"].endswith(f"{rows[2]['holdout_composite']:.3f}")
     assert ">#2<" in composite_chart(data) and ">#1<" in composite_chart(data)  # the keep and the new baseline
+    # `show 2`: the user's commit set beside the keep it replaced, with what it changed, as a trial is shown
+    detail = trial_detail(store, root, first.study, 2)
+    assert detail.before_trial == 1 and detail.diff[-2:] == ["-Answer.!", "+Answer plainly."]
+    console = Console(record=True, width=200)
+    print_all(console, show_renderables(detail))
+    shown = console.export_text()
+    assert "new baseline: HEAD held instructions of yours" in shown
+    assert f"suite composite {rows[1]['composite']:.3f} → {rows[2]['composite']:.3f}" in shown
+    assert trial_detail(store, root, first.study, 0).diff == []  # the study's first baseline: nothing before it
