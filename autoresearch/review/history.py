@@ -76,21 +76,26 @@ def resolve_trial(store: Store, root: Path, study: str, ref: str) -> int:
     shas = [(r["number"], r["commit_sha"]) for r in store.trials(study) if r["commit_sha"]]
     full = _rev_parse(root, ref)
     matches = [n for n, sha in shas if sha == full] if full else []
-    if not matches and len(ref) >= 4:
-        matches = [n for n, sha in shas if sha.startswith(ref.lower())]
+    if not matches:
+        matches = [n for n, sha in shas if _names(ref, sha, None)]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         raise UsageError(f"{ref}: ambiguous, matches the commits of trials {', '.join(map(str, matches))}")
     for keep in store.study_keeps(study):  # a shared study's keep by another worker: its evaluation is not here
         sha = keep["commit_sha"] or ""
-        if ref == str(keep["trial"]) or (sha and (sha == full or (len(ref) >= 4 and sha.startswith(ref.lower())))):
+        if ref == str(keep["trial"]) or _names(ref, sha, full):
             raise UsageError(
                 f"{ref}: trial {keep['trial']} was kept by worker {keep['worker']} of shared study {study}; its "
                 f"evaluation is in that worker's store (run `autoresearch show {keep['trial']}` there); here "
                 f"`autoresearch log` lists its figures and `git show {sha[:10] or '<its commit>'}` its diff and "
                 "evidence")
     raise UsageError(f"{ref}: neither a trial number nor the commit of a trial of study {study}")
+
+
+def _names(ref: str, sha: str, full: str | None) -> bool:
+    """Whether a ref names a commit: the commit git resolved it to, or (4 characters or more) its sha's prefix."""
+    return bool(sha) and (sha == full or (len(ref) >= 4 and sha.startswith(ref.lower())))
 
 
 def _rev_parse(root: Path, ref: str) -> str | None:
