@@ -39,7 +39,7 @@ def role_table(calls: tuple[CallRecord, ...]) -> Table:
         table.add_column(col, justify="left" if col in ("role", "model") else "right")
     for r in role_rows(calls):
         per_k = "-" if r["joules_per_1k_output_tokens"] is None else f"{r['joules_per_1k_output_tokens']:.1f}"
-        table.add_row(r["role"], r["model"], str(r["calls"]), f"{r['completion_rate']:.0%}",
+        table.add_row(r["role"], Text(r["model"]), str(r["calls"]), f"{r['completion_rate']:.0%}",  # a path: not markup
                       str(r["completion_tokens"]), f"{r['generation_joules']:.1f}", f"{r['load_joules']:.1f}", per_k,
                       f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}")
     return table
@@ -108,7 +108,7 @@ def profile_table(rows, n_tasks: int) -> Table:
                 "completed", "energy"):
         table.add_column(col, justify="left" if col in ("role", "model", "energy") else "right")
     for r in rows:
-        table.add_row(r.role, r.model, f"{r.composite:.2f}", f"{r.judge_mean:.2f}", f"{r.criteria_rate:.0%}",
+        table.add_row(r.role, Text(r.model), f"{r.composite:.2f}", f"{r.judge_mean:.2f}", f"{r.criteria_rate:.0%}",
                       f"{r.joules_per_task:.1f}", f"{r.latency_s:.2f}", f"{r.completion_rate:.0%}",
                       energy_label(r.energy_source))
     return table

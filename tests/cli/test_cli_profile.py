@@ -1,13 +1,16 @@
-"""`autoresearch profile` stopped part-way: the rows that finished, then the end a Ctrl-C gives."""
+"""`autoresearch profile`: stopped part-way, the rows that finished; its tables show model paths as written."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from autoresearch.cli.main import main
+from autoresearch.cli.views import profile_table, role_table
 from autoresearch.lm import preflight as preflight_module
 from autoresearch.lm.backends import FakeBackend
+from autoresearch.lm.calls import CallRecord
 from autoresearch.pipeline import profile as profiling
 
 pytestmark = pytest.mark.usefixtures("no_counters")
@@ -45,3 +48,17 @@ def test_a_profile_stopped_before_any_row_says_so_in_one_line(workspace_dir, two
     assert result.exit_code == 130 and result.stdout == ""
     assert result.stderr.startswith("stopped before any of the 3 model-and-role evaluations finished; the calls "
                                     "made are in ")
+
+
+def test_a_model_path_with_brackets_is_shown_as_written():
+    """eval's role table and profile's table: a GGUF path is not markup (the old tables lost "[q4]" and raised
+    MarkupError on "[/x]", after the whole evaluation)."""
+    path = "embedded:/models/phi [q4] [/x].gguf"  # rich would drop "[q4]" and fail on "[/x]" as markup
+    console = Console(record=True, width=300)
+    console.print(profile_table([profiling.ProfileRow(**{**_row("producer").__dict__, "model": path})], 2))
+    call = CallRecord(role="producer", backend="embedded", model=path[len("embedded:"):], prompt_hash="h",
+                      prompt_tokens=1, completion_tokens=1, latency_s=0.1, load_s=0.0, joules=1.0,
+                      energy_source="estimate", status="ok")
+    console.print(role_table((call,)))
+    shown = console.export_text()
+    assert shown.count("/models/phi [q4] [/x].gguf") == 2
