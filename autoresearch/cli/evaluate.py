@@ -96,7 +96,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
                   f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
                   f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
-                  f"in {store.path}")
+                  f"in {store.path}", markup=False)  # a path may hold "[…]"
     if stopped:
         console.print(f"stopped after {len(result.tasks)} of {len(tasks)} tasks: the composite above is over the "
                       f"{len(result.tasks)} that finished, not comparable with a whole evaluation's", markup=False)
@@ -174,7 +174,7 @@ def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
     joules, source = sum(c.joules for c in calls), energy_source_of(calls)
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
-                  f"{len(calls)} model calls; evaluations {ids} in {store.path}")
+                  f"{len(calls)} model calls; evaluations {ids} in {store.path}", markup=False)  # a path may hold "[…]"
     if found.requested:
         console.print(f"stopped after {len(found.results)} of {found.requested} repeats: the figures above are over "
                       f"those {len(found.results)}", markup=False)

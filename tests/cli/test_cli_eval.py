@@ -303,3 +303,14 @@ def test_a_stopped_eval_json_says_interrupted_and_how_many_tasks_were_asked_for(
     assert run.returncode == 130 and err == ""
     assert document["status"] == "interrupted" and document["requested_tasks"] == 6 and 1 <= len(document["tasks"]) < 6
 
+
+
+@pytest.mark.parametrize("repeats", ["1", "2"])
+def test_eval_in_a_folder_whose_path_holds_brackets_prints_it_as_written(tmp_path, fake_models, repeats):
+    # The store's path was read as markup: "[/x]" raised rich's MarkupError after the whole evaluation.
+    from autoresearch.workspace.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "old [/x]" / "ws")
+    result = invoke("eval", "-w", str(root), "--split", "search", "--repeats", repeats)
+    assert result.exit_code == 0, result.output
+    assert f"in {root / 'runs'}" in result.stdout.replace("\n", "")
