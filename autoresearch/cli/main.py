@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.text import Text
 
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 from .console import console, quiet_dspy
@@ -295,7 +296,8 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     try:
         with sigterm_as_interrupt() as terminated, console.status("profiling…") as status:
             rows = profiling.profile(ws, store, name, candidates, tasks,
-                                     on_progress=lambda text: status.update(f"profiling {text}"))
+                                     # Text: rich reads a status's str as markup, whatever the console says
+                                     on_progress=lambda text: status.update(Text(f"profiling {text}")))
     except KeyboardInterrupt:  # before any model finished a role: nothing to show, but say so
         click.echo(f"stopped before any of the {asked} model-and-role evaluations finished; the calls made are in "
                    f"{store.path}", err=True)

@@ -62,3 +62,15 @@ def test_a_model_path_with_brackets_is_shown_as_written():
     console.print(role_table((call,)))
     shown = console.export_text()
     assert shown.count("/models/phi [q4] [/x].gguf") == 2
+
+
+def test_profiling_a_model_whose_path_holds_brackets_does_not_trip_on_its_progress_line(workspace_dir, two_candidates,
+                                                                                         monkeypatch):
+    # Seen from the CLI on the embedded model: the status line read "embedded:/m [/x].gguf" as markup and raised.
+    def profile(*args, on_progress, **kwargs):
+        on_progress("producer: embedded:/models/m [/x].gguf")
+        return [_row(role) for role in profiling.PROFILED_ROLES]
+
+    monkeypatch.setattr(profiling, "profile", profile)
+    result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir)], catch_exceptions=False)
+    assert result.exit_code == 0 and "stopped" not in result.stdout
