@@ -6,8 +6,10 @@ import sys
 
 from rich.console import Console
 
-# Piped output is read by people and by grep: give tables room instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
+# Piped output is read by people and by grep: give tables room instead of rich's 80-column default. No markup:
+# what is printed holds paths, model names, servers' errors and models' ideas, any of which may hold "[…]" (rich
+# dropped "[q4]" and raised MarkupError on "[/x]"); style is given as Text and style= instead.
+console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty(), markup=False)
 
 
 def quiet_dspy() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -57,28 +58,21 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         _eval_repeats(ws, store, name, tasks, repeats, split, as_json)
         return
     harness = Harness(ws, chosen)
-    progress = None if as_json else console.status("evaluating…")
-    if progress:
-        progress.start()
+    progress = None
 
     def on_task(index: int, result) -> bool:
         if progress:
             progress.update(f"evaluated {index + 1}/{len(tasks)}: {result.task_id}")
         return True
 
-    try:
-        with sigterm_as_interrupt() as terminated:
+    try:  # the spinner stops before anything below prints
+        with sigterm_as_interrupt() as terminated, _spinner(as_json) as progress:
             result = evaluate_tasks(ws, harness, store, tasks, kind="eval", portfolio=name,
                                     instructions=ws.instructions, split=split, on_task=on_task, partial_on_stop=True)
     except KeyboardInterrupt:  # before any task finished: nothing to show, but say so rather than "Aborted!"
-        if progress:
-            progress.stop()
         click.echo(f"stopped before any of the {len(tasks)} tasks finished; the calls made are in {store.path}",
                    err=True)
         end_stopped(store, terminated)
-    finally:
-        if progress:
-            progress.stop()
     stopped = result.status == "interrupted"
     if as_json:
         click.echo(json.dumps({**suite_document(result, name), "requested_tasks": len(tasks)}, indent=2))
@@ -104,6 +98,11 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     _exit_if_unanswered([result])
 
 
+def _spinner(as_json: bool):
+    """The "evaluating…" status line (None under --json, whose output is the document alone); it stops on exit."""
+    return nullcontext() if as_json else console.status("evaluating…")
+
+
 def _exit_if_unanswered(results) -> None:
     """Exit 1 when a task got no answer from its model (a timeout, a refused connection, a server error, a prompt
     over the context window): the composite counts such a task as 0, so a script must not take it for a score.
@@ -123,7 +122,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
     SIGTERM after two or more repeats shows those, then ends the command as the signal would have."""
     from ..pipeline.repeats import evaluate_repeats
 
-    progress = None if as_json else console.status("evaluating…")
+    progress = None
     done = {"n": 0}
 
     def on_task(index: int, result) -> bool:
@@ -133,20 +132,13 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
                             f"{result.task_id}")
         return True
 
-    if progress:
-        progress.start()
     try:
-        with sigterm_as_interrupt() as terminated:
+        with sigterm_as_interrupt() as terminated, _spinner(as_json) as progress:
             found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
     except KeyboardInterrupt:  # before two repeats finished: no spread to show, but say so rather than "Aborted!"
-        if progress:
-            progress.stop()
         click.echo(f"stopped before two of the {repeats} repeats finished: no spread to show; the evaluations "
                    f"made are in {store.path}", err=True)
         end_stopped(store, terminated)
-    finally:
-        if progress:
-            progress.stop()
     _print_repeats(ws, store, name, tasks, found, as_json)
     if found.requested:
         end_stopped(store, terminated)

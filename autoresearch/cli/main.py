@@ -169,7 +169,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         print_summary(console, summary, ws)
     if terminated:
         study.close()  # the store's last writes leave its write-ahead log: the process ends without exit handlers
-        end_by_signal(signal.SIGTERM)
+        end_by_signal(terminated[0])
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..energy import NVML, NVML_POWER, RAPL, RAPL_ROOT, RaplMeter, meter_source
+from ..energy import (
+    NVML,
+    NVML_POWER,
+    RAPL,
+    RAPL_ROOT,
+    NoSuchGpu,
+    NvmlMeter,
+    RaplMeter,
+    meter_source,
+)
 from ..errors import BackendError
 from ..workspace.config import ROLES, RoleConfig, Settings
 from .backends import llama_build
@@ -144,10 +153,10 @@ def _probe_gpus(nvml: Any, selected: list[int] | None = None) -> list[Finding]:
         except nvml.NVMLError:
             findings.append(Finding(f"GPU {index}", False, f"{name}: no energy counter; power sampling only{left_out}",
                                     metered=metered))
-    missing = [i for i in selected or () if i >= count]
-    if missing:
-        findings.append(Finding(GPUS_SETTING, False, f"NVML has no GPU {', '.join(map(str, missing))}: "
-                                f"it sees {count}"))
+    try:  # the meter's own check, so that doctor says what a run would refuse
+        NvmlMeter(nvml, selected)
+    except NoSuchGpu as exc:
+        findings.append(Finding(GPUS_SETTING, False, str(exc)))
     return findings or [Finding("NVML", False, "no GPU found")]
 
 

@@ -395,11 +395,8 @@ def instruction_diff(before: sqlite3.Row | dict[str, Any] | None, row: sqlite3.R
     if row["status"] == TrialStatus.BASELINE and before is not None and before["instructions_json"] \
             and row["instructions_json"]:
         old, new = json.loads(before["instructions_json"]), json.loads(row["instructions_json"])
-        return [line.rstrip("\n") for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)
-                for line in difflib.unified_diff(
-                    str(old.get(name, "")).splitlines(keepends=True), str(new.get(name, "")).splitlines(keepends=True),
-                    fromfile=f"a/{INSTRUCTIONS_DIR}/{name} (trial {before['number']})",
-                    tofile=f"b/{INSTRUCTIONS_DIR}/{name} (trial {row['number']})")]
+        return [line for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)
+                for line in _file_diff(name, str(old.get(name, "")), str(new.get(name, "")), before, row)]
     if not file or row["variant_text"] is None or before is None:
         return []
     if row["incumbent_text"] is not None:
@@ -408,9 +405,14 @@ def instruction_diff(before: sqlite3.Row | dict[str, Any] | None, row: sqlite3.R
         old = json.loads(before["instructions_json"]).get(file, "")
     else:
         return []
+    return _file_diff(file, old, row["variant_text"], before, row)
+
+
+def _file_diff(file: str, old: str, new: str, before, row) -> list[str]:
+    """One instruction file's unified diff, its sides named by trial."""
     path = f"{INSTRUCTIONS_DIR}/{file}"
     return [line.rstrip("\n") for line in difflib.unified_diff(
-        old.splitlines(keepends=True), row["variant_text"].splitlines(keepends=True),
+        old.splitlines(keepends=True), new.splitlines(keepends=True),
         fromfile=f"a/{path} (trial {before['number']})", tofile=f"b/{path} (trial {row['number']})")]
 
 

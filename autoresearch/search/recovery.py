@@ -178,13 +178,12 @@ class Recovery:
         for row in missing:
             params = json.loads(row["params_json"] or "{}")
             state, value = optuna_outcome(row)
-            steps = told.get(row["number"], {})
+            outcome = {"state": state, "value": value, "intermediate_values": told.get(row["number"], {})}
             try:
                 trial = optuna.trial.create_trial(params=params, distributions={k: distributions[k] for k in params},
-                                                  state=state, value=value, intermediate_values=steps)
+                                                  **outcome)
             except (KeyError, ValueError):  # params outside today's search space: the outcome alone
-                trial = optuna.trial.create_trial(params={}, distributions={}, state=state, value=value,
-                                                  intermediate_values=steps)
+                trial = optuna.trial.create_trial(params={}, distributions={}, **outcome)
             self.optuna.add_trial(trial)
         self.note(f"Optuna's record of this study lacked trials {known}–{known + len(missing) - 1} ({self.optuna_path}"
                   f" deleted or replaced?): given back from the store, so the sampler learns from them again")

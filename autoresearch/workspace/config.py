@@ -110,6 +110,14 @@ class ScoringConfig(_Strict):
         return self
 
 
+def _listed_once(values: list | None, what: str = "") -> list | None:
+    """A config list as given, or ValueError naming the values it repeats."""
+    repeated = sorted({str(v) for v in values or () if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what}{', '.join(repeated)} listed more than once")
+    return values
+
+
 class EnergyConfig(_Strict):
     cpu_watts_per_core: float = Field(12.0, gt=0.0, le=1000.0)  # estimate basis for in-process models
     server_watts: float = Field(60.0, gt=0.0, le=10000.0)  # estimate basis for calls served elsewhere
@@ -120,10 +128,7 @@ class EnergyConfig(_Strict):
     @field_validator("gpus")
     @classmethod
     def _each_gpu_once(cls, values: list[int] | None) -> list[int] | None:
-        repeated = sorted({v for v in values or () if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"GPU {', '.join(map(str, repeated))} listed more than once")
-        return values
+        return _listed_once(values, "GPU ")
 
 
 class BackendsConfig(_Strict):
@@ -250,10 +255,7 @@ class SearchConfig(_Strict):
     @field_validator("operators", "proposer_temperatures", "producer_temperatures", "revision_rounds")
     @classmethod
     def _each_value_once(cls, values: list | None) -> list | None:
-        repeated = sorted({str(v) for v in values or () if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"{', '.join(repeated)} listed more than once")
-        return values
+        return _listed_once(values)
 
 
 class WorkspaceSection(_Strict):

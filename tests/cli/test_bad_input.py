@@ -83,6 +83,11 @@ RUBRIC = "rubrics/rubric.toml"
 FIRST_CRITERIA = 'criteria = [\n  { kind = "min_numbered", value = 5 },'
 
 
+def gpus(value: str):
+    """autoresearch.toml with [energy] gpus = value."""
+    return edit(CONFIG, "server_watts = 60.0", f"server_watts = 60.0\ngpus = {value}")
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -130,12 +135,9 @@ CASES = [
     Case("temperatures-wrong-type", append(CONFIG, '\n[search]\nproposer_temperatures = "hot"\n'), CONFIG,
          "search.proposer_temperatures"),
     # [energy] gpus: NVML indices, each once
-    Case("energy-gpus-empty", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = []"), CONFIG,
-         "energy.gpus"),
-    Case("energy-gpus-repeated", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = [1, 1]"), CONFIG,
-         "energy.gpus"),
-    Case("energy-gpus-negative", edit(CONFIG, "server_watts = 60.0", "server_watts = 60.0\ngpus = [-1]"), CONFIG,
-         "energy.gpus[0]"),
+    Case("energy-gpus-empty", gpus("[]"), CONFIG, "energy.gpus"),
+    Case("energy-gpus-repeated", gpus("[1, 1]"), CONFIG, "energy.gpus"),
+    Case("energy-gpus-negative", gpus("[-1]"), CONFIG, "energy.gpus[0]"),
     # [search] choices: each list is a categorical of the search space, refused before the baseline's calls
     Case("proposer-temperatures-empty", append(CONFIG, "\n[search]\nproposer_temperatures = []\n"), CONFIG,
          "search.proposer_temperatures"),
