@@ -11,7 +11,7 @@ import click
 
 from ..errors import UsageError
 from .console import console, quiet_dspy
-from .signals import end_stopped, sigterm_as_interrupt
+from .signals import end_stopped, stop_signals
 
 
 @click.command("eval")
@@ -66,7 +66,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         return True
 
     try:  # the spinner stops before anything below prints
-        with sigterm_as_interrupt() as terminated, _spinner(as_json) as progress:
+        with stop_signals() as terminated, _spinner(as_json) as progress:
             result = evaluate_tasks(ws, harness, store, tasks, kind="eval", portfolio=name,
                                     instructions=ws.instructions, split=split, on_task=on_task, partial_on_stop=True)
     except KeyboardInterrupt:  # before any task finished: nothing to show, but say so rather than "Aborted!"
@@ -118,8 +118,8 @@ def _exit_if_unanswered(results) -> None:
 
 
 def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
-    """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores; a Ctrl-C or
-    SIGTERM after two or more repeats shows those, then ends the command as the signal would have."""
+    """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores; a Ctrl-C,
+    SIGTERM or SIGHUP after two or more repeats shows those, then ends the command as the signal would have."""
     from ..pipeline.repeats import evaluate_repeats
 
     progress = None
@@ -133,7 +133,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
         return True
 
     try:
-        with sigterm_as_interrupt() as terminated, _spinner(as_json) as progress:
+        with stop_signals() as terminated, _spinner(as_json) as progress:
             found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
     except KeyboardInterrupt:  # before two repeats finished: no spread to show, but say so rather than "Aborted!"
         click.echo(f"stopped before two of the {repeats} repeats finished: no spread to show; the evaluations "

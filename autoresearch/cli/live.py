@@ -190,7 +190,10 @@ def late_clause(late: dict[str, Any] | None) -> str:
 def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> None:
     """Trials by outcome, composite baseline → best (search and holdout), energy, completion rates and commits."""
     reason = {"trials": "trial budget reached", "timeout": "timeout reached", "plateau": "plateau: no keep lately",
-              "stopped": "stopped by Ctrl-C", "interrupted": "trial abandoned by Ctrl-C",
+              "stopped": "stopped by Ctrl-C",
+              "hangup": "stopped after the trial in progress: the terminal closed (SIGHUP); start the run with nohup "
+                        "or in tmux to keep it going after you log out",
+              "interrupted": "trial abandoned by Ctrl-C",
               "terminated": "stopped by SIGTERM, the trial in progress abandoned",
               "backend_down": "stopped: the backend keeps failing",
               "failed_trials": "stopped: trials keep failing",

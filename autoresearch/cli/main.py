@@ -14,7 +14,7 @@ from rich.text import Text
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 from .console import console, quiet_dspy
 from .evaluate import eval_command
-from .signals import end_by_signal, end_stopped, sigterm_as_interrupt
+from .signals import end_by_signal, end_stopped, stop_signals
 
 
 class _Group(click.Group):
@@ -155,10 +155,14 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
 
     # A stop signal gives a grace period, not a trial's length: SIGTERM abandons the trial in progress at once,
     # as a second Ctrl-C does, so that the summary is printed and the lock released before a SIGKILL follows.
+    # A hangup has no such deadline: the trial in progress finishes, as on a first Ctrl-C.
+    def on_hangup():  # the terminal closed: no deadline follows, so what is in progress still finishes
+        study.request_stop(StopReason.HANGUP)
+
     previous = signal.signal(signal.SIGINT, on_sigint)
     summary = None
     try:
-        with sigterm_as_interrupt() as terminated, view:
+        with stop_signals(on_hangup) as stopped_by, view:
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     except Terminated:
@@ -167,9 +171,9 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         signal.signal(signal.SIGINT, previous)
     if summary is not None:
         print_summary(console, summary, ws)
-    if terminated:
+    if stopped_by:
         study.close()  # the store's last writes leave its write-ahead log: the process ends without exit handlers
-        end_by_signal(terminated[0])
+        end_by_signal(stopped_by[-1])
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
 
@@ -294,7 +298,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     store = Store.for_workspace(ws.runs_dir)
     asked = len(candidates) * len(profiling.PROFILED_ROLES)
     try:
-        with sigterm_as_interrupt() as terminated, console.status("profiling…") as status:
+        with stop_signals() as terminated, console.status("profiling…") as status:
             rows = profiling.profile(ws, store, name, candidates, tasks,
                                      # Text: rich reads a status's str as markup, whatever the console says
                                      on_progress=lambda text: status.update(Text(f"profiling {text}")))

@@ -205,13 +205,18 @@ HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and the stop signal of
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, so a keep is never half-made; a no-op off the main thread."""
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, so a keep is never half-made (a no-op off the main
+    thread).
+
+    SIGHUP (the terminal closed) is held only where nothing handles it, so that it would end the process: the
+    CLI's handler moves the output off the closed terminal, which cannot wait (every write there fails), and
+    stops a run only after its trial."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in HELD_SIGNALS}
+    held = HELD_SIGNALS + ((signal.SIGHUP,) if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL else ())
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in held}
     try:
         yield
     finally:

@@ -24,6 +24,7 @@ class StopReason(StrEnum):
     TIMEOUT = "timeout"  # --timeout reached
     PLATEAU = "plateau"  # --plateau trials without a keep
     STOPPED = "stopped"  # Ctrl-C, after the trial in progress
+    HANGUP = "hangup"  # the terminal closed (SIGHUP), after the trial in progress
     INTERRUPTED = "interrupted"  # a second Ctrl-C abandoned the trial in progress
     TERMINATED = "terminated"  # a stop signal (SIGTERM) abandoned the trial in progress
     BACKEND_DOWN = "backend_down"  # trials kept failing on a model call

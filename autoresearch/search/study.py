@@ -125,7 +125,7 @@ class Study:
             raise ConfigError(str(workspace.root / CONFIG_NAME), "search.operators", str(exc)) from None
         self.prompts = {task.id: task.prompt for task in self.search_tasks}  # for the proposer's examples
         self.holdout_tasks = workspace.suite.split("holdout")
-        self.stop_requested = False
+        self.stop_requested: StopReason | None = None  # why the run stops after the trial in progress
         self.session_calls: list = []
         self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
@@ -320,7 +320,7 @@ class Study:
                     stop_reason = StopReason.PLATEAU
                     break
                 if self.stop_requested:
-                    stop_reason = StopReason.STOPPED
+                    stop_reason = self.stop_requested
                     break
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
@@ -376,9 +376,9 @@ class Study:
         self.forecast = (made, len(self.session_calls))
         self._emit("forecast", made.to_dict())
 
-    def request_stop(self) -> None:
-        """Finish the trial in progress, then stop (the CLI's first Ctrl-C)."""
-        self.stop_requested = True
+    def request_stop(self, reason: StopReason = StopReason.STOPPED) -> None:
+        """Finish the trial in progress, then stop (the CLI's first Ctrl-C, or the terminal closing)."""
+        self.stop_requested = reason
 
     # --- trials --------------------------------------------------------------------------------
 

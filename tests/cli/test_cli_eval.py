@@ -263,9 +263,11 @@ def _wait_for(run: subprocess.Popen, db: Path, query: str, at_least: int) -> Non
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
+@pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM),
+                                             (signal.SIGHUP, -signal.SIGHUP)])
 def test_a_stopped_eval_shows_the_tasks_it_finished_and_says_it_stopped(workspace_dir, stop, returncode):
-    # Ctrl-C printed "Aborted!" and nothing of the tasks already in the store; SIGTERM killed it silently.
+    # Ctrl-C printed "Aborted!" and nothing of the tasks already in the store; SIGTERM and SIGHUP (the terminal
+    # closing, with the output going to a file) killed it silently.
     run = _scripted_eval(workspace_dir, delay_s="0.25")  # 6 tasks of 3 calls each, 2 at once: about 2.5 s
     db = workspace_dir / "runs" / STORE_NAME
     _wait_for(run, db, "SELECT COUNT(*) FROM task_results", 2)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline, bangs
 
 # The scripted pipeline is shipped with the package (one copy): re-exported for the search tests.
-__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "ScriptedPipeline", "SeedJudge", "bangs", "git", "producer_only"]
+__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "ScriptedPipeline", "SeedJudge", "bangs", "git", "producer_only",
+           "scripted_run", "wait_for_running_trial"]
+
+SCRIPTED_CLI = Path(__file__).with_name("shared_pipeline.py")  # the real `autoresearch` command on a fake model
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git(root: Path, *args: str) -> str:
@@ -29,6 +38,29 @@ def producer_only(root: Path, extra_config: str = "") -> Path:
         'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
     git(root, "commit", "-qam", "only producer")
     return root
+
+
+def scripted_run(root: Path, *args: str, delay_s: str = "0", **popen) -> subprocess.Popen:
+    """The real `autoresearch run -w root …` on the scripted model, in a process of its own."""
+    env = {**os.environ, "SCRIPTED_DELAY_S": delay_s,
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), *args], cwd=root, env=env,
+                            **popen)
+
+
+def wait_for_running_trial(run: subprocess.Popen, root: Path, after: int = 3) -> int | None:
+    """The number of a trial that is running, once one numbered `after` or later is (None: the run ended first)."""
+    db, deadline = root / "runs" / "autoresearch.db", time.monotonic() + 60
+    while run.poll() is None and time.monotonic() < deadline:
+        read_only = f"file:{db}?mode=ro"  # never creates the file the run is about to make
+        with contextlib.suppress(sqlite3.OperationalError), \
+                contextlib.closing(sqlite3.connect(read_only, uri=True, timeout=5)) as conn:
+            found = conn.execute("SELECT number FROM trials WHERE status = 'running' AND number >= ?",
+                                 (after,)).fetchone()  # (no such table: the store is being made)
+            if found:
+                return found[0]
+        time.sleep(0.005)
+    return None
 
 
 class SeedJudge(ScriptedPipeline):

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
-from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
+from scripted import (
+    ONLY_PRODUCER,
+    ScriptedPipeline,
+    git,
+    producer_only,
+    scripted_run,
+    wait_for_running_trial,
+)
 
 from autoresearch.cli.main import main
 from autoresearch.errors import ConfigError
@@ -158,27 +162,10 @@ def test_a_searched_producer_temperature_may_make_the_seeds_matter_so_the_run_go
     assert summary.stop_reason == "trials" and len(summary.outcomes) == 1
 
 
-SCRIPTED_CLI = Path(__file__).with_name("shared_pipeline.py")  # the real `autoresearch` command on a fake model
-REPO = Path(__file__).resolve().parents[2]
-
-
 def test_sigterm_abandons_the_trial_in_progress_prints_the_summary_and_ends_by_the_signal(loop_workspace):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), "--trials", "500"], cwd=root,
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    db = root / "runs" / "autoresearch.db"
-    deadline = time.monotonic() + 60
-    while True:  # wait until a trial after the first few is running: a SIGTERM then lands mid-trial
-        running = None
-        read_only = f"file:{db}?mode=ro"  # never creates the file the run is about to make
-        with contextlib.suppress(sqlite3.OperationalError), \
-                contextlib.closing(sqlite3.connect(read_only, uri=True, timeout=5)) as conn:
-            found = conn.execute("SELECT number FROM trials WHERE status = 'running' AND number >= 3").fetchone()
-            running = found and found[0]  # (no such table: the store is being made)
-        if running or run.poll() is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.005)
+    run = scripted_run(root, "--trials", "500", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = wait_for_running_trial(run, root)  # a trial after the first few: a SIGTERM then lands mid-trial
     assert running, f"no trial was running: {run.communicate()}"
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
@@ -196,10 +183,10 @@ def test_sigterm_abandons_the_trial_in_progress_prints_the_summary_and_ends_by_t
     assert TrialState.RUNNING not in {t.state for t in trials}
     assert git(root, "status", "--porcelain") == ""
 
-    resumed = subprocess.run([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), "--trials", "1"], cwd=root,
-                             env=env, capture_output=True, text=True, timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "stale lock" not in resumed.stdout  # the stopped run closed itself: nothing to repair
+    resumed = scripted_run(root, "--trials", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert "stale lock" not in out  # the stopped run closed itself: nothing to repair
 
 
 def test_a_sigterm_during_a_keep_is_held_until_the_keep_is_made():
