@@ -4,6 +4,7 @@
     ├── UsageError            bad input: the CLI exits 2 and nothing is written
     │   ├── ConfigError       a config, rubric or task file is malformed (names file and field)
     │   ├── WorkspaceError    the workspace or its git state forbids the command
+    │   │   └── HeadMoved     HEAD moved during a run: a keep is not committed there (the run stops)
     │   └── NativeBuildError  the installed llama-cpp-python build would crash here (AMX)
     ├── BackendError          a model call failed; carries failure_mode and retryable
     │   ├── BackendUnreachable    the server cannot be reached (connection refused, DNS)
@@ -48,6 +49,11 @@ class ConfigError(UsageError):
 
 class WorkspaceError(UsageError):
     """The workspace (its files or git state) forbids what was asked."""
+
+
+class HeadMoved(WorkspaceError):
+    """The workspace's git HEAD moved during a run (another branch checked out, a commit of the user's): a keep
+    is not committed there; the run stops."""
 
 
 class NativeBuildError(UsageError):

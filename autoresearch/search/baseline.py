@@ -92,17 +92,42 @@ class Baseline:
         revert), as a note; None when it is. A run that raced variants of the incumbent would commit one over
         that edit, and claim a gain against instructions HEAD no longer holds; evaluating HEAD as a new baseline
         makes it the incumbent instead. Not in a shared study, whose incumbent is the ledger's."""
-        if self.incumbents.shared:
+        changed = self._changed_at_head(incumbent)
+        if not changed:
             return None
+        return (f"{', '.join(changed)} at HEAD ({self._head()}) differs from the study's incumbent (trial "
+                f"{incumbent.trial}): evaluated as a new baseline, the incumbent from here on")
+
+    def moved_during_run(self, incumbent: Incumbent) -> str | None:
+        """Why a keep may not be committed now, or None: HEAD left the study branch (a `git checkout` in the
+        workspace during the run: a keep would land on that branch), or a commit the run did not make changed
+        the incumbent's files there (a keep would be committed over it, its gain claimed against instructions
+        HEAD no longer holds)."""
+        branch = self.repo.run_branch
+        off = self.repo.off_branch()
+        if off:
+            return (f"{off} during the run; keeps are committed only on the study's branch {branch}: "
+                    f"`git checkout {branch}` and run the same command to resume")
+        changed = self._changed_at_head(incumbent)
+        if changed:
+            return (f"{', '.join(changed)} at HEAD ({self._head()}) changed during the run and differs from the "
+                    f"incumbent it measured; run the same command: it evaluates HEAD as a new baseline, so no keep "
+                    f"is committed over that commit")
+        return None
+
+    def _changed_at_head(self, incumbent: Incumbent) -> list[str]:
+        """The optimizable files (and knobs) HEAD holds otherwise than the incumbent; none in a shared study."""
+        if self.incumbents.shared:
+            return []
         changed = [f"{INSTRUCTIONS_DIR}/{file}" for file in self.settings.workspace.optimizable
                    if self.repo.read_head(f"{INSTRUCTIONS_DIR}/{file}") != incumbent.instructions.get(file)]
         if searches_knobs(self.settings) and head_knobs(self.repo, self.ws) != incumbent.knobs:
             changed.append(KNOBS_PATH)
-        if not changed:
-            return None
+        return changed
+
+    def _head(self) -> str:
         head = self.repo.repo.head.commit
-        return (f"{', '.join(changed)} at HEAD ({head.hexsha[:10]} \"{head.summary}\") differs from the study's "
-                f"incumbent (trial {incumbent.trial}): evaluated as a new baseline, the incumbent from here on")
+        return f"{head.hexsha[:10]} \"{head.summary}\""
 
     def enqueue_shape(self, optuna_study: optuna.Study, feedback: Feedback, instructions: dict[str, str]) -> None:
         """Queue the trial that lays out the answer's shape for the baseline's shared failing checks (search/

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
+from ..errors import HeadMoved
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
 from ..store import Store
@@ -37,8 +38,9 @@ class Keeper:
 
     def __init__(self, *, store: Store, study: str, portfolio: str, worker: str, incumbents: LocalIncumbents,
                  evaluator: Evaluator, race: Race, log: TrialLog, search_tasks: list[Task],
-                 prompts: dict[str, str], energy_weight: float):
+                 prompts: dict[str, str], energy_weight: float, moved: Callable[[Incumbent], str | None]):
         self.store, self.study, self.portfolio, self.worker = store, study, portfolio, worker
+        self.moved = moved  # why HEAD no longer holds the incumbent on the study branch (Baseline.moved_during_run)
         self.incumbents, self.evaluator, self.race, self.log = incumbents, evaluator, race, log
         self.search_tasks, self.prompts = search_tasks, prompts
         self.energy_weight = energy_weight
@@ -48,6 +50,10 @@ class Keeper:
              races: int = 0) -> tuple[TrialOutcome, Incumbent]:
         """Commit a variant that won the race; the trial's outcome and the incumbent after it."""
         file = outcome.file
+        moved = self.moved(incumbent)  # a `git checkout` or a commit in the workspace since the trial began
+        if moved:
+            raise HeadMoved(f"trial {trial.number} passed the keep rule ({verdict.reason}) and was not committed: "
+                            f"{moved}")
         holdout, holdout_id = verdict.extra.get("holdout_composite"), verdict.extra.get("holdout_evaluation_id")
         outcome = replace(outcome, status=TrialStatus.KEEP, holdout_composite=holdout, evidence=verdict)
         with deferred_signals():  # the commit and its record are made together or not at all

@@ -30,6 +30,7 @@ class StopReason(StrEnum):
     BACKEND_DOWN = "backend_down"  # trials kept failing on a model call
     FAILED_TRIALS = "failed_trials"  # trials kept failing without a failed model call
     STORAGE_DOWN = "storage_down"  # a shared study's database went away
+    HEAD_MOVED = "head_moved"  # the workspace's HEAD left the study branch, or a commit changed the incumbent there
 
 
 KNOBS = ("producer_temperature", "revision_rounds")  # the searchable settings besides the text

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy
 
-from ..errors import ConfigError, Terminated
+from ..errors import ConfigError, HeadMoved, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..store import Store
 from ..store.queries import screen_task_rows
@@ -259,7 +259,8 @@ class Study:
                                        dimensions=tuple(d.name for d in self.ws.rubric.dimensions), rng=self.rng)
         self.keeper = Keeper(store=self.store, study=self.name, portfolio=self.portfolio_name, worker=self.worker,
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
-                             search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight)
+                             search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight,
+                             moved=self.baseline.moved_during_run)
         self.runner = TrialRunner(settings=self.settings, store=self.store, study=self.name, worker=self.worker,
                                   search_tasks=self.search_tasks, incumbents=self.incumbents,
                                   evaluator=self.evaluator, proposing=self.proposing, race=self.race,
@@ -322,6 +323,10 @@ class Study:
                 if self.stop_requested:
                     stop_reason = self.stop_requested
                     break
+                moved = self.baseline.moved_during_run(incumbent)  # no trial whose keep could not be committed
+                if moved:
+                    stop_reason, message = StopReason.HEAD_MOVED, moved
+                    break
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
                 if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost
@@ -334,6 +339,8 @@ class Study:
                     break
         except Terminated:
             stop_reason = StopReason.TERMINATED
+        except HeadMoved as exc:  # at a keep's commit: the trial is closed, nothing committed
+            stop_reason, message = StopReason.HEAD_MOVED, str(exc)
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED
         except sqlalchemy.exc.OperationalError as exc:
@@ -393,6 +400,9 @@ class Study:
             return self.runner.run(trial, incumbent)
         except KeyboardInterrupt:
             self.recovery.abandon(trial.number)
+            raise
+        except HeadMoved:
+            self.recovery.abandon_quietly(trial.number, "passed the keep rule, not committed: HEAD moved during the run")
             raise
         except Exception as exc:  # an error ends the run; the trial is closed now, not at the next start
             self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")

@@ -33,6 +33,7 @@ class InstructionRepo:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise WorkspaceError(not_a_repository(Path(root))) from None
         self.root = Path(self.repo.working_tree_dir)
+        self.run_branch: str | None = None  # the branch use_branch put HEAD on: a run's keeps go there alone
         self.paths = [str((Path(root).resolve() / p).relative_to(self.root.resolve())) for p in instruction_paths]
 
     def check_head(self) -> None:
@@ -53,6 +54,7 @@ class InstructionRepo:
 
     def use_branch(self, name: str) -> bool:
         """Switch to branch `name`, creating it from the current branch if missing; True if created."""
+        self.run_branch = name
         if self.branch == name:
             return False
         created = not self.has_branch(name)
@@ -65,6 +67,17 @@ class InstructionRepo:
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{self.root}: cannot switch to branch {name}: {_git_message(exc)}") from None
         return created
+
+    def off_branch(self) -> str | None:
+        """Where HEAD went, if it left the branch use_branch put it on (someone ran `git checkout` in the
+        workspace during the run); None while it is there."""
+        if self.run_branch is None:
+            return None
+        if self.repo.head.is_detached:
+            return "HEAD was detached"
+        if self.branch != self.run_branch:
+            return f"the workspace was switched to branch {self.branch}"
+        return None
 
     def has_branch(self, name: str) -> bool:
         return name in [h.name for h in self.repo.heads]
