@@ -16,6 +16,11 @@ from ..errors import WorkspaceError
 AUTHOR = git.Actor("autoresearch", "autoresearch@localhost")
 TRIAL_TRAILER = "Autoresearch-Trial"
 STUDY_TRAILER = "Autoresearch-Study"
+# A run commits and pushes unattended, hours in: no hook of the repository's runs then (--no-verify skips only
+# pre-commit and commit-msg; prepare-commit-msg would still run, a failing or prompting one losing the keep), and
+# nothing is signed (commit.gpgsign would fail without an agent, or wait on a passphrase prompt all night; the
+# commits are autoresearch's, not the user's).
+UNATTENDED = ("git", "-c", "core.hooksPath=/dev/null")
 
 
 @dataclass(frozen=True)
@@ -139,9 +144,9 @@ class InstructionRepo:
         # `git commit -- <paths>` (--only) commits just these paths, whatever else the user has staged.
         rel = ", ".join(rels)
         try:
-            self.repo.git.commit("--only", "--no-verify", "-m", subject, "-m", body, "--", *rels,
-                                 author=f"{AUTHOR.name} <{AUTHOR.email}>",
-                                 env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
+            self.repo.git.execute([*UNATTENDED, "commit", "--only", "--no-verify", "--no-gpg-sign", "-m", subject, "-m",
+                                   body, f"--author={AUTHOR.name} <{AUTHOR.email}>", "--", *rels],
+                                  env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{rel}: git commit failed: {_git_message(exc)}") from None
 
@@ -258,7 +263,8 @@ class InstructionRepo:
     def push(self, remote: str, branch: str) -> None:
         """Push the branch to the remote, never forcing: a push that is not a fast-forward is refused."""
         try:
-            self.repo.git.push("--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+            self.repo.git.execute([*UNATTENDED, "push", "--quiet", "--no-verify", remote,
+                                   f"refs/heads/{branch}:refs/heads/{branch}"])
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{self.root}: cannot push {branch} to remote {remote}: {_git_message(exc)}") from None
 

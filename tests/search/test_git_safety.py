@@ -233,3 +233,33 @@ def test_a_trial_stopped_by_an_error_is_closed_at_once(loop_workspace):
     assert sorted(rows) == ["0", "1"]  # the baseline, then the trial the error stopped
     assert rows["1"]["status"] == "interrupted" and rows["1"]["commit"] == ""  # closed, nothing committed
     assert rows["1"]["description"].endswith("stopped by an error: WorkspaceError")
+
+
+def _hostile_git(root):
+    """Settings and hooks many developers' repositories have, each of which made a keep fail (or hang) hours into
+    a run: commits signed (by a signing program that fails, as gpg does without an agent), and hooks that
+    `--no-verify` does not skip, failing; a post-commit hook leaves a mark if it runs."""
+    signer = root.parent / "gpg-that-fails"
+    signer.write_text("#!/bin/sh\necho 'gpg: signing failed: No pinentry' >&2\nexit 2\n")
+    signer.chmod(0o755)
+    git(root, "config", "commit.gpgsign", "true")
+    git(root, "config", "gpg.program", str(signer))
+    hooks = root / ".git" / "hooks"
+    for name, body in [("prepare-commit-msg", "echo 'commitizen: enter a type' >&2; exit 1"),
+                       ("post-commit", f"touch {root.parent / 'post-commit-ran'}"),
+                       ("pre-push", "echo 'running the test suite…' >&2; exit 1")]:
+        (hooks / name).write_text(f"#!/bin/sh\n{body}\n")
+        (hooks / name).chmod(0o755)
+
+
+def test_a_keep_is_committed_unsigned_and_without_the_repositorys_hooks(loop_workspace):
+    # With commit.gpgsign on, or a prepare-commit-msg hook, the first keep failed (`git commit failed: error: gpg
+    # failed to sign the data`) and the run stopped, the keep lost.
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    _hostile_git(root)
+    summary = make_study(root).optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"]
+    commit = git(root, "cat-file", "commit", "HEAD")
+    assert "gpgsig" not in commit and "author autoresearch <autoresearch@localhost>" in commit
+    assert not (root.parent / "post-commit-ran").exists()
+    assert git(root, "config", "commit.gpgsign").strip() == "true"  # the user's settings are left as they were

@@ -654,3 +654,15 @@ def test_an_older_ledger_gains_the_evidence_column_and_reads_its_keeps_without_e
         pass
     assert [k.evidence for k in ledger.keeps()] == [None, {"keep": True}]
     ledger.close()
+
+
+def test_a_shared_keep_is_pushed_without_the_repositorys_pre_push_hook(loop_workspace, tmp_path):
+    # A pre-push hook (a test suite, a linter) ran on every push of a keep, and one that failed lost it.
+    remote, (root,) = shared_setup(loop_workspace, tmp_path, 1)
+    hook = root / ".git" / "hooks" / "pre-push"
+    hook.write_text("#!/bin/sh\necho 'running the test suite…' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    summary = study(root, ScriptedPipeline(variants=["Answer!\n"]), f"sqlite:///{tmp_path / 'shared.db'}").optimize(
+        n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"]
+    assert [text for _, text in remote_keeps(remote)] == ["Answer!\n"]
