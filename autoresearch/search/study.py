@@ -175,7 +175,7 @@ class Study:
         if searches_knobs(self.settings):
             files.append(KNOBS_PATH)
         repo = InstructionRepo(self.ws.root, files)
-        repo.check_head()
+        repo.check_head(self.branch)
         self.notes = []
         with RunLock(self.ws.runs_dir) as lock:  # one run per workspace; a killed run's lock is stale
             crashed = lock.stale is not None

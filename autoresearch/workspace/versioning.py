@@ -41,12 +41,21 @@ class InstructionRepo:
         self.run_branch: str | None = None  # the branch use_branch put HEAD on: a run's keeps go there alone
         self.paths = [str((Path(root).resolve() / p).relative_to(self.root.resolve())) for p in instruction_paths]
 
-    def check_head(self) -> None:
-        """Refuse a detached HEAD or an empty repository."""
+    def check_head(self, branch: str) -> None:
+        """Refuse a detached HEAD, an empty repository, or a branch in the way of the study's `branch`."""
         if self.repo.head.is_detached:
             raise WorkspaceError(f"{self.root}: HEAD is detached; check out a branch first")
         if not self.repo.head.is_valid():
             raise WorkspaceError(f"{self.root}: the repository has no commit yet; commit the workspace first")
+        # git keeps a branch as a file under .git/refs/heads, so a branch `a` rules out `a/b` and the other way round.
+        heads = {h.name for h in self.repo.heads}
+        parts = branch.split("/")
+        blocking = [p for p in ("/".join(parts[:i]) for i in range(1, len(parts))) if p in heads]
+        blocking += sorted(h for h in heads if h.startswith(branch + "/"))
+        if blocking and branch not in heads:
+            raise WorkspaceError(f"{self.root}: the study's branch {branch} cannot be created beside your branch "
+                                 f"{blocking[0]} (git cannot hold both); rename that one (`git branch -m "
+                                 f"{blocking[0]} <new name>`) and run again")
 
     def dirty_instructions(self) -> list[str]:
         """Instruction files that differ from HEAD in the work tree or the index, or are untracked."""

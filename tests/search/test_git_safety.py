@@ -117,6 +117,24 @@ def test_refuses_a_detached_head_with_one_line(loop_workspace, monkeypatch):
     assert not (root / "runs" / "autoresearch.db").exists()
 
 
+@pytest.mark.parametrize("yours", ["autoresearch", "autoresearch/{study}/old"])
+def test_refuses_a_branch_of_the_users_in_the_way_of_the_study_branch_with_one_line(loop_workspace, monkeypatch,
+                                                                                    yours):
+    # A branch named `autoresearch` (a clone of this project's own repository has one) made git refuse to create
+    # `autoresearch/<study>`, and the run died in a traceback.
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    study = make_study(root).name
+    git(root, "branch", yours.format(study=study))
+    result = cli_run(root, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: {root}: the study's branch autoresearch/{study} cannot be created beside your "
+                             f"branch {yours.format(study=study)} (git cannot hold both); rename that one (`git branch "
+                             f"-m {yours.format(study=study)} <new name>`) and run again\n")
+    assert not (root / "runs" / "autoresearch.db").exists()
+    git(root, "branch", "-m", yours.format(study=study), "mine")  # as it says
+    assert cli_run(root, monkeypatch).exit_code == 0
+
+
 @pytest.mark.parametrize("how", ["edited", "staged", "deleted"])
 def test_refuses_dirty_instruction_files_with_one_line(loop_workspace, monkeypatch, how):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
