@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import click
 from rich.console import Console
 
 # Piped output is read by people and by grep: give tables room instead of rich's 80-column default. No markup:
@@ -18,3 +19,14 @@ def quiet_dspy() -> None:
     import dspy
 
     dspy.disable_logging()
+
+
+def note_a_running_run(runs_dir, what: str) -> None:
+    """Say so on stderr when a run holds this workspace on this machine: `what` shares the CPU or GPU with it."""
+    from ..workspace.lock import running_here
+
+    holder = running_here(runs_dir)
+    if holder:
+        click.echo(f"note: `autoresearch run` (pid {holder['pid']}, started {holder.get('started', '?')}) is running "
+                   f"in this workspace: this {what} shares the machine with it, so both run slower, and the run's "
+                   f"seconds and joules include this {what}'s load", err=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .console import console, quiet_dspy
+from .console import console, note_a_running_run, quiet_dspy
 from .signals import end_stopped, stop_signals
 
 
@@ -53,6 +53,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     if not tasks:
         raise UsageError(f"no {split} tasks to evaluate")
     check_portfolio(ws, name, chosen, roles=PIPELINE_ROLES)
+    note_a_running_run(ws.runs_dir, "evaluation")
     store = Store.for_workspace(ws.runs_dir)
     if repeats > 1:
         _eval_repeats(ws, store, name, tasks, repeats, split, as_json)

@@ -12,7 +12,7 @@ import click
 from rich.text import Text
 
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
-from .console import console, quiet_dspy
+from .console import console, note_a_running_run, quiet_dspy
 from .evaluate import eval_command
 from .signals import end_by_signal, end_stopped, stop_signals
 
@@ -296,6 +296,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split][:max_tasks]
     if not tasks:
         raise UsageError(f"{ws.root / CONFIG_NAME}: no {split} tasks to profile")
+    note_a_running_run(ws.runs_dir, "profile")
     store = Store.for_workspace(ws.runs_dir)
     asked = len(candidates) * len(profiling.PROFILED_ROLES)
     try:

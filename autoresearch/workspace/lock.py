@@ -123,6 +123,22 @@ class RunLock:
         return f"{self.path}: another `autoresearch run` ({who}) is using this workspace; wait for it or stop it"
 
 
+def running_here(runs_dir: Path) -> dict[str, Any] | None:
+    """The run that holds runs_dir's lock on this machine now (pid, host, started), or None. By its pid, never by
+    trying the flock: a probe that held it for an instant could refuse a run starting in that instant."""
+    try:
+        fd = os.open(Path(runs_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _read(fd)
+    finally:
+        os.close(fd)
+    pid = holder.get("pid")
+    alive = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+    return holder if alive and holder.get("host") == socket.gethostname() else None
+
+
 def _read(fd: int) -> dict[str, Any]:
     """The holder recorded in the lock file; {} when it is empty or unreadable."""
     try:

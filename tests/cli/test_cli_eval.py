@@ -306,6 +306,35 @@ def test_a_stopped_eval_json_says_interrupted_and_how_many_tasks_were_asked_for(
     assert document["status"] == "interrupted" and document["requested_tasks"] == 6 and 1 <= len(document["tasks"]) < 6
 
 
+@pytest.mark.parametrize("holder", ["running", "dead", "none"])
+def test_eval_beside_a_running_run_says_they_share_the_machine(workspace_dir, holder):
+    # On 2 cores an evaluation beside a run slows both many times over, and the run's seconds and joules take in
+    # the evaluation's load: nothing said so.
+    import socket
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        if holder == "dead":
+            other.kill()
+            other.wait()
+        if holder != "none":
+            (workspace_dir / "runs").mkdir(exist_ok=True)
+            (workspace_dir / "runs" / "run.lock").write_text(json.dumps(
+                {"pid": other.pid, "host": socket.gethostname(), "started": "2026-12-04T23:04:00+00:00"}))
+        run = _scripted_eval(workspace_dir, "--json", "--task", "onboarding-checklist")
+        out, err = run.communicate(timeout=60)
+    finally:
+        other.kill()
+        other.wait()
+    assert run.returncode == 0, err
+    assert json.loads(out)["tasks"]  # the note is on stderr: the JSON stays whole
+    if holder == "running":
+        assert err == (f"note: `autoresearch run` (pid {other.pid}, started 2026-12-04T23:04:00+00:00) is running in "
+                       "this workspace: this evaluation shares the machine with it, so both run slower, and the "
+                       "run's seconds and joules include this evaluation's load\n")
+    else:
+        assert err == ""  # a lock a killed run left says nothing
+
 
 @pytest.mark.parametrize("repeats", ["1", "2"])
 def test_eval_in_a_folder_whose_path_holds_brackets_prints_it_as_written(tmp_path, fake_models, repeats):

@@ -50,6 +50,22 @@ def test_a_profile_stopped_before_any_row_says_so_in_one_line(workspace_dir, two
                                     "made are in ")
 
 
+def test_a_profile_beside_a_running_run_says_they_share_the_machine(workspace_dir, two_candidates, monkeypatch):
+    import json
+    import os
+    import socket
+
+    # The test's parent process stands for the run: a live pid on this host, not the command's own.
+    (workspace_dir / "runs").mkdir(exist_ok=True)
+    (workspace_dir / "runs" / "run.lock").write_text(json.dumps(
+        {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-04T23:04:00+00:00"}))
+    monkeypatch.setattr(profiling, "profile", lambda *a, **k: [_row(r) for r in profiling.PROFILED_ROLES])
+    result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stderr.startswith(f"note: `autoresearch run` (pid {os.getppid()}, started 2026-12-04T23:04:00+00:00) "
+                                    "is running in this workspace: this profile shares the machine with it")
+
+
 def test_a_model_path_with_brackets_is_shown_as_written():
     """eval's role table and profile's table: a GGUF path is not markup (the old tables lost "[q4]" and raised
     MarkupError on "[/x]", after the whole evaluation)."""
