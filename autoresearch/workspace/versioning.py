@@ -254,10 +254,18 @@ class InstructionRepo:
         try:
             self.repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:{tracking}")
         except git.GitCommandError as exc:
-            if "couldn't find remote ref" in str(exc.stderr):
+            if not self._remote_has(remote, branch):  # asked by exit code: git words its errors in the user's language
                 return None
             raise WorkspaceError(f"{self.root}: cannot fetch {branch} from remote {remote}: {_git_message(exc)}") from None
         return self.repo.git.rev_parse(tracking)
+
+    def _remote_has(self, remote: str, branch: str) -> bool:
+        """Whether the remote has the branch: True also when it cannot be asked (the fetch's error then stands)."""
+        try:
+            self.repo.git.ls_remote("--exit-code", "--heads", remote, f"refs/heads/{branch}")
+        except git.GitCommandError as exc:
+            return exc.status != 2  # 2: the remote answered, without that branch
+        return True
 
     def move_branch_to(self, sha: str) -> None:
         """Point the current branch at sha, updating the instruction files and keeping every other change
