@@ -156,7 +156,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     # A stop signal gives a grace period, not a trial's length: SIGTERM abandons the trial in progress at once,
     # as a second Ctrl-C does, so that the summary is printed and the lock released before a SIGKILL follows.
     # A hangup has no such deadline: the trial in progress finishes, as on a first Ctrl-C.
-    def on_hangup():  # the terminal closed: no deadline follows, so what is in progress still finishes
+    def on_hangup():
         study.request_stop(StopReason.HANGUP)
 
     previous = signal.signal(signal.SIGINT, on_sigint)

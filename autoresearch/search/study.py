@@ -402,7 +402,8 @@ class Study:
             self.recovery.abandon(trial.number)
             raise
         except HeadMoved:
-            self.recovery.abandon_quietly(trial.number, "passed the keep rule, not committed: HEAD moved during the run")
+            self.recovery.abandon_quietly(trial.number,
+                                          "passed the keep rule, not committed: HEAD moved during the run")
             raise
         except Exception as exc:  # an error ends the run; the trial is closed now, not at the next start
             self.recovery.abandon_quietly(trial.number, f"stopped by an error: {type(exc).__name__}")
