@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from .filesystem import network_filesystem
 from .migrations import migrate
 from .statuses import INCUMBENT_STATUSES, TrialStatus
 
@@ -48,7 +49,9 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            # The write-ahead log needs every process on one host; a network share may have others (filesystem.py).
+            self.network_fs = network_filesystem(self.path.parent)
+            self.conn.execute(f"PRAGMA journal_mode={'DELETE' if self.network_fs else 'WAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
             migrate(self.conn)
         except sqlite3.Error as exc:
