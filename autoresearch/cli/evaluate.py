@@ -11,11 +11,12 @@ import click
 
 from ..errors import UsageError
 from .console import console, note_a_running_run, quiet_dspy
+from .options import workspace_option
 from .signals import end_stopped, stop_signals
 
 
 @click.command("eval")
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
 @click.option("--split", type=click.Choice(["all", "search", "holdout"]), default="all", show_default=True)
 @click.option("--task", "task_ids", multiple=True, help="Only this task (repeatable).")

@@ -14,6 +14,7 @@ from rich.text import Text
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 from .console import console, note_a_running_run, quiet_dspy
 from .evaluate import eval_command
+from .options import workspace_option
 from .signals import end_by_signal, end_stopped, stop_signals
 
 
@@ -108,7 +109,7 @@ def _parse_duration(text: str | None) -> float | None:
 
 
 @main.command("run")
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Stop after N new trials.")
 @click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m).")
 @click.option("--plateau", type=click.IntRange(min=1), default=None, help="Stop after N trials with no keep.")
@@ -192,7 +193,7 @@ def _review_target(path: Path, study: str | None):
 
 
 @main.command("log")
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--study", default=None, help="Study name (default: the one of the current settings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
 def log_command(path: Path, study: str | None, as_json: bool) -> None:
@@ -210,7 +211,7 @@ def log_command(path: Path, study: str | None, as_json: bool) -> None:
 
 @main.command("show")
 @click.argument("ref")
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--study", default=None, help="Study name (default: the one of the current settings).")
 @click.option("--full", is_flag=True, help="Show the producer's outputs whole, not cut to their first lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trial as JSON (outputs always whole).")
@@ -228,7 +229,7 @@ def show_command(ref: str, path: Path, study: str | None, full: bool, as_json: b
 
 
 @main.command("report")
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--study", default=None, help="Study name (default: the one of the current settings).")
 @click.option("--open-path-only", is_flag=True, help="Print only the report's path (for scripts).")
 def report_command(path: Path, study: str | None, open_path_only: bool) -> None:
@@ -245,7 +246,7 @@ def report_command(path: Path, study: str | None, open_path_only: bool) -> None:
 
 
 @main.command()
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(path: Path, as_json: bool) -> None:
     """What this machine offers: backends, models, GPUs, energy counters, and each role's meter."""
@@ -264,7 +265,7 @@ def doctor(path: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--workspace", "-w", "path", default=".", type=click.Path(path_type=Path), help="Workspace directory.")
+@workspace_option
 @click.option("--portfolio", "-p", default=None, help="Base portfolio (default: [workspace] portfolio).")
 @click.option("--model", "models", multiple=True, metavar="BACKEND:MODEL",
               help="A model to profile, e.g. ollama:qwen2.5:3b (repeatable; default: the portfolio's models).")

@@ -82,6 +82,13 @@ class Workspace:
         return text_hash(json.dumps(instructions or self.instructions, sort_keys=True))
 
 
+def find_workspace(start: str | Path) -> Path:
+    """The nearest folder from start upward that holds autoresearch.toml, as git finds a repository from any of
+    its folders; start itself where none does (the error of what reads it then names start)."""
+    start = Path(start).resolve()
+    return next((folder for folder in (start, *start.parents) if (folder / CONFIG_NAME).is_file()), start)
+
+
 def load_workspace(path: str | Path = ".") -> Workspace:
     """Read and validate a workspace; every problem is a ConfigError naming file and field."""
     root = Path(path).resolve()
