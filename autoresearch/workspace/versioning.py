@@ -8,11 +8,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import git
 
 from ..errors import WorkspaceError
 
+T = TypeVar("T")
 AUTHOR = git.Actor("autoresearch", "autoresearch@localhost")
 TRIAL_TRAILER = "Autoresearch-Trial"
 STUDY_TRAILER = "Autoresearch-Study"
@@ -21,6 +23,9 @@ STUDY_TRAILER = "Autoresearch-Study"
 # nothing is signed (commit.gpgsign would fail without an agent, or wait on a passphrase prompt all night; the
 # commits are autoresearch's, not the user's).
 UNATTENDED = ("git", "-c", "core.hooksPath=/dev/null")
+# Another git process (an editor's or a shell prompt's `git status`, run as it sees the instruction file change)
+# may hold .git/index.lock for a moment just as a keep commits; git then fails at once rather than wait.
+INDEX_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class InstructionRepo:
         # Only instruction files can differ between the two branches, and they are clean (checked before the run starts),
         # so the user's other uncommitted files ride along untouched.
         try:
-            self.repo.git.checkout(name)
+            self._when_index_free(lambda: self.repo.git.checkout(name))
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{self.root}: cannot switch to branch {name}: {_git_message(exc)}") from None
         return created
@@ -135,16 +140,19 @@ class InstructionRepo:
         body = "\n".join(f"{key}: {value}" for key, value in trailers.items())
         try:
             if new:
-                self.repo.git.add("--", *new)
+                self._when_index_free(lambda: self.repo.git.add("--", *new))
             self._git_commit(list(files), subject, body)
         except BaseException:
             # Not committed (an error, or Ctrl-C): put back the committed texts, which we alone changed.
             for rel, content in files.items():
                 if rel in new and not self._in_head(rel):
-                    self.repo.git.rm("--cached", "--quiet", "--ignore-unmatch", "--", rel)
+                    self._when_index_free(lambda rel=rel: self.repo.git.rm("--cached", "--quiet", "--ignore-unmatch",
+                                                                           "--", rel))
                     (self.root / rel).unlink(missing_ok=True)
                 elif not self._committed(rel, content):
-                    self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", rel)
+                    # The failed commit left the index as it was (HEAD's, as the run checked): the file alone goes
+                    # back, which needs no index lock, so a lock that stays cannot leave it half-undone.
+                    write_atomic(self.root / rel, self.read_head(rel))
             raise
         head = self.repo.head.commit
         return Commit(head.hexsha, subject)
@@ -153,11 +161,31 @@ class InstructionRepo:
         # `git commit -- <paths>` (--only) commits just these paths, whatever else the user has staged.
         rel = ", ".join(rels)
         try:
-            self.repo.git.execute([*UNATTENDED, "commit", "--only", "--no-verify", "--no-gpg-sign", "-m", subject, "-m",
-                                   body, f"--author={AUTHOR.name} <{AUTHOR.email}>", "--", *rels],
-                                  env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
+            self._when_index_free(lambda: self.repo.git.execute(
+                [*UNATTENDED, "commit", "--only", "--no-verify", "--no-gpg-sign", "-m", subject, "-m", body,
+                 f"--author={AUTHOR.name} <{AUTHOR.email}>", "--", *rels],
+                env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email}))
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{rel}: git commit failed: {_git_message(exc)}") from None
+
+    def _when_index_free(self, command: Callable[[], T]) -> T:
+        """Run a git command that writes the index; where it fails while another git process holds the index
+        lock, wait for that process to let go (up to INDEX_WAIT_S) and run it again. Told by the lock file, not
+        by git's words, which come in the user's language."""
+        lock = Path(self.repo.git_dir) / "index.lock"
+        deadline = time.monotonic() + INDEX_WAIT_S
+        while True:
+            try:
+                return command()
+            except git.GitCommandError:
+                if not lock.exists():
+                    raise
+                while lock.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if lock.exists():
+                    raise WorkspaceError(f"{lock}: another git process has held git's index for {INDEX_WAIT_S:g} s; "
+                                         "if none is running (one that crashed leaves this file), delete it and run "
+                                         "the same command") from None
 
     def _in_head(self, rel: str) -> bool:
         try:
@@ -175,7 +203,7 @@ class InstructionRepo:
     def restore_paths(self, rels: list[str]) -> None:
         """Put these instruction files back to HEAD, in the index and the work tree."""
         if rels:
-            self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", *rels)
+            self._when_index_free(lambda: self.repo.git.restore("--staged", "--worktree", "--source=HEAD", "--", *rels))
 
     def worktree_text(self, rel: str) -> str | None:
         """The text of an instruction file in the work tree; None if it is missing or not UTF-8."""
@@ -273,7 +301,7 @@ class InstructionRepo:
         if self.head_sha() == sha:
             return
         try:
-            self.repo.git.reset("--keep", sha)
+            self._when_index_free(lambda: self.repo.git.reset("--keep", sha))
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{self.root}: cannot move {self.branch} to {sha[:10]}: {_git_message(exc)}") from None
 

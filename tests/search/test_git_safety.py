@@ -281,3 +281,40 @@ def test_a_keep_is_committed_unsigned_and_without_the_repositorys_hooks(loop_wor
     assert "gpgsig" not in commit and "author autoresearch <autoresearch@localhost>" in commit
     assert not (root.parent / "post-commit-ran").exists()
     assert git(root, "config", "commit.gpgsign").strip() == "true"  # the user's settings are left as they were
+
+
+def test_a_keep_waits_for_another_git_process_that_holds_the_index(loop_workspace):
+    # An editor's `git status`, run as it sees the instruction file change, held .git/index.lock for a moment as
+    # the keep committed: git failed at once, and the run stopped with the keep lost.
+    import threading
+
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    study = make_study(root)
+    lock = root / ".git" / "index.lock"
+
+    def observer(kind, data):
+        if kind == "holdout" and data["trial"] == 1:  # the keep is decided; its commit comes next
+            lock.write_text("")
+            threading.Timer(0.3, lock.unlink).start()
+
+    study.observer = observer
+    summary = study.optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"] and summary.outcomes[0].commit
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_an_index_lock_that_stays_is_one_line_naming_it(loop_workspace, monkeypatch):
+    from autoresearch.workspace import versioning
+
+    monkeypatch.setattr(versioning, "INDEX_WAIT_S", 0.2)
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    study = make_study(root)
+    lock = root / ".git" / "index.lock"
+    study.observer = lambda kind, data: kind == "holdout" and data["trial"] == 1 and lock.write_text("")
+    with pytest.raises(WorkspaceError) as raised:
+        study.optimize(n_trials=1)
+    assert str(raised.value) == (f"{lock}: another git process has held git's index for 0.2 s; if none is running "
+                                 "(one that crashed leaves this file), delete it and run the same command")
+    assert (root / "instructions" / "producer.md").read_text() == "Answer.\n"  # the keep's text put back
+    lock.unlink()
+    assert git(root, "status", "--porcelain") == ""
