@@ -123,9 +123,11 @@ def _parse_duration(text: str | None) -> float | None:
 @click.option("--seed", type=int, default=None, help="Seed of the sampler, for repeatable recipes.")
 @click.option("--no-warm-start", "no_warm_start", is_flag=True,
               help="A new study starts from HEAD, not from the previous portfolio's best instructions.")
+@click.option("--allow-sleep", "allow_sleep", is_flag=True,
+              help="Let the machine sleep when idle (by default the run keeps it awake: systemd-inhibit, caffeinate).")
 def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: int | None,
                 portfolio: str | None, storage: str | None, study_name: str | None, remote: str,
-                seed: int | None, no_warm_start: bool) -> None:
+                seed: int | None, no_warm_start: bool, allow_sleep: bool) -> None:
     """Optimize the instructions: propose variants, evaluate them, commit the ones that win."""
     import signal
 
@@ -133,6 +135,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     from ..search.results import StopReason
     from ..search.study import Study
     from ..workspace.workspace import load_workspace
+    from .awake import keep_awake
     from .live import LiveView, print_summary
     from .views import decoding_line
 
@@ -163,7 +166,10 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
     previous = signal.signal(signal.SIGINT, on_sigint)
     summary = None
     try:
-        with stop_signals(on_hangup) as stopped_by, view:
+        with stop_signals(on_hangup) as stopped_by, view, \
+                keep_awake(f"autoresearch run in {ws.root}", enabled=not allow_sleep) as awake:
+            if awake:
+                view.note(awake.line())
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     except Terminated:
