@@ -127,3 +127,14 @@ def test_a_shared_workers_seed_stays_one_numpy_takes_whatever_the_worker_id(loop
         shared = Study(ws, seed=seed, study_name="nightly", storage="sqlite:///x.db")
         assert 0 <= shared.seed < 2**32
         shared._default_sampler(10)  # numpy's RandomState took it
+
+
+def test_the_starters_study_names_stay_as_they_are(tmp_path):
+    # A study's name is the identity of its scores. A code change that renamed it (a new [search] setting with a
+    # default, say) would start every user's study over after an upgrade: a new baseline on a new branch, the old
+    # keeps left behind. Change these only with a change to what the starter's studies measure, and say so.
+    from autoresearch.workspace.workspace import init_workspace
+
+    ws = load_workspace(init_workspace(tmp_path / "ws"))
+    assert identity.study_name(ws) == "starter-default-4a2eb513"
+    assert identity.study_name(ws, "terse") == "starter-terse-e73ea790"
