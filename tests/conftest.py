@@ -26,6 +26,13 @@ from autoresearch.workspace.workspace import Workspace, init_workspace, load_wor
 STARTER_MODEL = "smollm2-135m"
 
 
+@pytest.fixture(autouse=True)
+def machine_runs_of_this_test(tmp_path_factory, monkeypatch):
+    """Each test's own list of the machine's runs (workspace/lock.py), so that runs of other tests, or of a person
+    on this machine, are not seen as sharing it; subprocesses inherit it."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+
+
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
     """A fresh `autoresearch init` workspace (the packaged starter, committed to git), with one revision

@@ -21,12 +21,17 @@ def quiet_dspy() -> None:
     dspy.disable_logging()
 
 
-def note_a_running_run(runs_dir, what: str) -> None:
-    """Say so on stderr when a run holds this workspace on this machine: `what` shares the CPU or GPU with it."""
-    from ..workspace.lock import running_here
+def note_a_running_run(runs_dir, *, here: bool = True, echo=None) -> None:
+    """Say so (on stderr, or through echo) when a run goes on this machine: in this workspace (where `here`), else
+    in another; the command shares the CPU or GPU with it."""
+    from ..workspace.lock import running_here, runs_on_this_machine
 
-    holder = running_here(runs_dir)
+    holder, where = (running_here(runs_dir) if here else None), "in this workspace"
+    if not holder:
+        others = runs_on_this_machine(runs_dir)
+        holder, where = (others[0], f"on this machine, in {others[0].get('workspace', '?')}") if others else (None, "")
     if holder:
-        click.echo(f"note: `autoresearch run` (pid {holder['pid']}, started {holder.get('started', '?')}) is running "
-                   f"in this workspace: this {what} shares the machine with it, so both run slower, and the run's "
-                   f"seconds and joules include this {what}'s load", err=True)
+        (echo or (lambda text: click.echo(text, err=True)))(
+            f"note: `autoresearch run` (pid {holder['pid']}, started {holder.get('started', '?')}) is running "
+            f"{where}: the two share the machine, so both run slower, and each one's seconds and joules include "
+            "the other's load")

@@ -54,7 +54,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     if not tasks:
         raise UsageError(f"no {split} tasks to evaluate")
     check_portfolio(ws, name, chosen, roles=PIPELINE_ROLES)
-    note_a_running_run(ws.runs_dir, "evaluation")
+    note_a_running_run(ws.runs_dir)
     store = Store.for_workspace(ws.runs_dir)
     if repeats > 1:
         _eval_repeats(ws, store, name, tasks, repeats, split, as_json)

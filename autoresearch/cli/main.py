@@ -170,6 +170,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
                 keep_awake(f"autoresearch run in {ws.root}", enabled=not allow_sleep) as awake:
             if awake:
                 view.note(awake.line())
+            note_a_running_run(ws.runs_dir, here=False, echo=view.note)  # here, the lock refuses it outright
             view.note(decoding_line(ws.portfolio(name), ws.settings.backends))
             summary = study.optimize(n_trials=n_trials, timeout_s=timeout_s, plateau=plateau)
     except Terminated:
@@ -303,7 +304,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     tasks = [t for t in ws.suite.tasks if split == "all" or t.split == split][:max_tasks]
     if not tasks:
         raise UsageError(f"{ws.root / CONFIG_NAME}: no {split} tasks to profile")
-    note_a_running_run(ws.runs_dir, "profile")
+    note_a_running_run(ws.runs_dir)
     store = Store.for_workspace(ws.runs_dir)
     asked = len(candidates) * len(profiling.PROFILED_ROLES)
     try:

@@ -1,10 +1,13 @@
-"""runs/run.lock: one `autoresearch run` writes a workspace at a time.
+"""runs/run.lock: one `autoresearch run` writes a workspace at a time; and the runs of this machine, listed.
 
 The lock is an flock(2) held on runs/run.lock for the life of the run; the file also says who holds it
 (pid, host, start time) so that a refused run can name the other process. The kernel drops an flock
 when its process dies, however it dies (kill -9 included), so a lock file whose flock is free is stale:
 it was left by a run that was killed, and it is cleared with a note. A lock written on another host is
 never assumed stale (flock need not reach across a network filesystem); the message says how to clear it.
+
+Each run also lists itself for the machine (a file per run in the user's runtime folder) while it holds its lock,
+so that a run, an eval or a profile started in another workspace can say it shares the machine's cores with it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import errno
 import json
 import os
 import socket
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -89,6 +93,7 @@ class RunLock:
         os.pwrite(fd, data + b"\n", 0)
         os.fsync(fd)
         self.fd = fd
+        _list_this_run(self.path.parent)
 
     def release(self) -> None:
         """Remove the lock file (if it is still ours) and drop the flock."""
@@ -101,6 +106,7 @@ class RunLock:
             pass
         os.close(self.fd)  # closing drops the flock
         self.fd = None
+        (machine_runs_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
 
     def _flock(self, fd: int) -> bool | None:
         """True: locked. False: another process holds it. None: this filesystem has no flock."""
@@ -137,6 +143,40 @@ def running_here(runs_dir: Path) -> dict[str, Any] | None:
     pid = holder.get("pid")
     alive = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
     return holder if alive and holder.get("host") == socket.gethostname() else None
+
+
+def machine_runs_dir() -> Path:
+    """Where this user's runs on this machine list themselves, a file each named by its pid."""
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"autoresearch-runs-{os.getuid()}"
+
+
+def _list_this_run(runs_dir: Path) -> None:
+    folder = machine_runs_dir()
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        (folder / f"{os.getpid()}.json").write_text(json.dumps({
+            "pid": os.getpid(), "workspace": str(Path(runs_dir).resolve().parent),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+    except OSError:
+        pass  # a courtesy to other commands, never a reason for a run to fail
+
+
+def runs_on_this_machine(besides: Path) -> list[dict[str, Any]]:
+    """This user's other runs going on this machine, in other workspaces than besides' (a runs/ folder), oldest
+    first; the lists of runs that died are cleared on the way."""
+    here = str(Path(besides).resolve().parent)
+    found = []
+    for entry in sorted(machine_runs_dir().glob("*.json")):
+        try:
+            run = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            continue
+        pid = run.get("pid") if isinstance(run, dict) else None
+        if not isinstance(pid, int) or not pid_alive(pid):
+            entry.unlink(missing_ok=True)  # killed: its run never unlisted itself
+        elif pid != os.getpid() and run.get("workspace") != here:
+            found.append(run)
+    return sorted(found, key=lambda run: run.get("started", ""))
 
 
 def _read(fd: int) -> dict[str, Any]:

@@ -330,10 +330,30 @@ def test_eval_beside_a_running_run_says_they_share_the_machine(workspace_dir, ho
     assert json.loads(out)["tasks"]  # the note is on stderr: the JSON stays whole
     if holder == "running":
         assert err == (f"note: `autoresearch run` (pid {other.pid}, started 2026-12-04T23:04:00+00:00) is running in "
-                       "this workspace: this evaluation shares the machine with it, so both run slower, and the "
-                       "run's seconds and joules include this evaluation's load\n")
+                       "this workspace: the two share the machine, so both run slower, and each one's seconds and "
+                       "joules include the other's load\n")
     else:
         assert err == ""  # a lock a killed run left says nothing
+
+
+def test_eval_beside_a_run_in_another_workspace_says_they_share_the_machine(workspace_dir, tmp_path):
+    # Two workspaces on one 2-core machine: a run in one and an eval in the other slow each other many times over.
+    other = tmp_path / "other"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
+        f"lock = RunLock(Path({str(other / 'runs')!r})); lock.acquire(); print('held', flush=True); "
+        "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = _scripted_eval(workspace_dir, "--json", "--task", "onboarding-checklist")
+        out, err = run.communicate(timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 0 and json.loads(out)["tasks"]
+    assert err.startswith(f"note: `autoresearch run` (pid {holder.pid}, started ")
+    assert err.endswith(f") is running on this machine, in {other.resolve()}: the two share the machine, so both run "
+                        "slower, and each one's seconds and joules include the other's load\n")
 
 
 @pytest.mark.parametrize("repeats", ["1", "2"])

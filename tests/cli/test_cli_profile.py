@@ -63,7 +63,7 @@ def test_a_profile_beside_a_running_run_says_they_share_the_machine(workspace_di
     result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir)], catch_exceptions=False)
     assert result.exit_code == 0
     assert result.stderr.startswith(f"note: `autoresearch run` (pid {os.getppid()}, started 2026-12-04T23:04:00+00:00) "
-                                    "is running in this workspace: this profile shares the machine with it")
+                                    "is running in this workspace: the two share the machine")
 
 
 def test_a_model_path_with_brackets_is_shown_as_written():

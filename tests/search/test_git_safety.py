@@ -318,3 +318,22 @@ def test_an_index_lock_that_stays_is_one_line_naming_it(loop_workspace, monkeypa
     assert (root / "instructions" / "producer.md").read_text() == "Answer.\n"  # the keep's text put back
     lock.unlink()
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_run_beside_a_run_in_another_workspace_says_they_share_the_machine(loop_workspace, monkeypatch, tmp_path):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    other = tmp_path / "other"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
+        f"lock = RunLock(Path({str(other / 'runs')!r})); lock.acquire(); print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli_run(root, monkeypatch)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"note: `autoresearch run` (pid {holder.pid}, started " in text
+    assert f"is running on this machine, in {other.resolve()}: the two share the machine" in text
