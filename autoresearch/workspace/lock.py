@@ -12,6 +12,7 @@ so that a run, an eval or a profile started in another workspace can say it shar
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -106,7 +107,8 @@ class RunLock:
             pass
         os.close(self.fd)  # closing drops the flock
         self.fd = None
-        (machine_runs_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never a reason for a run to fail; a reader clears it once it is dead
+            (machine_runs_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
 
     def _flock(self, fd: int) -> bool | None:
         """True: locked. False: another process holds it. None: this filesystem has no flock."""
@@ -173,7 +175,8 @@ def runs_on_this_machine(besides: Path) -> list[dict[str, Any]]:
             continue
         pid = run.get("pid") if isinstance(run, dict) else None
         if not isinstance(pid, int) or not pid_alive(pid):
-            entry.unlink(missing_ok=True)  # killed: its run never unlisted itself
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)  # killed: its run never unlisted itself
         elif pid != os.getpid() and run.get("workspace") != here:
             found.append(run)
     return sorted(found, key=lambda run: run.get("started", ""))
