@@ -197,6 +197,9 @@ class Study:
                            f"{files} && git commit -m 'start from {left}'` on {self.branch}; the next run evaluates it "
                            f"as a new baseline")
             self.repo = repo
+            if not self.holdout_tasks:  # nothing tells a gain on the search tasks from one that generalises
+                self._note(f"no holdout tasks in {self.settings.workspace.tasks}: a keep is judged on the search "
+                           "tasks alone, with no check on tasks the search never saw (mark some `split = \"holdout\"`)")
             self.incumbents = self._incumbents(repo)
             self.store.ensure_study(
                 name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,

@@ -257,3 +257,14 @@ def test_a_deleted_optuna_database_is_given_its_trials_back_from_the_store(loop_
         assert t.params == json.loads(row["params_json"])
     screens = [t for t in trials[:4] if t.state == TrialState.COMPLETE]
     assert screens and all(len(t.intermediate_values) == 2 for t in screens)  # 2 search tasks, told the pruner
+
+
+@pytest.mark.parametrize("holdout_tasks", [0, 1])
+def test_a_suite_without_holdout_tasks_says_its_keeps_are_unchecked(loop_workspace, holdout_tasks):
+    # A run on search tasks alone kept variants with no word that nothing checked them on unseen tasks.
+    said = ("no holdout tasks in rubrics/tasks.toml: a keep is judged on the search tasks alone, with no check on "
+            'tasks the search never saw (mark some `split = "holdout"`)')
+    root = producer_only(loop_workspace(holdout_tasks=holdout_tasks, extra=ONLY_PRODUCER))
+    summary = Study(load_workspace(root), backend_factory=ScriptedPipeline(variants=["Answer!\n"]).factory, seed=1,
+                    backoff_s=0).optimize(n_trials=1)
+    assert (said in summary.notes) is (holdout_tasks == 0)
