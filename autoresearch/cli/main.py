@@ -30,6 +30,9 @@ class _Group(click.Group):
         except AutoresearchError as exc:
             click.echo(f"error: {_one_line(exc)}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:  # before a command's own Ctrl-C handling (loading a model, say): not "Aborted!", 1
+            click.echo("stopped by Ctrl-C", err=True)
+            sys.exit(130)
         except Exception as exc:
             full = out_of_space(exc)  # from wherever it struck: the store, results.tsv, git, a report
             if full is None:

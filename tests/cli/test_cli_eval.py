@@ -365,3 +365,13 @@ def test_eval_in_a_folder_whose_path_holds_brackets_prints_it_as_written(tmp_pat
     result = invoke("eval", "-w", str(root), "--split", "search", "--repeats", repeats)
     assert result.exit_code == 0, result.output
     assert f"in {root / 'runs'}" in result.stdout.replace("\n", "")
+
+
+def test_a_ctrl_c_before_the_evaluation_starts_exits_130_in_one_line(workspace_dir, monkeypatch):
+    # While the model loaded, Ctrl-C printed click's "Aborted!" and exited 1, as a failure would.
+    def loading(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preflight_module, "check_portfolio", loading)
+    result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir)])
+    assert result.exit_code == 130 and result.stderr == "stopped by Ctrl-C\n" and result.stdout == ""
