@@ -156,6 +156,8 @@ def _list_this_run(runs_dir: Path) -> None:
     folder = machine_runs_dir()
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+            return  # in a shared /tmp, a folder of that name someone else made is not this user's list
         (folder / f"{os.getpid()}.json").write_text(json.dumps({
             "pid": os.getpid(), "workspace": str(Path(runs_dir).resolve().parent),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))

@@ -42,3 +42,13 @@ def test_a_killed_run_is_not_listed_and_its_entry_goes(tmp_path):
     assert runs_on_this_machine(tmp_path / "runs") == []
     assert not entry.exists()
     assert os.environ["XDG_RUNTIME_DIR"] in str(machine_runs_dir())  # the test's own list (tests/conftest.py)
+
+
+def test_a_list_folder_someone_else_made_is_not_written_to(tmp_path, monkeypatch):
+    # /tmp is shared: a folder of the list's name made by another user (here: a link to elsewhere) is not ours.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    machine_runs_dir().parent.mkdir(parents=True, exist_ok=True)
+    machine_runs_dir().symlink_to(elsewhere)
+    with RunLock(tmp_path / "ws" / "runs"):
+        assert list(elsewhere.iterdir()) == []
