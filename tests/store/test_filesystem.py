@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import sys
 
 import pytest
 
@@ -65,3 +67,30 @@ def test_a_store_on_a_network_share_uses_a_rollback_journal(tmp_path, monkeypatc
     shared.conn.execute("CREATE TABLE t (x)")
     assert not (tmp_path / "local" / "autoresearch.db-wal").exists()
     shared.close()
+
+
+MACOS_MOUNT = """\
+/dev/disk3s1s1 on / (apfs, sealed, local, read-only, journaled)
+devfs on /dev (devfs, local, nobrowse)
+/dev/disk3s5 on /System/Volumes/Data (apfs, local, journaled, nobrowse, protect)
+//ana@nas._smb._tcp.local/team share on /Volumes/team share (smbfs, nodev, nosuid, mounted by ana)
+nas:/export/home on /Volumes/home (nfs, asynchronous)
+"""
+
+
+@pytest.mark.parametrize("folder,kind,network", [
+    ("/Users/ana/ws/runs", "apfs", None),
+    ("/Volumes/team share/ws/runs", "smbfs", "smbfs"),
+    ("/Volumes/home/ws", "nfs", "nfs"),
+])
+def test_on_macos_the_filesystem_comes_from_mounts_list(tmp_path, monkeypatch, folder, kind, network):
+    # macOS has no /proc: a workspace on an SMB volume kept SQLite's write-ahead log there.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mount").write_text(f"#!/bin/sh\ncat <<'END'\n{MACOS_MOUNT}END\n")
+    (bin_dir / "mount").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(filesystem, "MOUNTINFO", tmp_path / "no-proc")
+    assert filesystem_of(folder) == kind
+    assert network_filesystem(folder) == network
