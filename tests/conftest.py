@@ -6,11 +6,13 @@ its own conftest.py, and whichever was imported last would be the module named "
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import sys
 import types
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +222,21 @@ def single_fake(script: Callable[[CompletionRequest], Any], *, models: Iterable[
     return fake
 
 
+@contextlib.contextmanager
+def run_lock_held(runs_dir: Path) -> Iterator[subprocess.Popen]:
+    """Another process that holds runs_dir's run lock, as a run does, until the block ends (then it is killed)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
+        f"lock = RunLock(Path({str(runs_dir)!r})); lock.acquire(); print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.fixture
 def kit() -> types.SimpleNamespace:
     """The helpers above, for test modules."""
@@ -227,5 +244,5 @@ def kit() -> types.SimpleNamespace:
         Script=Script, judge_reply=judge_reply, plan_reply=plan_reply, call_kind=call_kind,
         distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
         ContentScript=ContentScript,
-        COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL,
+        COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL, run_lock_held=run_lock_held,
     )

@@ -81,7 +81,7 @@ class RunLock:
             os.close(fd)
         previous = _read(fd)
         if previous:
-            live = flocked is None and previous.get("host") == self.host and pid_alive(int(previous.get("pid", 0)))
+            live = flocked is None and _alive_here(previous)
             if previous.get("host") != self.host or live:
                 os.close(fd)  # not ours to clear: leave the file as it is
                 raise WorkspaceError(self._held_message(previous, foreign=previous.get("host") != self.host))
@@ -142,9 +142,17 @@ def running_here(runs_dir: Path) -> dict[str, Any] | None:
         holder = _read(fd)
     finally:
         os.close(fd)
+    return holder if _alive_here(holder) and holder["pid"] != os.getpid() else None
+
+
+def _alive_here(holder: dict[str, Any]) -> bool:
+    """Whether the process a lock file names runs on this machine now."""
     pid = holder.get("pid")
-    alive = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
-    return holder if alive and holder.get("host") == socket.gethostname() else None
+    return isinstance(pid, int) and holder.get("host") == socket.gethostname() and pid_alive(pid)
+
+
+def _workspace_of(runs_dir: Path) -> str:
+    return str(Path(runs_dir).resolve().parent)
 
 
 def machine_runs_dir() -> Path:
@@ -159,7 +167,7 @@ def _list_this_run(runs_dir: Path) -> None:
         if folder.is_symlink() or folder.stat().st_uid != os.getuid():
             return  # in a shared /tmp, a folder of that name someone else made is not this user's list
         (folder / f"{os.getpid()}.json").write_text(json.dumps({
-            "pid": os.getpid(), "workspace": str(Path(runs_dir).resolve().parent),
+            "pid": os.getpid(), "workspace": _workspace_of(runs_dir),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
     except OSError:
         pass  # a courtesy to other commands, never a reason for a run to fail
@@ -168,7 +176,7 @@ def _list_this_run(runs_dir: Path) -> None:
 def runs_on_this_machine(besides: Path) -> list[dict[str, Any]]:
     """This user's other runs going on this machine, in other workspaces than besides' (a runs/ folder), oldest
     first; the lists of runs that died are cleared on the way."""
-    here = str(Path(besides).resolve().parent)
+    here = _workspace_of(besides)
     found = []
     for entry in sorted(machine_runs_dir().glob("*.json")):
         try:

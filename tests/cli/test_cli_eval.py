@@ -336,20 +336,12 @@ def test_eval_beside_a_running_run_says_they_share_the_machine(workspace_dir, ho
         assert err == ""  # a lock a killed run left says nothing
 
 
-def test_eval_beside_a_run_in_another_workspace_says_they_share_the_machine(workspace_dir, tmp_path):
+def test_eval_beside_a_run_in_another_workspace_says_they_share_the_machine(workspace_dir, tmp_path, kit):
     # Two workspaces on one 2-core machine: a run in one and an eval in the other slow each other many times over.
     other = tmp_path / "other"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
-        f"lock = RunLock(Path({str(other / 'runs')!r})); lock.acquire(); print('held', flush=True); "
-        "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with kit.run_lock_held(other / "runs") as holder:
         run = _scripted_eval(workspace_dir, "--json", "--task", "onboarding-checklist")
         out, err = run.communicate(timeout=60)
-    finally:
-        holder.kill()
-        holder.wait()
     assert run.returncode == 0 and json.loads(out)["tasks"]
     assert err.startswith(f"note: `autoresearch run` (pid {holder.pid}, started ")
     assert err.endswith(f") is running on this machine, in {other.resolve()}: the two share the machine, so both run "

@@ -184,21 +184,13 @@ def test_a_second_run_on_the_same_workspace_is_refused_naming_the_other(loop_wor
     assert not (root / "runs" / "autoresearch.db").exists()
 
 
-def test_a_second_run_process_is_refused_through_the_cli(loop_workspace, monkeypatch):
+def test_a_second_run_process_is_refused_through_the_cli(loop_workspace, monkeypatch, kit):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
-        f"lock = RunLock(Path({str(root / 'runs')!r})); lock.acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with kit.run_lock_held(root / "runs") as holder:
         result = cli_run(root, monkeypatch)
         assert result.exit_code == 2
         assert f"pid {holder.pid} on {socket.gethostname()}" in result.stderr
         assert result.stderr.strip().count("\n") == 0
-    finally:
-        holder.kill()
-        holder.wait()
     # Killed: its lock is stale now, and the next run clears it with a note.
     result = cli_run(root, monkeypatch)
     assert result.exit_code == 0, result.output
@@ -320,19 +312,12 @@ def test_an_index_lock_that_stays_is_one_line_naming_it(loop_workspace, monkeypa
     assert git(root, "status", "--porcelain") == ""
 
 
-def test_a_run_beside_a_run_in_another_workspace_says_they_share_the_machine(loop_workspace, monkeypatch, tmp_path):
+def test_a_run_beside_a_run_in_another_workspace_says_they_share_the_machine(loop_workspace, monkeypatch, tmp_path,
+                                                                               kit):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     other = tmp_path / "other"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from autoresearch.workspace.lock import RunLock\n"
-        f"lock = RunLock(Path({str(other / 'runs')!r})); lock.acquire(); print('held', flush=True); sys.stdin.read()")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with kit.run_lock_held(other / "runs") as holder:
         result = cli_run(root, monkeypatch)
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert f"note: `autoresearch run` (pid {holder.pid}, started " in text
