@@ -99,22 +99,30 @@ def _check_sharing(storage: str | None, study_name: str | None) -> None:
 
 
 def _parse_duration(text: str | None) -> float | None:
-    """'90s', '30m', '8h', '1h30m' or plain seconds → seconds."""
+    """'90s', '30m', '8h', '1h30m' → seconds. A bare number is refused: `--timeout 8` meant for a night would
+    otherwise stop the run after its first trial (8 seconds)."""
     if text is None:
         return None
     import re
 
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    examples = "examples: 90s, 30m, 8h, 1h30m"
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text)
     if not parts or not any(parts.groups()):
-        raise UsageError(f"--timeout: cannot read {text!r} (examples: 90s, 30m, 8h, 1h30m)")
+        bare = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*", text)
+        if bare:
+            n = bare.group(1)
+            raise UsageError(f"--timeout {n}: give the unit, {n}h, {n}m or {n}s (a bare number is ambiguous)")
+        raise UsageError(f"--timeout: cannot read {text!r} ({examples})")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    if h * 3600 + m * 60 + s <= 0:
+        raise UsageError(f"--timeout {text.strip()}: no time at all; give a duration above zero ({examples})")
     return h * 3600 + m * 60 + s
 
 
 @main.command("run")
 @workspace_option
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Stop after N new trials.")
-@click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m).")
+@click.option("--timeout", default=None, help="Stop starting trials after this long (e.g. 8h, 30m, 1h30m, 90s).")
 @click.option("--plateau", type=click.IntRange(min=1), default=None, help="Stop after N trials with no keep.")
 @click.option("--portfolio", "-p", default=None, help="Portfolio to use (default: [workspace] portfolio).")
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/); with --study, "
