@@ -45,6 +45,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> int | None:
+    """When this pid's process started, in clock ticks since boot (Linux); None where that cannot be read. With the
+    pid it names one process: after a run is killed its pid can be handed to another process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, counted after the name in parentheses
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _same_process(record: dict[str, Any]) -> bool:
+    """Whether the pid a record names is still the process that wrote it (its start time, where one was recorded)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return False
+    recorded = record.get("pid_start")
+    return recorded is None or process_start(pid) in (None, recorded)
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "pid_start": process_start(os.getpid())}
+
+
 class RunLock:
     """Held while a run may write the workspace: `with RunLock(runs_dir) as lock: ...`."""
 
@@ -88,7 +111,7 @@ class RunLock:
             self.stale = previous
             self.note = (f"cleared a stale lock: the run of pid {previous.get('pid')} "
                          f"(started {previous.get('started', '?')}) is no longer running")
-        data = json.dumps({"pid": os.getpid(), "host": self.host,
+        data = json.dumps({**_this_process(), "host": self.host,
                            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, data + b"\n", 0)
@@ -147,8 +170,7 @@ def running_here(runs_dir: Path) -> dict[str, Any] | None:
 
 def _alive_here(holder: dict[str, Any]) -> bool:
     """Whether the process a lock file names runs on this machine now."""
-    pid = holder.get("pid")
-    return isinstance(pid, int) and holder.get("host") == socket.gethostname() and pid_alive(pid)
+    return holder.get("host") == socket.gethostname() and _same_process(holder)
 
 
 def _workspace_of(runs_dir: Path) -> str:
@@ -167,7 +189,7 @@ def _list_this_run(runs_dir: Path) -> None:
         if folder.is_symlink() or folder.stat().st_uid != os.getuid():
             return  # in a shared /tmp, a folder of that name someone else made is not this user's list
         (folder / f"{os.getpid()}.json").write_text(json.dumps({
-            "pid": os.getpid(), "workspace": _workspace_of(runs_dir),
+            **_this_process(), "workspace": _workspace_of(runs_dir),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
     except OSError:
         pass  # a courtesy to other commands, never a reason for a run to fail
@@ -183,11 +205,10 @@ def runs_on_this_machine(besides: Path) -> list[dict[str, Any]]:
             run = json.loads(entry.read_text())
         except (OSError, ValueError):
             continue
-        pid = run.get("pid") if isinstance(run, dict) else None
-        if not isinstance(pid, int) or not pid_alive(pid):
+        if not isinstance(run, dict) or not _same_process(run):
             with contextlib.suppress(OSError):
-                entry.unlink(missing_ok=True)  # killed: its run never unlisted itself
-        elif pid != os.getpid() and run.get("workspace") != here:
+                entry.unlink(missing_ok=True)  # killed: its run never unlisted itself (its pid may be reused)
+        elif run["pid"] != os.getpid() and run.get("workspace") != here:
             found.append(run)
     return sorted(found, key=lambda run: run.get("started", ""))
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
-from autoresearch.workspace.lock import RunLock, machine_runs_dir, runs_on_this_machine
+from autoresearch.workspace.lock import (
+    RunLock,
+    machine_runs_dir,
+    process_start,
+    running_here,
+    runs_on_this_machine,
+)
 
 
 def test_a_run_is_listed_for_other_workspaces_while_it_holds_its_lock(tmp_path):
@@ -42,6 +49,32 @@ def test_a_killed_run_is_not_listed_and_its_entry_goes(tmp_path):
     assert runs_on_this_machine(tmp_path / "runs") == []
     assert not entry.exists()
     assert os.environ["XDG_RUNTIME_DIR"] in str(machine_runs_dir())  # the test's own list (tests/conftest.py)
+
+
+def test_a_killed_runs_pid_handed_to_another_process_is_not_a_run(tmp_path):
+    # After a kill -9 the run's entry and lock file stay; the kernel may give its pid to any later process.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start(other.pid)
+        assert started is not None  # Linux: read from /proc
+        machine_runs_dir().mkdir(parents=True, exist_ok=True)
+        entry = machine_runs_dir() / f"{other.pid}.json"
+        killed_run = {"pid": other.pid, "pid_start": started - 1, "workspace": "/elsewhere", "started": "2026-12-04"}
+        entry.write_text(json.dumps(killed_run))
+        runs = tmp_path / "runs"
+        runs.mkdir()
+        (runs / "run.lock").write_text(json.dumps({**killed_run, "host": socket.gethostname()}))
+
+        assert runs_on_this_machine(tmp_path / "other" / "runs") == []
+        assert not entry.exists()
+        assert running_here(runs) is None
+
+        entry.write_text(json.dumps({**killed_run, "pid_start": started}))  # the process that wrote it: a run
+        (runs / "run.lock").write_text(json.dumps({**killed_run, "pid_start": started, "host": socket.gethostname()}))
+        assert [run["pid"] for run in runs_on_this_machine(tmp_path / "other" / "runs")] == [other.pid]
+        assert running_here(runs)["pid"] == other.pid
+    finally:
+        other.kill()
 
 
 def test_a_list_folder_someone_else_made_is_not_written_to(tmp_path, monkeypatch):
