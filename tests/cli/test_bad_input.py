@@ -220,8 +220,6 @@ CASES = [
     # `--timeout 8` for a night would stop after 8 seconds: the unit is asked for, not guessed
     Case("duration-without-unit", lambda root, tmp: None, "", "--timeout 8: give the unit, 8h, 8m or 8s",
          commands=("run",), args=("--timeout", "8")),
-    Case("zero-duration", lambda root, tmp: None, "", "--timeout 0m: no time at all", commands=("run",),
-         args=("--timeout", "0m")),
     Case("no-stop-condition", lambda root, tmp: None, "", "--trials", commands=("run",), args=("--no-trials",)),
 ]
 
