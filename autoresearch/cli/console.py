@@ -21,6 +21,11 @@ def quiet_dspy() -> None:
     dspy.disable_logging()
 
 
+def note_on_stderr(text: str) -> None:
+    """A note that is not the command's result (a server gone and back, say): on stderr."""
+    click.echo(f"note: {text}", err=True)
+
+
 def note_a_running_run(runs_dir, *, here: bool = True, echo=None) -> None:
     """Say so (on stderr, or through echo) when a run goes on this machine: in this workspace (where `here`), else
     in another; the command shares the CPU or GPU with it."""

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .console import console, note_a_running_run, quiet_dspy
+from ..lm import outages
+from .console import console, note_a_running_run, note_on_stderr, quiet_dspy
 from .options import workspace_option
 from .signals import end_stopped, stop_signals
 
@@ -68,7 +69,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         return True
 
     try:  # the spinner stops before anything below prints
-        with stop_signals() as terminated, _spinner(as_json) as progress:
+        with stop_signals() as terminated, _spinner(as_json) as progress, outages.listening(note_on_stderr):
             result = evaluate_tasks(ws, harness, store, tasks, kind="eval", portfolio=name,
                                     instructions=ws.instructions, split=split, on_task=on_task, partial_on_stop=True)
     except KeyboardInterrupt:  # before any task finished: nothing to show, but say so rather than "Aborted!"
@@ -135,7 +136,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
         return True
 
     try:
-        with stop_signals() as terminated, _spinner(as_json) as progress:
+        with stop_signals() as terminated, _spinner(as_json) as progress, outages.listening(note_on_stderr):
             found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
     except KeyboardInterrupt:  # before two repeats finished: no spread to show, but say so rather than "Aborted!"
         click.echo(f"stopped before two of the {repeats} repeats finished: no spread to show; the evaluations "

@@ -12,7 +12,8 @@ import click
 from rich.text import Text
 
 from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
-from .console import console, note_a_running_run, quiet_dspy
+from ..lm import outages
+from .console import console, note_a_running_run, note_on_stderr, quiet_dspy
 from .evaluate import eval_command
 from .options import workspace_option
 from .signals import end_by_signal, end_stopped, stop_signals
@@ -316,7 +317,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     store = Store.for_workspace(ws.runs_dir)
     asked = len(candidates) * len(profiling.PROFILED_ROLES)
     try:
-        with stop_signals() as terminated, console.status("profiling…") as status:
+        with stop_signals() as terminated, console.status("profiling…") as status, outages.listening(note_on_stderr):
             rows = profiling.profile(ws, store, name, candidates, tasks,
                                      # Text: rich reads a status's str as markup, whatever the console says
                                      on_progress=lambda text: status.update(Text(f"profiling {text}")))

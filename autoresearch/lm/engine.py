@@ -17,12 +17,15 @@ from dspy.lm15 import Message, Response, TextPart, Usage
 from ..energy import EnergyReading, Meter
 from ..errors import BackendError, Cancelled, UnparseableOutput
 from ..workspace.config import RoleConfig
-from . import lanes
+from . import lanes, outages
 from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
 from .calls import CallRecord, active_recorder
 from .scheduling import KeepAlivePolicy, same_model
 
 _SEEDS = random.SystemRandom()
+# A call runs again after at most this many waits for its server (lm/outages.py): a server that lists its models
+# yet fails this one request every time is the request's failure, not an outage.
+MAX_OUTAGE_WAITS = 2
 
 
 def fresh_seed(seeds: random.Random | None = None) -> int:
@@ -48,7 +51,8 @@ class BackendEngine:
 
     def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
                  *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
-                 policy: KeepAlivePolicy | None = None, seeds: random.Random | None = None):
+                 policy: KeepAlivePolicy | None = None, seeds: random.Random | None = None,
+                 outage_wait_s: float = 0.0):
         self.role = role
         self.config = config
         self.backend = backend
@@ -58,6 +62,7 @@ class BackendEngine:
         self.timeout_s = timeout_s
         self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
         self.seeds = seeds  # where a role without a seed draws each call's: a seeded RNG, or the OS's
+        self.outage_wait_s = outage_wait_s  # how long a call waits for its server to come back (lm/outages.py)
         # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it ran for; kept
         # whether it loaded, found the model loaded already, or failed.
         self._pending_load: tuple[float, float, float] | None = None
@@ -113,21 +118,38 @@ class BackendEngine:
             if self.config.keep_alive is None:
                 request = replace(request, keep_alive=self.policy.keep_alive(request.model))
         try:
-            for attempt in range(self.retries + 1):
-                if lanes.stopped():  # a pruned variant's task still running beside the last one judged
-                    raise Cancelled("the suite stopped before this call", backend=self.backend.name,
-                                    model=request.model)
+            for waits in range(MAX_OUTAGE_WAITS + 1):
                 try:
-                    return self._attempt(request)
+                    return self._attempts(request)
                 except BackendError as exc:
-                    if not exc.retryable or attempt == self.retries:
+                    if waits == MAX_OUTAGE_WAITS or not self._waited_out(exc):
                         raise
-                    time.sleep(self.backoff_s * 2**attempt)
             raise AssertionError("unreachable")
         finally:
             if scheduled:
                 assert self.policy is not None
                 self.policy.finished(request.model)
+
+    def _attempts(self, request: CompletionRequest) -> Completion:
+        """The call's attempts: bounded retries with backoff for errors a retry can fix."""
+        for attempt in range(self.retries + 1):
+            if lanes.stopped():  # a pruned variant's task still running beside the last one judged
+                raise Cancelled("the suite stopped before this call", backend=self.backend.name, model=request.model)
+            try:
+                return self._attempt(request)
+            except BackendError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _waited_out(self, exc: BackendError) -> bool:
+        """Whether the call should run again: it found its server gone, and the server came back in time."""
+        if not self.outage_wait_s or self.backend.in_process or not outages.waits_out(exc):
+            return False
+        url = getattr(self.backend, "url", None) or getattr(self.backend, "base_url", None) or ""
+        return outages.wait_for_server(f"{self.backend.name} at {url}".strip(), self.backend.list_models, exc,
+                                       self.outage_wait_s, stopped=lanes.stopped)
 
     def preload(self) -> bool:
         """Ask the server to load this role's model now, unless /api/ps shows it loaded; True if it loaded.

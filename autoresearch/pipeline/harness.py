@@ -410,4 +410,5 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
     policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
-                         timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds)
+                         timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds,
+                         outage_wait_s=settings.backends.outage_wait_s)

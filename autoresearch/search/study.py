@@ -17,6 +17,7 @@ import sqlalchemy
 
 from ..errors import ConfigError, HeadMoved, Terminated
 from ..evaluation.paired import seeds_changed_nothing
+from ..lm import outages
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
@@ -212,7 +213,7 @@ class Study:
             self.recovery.reconcile()
             self.recovery.give_optuna_back_its_trials(
                 strategies.distributions(self.settings, [op.name for op in self.operators]), self._screen_values)
-            with self.incumbents.running():
+            with self.incumbents.running(), outages.listening(self._note):  # a server gone and back: the notes
                 summary = self._trials(n_trials, timeout_s, plateau)
             self.incumbents.stopped(summary.stop_reason)
             return summary
