@@ -27,6 +27,7 @@ from ..errors import BackendError, BackendUnreachable, ServerError
 # then every 10 s at most.
 FIRST_PROBE_S = 1.0
 MAX_PROBE_S = 10.0
+STOP_CHECK_S = 0.5  # how soon a waiting call notices its suite no longer needs it
 
 _LOCK = threading.Lock()
 _LISTENERS: list[Callable[[str], None]] = []
@@ -99,9 +100,11 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: BackendErr
                 _announce(f"{where} did not come back within {_minutes(wait_s)}; its calls fail until it does "
                           "(`[backends] outage_wait_s`)")
                 return False
-        sleep(min(interval, wait_s - waited))
+        until = clock() + min(interval, wait_s - waited)
+        while clock() < until and not stopped():  # in slices: a stopped suite's lanes are joined, not left waiting
+            sleep(min(STOP_CHECK_S, until - clock()))
         interval = min(interval * 2, MAX_PROBE_S)
-        if _answers(probe):
+        if not stopped() and _answers(probe):
             _back(where, server, clock)
             return True
     return False
