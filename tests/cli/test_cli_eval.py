@@ -222,18 +222,9 @@ SCRIPTED_CLI = Path(__file__).parents[1] / "search" / "shared_pipeline.py"  # th
 
 @pytest.mark.parametrize("stop,returncode", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(workspace_dir, stop, returncode):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    # Ctrl-C's default restored in the child: a suite started in the background of a shell inherits SIGINT ignored,
-    # and Python then never turns it into KeyboardInterrupt.
-    run = subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), "--repeats", "5000"],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    db, finished, deadline = workspace_dir / "runs" / STORE_NAME, 0, time.monotonic() + 60
-    while finished < 3 and run.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(sqlite3.OperationalError), \
-                contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            finished = conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'complete'").fetchone()[0]
-        time.sleep(0.01)
+    run = _scripted_eval(workspace_dir, "--repeats", "5000")
+    db = workspace_dir / "runs" / STORE_NAME
+    _wait_for(run, db, "SELECT COUNT(*) FROM evaluations WHERE status = 'complete'", 3)
     run.send_signal(stop)
     out, err = run.communicate(timeout=60)
     assert run.returncode == returncode, (out, err)
@@ -245,7 +236,9 @@ def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(work
 
 
 def _scripted_eval(workspace_dir: Path, *args: str, delay_s: str = "0") -> subprocess.Popen:
-    """The real `eval` on the scripted model, in a process of its own with Ctrl-C's default restored (see above)."""
+    """The real `eval` on the scripted model, in a process of its own. Ctrl-C's default is restored in it: a suite
+    started in the background of a shell inherits SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt."""
     env = {**os.environ, "SCRIPTED_DELAY_S": delay_s,
            "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), *args], env=env,
