@@ -148,8 +148,8 @@ class BackendEngine:
         if not self.outage_wait_s or self.backend.in_process or not outages.waits_out(exc):
             return False
         url = getattr(self.backend, "url", None) or getattr(self.backend, "base_url", None) or ""
-        return outages.wait_for_server(f"{self.backend.name} at {url}".strip(), self.backend.list_models, exc,
-                                       self.outage_wait_s, stopped=lanes.stopped)
+        return outages.wait_for_server(f"{self.backend.name} at {url}".strip(), self.backend.list_models,
+                                       f"{exc.failure_mode}: {exc}", self.outage_wait_s, stopped=lanes.stopped)
 
     def preload(self) -> bool:
         """Ask the server to load this role's model now, unless /api/ps shows it loaded; True if it loaded.

@@ -10,7 +10,8 @@ does not come back in that time is given up: later calls to it fail at once (eac
 so the run stops as it did before, one wait later.
 
 The state is per server and process-wide: the engines of every role and harness that call one server share
-it, so two calls that find it gone wait through one outage, and one of them says when it is back.
+it, so two calls that find it gone wait through one outage, and one of them says when it is back. A shared
+study's run waits the same way for its database (search/study.py), then resumes.
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ def _announce(line: str) -> None:
             say(line)
 
 
-def wait_for_server(where: str, probe: Callable[[], object], failure: BackendError, wait_s: float, *,
+def wait_for_server(where: str, probe: Callable[[], object], failure: str, wait_s: float, *,
                     stopped: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep) -> bool:
-    """After a call to the server named `where` failed with `failure`: True once probe() succeeds (the call may
-    run again: at once where the server never went away), False when the server stays away for wait_s from
-    this outage's start, was given up before and still does not answer, or stopped() (the suite needs the
-    call no longer)."""
+    """After a request to the server named `where` failed (`failure` says how): True once probe() succeeds (the
+    request may be made again: at once where the server never went away), False when the server stays away
+    for wait_s from this outage's start, was given up before and still does not answer, or stopped() (the
+    request is needed no longer). A model call's server, or a shared study's database (search/study.py)."""
     with _LOCK:
         server = _SERVERS.setdefault(where, _Server())
     if _answers(probe):  # there: the failure was the call's own, or the server is back already
@@ -85,8 +86,8 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: BackendErr
     with server.lock:
         if server.down_since is None and not server.given_up:
             server.down_since = clock()
-            _announce(f"{where} stopped answering ({failure.failure_mode}: {_short(failure)}); its calls wait up to "
-                      f"{_minutes(wait_s)} for it to come back")
+            _announce(f"{where} stopped answering ({_short(failure)}); waiting up to {_minutes(wait_s)} for it to "
+                      "come back")
     interval = FIRST_PROBE_S
     while not stopped():
         with server.lock:
@@ -97,8 +98,7 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: BackendErr
             waited = clock() - server.down_since
             if waited >= wait_s:
                 server.given_up = True
-                _announce(f"{where} did not come back within {_minutes(wait_s)}; its calls fail until it does "
-                          "(`[backends] outage_wait_s`)")
+                _announce(f"{where} did not come back within {_minutes(wait_s)} (`[backends] outage_wait_s`)")
                 return False
         until = clock() + min(interval, wait_s - waited)
         while clock() < until and not stopped():  # in slices: a stopped suite's lanes are joined, not left waiting
@@ -113,7 +113,7 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: BackendErr
 def _answers(probe: Callable[[], object]) -> bool:
     try:
         probe()
-    except BackendError:
+    except Exception:  # noqa: BLE001 - whatever the probe met (a refused connection, a 503): not back yet
         return False
     return True
 
@@ -124,13 +124,13 @@ def _back(where: str, server: _Server, clock: Callable[[], float]) -> None:
         since, was_given_up = server.down_since, server.given_up
         server.down_since, server.given_up = None, False
     if since is not None:
-        _announce(f"{where} answers again after {clock() - since:.0f} s; its calls go on")
+        _announce(f"{where} answers again after {clock() - since:.0f} s")
     elif was_given_up:
-        _announce(f"{where} answers again; its calls go on")
+        _announce(f"{where} answers again")
 
 
-def _short(exc: BackendError) -> str:
-    text = " ".join(str(exc).split())
+def _short(text: str) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= 120 else text[:117] + "…"
 
 

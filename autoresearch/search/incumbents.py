@@ -184,7 +184,10 @@ class SharedIncumbents(LocalIncumbents):
 
     def optuna_storage(self, url: str) -> optuna.storages.BaseStorage:
         # With trial heartbeats: a dead worker's trial is failed by the next worker that asks (worker.TRIAL_GRACE_S).
-        return optuna.storages.RDBStorage(url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S)
+        # pool_pre_ping: after the database restarts (an upgrade, a failover) every pooled connection is dead; Optuna
+        # pings only MySQL's, so the next query through one failed and the run stopped with the server back.
+        return optuna.storages.RDBStorage(url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S,
+                                          engine_kwargs={"pool_pre_ping": True})
 
     def retry_create(self, attempt: int) -> bool:
         # Workers starting together on an empty database race to create Optuna's tables: the losers retry.

@@ -8,6 +8,7 @@ import random
 import socket
 import time
 import warnings
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,7 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy
 
-from ..errors import ConfigError, HeadMoved, Terminated
+from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
 from ..store import Store
@@ -46,6 +47,7 @@ from .recovery import Recovery, recover_instruction_files
 from .results import Incumbent, ResultsFile, StopReason, TrialOutcome
 from .screens import screen_scores
 from .shared.ledger import safe_url, worker_id
+from .shared.outage import database_back
 from .streaks import FailureStreaks
 from .summary import ForecastCheck, StudySummary, summarize
 from .trial import TrialRunner
@@ -56,6 +58,16 @@ RESULTS_NAME = "results.tsv"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
 Observer = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class RunSoFar:
+    """What a run has done, carried across a resume after the shared database came back."""
+
+    started: float  # monotonic
+    outcomes: list[TrialOutcome] = field(default_factory=list)
+    commits: list[tuple[str, str]] = field(default_factory=list)  # (sha, subject)
+    storage_lost: str = ""  # how the shared database was lost, when it was
 
 
 class Study:
@@ -171,13 +183,39 @@ class Study:
 
     def optimize(self, *, n_trials: int | None = None, timeout_s: float | None = None,
                  plateau: int | None = None) -> StudySummary:
-        """Run trials until a stop condition; every finished trial is in the store before the next starts."""
+        """Run trials until a stop condition; every finished trial is in the store before the next starts. A shared
+        study's database that goes away is waited for ([backends] outage_wait_s); when it answers again the run
+        goes on as the same command run again would, start-up repairs first."""
+        self.notes = []
+        so_far = RunSoFar(started=time.monotonic())
+        summary = self._optimize(n_trials, timeout_s, plateau, so_far)
+        while summary.stop_reason == StopReason.STORAGE_DOWN and self._storage_back(so_far.storage_lost):
+            finished = len(so_far.outcomes)
+            try:
+                resumed = self._optimize(n_trials, timeout_s, plateau, so_far)
+            except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError, StorageError) as exc:
+                self._note(f"the resumed run could not start: {' '.join(str(exc).split())[:160]}")
+                summary.notes = list(self.notes)  # the wait's notes besides the run's
+                return summary  # its start-up met the database gone again: stop as if it had not answered
+            summary = resumed
+            if summary.stop_reason == StopReason.STORAGE_DOWN and len(so_far.outcomes) == finished:
+                break  # lost again before a trial finished: another wait could go round for ever
+        return summary
+
+    def _storage_back(self, lost: str) -> bool:
+        """After the shared study's database went away: whether it answers again within the wait."""
+        wait_s = self.settings.backends.outage_wait_s
+        if not wait_s or self.stop_requested is not None or self.storage is None:
+            return False
+        return database_back(self.storage, lost, wait_s, self._note, stopped=lambda: self.stop_requested is not None)
+
+    def _optimize(self, n_trials: int | None, timeout_s: float | None, plateau: int | None,
+                  so_far: RunSoFar) -> StudySummary:
         files = [f"{INSTRUCTIONS_DIR}/{f}" for f in self.settings.workspace.optimizable]
         if searches_knobs(self.settings):
             files.append(KNOBS_PATH)
         repo = InstructionRepo(self.ws.root, files)
         repo.check_head(self.branch)
-        self.notes = []
         with RunLock(self.ws.runs_dir) as lock:  # one run per workspace; a killed run's lock is stale
             crashed = lock.stale is not None
             if lock.note:
@@ -214,7 +252,7 @@ class Study:
             self.recovery.give_optuna_back_its_trials(
                 strategies.distributions(self.settings, [op.name for op in self.operators]), self._screen_values)
             with self.incumbents.running(), outages.listening(self._note):  # a server gone and back: the notes
-                summary = self._trials(n_trials, timeout_s, plateau)
+                summary = self._trials(n_trials, timeout_s, plateau, so_far)
             self.incumbents.stopped(summary.stop_reason)
             return summary
 
@@ -295,11 +333,11 @@ class Study:
             self.incumbents.trial_finished()
         self.observer(kind, data)
 
-    def _trials(self, n_trials: int | None, timeout_s: float | None, plateau: int | None) -> StudySummary:
-        outcomes: list[TrialOutcome] = []
-        commits: list[tuple[str, str]] = []
+    def _trials(self, n_trials: int | None, timeout_s: float | None, plateau: int | None,
+                so_far: RunSoFar) -> StudySummary:
+        outcomes, commits, started = so_far.outcomes, so_far.commits, so_far.started  # (before a database outage too)
         streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
-        started, stop_reason, message = time.monotonic(), StopReason.TRIALS, ""
+        stop_reason, message = StopReason.TRIALS, ""
         incumbent = self.incumbents.current()
         try:
             edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
@@ -311,7 +349,7 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-            if incumbent is not None:
+            if incumbent is not None and self.forecast is None:
                 self._make_forecast(incumbent, n_trials, timeout_s, 0.0, 0)
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
@@ -347,14 +385,17 @@ class Study:
             stop_reason, message = StopReason.HEAD_MOVED, str(exc)
         except KeyboardInterrupt:
             stop_reason = StopReason.INTERRUPTED
-        except sqlalchemy.exc.OperationalError as exc:
-            if not self.incumbents.storage_fault(exc):
+        except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as exc:
+            # Optuna wraps a lost connection met inside its own session in StorageInternalError ("…invalid data
+            # in the commit…"); the OperationalError it came from says what happened.
+            lost = exc if isinstance(exc, sqlalchemy.exc.OperationalError) else exc.__cause__
+            if not isinstance(lost, sqlalchemy.exc.OperationalError) or not self.incumbents.storage_fault(lost):
                 raise
-            # The shared database went away: finished trials are safe (here and there); stop with one line.
-            stop_reason = StopReason.STORAGE_DOWN
-            message = (f"the study's database at {safe_url(self.storage)} is unreachable "
-                       f"({' '.join(str(exc.orig or exc).split())[:120]}) — run the same command to resume once it "
-                       "is back")
+            # The shared database went away: finished trials are safe (here and there); stop with one line (unless
+            # optimize() waits for it and resumes).
+            stop_reason, so_far.storage_lost = StopReason.STORAGE_DOWN, " ".join(str(lost.orig or lost).split())[:120]
+            message = (f"the study's database at {safe_url(self.storage)} is unreachable ({so_far.storage_lost}) — "
+                       "run the same command to resume once it is back")
         return self._summary(stop_reason, message, outcomes, commits, incumbent)
 
     def _summary(self, stop_reason: StopReason, message: str, outcomes: list[TrialOutcome],

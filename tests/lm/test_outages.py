@@ -55,7 +55,8 @@ def heard():
 
 
 def wait(clock: Clock, probe: Probe, wait_s: float = 600.0, **kw) -> bool:
-    return outages.wait_for_server(SERVER, probe, GONE, wait_s, clock=clock, sleep=clock.sleep, **kw)
+    return outages.wait_for_server(SERVER, probe, f"unreachable: {GONE}", wait_s, clock=clock, sleep=clock.sleep,
+                                   **kw)
 
 
 def test_a_call_waits_for_a_restarted_server_and_says_when_it_went_and_came_back(heard):
@@ -67,7 +68,7 @@ def test_a_call_waits_for_a_restarted_server_and_says_when_it_went_and_came_back
     assert gaps == [1, 2, 4, 8, 10, 10, 10]  # soon after the call failed, then every MAX_PROBE_S
     assert len(heard) == 2
     assert heard[0].startswith(f"{SERVER} stopped answering (unreachable: cannot reach ") and "up to 10 min" in heard[0]
-    assert heard[1] == f"{SERVER} answers again after {clock.now - 1000:.0f} s; its calls go on"
+    assert heard[1] == f"{SERVER} answers again after {clock.now - 1000:.0f} s"
 
 
 def test_a_server_that_answers_its_probe_is_no_outage_and_nothing_is_said(heard):
@@ -81,8 +82,7 @@ def test_a_server_that_stays_away_is_given_up_after_the_wait_and_later_calls_fai
     probe = Probe(clock, back_at=None)
     assert wait(clock, probe, wait_s=120) is False
     assert clock.now - 1000 == pytest.approx(120)  # the last sleep is cut to the wait's end
-    assert heard[-1] == f"{SERVER} did not come back within 2 min; its calls fail until it does " \
-                        "(`[backends] outage_wait_s`)"
+    assert heard[-1] == f"{SERVER} did not come back within 2 min (`[backends] outage_wait_s`)"
 
     slept, said = len(clock.sleeps), len(heard)
     assert wait(clock, probe, wait_s=120) is False  # the next call: one probe, no second wait
@@ -90,7 +90,7 @@ def test_a_server_that_stays_away_is_given_up_after_the_wait_and_later_calls_fai
 
     probe.back_at = clock.now  # it comes back: the next call finds it, and says so
     assert wait(clock, probe, wait_s=120) is True
-    assert heard[-1] == f"{SERVER} answers again after 120 s; its calls go on"
+    assert heard[-1] == f"{SERVER} answers again after 120 s"
     probe.back_at = None
     assert wait(clock, probe, wait_s=120) is False  # a new outage gets a whole new wait
     assert clock.now - 1000 == pytest.approx(240)
@@ -159,8 +159,8 @@ def quick_probes(monkeypatch, heard):
 def test_the_engines_call_outlasts_a_restart_and_answers(quick_probes):
     server = Server(down_calls=10)  # 3 failed attempts, then 7 failed probes
     assert engine(server).call(REQUEST).text == "hello"
-    assert [line.split(" (")[0].split(";")[0] for line in quick_probes] == [f"{SERVER} stopped answering",
-                                                                            f"{SERVER} answers again after 0 s"]
+    assert [line.split(" (")[0] for line in quick_probes] == [f"{SERVER} stopped answering",
+                                                              f"{SERVER} answers again after 0 s"]
 
 
 def test_without_a_wait_the_call_fails_after_its_retries(quick_probes):

@@ -56,9 +56,18 @@ class PostgresServer:
 
     def start(self) -> "PostgresServer":
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
+        return self.resume()
+
+    def resume(self) -> "PostgresServer":
+        """Start the server on its data directory (again, after halt())."""
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        # -l: the server's output to its log, not to a pipe of ours that would stay open while it runs
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "-o", options, "start")
         return self
+
+    def halt(self) -> None:
+        """Stop the server as a restart does (every connection dropped), keeping its data for resume()."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def new_database(self) -> str:
         """A fresh, empty database; its SQLAlchemy URL."""

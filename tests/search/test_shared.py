@@ -512,6 +512,31 @@ def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspac
     assert "is unreachable (connection refused)" in summary.stop_message and "resume" in summary.stop_message
     assert summary.counts == {"baseline": 1}  # the finished baseline is kept
     assert summary.baseline_composite is not None  # this worker's own baseline, read from its store
+    # The database file answered the wait's probe at once, so the run resumed; its start-up found it gone again.
+    assert summary.notes[-2] == (f"the study's database at {storage} was lost (connection refused) and answers "
+                                 "again; the run resumes as the same command would: start-up repairs, then the next trial")
+    assert summary.notes[-1].startswith("the resumed run could not start: (builtins.ConnectionError) connection refused")
+
+
+def test_a_database_lost_again_before_a_resumed_run_finishes_a_trial_stops_the_run(loop_workspace, tmp_path,
+                                                                                   monkeypatch):
+    # The database answers the wait's probe but not the run's reads: resuming again and again would never end.
+    import sqlalchemy
+
+    _, (a_root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    reads = []
+
+    def refresh(self, incumbent):
+        reads.append(1)
+        if len(reads) > 10:
+            raise AssertionError("still resuming")
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("connection refused"))
+
+    monkeypatch.setattr(SharedIncumbents, "refresh", refresh)
+    summary = study(a_root, ScriptedPipeline(variants=["Answer!\n"]), storage).optimize(n_trials=2)
+    assert summary.stop_reason == "storage_down" and len(reads) == 2  # the run, and one resume
+    assert sum("the run resumes" in note for note in summary.notes) == 1
 
 
 def test_a_restarted_worker_pushes_its_own_keep_that_was_never_pushed(loop_workspace, tmp_path, monkeypatch):

@@ -8,17 +8,23 @@ often and race for the same incumbent versions.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from click.testing import CliRunner
 from optuna.trial import TrialState
-from test_shared import BRANCH, STUDY, remote_keeps, shared_setup
+from scripted import ScriptedPipeline
+from test_shared import BRANCH, STUDY, remote_keeps, shared_setup, study
 
 from autoresearch.cli.main import main
 from autoresearch.review.history import study_log
+from autoresearch.search.recovery import Recovery
 from autoresearch.search.shared.ledger import Ledger
 from autoresearch.store import Store
 
@@ -107,3 +113,71 @@ def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_pa
     assert f"incumbent: trial {incumbent.trial} (version {incumbent.version})" in shown.output
     assert shown.output.count("stopped: trials") == 3
     ledger.close()
+
+
+VARIANTS = [f"Answer{'!' * i}\n" for i in range(1, 12)]
+
+
+def test_a_database_restarted_between_trials_goes_unnoticed(loop_workspace, tmp_path, postgres_server):
+    # A restart drops every pooled connection; without a ping on checkout the next query failed and the run stopped.
+    url = postgres_server.new_database()
+    _, [clone] = shared_setup(loop_workspace, tmp_path, 1)
+    s = study(clone, ScriptedPipeline(variants=VARIANTS), url)
+    s.observer = lambda kind, data: (kind == "trial_finished" and data["outcome"].number == 2
+                                     and (postgres_server.halt(), postgres_server.resume()))
+    summary = s.optimize(n_trials=4)
+    assert summary.stop_reason == "trials" and len(summary.outcomes) == 4
+    assert "failed" not in {o.status for o in summary.outcomes}
+    assert not any("database" in note for note in summary.notes)
+
+
+def test_a_database_down_for_a_while_is_waited_for_and_the_run_resumes(loop_workspace, tmp_path, postgres_server):
+    url = postgres_server.new_database()
+    _, [clone] = shared_setup(loop_workspace, tmp_path, 1)
+    s = study(clone, ScriptedPipeline(variants=VARIANTS), url)
+    restarted = []
+
+    def observer(kind, data):
+        if kind == "trial_finished" and data["outcome"].number == 2:
+            postgres_server.halt()  # the next query (the incumbent, before trial 3) finds nothing listening
+            restarted.append(threading.Timer(1.5, postgres_server.resume))
+            restarted[0].start()
+
+    s.observer = observer
+    summary = s.optimize(n_trials=6)
+    restarted[0].join()
+    assert summary.stop_reason == "trials" and len(summary.outcomes) == 6
+    where = f"the study's database at {url}"
+    went, back, resumed = [n for n in summary.notes if where in n or "resumes" in n]
+    assert went.startswith(f"{where} stopped answering (") and "waiting up to 10 min" in went
+    assert re.fullmatch(re.escape(where) + r" answers again after \d+ s", back)
+    assert resumed == "the run resumes as the same command would: start-up repairs, then the next trial"
+    # Every trial accounted for, in both records: none left running in Optuna or the store.
+    states = Counter(t.state for t in optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False))
+    rows = Store.for_workspace(clone / "runs").trials(STUDY)
+    assert TrialState.RUNNING not in states and not [r for r in rows if r["status"] == "running"]
+    assert sum(states.values()) == len(rows) and {optuna_state(r) for r in rows} <= set(states)
+
+
+def test_a_connection_optuna_lost_inside_its_own_session_is_a_lost_database_not_a_traceback(
+        loop_workspace, tmp_path, postgres_server, monkeypatch):
+    # Optuna reports a connection lost mid-session as StorageInternalError ("…invalid data in the commit…"), raised
+    # from the OperationalError: that escaped as a traceback. Here the database answers again at once.
+    url = postgres_server.new_database()
+    _, [clone] = shared_setup(loop_workspace, tmp_path, 1)
+    real_tell, lost = Recovery.tell, []
+
+    def tell(self, row):
+        if row["number"] == 2 and not lost:
+            lost.append(row["number"])
+            try:
+                raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+            except sqlalchemy.exc.OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from exc
+        return real_tell(self, row)
+
+    monkeypatch.setattr(Recovery, "tell", tell)
+    summary = study(clone, ScriptedPipeline(variants=VARIANTS), url).optimize(n_trials=4)
+    assert lost and summary.stop_reason == "trials" and len(summary.outcomes) == 4
+    assert (f"the study's database at {url} was lost (server closed the connection) and answers "
+            "again; the run resumes as the same command would: start-up repairs, then the next trial") in summary.notes
