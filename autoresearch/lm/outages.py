@@ -11,7 +11,7 @@ so the run stops as it did before, one wait later.
 
 The state is per server and process-wide: the engines of every role and harness that call one server share
 it, so two calls that find it gone wait through one outage, and one of them says when it is back. A shared
-study's run waits the same way for its database (search/study.py), then resumes.
+study's run waits the same way for its database (search/shared/outage.py), then resumes.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: str, wait_
     """After a request to the server named `where` failed (`failure` says how): True once probe() succeeds (the
     request may be made again: at once where the server never went away), False when the server stays away
     for wait_s from this outage's start, was given up before and still does not answer, or stopped() (the
-    request is needed no longer). A model call's server, or a shared study's database (search/study.py)."""
+    request is needed no longer). A model call's server, or a shared study's database (search/shared/outage.py)."""
     with _LOCK:
         server = _SERVERS.setdefault(where, _Server())
     if _answers(probe):  # there: the failure was the call's own, or the server is back already

@@ -140,7 +140,7 @@ class BackendsConfig(_Strict):
     timeout_s: float = Field(300.0, gt=0.0)
     # A server that stops answering mid-run (restarted, updated, crashed and brought back): how long its calls wait
     # for it to answer again before they fail (lm/outages.py), and a shared study's run for its database before
-    # it stops (search/study.py); 0: a call fails after its few seconds of retries, a run stops at once.
+    # it stops (search/shared/outage.py); 0: a call fails after its few seconds of retries, a run stops at once.
     outage_wait_s: float = Field(600.0, ge=0.0, le=86400.0)
     # Tasks of a suite run at once, up to this many requests per server (Ollama's OLLAMA_NUM_PARALLEL, vLLM,
     # llama-server -np N). The embedded model has its own setting, embedded_batch.

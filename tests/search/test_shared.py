@@ -513,9 +513,10 @@ def test_a_shared_run_whose_database_goes_away_stops_with_one_line(loop_workspac
     assert summary.counts == {"baseline": 1}  # the finished baseline is kept
     assert summary.baseline_composite is not None  # this worker's own baseline, read from its store
     # The database file answered the wait's probe at once, so the run resumed; its start-up found it gone again.
-    assert summary.notes[-2] == (f"the study's database at {storage} was lost (connection refused) and answers "
-                                 "again; the run resumes as the same command would: start-up repairs, then the next trial")
-    assert summary.notes[-1].startswith("the resumed run could not start: (builtins.ConnectionError) connection refused")
+    assert summary.notes[-2] == (f"the study's database at {storage} was lost (connection refused) and answers again; "
+                                 "the run resumes as the same command would: start-up repairs, then the next trial")
+    assert summary.notes[-1].startswith("the resumed run could not start: (builtins.ConnectionError) connection "
+                                        "refused")
 
 
 def test_a_database_lost_again_before_a_resumed_run_finishes_a_trial_stops_the_run(loop_workspace, tmp_path,
