@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from autoresearch import energy
+from autoresearch.lm import outages
 from autoresearch.lm.backends import CompletionRequest, FakeBackend
 from autoresearch.pipeline.harness import REVISE_SUFFIX
 from autoresearch.workspace.config import Portfolio, RoleConfig, Rubric
@@ -33,6 +34,14 @@ def machine_runs_of_this_test(tmp_path_factory, monkeypatch):
     """Each test's own list of the machine's runs (workspace/lock.py), so that runs of other tests, or of a person
     on this machine, are not seen as sharing it; subprocesses inherit it."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+
+
+@pytest.fixture(autouse=True)
+def no_outage_left_over():
+    """A server another test left "given up" (lm/outages.py, process-wide by name) is not this test's."""
+    outages.forget()
+    yield
+    outages.forget()
 
 
 @pytest.fixture

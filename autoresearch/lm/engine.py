@@ -147,8 +147,9 @@ class BackendEngine:
         """Whether the call should run again: it found its server gone, and the server came back in time."""
         if not self.outage_wait_s or self.backend.in_process or not outages.waits_out(exc):
             return False
-        url = getattr(self.backend, "url", None) or getattr(self.backend, "base_url", None) or ""
-        return outages.wait_for_server(f"{self.backend.name} at {url}".strip(), self.backend.list_models,
+        url = getattr(self.backend, "url", None) or getattr(self.backend, "base_url", None)
+        return outages.wait_for_server(f"{self.backend.name} at {url}" if url else self.backend.name,
+                                       self.backend.list_models,
                                        f"{exc.failure_mode}: {exc}", self.outage_wait_s, stopped=lanes.stopped)
 
     def preload(self) -> bool:

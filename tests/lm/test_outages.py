@@ -184,3 +184,10 @@ def test_an_in_process_model_never_waits(quick_probes):
     with pytest.raises(BackendUnreachable):
         engine(server).call(REQUEST)
     assert server.attempts == 3
+
+
+def test_a_server_without_an_address_is_named_by_its_backend_alone(quick_probes):
+    server = Server(down_calls=5)
+    server.base_url = None
+    assert engine(server).call(REQUEST).text == "hello"
+    assert quick_probes[0].startswith("openai stopped answering (")
