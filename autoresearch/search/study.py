@@ -60,6 +60,9 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 Observer = Callable[[str, dict[str, Any]], None]
 
 
+FINISHED_TRIALS = (TrialStatus.KEEP, TrialStatus.DISCARD, TrialStatus.PRUNED, TrialStatus.FAILED)
+
+
 @dataclass
 class RunSoFar:
     """What a run has done, carried across a resume after the shared database came back."""
@@ -68,6 +71,20 @@ class RunSoFar:
     outcomes: list[TrialOutcome] = field(default_factory=list)
     commits: list[tuple[str, str]] = field(default_factory=list)  # (sha, subject)
     storage_lost: str = ""  # how the shared database was lost, when it was
+    first: int | None = None  # the first trial number this run could have made (the store's next, at its start)
+
+    def finished_unlisted(self, rows) -> None:
+        """Add the run's trials the store holds as finished but the run never listed: the one that finished as the
+        database went away (its outcome recorded, the error struck after), so --trials and the summary count it."""
+        listed = {o.number for o in self.outcomes}
+        for row in rows:
+            if (self.first is not None and row["number"] >= self.first and row["number"] not in listed
+                    and row["status"] in FINISHED_TRIALS):
+                self.outcomes.append(TrialOutcome(
+                    row["number"], TrialStatus(row["status"]), file=row["file"] or "", operator=row["operator"] or "",
+                    description=row["note"] or "", composite=row["composite"], delta=row["delta"],
+                    joules=row["joules"], energy_source=row["energy_source"] or "", commit=row["commit_sha"] or "",
+                    holdout_composite=row["holdout_composite"], objective=row["objective"]))
 
 
 class Study:
@@ -336,6 +353,8 @@ class Study:
     def _trials(self, n_trials: int | None, timeout_s: float | None, plateau: int | None,
                 so_far: RunSoFar) -> StudySummary:
         outcomes, commits, started = so_far.outcomes, so_far.commits, so_far.started  # (before a database outage too)
+        if so_far.first is None:
+            so_far.first = 1 + max((row["number"] for row in self.store.trials(self.name)), default=-1)
         streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
         stop_reason, message = StopReason.TRIALS, ""
         incumbent = self.incumbents.current()
@@ -394,6 +413,9 @@ class Study:
             # The shared database went away: finished trials are safe (here and there); stop with one line (unless
             # optimize() waits for it and resumes).
             stop_reason, so_far.storage_lost = StopReason.STORAGE_DOWN, " ".join(str(lost.orig or lost).split())[:120]
+            so_far.finished_unlisted(self.store.trials(self.name))  # the local store, still there
+            commits.extend((o.commit, self.repo.repo.commit(o.commit).summary) for o in outcomes
+                           if o.commit and o.commit not in {sha for sha, _ in commits})
             message = (f"the study's database at {safe_url(self.storage)} is unreachable ({so_far.storage_lost}) — "
                        "run the same command to resume once it is back")
         return self._summary(stop_reason, message, outcomes, commits, incumbent)

@@ -156,6 +156,10 @@ def test_a_database_down_for_a_while_is_waited_for_and_the_run_resumes(loop_work
     states = Counter(t.state for t in optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False))
     rows = Store.for_workspace(clone / "runs").trials(STUDY)
     assert TrialState.RUNNING not in states and not [r for r in rows if r["status"] == "running"]
+    # --trials 6 made 6 trials, the one that finished as the database went away among them, and the summary lists
+    # every keep of the run
+    assert len([r for r in rows if r["status"] != "baseline"]) == 6
+    assert sorted(sha for sha, _ in summary.commits) == sorted(r["commit_sha"] for r in rows if r["status"] == "keep")
     assert sum(states.values()) == len(rows) and {optuna_state(r) for r in rows} <= set(states)
 
 
