@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from autoresearch import energy
+from autoresearch.errors import BackendUnreachable
 from autoresearch.lm import outages
 from autoresearch.lm.backends import CompletionRequest, FakeBackend
 from autoresearch.pipeline.harness import REVISE_SUFFIX
@@ -42,6 +43,13 @@ def no_outage_left_over():
     outages.forget()
     yield
     outages.forget()
+
+
+@pytest.fixture
+def quick_probes(monkeypatch):
+    """A server gone mid-call is asked again within milliseconds, not seconds (lm/outages.py)."""
+    monkeypatch.setattr(outages, "FIRST_PROBE_S", 0.001)
+    monkeypatch.setattr(outages, "MAX_PROBE_S", 0.002)
 
 
 @pytest.fixture
@@ -220,6 +228,39 @@ def fake_factory() -> Callable[..., FakeFactory]:
     return make
 
 
+class Restarting:
+    """A served model (not in process) around `inner`, restarted mid-run: it goes away at go_down() or at its call
+    number `down_at`, refusing calls and its model list, and is back after `probes` failed probes (None: never)."""
+
+    name, in_process, base_url = "openai", False, "http://127.0.0.1:8080/v1"
+
+    def __init__(self, inner, *, probes: int | None = 2, down_at: int | None = None):
+        self.inner, self.probes, self.down_at = inner, probes, down_at
+        self.down, self.calls, self.refused = False, 0, 0
+
+    def factory(self, role_config, backends_config):
+        return self
+
+    def go_down(self) -> None:
+        self.down = True
+
+    def complete(self, request):
+        self.calls += 1
+        self.down = self.down or self.calls == self.down_at
+        if self.down:
+            self.refused += 1
+            raise BackendUnreachable(f"cannot reach {self.base_url}/chat/completions: Connection refused")
+        return self.inner.complete(request)
+
+    def list_models(self):
+        if self.down:
+            if self.probes is not None:
+                self.probes -= 1
+                self.down = self.probes > 0
+            raise BackendUnreachable(f"cannot reach {self.base_url}/models: Connection refused")
+        return self.inner.list_models()
+
+
 def single_fake(script: Callable[[CompletionRequest], Any], *, models: Iterable[str] = (STARTER_MODEL,),
                 in_process: bool = False, delay_s: float = 0.002) -> FakeBackend:
     """One FakeBackend serving every role (as the starter's shared embedded model does).
@@ -252,6 +293,6 @@ def kit() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         Script=Script, judge_reply=judge_reply, plan_reply=plan_reply, call_kind=call_kind,
         distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
-        ContentScript=ContentScript,
+        ContentScript=ContentScript, Restarting=Restarting,
         COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL, run_lock_held=run_lock_held,
     )

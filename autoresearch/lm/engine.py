@@ -52,7 +52,7 @@ class BackendEngine:
     def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
                  *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
                  policy: KeepAlivePolicy | None = None, seeds: random.Random | None = None,
-                 outage_wait_s: float = 0.0):
+                 outage_wait_s: float = 0.0, server: str | None = None):
         self.role = role
         self.config = config
         self.backend = backend
@@ -63,6 +63,7 @@ class BackendEngine:
         self.policy = policy  # sets keep_alive from observed gaps; used for the ollama backend only
         self.seeds = seeds  # where a role without a seed draws each call's: a seeded RNG, or the OS's
         self.outage_wait_s = outage_wait_s  # how long a call waits for its server to come back (lm/outages.py)
+        self.server = server  # the URL the backend calls, where it has one (its name in the outage notes)
         # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it ran for; kept
         # whether it loaded, found the model loaded already, or failed.
         self._pending_load: tuple[float, float, float] | None = None
@@ -147,9 +148,8 @@ class BackendEngine:
         """Whether the call should run again: it found its server gone, and the server came back in time."""
         if not self.outage_wait_s or self.backend.in_process or not outages.waits_out(exc):
             return False
-        url = getattr(self.backend, "url", None) or getattr(self.backend, "base_url", None)
-        return outages.wait_for_server(f"{self.backend.name} at {url}" if url else self.backend.name,
-                                       self.backend.list_models,
+        where = f"{self.backend.name} at {self.server}" if self.server else self.backend.name
+        return outages.wait_for_server(where, self.backend.list_models,
                                        f"{exc.failure_mode}: {exc}", self.outage_wait_s, stopped=lanes.stopped)
 
     def preload(self) -> bool:

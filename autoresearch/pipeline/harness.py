@@ -398,17 +398,18 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     settings = workspace.settings
     backend = (backend_factory or create_backend)(config, settings.backends)
     url = getattr(backend, "url", None) or getattr(backend, "base_url", None)
+    url = url if isinstance(url, str) else None  # (a fake's attribute may be anything)
     meter = select_meter(
         in_process=backend.in_process, local=is_local(config, settings.backends),
         gpu=not backend.in_process, cpu_watts_per_core=settings.energy.cpu_watts_per_core,
-        server_watts=settings.energy.server_watts, server=url if isinstance(url, str) else None,
+        server_watts=settings.energy.server_watts, server=url,
         gpus=settings.energy.gpus,
     )
     # A counter measures the whole device (a server's estimate, the server): engines share one per device,
     # which splits the energy of overlapping calls among them by tokens.
     meter = shared(meter, stream=f"{role}:{config.model}")
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
-    policy = policy_for(url) if backend.name == "ollama" and isinstance(url, str) else None
+    policy = policy_for(url) if backend.name == "ollama" and url else None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
                          timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds,
-                         outage_wait_s=settings.backends.outage_wait_s)
+                         outage_wait_s=settings.backends.outage_wait_s, server=url)

@@ -17,8 +17,6 @@ import pytest
 from click.testing import CliRunner
 
 from autoresearch.cli.main import main
-from autoresearch.errors import BackendUnreachable
-from autoresearch.lm import outages
 from autoresearch.lm import preflight as preflight_module
 from autoresearch.pipeline import harness as harness_module
 from autoresearch.store import STORE_NAME
@@ -364,43 +362,18 @@ def test_a_ctrl_c_before_the_evaluation_starts_exits_130_in_one_line(workspace_d
     assert result.exit_code == 130 and result.stderr == "stopped by Ctrl-C\n" and result.stdout == ""
 
 
-class Restarting:
-    """A served model that refuses `refused` calls from the third on, as a server restarting, and whose model list
-    fails twice before it is back."""
-
-    name, in_process, base_url = "openai", False, "http://127.0.0.1:8080/v1"
-
-    def __init__(self, inner, refused: int):
-        self.inner, self.calls, self.refused, self.probes = inner, 0, refused, 0
-
-    def complete(self, request):
-        self.calls += 1
-        if 3 <= self.calls < 3 + self.refused:
-            raise BackendUnreachable("cannot reach http://127.0.0.1:8080/v1/chat/completions: Connection refused")
-        return self.inner.complete(request)
-
-    def list_models(self):
-        if 3 <= self.calls < 3 + self.refused:  # restarting: the first two probes find nothing, then it is back
-            self.probes += 1
-            if self.probes <= 2:
-                raise BackendUnreachable("cannot reach http://127.0.0.1:8080/v1/models: Connection refused")
-            self.calls = 3 + self.refused
-        return self.inner.list_models()
-
-
 def test_an_eval_through_a_server_restart_says_so_on_stderr_and_scores_as_without_one(
-        workspace_dir, workspace, kit, monkeypatch):
-    monkeypatch.setattr(outages, "FIRST_PROBE_S", 0.001)
+        workspace_dir, workspace, kit, monkeypatch, quick_probes):
     composites = []
-    for refused in (0, 3):  # the 3 attempts of one call
+    for down_at in (None, 3):  # at the third call: its 3 attempts refused, then 2 probes
         rubric = workspace.rubric
-        server = Restarting(kit.single_fake(kit.Script(rubric, judge=kit.judge_reply(rubric, 7))), refused)
+        server = kit.Restarting(kit.single_fake(kit.Script(rubric, judge=kit.judge_reply(rubric, 7))), down_at=down_at)
         monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: server)
         monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: server)
         result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir), "--split", "search", "--json"])
         assert result.exit_code == 0, result.output
         composites.append(json.loads(result.stdout)["composite"])
-        if refused:
+        if down_at:
             went, back = result.stderr.splitlines()
             assert went.startswith("note: openai at http://127.0.0.1:8080/v1 stopped answering (unreachable: cannot ")
             assert back == "note: openai at http://127.0.0.1:8080/v1 answers again after 0 s"

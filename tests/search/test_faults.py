@@ -11,8 +11,6 @@ from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, git, producer_only
 
 from autoresearch.cli.live import print_summary
-from autoresearch.errors import BackendUnreachable
-from autoresearch.lm import outages
 from autoresearch.lm.backends import FaultyBackend
 from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
 from autoresearch.lm.backends.faults import MODES
@@ -242,59 +240,23 @@ def test_a_fault_is_not_evidence_the_incumbents_failed_task_is_evaluated_again(l
     assert round(trial.delta, 9) == 0.7  # one mark more on each of the 3 tasks, not the fault's 0 → score
 
 
-class Restarting:
-    """A served model (not in process) that goes away when told and comes back after `probes` of its model list:
-    a server restarted mid-run."""
-
-    name, in_process, base_url = "openai", False, "http://127.0.0.1:8080/v1"
-
-    def __init__(self, variants, probes: int | None):
-        self.inner = ScriptedPipeline(variants=variants).backend
-        self.probes, self.down, self.refused = probes, False, 0
-
-    def factory(self, role_config, backends_config):
-        return self
-
-    def complete(self, request):
-        if self.down:
-            self.refused += 1
-            raise BackendUnreachable("cannot reach http://127.0.0.1:8080/v1/chat/completions: Connection refused")
-        return self.inner.complete(request)
-
-    def list_models(self):
-        if self.down:
-            if self.probes is not None:
-                self.probes -= 1
-                self.down = self.probes > 0
-            raise BackendUnreachable("cannot reach http://127.0.0.1:8080/v1/models: Connection refused")
-        return self.inner.list_models()
-
-
-def restarting_after_trial_1(root, probes):
-    server = Restarting([f"Answer{'!' * i}\n" for i in range(1, 6)], probes)
+def restarting_after_trial_1(root, kit, probes):
+    server = kit.Restarting(ScriptedPipeline(variants=[f"Answer{'!' * i}\n" for i in range(1, 6)]).backend,
+                            probes=probes)
     s = Study(load_workspace(root), backend_factory=server.factory, seed=1, backoff_s=0)
 
     def observer(kind, data):
         if kind == "trial_finished" and data["outcome"].number == 1:
-            server.down = True
+            server.go_down()
 
     s.observer = observer
     return s, server
 
 
-@pytest.fixture
-def quick_probes(monkeypatch):
-    monkeypatch.setattr(outages, "FIRST_PROBE_S", 0.001)
-    monkeypatch.setattr(outages, "MAX_PROBE_S", 0.002)
-    outages.forget()
-    yield
-    outages.forget()
-
-
-def test_a_server_restarted_mid_run_is_waited_for_and_no_trial_fails(loop_workspace, quick_probes):
+def test_a_server_restarted_mid_run_is_waited_for_and_no_trial_fails(loop_workspace, kit, quick_probes):
     # Overnight the server restarts (an update, systemd bringing it back): the run waits, and goes on.
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
-    s, server = restarting_after_trial_1(root, probes=5)
+    s, server = restarting_after_trial_1(root, kit, probes=5)
     summary = s.optimize(n_trials=3)
     assert server.refused >= 3 and server.probes == 0  # it was down, and came back
     assert summary.stop_reason == "trials"
@@ -306,12 +268,13 @@ def test_a_server_restarted_mid_run_is_waited_for_and_no_trial_fails(loop_worksp
     assert failure_modes(store, summary.study) == {"unreachable": server.refused}  # each refused attempt, recorded
 
 
-def test_a_server_that_does_not_come_back_within_the_wait_stops_the_run_as_before(loop_workspace, quick_probes):
+def test_a_server_that_does_not_come_back_within_the_wait_stops_the_run_as_before(loop_workspace, kit,
+                                                                                 quick_probes):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER), "max_consecutive_failed = 2\n")
     config = root / "autoresearch.toml"
     config.write_text(config.read_text().replace("outage_wait_s = 600", "outage_wait_s = 0.05"))
     git(root, "commit", "-qam", "a short wait")
-    s, server = restarting_after_trial_1(root, probes=None)
+    s, server = restarting_after_trial_1(root, kit, probes=None)
     summary = s.optimize(n_trials=10)
     assert summary.stop_reason == "backend_down"
     assert [o.status for o in summary.outcomes] == ["keep", "failed", "failed"]
