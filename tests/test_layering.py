@@ -1,6 +1,6 @@
 """The package's layers, read from its import statements: who may import whom, and who may print.
 
-    errors, energy < workspace, shared_meter < evaluation, lm < store < pipeline < search < review, testing < bench < cli
+    errors, energy, text < workspace, shared_meter < evaluation, lm < store < pipeline < search < review, testing < bench < cli
 
 A package imports only from layers below its own (imports under `if TYPE_CHECKING:` are type hints, not
 dependencies); only cli/ (and the benchmark programs in bench/) print or import rich or click; and no two modules import each other at load time.
@@ -14,7 +14,7 @@ from pathlib import Path
 import autoresearch
 
 PACKAGE = Path(autoresearch.__file__).resolve().parent
-RANK = {"errors": 0, "energy": 0, "shared_meter": 1, "workspace": 1, "evaluation": 2, "lm": 2, "store": 3, "pipeline": 4,
+RANK = {"errors": 0, "energy": 0, "text": 0, "shared_meter": 1, "workspace": 1, "evaluation": 2, "lm": 2, "store": 3, "pipeline": 4,
         "search": 5, "review": 6, "bench": 7, "testing": 6, "cli": 8, "__main__": 9, "": 9}
 PRINTERS = {"cli", "__main__", "bench"}  # bench/: the programs behind scripts/bench_*.py
 

@@ -44,6 +44,7 @@ from ..pipeline.runner import task_score
 from ..search.results import StopReason
 from ..search.study import Study
 from ..store.statuses import INCUMBENT_STATUSES
+from ..text import one_line
 from ..workspace.config import ScoringConfig, Task
 from ..workspace.workspace import load_workspace
 from .budget import Budget, BudgetExhausted, budgeted_factory
@@ -198,7 +199,7 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     except BudgetExhausted:
         stop = "budget"
     except Exception as exc:  # a method that crashes is reported as such, with what it found until then
-        stop = f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        stop = f"error: {type(exc).__name__}: {one_line(str(exc), 200)}"
     wall = time.perf_counter() - start
     best_instructions = {k: normalise(v) for k, v in load_workspace(root).instructions.items()}
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
@@ -360,7 +361,7 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
         except BudgetExhausted:
             stop = "budget"
         except Exception as exc:
-            stop = f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            stop = f"error: {type(exc).__name__}: {one_line(str(exc), 200)}"
     wall = time.perf_counter() - start
     best_key = tracker.best_key
     if compiled is not None:  # finished: the program the optimizer returns is its pick

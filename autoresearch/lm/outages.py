@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import BackendError, BackendUnreachable, ServerError
+from ..text import one_line
 
 # How often a server that went away is asked whether it is back: soon at first (a restart takes seconds),
 # then every 10 s at most.
@@ -86,7 +87,7 @@ def wait_for_server(where: str, probe: Callable[[], object], failure: str, wait_
     with server.lock:
         if server.down_since is None and not server.given_up:
             server.down_since = clock()
-            _announce(f"{where} stopped answering ({_short(failure)}); waiting up to {_minutes(wait_s)} for it to "
+            _announce(f"{where} stopped answering ({one_line(failure, 120)}); waiting up to {_minutes(wait_s)} for it to "
                       "come back")
     interval = FIRST_PROBE_S
     while not stopped():
@@ -127,11 +128,6 @@ def _back(where: str, server: _Server, clock: Callable[[], float]) -> None:
         _announce(f"{where} answers again after {clock() - since:.0f} s")
     elif was_given_up:
         _announce(f"{where} answers again")
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 120 else text[:117] + "…"
 
 
 def _minutes(seconds: float) -> str:

@@ -18,6 +18,7 @@ from ..pipeline.harness import Harness, TaskResult, build_engine
 from ..pipeline.repeats import evaluate_repeat, repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
+from ..text import one_line
 from ..workspace.config import ROLES, Task
 from ..workspace.workspace import Workspace
 from .proposer import Proposer
@@ -68,7 +69,7 @@ class Evaluator:
                         if r in ROLES), None)
             parts.append(f"{backend} {model}" + (f" at {url}" if url else "") + f" ({', '.join(roles)}): "
                          + modes_line(c.failure_mode for c in calls))
-        last = " ".join((failed[-1].error or "").split())[:120]
+        last = one_line(failed[-1].error or "", 120)
         line = f"{what}: " + "; ".join(parts) + (f" (last error: {last})" if last else "")
         if model_answered:  # the model replied every time, with nothing usable: no outage to wait out
             return StopReason.FAILED_TRIALS, line + " — the model answered, but no reply could be used"

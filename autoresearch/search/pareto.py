@@ -9,6 +9,7 @@ from pathlib import Path
 from ..store import Store
 from ..store.queries import joules_per_task, producer_tokens, scored_evaluation
 from ..store.statuses import SCORED_STATUSES
+from ..text import one_line
 
 COLUMNS = ("trial", "status", "composite", "joules_per_task", "producer_tokens_per_task", "file", "operator",
            "description")
@@ -89,7 +90,7 @@ def write_tsv(points: list[FrontPoint], path: Path) -> None:
     for p in points:
         lines.append("\t".join([str(p.trial), p.status, f"{p.composite:.3f}", f"{p.joules_per_task:.1f}",
                                 f"{p.producer_tokens_per_task:.0f}", p.file, p.operator,
-                                " ".join(p.description.split())[:120]]))
+                                one_line(p.description, 120)]))
     tmp = path.with_suffix(".tsv.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)

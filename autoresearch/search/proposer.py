@@ -17,6 +17,7 @@ import dspy
 from ..errors import UnparseableOutput
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
+from ..text import one_line
 from .mechanical import ANSWER_FILE, deterministic_edit, sentences
 from .operators import MutationOperator
 
@@ -115,16 +116,11 @@ def weakest_examples(rows: Sequence, prompts: Mapping[str, str], n: int = EXAMPL
     for row in sorted(shown, key=weakness)[:n]:
         checks = [c for c in json.loads(row["criteria_json"]) if not c["passed"]]
         examples.append(Example(
-            task_id=row["task_id"], task=_shorten(prompts[row["task_id"]], TASK_CHARS),
-            output=_shorten(row["output_r1"] or row["output"], OUTPUT_CHARS),
+            task_id=row["task_id"], task=one_line(prompts[row["task_id"]], TASK_CHARS),
+            output=one_line(row["output_r1"] or row["output"], OUTPUT_CHARS),
             failed_checks=tuple(f"{c['criterion']}: {c['reason']}" for c in checks[:3]),
-            critique=_shorten(row["critique"] or "", CRITIQUE_CHARS), judge_score=float(row["score_r1"])))
+            critique=one_line(row["critique"] or "", CRITIQUE_CHARS), judge_score=float(row["score_r1"])))
     return tuple(examples)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def feedback_from(task_rows: Iterable, prompts: Mapping[str, str] | None = None) -> Feedback:
@@ -136,7 +132,7 @@ def feedback_from(task_rows: Iterable, prompts: Mapping[str, str] | None = None)
     critiques = []
     for row in rows:
         if row["critique"]:
-            critiques.append(" ".join(row["critique"].split())[:200])
+            critiques.append(one_line(row["critique"], 200))
         for name, score in json.loads(row["dimensions_json"]).items():
             dims.setdefault(name, []).append(score)
         for check in json.loads(row["criteria_json"]):
@@ -287,7 +283,7 @@ def idea_of(idea: str, text: str, parent: str, tried: Iterable[str] = ()) -> str
     The idea is what the "already tried" list and the morning's review read. SmolLM2 often gives none worth
     reading: a timestamp ("2023-07-30T12:48:39Z", no word in it), an echo of the loop's notes ("… (pruned)"),
     or an idea already tried word for word (then the list says the same thing twice)."""
-    idea = " ".join(idea.split())[:160]
+    idea = one_line(idea, 160)
     said = _normal(idea)
     echoed = any(t == said or t.startswith(said + " (") for t in map(_normal, tried))  # "(status, delta)" after
     if _WORD.search(idea) and not SCAFFOLDING.search(idea) and not echoed:

@@ -8,7 +8,6 @@ import random
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ from ..lm import outages
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
+from ..text import one_line
 from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
@@ -45,6 +45,7 @@ from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
 from .results import Incumbent, ResultsFile, StopReason, TrialOutcome
+from .run_so_far import RunSoFar
 from .screens import screen_scores
 from .shared.ledger import safe_url, worker_id
 from .shared.outage import database_back
@@ -58,33 +59,6 @@ RESULTS_NAME = "results.tsv"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows progress; Optuna's INFO lines are noise
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner is stable enough
 Observer = Callable[[str, dict[str, Any]], None]
-
-
-FINISHED_TRIALS = (TrialStatus.KEEP, TrialStatus.DISCARD, TrialStatus.PRUNED, TrialStatus.FAILED)
-
-
-@dataclass
-class RunSoFar:
-    """What a run has done, carried across a resume after the shared database came back."""
-
-    started: float  # monotonic
-    outcomes: list[TrialOutcome] = field(default_factory=list)
-    commits: list[tuple[str, str]] = field(default_factory=list)  # (sha, subject)
-    storage_lost: str = ""  # how the shared database was lost, when it was
-    first: int | None = None  # the first trial number this run could have made (the store's next, at its start)
-
-    def finished_unlisted(self, rows) -> None:
-        """Add the run's trials the store holds as finished but the run never listed: the one that finished as the
-        database went away (its outcome recorded, the error struck after), so --trials and the summary count it."""
-        listed = {o.number for o in self.outcomes}
-        for row in rows:
-            if (self.first is not None and row["number"] >= self.first and row["number"] not in listed
-                    and row["status"] in FINISHED_TRIALS):
-                self.outcomes.append(TrialOutcome(
-                    row["number"], TrialStatus(row["status"]), file=row["file"] or "", operator=row["operator"] or "",
-                    description=row["note"] or "", composite=row["composite"], delta=row["delta"],
-                    joules=row["joules"], energy_source=row["energy_source"] or "", commit=row["commit_sha"] or "",
-                    holdout_composite=row["holdout_composite"], objective=row["objective"]))
 
 
 class Study:
@@ -211,7 +185,7 @@ class Study:
             try:
                 resumed = self._optimize(n_trials, timeout_s, plateau, so_far)
             except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError, StorageError) as exc:
-                self._note(f"the resumed run could not start: {' '.join(str(exc).split())[:160]}")
+                self._note(f"the resumed run could not start: {one_line(str(exc), 160)}")
                 summary.notes = list(self.notes)  # the wait's notes besides the run's
                 return summary  # its start-up met the database gone again: stop as if it had not answered
             summary = resumed
@@ -412,10 +386,9 @@ class Study:
                 raise
             # The shared database went away: finished trials are safe (here and there); stop with one line (unless
             # optimize() waits for it and resumes).
-            stop_reason, so_far.storage_lost = StopReason.STORAGE_DOWN, " ".join(str(lost.orig or lost).split())[:120]
-            so_far.finished_unlisted(self.store.trials(self.name))  # the local store, still there
-            commits.extend((o.commit, self.repo.repo.commit(o.commit).summary) for o in outcomes
-                           if o.commit and o.commit not in {sha for sha, _ in commits})
+            stop_reason = StopReason.STORAGE_DOWN
+            so_far.database_lost(str(lost.orig or lost), self.store.trials(self.name),  # the local store, still there
+                                 lambda sha: self.repo.repo.commit(sha).summary)
             message = (f"the study's database at {safe_url(self.storage)} is unreachable ({so_far.storage_lost}) — "
                        "run the same command to resume once it is back")
         return self._summary(stop_reason, message, outcomes, commits, incumbent)

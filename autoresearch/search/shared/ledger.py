@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 
 from ...errors import AutoresearchError, StorageError, WorkspaceError
+from ...text import one_line
 from ..proposer import Feedback
 
 OWNER_ATTR = "autoresearch_workspace"  # Optuna user attribute of a shared trial: host:path of its workspace
@@ -174,7 +175,7 @@ def database_problem(url: str, exc: BaseException, doing: str) -> str:
     if isinstance(exc, ModuleNotFoundError):
         return (f"--storage {safe_url(url)}: the database driver is not installed ({exc.name}); "
                 "for PostgreSQL: pip install 'autoresearch[postgres]'")
-    said = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    said = one_line(str(getattr(exc, "orig", None) or exc), 200)
     return f"--storage {safe_url(url)}: cannot {doing} the database: {said}"
 
 
@@ -388,4 +389,4 @@ def _record(row: Any) -> KeepRecord:
 
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return one_line(text, 60)
