@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..errors import AutoresearchError, Terminated, UsageError, out_of_space
 from ..lm import outages
 from .console import console, note_a_running_run, note_on_stderr, quiet_dspy
 from .evaluate import eval_command
-from .options import workspace_option
+from .options import WORKSPACE_KEY, workspace_option
 from .signals import end_by_signal, end_stopped, stop_signals
 
 
@@ -38,9 +39,31 @@ class _Group(click.Group):
             full = out_of_space(exc)  # from wherever it struck: the store, results.tsv, git, a report
             if full is None:
                 raise
-            click.echo(f"error: the disk is full ({full}); free some space and run the same command (a run "
+            where = _free_space(ctx.meta.get(WORKSPACE_KEY)) if "writing " not in full else ""
+            click.echo(f"error: the disk is full ({full}{where}); free some space and run the same command (a run "
                        "resumes from its finished trials)", err=True)
             sys.exit(1)
+
+
+def _free_space(workspace: Path | None) -> str:
+    """Where SQLite's or git's words on a full disk name no file: the workspace's disk, and its free space."""
+    if workspace is None:
+        return ""
+    try:
+        workspace = workspace.resolve()
+        free = shutil.disk_usage(workspace).free
+    except OSError:
+        return ""
+    return f"; the workspace {workspace} is on a disk with {_size(free)} free"
+
+
+def _size(n: float) -> str:
+    """A size as people read it: 512 bytes, 4 KB, 120 MB, 3.2 GB."""
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def _one_line(exc: Exception) -> str:
