@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..review.history import (
+    EDITED,
     Restart,
     StudyLog,
     TaskComparison,
@@ -84,8 +85,10 @@ def log_renderables(log: StudyLog) -> list[RenderableType]:
     if not log.entries and not log.restarts:
         return [head, Text("no kept commits yet: the instructions are as they were at the baseline")]
     by_others = f", {others} by other workers of the shared study" if others else ""
-    restarts = (f"; {len(log.restarts)} new baseline{'' if len(log.restarts) == 1 else 's'} where HEAD was not "
-                "the incumbent (a commit of yours)") if log.restarts else ""
+    edits_only = all(r.why == EDITED for r in log.restarts)
+    restarts = (f"; {len(log.restarts)} new baseline{'' if len(log.restarts) == 1 else 's'}"
+                + (" where HEAD was not the incumbent (a commit of yours)" if edits_only else "")
+                ) if log.restarts else ""
     table = Table(title=f"Committed improvements ({len(log.entries)}{by_others}{restarts}), newest first",
                   title_justify="left")
     for col in ("date", "trial", "commit", "file", "delta", "bound", "pairs", "composite", "holdout", "J/task",
@@ -155,7 +158,7 @@ def header(d: TrialDetail) -> Text:
                           f"J/task {fmt_joules(d.joules_per_task)}"))
         return Text("\n").join(lines)
     if d.status == "baseline":  # a new baseline: set beside the incumbent it replaced, as a trial is
-        lines.append(Text(Restart.description, "yellow"))
+        lines.append(Text(f"new baseline: {d.restart}; the incumbent from here on", "yellow"))
     if d.tasks_run < d.tasks_total and d.composite_before_same_tasks is not None:
         # Pruned or interrupted, it ran only some tasks: compare like with like, not with the full composite.
         figures = Text(f"composite on the {d.tasks_run} tasks it ran (incumbent → trial) ").append_text(

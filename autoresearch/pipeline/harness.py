@@ -392,11 +392,16 @@ def _served_model(engine: BackendEngine) -> tuple[str, str | None, str]:
     return engine.backend.name, getattr(engine.backend, "url", None), engine.config.model
 
 
+def backend_of(config: RoleConfig, backends: BackendsConfig, backend_factory=None) -> Any:
+    """The backend a role's calls go to: backend_factory's (a test's, the benchmark's), else create_backend's."""
+    return (backend_factory or create_backend)(config, backends)
+
+
 def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
                  retries: int = 2, backoff_s: float = 1.0, seeds: random.Random | None = None) -> BackendEngine:
     """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
     settings = workspace.settings
-    backend = (backend_factory or create_backend)(config, settings.backends)
+    backend = backend_of(config, settings.backends, backend_factory)
     url = getattr(backend, "url", None) or getattr(backend, "base_url", None)
     url = url if isinstance(url, str) else None  # (a fake's attribute may be anything)
     meter = select_meter(

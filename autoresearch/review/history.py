@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluation.scoring import composite
+from ..lm.model_identity import changes
 from ..store import Store
 from ..store.queries import (
     BASELINE_COMPOSITE,
@@ -144,18 +145,43 @@ class LogEntry:
         return self.lower_bound is None or self.lower_bound <= 0
 
 
+EDITED = "HEAD held instructions of yours, not the incumbent's"
+
+
 @dataclass(frozen=True)
 class Restart:
-    """A baseline after the study's first: HEAD held instructions that were not the incumbent's (a commit of the
-    user's), evaluated as the incumbent from there on (search/baseline.py: Baseline.edited_since)."""
+    """A baseline after the study's first, the incumbent from there on: HEAD held instructions that were not the
+    incumbent's (a commit of the user's: search/baseline.py, Baseline.edited_since), or the models answering had
+    changed under their names (lm/model_identity.py)."""
 
     trial: int
     date: str
     commit: str
     composite: float
     holdout_composite: float | None
+    why: str = EDITED
 
-    description = "new baseline: HEAD held instructions of yours, not the incumbent's; the incumbent from here on"
+    @property
+    def description(self) -> str:
+        return f"new baseline: {self.why}; the incumbent from here on"
+
+
+def restart_reason(store: Store, trials: list[sqlite3.Row], row: sqlite3.Row) -> str:
+    """Why a baseline after the study's first was evaluated, read from what it and the incumbent before it
+    hold: other instructions (the user's commit), other models (their evaluations' records), or both."""
+    before = incumbent_before(trials, row["number"])
+    if before is None:
+        return EDITED
+    reasons = [EDITED] if before["variant_hash"] != row["variant_hash"] else []
+    old, new = (_models_of(store, r["evaluation_id"]) for r in (before, row))
+    if old and new and old != new:
+        reasons.append(f"the models changed ({'; '.join(changes(old, new))})")
+    return " and ".join(reasons) or EDITED
+
+
+def _models_of(store: Store, evaluation_id: int | None) -> str | None:
+    row = store.evaluation(evaluation_id) if evaluation_id is not None else None
+    return row["models"] if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -198,7 +224,7 @@ def study_log(store: Store, study: str) -> StudyLog:
         return StudyLog(study, branch, recorded["composite"], recorded["holdout_composite"], counts, entries,
                         f"trial {recorded['trial']} of worker {recorded['worker']}")
     restarts = [Restart(r["number"], r["finished_at"] or r["created_at"], r["commit_sha"] or "", r["composite"],
-                        r["holdout_composite"])
+                        r["holdout_composite"], restart_reason(store, trials, r))
                 for r in reversed(trials) if r["status"] == TrialStatus.BASELINE and r is not baseline]
     return StudyLog(study, branch, baseline["composite"] if baseline else None,
                     baseline["holdout_composite"] if baseline else None, counts, entries, restarts=restarts)
@@ -299,6 +325,7 @@ class TrialDetail:
     # How the keep rule decided (search/keep_rule.py, Verdict.to_json): None for the baseline, a failed or
     # pruned trial, and trials made before the paired rule.
     evidence: dict[str, Any] | None = None
+    restart: str = ""  # a baseline after the first: why it was evaluated (restart_reason)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -338,6 +365,8 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         tasks=tasks, noise_sd=noise.sd if noise else None, noise_repeats=noise.n if noise else 0,
         noise_of=noise.composite_of if noise else BASELINE_COMPOSITE,
         evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
+        restart=restart_reason(store, trials, row) if row["status"] == TrialStatus.BASELINE and before is not None
+        else "",
     )
 
 

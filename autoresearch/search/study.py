@@ -18,6 +18,8 @@ import sqlalchemy
 from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
+from ..lm.model_identity import changes, run_models
+from ..pipeline.harness import backend_of
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
@@ -235,6 +237,7 @@ class Study:
                 name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
                 portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
                 evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
+            self._stamp_models()
             if self.sampler is None:
                 self.sampler = self._default_sampler(n_trials)
             self.optuna = self._create_optuna_study()
@@ -336,7 +339,10 @@ class Study:
             edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
             if edited:  # the user's own commit on the study branch: the start of what follows, never overwritten
                 self._note(edited)
-            if incumbent is None or edited:
+            changed = self._models_changed(incumbent) if incumbent is not None and not edited else None
+            if changed:  # another model (or build) under the same name: the stored scores are not its
+                self._note(changed)
+            if incumbent is None or edited or changed:
                 if incumbent is None and self.warm_start:
                     self.portfolios.warm_start()
                 incumbent = self._baseline()
@@ -422,6 +428,32 @@ class Study:
                         late=late_sets(self.store, self.name, measured, sets), after=done)
         self.forecast = (made, len(self.session_calls))
         self._emit("forecast", made.to_dict())
+
+    def _stamp_models(self) -> None:
+        """Tell the store which models answer this run (lm/model_identity.py): its evaluations record them, and
+        only evaluations they made are reused. A study's evaluations from before any was recorded are taken as
+        theirs (the study goes on as it would have)."""
+        self.store.models = run_models(self.portfolio, self.settings.backends,
+                                       lambda config, backends: backend_of(config, backends, self.backend_factory),
+                                       note=self._note)
+        adopted = self.store.adopt_unstamped(self.name)
+        if adopted:
+            self._note(f"the study's {adopted} earlier evaluations did not record which models made them: taken as "
+                       "made by the models answering now")
+
+    def _models_changed(self, incumbent: Incumbent) -> str | None:
+        """Why the incumbent's scores do not compare with this run's, as a note: the models that made them are
+        not the ones answering now (an `ollama pull`, another GGUF, a new llama.cpp build); None when they are.
+        Not in a shared study, whose incumbent may be another machine's."""
+        if self.store.models is None or self.incumbents.shared or incumbent.evaluation_id is None:
+            return None
+        row = self.store.evaluation(incumbent.evaluation_id)
+        if row is None or row["models"] == self.store.models:
+            return None
+        return (f"the models changed since the incumbent (trial {incumbent.trial}) was scored "
+                f"({'; '.join(changes(row['models'], self.store.models))}): its scores do not compare with new "
+                "ones, so the committed instructions are evaluated again as a new baseline, the incumbent from "
+                "here on")
 
     def request_stop(self, reason: StopReason = StopReason.STOPPED) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C, or the terminal closing)."""

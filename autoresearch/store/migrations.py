@@ -210,6 +210,14 @@ CREATE TABLE study_keeps (
 );
 """
 
+# evaluations.models: what answered each role's calls beyond the model's name (lm/model_identity.py: a GGUF's
+#   size and hash and the llama.cpp build, an Ollama digest, a server's model details), as JSON; a run reuses
+#   stored scores only from evaluations of the models now answering (Store.models). NULL where nothing could
+#   tell (a fake backend) and in rows made before m012 (a study's first run after it takes them as its own).
+M012_EVALUATION_MODELS = """
+ALTER TABLE evaluations ADD COLUMN models TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -222,6 +230,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m009_trial_incumbent", M009_TRIAL_INCUMBENT),
     ("m010_study_baseline", M010_STUDY_BASELINE),
     ("m011_study_keeps", M011_STUDY_KEEPS),
+    ("m012_evaluation_models", M012_EVALUATION_MODELS),
 ]
 
 

@@ -85,10 +85,11 @@ def _composites(store: Store, study: str, reference: tuple[sqlite3.Row, str] | N
     if base is None or base["variant_hash"] is None:
         return []
     first: dict[int, float] = {}
+    models, by = store.by_these_models()
     for row in store.conn.execute(
             "SELECT e.repeat, e.composite FROM evaluations e WHERE e.study = ? AND e.variant_hash = ? "
             "AND e.split = 'search' AND e.repeat > 0 AND e.status = 'complete' AND e.composite IS NOT NULL "
-            f"AND {TASKS_OF} = ? ORDER BY e.id", (study, base["variant_hash"], base["tasks"])):
+            f"AND {TASKS_OF} = ?{models} ORDER BY e.id", (study, base["variant_hash"], base["tasks"], *by)):
         first.setdefault(row["repeat"], row["composite"])
     values = [base["composite"]]
     while len(values) in first:  # sets are measured in order: none counts past a missing one
@@ -103,11 +104,12 @@ def variant_screen(store: Store, study: str, variant_hash: str | None,
     variant_hash, composite and task count."""
     if variant_hash is None:
         return None
+    models, by = store.by_these_models()
     return store.conn.execute(
         f"SELECT e.id, e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e WHERE e.study = ? "
         "AND e.variant_hash = ? AND e.split = 'search' AND e.repeat = 0 AND e.status = 'complete' "
-        "AND e.composite IS NOT NULL" + (" AND e.kind = ?" if kind else "") + " ORDER BY e.id LIMIT 1",
-        (study, variant_hash, *((kind,) if kind else ()))).fetchone()
+        "AND e.composite IS NOT NULL" + (" AND e.kind = ?" if kind else "") + f"{models} ORDER BY e.id LIMIT 1",
+        (study, variant_hash, *((kind,) if kind else ()), *by)).fetchone()
 
 
 # An evaluation (e) that is the whole search screen of a baseline trial that succeeded: not one interrupted
@@ -119,10 +121,11 @@ BASELINE_SCREEN = ("e.kind = 'baseline' AND e.split = 'search' AND e.status = 'c
 
 def _noise_reference(store: Store, study: str) -> tuple[sqlite3.Row, str] | None:
     """The screen the study's noise starts from (set 0), and whose instructions it is of."""
+    models, by = store.by_these_models()
     base = store.conn.execute(
         f"SELECT e.variant_hash, e.composite, {TASKS_OF} AS tasks FROM evaluations e "
-        f"WHERE e.study = ? AND {BASELINE_SCREEN} AND e.composite IS NOT NULL ORDER BY e.id LIMIT 1",
-        (study,)).fetchone()
+        f"WHERE e.study = ? AND {BASELINE_SCREEN} AND e.composite IS NOT NULL{models} ORDER BY e.id LIMIT 1",
+        (study, *by)).fetchone()
     return (base, BASELINE) if base is not None else joined_screen(store, study)
 
 
@@ -135,11 +138,12 @@ def joined_screen(store: Store, study: str) -> tuple[sqlite3.Row, str] | None:
     screen = None if recorded is None else variant_screen(store, study, recorded["variant_hash"], "incumbent")
     if screen is not None:
         return screen, BASELINE
+    models, by = store.by_these_models()
     first = store.conn.execute(
         f"SELECT e.id, e.variant_hash, e.composite, {TASKS_OF} AS tasks, t.incumbent_trial FROM evaluations e "
         "JOIN trials t ON t.study = e.study AND t.number = e.trial WHERE e.study = ? AND e.kind = 'incumbent' "
-        "AND e.split = 'search' AND e.repeat = 0 AND e.status = 'complete' AND e.composite IS NOT NULL "
-        "ORDER BY e.id LIMIT 1", (study,)).fetchone()
+        f"AND e.split = 'search' AND e.repeat = 0 AND e.status = 'complete' AND e.composite IS NOT NULL{models} "
+        "ORDER BY e.id LIMIT 1", (study, *by)).fetchone()
     if first is None:
         return None
     return first, f"the incumbent this worker joined at (trial {first['incumbent_trial']})"
@@ -234,8 +238,10 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:
     """Every task result of the screens of a study's evaluated trials (baseline, keeps and discards; a pruned
     screen is partial), with the trial's number: what a per-task Pareto front of parents is made from."""
+    models, by = store.by_these_models()
     return store.conn.execute(
         "SELECT t.number, r.task_id, r.score_r1, r.criteria_passed, r.criteria_total, r.failed "
         "FROM trials t JOIN task_results r ON r.evaluation_id = t.evaluation_id "
-        "WHERE t.study = ? AND t.status IN ('baseline', 'keep', 'discard') ORDER BY t.number, r.id",
-        (study,)).fetchall()
+        "JOIN evaluations e ON e.id = t.evaluation_id "
+        f"WHERE t.study = ? AND t.status IN ('baseline', 'keep', 'discard'){models} ORDER BY t.number, r.id",
+        (study, *by)).fetchall()

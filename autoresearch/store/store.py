@@ -38,6 +38,9 @@ def _now() -> str:
 # A trial whose evaluation lost no task to a backend fault (its score is the variant's, not the fault's).
 _WITHOUT_FAILED_TASKS = (" AND evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_results r"
                          " WHERE r.evaluation_id = trials.evaluation_id AND r.failed = 1)")
+# ... and whose evaluation the models now answering made (Store.models).
+_BY_THESE_MODELS = (" AND EXISTS (SELECT 1 FROM evaluations m WHERE m.id = trials.evaluation_id"
+                    " AND m.models IS ?)")
 
 
 class Store:
@@ -45,6 +48,10 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # What answers the run's calls (lm/model_identity.py, as JSON): stamped on every evaluation begun, and
+        # the only evaluations whose scores a run reuses (a twin, the incumbent's scores, the noise, the front).
+        # None (the read side, a fake backend): every evaluation's.
+        self.models: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -79,8 +86,23 @@ class Store:
             created_at=_now(), kind=kind, study=study, trial=trial, portfolio=portfolio,
             portfolio_json=portfolio_json, instructions_hash=instructions_hash,
             evaluation_hash=evaluation_hash, split=split, status="running", variant_hash=variant_hash,
-            repeat=repeat,
+            repeat=repeat, models=self.models,
         ))
+
+    def adopt_unstamped(self, study: str) -> int:
+        """Where none of a study's evaluations records its models (stores before m012), stamp them with the
+        models now answering (Store.models), so that the study goes on reusing its scores; how many were."""
+        if self.models is None or self.conn.execute(
+                "SELECT 1 FROM evaluations WHERE study=? AND models IS NOT NULL LIMIT 1", (study,)).fetchone():
+            return 0
+        with self.conn:
+            return self.conn.execute("UPDATE evaluations SET models=? WHERE study=? AND models IS NULL",
+                                     (self.models, study)).rowcount
+
+    def by_these_models(self, alias: str = "e") -> tuple[str, tuple[Any, ...]]:
+        """The SQL condition (" AND …", its parameters) that an evaluation (table alias `alias`) was made by the
+        models now answering; nothing when they are not known (Store.models)."""
+        return ("", ()) if self.models is None else (f" AND {alias}.models IS ?", (self.models,))
 
     def finish_evaluation(self, evaluation_id: int, *, status: str, composite: float | None,
                           judge_mean: float | None, criteria_rate: float | None, joules: float,
@@ -119,10 +141,11 @@ class Store:
     def variant_task_results(self, study: str, variant_hash: str, split: str, repeat: int) -> list[sqlite3.Row]:
         """Every task result of a variant's finished evaluations on a split under one seed set, oldest first
         (pruned evaluations count: their tasks were scored)."""
+        models, by = self.by_these_models()
         return self.conn.execute(
             "SELECT t.* FROM task_results t JOIN evaluations e ON t.evaluation_id = e.id WHERE e.study=? AND "
-            "e.variant_hash=? AND e.split=? AND e.repeat=? AND e.status IN ('complete', 'pruned') ORDER BY t.id",
-            (study, variant_hash, split, repeat)).fetchall()
+            f"e.variant_hash=? AND e.split=? AND e.repeat=? AND e.status IN ('complete', 'pruned'){models} "
+            "ORDER BY t.id", (study, variant_hash, split, repeat, *by)).fetchall()
 
     def evaluation(self, evaluation_id: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
@@ -220,20 +243,22 @@ class Store:
         """An earlier finished trial that evaluated exactly this instruction set and knobs; with
         without_failed_tasks, only one whose evaluation had no failed task (no backend fault in its score)."""
         clean = _WITHOUT_FAILED_TASKS if without_failed_tasks else ""
+        models, by = (_BY_THESE_MODELS, (self.models,)) if self.models is not None else ("", ())
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND composite IS NOT NULL"
-            f" AND status IN ('baseline', 'keep', 'discard'){clean} ORDER BY number LIMIT 1",
-            (study, variant_hash),
+            f" AND status IN ('baseline', 'keep', 'discard'){clean}{models} ORDER BY number LIMIT 1",
+            (study, variant_hash, *by),
         ).fetchone()
 
     def find_pruned_variant(self, study: str, variant_hash: str, incumbent_before: float) -> sqlite3.Row | None:
         """An earlier trial that evaluated exactly this variant, without a failed task, and was pruned against
         an incumbent of this objective."""
+        models, by = (_BY_THESE_MODELS, (self.models,)) if self.models is not None else ("", ())
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND status='pruned'"
-            f" AND incumbent_before IS NOT NULL AND ABS(incumbent_before - ?) < 1e-9{_WITHOUT_FAILED_TASKS}"
+            f" AND incumbent_before IS NOT NULL AND ABS(incumbent_before - ?) < 1e-9{_WITHOUT_FAILED_TASKS}{models}"
             " ORDER BY number LIMIT 1",
-            (study, variant_hash, incumbent_before),
+            (study, variant_hash, incumbent_before, *by),
         ).fetchone()
 
     def trial_evaluations(self, study: str, number: int) -> list[sqlite3.Row]:

@@ -241,6 +241,17 @@ class EmbeddedBackend:
         check_native_build()  # and a build that would crash, before anything is written
         return [DEFAULT_MODEL] if self.model == DEFAULT_MODEL else [DEFAULT_MODEL, self.model]
 
+    def model_identity(self) -> str:
+        """The GGUF file (its size and a hash of its ends) and the llama.cpp build that computes with it: a new
+        build's arithmetic moves the scores as another model's would (lm/model_identity.py)."""
+        import llama_cpp
+
+        from ..model_identity import gguf_identity
+
+        features = " ".join(llama_build.cpu_features(llama_build.system_info()))
+        return (f"{gguf_identity(resolve_model_path(self.model))}; llama.cpp "
+                f"{getattr(llama_cpp, '__version__', '?')} ({features or 'no CPU features'})")
+
 
 def _reset_perf(llama: Any) -> None:
     """Zero llama.cpp's per-context counters so the next read covers one call only."""

@@ -109,6 +109,13 @@ class OllamaBackend:
         response = self._call(self.model, lambda: self._client(self.timeout_s).list())
         return [m.model for m in response.models if m.model]
 
+    def model_identity(self) -> str | None:
+        """The model's digest (GET /api/tags): an `ollama pull` that updates the tag changes it."""
+        response = self._call(self.model, lambda: self._client(self.timeout_s).list())
+        digests = {m.model: m.digest for m in response.models if m.model}
+        digest = digests.get(self.model) or digests.get(f"{self.model}:latest")
+        return f"digest {digest}" if digest else None
+
     def loaded_models(self) -> list[str]:
         """Models the server holds in memory right now (GET /api/ps)."""
         response = self._call(self.model, lambda: self._client(self.timeout_s).ps())

@@ -112,6 +112,16 @@ class OpenAICompatBackend:
             raise MalformedResponse(f"{self.base_url}/models sent no data[].id list",
                                     backend=self.name, model=self.model) from None
 
+    def model_identity(self) -> str | None:
+        """The model's entry in GET {base_url}/models beyond its name (llama-server: size, parameters, vocabulary;
+        vLLM: root, max_model_len), or None where the entry says no more (lm/model_identity.py)."""
+        from ..model_identity import entry_identity
+
+        body = self._send("GET", "/models", self.model)
+        entries = body.get("data") if isinstance(body, dict) else None
+        entry = next((e for e in entries or () if isinstance(e, dict) and e.get("id") == self.model), None)
+        return entry_identity(entry) if entry is not None else None
+
     def _send(self, method: str, path: str, model: str, *, json: Any = None, timeout: float | None = None) -> Any:
         """Send one request and return its JSON body; every failure becomes a typed BackendError."""
         url = self.base_url + path

@@ -28,6 +28,21 @@ def test_importing_the_package_does_not_load_llama_cpp():
     assert result.stdout.strip() == "False"
 
 
+def test_model_identity_names_the_gguf_and_the_llama_cpp_build(tmp_path):
+    import llama_cpp
+
+    bundled = resolve_model_path(DEFAULT_MODEL)
+    identity = EmbeddedBackend(DEFAULT_MODEL).model_identity()
+    assert identity.startswith(f"gguf {bundled.stat().st_size} bytes sha256 ")
+    assert f"; llama.cpp {llama_cpp.__version__} (" in identity
+    requantized = tmp_path / "same-name.gguf"  # the same file with its last byte changed
+    data = bytearray(bundled.read_bytes())
+    data[-1] ^= 1
+    requantized.write_bytes(bytes(data))
+    assert EmbeddedBackend(str(requantized)).model_identity() != identity
+    assert EmbeddedBackend(str(requantized)).model_identity().split(";")[1] == identity.split(";")[1]  # same build
+
+
 def test_short_completion_returns_text_and_token_counts():
     completion = EmbeddedBackend(n_ctx=1024).complete(ask("Say hello."))
     assert completion.text.strip()

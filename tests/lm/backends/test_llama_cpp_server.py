@@ -34,6 +34,15 @@ def llama_server(tmp_path_factory) -> Iterator[LlamaCppServer]:
     server.stop()
 
 
+def test_llama_cpp_pythons_server_lists_a_name_only_so_its_model_has_no_identity(llama_server):
+    # Its /v1/models entry is {"id", "object", "owned_by", "permissions"}: a GGUF swapped under the alias cannot
+    # be told from the one before (llama.cpp's own llama-server adds the model's size and parameters).
+    backend = OpenAICompatBackend(llama_server.base_url, ALIAS, timeout_s=60, api_key_env="")
+    entry, = httpx.get(f"{llama_server.base_url}/models").json()["data"]
+    assert set(entry) <= {"id", "object", "owned_by", "permissions", "created"}
+    assert backend.model_identity() is None
+
+
 def test_the_server_refuses_json_schema_and_the_second_call_goes_straight_to_what_it_accepts(llama_server):
     backend = OpenAICompatBackend(llama_server.base_url, ALIAS, timeout_s=60, api_key_env="")
     answers: list[tuple[str, int]] = []  # (response_format type sent, HTTP status answered)

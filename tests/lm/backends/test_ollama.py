@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import ollama
 import pytest
 
@@ -76,6 +78,20 @@ def test_list_models_reads_api_tags(ollama_stub):
     ollama_stub.models = ["smollm2:135m", "qwen2.5:0.5b"]
     assert OllamaBackend(ollama_stub.url, MODEL).list_models() == ["smollm2:135m", "qwen2.5:0.5b"]
     assert ollama_stub.requests[-1].path == "/api/tags"
+
+
+def test_model_identity_is_the_models_digest_and_changes_with_it(ollama_stub):
+    ollama_stub.models = ["qwen2.5:0.5b", MODEL]
+    backend = OllamaBackend(ollama_stub.url, MODEL)
+    first = backend.model_identity()
+    assert first == f"digest sha256:{hashlib.sha256(MODEL.encode()).hexdigest()}"
+    assert OllamaBackend(ollama_stub.url, "qwen2.5:0.5b").model_identity() != first
+    assert OllamaBackend(ollama_stub.url, "smollm2").model_identity() is None  # no smollm2:latest there
+
+
+def test_an_untagged_model_is_identified_as_its_latest_tag(ollama_stub):
+    ollama_stub.models = ["smollm2:latest"]
+    assert OllamaBackend(ollama_stub.url, "smollm2").model_identity().startswith("digest sha256:")
 
 
 def test_loaded_models_reads_api_ps(ollama_stub):

@@ -91,6 +91,24 @@ def test_list_models_reads_v1_models(openai_stub):
     assert openai_stub.requests[-1].method == "GET" and openai_stub.requests[-1].path == "/v1/models"
 
 
+def test_model_identity_is_the_entrys_details_beyond_its_name(openai_stub, monkeypatch):
+    llama_server = {"id": MODEL, "object": "model", "created": 1764800000, "owned_by": "llamacpp",
+                    "meta": {"n_params": 134515008, "size": 98362432, "n_vocab": 49152}}
+    monkeypatch.setattr(openai_stub, "list_models", lambda: {"object": "list", "data": [
+        {"id": "other", "object": "model", "owned_by": "llamacpp", "meta": {"size": 1}}, llama_server]})
+    first = backend_for(openai_stub).model_identity()
+    assert first == ('{"id":"local-model","meta":{"n_params":134515008,"n_vocab":49152,"size":98362432},'
+                     '"owned_by":"llamacpp"}')  # "created" (the server's start) left out
+    llama_server["created"] += 60
+    assert backend_for(openai_stub).model_identity() == first  # restarted, same model
+    llama_server["meta"]["size"] = 80000000
+    assert backend_for(openai_stub).model_identity() != first  # another quantization under the same alias
+
+
+def test_a_server_that_lists_only_names_gives_no_identity(openai_stub):
+    assert backend_for(openai_stub).model_identity() is None  # {"id", "object", "owned_by"}: the name is all
+
+
 def test_unreachable_url_names_the_url(dead_url):
     with pytest.raises(BackendUnreachable, match=dead_url) as caught:
         OpenAICompatBackend(dead_url + "/v1", MODEL).complete(request())

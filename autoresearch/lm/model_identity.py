@@ -1,0 +1,106 @@
+"""What answers a role's calls beyond its model's name: the scores of a study compare only under the same.
+
+An `ollama pull` that updates a tag, another quantization of a GGUF under the same path or server alias, or a
+new llama.cpp build all keep the model's name and move its scores (one build against another moved the
+starter's composite by more than the keep threshold: docs/BENCHMARKS.md). A study reuses stored scores (an
+identical variant's, the incumbent's, its noise), so each evaluation records the identity of the models that
+made it (evaluations.models) and a run reuses only those made by the models now answering.
+
+Each backend says what it can (`model_identity()`, optional): the embedded one a GGUF's size and a hash of its
+head and tail with the llama.cpp build; Ollama the model's digest; an OpenAI-compatible server the model
+entry's details beyond its name (llama-server's size and parameter count, vLLM's root and context). A backend
+that can tell nothing (llama-cpp-python's server lists a name only; the fakes) is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import BackendError
+from ..text import one_line
+from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
+
+GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
+# Entry fields of an OpenAI-compatible /models list that change with the server's start, not with the model.
+_VOLATILE = {"created", "object", "permission", "permissions"}
+
+
+def gguf_identity(path: Path) -> str:
+    """A GGUF file's size and the sha256 of its first and last MiB: another file, quantization or conversion
+    differs in its header's metadata or its size."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        digest.update(f.read(GGUF_SAMPLE_BYTES))
+        if size > GGUF_SAMPLE_BYTES:
+            f.seek(max(size - GGUF_SAMPLE_BYTES, GGUF_SAMPLE_BYTES))
+            digest.update(f.read())
+    return f"gguf {size} bytes sha256 {digest.hexdigest()[:16]}"
+
+
+def entry_identity(entry: dict[str, Any]) -> str | None:
+    """An OpenAI-compatible model entry's details beyond its id and owner, as compact JSON; None when it has
+    none (the name is all the server says)."""
+    details = {k: v for k, v in entry.items() if k not in _VOLATILE}
+    if set(details) <= {"id", "owned_by"}:
+        return None
+    return json.dumps(details, sort_keys=True, separators=(",", ":"))
+
+
+def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable, roles=PIPELINE_ROLES,
+               note: Callable[[str], None] = lambda text: None, waits_s: tuple[float, ...] = (1.0, 2.0)) -> str | None:
+    """The identity of the models a run's scores come from (its pipeline roles'), as JSON of role → identity;
+    None when no role's backend can tell. Asked once per backend and model; a server that fails to answer is
+    asked again after each of waits_s (it answered the preflight a moment before), then taken as unknown."""
+    found: dict[str, str] = {}
+    asked: dict[tuple[Any, ...], str | None] = {}
+    for role in roles:
+        config = portfolio.role(role)
+        key = (config.backend, config.base_url, config.model)
+        if key not in asked:
+            try:
+                asked[key] = _ask(factory(config, backends), waits_s)
+            except ValueError:  # a backend create_backend does not make ("fake" without a test's factory)
+                asked[key] = None
+            except BackendError as exc:  # unknown this once: no stored score matches, so none is reused
+                note(f"could not ask {config.backend} which {config.model} it serves ({one_line(str(exc), 120)}); "
+                     "this run reuses no stored score")
+                asked[key] = f"unknown ({type(exc).__name__})"
+        if asked[key] is not None:
+            found[role] = asked[key]
+    return json.dumps(found, sort_keys=True) if found else None
+
+
+def _ask(backend: Any, waits_s: tuple[float, ...]) -> str | None:
+    ask = getattr(backend, "model_identity", None)
+    if ask is None:
+        return None
+    for wait in waits_s:
+        try:
+            return ask()
+        except BackendError:
+            time.sleep(wait)
+    return ask()
+
+
+def changes(before: str | None, now: str | None) -> list[str]:
+    """What differs between two run_models identities, a phrase per change with the roles it struck, in pipeline
+    order ("planner, producer: digest 1 → digest 2"); of a "part; part" identity only the parts that differ."""
+    old, new = json.loads(before or "{}"), json.loads(now or "{}")
+    roles = [r for r in PIPELINE_ROLES if r in old or r in new] + sorted((set(old) | set(new)) - set(PIPELINE_ROLES))
+    struck: dict[tuple[str, str], list[str]] = {}
+    for role in roles:
+        if old.get(role) != new.get(role):
+            struck.setdefault(_differing(old.get(role), new.get(role)), []).append(role)
+    return [f"{', '.join(names)}: {was} → {is_now}" for (was, is_now), names in struck.items()]
+
+
+def _differing(was: str | None, is_now: str | None) -> tuple[str, str]:
+    if was and is_now and len(parts := was.split("; ")) == len(others := is_now.split("; ")):
+        differ = [(a, b) for a, b in zip(parts, others) if a != b]
+        was, is_now = "; ".join(a for a, _ in differ), "; ".join(b for _, b in differ)
+    return one_line(was or "not known", 80), one_line(is_now or "not known", 80)

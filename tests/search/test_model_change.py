@@ -1,0 +1,110 @@
+"""A model that changes under its name (an `ollama pull`, another GGUF, a new llama.cpp build): the study's stored
+scores are not compared with the new model's. The incumbent is evaluated again as a new baseline, and an identical
+variant scored by the old model is evaluated again, not borrowed."""
+
+from __future__ import annotations
+
+import json
+
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
+
+from autoresearch.review.history import study_log, trial_detail
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace.workspace import load_workspace
+
+
+class Identified:
+    """The scripted backend, saying which model it is (lm/model_identity.py) as a real backend does."""
+
+    def __init__(self, inner, identity: str):
+        self.inner, self.identity = inner, identity
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def model_identity(self) -> str:
+        return self.identity
+
+
+def _run(root, pipeline, identity: str | None, trials: int):
+    factory = pipeline.factory if identity is None else (lambda config, backends: Identified(pipeline.backend,
+                                                                                             identity))
+    study = Study(load_workspace(root), backend_factory=factory, seed=1, backoff_s=0)
+    try:
+        return study.optimize(n_trials=trials)
+    finally:
+        study.close()
+
+
+def _first_night(loop_workspace, identity: str | None):
+    """Baseline "Answer.", trial 1 keeps "Answer!!!!", trial 2 discards "Answer!"; the third proposal is
+    "Answer!" again, for the next run."""
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=["Answer!!!!\n", "Answer!\n", "Answer!\n"])
+    first = _run(root, pipeline, identity, 2)
+    assert [(o.number, o.status) for o in first.outcomes] == [(1, "keep"), (2, "discard")]
+    return root, pipeline
+
+
+def _trials(root) -> list[tuple[int, str]]:
+    store = Store.for_workspace(root / "runs")
+    try:
+        name, = [r["name"] for r in store.conn.execute("SELECT name FROM studies")]
+        return [(r["number"], r["status"]) for r in store.trials(name)]
+    finally:
+        store.close()
+
+
+def _models(root) -> list[str | None]:
+    store = Store.for_workspace(root / "runs")
+    try:
+        return [r["models"] for r in store.conn.execute("SELECT models FROM evaluations ORDER BY id")]
+    finally:
+        store.close()
+
+
+def test_the_same_models_reuse_the_studys_scores(loop_workspace):
+    root, pipeline = _first_night(loop_workspace, "model A")
+    second = _run(root, pipeline, "model A", 1)
+    assert [(o.number, o.status) for o in second.outcomes] == [(3, "discard")]
+    assert second.outcomes[0].description.startswith("identical to trial 2, not re-evaluated")
+    assert _trials(root)[0] == (0, "baseline") and all(s != "baseline" for _, s in _trials(root)[1:])
+    assert not any("models changed" in n for n in second.notes)
+    assert set(_models(root)) == {json.dumps({r: "model A" for r in ("evaluator", "planner", "producer")},
+                                             sort_keys=True)}
+
+
+def test_changed_models_evaluate_the_incumbent_again_and_borrow_no_score(loop_workspace):
+    root, pipeline = _first_night(loop_workspace, "model A")
+    before = len(_models(root))
+    second = _run(root, pipeline, "model B", 1)
+    assert _trials(root)[3:] == [(3, "baseline"), (4, "discard")]  # the incumbent's instructions, then "Answer!"
+    trial, = second.outcomes
+    assert trial.number == 4 and "identical" not in trial.description  # scored by model B, not borrowed
+    changed, = [n for n in second.notes if "models changed" in n]
+    assert changed.startswith("the models changed since the incumbent (trial 1) was scored (planner, producer, "
+                              "evaluator: model A → model B): its scores do not compare with new ones")
+    store = Store.for_workspace(root / "runs")
+    try:  # log and show say why this baseline was evaluated: not a commit of the user's
+        restart, = study_log(store, second.study).restarts
+        detail = trial_detail(store, root, second.study, 3)
+    finally:
+        store.close()
+    assert restart.description == ("new baseline: the models changed (planner, producer, evaluator: model A → "
+                                   "model B); the incumbent from here on")
+    assert detail.restart == "the models changed (planner, producer, evaluator: model A → model B)"
+    stamps = _models(root)
+    assert set(stamps[before:]) == {json.dumps({r: "model B" for r in ("evaluator", "planner", "producer")},
+                                               sort_keys=True)}
+
+
+def test_a_study_from_before_models_were_recorded_takes_them_as_the_ones_answering_now(loop_workspace):
+    root, pipeline = _first_night(loop_workspace, None)  # a fake that cannot tell: nothing recorded
+    assert set(_models(root)) == {None}
+    second = _run(root, pipeline, "model A", 1)
+    assert [(o.number, o.status) for o in second.outcomes] == [(3, "discard")]
+    assert second.outcomes[0].description.startswith("identical to trial 2, not re-evaluated")
+    adopted, = [n for n in second.notes if "did not record which models" in n]
+    assert adopted.startswith(f"the study's {len(_models(root))} earlier evaluations did not record")
+    assert None not in set(_models(root))
