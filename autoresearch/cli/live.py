@@ -198,7 +198,8 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
               "backend_down": "stopped: the backend keeps failing",
               "failed_trials": "stopped: trials keep failing",
               "storage_down": "stopped: the shared study's database is unreachable",
-              "head_moved": "stopped: the workspace's git HEAD moved"}.get(summary.stop_reason, summary.stop_reason)
+              "head_moved": "stopped: the workspace's git HEAD moved",
+              "models_changing": "stopped: the models answering keep changing"}.get(summary.stop_reason, summary.stop_reason)
     # The study's name is the user's (--study, [workspace] name): shown as written, never read as markup.
     console.print(Text.assemble("\n", (f"Study {summary.study}", "bold"), f" on branch {summary.branch} — {reason}"))
     if summary.stop_message:

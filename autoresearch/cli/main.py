@@ -215,7 +215,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
         study.close()  # the store's last writes leave its write-ahead log: the process ends without exit handlers
         end_by_signal(stopped_by[-1])
     if summary.stop_reason in (StopReason.BACKEND_DOWN, StopReason.FAILED_TRIALS, StopReason.STORAGE_DOWN,
-                               StopReason.HEAD_MOVED):
+                               StopReason.HEAD_MOVED, StopReason.MODELS_CHANGING):
         sys.exit(1)  # so a script or scheduler notices that the night's run stopped early
 
 

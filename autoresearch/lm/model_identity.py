@@ -52,10 +52,12 @@ def entry_identity(entry: dict[str, Any]) -> str | None:
 
 
 def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable, roles=PIPELINE_ROLES,
-               note: Callable[[str], None] = lambda text: None, waits_s: tuple[float, ...] = (1.0, 2.0)) -> str | None:
+               note: Callable[[str], None] = lambda text: None, waits_s: tuple[float, ...] = (1.0, 2.0),
+               raise_errors: bool = False) -> str | None:
     """The identity of the models a run's scores come from (its pipeline roles'), as JSON of role → identity;
     None when no role's backend can tell. Asked once per backend and model; a server that fails to answer is
-    asked again after each of waits_s (it answered the preflight a moment before), then taken as unknown."""
+    asked again after each of waits_s (it answered the preflight a moment before), then taken as unknown, or
+    with raise_errors its BackendError raised."""
     found: dict[str, str] = {}
     asked: dict[tuple[Any, ...], str | None] = {}
     for role in roles:
@@ -67,6 +69,8 @@ def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable
             except ValueError:  # a backend create_backend does not make ("fake" without a test's factory)
                 asked[key] = None
             except BackendError as exc:  # unknown this once: no stored score matches, so none is reused
+                if raise_errors:
+                    raise
                 note(f"could not ask {config.backend} which {config.model} it serves ({one_line(str(exc), 120)}); "
                      "this run reuses no stored score")
                 asked[key] = f"unknown ({type(exc).__name__})"

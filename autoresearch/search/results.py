@@ -31,6 +31,7 @@ class StopReason(StrEnum):
     FAILED_TRIALS = "failed_trials"  # trials kept failing without a failed model call
     STORAGE_DOWN = "storage_down"  # a shared study's database went away
     HEAD_MOVED = "head_moved"  # the workspace's HEAD left the study branch, or a commit changed the incumbent there
+    MODELS_CHANGING = "models_changing"  # the models answering changed again before a trial could finish
 
 
 KNOBS = ("producer_temperature", "revision_rounds")  # the searchable settings besides the text

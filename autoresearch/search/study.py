@@ -18,7 +18,6 @@ import sqlalchemy
 from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
-from ..lm.model_identity import changes, run_models
 from ..pipeline.harness import backend_of
 from ..store import Store
 from ..store.queries import screen_task_rows
@@ -41,6 +40,7 @@ from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
 from .knobs import KNOBS_PATH, searches_knobs
+from .model_watch import ModelWatch, changing_message, swap_note
 from .portfolios import PortfolioHistory
 from .proposer import Proposer
 from .proposing import TrialProposer
@@ -94,6 +94,7 @@ class Study:
         self.incumbents: LocalIncumbents | None = None  # or SharedIncumbents: where the incumbent lives
         self.evaluator: Evaluator | None = None
         self.recovery: Recovery | None = None
+        self.models: ModelWatch | None = None  # which models answer, and whether they changed (search/model_watch.py)
         self.portfolios: PortfolioHistory | None = None
         self.results: ResultsFile | None = None
         self.race: Race | None = None  # the keep rule's race against the incumbent (search/race.py)
@@ -237,7 +238,8 @@ class Study:
                 name=self.name, workspace=str(self.ws.root), portfolio=self.portfolio_name,
                 portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
                 evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
-            self._stamp_models()
+            self.models = ModelWatch(self.portfolio, self.settings.backends, self.store, self.name,
+                                     shared=self.incumbents.shared, backend_of=self._backend_of, note=self._note)
             if self.sampler is None:
                 self.sampler = self._default_sampler(n_trials)
             self.optuna = self._create_optuna_study()
@@ -334,12 +336,13 @@ class Study:
             so_far.first = 1 + max((row["number"] for row in self.store.trials(self.name)), default=-1)
         streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
         stop_reason, message = StopReason.TRIALS, ""
+        rebased_at = None  # len(outcomes) when the models last changed during the run
         incumbent = self.incumbents.current()
         try:
             edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
             if edited:  # the user's own commit on the study branch: the start of what follows, never overwritten
                 self._note(edited)
-            changed = self._models_changed(incumbent) if incumbent is not None and not edited else None
+            changed = self.models.changed_since(incumbent) if incumbent is not None and not edited else None
             if changed:  # another model (or build) under the same name: the stored scores are not its
                 self._note(changed)
             if incumbent is None or edited or changed:
@@ -368,6 +371,16 @@ class Study:
                 if moved:
                     stop_reason, message = StopReason.HEAD_MOVED, moved
                     break
+                swapped = self.models.swapped()  # an `ollama pull` by a timer, a server reloaded with another model
+                if swapped and rebased_at == len(outcomes):  # again, with no trial between: nothing would compare
+                    stop_reason, message = StopReason.MODELS_CHANGING, changing_message(swapped)
+                    break
+                if swapped:
+                    self._note(swap_note(swapped))
+                    rebased_at, incumbent = len(outcomes), self._baseline()
+                    if incumbent is None:
+                        stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
+                    continue
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
                 if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost
@@ -429,31 +442,8 @@ class Study:
         self.forecast = (made, len(self.session_calls))
         self._emit("forecast", made.to_dict())
 
-    def _stamp_models(self) -> None:
-        """Tell the store which models answer this run (lm/model_identity.py): its evaluations record them, and
-        only evaluations they made are reused. A study's evaluations from before any was recorded are taken as
-        theirs (the study goes on as it would have)."""
-        self.store.models = run_models(self.portfolio, self.settings.backends,
-                                       lambda config, backends: backend_of(config, backends, self.backend_factory),
-                                       note=self._note)
-        adopted = self.store.adopt_unstamped(self.name)
-        if adopted:
-            self._note(f"the study's {adopted} earlier evaluations did not record which models made them: taken as "
-                       "made by the models answering now")
-
-    def _models_changed(self, incumbent: Incumbent) -> str | None:
-        """Why the incumbent's scores do not compare with this run's, as a note: the models that made them are
-        not the ones answering now (an `ollama pull`, another GGUF, a new llama.cpp build); None when they are.
-        Not in a shared study, whose incumbent may be another machine's."""
-        if self.store.models is None or self.incumbents.shared or incumbent.evaluation_id is None:
-            return None
-        row = self.store.evaluation(incumbent.evaluation_id)
-        if row is None or row["models"] == self.store.models:
-            return None
-        return (f"the models changed since the incumbent (trial {incumbent.trial}) was scored "
-                f"({'; '.join(changes(row['models'], self.store.models))}): its scores do not compare with new "
-                "ones, so the committed instructions are evaluated again as a new baseline, the incumbent from "
-                "here on")
+    def _backend_of(self, config, backends):
+        return backend_of(config, backends, self.backend_factory)
 
     def request_stop(self, reason: StopReason = StopReason.STOPPED) -> None:
         """Finish the trial in progress, then stop (the CLI's first Ctrl-C, or the terminal closing)."""

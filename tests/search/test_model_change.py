@@ -24,7 +24,7 @@ class Identified:
         return getattr(self.inner, name)
 
     def model_identity(self) -> str:
-        return self.identity
+        return self.identity() if callable(self.identity) else self.identity
 
 
 def _run(root, pipeline, identity: str | None, trials: int):
@@ -108,3 +108,54 @@ def test_a_study_from_before_models_were_recorded_takes_them_as_the_ones_answeri
     adopted, = [n for n in second.notes if "did not record which models" in n]
     assert adopted.startswith(f"the study's {len(_models(root))} earlier evaluations did not record")
     assert None not in set(_models(root))
+
+
+def test_a_model_swapped_during_the_run_is_caught_before_the_next_trial(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    serving = {"model": "model A"}
+
+    def propose(parent: str) -> tuple[str, str]:
+        serving["model"] = "model B"  # pulled by a timer while trial 1 runs
+        return "one more mark", parent.rstrip("\n") + "!\n"
+
+    pipeline = ScriptedPipeline(propose=propose)
+    study = Study(load_workspace(root), seed=1, backoff_s=0,
+                  backend_factory=lambda config, backends: Identified(pipeline.backend, serving["model"]))
+    try:
+        summary = study.optimize(n_trials=2)
+    finally:
+        study.close()
+    assert [o.number for o in summary.outcomes] == [1, 3]
+    assert _trials(root)[2] == (2, "baseline")  # between the two trials: the incumbent under model B
+    swapped, = [n for n in summary.notes if "during the run" in n]
+    assert swapped.startswith("the models changed during the run (planner, producer, evaluator: model A → model "
+                              "B): the committed instructions are evaluated again as a new baseline")
+    b = json.dumps({r: "model B" for r in ("evaluator", "planner", "producer")}, sort_keys=True)
+    store = Store.for_workspace(root / "runs")
+    try:
+        after = store.conn.execute("SELECT DISTINCT models FROM evaluations WHERE trial >= 2").fetchall()
+    finally:
+        store.close()
+    assert [r[0] for r in after] == [b]
+
+
+def test_models_that_change_again_before_a_trial_finishes_stop_the_run(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    asked = []
+
+    def flapping() -> str:  # a load balancer before two servers of different models: each asking, the other
+        asked.append(1)
+        return f"model {'AB'[len(asked) % 2]}"
+
+    pipeline = ScriptedPipeline(propose=lambda parent: ("one more mark", parent.rstrip("\n") + "!\n"))
+    study = Study(load_workspace(root), seed=1, backoff_s=0,
+                  backend_factory=lambda config, backends: Identified(pipeline.backend, flapping))
+    try:
+        summary = study.optimize(n_trials=5)
+    finally:
+        study.close()
+    assert summary.stop_reason == "models_changing"
+    assert summary.stop_message.startswith("the models answering changed again before a trial could finish (")
+    # Asked at the start (B), before trial 1 (A: a new baseline), again before trial 1 (B): stopped, no trial made.
+    assert len(asked) == 3 and summary.outcomes == []
+    assert _trials(root) == [(0, "baseline"), (1, "baseline")]

@@ -44,6 +44,7 @@ class _LoadedModel:
 # memory; context is None for it, and 0, 1, … for the contexts a suite's lanes decode in side by side.
 _MODELS: dict[tuple[str, int, int, int | None], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+_IDENTITIES: dict[str, str] = {}  # GGUF path → model_identity(), as this process first read it
 
 
 def resolve_model_path(model: str) -> Path:
@@ -243,14 +244,19 @@ class EmbeddedBackend:
 
     def model_identity(self) -> str:
         """The GGUF file (its size and a hash of its ends) and the llama.cpp build that computes with it: a new
-        build's arithmetic moves the scores as another model's would (lm/model_identity.py)."""
+        build's arithmetic moves the scores as another model's would (lm/model_identity.py). Read once per file
+        and process: the model a process loaded stays in its memory when the file is replaced."""
         import llama_cpp
 
         from ..model_identity import gguf_identity
 
-        features = " ".join(llama_build.cpu_features(llama_build.system_info()))
-        return (f"{gguf_identity(resolve_model_path(self.model))}; llama.cpp "
-                f"{getattr(llama_cpp, '__version__', '?')} ({features or 'no CPU features'})")
+        path = str(resolve_model_path(self.model))
+        with _MODELS_LOCK:
+            if path not in _IDENTITIES:
+                features = " ".join(llama_build.cpu_features(llama_build.system_info()))
+                _IDENTITIES[path] = (f"{gguf_identity(Path(path))}; llama.cpp "
+                                     f"{getattr(llama_cpp, '__version__', '?')} ({features or 'no CPU features'})")
+            return _IDENTITIES[path]
 
 
 def _reset_perf(llama: Any) -> None:

@@ -41,6 +41,9 @@ def test_model_identity_names_the_gguf_and_the_llama_cpp_build(tmp_path):
     requantized.write_bytes(bytes(data))
     assert EmbeddedBackend(str(requantized)).model_identity() != identity
     assert EmbeddedBackend(str(requantized)).model_identity().split(";")[1] == identity.split(";")[1]  # same build
+    first = EmbeddedBackend(str(requantized)).model_identity()
+    requantized.write_bytes(bundled.read_bytes())  # replaced on disk: the process keeps what it read (and loaded)
+    assert EmbeddedBackend(str(requantized)).model_identity() == first
 
 
 def test_short_completion_returns_text_and_token_counts():
