@@ -98,7 +98,13 @@ def doctor_tables(found) -> list[Table]:
         roles.add_column(col)
     for r in found.roles:
         row(roles, r.portfolio, r.role, r.backend, r.model, r.meter, r.why)
-    return [backends, energy, roles]
+    models = Table(title="What a study records of each model (a model changed under its name is a new baseline)",
+                   title_justify="left")
+    for col in ("model", "checked", "identity"):
+        models.add_column(col)
+    for f in found.identities:
+        row(models, f.name, "yes" if f.ok else "no", f.detail)
+    return [backends, energy, roles, models]
 
 
 def profile_table(rows, n_tasks: int) -> Table:

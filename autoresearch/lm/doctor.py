@@ -17,12 +17,12 @@ from ..energy import (
     meter_source,
 )
 from ..errors import BackendError
-from ..workspace.config import ROLES, RoleConfig, Settings
+from ..workspace.config import PIPELINE_ROLES, ROLES, RoleConfig, Settings
 from .backends import llama_build
-from .backends.embedded import DEFAULT_MODEL, resolve_model_path
+from .backends.embedded import DEFAULT_MODEL, EmbeddedBackend, resolve_model_path
 from .backends.ollama import OllamaBackend
 from .backends.openai_compat import OpenAICompatBackend
-from .preflight import is_local
+from .preflight import is_local, server_url
 
 PROBE_TIMEOUT_S = 3.0  # doctor must answer quickly even when a server hangs
 GPUS_SETTING = "[energy] gpus"  # the finding of an index NVML lacks
@@ -54,6 +54,7 @@ class Diagnosis:
     gpus: list[Finding] = field(default_factory=list)
     rapl: Finding | None = None
     roles: list[RoleMeter] = field(default_factory=list)
+    identities: list[Finding] = field(default_factory=list)  # what a study records of each pipeline model
 
 
 def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROOT) -> Diagnosis:
@@ -81,7 +82,47 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
                 meter = replace(meter, why="[energy] gpus names a GPU NVML does not have: eval and run refuse "
                                            "to start until it is corrected")
             out.roles.append(meter)
+    away = {f.name.split(" ", 1)[1] for f in out.backends if not f.ok and f.name.split(" ", 1)[0] in ("ollama", "openai")}
+    out.identities = _identities(settings, away)
     return out
+
+
+NAME_ONLY = ("the server gives the model's name only: another model swapped in under that name would go unseen, and "
+             "its scores would be set against this one's")
+
+
+def _identities(settings: Settings, away: set[str]) -> list[Finding]:
+    """What a study records of each pipeline role's model beyond its name (lm/model_identity.py), once per
+    backend and model: the check that keeps another model's scores apart, or why it cannot be made. Servers
+    at a URL in `away` (their probe failed) are not asked again."""
+    found: dict[tuple[str, str | None, str], Finding] = {}
+    for portfolio in settings.portfolios.values():
+        for role in PIPELINE_ROLES:
+            config = portfolio.role(role)
+            url = server_url(config, settings.backends)
+            key = (config.backend, url, config.model)
+            if key in found or config.backend == "fake":
+                continue
+            name = f"{config.backend} {config.model}" + (f" at {url}" if url else "")
+            if url in away:
+                found[key] = Finding(name, False, "cannot ask: the server did not answer (Backends, above)")
+                continue
+            try:
+                identity = _backend(config, settings).model_identity()
+            except BackendError as exc:
+                found[key] = Finding(name, False, f"cannot ask: {' '.join(str(exc).split())}")
+                continue
+            found[key] = Finding(name, identity is not None, identity or NAME_ONLY)
+    return list(found.values())
+
+
+def _backend(config: RoleConfig, settings: Settings) -> Any:
+    if config.backend == "ollama":
+        return OllamaBackend(server_url(config, settings.backends), config.model, timeout_s=PROBE_TIMEOUT_S)
+    if config.backend == "openai":
+        return OpenAICompatBackend(server_url(config, settings.backends), config.model, timeout_s=PROBE_TIMEOUT_S,
+                                   api_key_env=settings.backends.openai_api_key_env)
+    return EmbeddedBackend(config.model)
 
 
 def _urls(settings: Settings, backend: str) -> set[str]:

@@ -106,6 +106,38 @@ def test_unreachable_server_is_reported_not_raised(tmp_path):
     assert {r.meter for r in found.roles} == {"estimate"}
 
 
+@pytest.fixture
+def stubs():
+    from backends.ollama_stub import OllamaStub
+    from backends.openai_stub import OpenAIStub
+
+    ollama, openai = OllamaStub().start(), OpenAIStub().start()
+    yield ollama, openai
+    ollama.stop()
+    openai.stop()
+
+
+def test_doctor_says_what_a_study_records_of_each_model_and_where_it_cannot(tmp_path, stubs):
+    ollama_stub, openai_stub = stubs
+    ollama_stub.models = ["qwen:latest"]
+    settings = Settings(portfolios={"default": Portfolio(
+        planner=RoleConfig(backend="ollama", model="qwen", base_url=ollama_stub.url),
+        producer=RoleConfig(backend="openai", model="local-model", base_url=openai_stub.base_url),
+        evaluator=RoleConfig(backend="ollama", model="judge", base_url="http://127.0.0.1:9"),
+        proposer=RoleConfig(backend="openai", model="not-a-pipeline-role", base_url=openai_stub.base_url))})
+    found = diagnose(settings, nvml=Nvml([]), rapl_root=tmp_path / "none")
+    by_name = {f.name.split(" at ")[0]: f for f in found.identities}
+    assert set(by_name) == {"ollama qwen", "openai local-model", "ollama judge"}  # the proposer scores nothing
+    assert by_name["ollama qwen"].ok and by_name["ollama qwen"].detail.startswith("digest sha256:")
+    assert not by_name["openai local-model"].ok and by_name["openai local-model"].detail.startswith(
+        "the server gives the model's name only")  # the stub lists {"id", "object", "owned_by"}, as llama-cpp-python
+    assert by_name["ollama judge"].detail == "cannot ask: the server did not answer (Backends, above)"
+    shown = Console(record=True, width=200)
+    for table in doctor_tables(found):
+        shown.print(table)
+    assert "What a study records of each model" in shown.export_text()
+
+
 def test_cli_doctor_json_names_the_embedded_model(tmp_path, monkeypatch):
     from autoresearch.workspace import workspace
 
