@@ -19,7 +19,8 @@ def output_model(signature: type[dspy.Signature]) -> type[pydantic.BaseModel]:
     return pydantic.create_model(f"{signature.__name__}Output", **fields)
 
 
-def _is_plain_text(signature: type[dspy.Signature]) -> bool:
+def is_plain_text(signature: type[dspy.Signature]) -> bool:
+    """Whether the signature's one output is plain text (sent as is, no schema)."""
     outputs = list(signature.output_fields.values())
     return len(outputs) == 1 and outputs[0].annotation is str
 
@@ -57,7 +58,7 @@ class GrammarAdapter(dspy.Adapter):
 
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
         lm_kwargs = dict(lm_kwargs)
-        if not _is_plain_text(signature):
+        if not is_plain_text(signature):
             schema = output_model(signature).model_json_schema()
             lm_kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
         return super().__call__(lm, lm_kwargs, signature, demos, inputs)
@@ -69,7 +70,7 @@ class GrammarAdapter(dspy.Adapter):
     def format(self, signature, demos, inputs):
         instructions = signature.instructions.strip()
         system = instructions
-        if not _is_plain_text(signature):
+        if not is_plain_text(signature):
             keys = ", ".join(signature.output_fields)
             system += f"\n\nReply with a JSON object with the keys: {keys}."
         blocks = [_render(name, info, inputs[name]) for name, info in signature.input_fields.items() if name in inputs]
@@ -78,7 +79,7 @@ class GrammarAdapter(dspy.Adapter):
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(blocks)}]
 
     def parse(self, signature, completion):
-        if _is_plain_text(signature):
+        if is_plain_text(signature):
             (name,) = signature.output_fields
             return {name: completion.strip()}
         try:

@@ -24,6 +24,9 @@ from ..errors import BackendError
 from ..text import one_line
 from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 
+# The key of a study's identity that is not a role's: how the harness renders each stage's prompt
+# (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
+PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
 # Entry fields of an OpenAI-compatible /models list that change with the server's start, not with the model.
 _VOLATILE = {"created", "object", "permission", "permissions"}
@@ -101,6 +104,17 @@ def changes(before: str | None, now: str | None) -> list[str]:
         if old.get(role) != new.get(role):
             struck.setdefault(_differing(old.get(role), new.get(role)), []).append(role)
     return [f"{', '.join(names)}: {was} → {is_now}" for (was, is_now), names in struck.items()]
+
+
+def what_changed(before: str | None, now: str | None) -> str:
+    """"the models changed (planner: A → B)", "the prompt format changed (…)", or both, for a note."""
+    old, new = json.loads(before or "{}"), json.loads(now or "{}")
+    subjects = []
+    if any(old.get(key) != new.get(key) for key in set(old) | set(new) if key != PROMPT_FORMAT):
+        subjects.append("the models")
+    if old.get(PROMPT_FORMAT) != new.get(PROMPT_FORMAT):
+        subjects.append("the prompt format (a new autoresearch or DSPy)")
+    return f"{' and '.join(subjects) or 'nothing'} changed ({'; '.join(changes(before, now))})"
 
 
 def _differing(was: str | None, is_now: str | None) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -23,7 +24,7 @@ from ..evaluation import (
     guard,
     judge_score,
 )
-from ..lm.adapter import DataField, GrammarAdapter
+from ..lm.adapter import DataField, GrammarAdapter, is_plain_text, output_model
 from ..lm.backends import create_backend
 from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
@@ -40,7 +41,7 @@ from ..workspace.config import (
     Task,
     role_concurrency,
 )
-from ..workspace.workspace import Workspace
+from ..workspace.workspace import Workspace, text_hash
 from .parallel import in_order
 
 _STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
@@ -94,6 +95,23 @@ class Judgement:
     dimensions: dict[str, float]
     critique: str
     score: float
+
+
+def prompt_format(workspace: Workspace) -> str:
+    """A hash of the messages (and reply schemas) each stage sends, rendered with placeholders for the instructions
+    and inputs: what this harness and DSPy under it make of a call, apart from the texts being optimized. A new
+    version of either that renders a prompt otherwise moves the scores as another model would (one space moves
+    the starter's composite by more than the keep threshold), so a study's identity holds it (search/model_watch.py)."""
+    adapter = GrammarAdapter(restate=workspace.settings.workspace.restate_instructions)
+    stages = [PlanSteps.with_instructions("<planner>"), ProduceAnswer.with_instructions("<producer>"),
+              ReviseAnswer.with_instructions("<producer>" + REVISE_SUFFIX),
+              judge_signature(workspace.rubric, "<evaluator>")]
+    rendered: list[Any] = []
+    for signature in stages:
+        rendered.append(adapter.format(signature, [], {name: f"<{name}>" for name in signature.input_fields}))
+        if not is_plain_text(signature):  # a structured reply: its schema is part of the request
+            rendered.append(output_model(signature).model_json_schema())
+    return text_hash(json.dumps(rendered, sort_keys=True, default=str))
 
 
 class Judge:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluation.scoring import composite
-from ..lm.model_identity import changes
+from ..lm.model_identity import what_changed
 from ..store import Store
 from ..store.queries import (
     BASELINE_COMPOSITE,
@@ -175,7 +175,7 @@ def restart_reason(store: Store, trials: list[sqlite3.Row], row: sqlite3.Row) ->
     reasons = [EDITED] if before["variant_hash"] != row["variant_hash"] else []
     old, new = (_models_of(store, r["evaluation_id"]) for r in (before, row))
     if old and new and old != new:
-        reasons.append(f"the models changed ({'; '.join(changes(old, new))})")
+        reasons.append(what_changed(old, new))
     return " and ".join(reasons) or EDITED
 
 

@@ -1,17 +1,19 @@
 """Which models answer a run, and whether they are the ones that made the scores it compares with.
 
-A model that changes under its name (lm/model_identity.py) scores the same instructions differently. The store
-records the run's models on each evaluation and reuses only their scores (Store.models); this asks the backends
-at start-up and before each trial, and says when the incumbent's scores are another model's, so that the Study
-evaluates the committed instructions again as a new baseline.
+A model that changes under its name (lm/model_identity.py) scores the same instructions differently, and so does
+a harness (or DSPy) that renders its prompts otherwise (pipeline/harness.prompt_format). The store records the
+run's identity, both of them, on each evaluation and reuses only its scores (Store.models); this asks the
+backends at start-up and before each trial, and says when the incumbent's scores are another identity's, so that
+the Study evaluates the committed instructions again as a new baseline.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from ..errors import BackendError
-from ..lm.model_identity import changes, run_models
+from ..lm.model_identity import PROMPT_FORMAT, run_models, what_changed
 from ..store import Store
 from ..workspace.config import BackendsConfig, Portfolio
 from .results import Incumbent
@@ -24,11 +26,12 @@ class ModelWatch:
     the run's so far, are another model's."""
 
     def __init__(self, portfolio: Portfolio, backends: BackendsConfig, store: Store, study: str, *, shared: bool,
-                 backend_of: Callable, note: Callable[[str], None]):
+                 prompt_format: str, backend_of: Callable, note: Callable[[str], None]):
         self.portfolio, self.backends, self.store, self.backend_of = portfolio, backends, store, backend_of
         # A shared study's incumbent may be another machine's, scored by its models: not compared here.
         self.shared = shared
-        store.models = run_models(portfolio, backends, backend_of, note=note)
+        self.prompt_format = prompt_format
+        store.models = self._identity(run_models(portfolio, backends, backend_of, note=note))
         adopted = store.adopt_unstamped(study)  # a study's evaluations from before m012: the study goes on
         if adopted:
             note(f"the study's {adopted} earlier evaluations did not record which models made them: taken as made "
@@ -36,37 +39,41 @@ class ModelWatch:
 
     def changed_since(self, incumbent: Incumbent) -> str | None:
         """Why the incumbent's scores do not compare with this run's, as a note: the models that made them are
-        not the ones answering now (an `ollama pull`, another GGUF, a new llama.cpp build); None when they are."""
-        if self.store.models is None or self.shared or incumbent.evaluation_id is None:
+        not the ones answering now (an `ollama pull`, another GGUF, a new llama.cpp build), or the prompts were
+        rendered otherwise (a new autoresearch or DSPy); None when neither."""
+        if self.shared or incumbent.evaluation_id is None:
             return None
         row = self.store.evaluation(incumbent.evaluation_id)
         if row is None or row["models"] == self.store.models:
             return None
-        return (f"the models changed since the incumbent (trial {incumbent.trial}) was scored "
-                f"({'; '.join(changes(row['models'], self.store.models))}): its scores do not compare with new "
-                f"ones, so {NEW_BASELINE}")
+        return (f"{what_changed(row['models'], self.store.models)} since the incumbent (trial {incumbent.trial}) was "
+                f"scored: its scores do not compare with new ones, so {NEW_BASELINE}")
 
     def swapped(self) -> str | None:
-        """How the models answering differ from those this run's scores came from ("producer: A → B"; asked
-        before each trial: an `ollama pull` by a timer, a server reloaded with another checkpoint); None when
-        they do not, or cannot be asked now (a server away is the outage wait's business). From then on the
-        store stamps and reuses the new models' scores."""
-        if self.store.models is None or self.shared:
+        """How the models answering differ from those this run's scores came from ("the models changed (producer:
+        A → B)"; asked before each trial: an `ollama pull` by a timer, a server reloaded with another checkpoint);
+        None when they do not, or cannot be asked now (a server away is the outage wait's business). From then on
+        the store stamps and reuses the new models' scores."""
+        if self.shared:
             return None
         try:
-            now = run_models(self.portfolio, self.backends, self.backend_of, waits_s=(), raise_errors=True)
+            now = self._identity(run_models(self.portfolio, self.backends, self.backend_of, waits_s=(),
+                                            raise_errors=True))
         except BackendError:
             return None
         if now == self.store.models:
             return None
         was, self.store.models = self.store.models, now
-        return "; ".join(changes(was, now))
+        return what_changed(was, now)
+
+    def _identity(self, roles: str | None) -> str:
+        """The run's identity: each pipeline role's model that can tell (JSON), and the prompt format."""
+        return json.dumps({**json.loads(roles or "{}"), PROMPT_FORMAT: self.prompt_format}, sort_keys=True)
 
 
 def swap_note(change: str) -> str:
-    """The run's note on models that changed during it (ModelWatch.swapped)."""
-    return f"the models changed during the run ({change}): {NEW_BASELINE} (the trial before may have been scored " \
-           "partly by each)"
+    """The run's note on models that changed during it (ModelWatch.swapped: "the models changed (…)")."""
+    return f"{change} during the run: {NEW_BASELINE} (the trial before may have been scored partly by each)"
 
 
 def changing_message(change: str) -> str:

@@ -18,7 +18,7 @@ import sqlalchemy
 from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
-from ..pipeline.harness import backend_of
+from ..pipeline.harness import backend_of, prompt_format
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
@@ -239,7 +239,8 @@ class Study:
                 portfolio_json=json.dumps(self.portfolio.model_dump(), sort_keys=True),
                 evaluation_hash=self.ws.evaluation_hash(), branch=self.branch, storage=self.storage)
             self.models = ModelWatch(self.portfolio, self.settings.backends, self.store, self.name,
-                                     shared=self.incumbents.shared, backend_of=self._backend_of, note=self._note)
+                                     shared=self.incumbents.shared, prompt_format=prompt_format(self.ws),
+                                     backend_of=self._backend_of, note=self._note)
             if self.sampler is None:
                 self.sampler = self._default_sampler(n_trials)
             self.optuna = self._create_optuna_study()

@@ -11,6 +11,7 @@ from autoresearch.lm.model_identity import (
     entry_identity,
     gguf_identity,
     run_models,
+    what_changed,
 )
 from autoresearch.workspace.config import BackendsConfig, Portfolio, RoleConfig
 
@@ -127,3 +128,14 @@ def test_one_change_to_several_roles_is_said_once_with_only_the_part_that_differ
     rebuilt = json.dumps({r: "gguf 9 bytes sha256 aaaa; llama.cpp 0.3.40 (AVX2)" for r in ("planner", "producer")})
     assert changes(json.dumps({r: f"gguf 9 bytes sha256 aaaa; {build}" for r in ("planner", "producer")}),
                    rebuilt) == ["planner, producer: llama.cpp 0.3.36 (AVX2) → llama.cpp 0.3.40 (AVX2)"]
+
+
+def test_what_changed_names_models_and_the_prompt_format_apart():
+    a = json.dumps({"producer": "digest 1", "prompt format": "f1"})
+    assert what_changed(a, json.dumps({"producer": "digest 2", "prompt format": "f1"})) == \
+        "the models changed (producer: digest 1 → digest 2)"
+    assert what_changed(a, json.dumps({"producer": "digest 1", "prompt format": "f2"})) == \
+        "the prompt format (a new autoresearch or DSPy) changed (prompt format: f1 → f2)"
+    assert what_changed(a, json.dumps({"producer": "digest 2", "prompt format": "f2"})).startswith(
+        "the models and the prompt format (a new autoresearch or DSPy) changed (producer: digest 1 → digest 2; "
+        "prompt format: f1 → f2)")

@@ -8,6 +8,8 @@ import json
 
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
+from autoresearch.lm.model_identity import PROMPT_FORMAT
+from autoresearch.pipeline.harness import prompt_format
 from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.study import Study
 from autoresearch.store import Store
@@ -56,6 +58,12 @@ def _trials(root) -> list[tuple[int, str]]:
         store.close()
 
 
+def _identity(root, model: str) -> str:
+    """What a run stamps: each pipeline role's model identity and the harness's prompt format."""
+    return json.dumps({"evaluator": model, "planner": model, "producer": model,
+                       PROMPT_FORMAT: prompt_format(load_workspace(root))}, sort_keys=True)
+
+
 def _models(root) -> list[str | None]:
     store = Store.for_workspace(root / "runs")
     try:
@@ -71,8 +79,7 @@ def test_the_same_models_reuse_the_studys_scores(loop_workspace):
     assert second.outcomes[0].description.startswith("identical to trial 2, not re-evaluated")
     assert _trials(root)[0] == (0, "baseline") and all(s != "baseline" for _, s in _trials(root)[1:])
     assert not any("models changed" in n for n in second.notes)
-    assert set(_models(root)) == {json.dumps({r: "model A" for r in ("evaluator", "planner", "producer")},
-                                             sort_keys=True)}
+    assert set(_models(root)) == {_identity(root, "model A")}
 
 
 def test_changed_models_evaluate_the_incumbent_again_and_borrow_no_score(loop_workspace):
@@ -83,8 +90,8 @@ def test_changed_models_evaluate_the_incumbent_again_and_borrow_no_score(loop_wo
     trial, = second.outcomes
     assert trial.number == 4 and "identical" not in trial.description  # scored by model B, not borrowed
     changed, = [n for n in second.notes if "models changed" in n]
-    assert changed.startswith("the models changed since the incumbent (trial 1) was scored (planner, producer, "
-                              "evaluator: model A → model B): its scores do not compare with new ones")
+    assert changed.startswith("the models changed (planner, producer, evaluator: model A → model B) since the "
+                              "incumbent (trial 1) was scored: its scores do not compare with new ones")
     store = Store.for_workspace(root / "runs")
     try:  # log and show say why this baseline was evaluated: not a commit of the user's
         restart, = study_log(store, second.study).restarts
@@ -95,13 +102,15 @@ def test_changed_models_evaluate_the_incumbent_again_and_borrow_no_score(loop_wo
                                    "model B); the incumbent from here on")
     assert detail.restart == "the models changed (planner, producer, evaluator: model A → model B)"
     stamps = _models(root)
-    assert set(stamps[before:]) == {json.dumps({r: "model B" for r in ("evaluator", "planner", "producer")},
-                                               sort_keys=True)}
+    assert set(stamps[before:]) == {_identity(root, "model B")}
 
 
 def test_a_study_from_before_models_were_recorded_takes_them_as_the_ones_answering_now(loop_workspace):
-    root, pipeline = _first_night(loop_workspace, None)  # a fake that cannot tell: nothing recorded
-    assert set(_models(root)) == {None}
+    root, pipeline = _first_night(loop_workspace, None)
+    store = Store.for_workspace(root / "runs")
+    with store.conn:  # as a store from before m012 left them
+        store.conn.execute("UPDATE evaluations SET models = NULL")
+    store.close()
     second = _run(root, pipeline, "model A", 1)
     assert [(o.number, o.status) for o in second.outcomes] == [(3, "discard")]
     assert second.outcomes[0].description.startswith("identical to trial 2, not re-evaluated")
@@ -128,9 +137,9 @@ def test_a_model_swapped_during_the_run_is_caught_before_the_next_trial(loop_wor
     assert [o.number for o in summary.outcomes] == [1, 3]
     assert _trials(root)[2] == (2, "baseline")  # between the two trials: the incumbent under model B
     swapped, = [n for n in summary.notes if "during the run" in n]
-    assert swapped.startswith("the models changed during the run (planner, producer, evaluator: model A → model "
-                              "B): the committed instructions are evaluated again as a new baseline")
-    b = json.dumps({r: "model B" for r in ("evaluator", "planner", "producer")}, sort_keys=True)
+    assert swapped.startswith("the models changed (planner, producer, evaluator: model A → model B) during the run: "
+                              "the committed instructions are evaluated again as a new baseline")
+    b = _identity(root, "model B")
     store = Store.for_workspace(root / "runs")
     try:
         after = store.conn.execute("SELECT DISTINCT models FROM evaluations WHERE trial >= 2").fetchall()
@@ -159,3 +168,25 @@ def test_models_that_change_again_before_a_trial_finishes_stop_the_run(loop_work
     # Asked at the start (B), before trial 1 (A: a new baseline), again before trial 1 (B): stopped, no trial made.
     assert len(asked) == 3 and summary.outcomes == []
     assert _trials(root) == [(0, "baseline"), (1, "baseline")]
+
+
+def test_a_harness_that_renders_its_prompts_otherwise_is_a_new_baseline(loop_workspace, monkeypatch):
+    from autoresearch.search import study as study_module
+
+    root, pipeline = _first_night(loop_workspace, "model A")
+    before = prompt_format(load_workspace(root))
+    monkeypatch.setattr(study_module, "prompt_format", lambda ws: "f00dfeed")  # an upgrade's other rendering
+    second = _run(root, pipeline, "model A", 1)
+    assert _trials(root)[3:] == [(3, "baseline"), (4, "discard")]
+    changed, = [n for n in second.notes if "changed" in n]
+    assert changed.startswith(f"the prompt format (a new autoresearch or DSPy) changed (prompt format: {before} → "
+                              "f00dfeed) since the incumbent (trial 1) was scored")
+
+
+def test_the_prompt_format_follows_what_the_stages_send(loop_workspace):
+    root = loop_workspace()
+    ws = load_workspace(root)
+    assert prompt_format(ws) == prompt_format(load_workspace(root))  # stable: the same rendering, the same hash
+    config = root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("[workspace]\n", "[workspace]\nrestate_instructions = true\n", 1))
+    assert prompt_format(load_workspace(root)) != prompt_format(ws)  # the instructions restated after the inputs
