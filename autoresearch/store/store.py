@@ -48,9 +48,9 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        # What answers the run's calls (lm/model_identity.py, as JSON): stamped on every evaluation begun, and
-        # the only evaluations whose scores a run reuses (a twin, the incumbent's scores, the noise, the front).
-        # None (the read side, a fake backend): every evaluation's.
+        # What answers the run's calls, and how its prompts are rendered (search/model_watch.py, as JSON): stamped
+        # on every evaluation begun, and the only evaluations whose scores a run reuses (a twin, the incumbent's
+        # scores, the noise, the front). None (the read side: log, show, report; eval): every evaluation's.
         self.models: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

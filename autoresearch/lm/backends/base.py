@@ -45,7 +45,10 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A source of completions. `in_process` says whether our own CPU time is the model's work."""
+    """A source of completions. `in_process` says whether our own CPU time is the model's work.
+
+    Optional: `model_identity() -> str | None`, what the backend can tell of its model beyond the name (a GGUF's
+    hash, an Ollama digest), so that a study keeps another model's scores apart (lm/model_identity.py)."""
 
     name: str
     in_process: bool
