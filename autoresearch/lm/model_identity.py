@@ -118,7 +118,29 @@ def what_changed(before: str | None, now: str | None) -> str:
 
 
 def _differing(was: str | None, is_now: str | None) -> tuple[str, str]:
-    if was and is_now and len(parts := was.split("; ")) == len(others := is_now.split("; ")):
+    """The parts of two identities that differ: of a server's entry (JSON), its fields; of "part; part", parts."""
+    old, new = _fields(was), _fields(is_now)
+    if old is not None and new is not None:
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        was, is_now = (" ".join(f"{k} {d.get(k, '-')}" for k in keys) for d in (old, new))
+    elif was and is_now and len(parts := was.split("; ")) == len(others := is_now.split("; ")):
         differ = [(a, b) for a, b in zip(parts, others) if a != b]
         was, is_now = "; ".join(a for a, _ in differ), "; ".join(b for _, b in differ)
     return one_line(was or "not known", 80), one_line(is_now or "not known", 80)
+
+
+def _fields(identity: str | None) -> dict[str, Any] | None:
+    """A server entry's identity (entry_identity's JSON) as flat fields ("meta.size"); None for any other."""
+    try:
+        entry = json.loads(identity) if identity and identity.startswith("{") else None
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    flat: dict[str, Any] = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

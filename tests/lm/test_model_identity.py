@@ -139,3 +139,10 @@ def test_what_changed_names_models_and_the_prompt_format_apart():
     assert what_changed(a, json.dumps({"producer": "digest 2", "prompt format": "f2"})).startswith(
         "the models and the prompt format (a new autoresearch or DSPy) changed (producer: digest 1 → digest 2; "
         "prompt format: f1 → f2)")
+
+
+def test_a_server_entrys_change_names_the_fields_that_differ():
+    entry = {"id": "local-model", "owned_by": "llamacpp", "meta": {"n_params": 134515008, "size": 98362432}}
+    before = json.dumps({"producer": entry_identity({**entry, "object": "model"})})
+    now = json.dumps({"producer": entry_identity({**entry, "meta": {"n_params": 134515008, "size": 80000000}})})
+    assert changes(before, now) == ["producer: meta.size 98362432 → meta.size 80000000"]
