@@ -28,8 +28,10 @@ from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 # (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
 PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
-# Entry fields of an OpenAI-compatible /models list that change with the server's start, not with the model.
+# Entry fields of an OpenAI-compatible /models list that change with the server's start or settings, not with
+# the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut).
 _VOLATILE = {"created", "object", "permission", "permissions"}
+_VOLATILE_META = {"n_ctx"}
 
 
 def gguf_identity(path: Path) -> str:
@@ -49,6 +51,8 @@ def entry_identity(entry: dict[str, Any]) -> str | None:
     """An OpenAI-compatible model entry's details beyond its id and owner, as compact JSON; None when it has
     none (the name is all the server says)."""
     details = {k: v for k, v in entry.items() if k not in _VOLATILE}
+    if isinstance(details.get("meta"), dict):
+        details["meta"] = {k: v for k, v in details["meta"].items() if k not in _VOLATILE_META}
     if set(details) <= {"id", "owned_by"}:
         return None
     return json.dumps(details, sort_keys=True, separators=(",", ":"))

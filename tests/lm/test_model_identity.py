@@ -48,6 +48,16 @@ def test_a_server_entry_is_identified_by_its_details_not_its_start_time():
                                                 "max_model_len": 4096}
     assert entry_identity({**vllm, "created": 2}) == entry_identity(vllm)
     assert entry_identity({"id": "m", "object": "model", "owned_by": "me", "permissions": []}) is None
+    # llama-server's entry as a real one listed it (built from llama-cpp-python 0.3.36's vendored llama.cpp): its -c
+    # (meta.n_ctx) is a setting of the server, not of the model
+    llama_server = {"id": "smollm2-135m", "aliases": ["smollm2-135m"], "tags": [], "object": "model",
+                    "created": 1796431740, "owned_by": "llamacpp",
+                    "meta": {"vocab_type": 2, "n_vocab": 49152, "n_ctx": 4096, "n_ctx_train": 8192, "n_embd": 576,
+                             "n_params": 134515008, "size": 96576768, "ftype": "Q4_1"}}
+    assert entry_identity({**llama_server, "meta": {**llama_server["meta"], "n_ctx": 2048}}) == \
+        entry_identity(llama_server)
+    assert entry_identity({**llama_server, "meta": {**llama_server["meta"], "ftype": "Q8_0"}}) != \
+        entry_identity(llama_server)
 
 
 class _Backend:
