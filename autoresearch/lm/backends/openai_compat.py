@@ -23,8 +23,10 @@ from ...errors import (
 )
 from .base import Completion, CompletionRequest
 from .dialects import AUTO, DialectNegotiator, rejects_format, response_format
+from .in_flight import watched
 
 # llama-server: "exceeds the available context size"; vLLM/OpenAI: "maximum context length", "context_length_exceeded".
+IDLE_PROBE_S = 5.0  # how long the in-flight watch waits for a llama-server's /slots
 _CONTEXT_OVERFLOW = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? .*context", re.IGNORECASE)
 
 
@@ -43,8 +45,9 @@ class OpenAICompatBackend:
         self._http = httpx.Client(timeout=timeout_s)
         # Per server: roles sharing this instance (same URL and model) negotiate once between them.
         self.dialects = DialectNegotiator(self.base_url, structured)
-        # llama-server, once its reply showed its "timings": it then gets cache_prompt, so that a slot reuses
-        # the prompt prefix it holds (other servers may refuse a field they do not know, so only it gets it).
+        # llama-server, once its model list or a reply showed it ("owned_by": "llamacpp", "timings"): it then gets
+        # cache_prompt, so that a slot reuses the prompt prefix it holds (other servers may refuse a field they do
+        # not know, so only it gets it), and its calls are watched in flight (in_flight.py).
         self.llama_server = False
 
     def __repr__(self) -> str:
@@ -79,9 +82,18 @@ class OpenAICompatBackend:
         return replace(completion, dialect=dialect)
 
     def _chat(self, payload: dict[str, Any], model: str, timeout: float | None) -> Completion:
-        """POST one chat completion and map its reply."""
+        """POST one chat completion and map its reply; to a llama-server, watched while in flight (in_flight.py)."""
         started = time.perf_counter()
-        body = self._send("POST", "/chat/completions", model, json=payload, timeout=timeout)
+
+        def post() -> Any:
+            return self._send("POST", "/chat/completions", model, json=payload, timeout=timeout)
+
+        def given_up() -> BackendUnreachable:
+            return BackendUnreachable(f"{self.base_url}: the server answering serves no request, so not this call (a "
+                                      "llama-server stopped and started again while it was in flight)",
+                                      backend=self.name, model=model)
+
+        body = watched(post, self._idle, given_up) if self.llama_server else post()
         latency_s = time.perf_counter() - started
         try:
             choice = body["choices"][0]
@@ -106,6 +118,7 @@ class OpenAICompatBackend:
     def list_models(self) -> list[str]:
         """Model ids the server offers (GET {base_url}/models)."""
         body = self._send("GET", "/models", self.model)
+        self._recognise(body)
         try:
             return [entry["id"] for entry in body["data"]]
         except (KeyError, TypeError):
@@ -118,9 +131,28 @@ class OpenAICompatBackend:
         from ..model_identity import entry_identity
 
         body = self._send("GET", "/models", self.model)
+        self._recognise(body)
         entries = body.get("data") if isinstance(body, dict) else None
         entry = next((e for e in entries or () if isinstance(e, dict) and e.get("id") == self.model), None)
         return entry_identity(entry) if entry is not None else None
+
+    def _recognise(self, models: Any) -> None:
+        """A llama-server says so in its model list ("owned_by": "llamacpp"): known before its first reply, so
+        that the run's first call is watched in flight too (in_flight.py)."""
+        entries = models.get("data") if isinstance(models, dict) else None
+        if any(isinstance(e, dict) and e.get("owned_by") == "llamacpp" for e in entries or ()):
+            self.llama_server = True
+
+    def _idle(self) -> bool:
+        """Whether the llama-server answering at this URL has no slot processing (GET /slots at its root); False
+        when it cannot tell (the endpoint turned off with --no-slots, another server, no answer)."""
+        root = self.base_url.removesuffix("/v1")
+        try:
+            slots = self._http.get(f"{root}/slots", timeout=IDLE_PROBE_S).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return (isinstance(slots, list) and bool(slots) and all(isinstance(s, dict) for s in slots)
+                and not any(s.get("is_processing", True) for s in slots))
 
     def _send(self, method: str, path: str, model: str, *, json: Any = None, timeout: float | None = None) -> Any:
         """Send one request and return its JSON body; every failure becomes a typed BackendError."""

@@ -50,6 +50,7 @@ class OpenAIStub:
         self.timings: dict[str, float] | None = None  # llama-server's extra "timings" object
         self.refuse: dict[str, tuple[int, Any]] = {}  # dialect -> (status, body) answered to a request in it
         self.respond: Callable[[dict[str, Any]], str] | None = None  # a reply made from the request body
+        self.slots: Any = None  # llama-server's GET /slots (at the server's root), when set
         self.in_flight = 0  # chat requests being answered now (the stub serves them concurrently)
         self.max_in_flight = 0
         self._counting = threading.Lock()
@@ -117,6 +118,8 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             self._record({})
             if self.path == "/v1/models":
                 self._send(200, stub.list_models())
+            elif self.path == "/slots" and stub.slots is not None:
+                self._send(200, stub.slots)
             else:
                 self._send(404, {"error": "File Not Found"})
 
