@@ -28,9 +28,10 @@ from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 # (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
 PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
-# Entry fields of an OpenAI-compatible /models list that change with the server's start or settings, not with
-# the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut).
-_VOLATILE = {"created", "object", "permission", "permissions"}
+# Entry fields of an OpenAI-compatible /models list that change with the request, the server's start or settings,
+# not with the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut; a
+# router's "status" says whether the model is loaded now).
+_VOLATILE = {"created", "object", "permission", "permissions", "status"}
 _VOLATILE_META = {"n_ctx"}
 
 

@@ -47,6 +47,7 @@ def test_a_server_entry_is_identified_by_its_details_not_its_start_time():
     assert json.loads(entry_identity(vllm)) == {"id": "m", "owned_by": "vllm", "root": "/models/qwen",
                                                 "max_model_len": 4096}
     assert entry_identity({**vllm, "created": 2}) == entry_identity(vllm)
+    assert entry_identity({**vllm, "status": {"value": "unloaded"}}) == entry_identity(vllm)  # a router's, now
     assert entry_identity({"id": "m", "object": "model", "owned_by": "me", "permissions": []}) is None
     # llama-server's entry as a real one listed it (built from llama-cpp-python 0.3.36's vendored llama.cpp): its -c
     # (meta.n_ctx) is a setting of the server, not of the model
