@@ -28,10 +28,9 @@ from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 # (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
 PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
-# Entry fields of an OpenAI-compatible /models list that change with the request, the server's start or settings,
-# not with the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut; a
-# router's "status" says whether the model is loaded now).
-_VOLATILE = {"created", "object", "permission", "permissions", "status"}
+# Entry fields of an OpenAI-compatible /models list that change with the request or the server's settings, not
+# with the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut).
+_VOLATILE = {"created", "object", "permission", "permissions"}
 _VOLATILE_META = {"n_ctx"}
 
 
@@ -50,7 +49,11 @@ def gguf_identity(path: Path) -> str:
 
 def entry_identity(entry: dict[str, Any]) -> str | None:
     """An OpenAI-compatible model entry's details beyond its id and owner, as compact JSON; None when it has
-    none (the name is all the server says)."""
+    none (the name is all the server says), or when they come and go: a llama-server router (`--models-dir`)
+    lists a model's meta only while it is loaded (its entry's "status"), so a model evicted and loaded again
+    would read as another."""
+    if "status" in entry:
+        return None
     details = {k: v for k, v in entry.items() if k not in _VOLATILE}
     if isinstance(details.get("meta"), dict):
         details["meta"] = {k: v for k, v in details["meta"].items() if k not in _VOLATILE_META}

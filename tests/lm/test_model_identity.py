@@ -47,7 +47,11 @@ def test_a_server_entry_is_identified_by_its_details_not_its_start_time():
     assert json.loads(entry_identity(vllm)) == {"id": "m", "owned_by": "vllm", "root": "/models/qwen",
                                                 "max_model_len": 4096}
     assert entry_identity({**vllm, "created": 2}) == entry_identity(vllm)
-    assert entry_identity({**vllm, "status": {"value": "unloaded"}}) == entry_identity(vllm)  # a router's, now
+    # A llama-server router's entries, as a real one listed them: meta only while loaded, so nothing is told.
+    unloaded = {"id": "smol-q8", "aliases": [], "tags": [], "object": "model", "owned_by": "llamacpp",
+                "created": 1796433901, "status": {"value": "unloaded"}, "source": "models_dir", "can_remove": False}
+    loaded = {**unloaded, "status": {"value": "loaded"}, "meta": {"n_params": 134515008, "ftype": "Q8_0"}}
+    assert entry_identity(unloaded) is None and entry_identity(loaded) is None
     assert entry_identity({"id": "m", "object": "model", "owned_by": "me", "permissions": []}) is None
     # llama-server's entry as a real one listed it (built from llama-cpp-python 0.3.36's vendored llama.cpp): its -c
     # (meta.n_ctx) is a setting of the server, not of the model
