@@ -261,6 +261,34 @@ class Restarting:
         return self.inner.list_models()
 
 
+def through_a_restart(monkeypatch, workspace: Workspace, *args: str) -> list[Any]:
+    """The CLI command `args` (run with --json) twice on one scripted server: as it is, then gone at its third call
+    (its 3 attempts refused, then 2 probes) and back. Both end well; the second says so on stderr in two notes,
+    the first says nothing there. Their results, in that order."""
+    from click.testing import CliRunner
+
+    from autoresearch.cli.main import main
+    from autoresearch.lm import preflight
+    from autoresearch.pipeline import harness
+
+    results = []
+    for down_at in (None, 3):
+        rubric = workspace.rubric
+        server = Restarting(single_fake(Script(rubric, judge=judge_reply(rubric, 7))), down_at=down_at)
+        monkeypatch.setattr(harness, "create_backend", server.factory)
+        monkeypatch.setattr(preflight, "create_backend", server.factory)
+        result = CliRunner().invoke(main, [*args, "-w", str(workspace.root), "--json"])
+        assert result.exit_code == 0, result.output
+        if down_at:
+            went, back = result.stderr.splitlines()
+            assert went.startswith("note: openai at http://127.0.0.1:8080/v1 stopped answering (unreachable: cannot ")
+            assert back == "note: openai at http://127.0.0.1:8080/v1 answers again after 0 s"
+        else:
+            assert result.stderr == ""
+        results.append(result)
+    return results
+
+
 def single_fake(script: Callable[[CompletionRequest], Any], *, models: Iterable[str] = (STARTER_MODEL,),
                 in_process: bool = False, delay_s: float = 0.002) -> FakeBackend:
     """One FakeBackend serving every role (as the starter's shared embedded model does).
@@ -293,6 +321,6 @@ def kit() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         Script=Script, judge_reply=judge_reply, plan_reply=plan_reply, call_kind=call_kind,
         distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
-        ContentScript=ContentScript, Restarting=Restarting,
+        ContentScript=ContentScript, Restarting=Restarting, through_a_restart=through_a_restart,
         COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL, run_lock_held=run_lock_held,
     )

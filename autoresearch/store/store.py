@@ -99,6 +99,10 @@ class Store:
             return self.conn.execute("UPDATE evaluations SET models=? WHERE study=? AND models IS NULL",
                                      (self.models, study)).rowcount
 
+    def _trial_by_these_models(self) -> tuple[str, tuple[Any, ...]]:
+        """by_these_models for a query of the trials table: its row's evaluation made by them."""
+        return ("", ()) if self.models is None else (_BY_THESE_MODELS, (self.models,))
+
     def by_these_models(self, alias: str = "e") -> tuple[str, tuple[Any, ...]]:
         """The SQL condition (" AND …", its parameters) that an evaluation (table alias `alias`) was made by the
         models now answering; nothing when they are not known (Store.models)."""
@@ -243,7 +247,7 @@ class Store:
         """An earlier finished trial that evaluated exactly this instruction set and knobs; with
         without_failed_tasks, only one whose evaluation had no failed task (no backend fault in its score)."""
         clean = _WITHOUT_FAILED_TASKS if without_failed_tasks else ""
-        models, by = (_BY_THESE_MODELS, (self.models,)) if self.models is not None else ("", ())
+        models, by = self._trial_by_these_models()
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND composite IS NOT NULL"
             f" AND status IN ('baseline', 'keep', 'discard'){clean}{models} ORDER BY number LIMIT 1",
@@ -253,7 +257,7 @@ class Store:
     def find_pruned_variant(self, study: str, variant_hash: str, incumbent_before: float) -> sqlite3.Row | None:
         """An earlier trial that evaluated exactly this variant, without a failed task, and was pruned against
         an incumbent of this objective."""
-        models, by = (_BY_THESE_MODELS, (self.models,)) if self.models is not None else ("", ())
+        models, by = self._trial_by_these_models()
         return self.conn.execute(
             "SELECT * FROM trials WHERE study=? AND variant_hash=? AND status='pruned'"
             f" AND incumbent_before IS NOT NULL AND ABS(incumbent_before - ?) < 1e-9{_WITHOUT_FAILED_TASKS}{models}"

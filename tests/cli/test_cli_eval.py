@@ -363,20 +363,7 @@ def test_a_ctrl_c_before_the_evaluation_starts_exits_130_in_one_line(workspace_d
 
 
 def test_an_eval_through_a_server_restart_says_so_on_stderr_and_scores_as_without_one(
-        workspace_dir, workspace, kit, monkeypatch, quick_probes):
-    composites = []
-    for down_at in (None, 3):  # at the third call: its 3 attempts refused, then 2 probes
-        rubric = workspace.rubric
-        server = kit.Restarting(kit.single_fake(kit.Script(rubric, judge=kit.judge_reply(rubric, 7))), down_at=down_at)
-        monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: server)
-        monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: server)
-        result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir), "--split", "search", "--json"])
-        assert result.exit_code == 0, result.output
-        composites.append(json.loads(result.stdout)["composite"])
-        if down_at:
-            went, back = result.stderr.splitlines()
-            assert went.startswith("note: openai at http://127.0.0.1:8080/v1 stopped answering (unreachable: cannot ")
-            assert back == "note: openai at http://127.0.0.1:8080/v1 answers again after 0 s"
-        else:
-            assert result.stderr == ""
+        workspace, kit, monkeypatch, quick_probes):
+    results = kit.through_a_restart(monkeypatch, workspace, "eval", "--split", "search")
+    composites = [json.loads(result.stdout)["composite"] for result in results]
     assert composites[0] == composites[1]

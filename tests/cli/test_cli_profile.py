@@ -95,24 +95,10 @@ def test_profiling_a_model_whose_path_holds_brackets_does_not_trip_on_its_progre
 
 
 def test_a_profile_through_a_server_restart_says_so_on_stderr_and_profiles_as_without_one(
-        workspace_dir, workspace, kit, monkeypatch, quick_probes):
-    from autoresearch.pipeline import harness as harness_module
-
-    rows = []
-    for down_at in (None, 3):  # at the third call: its 3 attempts refused, then 2 probes
-        rubric = workspace.rubric
-        server = kit.Restarting(kit.single_fake(kit.Script(rubric, judge=kit.judge_reply(rubric, 7))), down_at=down_at)
-        monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: server)
-        monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: server)
-        result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir), "--tasks", "1", "--json"])
-        assert result.exit_code == 0, result.output
-        rows.append([(r["role"], r["composite"], r["completion_rate"]) for r in json.loads(result.stdout)])
-        if down_at:
-            went, back = result.stderr.splitlines()
-            assert went.startswith("note: openai at http://127.0.0.1:8080/v1 stopped answering (unreachable: cannot ")
-            assert back == "note: openai at http://127.0.0.1:8080/v1 answers again after 0 s"
-        else:
-            assert result.stderr == ""
+        workspace, kit, monkeypatch, quick_probes):
+    results = kit.through_a_restart(monkeypatch, workspace, "profile", "--tasks", "1")
+    rows = [[(r["role"], r["composite"], r["completion_rate"]) for r in json.loads(result.stdout)]
+            for result in results]
     assert [(role, composite) for role, composite, _ in rows[0]] == [(role, composite) for role, composite, _ in rows[1]]
     # The completion rate counts attempts: the evaluator's one call (the third) was refused 3 times, then answered.
     assert [rate for _, _, rate in rows[0]] == [1.0, 1.0, 1.0] and [rate for _, _, rate in rows[1]] == [1.0, 1.0, 0.25]
