@@ -259,27 +259,35 @@ class SharedIncumbents(LocalIncumbents):
         return [incumbent, *members, *map(from_record, records)][:limit]
 
     def record(self, row: Any) -> None:
-        self.shared_worker.ledger.record_trial(self.worker, row)
+        self.shared_worker.ledger.record_trial(self.worker, row, self.store.models)
 
     def tried_ideas(self, file: str) -> list[str]:
         return tried_ideas(self.shared_worker.ledger.tried(), file)
 
     def twin(self, variant_hash: str) -> Any | None:
-        """This worker's twin from its store (its scores are here), else another worker's from the ledger."""
+        """This worker's twin from its store (its scores are here), else another worker's from the ledger that the
+        same models scored."""
         mine = super().twin(variant_hash)
         if mine is not None:
             return mine
-        return next((r for r in self.shared_worker.ledger.tried_variant(variant_hash)
+        return next((r for r in self._ledger_twins(variant_hash)
                      if r["composite"] is not None and r["status"] in ("baseline", "keep", "discard")), None)
 
     def pruned_twin(self, variant_hash: str, incumbent: Incumbent) -> Any | None:
-        """This worker's pruned twin from its store, else another worker's from the ledger."""
+        """This worker's pruned twin from its store, else another worker's from the ledger that the same models
+        screened."""
         mine = super().pruned_twin(variant_hash, incumbent)
         if mine is not None:
             return mine
-        return next((r for r in self.shared_worker.ledger.tried_variant(variant_hash)
+        return next((r for r in self._ledger_twins(variant_hash)
                      if r["status"] == "pruned" and r["incumbent_before"] is not None
                      and abs(r["incumbent_before"] - incumbent.objective) < 1e-9), None)
+
+    def _ledger_twins(self, variant_hash: str) -> list[dict[str, Any]]:
+        """Every worker's trials of this variant whose scores the models answering here made (Store.models): a
+        worker on another machine, another GGUF or llama.cpp build, or before an `ollama pull`, scores the same
+        instructions otherwise (a trial recorded before the ledger kept models says none, and is not reused)."""
+        return [r for r in self.shared_worker.ledger.tried_variant(variant_hash) if r["models"] == self.store.models]
 
     def since_keep(self) -> int:
         return trials_since_incumbent(self.shared_worker.ledger.tried())

@@ -19,6 +19,9 @@ from ..workspace.config import BackendsConfig, Portfolio
 from .results import Incumbent
 
 NEW_BASELINE = "the committed instructions are evaluated again as a new baseline, the incumbent from here on"
+# A shared study's worker whose models changed: its incumbent is the ledger's, so no new baseline.
+SHARED_RESCORED = ("this worker reuses none of its scores made before, nor another worker's made by other models, "
+                   "and scores the study's incumbent again here before comparing a variant with it")
 
 
 class ModelWatch:
@@ -28,10 +31,15 @@ class ModelWatch:
     def __init__(self, portfolio: Portfolio, backends: BackendsConfig, store: Store, study: str, *, shared: bool,
                  prompt_format: str, backend_of: Callable, note: Callable[[str], None]):
         self.portfolio, self.backends, self.store, self.backend_of = portfolio, backends, store, backend_of
-        # A shared study's incumbent may be another machine's, scored by its models: not compared here.
+        # A shared study's incumbent may be another machine's, scored by its models: it is never compared with
+        # them, and needs no new baseline (each worker scores it again here: Evaluator.screen_reference).
         self.shared = shared
         self.prompt_format = prompt_format
+        earlier = store.latest_models(study)
         store.models = self._identity(run_models(portfolio, backends, backend_of, note=note))
+        if shared and earlier is not None and earlier != store.models:
+            note(f"{what_changed(earlier, store.models)} since this worker's last evaluation in the study: "
+                 f"{SHARED_RESCORED}")
         adopted = store.adopt_unstamped(study)  # a study's evaluations from before m012: the study goes on
         if adopted:
             note(f"the study's {adopted} earlier evaluations did not record which models made them: taken as made "
@@ -54,8 +62,6 @@ class ModelWatch:
         A → B)"; asked before each trial: an `ollama pull` by a timer, a server reloaded with another checkpoint);
         None when they do not, or cannot be asked now (a server away is the outage wait's business). From then on
         the store stamps and reuses the new models' scores."""
-        if self.shared:
-            return None
         try:
             now = self._identity(run_models(self.portfolio, self.backends, self.backend_of, waits_s=(),
                                             raise_errors=True))
@@ -71,9 +77,10 @@ class ModelWatch:
         return json.dumps({**json.loads(roles or "{}"), PROMPT_FORMAT: self.prompt_format}, sort_keys=True)
 
 
-def swap_note(change: str) -> str:
+def swap_note(change: str, shared: bool = False) -> str:
     """The run's note on models that changed during it (ModelWatch.swapped: "the models changed (…)")."""
-    return f"{change} during the run: {NEW_BASELINE} (the trial before may have been scored partly by each)"
+    return (f"{change} during the run: {SHARED_RESCORED if shared else NEW_BASELINE} (the trial before may have "
+            "been scored partly by each)")
 
 
 def changing_message(change: str) -> str:

@@ -377,11 +377,14 @@ class Study:
                     stop_reason, message = StopReason.MODELS_CHANGING, changing_message(swapped)
                     break
                 if swapped:
-                    self._note(swap_note(swapped))
-                    rebased_at, incumbent = len(outcomes), self._baseline()
-                    if incumbent is None:
-                        stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
-                    continue
+                    self._note(swap_note(swapped, self.incumbents.shared))
+                    rebased_at = len(outcomes)
+                    if not self.incumbents.shared:  # a shared study's incumbent is the ledger's, scored again here
+                        incumbent = self._baseline()
+                        if incumbent is None:
+                            stop_reason, message = self.evaluator.down("the baseline failed",
+                                                                       [self.evaluator.trial_calls()])
+                        continue
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
                 if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost

@@ -99,6 +99,12 @@ class Store:
             return self.conn.execute("UPDATE evaluations SET models=? WHERE study=? AND models IS NULL",
                                      (self.models, study)).rowcount
 
+    def latest_models(self, study: str) -> str | None:
+        """The models that made the study's latest stamped evaluation in this store; None before any."""
+        row = self.conn.execute("SELECT models FROM evaluations WHERE study=? AND models IS NOT NULL"
+                                " ORDER BY id DESC LIMIT 1", (study,)).fetchone()
+        return None if row is None else row["models"]
+
     def _trial_by_these_models(self) -> tuple[str, tuple[Any, ...]]:
         """by_these_models for a query of the trials table: its row's evaluation made by them."""
         return ("", ()) if self.models is None else (_BY_THESE_MODELS, (self.models,))

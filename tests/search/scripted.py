@@ -15,8 +15,8 @@ from pathlib import Path
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline, bangs
 
 # The scripted pipeline is shipped with the package (one copy): re-exported for the search tests.
-__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "ScriptedPipeline", "SeedJudge", "bangs", "git", "producer_only",
-           "scripted_run", "wait_for_running_trial"]
+__all__ = ["DIMENSIONS", "ONLY_PRODUCER", "Identified", "ScriptedPipeline", "SeedJudge", "bangs", "git",
+           "producer_only", "scripted_run", "wait_for_running_trial"]
 
 SCRIPTED_CLI = Path(__file__).with_name("shared_pipeline.py")  # the real `autoresearch` command on a fake model
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +38,20 @@ def producer_only(root: Path, extra_config: str = "") -> Path:
         'optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]') + extra_config)
     git(root, "commit", "-qam", "only producer")
     return root
+
+
+class Identified:
+    """The scripted backend, saying which model it is (lm/model_identity.py) as a real backend does; `identity` is
+    the model's name, or a function asked each time (a model that changes)."""
+
+    def __init__(self, inner, identity):
+        self.inner, self.identity = inner, identity
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def model_identity(self) -> str:
+        return self.identity() if callable(self.identity) else self.identity
 
 
 def scripted_run(root: Path, *args: str, delay_s: str = "0", **popen) -> subprocess.Popen:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
+from scripted import ONLY_PRODUCER, Identified, ScriptedPipeline, producer_only
 
 from autoresearch.lm.model_identity import PROMPT_FORMAT
 from autoresearch.pipeline.harness import prompt_format
@@ -14,19 +14,6 @@ from autoresearch.review.history import study_log, trial_detail
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace
-
-
-class Identified:
-    """The scripted backend, saying which model it is (lm/model_identity.py) as a real backend does."""
-
-    def __init__(self, inner, identity: str):
-        self.inner, self.identity = inner, identity
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def model_identity(self) -> str:
-        return self.identity() if callable(self.identity) else self.identity
 
 
 def _run(root, pipeline, identity: str | None, trials: int):

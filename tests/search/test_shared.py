@@ -3,6 +3,7 @@ the ledger, the compare-and-set of a keep, commits pushed to one remote, the ref
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -12,7 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
-from scripted import ONLY_PRODUCER, ScriptedPipeline, SeedJudge, git, producer_only
+from scripted import (
+    ONLY_PRODUCER,
+    Identified,
+    ScriptedPipeline,
+    SeedJudge,
+    git,
+    producer_only,
+)
 
 from autoresearch.cli.live import forecast_line, print_summary
 from autoresearch.cli.main import main
@@ -52,8 +60,11 @@ def shared_setup(loop_workspace, tmp_path: Path, workers: int, search_tasks: int
     return remote, clones
 
 
-def study(root: Path, pipeline: ScriptedPipeline, storage: str, **kw) -> Study:
-    return Study(load_workspace(root), backend_factory=pipeline.factory, storage=storage, seed=1, backoff_s=0,
+def study(root: Path, pipeline: ScriptedPipeline, storage: str, model=None, **kw) -> Study:
+    """A worker of the shared study; `model`: the identity its backend gives (a name, or a function asked each
+    time), else none."""
+    factory = pipeline.factory if model is None else (lambda config, backends: Identified(pipeline.backend, model))
+    return Study(load_workspace(root), backend_factory=factory, storage=storage, seed=1, backoff_s=0,
                  study_name=STUDY, **kw)
 
 
@@ -586,6 +597,65 @@ def test_workers_share_one_memory_of_ideas_variants_and_the_plateau(loop_workspa
     assert "variant 1 (discard" in request.messages[-1].content and "variant 2 (discard" in request.messages[-1].content
 
 
+def test_a_variant_another_worker_scored_with_other_models_is_evaluated_again(loop_workspace, tmp_path):
+    _, (a_root, b_root, c_root) = shared_setup(loop_workspace, tmp_path, 3)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    level = lambda answer, task: 5  # every variant scores as the incumbent does: each trial is a discard
+    first = ScriptedPipeline(variants=["Answer, A.\n"], score=level)
+    (a,) = study(a_root, first, storage, model="Q4_1").optimize(n_trials=1).outcomes
+    # B's models have the same names (the study admits it) but are another quantization: A's score is not its.
+    second = ScriptedPipeline(variants=["Answer, A.\n"], score=level)
+    (b,) = study(b_root, second, storage, model="Q8_0").optimize(n_trials=1).outcomes
+    assert b.status == "discard" and "identical" not in b.description
+    assert second.calls_by_role.get("evaluator", 0) > 0
+    # A third worker on A's models reuses either's score of that variant: its own models' (A's).
+    third = ScriptedPipeline(variants=["Answer, A.\n"], score=level)
+    (c,) = study(c_root, third, storage, model="Q4_1").optimize(n_trials=1).outcomes
+    assert c.description.startswith(f"identical to trial {a.number} (worker")
+    assert third.calls_by_role.get("evaluator", 0) == 0
+
+
+def test_a_worker_whose_models_change_during_the_run_scores_the_incumbent_again_without_a_baseline(
+        loop_workspace, tmp_path):
+    _, (root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    serving = {"model": "Q4_1"}
+
+    def propose(parent: str) -> tuple[str, str]:
+        serving["model"] = "Q8_0"  # re-quantized behind the same name while trial 1 runs
+        return "one more mark", parent.rstrip("\n") + ",\n"
+
+    run = study(root, ScriptedPipeline(propose=propose, score=lambda answer, task: 5), storage,
+                model=lambda: serving["model"])
+    summary = run.optimize(n_trials=2)
+    assert [(o.number, o.status) for o in summary.outcomes] == [(1, "discard"), (2, "discard")]  # no baseline
+    swapped, = [n for n in summary.notes if "during the run" in n]
+    assert swapped.startswith("the models changed (planner, producer, evaluator: Q4_1 → Q8_0) during the run: this "
+                              "worker reuses none of its scores made before")
+    store = Store.for_workspace(root / "runs")
+    try:  # trial 2 scored the study's incumbent (trial 0) again, under the new models
+        rows = store.conn.execute("SELECT kind, models FROM evaluations WHERE trial = 2").fetchall()
+    finally:
+        store.close()
+    assert "incumbent" in {r["kind"] for r in rows}
+    assert all(json.loads(r["models"])["producer"] == "Q8_0" for r in rows)
+
+
+def test_a_worker_whose_models_changed_since_its_last_run_says_so_and_scores_the_incumbent_again(
+        loop_workspace, tmp_path):
+    _, (root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    level = lambda answer, task: 5
+    study(root, ScriptedPipeline(variants=["Answer, A.\n"], score=level), storage, model="Q4_1").optimize(n_trials=1)
+    again = study(root, ScriptedPipeline(variants=["Answer, A.\n"], score=level), storage, model="Q8_0")
+    summary = again.optimize(n_trials=1)
+    (trial,) = summary.outcomes
+    assert "identical" not in trial.description  # its own earlier score of that variant was the other models'
+    changed, = [n for n in summary.notes if "changed" in n]
+    assert changed.startswith("the models changed (planner, producer, evaluator: Q4_1 → Q8_0) since this worker's "
+                              "last evaluation in the study: this worker reuses none")
+
+
 PRUNING = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 2\n'
            'pruner = "paired"\n')
 
@@ -641,6 +711,23 @@ def test_pruned_twin_reads_every_workers_pruned_trials_with_their_incumbent(tmp_
     assert shared.pruned_twin("v9", incumbent) is None
 
 
+def test_ledger_twins_are_reused_only_by_a_worker_whose_models_scored_them(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", "s")
+    ledger.record_trial("a", _trial_row(1, "pruned", "v1", 5.0), models="Q4_1")
+    scored = _trial_row(2, "discard", "v2", 5.0)
+    ledger.record_trial("a", {**dict(scored), "composite": 5.0, "objective": 5.0}, models="Q4_1")
+    ledger.record_trial("a", _trial_row(3, "pruned", "v3", 5.0))  # recorded before the ledger kept models
+    store = Store.for_workspace(tmp_path / "runs")
+    shared = SharedIncumbents(store, None, "s", _Worker(ledger), "", "")
+    incumbent = Incumbent(0, 5.0, {}, {}, None, None, 5.0)
+    store.models = "Q8_0"
+    assert shared.evaluated("v1", incumbent) is None and shared.evaluated("v2", incumbent) is None
+    assert shared.evaluated("v3", incumbent) is None  # made by models nobody knows
+    store.models = "Q4_1"
+    assert shared.evaluated("v1", incumbent)["number"] == 1 and shared.evaluated("v2", incumbent)["number"] == 2
+    assert shared.evaluated("v3", incumbent) is None
+
+
 def test_an_older_ledger_gains_the_incumbent_column_when_opened(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     conn = sqlite3.connect(tmp_path / "old.db")  # autoresearch_tried as the first version made it
@@ -653,8 +740,9 @@ def test_an_older_ledger_gains_the_incumbent_column_when_opened(tmp_path):
     conn.commit()
     conn.close()
     ledger = Ledger(url, "s")
-    ledger.record_trial("b", _trial_row(2, "pruned", "v1", 5.0))
-    assert [(r["number"], r["incumbent_before"]) for r in ledger.tried()] == [(1, None), (2, 5.0)]
+    ledger.record_trial("b", _trial_row(2, "pruned", "v1", 5.0), models="Q4_1")
+    assert [(r["number"], r["incumbent_before"], r["models"]) for r in ledger.tried()] == [(1, None, None),
+                                                                                          (2, 5.0, "Q4_1")]
     ledger.close()
     Ledger(url, "s").close()  # opened again: the column is there, nothing to add
 

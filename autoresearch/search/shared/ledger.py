@@ -10,7 +10,8 @@ hold lives beside it, in four tables of the same database:
                                succeeds for one worker only (the primary key); every other worker that read
                                version v has lost the race
   autoresearch_tried           every worker's finished trials: the ideas tried, the variants evaluated or
-                               pruned (with the incumbent they were pruned against), the trials since a keep
+                               pruned (with the incumbent they were pruned against and the models that
+                               scored them), the trials since a keep
   autoresearch_workers         who works on the study: heartbeat, trial and keep counts (`autoresearch status`)
 """
 
@@ -80,10 +81,13 @@ TRIED = sa.Table(
     # The incumbent's objective the trial was judged against: a variant pruned against the current one is
     # not screened again by any worker. Added after the table's first version (see _add_missing_columns).
     sa.Column("incumbent_before", sa.Float),
+    # The models and prompt format that made its scores (Store.models, search/model_watch.py): another worker's
+    # score is reused only by a worker whose models are the same. Added later too.
+    sa.Column("models", sa.Text),
 )
 # Columns added after their table's first version, nullable so that old rows stay valid: a worker opening an
 # older ledger adds them (Ledger._add_missing_columns).
-ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before",)),
+ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before", "models")),
                                                              (KEEPS, ("evidence_json", "idea")))
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
@@ -251,14 +255,15 @@ class Ledger:
 
     # --- every worker's trials -----------------------------------------------------------------
 
-    def record_trial(self, worker: str, row: Any) -> None:
-        """Add a finished trial (a store trials row) to the study's shared memory; once per trial number."""
+    def record_trial(self, worker: str, row: Any, models: str | None = None) -> None:
+        """Add a finished trial (a store trials row, scored by `models`: Store.models) to the study's shared
+        memory; once per trial number."""
         values = {k: row[k] for k in ("status", "file", "idea", "delta", "variant_hash", "composite", "objective",
                                       "incumbent_before")}
         try:
             with self.engine.begin() as conn:
                 conn.execute(TRIED.insert().values(study=self.study, trial=row["number"], worker=worker,
-                                                   finished_at=time.time(), **values))
+                                                   finished_at=time.time(), models=models, **values))
         except sa.exc.IntegrityError:
             pass  # told again after a restart: the first record stands
 
