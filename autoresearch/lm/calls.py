@@ -96,13 +96,30 @@ class CallTotals:
         return energy_source_of(self.calls)
 
 
+# Failed calls that say nothing of the model: its server was away (refused the connection, or restarted under the
+# call: lm/backends/in_flight.py), or the suite stopped the call. A completion rate leaves them out, so that a server
+# restart during one candidate's profile does not make that model look unreliable.
+NOT_THE_MODELS = ("unreachable", "cancelled")
+
+
+def reached_the_model(call: CallRecord) -> bool:
+    """Whether a call got to the model: it answered, or failed for a reason of its own (see NOT_THE_MODELS)."""
+    return call.ok or call.failure_mode not in NOT_THE_MODELS
+
+
+def completion_rate(calls: Sequence[CallRecord]) -> float:
+    """Of the calls that reached the model, the share that returned usable output; 0.0 when none did."""
+    reached = [c for c in calls if reached_the_model(c)]
+    return sum(c.ok for c in reached) / len(reached) if reached else 0.0
+
+
 def energy_source_of(calls) -> str:
     """The meters behind some calls' joules, e.g. "estimate" or "nvml+estimate"; "none" without calls."""
     return "+".join(sorted({c.energy_source for c in calls})) or "none"
 
 
 def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
-    """Per role and model: calls, completion rate, tokens, joules (total, and apart: loading the model and
+    """Per role and model: calls (every attempt), completion rate (completion_rate), tokens, joules (total, and apart: loading the model and
     generating), J per 1k output tokens, latency, and model loads (swaps: calls that had to load it)."""
     groups: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
     for call in calls:
@@ -114,7 +131,7 @@ def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
         load_joules = sum(c.load_joules for c in group)
         rows.append({
             "role": role, "model": model, "calls": len(group),
-            "completion_rate": sum(c.ok for c in group) / len(group),
+            "completion_rate": completion_rate(group),
             "prompt_tokens": sum(c.prompt_tokens for c in group), "completion_tokens": out_tokens,
             "joules": joules, "load_joules": load_joules, "generation_joules": joules - load_joules,
             "joules_per_1k_output_tokens": joules / out_tokens * 1000 if out_tokens else None,

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..lm.calls import energy_source_of
+from ..lm.calls import completion_rate, energy_source_of
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig, Task
 from ..workspace.workspace import Workspace
@@ -26,7 +26,7 @@ class ProfileRow:
     joules_per_task: float  # this role's calls only
     energy_source: str
     latency_s: float  # mean per call of this role
-    completion_rate: float  # calls that returned usable output / calls made
+    completion_rate: float  # of the calls that reached the model, those that returned usable output (lm/calls.py)
     calls: int
 
 
@@ -85,12 +85,11 @@ def profile(workspace: Workspace, store: Store, portfolio_name: str, candidates:
 
 def _row(role: str, candidate: RoleConfig, suite: SuiteResult, n_tasks: int) -> ProfileRow:
     calls = [c for c in suite.calls if c.role == role]
-    ok = [c for c in calls if c.ok]
     return ProfileRow(
         role=role, model=f"{candidate.backend}:{candidate.model}", composite=suite.composite,
         judge_mean=suite.score.judge_mean, criteria_rate=suite.score.criteria_rate,
         joules_per_task=sum(c.joules for c in calls) / max(n_tasks, 1),
         energy_source=energy_source_of(calls),
         latency_s=sum(c.latency_s for c in calls) / len(calls) if calls else 0.0,
-        completion_rate=len(ok) / len(calls) if calls else 0.0, calls=len(calls),
+        completion_rate=completion_rate(calls), calls=len(calls),
     )

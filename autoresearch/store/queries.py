@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..evaluation.noise import Spread
+from ..lm.calls import NOT_THE_MODELS
 from .statuses import INCUMBENT_STATUSES
 from .store import Store
 
@@ -198,9 +199,12 @@ def task_count(store: Store, evaluation_id: int | None) -> int:
 
 
 def role_usage_rows(store: Store, study: str) -> list[sqlite3.Row]:
-    """Per role and model over a study: calls, completion rate, tokens, joules, latency, load time, meters."""
+    """Per role and model over a study: calls, completion rate (lm/calls.completion_rate), tokens, joules, latency,
+    load time, meters."""
+    not_the_models = ", ".join(f"'{mode}'" for mode in NOT_THE_MODELS)
     return store.conn.execute(
-        "SELECT role, model, COUNT(*) AS calls, AVG(status='ok') AS completed,"
+        "SELECT role, model, COUNT(*) AS calls, COALESCE(SUM(status='ok') * 1.0 / NULLIF(SUM(status='ok'"
+        f" OR COALESCE(failure_mode, '') NOT IN ({not_the_models})), 0), 0) AS completed,"
         " SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,"
         " SUM(joules) AS joules, SUM(latency_s) AS latency_s, SUM(load_s) AS load_s,"
         " GROUP_CONCAT(DISTINCT energy_source) AS sources"
