@@ -6,8 +6,8 @@ starter's composite by more than the keep threshold: docs/BENCHMARKS.md). A stud
 identical variant's, the incumbent's, its noise), so each evaluation records the identity of the models that
 made it (evaluations.models) and a run reuses only those made by the models now answering.
 
-Each backend says what it can (`model_identity()`, optional): the embedded one a GGUF's size and a hash of its
-head and tail with the llama.cpp build; Ollama the model's digest; an OpenAI-compatible server the model
+Each backend says what it can (`model_identity()`, optional): the embedded one a GGUF's size and hashes of its
+head and tail and of blocks spread over its middle, with the llama.cpp build; Ollama the model's digest; an OpenAI-compatible server the model
 entry's details beyond its name (llama-server's size and parameter count, vLLM's root and context). A backend
 that can tell nothing (llama-cpp-python's server lists a name only; the fakes) is left out.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,10 @@ from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 # (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
 PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
+# And blocks spread over the middle: a LoRA merged into the same base at the same quantization rewrites only
+# tensors there (the attention weights of each layer), with the size, the header and the last tensors unchanged.
+# 32 blocks of 64 KiB: a tensor group a tenth of the file long holds three of them.
+GGUF_MIDDLE_BLOCKS, GGUF_MIDDLE_BLOCK_BYTES = 32, 1 << 16
 # Entry fields of an OpenAI-compatible /models list that change with the request or the server's settings, not
 # with the model (llama-server's meta.n_ctx is its -c: a prompt that does not fit is refused, never cut).
 _VOLATILE = {"created", "object", "permission", "permissions"}
@@ -35,16 +40,27 @@ _VOLATILE_META = {"n_ctx"}
 
 
 def gguf_identity(path: Path) -> str:
-    """A GGUF file's size and the sha256 of its first and last MiB: another file, quantization or conversion
-    differs in its header's metadata or its size."""
-    digest = hashlib.sha256()
+    """A GGUF file's size, the sha256 of its first and last MiB (another file, quantization or conversion differs
+    in its header's metadata or its size) and that of blocks spread over the rest (a merged LoRA)."""
+    ends, middle = hashlib.sha256(), hashlib.sha256()
     size = path.stat().st_size
+    span = size - 2 * GGUF_SAMPLE_BYTES  # between the two ends: none in a file they cover whole
     with path.open("rb") as f:
-        digest.update(f.read(GGUF_SAMPLE_BYTES))
+        ends.update(f.read(GGUF_SAMPLE_BYTES))
+        for block in range(GGUF_MIDDLE_BLOCKS if span > 0 else 0):
+            f.seek(GGUF_SAMPLE_BYTES + span * block // GGUF_MIDDLE_BLOCKS)
+            middle.update(f.read(min(GGUF_MIDDLE_BLOCK_BYTES, span)))
         if size > GGUF_SAMPLE_BYTES:
             f.seek(max(size - GGUF_SAMPLE_BYTES, GGUF_SAMPLE_BYTES))
-            digest.update(f.read())
-    return f"gguf {size} bytes sha256 {digest.hexdigest()[:16]}"
+            ends.update(f.read())
+    sampled = f" middle {middle.hexdigest()[:16]}" if span > 0 else ""
+    return f"gguf {size} bytes sha256 {ends.hexdigest()[:16]}{sampled}"
+
+
+def without_middle(identity: str | None) -> str | None:
+    """A run identity as autoresearch stamped it before it hashed a GGUF's middle (to 2026-12): a study of then
+    goes on with its scores rather than taking its own file for another model."""
+    return None if identity is None else re.sub(r" middle [0-9a-f]{16}", "", identity)
 
 
 def entry_identity(entry: dict[str, Any]) -> str | None:

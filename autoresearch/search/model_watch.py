@@ -13,7 +13,7 @@ import json
 from typing import Callable
 
 from ..errors import BackendError
-from ..lm.model_identity import PROMPT_FORMAT, run_models, what_changed
+from ..lm.model_identity import PROMPT_FORMAT, run_models, what_changed, without_middle
 from ..store import Store
 from ..workspace.config import BackendsConfig, Portfolio
 from .results import Incumbent
@@ -35,8 +35,12 @@ class ModelWatch:
         # them, and needs no new baseline (each worker scores it again here: Evaluator.screen_reference).
         self.shared = shared
         self.prompt_format = prompt_format
-        earlier = store.latest_models(study)
         store.models = self._identity(run_models(portfolio, backends, backend_of, note=note))
+        restamped = store.restamp(study, without_middle(store.models))
+        if restamped:
+            note(f"the study's {restamped} earlier evaluations recorded its GGUF without a hash of the file's middle "
+                 "(an older autoresearch): taken as made by the same file")
+        earlier = store.latest_models(study)
         if shared and earlier is not None and earlier != store.models:
             note(f"{what_changed(earlier, store.models)} since this worker's last evaluation in the study: "
                  f"{SHARED_RESCORED}")

@@ -99,6 +99,15 @@ class Store:
             return self.conn.execute("UPDATE evaluations SET models=? WHERE study=? AND models IS NULL",
                                      (self.models, study)).rowcount
 
+    def restamp(self, study: str, was: str | None) -> int:
+        """Stamp the study's evaluations that record `was` (the same models, as an older autoresearch wrote their
+        identity) with the models now answering (Store.models); how many were."""
+        if self.models is None or was is None or was == self.models:
+            return 0
+        with self.conn:
+            return self.conn.execute("UPDATE evaluations SET models=? WHERE study=? AND models=?",
+                                     (self.models, study, was)).rowcount
+
     def latest_models(self, study: str) -> str | None:
         """The models that made the study's latest stamped evaluation in this store; None before any."""
         row = self.conn.execute("SELECT models FROM evaluations WHERE study=? AND models IS NOT NULL"

@@ -12,6 +12,7 @@ from autoresearch.lm.model_identity import (
     gguf_identity,
     run_models,
     what_changed,
+    without_middle,
 )
 from autoresearch.workspace.config import BackendsConfig, Portfolio, RoleConfig
 
@@ -36,6 +37,17 @@ def test_a_change_in_the_header_the_tail_or_the_size_is_another_model(tmp_path):
     assert gguf_identity(_file(tmp_path / "tail.gguf", size, {size - 10: 1})) != base  # the last tensors
     assert gguf_identity(_file(tmp_path / "long.gguf", size + 1)) != base
     assert base.startswith(f"gguf {size} bytes sha256 ")
+
+
+def test_tensors_rewritten_in_the_middle_alone_are_another_model(tmp_path):
+    # A LoRA merged into the same base at the same quantization: the size, the header and the last tensors stay.
+    size = 12 * GGUF_SAMPLE_BYTES
+    base = gguf_identity(_file(tmp_path / "base.gguf", size))
+    start = 5 * GGUF_SAMPLE_BYTES  # a tenth of the file rewritten, in the middle
+    merged = _file(tmp_path / "merged.gguf", size, {i: 1 for i in range(start, start + size // 10, 4096)})
+    assert gguf_identity(merged) != base
+    assert without_middle(gguf_identity(merged)) == without_middle(base)  # the ends alone do not tell
+    assert without_middle(base) == base.split(" middle ")[0] and base.split(" middle ")[1].isalnum()
 
 
 def test_a_file_smaller_than_the_sample_is_read_once(tmp_path):

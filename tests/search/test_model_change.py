@@ -106,6 +106,20 @@ def test_a_study_from_before_models_were_recorded_takes_them_as_the_ones_answeri
     assert None not in set(_models(root))
 
 
+def test_a_study_stamped_before_the_gguf_middle_was_hashed_goes_on_with_its_scores(loop_workspace):
+    root, pipeline = _first_night(loop_workspace, "gguf 9 bytes sha256 aaaa; llama.cpp 0.3.36 (AVX2)")
+    now = "gguf 9 bytes sha256 aaaa middle 0123456789abcdef; llama.cpp 0.3.36 (AVX2)"
+    stamped = len(_models(root))
+    second = _run(root, pipeline, now, 1)
+    assert [(o.number, o.status) for o in second.outcomes] == [(3, "discard")]
+    assert second.outcomes[0].description.startswith("identical to trial 2, not re-evaluated")
+    restamped, = [n for n in second.notes if "without a hash of the file's middle" in n]
+    assert restamped.startswith(f"the study's {stamped} earlier evaluations")
+    assert set(_models(root)) == {_identity(root, now)}
+    third = _run(root, pipeline, "gguf 9 bytes sha256 aaaa middle fedcba9876543210; llama.cpp 0.3.36 (AVX2)", 1)
+    assert any(n.startswith("the models changed") for n in third.notes)  # a middle that differs is another model
+
+
 def test_a_model_swapped_during_the_run_is_caught_before_the_next_trial(loop_workspace):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     serving = {"model": "model A"}
