@@ -147,18 +147,23 @@ class OpenAICompatBackend:
         """Whether the llama-server answering at this URL has no slot processing (GET /slots at its root); False
         when it cannot tell (the endpoint turned off with --no-slots, another server, no answer)."""
         root = self.base_url.removesuffix("/v1")
-        try:
-            slots = self._http.get(f"{root}/slots", timeout=IDLE_PROBE_S).json()
+        try:  # behind --api-key, /slots wants the key too
+            slots = self._http.get(f"{root}/slots", headers=self._auth()[0], timeout=IDLE_PROBE_S).json()
         except (httpx.HTTPError, ValueError):
             return False
         return (isinstance(slots, list) and bool(slots) and all(isinstance(s, dict) for s in slots)
                 and not any(s.get("is_processing", True) for s in slots))
 
+    def _auth(self) -> tuple[dict[str, str], str | None]:
+        """The request headers that carry the API key, read now from its variable (none when unset), and the key
+        (to redact from error messages)."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return ({"Authorization": f"Bearer {key}"} if key else {}), key
+
     def _send(self, method: str, path: str, model: str, *, json: Any = None, timeout: float | None = None) -> Any:
         """Send one request and return its JSON body; every failure becomes a typed BackendError."""
         url = self.base_url + path
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers, key = self._auth()
         where = dict(backend=self.name, model=model)
         # `from None` throughout: the httpx exception carries the request, and with it the Authorization header.
         try:

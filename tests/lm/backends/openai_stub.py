@@ -51,6 +51,7 @@ class OpenAIStub:
         self.refuse: dict[str, tuple[int, Any]] = {}  # dialect -> (status, body) answered to a request in it
         self.respond: Callable[[dict[str, Any]], str] | None = None  # a reply made from the request body
         self.slots: Any = None  # llama-server's GET /slots (at the server's root), when set
+        self.slots_key: str | None = None  # the API key /slots wants, as a llama-server started with --api-key
         self.in_flight = 0  # chat requests being answered now (the stub serves them concurrently)
         self.max_in_flight = 0
         self._counting = threading.Lock()
@@ -119,7 +120,11 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             if self.path == "/v1/models":
                 self._send(200, stub.list_models())
             elif self.path == "/slots" and stub.slots is not None:
-                self._send(200, stub.slots)
+                if stub.slots_key and self.headers.get("Authorization") != f"Bearer {stub.slots_key}":
+                    self._send(401, {"error": {"message": "Invalid API Key", "type": "authentication_error",
+                                               "code": 401}})
+                else:
+                    self._send(200, stub.slots)
             else:
                 self._send(404, {"error": "File Not Found"})
 

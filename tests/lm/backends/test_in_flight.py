@@ -54,6 +54,15 @@ def test_a_call_the_restarted_server_is_not_serving_is_given_up_in_moments(opena
     assert [r.path for r in openai_stub.requests if r.method == "GET"].count("/slots") >= 2  # looked twice
 
 
+def test_a_server_behind_an_api_key_is_asked_with_it(openai_stub, quick_watch, monkeypatch):
+    backend = _llama_server(openai_stub)
+    monkeypatch.setenv("STUB_KEY", "sk-local")
+    backend.api_key_env = "STUB_KEY"
+    openai_stub.delay_s, openai_stub.slots, openai_stub.slots_key = 20, IDLE, "sk-local"
+    outcome, took = _ask(backend)
+    assert isinstance(outcome, BackendUnreachable) and took < 5  # the key opened /slots: it said idle
+
+
 @pytest.mark.parametrize("slots", [BUSY, None], ids=["busy with it", "no /slots endpoint"])
 def test_a_server_busy_with_the_call_or_that_cannot_say_is_waited_for(openai_stub, quick_watch, slots):
     backend = _llama_server(openai_stub)
