@@ -119,8 +119,9 @@ def energy_source_of(calls) -> str:
 
 
 def role_rows(calls: tuple[CallRecord, ...]) -> list[dict[str, Any]]:
-    """Per role and model: calls (every attempt), completion rate (completion_rate), tokens, joules (total, and apart: loading the model and
-    generating), J per 1k output tokens, latency, and model loads (swaps: calls that had to load it)."""
+    """Per role and model: calls (every attempt), completion rate (completion_rate), tokens, joules (total, and
+    apart: loading the model and generating), J per 1k output tokens, latency, and model loads (swaps: calls that
+    had to load it)."""
     groups: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
     for call in calls:
         groups[(call.role, call.model)].append(call)

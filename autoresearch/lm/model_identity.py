@@ -7,9 +7,10 @@ identical variant's, the incumbent's, its noise), so each evaluation records the
 made it (evaluations.models) and a run reuses only those made by the models now answering.
 
 Each backend says what it can (`model_identity()`, optional): the embedded one a GGUF's size and hashes of its
-head and tail and of blocks spread over its middle, with the llama.cpp build; Ollama the model's digest; an OpenAI-compatible server the model
-entry's details beyond its name (llama-server's size and parameter count, vLLM's root and context). A backend
-that can tell nothing (llama-cpp-python's server lists a name only; the fakes) is left out.
+head and tail and of blocks spread over its middle, with the llama.cpp build; Ollama the model's digest; an
+OpenAI-compatible server the model entry's details beyond its name (llama-server's size and parameter count,
+vLLM's root and context). A backend that can tell nothing (llama-cpp-python's server lists a name only; the
+fakes) is left out.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ def entry_identity(entry: dict[str, Any]) -> str | None:
 
 def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable, roles=PIPELINE_ROLES,
                note: Callable[[str], None] = lambda text: None, waits_s: tuple[float, ...] = (1.0, 2.0),
-               raise_errors: bool = False) -> str | None:
-    """The identity of the models a run's scores come from (its pipeline roles'), as JSON of role → identity;
-    None when no role's backend can tell. Asked once per backend and model; a server that fails to answer is
+               raise_errors: bool = False) -> dict[str, str]:
+    """The identity of the models a run's scores come from (its pipeline roles'), role → identity; only the roles
+    whose backend can tell. Asked once per backend and model; a server that fails to answer is
     asked again after each of waits_s (it answered the preflight a moment before), then taken as unknown, or
     with raise_errors its BackendError raised."""
     found: dict[str, str] = {}
@@ -103,7 +104,7 @@ def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable
                 asked[key] = f"unknown ({type(exc).__name__})"
         if asked[key] is not None:
             found[role] = asked[key]
-    return json.dumps(found, sort_keys=True) if found else None
+    return found
 
 
 def _ask(backend: Any, waits_s: tuple[float, ...]) -> str | None:

@@ -76,9 +76,9 @@ class ModelWatch:
         was, self.store.models = self.store.models, now
         return what_changed(was, now)
 
-    def _identity(self, roles: str | None) -> str:
-        """The run's identity: each pipeline role's model that can tell (JSON), and the prompt format."""
-        return json.dumps({**json.loads(roles or "{}"), PROMPT_FORMAT: self.prompt_format}, sort_keys=True)
+    def _identity(self, roles: dict[str, str]) -> str:
+        """The run's identity, as JSON: each pipeline role's model that can tell, and the prompt format."""
+        return json.dumps({**roles, PROMPT_FORMAT: self.prompt_format}, sort_keys=True)
 
 
 def swap_note(change: str, shared: bool = False) -> str:

@@ -99,7 +99,7 @@ def test_each_backend_and_model_is_asked_once_and_the_proposer_is_not_part_of_it
     identities = {"llama": "digest 1", "judge": "digest 2"}
     portfolio = _portfolio(evaluator="judge")
     found = run_models(portfolio, BackendsConfig(), lambda config, _: _Backend(identities[config.model], asked))
-    assert json.loads(found) == {"planner": "digest 1", "producer": "digest 1", "evaluator": "digest 2"}
+    assert found == {"planner": "digest 1", "producer": "digest 1", "evaluator": "digest 2"}
     assert sorted(asked) == ["digest 1", "digest 2"]
 
 
@@ -107,20 +107,20 @@ def test_backends_that_cannot_tell_give_no_identity():
     class Silent:
         pass
 
-    assert run_models(_portfolio(), BackendsConfig(), lambda config, _: Silent()) is None
+    assert run_models(_portfolio(), BackendsConfig(), lambda config, _: Silent()) == {}
 
     def fake(config, _):
         raise ValueError('"fake" is made by a test\'s factory')
 
-    assert run_models(_portfolio(), BackendsConfig(), fake) is None
+    assert run_models(_portfolio(), BackendsConfig(), fake) == {}
 
 
 def test_a_backend_that_fails_to_answer_is_unknown_and_said_so():
     notes: list[str] = []
     down = BackendUnreachable("cannot reach http://127.0.0.1:11434", backend="ollama", model="llama")
     asked: list = []
-    found = json.loads(run_models(_portfolio(), BackendsConfig(), lambda c, _: _Backend(down, asked),
-                                  note=notes.append, waits_s=(0, 0)))
+    found = run_models(_portfolio(), BackendsConfig(), lambda c, _: _Backend(down, asked), note=notes.append,
+                       waits_s=(0, 0))
     assert set(found.values()) == {"unknown (BackendUnreachable)"}
     assert len(asked) == 3  # asked again after each wait
     assert notes == ["could not ask ollama which llama it serves (cannot reach http://127.0.0.1:11434); this run "
@@ -137,7 +137,7 @@ def test_a_server_that_fails_once_is_asked_again():
 
     notes: list[str] = []
     found = run_models(_portfolio(), BackendsConfig(), lambda c, _: Blip(None, []), note=notes.append, waits_s=(0,))
-    assert set(json.loads(found).values()) == {"digest 1"} and notes == []
+    assert set(found.values()) == {"digest 1"} and notes == []
 
 
 def test_changes_name_each_role_that_differs_in_pipeline_order():

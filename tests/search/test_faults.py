@@ -74,7 +74,8 @@ def test_a_study_on_a_flaky_backend_completes_and_records_every_failure_mode(loo
     assert set(r for r, _ in rates) == {"planner", "producer", "evaluator", "proposer"}
     assert all(0 < rate <= 1 for rate in rates.values()) and min(rates.values()) < 1
     # Of the calls that reached the model: a refused connection (an injected "unreachable") is not its failure.
-    calls = store.conn.execute("SELECT role, status, failure_mode FROM calls WHERE study=?", (summary.study,)).fetchall()
+    calls = store.conn.execute("SELECT role, status, failure_mode FROM calls WHERE study=?",
+                               (summary.study,)).fetchall()
     report = {r["role"]: r["completed"] for r in role_usage_rows(store, summary.study)}
     assert any(c["failure_mode"] == "unreachable" and c["role"] != "proposer" for c in calls)  # the rule is tested
     for role in ("planner", "producer", "evaluator"):
