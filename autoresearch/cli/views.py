@@ -11,7 +11,7 @@ from ..energy import energy_label
 from ..lm.calls import CallRecord, role_rows
 from ..pipeline.runner import SuiteResult
 from ..review.history import keep_entry
-from ..search.shared.status import StudyStatus
+from ..search.shared.status import StudyStatus, model_groups
 from ..workspace.config import (
     PIPELINE_ROLES,
     embedded_batch,
@@ -131,16 +131,24 @@ def status_table(status: StudyStatus) -> Table:
                 + (f", holdout {inc.holdout_composite:.3f}" if inc.holdout_composite is not None else "")
                 + (f", commit {inc.commit_sha[:10]}" if inc.commit_sha else "")
                 + f"; baseline {base.composite:.3f}; {status.keeps} keeps")
-    table = Table(title=Text(f"study {status.study}: {head}\n{trials}"), title_justify="left")
-    for column in ("worker", "host", "portfolio", "trials", "keeps", "last seen", "state"):
+    table = Table(title=Text(f"study {status.study}: {head}\n{trials}"), title_justify="left",
+                  caption_justify="left")
+    labels, differences = model_groups(status.workers)
+    columns = ("worker", "host", "portfolio", *(("models",) if labels else ()), "trials", "keeps", "last seen",
+               "state")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("trials", "keeps", "last seen") else "left")
     for w in status.workers:
-        table.add_row(Text(w["worker"]), Text(w["host"]), Text(w["portfolio"]), str(w["trials"]), str(w["keeps"]),
+        table.add_row(Text(w["worker"]), Text(w["host"]), Text(w["portfolio"]),
+                      *((labels[w["worker"]],) if labels else ()), str(w["trials"]), str(w["keeps"]),
                       f"{status.now - w['last_seen']:.0f}s ago", w["state"])
     if not status.workers:
-        table.add_row(f"no worker seen in the last {status.window_s / 60:.0f} min", "", "", "", "", "", "")
-    if status.quiet_workers:
-        table.caption = f"{status.quiet_workers} more worker(s) seen earlier"
+        table.add_row(f"no worker seen in the last {status.window_s / 60:.0f} min", *[""] * (len(columns) - 1))
+    caption = [f"{status.quiet_workers} more worker(s) seen earlier"] if status.quiet_workers else []
+    if differences:  # another GGUF, llama.cpp build or Ollama digest under the same model names
+        caption += [*differences, "workers on other models score every variant themselves: they share no scores"]
+    if caption:
+        table.caption = Text("\n".join(caption))
     return table
 
 

@@ -168,7 +168,8 @@ class SharedIncumbents(LocalIncumbents):
              note: Note) -> SharedIncumbents:
         """Check the remote and the study's identity, and bring the study branch to the remote's tip."""
         shared = SharedWorker(Ledger(storage, study), repo, remote=remote, branch=branch, worker=worker,
-                              workspace=str(workspace.root), portfolio=portfolio, note=note)
+                              workspace=str(workspace.root), portfolio=portfolio, note=note,
+                              models=lambda: store.models)
         shared.check_remote()
         shared.ledger.register({**identity, "models": scoring_identity(workspace.portfolio(portfolio))})
         shared.push_pending()

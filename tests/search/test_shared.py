@@ -32,7 +32,7 @@ from autoresearch.search.incumbents import SharedIncumbents
 from autoresearch.search.results import Incumbent
 from autoresearch.search.screens import pareto_front
 from autoresearch.search.shared import worker as worker_module
-from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace
+from autoresearch.search.shared.ledger import KeepRecord, Ledger, LostRace, workers
 from autoresearch.search.shared.status import StudyStatus, shared_status
 from autoresearch.search.study import Study
 from autoresearch.store import Store
@@ -464,6 +464,70 @@ def test_ledger_rows_round_trip_as_json(tmp_path):
     assert back.instructions == {"a.md": "é"} and back.knobs == {"revision_rounds": 1}
     assert back.trailers == {"Autoresearch-Trial": "3"} and back.holdout_composite == 2.0
     assert back.feedback == _feedback() and back.file == "a.md"
+
+
+def test_status_reads_a_ledger_an_older_autoresearch_made_without_altering_it(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ledger = Ledger(url, "s")
+    ledger.register({"evaluation": "e"})
+    with ledger.claim(KeepRecord(0, 0, "h:1:a", 4.0, 4.0, None, {"a.md": "x"}, {}, feedback=_feedback())):
+        pass
+    ledger.heartbeat("h:1:a", workspace="w", portfolio="default", trials=1, keeps=0, state="running")
+    ledger.close()
+    conn = sqlite3.connect(tmp_path / "old.db")  # as before the columns added since were there
+    added = [("autoresearch_keeps", "idea"), ("autoresearch_keeps", "evidence_json"), ("autoresearch_workers", "models")]
+    for table, column in added:
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(main, ["status", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "study s: incumbent: trial 0 (version 0), composite 4.000" in result.output and "h:1:a" in result.output
+    conn = sqlite3.connect(tmp_path / "old.db")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(autoresearch_workers)")}
+    conn.close()
+    assert "models" not in columns  # read, not altered: the workers still at work own it
+
+
+def _identity(quantization: str) -> str:
+    return json.dumps({role: f"gguf {quantization}" for role in ("evaluator", "planner", "producer")}, sort_keys=True)
+
+
+def test_status_says_which_workers_run_other_models_and_how_they_differ(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ledger = Ledger(url, "s")
+    ledger.register({"evaluation": "e"})
+    for worker, quantization in (("h:1:a", "Q4_1"), ("h:2:b", "Q8_0"), ("h:3:c", "Q4_1")):
+        ledger.heartbeat(worker, workspace="w", portfolio="default", trials=1, keeps=0, state="running",
+                         models=_identity(quantization))
+        time.sleep(0.01)  # seen in this order: c the most recently
+    ledger.close()
+    (entry,) = shared_status(url)
+    console = Console(record=True, width=300)
+    console.print(status_table(entry))
+    shown = console.export_text()
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines() if line.startswith("│ h:")]
+    rows = {row[0]: row[3] for row in cells}  # worker → models
+    assert rows == {"h:3:c": "A", "h:2:b": "B", "h:1:a": "A"}
+    assert "models B: planner, producer, evaluator: gguf Q4_1 → gguf Q8_0" in shown
+    assert "workers on other models score every variant themselves: they share no scores" in shown
+    ledger = Ledger(url, "s")
+    ledger.heartbeat("h:2:b", workspace="w", portfolio="default", trials=2, keeps=0, state="running",
+                     models=_identity("Q4_1"))
+    ledger.close()
+    console = Console(record=True, width=300)
+    console.print(status_table(shared_status(url)[0]))
+    assert "models" not in console.export_text()  # all on one model again: no column, no caption
+
+
+def test_a_shared_workers_heartbeat_says_which_models_score_its_trials(loop_workspace, tmp_path):
+    _, (root,) = shared_setup(loop_workspace, tmp_path, 1)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    study(root, ScriptedPipeline(variants=["Answer, A.\n"]), storage, model="Q4_1").optimize(n_trials=1)
+    ledger = Ledger(storage, STUDY)
+    (seen,) = workers(ledger)
+    ledger.close()
+    assert json.loads(seen["models"])["producer"] == "Q4_1"
 
 
 def test_the_running_trial_of_a_worker_that_died_is_failed_after_the_grace_period(loop_workspace, tmp_path,

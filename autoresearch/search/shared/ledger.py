@@ -85,10 +85,6 @@ TRIED = sa.Table(
     # score is reused only by a worker whose models are the same. Added later too.
     sa.Column("models", sa.Text),
 )
-# Columns added after their table's first version, nullable so that old rows stay valid: a worker opening an
-# older ledger adds them (Ledger._add_missing_columns).
-ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before", "models")),
-                                                             (KEEPS, ("evidence_json", "idea")))
 WORKERS = sa.Table(
     "autoresearch_workers", _metadata,
     sa.Column("study", sa.String(512), primary_key=True),
@@ -102,7 +98,17 @@ WORKERS = sa.Table(
     sa.Column("trials", sa.Integer, nullable=False),
     sa.Column("keeps", sa.Integer, nullable=False),
     sa.Column("state", sa.String(64), nullable=False),
+    # The identity of the models this worker's scores come from (Store.models): `status` says which workers differ,
+    # as they share no scores. Added later (see _add_missing_columns).
+    sa.Column("models", sa.Text),
 )
+
+
+# Columns added after their table's first version, nullable so that old rows stay valid: a worker opening an
+# older ledger adds them (Ledger._add_missing_columns); `status`, which only reads, selects those it finds.
+ADDED_LATER: tuple[tuple[sa.Table, tuple[str, ...]], ...] = ((TRIED, ("incumbent_before", "models")),
+                                                             (KEEPS, ("evidence_json", "idea")),
+                                                             (WORKERS, ("models",)))
 
 
 class LostRace(Exception):
@@ -188,6 +194,7 @@ class Ledger:
 
     def __init__(self, url: str, study: str, create: bool = True):
         self.url, self.study = url, study
+        self._missing: dict[str, set[str]] | None = None  # per table, the ADDED_LATER columns it lacks (_select)
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
             if create:
@@ -228,6 +235,15 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _select(self, table: sa.Table) -> sa.Select:
+        """SELECT of the table's columns that the database has: a ledger an older autoresearch made, read without
+        being altered (`status`), lacks the columns added since (ADDED_LATER); its rows read them as None."""
+        if self._missing is None:
+            inspector = sa.inspect(self.engine)
+            self._missing = {t.name: {n for n in names if n not in {c["name"] for c in inspector.get_columns(t.name)}}
+                             for t, names in ADDED_LATER if inspector.has_table(t.name)}
+        return sa.select(*(c for c in table.c if c.name not in self._missing.get(table.name, ())))
 
     # --- what makes scores comparable --------------------------------------------------------
 
@@ -277,22 +293,22 @@ class Ledger:
 
     def _tried(self, *where: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(TRIED).where(TRIED.c.study == self.study, *where)
+            rows = conn.execute(self._select(TRIED).where(TRIED.c.study == self.study, *where)
                                 .order_by(TRIED.c.trial)).mappings().all()
-        return [{**r, "number": r["trial"]} for r in rows]
+        return [{"incumbent_before": None, "models": None, **r, "number": r["trial"]} for r in rows]
 
     # --- the incumbent -----------------------------------------------------------------------
 
     def keeps(self) -> list[KeepRecord]:
         """Every version of the incumbent, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(KEEPS).where(KEEPS.c.study == self.study)
+            rows = conn.execute(self._select(KEEPS).where(KEEPS.c.study == self.study)
                                 .order_by(KEEPS.c.version)).mappings().all()
         return [_record(r) for r in rows]
 
     def incumbent(self) -> KeepRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(KEEPS).where(KEEPS.c.study == self.study)
+            row = conn.execute(self._select(KEEPS).where(KEEPS.c.study == self.study)
                                .order_by(KEEPS.c.version.desc()).limit(1)).mappings().first()
         return _record(row) if row else None
 
@@ -323,10 +339,10 @@ class Ledger:
     # --- workers -----------------------------------------------------------------------------
 
     def heartbeat(self, worker: str, *, workspace: str, portfolio: str, trials: int, keeps: int,
-                  state: str) -> None:
+                  state: str, models: str | None = None) -> None:
         now = time.time()
         with self.engine.begin() as conn:
-            values = dict(last_seen=now, trials=trials, keeps=keeps, state=state)
+            values = dict(last_seen=now, trials=trials, keeps=keeps, state=state, models=models)
             done = conn.execute(WORKERS.update().where(WORKERS.c.study == self.study, WORKERS.c.worker == worker)
                                 .values(**values)).rowcount
             if not done:
@@ -364,9 +380,9 @@ def studies(url: str) -> list[str]:
 def workers(ledger: Ledger) -> list[dict[str, Any]]:
     """The study's workers, the most recently seen first."""
     with ledger.engine.connect() as conn:
-        rows = conn.execute(sa.select(WORKERS).where(WORKERS.c.study == ledger.study)
+        rows = conn.execute(ledger._select(WORKERS).where(WORKERS.c.study == ledger.study)
                             .order_by(WORKERS.c.last_seen.desc())).mappings().all()
-    return [dict(r) for r in rows]
+    return [{"models": None, **r} for r in rows]
 
 
 def _row(study: str, r: KeepRecord) -> dict[str, Any]:
@@ -388,8 +404,8 @@ def _record(row: Any) -> KeepRecord:
         instructions=json.loads(row["instructions_json"]), knobs=json.loads(row["knobs_json"]),
         feedback=Feedback.from_json(fb),
         file=row["file"], subject=subject, trailers=trailers, commit_sha=row["commit_sha"],
-        created_at=row["created_at"], evidence=json.loads(row["evidence_json"]) if row["evidence_json"] else None,
-        idea=row["idea"] or "")
+        created_at=row["created_at"],
+        evidence=json.loads(row["evidence_json"]) if row.get("evidence_json") else None, idea=row.get("idea") or "")
 
 
 def _short(value: Any) -> str:

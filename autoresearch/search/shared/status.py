@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from ...errors import UsageError
+from ...lm.model_identity import changes
 from .ledger import (
     KeepRecord,
     Ledger,
@@ -63,6 +64,18 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
                                keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name), workers=recent,
                                quiet_workers=len(seen) - len(recent), window_s=window_s, now=now, versions=keeps))
     return out
+
+
+def model_groups(workers: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    """Where the workers' models differ (another GGUF, build or Ollama digest under the same names): a label per
+    worker ("A", "B", …, A the most recently seen worker's), and a line per other label saying how its models
+    differ from A's; nothing when they are all the same (or not known: a worker of an older autoresearch)."""
+    identities = list(dict.fromkeys(w["models"] for w in workers if w.get("models")))
+    if len(identities) < 2:
+        return {}, []
+    label = {identity: chr(ord("A") + i) if i < 26 else str(i) for i, identity in enumerate(identities)}
+    lines = [f"models {label[other]}: {'; '.join(changes(identities[0], other))}" for other in identities[1:]]
+    return {w["worker"]: label.get(w.get("models"), "?") for w in workers}, lines
 
 
 def _trial_counts(url: str, name: str) -> dict[str, int]:

@@ -54,10 +54,12 @@ class SharedWorker:
     """This process's side of a shared study: its ledger, its remote and its heartbeat."""
 
     def __init__(self, ledger: Ledger, repo: InstructionRepo, *, remote: str, branch: str, worker: str,
-                 workspace: str, portfolio: str, note: Callable[[str], None]):
+                 workspace: str, portfolio: str, note: Callable[[str], None],
+                 models: Callable[[], str | None] = lambda: None):
         self.ledger, self.repo, self.remote, self.branch = ledger, repo, remote, branch
         self.worker, self.workspace, self.portfolio = worker, workspace, portfolio
         self.note = note
+        self.models = models  # the identity its scores come from now (Store.models), for the workers table
         self.trials = self.keeps = 0
         self.state = "running"  # what the workers table shows; the last beat of a run says why it stopped
 
@@ -178,7 +180,7 @@ class SharedWorker:
         """Tell the workers table this worker is alive, with its counts and state."""
         try:
             self.ledger.heartbeat(self.worker, workspace=self.workspace, portfolio=self.portfolio,
-                                  trials=self.trials, keeps=self.keeps, state=self.state)
+                                  trials=self.trials, keeps=self.keeps, state=self.state, models=self.models())
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop a night's work
             if not quiet:
                 self.note(f"heartbeat to {safe_url(self.ledger.url)} failed: {type(exc).__name__}")
