@@ -1,7 +1,7 @@
 """The five search methods, each run on its own copy of the workspace against one budget of model calls.
 
-- autoresearch: `Study.optimize` as shipped (the answer's shape first, TPE sampler, Wilcoxon pruner, keep above
-  the threshold).
+- autoresearch: `Study.optimize` as the workspace configures it (by default the answer's shape first, TPE sampler,
+  the paired pruner, the paired keep rule).
 - mipro: `dspy.MIPROv2` on the harness's own `dspy.Module`, instruction-only (0 demos).
 - gepa: `dspy.GEPA` on the same module, the proposer role's model as its reflection LM.
 - greedy: the Study with one parent (always the incumbent), recipes drawn uniformly (the first too), no pruner.

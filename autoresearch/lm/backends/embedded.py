@@ -243,9 +243,10 @@ class EmbeddedBackend:
         return [DEFAULT_MODEL] if self.model == DEFAULT_MODEL else [DEFAULT_MODEL, self.model]
 
     def model_identity(self) -> str:
-        """The GGUF file (its size and a hash of its ends) and the llama.cpp build that computes with it: a new
-        build's arithmetic moves the scores as another model's would (lm/model_identity.py). Read once per file
-        and process: the model a process loaded stays in its memory when the file is replaced."""
+        """The GGUF file (its size, a hash of its ends and one of blocks over its middle: gguf_identity) and the
+        llama.cpp build that computes with it: a new build's arithmetic moves the scores as another model's would
+        (lm/model_identity.py). Read once per file and process: the model a process loaded stays in its memory
+        when the file is replaced."""
         import llama_cpp
 
         from ..model_identity import gguf_identity
