@@ -19,7 +19,7 @@ from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
 from ..text import one_line
 from .mechanical import ANSWER_FILE, deterministic_edit, sentences
-from .operators import MutationOperator
+from .operators import BY_NAME, MutationOperator
 
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
 MAX_GROWTH = 4.0  # a variant more than 4× its parent's length is the model rambling, not an edit
@@ -270,6 +270,12 @@ SCAFFOLDING = re.compile(
     # the loop's own notes in the "already tried" list: "(after 2 refused proposals; …)", "(pruned)", "(discard, -0.1)"
     r"refused proposals|first asked of|\((discard|pruned|keep|failed)(, [+-]\d+\.\d+)?\)",
     re.IGNORECASE | re.MULTILINE)
+# The words the loop writes in the "already tried" list beside each idea: its markers ("[rule] …", "[described]
+# added: …; dropped 2") and its operators' names. Copied into a variant (a 25-minute run on SmolLM2: 13 of 98
+# variants, each a wasted screen), they are no instructions; unless the parent holds them already.
+LOOP_WORDS = re.compile(
+    r"\[(described|rule)\]|; dropped \d+\b|\b("
+    + "|".join(re.escape(name) for name in BY_NAME if "_" in name) + r")\b", re.IGNORECASE)
 MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
 _WORD = re.compile(r"[^\W\d_]{2,}")
 # New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which
@@ -310,7 +316,7 @@ def change_summary(parent: str, text: str) -> str:
 
 def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None:
     """Why a proposed variant is junk, not worth an evaluation; None when it looks like instructions."""
-    found = SCAFFOLDING.search(text)
+    found = SCAFFOLDING.search(text) or (None if LOOP_WORDS.search(parent) else LOOP_WORDS.search(text))
     if found:
         return f"it echoes the proposer's prompt ({found.group(0).strip()!r})"
     lines = [_normal(line.strip(" -*")) for line in text.splitlines() if line.strip()]

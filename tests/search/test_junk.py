@@ -39,6 +39,22 @@ def test_echoes_of_the_loops_notes_in_the_tried_list_are_junk():
     assert junk_reason(PARENT + "Keep each step short (keep it under 20 words).\n", PARENT) is None
 
 
+def test_variants_that_copy_the_loops_markers_or_operator_names_are_junk():
+    # Proposals of a 25-minute run on SmolLM2 (the starter), each screened on 4 tasks before this check.
+    for copied, marker in (
+            ("Your task is to write a new note-taking app.; dropped 2 (before second request was rejected by the "
+             "deadline).(discard after last response from the previous prompt, but before this one; removed after "
+             "first request of target_failing_criterion)\n", "; dropped 2"),
+            ("[rule] deleted: Read the task and list the steps an answer should follow, in order.\n", "[rule]"),
+            ("[described] added: Your task is completed, so now you can start with the next step.\n", "[described]"),
+            ("Task backup-failure; Task release-notes: write notes for 2.3 (add_constraint first)\n", "add_constraint")):
+        assert junk_reason(copied, PARENT) == f"it echoes the proposer's prompt ({marker!r})"
+    # Instructions that only use the words, or a parent that holds a marker already, are not.
+    assert junk_reason(PARENT + "Say which packets were dropped and why.\n", PARENT) is None
+    held = PARENT + "Mark each rule as [rule] in the answer.\n"
+    assert junk_reason(held + "Keep it under 200 words.\n", held) is None
+
+
 def test_real_edits_are_not_junk_even_short_ones():
     assert junk_reason(PARENT.replace("short", "brief"), PARENT) is None
     assert junk_reason("Answer the task using the plan. Use the headings asked for.\n", PARENT) is None  # compress
