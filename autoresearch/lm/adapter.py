@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import dspy
 import json_repair
@@ -13,9 +13,12 @@ import pydantic
 from ..errors import UnparseableOutput
 
 
-def output_model(signature: type[dspy.Signature]) -> type[pydantic.BaseModel]:
-    """A pydantic model of the signature's output fields, whose JSON schema becomes the grammar."""
-    fields = {name: (info.annotation, ...) for name, info in signature.output_fields.items()}
+def output_model(signature: type[dspy.Signature], constrained: bool = False) -> type[pydantic.BaseModel]:
+    """A pydantic model of the signature's output fields. Its JSON schema, `constrained` with the fields' limits
+    (an OutputField's max_length), becomes the grammar the reply is generated under: a one-line field cannot run
+    on to max_tokens. Replies are parsed without the limits, so a server that ignores them is not refused."""
+    fields = {name: (Annotated[(info.annotation, *info.metadata)] if constrained and info.metadata
+                     else info.annotation, ...) for name, info in signature.output_fields.items()}
     return pydantic.create_model(f"{signature.__name__}Output", **fields)
 
 
@@ -59,13 +62,16 @@ class GrammarAdapter(dspy.Adapter):
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
         lm_kwargs = dict(lm_kwargs)
         if not is_plain_text(signature):
-            schema = output_model(signature).model_json_schema()
+            schema = output_model(signature, constrained=self.constrain).model_json_schema()
             lm_kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
         return super().__call__(lm, lm_kwargs, signature, demos, inputs)
 
-    def __init__(self, restate: bool = False, **kwargs: Any):
+    def __init__(self, restate: bool = False, constrain: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.restate = restate  # the instructions again after the inputs ([workspace] restate_instructions)
+        # The output fields' limits in the grammar (output_model): the proposer's; the pipeline's stages send their
+        # schema as they always did (a limit there would change what they write, and every study's scores).
+        self.constrain = constrain
 
     def format(self, signature, demos, inputs):
         instructions = signature.instructions.strip()

@@ -24,6 +24,9 @@ from .operators import BY_NAME, MutationOperator
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
 MAX_GROWTH = 4.0  # a variant more than 4× its parent's length is the model rambling, not an edit
 
+IDEA_CHARS = 160
+
+
 class ProposeVariant(dspy.Signature):
     """Write improved instructions."""
 
@@ -32,7 +35,9 @@ class ProposeVariant(dspy.Signature):
     change: str = dspy.InputField()
     feedback: str = dspy.InputField()
     already_tried: str = dspy.InputField()
-    idea: str = dspy.OutputField(desc="the change in one line")
+    # Bounded in the reply's grammar: SmolLM2's idea ran on until max_tokens in 10 of 175 proposer calls of a
+    # 25-minute run, each a whole call (320 tokens) lost; the review reads ideas cut to 160 characters anyway.
+    idea: str = dspy.OutputField(desc="the change in one line", max_length=IDEA_CHARS)
     new_instructions: str = dspy.OutputField(desc="the complete new instructions")
 
 
@@ -167,7 +172,7 @@ class Proposer:
                  examples: int = 2):
         self.predict = dspy.Predict(ProposeVariant.with_instructions(PROPOSER_INSTRUCTIONS))
         self.predict.set_lm(lm)
-        self.adapter = GrammarAdapter()
+        self.adapter = GrammarAdapter(constrain=True)  # the idea's max_length bounds the reply
         # The proposer model's context window (None: unknown, nothing is trimmed) and what its reply needs.
         self.context_tokens, self.reply_tokens = context_tokens, reply_tokens
         self.examples = examples  # at most this many of the feedback's weak tasks are shown
@@ -289,7 +294,7 @@ def idea_of(idea: str, text: str, parent: str, tried: Iterable[str] = ()) -> str
     The idea is what the "already tried" list and the morning's review read. SmolLM2 often gives none worth
     reading: a timestamp ("2023-07-30T12:48:39Z", no word in it), an echo of the loop's notes ("… (pruned)"),
     or an idea already tried word for word (then the list says the same thing twice)."""
-    idea = one_line(idea, 160)
+    idea = one_line(idea, IDEA_CHARS)
     said = _normal(idea)
     echoed = any(t == said or t.startswith(said + " (") for t in map(_normal, tried))  # "(status, delta)" after
     if _WORD.search(idea) and not SCAFFOLDING.search(idea) and not echoed:

@@ -86,3 +86,19 @@ def test_the_loops_proposer_is_shown_the_parents_weakest_search_task_and_no_hold
     weakest = prompt.index("Task t1: Task number 1.")  # judged 2, below t0's 7: shown first
     assert weakest < prompt.index("Task t0: Task number 0.")
     assert "Task number 2." not in prompt  # t2 is the holdout task
+
+
+def test_the_proposers_idea_is_bounded_in_its_grammar_and_a_longer_one_is_still_taken(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    # A server that ignores maxLength: the idea runs on, and the variant is still evaluated (its idea cut).
+    pipeline = ScriptedPipeline(propose=lambda parent: ("one more mark " * 40, parent.rstrip("\n") + "!\n"))
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    try:
+        (trial,) = study.optimize(n_trials=1).outcomes
+    finally:
+        study.close()
+    assert trial.status != "failed" and len(trial.description) <= 160
+    schemas = {pipeline.role_of(r): r.json_schema for r in pipeline.backend.requests}
+    assert schemas["proposer"]["properties"]["idea"]["maxLength"] == 160
+    # The pipeline's own stages send their schemas as before: no limit of a field is added to their grammar.
+    assert "maxItems" not in json.dumps(schemas["planner"]) and "maxLength" not in json.dumps(schemas["planner"])
