@@ -194,7 +194,7 @@ class Ledger:
 
     def __init__(self, url: str, study: str, create: bool = True):
         self.url, self.study = url, study
-        self._missing: dict[str, set[str]] | None = None  # per table, the ADDED_LATER columns it lacks (_select)
+        self._missing: dict[str, set[str]] | None = None  # per table, the ADDED_LATER columns it lacks (select)
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
             if create:
@@ -236,7 +236,7 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _select(self, table: sa.Table) -> sa.Select:
+    def select(self, table: sa.Table) -> sa.Select:
         """SELECT of the table's columns that the database has: a ledger an older autoresearch made, read without
         being altered (`status`), lacks the columns added since (ADDED_LATER); its rows read them as None."""
         if self._missing is None:
@@ -293,7 +293,7 @@ class Ledger:
 
     def _tried(self, *where: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(self._select(TRIED).where(TRIED.c.study == self.study, *where)
+            rows = conn.execute(self.select(TRIED).where(TRIED.c.study == self.study, *where)
                                 .order_by(TRIED.c.trial)).mappings().all()
         return [{"incumbent_before": None, "models": None, **r, "number": r["trial"]} for r in rows]
 
@@ -302,13 +302,13 @@ class Ledger:
     def keeps(self) -> list[KeepRecord]:
         """Every version of the incumbent, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(self._select(KEEPS).where(KEEPS.c.study == self.study)
+            rows = conn.execute(self.select(KEEPS).where(KEEPS.c.study == self.study)
                                 .order_by(KEEPS.c.version)).mappings().all()
         return [_record(r) for r in rows]
 
     def incumbent(self) -> KeepRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(self._select(KEEPS).where(KEEPS.c.study == self.study)
+            row = conn.execute(self.select(KEEPS).where(KEEPS.c.study == self.study)
                                .order_by(KEEPS.c.version.desc()).limit(1)).mappings().first()
         return _record(row) if row else None
 
@@ -380,7 +380,7 @@ def studies(url: str) -> list[str]:
 def workers(ledger: Ledger) -> list[dict[str, Any]]:
     """The study's workers, the most recently seen first."""
     with ledger.engine.connect() as conn:
-        rows = conn.execute(ledger._select(WORKERS).where(WORKERS.c.study == ledger.study)
+        rows = conn.execute(ledger.select(WORKERS).where(WORKERS.c.study == ledger.study)
                             .order_by(WORKERS.c.last_seen.desc())).mappings().all()
     return [{"models": None, **r} for r in rows]
 
