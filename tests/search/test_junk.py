@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 
 from scripted import ScriptedPipeline, producer_only
 
-from autoresearch.search.proposer import idea_of, junk_reason, unusable_reason
+from autoresearch.search.operators import select
+from autoresearch.search.proposer import (
+    Feedback,
+    Proposal,
+    idea_of,
+    junk_reason,
+    propose_usable,
+    unusable_reason,
+)
 from autoresearch.search.study import Study
 from autoresearch.workspace.workspace import load_workspace
 
@@ -161,3 +170,24 @@ def test_a_trial_whose_idea_says_nothing_records_what_its_edit_did(loop_workspac
     db = sqlite3.connect(root / "runs" / "autoresearch.db")
     assert db.execute("SELECT idea FROM trials WHERE number=1").fetchone() == ("[described] added: Be brief!",)
 
+
+
+def test_the_proposer_sees_tried_ideas_without_the_loops_annotations():
+    seen = []
+
+    class Recording:
+        def propose(self, parent, op, feedback, tried, **kw):
+            seen.append(list(tried))
+            return Proposal(parent + "Be brief.\n", "be brief", "model")
+
+    tried = ["[described] added: Your task is X.; dropped 2 (after 1 refused proposals; first asked of "
+             "target_failing_criterion) (pruned)", "[rule] rule for failing check 'max_words 120': Keep it short "
+             "(discard, -0.31)", "Be direct (keep, +0.20)"]
+    (op,) = select(["rephrase"])
+
+    proposal, refused = propose_usable(Recording(), PARENT, op, [op], Feedback((), (), ()), tried, other="",
+                                       temperature=0.5, rng=random.Random(0))
+    assert proposal is not None and refused == []
+    assert seen == [["added: Your task is X. (pruned)",
+                     "rule for failing check 'max_words 120': Keep it short (discard, -0.31)",
+                     "Be direct (keep, +0.20)"]]
