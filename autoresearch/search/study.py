@@ -351,7 +351,7 @@ class Study:
                     self.portfolios.warm_start()
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
-                    stop_reason, message = self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
+                    stop_reason, message = self._baseline_failed()
             if incumbent is not None and self.forecast is None:
                 self._make_forecast(incumbent, n_trials, timeout_s, 0.0, 0)
             while incumbent is not None:
@@ -382,8 +382,7 @@ class Study:
                     if not self.incumbents.shared:  # a shared study's incumbent is the ledger's, scored again here
                         incumbent = self._baseline()
                         if incumbent is None:
-                            stop_reason, message = self.evaluator.down("the baseline failed",
-                                                                       [self.evaluator.trial_calls()])
+                            stop_reason, message = self._baseline_failed()
                         continue
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
@@ -445,6 +444,10 @@ class Study:
                         late=late_sets(self.store, self.name, measured, sets), after=done)
         self.forecast = (made, len(self.session_calls))
         self._emit("forecast", made.to_dict())
+
+    def _baseline_failed(self) -> tuple[StopReason, str]:
+        """The stop when a baseline failed: nothing to compare variants with."""
+        return self.evaluator.down("the baseline failed", [self.evaluator.trial_calls()])
 
     def _backend_of(self, config, backends):
         return backend_of(config, backends, self.backend_factory)

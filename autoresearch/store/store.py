@@ -38,9 +38,6 @@ def _now() -> str:
 # A trial whose evaluation lost no task to a backend fault (its score is the variant's, not the fault's).
 _WITHOUT_FAILED_TASKS = (" AND evaluation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_results r"
                          " WHERE r.evaluation_id = trials.evaluation_id AND r.failed = 1)")
-# ... and whose evaluation the models now answering made (Store.models).
-_BY_THESE_MODELS = (" AND EXISTS (SELECT 1 FROM evaluations m WHERE m.id = trials.evaluation_id"
-                    " AND m.models IS ?)")
 
 
 class Store:
@@ -116,7 +113,9 @@ class Store:
 
     def _trial_by_these_models(self) -> tuple[str, tuple[Any, ...]]:
         """by_these_models for a query of the trials table: its row's evaluation made by them."""
-        return ("", ()) if self.models is None else (_BY_THESE_MODELS, (self.models,))
+        models, by = self.by_these_models("m")
+        return (f" AND EXISTS (SELECT 1 FROM evaluations m WHERE m.id = trials.evaluation_id{models})", by) \
+            if models else ("", ())
 
     def by_these_models(self, alias: str = "e") -> tuple[str, tuple[Any, ...]]:
         """The SQL condition (" AND …", its parameters) that an evaluation (table alias `alias`) was made by the
