@@ -61,12 +61,17 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
     """Probe every backend the settings name, the GPUs, RAPL, and say which meter each role will use."""
     out = Diagnosis()
     out.backends.extend(_probe_embedded(settings))
-    for url in sorted(_urls(settings, "ollama")):
-        out.backends.append(_probe(f"ollama {url}", OllamaBackend(url, "", timeout_s=PROBE_TIMEOUT_S)))
-    for url in sorted(_urls(settings, "openai")):
-        backend = OpenAICompatBackend(url, "", timeout_s=PROBE_TIMEOUT_S,
-                                      api_key_env=settings.backends.openai_api_key_env)
-        out.backends.append(_probe(f"openai {url}", backend))
+    away: set[str] = set()  # servers whose probe failed: their models' identities are not asked
+    servers = [(f"ollama {url}", url, OllamaBackend(url, "", timeout_s=PROBE_TIMEOUT_S))
+               for url in sorted(_urls(settings, "ollama"))]
+    servers += [(f"openai {url}", url, OpenAICompatBackend(url, "", timeout_s=PROBE_TIMEOUT_S,
+                                                            api_key_env=settings.backends.openai_api_key_env))
+                for url in sorted(_urls(settings, "openai"))]
+    for name, url, backend in servers:
+        finding = _probe(name, backend)
+        out.backends.append(finding)
+        if not finding.ok:
+            away.add(url)
     out.gpus = _probe_gpus(nvml, settings.energy.gpus)
     rapl_ok = RaplMeter.available(rapl_root)
     out.rapl = Finding("RAPL", rapl_ok, f"{len(RaplMeter(rapl_root).domains)} package domain(s) readable"
@@ -82,7 +87,6 @@ def diagnose(settings: Settings, *, nvml: Any = None, rapl_root: Path = RAPL_ROO
                 meter = replace(meter, why="[energy] gpus names a GPU NVML does not have: eval and run refuse "
                                            "to start until it is corrected")
             out.roles.append(meter)
-    away = {f.name.split(" ", 1)[1] for f in out.backends if not f.ok and f.name.split(" ", 1)[0] in ("ollama", "openai")}
     out.identities = _identities(settings, away)
     return out
 
