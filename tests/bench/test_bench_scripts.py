@@ -321,3 +321,47 @@ def test_bench_suite_says_which_checks_moved_a_house_style_apart_from_each_task_
     assert judge == 3.0  # the failed task's answer is left out
     assert counts == {"regex ^TL;DR: ": [1, 2], "contains, each task's own": [2, 2]}
     assert what_moved(results, {"b"}) == (4.0, {"regex ^TL;DR: ": [0, 1], "contains, each task's own": [1, 1]})
+
+
+def test_bench_calls_counts_each_roles_calls_and_says_when_the_backend_does_not_report_what_it_computed(
+        tmp_path, capsys):
+    out_json = tmp_path / "calls.json"
+    rc = load_script("bench_calls").main(["--backend", "fake", "--trials", "2", "--out", str(out_json)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "machine:" in out
+    data = json.loads(out_json.read_text())
+    assert [t["number"] for t in data["trials"]] == [1, 2] and f"trials: {data['trials'][0]['status']}" in out
+    roles = {r["role"]: r for r in data["roles"]}
+    assert set(roles) == {"planner", "producer", "evaluator", "proposer"}
+    assert all(r["calls"] > 0 and r["computed_tokens"] is None and r["reused_share"] is None for r in roles.values())
+    proposer = next(line for line in out.splitlines() if line.startswith("| proposer |"))
+    assert proposer.split(" | ")[3:5] == ["?", "?"]  # the scripted pipeline reports no computed tokens
+
+
+def test_bench_calls_sums_the_tokens_an_engine_says_it_computed():
+    from autoresearch.bench.call_costs import by_role, counting_calls
+    from autoresearch.energy import EstimateMeter
+    from autoresearch.lm.backends import (
+        ChatMessage,
+        Completion,
+        CompletionRequest,
+        FakeBackend,
+    )
+    from autoresearch.lm.engine import BackendEngine
+    from autoresearch.workspace.config import RoleConfig
+
+    fake = FakeBackend([Completion("a", 100, 5, 1.0, timings={"prompt_eval_tokens": 100.0, "prompt_eval_s": 0.8}),
+                        Completion("b", 100, 5, 0.4, timings={"prompt_eval_tokens": 10.0, "prompt_eval_s": 0.1}),
+                        Completion("c", 100, 5, 0.4, timings={"prompt_eval_tokens": 10.0, "prompt_eval_s": 0.1})])
+    meter = EstimateMeter(in_process=False, cpu_watts_per_core=12.0, server_watts=60.0)
+    engine = BackendEngine("proposer", RoleConfig(backend="fake", model="m"), fake, meter, retries=0, backoff_s=0.0)
+    request = CompletionRequest(model="m", messages=(ChatMessage("user", "hi"),))
+    with counting_calls() as costs:
+        engine.call(request)
+        engine.call(request)
+    engine.call(request)  # after the block: not counted
+    assert len(costs) == 2
+    (row,) = by_role(costs)
+    assert (row.role, row.calls, row.prompt_tokens, row.computed_tokens) == ("proposer", 2, 200, 110)
+    assert row.reused_share == pytest.approx(0.45) and row.prompt_s == pytest.approx(0.9)
