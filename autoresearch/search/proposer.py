@@ -30,11 +30,15 @@ IDEA_CHARS = 160
 class ProposeVariant(dspy.Signature):
     """Write improved instructions."""
 
+    # In the order they change from one proposer call to the next, the steadiest first: llama.cpp computes again
+    # only what follows the first token that differs from its last prompt. Trials mostly start from the same
+    # parent (its feedback, the longest input), of either file (its text; the ideas tried on it), and a refused
+    # proposal is asked again with another change (propose_usable).
+    feedback: str = dspy.InputField()
     current_instructions: str = DataField()
+    already_tried: str = dspy.InputField()
     other_version: str = DataField("a second good version, for crossover")
     change: str = dspy.InputField()
-    feedback: str = dspy.InputField()
-    already_tried: str = dspy.InputField()
     # Bounded in the reply's grammar: SmolLM2's idea ran on until max_tokens in 10 of 175 proposer calls of a
     # 25-minute run, each a whole call (320 tokens) lost; the review reads ideas cut to 160 characters anyway.
     idea: str = dspy.OutputField(desc="the change in one line", max_length=IDEA_CHARS)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import random
 
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
+from autoresearch.energy import EstimateMeter
+from autoresearch.lm.backends import FakeBackend
+from autoresearch.lm.engine import BackendEngine, make_lm
 from autoresearch.search.operators import select
 from autoresearch.search.proposer import (
     Example,
     Feedback,
     Proposer,
     feedback_from,
+    propose_usable,
     weakest_examples,
 )
 from autoresearch.search.study import Study
+from autoresearch.workspace.config import RoleConfig
 from autoresearch.workspace.workspace import load_workspace
 
 
@@ -102,3 +108,50 @@ def test_the_proposers_idea_is_bounded_in_its_grammar_and_a_longer_one_is_still_
     assert schemas["proposer"]["properties"]["idea"]["maxLength"] == 160
     # The pipeline's own stages send their schemas as before: no limit of a field is added to their grammar.
     assert "maxItems" not in json.dumps(schemas["planner"]) and "maxLength" not in json.dumps(schemas["planner"])
+
+
+def _proposer_on(fake: FakeBackend) -> Proposer:
+    meter = EstimateMeter(in_process=False, cpu_watts_per_core=12.0, server_watts=60.0)
+    engine = BackendEngine("proposer", RoleConfig(backend="fake", model="m"), fake, meter, retries=0, backoff_s=0.0)
+    return Proposer(make_lm(engine))
+
+
+def _shared_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def test_a_refused_proposal_is_asked_again_with_a_prompt_that_differs_only_in_its_change():
+    # llama.cpp computes again only what follows the first token a prompt does not share with the one before:
+    # the change asked for, the one input a retry alters, comes last.
+    fake = FakeBackend([json.dumps({"idea": "x", "new_instructions": "Answer. (pruned)"}),  # junk: a copied note
+                        json.dumps({"idea": "Name the audience.", "new_instructions": "Answer for engineers."})])
+    feedback = Feedback(("Be concrete.",), (("clarity", 3.0),), (("check0", 2, "too short"),),
+                        (Example("a", PROMPTS["a"][:300], "word " * 60, ("check0: too short",), "Vague.", 3.0),))
+    operators = select(["rephrase", "add_constraint"])
+    proposal, refused = propose_usable(_proposer_on(fake), "Answer.", operators[0], operators, feedback,
+                                       ["Be brief. (discard, -0.30)"], other="", temperature=0.7,
+                                       rng=random.Random(0))
+    assert proposal is not None and len(refused) == 1 and len(fake.requests) == 2
+    first, second = (r.messages for r in fake.requests)
+    assert first[0] == second[0]  # the system message
+    shared = _shared_prefix(first[1].content, second[1].content)
+    assert shared.endswith("Change:\n")  # all of the parent, its feedback and the tried list, up to the change
+    assert "Where the current instructions did worst:" in shared and "Be brief." in shared
+
+
+def test_trials_from_the_same_parent_share_its_feedback_and_on_the_same_file_its_tried_ideas():
+    fake = FakeBackend(lambda request: json.dumps({"idea": "Name the audience.",
+                                                   "new_instructions": "Answer for engineers."}))
+    proposer = _proposer_on(fake)
+    feedback = Feedback(("Be concrete.",), (), (), ())
+    (op,) = select(["rephrase"])
+    proposer.propose("Answer.", op, feedback, ["Be brief. (discard, -0.30)"])
+    proposer.propose("Answer.", op, feedback, ["Be brief. (discard, -0.30)", "Name the audience. (pruned)"])
+    proposer.propose("Plan in steps.", op, feedback, ["Number the steps. (pruned)"])  # the other file
+    first, second, other_file = (r.messages[1].content for r in fake.requests)
+    assert _shared_prefix(first, second).endswith("- Be brief. (discard, -0.30)\n")
+    shared = _shared_prefix(second, other_file)
+    assert "Be concrete." in shared and "Answer." not in shared
