@@ -12,6 +12,7 @@ from ..evaluation import guard
 from ..lm.calls import CallRecorder, recording
 from ..lm.engine import backend_error_in
 from ..store import Store
+from ..store.statuses import NO_VARIANT
 from . import records
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents
@@ -65,7 +66,7 @@ class TrialProposer:
                 raise
             return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
                                            description=f"the proposer's model call failed: {error.failure_mode}"))
-        if proposal is None:
-            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder),
+        if proposal is None:  # the recipe's doing (recovery.optuna_outcome): the sampler learns from it
+            return self.log.finish(replace(failed, joules=self.evaluator.joules(recorder), failure=NO_VARIANT,
                                            description="the proposer gave no usable variant: " + "; ".join(rejected)))
         return proposal

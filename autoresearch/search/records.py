@@ -26,6 +26,7 @@ def outcome_fields(outcome: TrialOutcome, suite: SuiteResult | None, holdout_id:
         joules=outcome.joules, energy_source=outcome.energy_source,
         evaluation_id=suite.evaluation_id if suite else None, holdout_evaluation_id=holdout_id,
         commit_sha=outcome.commit or None, note=outcome.description, objective=outcome.objective,
+        failure=outcome.failure,
         # delta and incumbent_before are in objective units (the composite's when energy_weight is 0); since
         # the paired rule, delta is the mean paired difference over tasks × seeds, not objective − incumbent.
         incumbent_before=outcome.incumbent_objective if outcome.incumbent_objective is not None

@@ -57,6 +57,7 @@ class TrialOutcome:
     objective: float | None = None  # what the keep rule compares: see objective(); delta is in its units
     evidence: "Verdict | None" = None  # how the keep rule decided (a trial that reached it)
     incumbent_objective: float | None = None  # the objective it was compared with (else objective − delta)
+    failure: str | None = None  # a failed trial's cause where it is the recipe's: NO_VARIANT (store: trials.failure)
 
 
 def objective(composite: float | None, joules: float, tasks: int, energy_weight: float) -> float | None:

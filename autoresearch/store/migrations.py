@@ -219,6 +219,14 @@ M012_EVALUATION_MODELS = """
 ALTER TABLE evaluations ADD COLUMN models TEXT;
 """
 
+# trials.failure: why a failed trial failed, where that is the recipe's doing: "no_variant" (the proposer gave no usable
+#   variant in all its tries), which Optuna is told as a pruned trial without a value, so the sampler ranks the recipe
+#   with its worst (search/recovery.optuna_outcome). NULL for other failures (a backend down, too many tasks failed),
+#   which are no verdict on the recipe, and in rows made before m013.
+M013_TRIAL_FAILURE = """
+ALTER TABLE trials ADD COLUMN failure TEXT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -232,6 +240,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m010_study_baseline", M010_STUDY_BASELINE),
     ("m011_study_keeps", M011_STUDY_KEEPS),
     ("m012_evaluation_models", M012_EVALUATION_MODELS),
+    ("m013_trial_failure", M013_TRIAL_FAILURE),
 ]
 
 

@@ -15,6 +15,9 @@ class TrialStatus(StrEnum):
     INTERRUPTED = "interrupted"  # abandoned by a stopped or killed run
 
 
+# trials.failure of a failed trial whose proposer gave no usable variant in all its tries: the recipe's doing.
+NO_VARIANT = "no_variant"
+
 # The trials a later trial is compared against: the incumbent is the latest of these.
 INCUMBENT_STATUSES = (TrialStatus.BASELINE, TrialStatus.KEEP)
 # The trials whose search evaluation covers every task (pruned and failed ones do not).

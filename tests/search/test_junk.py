@@ -7,10 +7,13 @@ import random
 import sqlite3
 import subprocess
 
+from optuna.trial import TrialState
 from scripted import ScriptedPipeline, producer_only
 
+from autoresearch.errors import ServerError
 from autoresearch.search.operators import select
 from autoresearch.search.proposer import (
+    JUNK_RETRIES,
     Feedback,
     Proposal,
     idea_of,
@@ -18,7 +21,9 @@ from autoresearch.search.proposer import (
     propose_usable,
     unusable_reason,
 )
+from autoresearch.search.recovery import optuna_outcome
 from autoresearch.search.study import Study
+from autoresearch.store.statuses import NO_VARIANT
 from autoresearch.workspace.workspace import load_workspace
 
 TWO_OPERATORS = '\n[search]\noperators = ["rephrase", "compress"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\n'
@@ -96,14 +101,14 @@ def test_a_junk_proposal_is_asked_again_with_another_operator_and_never_evaluate
 
 def test_junk_never_counts_toward_the_backend_down_streak(loop_workspace):
     root = producer_only(loop_workspace(extra=TWO_OPERATORS), "max_consecutive_failed = 1\n")
-    # Three junk proposals make a failed trial; the backend answered every call, so the run goes on.
-    pipeline = ScriptedPipeline(variants=["You already tried: x\n"] * 3 + ["Answer!\n"])
+    # Junk in every try makes a failed trial; the backend answered every call, so the run goes on.
+    pipeline = ScriptedPipeline(variants=["You already tried: x\n"] * (JUNK_RETRIES + 1) + ["Answer!\n"])
     summary = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1,
                     backoff_s=0).optimize(n_trials=2)
     assert [o.status for o in summary.outcomes] == ["failed", "keep"]
     assert summary.stop_reason == "trials"
     assert "the proposer gave no usable variant: " in summary.outcomes[0].description
-    assert summary.outcomes[0].description.count("echoes the proposer's prompt") == 3
+    assert summary.outcomes[0].description.count("echoes the proposer's prompt") == JUNK_RETRIES + 1
 
 
 def test_a_run_without_usable_variants_still_stops_after_its_own_longer_streak(loop_workspace):
@@ -112,7 +117,7 @@ def test_a_run_without_usable_variants_still_stops_after_its_own_longer_streak(l
                     backoff_s=0).optimize(n_trials=20)
     assert summary.stop_reason == "failed_trials" and len(summary.outcomes) == 5
     # Each refusal says why the reply was no variant, not only that it was none.
-    assert summary.outcomes[0].description.count("its new instructions are empty") == 3
+    assert summary.outcomes[0].description.count("its new instructions are empty") == JUNK_RETRIES + 1
     assert summary.stop_message.startswith("5 trials in a row got no usable variant without a failed model call")
 
 
@@ -191,3 +196,49 @@ def test_the_proposer_sees_tried_ideas_without_the_loops_annotations():
     assert seen == [["added: Your task is X. (pruned)",
                      "rule for failing check 'max_words 120': Keep it short (discard, -0.31)",
                      "Be direct (keep, +0.20)"]]
+
+
+def _optuna_trials(study: Study):
+    return {t.number: t for t in study.optuna.get_trials(deepcopy=False)}
+
+
+def test_a_trial_without_a_usable_variant_is_told_to_the_sampler_as_its_recipes_worst(loop_workspace):
+    # Told as failed, TPE would never see it, and would sample a recipe that gives junk as often as ever.
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS))
+    pipeline = ScriptedPipeline(variants=["You already tried: x\n"] * (JUNK_RETRIES + 1) + ["Answer!\n"])
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    try:
+        summary = study.optimize(n_trials=2)
+        trials = _optuna_trials(study)
+        (row,) = [r for r in study.store.trials(study.name) if r["number"] == 1]
+    finally:
+        study.close()
+    assert [o.status for o in summary.outcomes] == ["failed", "keep"]
+    assert (row["status"], row["failure"]) == ("failed", "no_variant")
+    # Pruned without a value: TPE ranks it below every scored and screened trial (the recipe's worst).
+    assert trials[1].state == TrialState.PRUNED and trials[1].value is None and not trials[1].intermediate_values
+    assert trials[2].state == TrialState.COMPLETE
+
+
+def test_a_trial_whose_proposer_call_failed_is_no_verdict_on_its_recipe(loop_workspace):
+    root = producer_only(loop_workspace(extra=TWO_OPERATORS))
+
+    def down(parent: str):
+        raise ServerError("scripted: the proposer's server answered 500", backend="fake", model="m")
+
+    study = Study(load_workspace(root), backend_factory=ScriptedPipeline(propose=down).factory, seed=1, backoff_s=0)
+    try:
+        summary = study.optimize(n_trials=1)
+        trials = _optuna_trials(study)
+        (row,) = [r for r in study.store.trials(study.name) if r["number"] == 1]
+    finally:
+        study.close()
+    assert summary.outcomes[0].status == "failed" and "model call failed" in summary.outcomes[0].description
+    assert row["failure"] is None and trials[1].state == TrialState.FAIL
+
+
+def test_the_sampler_is_told_a_failed_trial_as_pruned_only_when_it_got_no_usable_variant():
+    base = {"composite": None, "evaluation_id": None}
+    assert optuna_outcome({**base, "status": "failed", "failure": NO_VARIANT}) == (TrialState.PRUNED, None)
+    assert optuna_outcome({**base, "status": "failed", "failure": None}) == (TrialState.FAIL, None)
+    assert optuna_outcome({**base, "status": "failed"}) == (TrialState.FAIL, None)  # a row from before m013

@@ -24,7 +24,7 @@ from test_shared import BRANCH, STUDY, remote_keeps, shared_setup, study
 
 from autoresearch.cli.main import main
 from autoresearch.review.history import study_log
-from autoresearch.search.recovery import Recovery
+from autoresearch.search.recovery import Recovery, optuna_outcome
 from autoresearch.search.shared.ledger import Ledger
 from autoresearch.store import Store
 
@@ -34,11 +34,8 @@ TRIALS = 6
 
 
 def optuna_state(row) -> TrialState:
-    """The Optuna state a trial's recorded outcome ends in (see Study._tell): a discard that was not
-    evaluated (a variant identical to an earlier one) counts as pruned."""
-    if row["status"] in ("baseline", "keep") or (row["status"] == "discard" and row["evaluation_id"] is not None):
-        return TrialState.COMPLETE
-    return {"discard": TrialState.PRUNED, "pruned": TrialState.PRUNED}.get(row["status"], TrialState.FAIL)
+    """The Optuna state a trial's recorded outcome ends in (recovery.optuna_outcome, the one mapping)."""
+    return optuna_outcome(row)[0]
 
 
 def test_three_workers_share_one_study_through_postgresql(loop_workspace, tmp_path, postgres_server):
