@@ -198,21 +198,23 @@ def test_the_proposer_sees_tried_ideas_without_the_loops_annotations():
                      "Be direct (keep, +0.20)"]]
 
 
-def _optuna_trials(study: Study):
-    return {t.number: t for t in study.optuna.get_trials(deepcopy=False)}
+def _first_trial_as_told(root, pipeline: ScriptedPipeline, n_trials: int):
+    """A study of n_trials: its summary, Optuna's trials by number, and the store's row of trial 1."""
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    try:
+        summary = study.optimize(n_trials=n_trials)
+        trials = {t.number: t for t in study.optuna.get_trials(deepcopy=False)}
+        (row,) = [r for r in study.store.trials(study.name) if r["number"] == 1]
+    finally:
+        study.close()
+    return summary, trials, row
 
 
 def test_a_trial_without_a_usable_variant_is_told_to_the_sampler_as_its_recipes_worst(loop_workspace):
     # Told as failed, TPE would never see it, and would sample a recipe that gives junk as often as ever.
     root = producer_only(loop_workspace(extra=TWO_OPERATORS))
     pipeline = ScriptedPipeline(variants=["You already tried: x\n"] * (JUNK_RETRIES + 1) + ["Answer!\n"])
-    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
-    try:
-        summary = study.optimize(n_trials=2)
-        trials = _optuna_trials(study)
-        (row,) = [r for r in study.store.trials(study.name) if r["number"] == 1]
-    finally:
-        study.close()
+    summary, trials, row = _first_trial_as_told(root, pipeline, 2)
     assert [o.status for o in summary.outcomes] == ["failed", "keep"]
     assert (row["status"], row["failure"]) == ("failed", "no_variant")
     # Pruned without a value: TPE ranks it below every scored and screened trial (the recipe's worst).
@@ -226,13 +228,7 @@ def test_a_trial_whose_proposer_call_failed_is_no_verdict_on_its_recipe(loop_wor
     def down(parent: str):
         raise ServerError("scripted: the proposer's server answered 500", backend="fake", model="m")
 
-    study = Study(load_workspace(root), backend_factory=ScriptedPipeline(propose=down).factory, seed=1, backoff_s=0)
-    try:
-        summary = study.optimize(n_trials=1)
-        trials = _optuna_trials(study)
-        (row,) = [r for r in study.store.trials(study.name) if r["number"] == 1]
-    finally:
-        study.close()
+    summary, trials, row = _first_trial_as_told(root, ScriptedPipeline(propose=down), 1)
     assert summary.outcomes[0].status == "failed" and "model call failed" in summary.outcomes[0].description
     assert row["failure"] is None and trials[1].state == TrialState.FAIL
 
