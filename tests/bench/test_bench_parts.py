@@ -125,14 +125,14 @@ def test_a_study_that_stops_on_its_own_is_resumed_until_the_budget_is_spent(tmp_
 
     source = init_workspace(tmp_path / "src")
     # No noise measurement: its repeats of the baseline would spend the calls before the trials fail. Trials
-    # without a usable variant stop a study after 5 × max_consecutive_failed (each asks the proposer 3 times).
+    # without a usable variant stop a study after 5 × max_consecutive_failed (each asks the proposer 5 times).
     # The starter's 4 tasks × 1 seed set are 4 differences, enough for a bound at 90% (95% needs 5).
     root = copy_workspace(source, tmp_path / "bench", update={"search": {
         "operators": ["rephrase"], "noise_repeats": 1, "max_consecutive_failed": 1}, "scoring": {"confidence": 0.9}})
     fake = _UselessProposer()
     ctx = BenchContext(root=root, scratch=tmp_path / "runs", portfolio="default", inner_factory=fake.factory,
                        backoff_s=0)
-    run = run_method(ctx, "autoresearch", 0, 40)
-    assert run.stop == "budget" and len(run.calls) == run.used == 40
+    run = run_method(ctx, "autoresearch", 0, 60)
+    assert run.stop == "budget" and len(run.calls) == run.used == 60
     assert any("resumed" in note for note in run.notes)  # five trials in a row without a variant stop a study
     assert run.best_search is not None and run.keeps == 0
