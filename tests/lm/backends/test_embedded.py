@@ -70,6 +70,16 @@ def test_json_schema_constrains_the_output():
     assert data["verdict"] in ("keep", "discard") and data["score"] in range(11)
 
 
+def test_json_schema_max_length_is_kept_by_the_grammar():
+    # The proposer's reply bounds its idea with maxLength. Asked for a long idea, SmolLM2 writes it on to max_tokens
+    # when the schema has no length (seen: the JSON then ends unterminated); with one, the grammar cuts it.
+    schema = {"type": "object", "required": ["idea", "text"],
+              "properties": {"idea": {"type": "string", "maxLength": 12}, "text": {"type": "string"}}}
+    prompt = 'Reply {"idea": "a very long idea that goes on and on and on", "text": "fine"} exactly.'
+    completion = EmbeddedBackend(n_ctx=1024).complete(ask(prompt, json_schema=schema, max_tokens=80))
+    assert len(json.loads(completion.text)["idea"]) <= 12
+
+
 def test_model_is_loaded_once_and_shared():
     # An n_ctx no other test uses, so the first call here is the one that loads.
     first_backend, second_backend = EmbeddedBackend(n_ctx=768), EmbeddedBackend(n_ctx=768)
