@@ -123,7 +123,7 @@ def profile_table(rows, n_tasks: int) -> Table:
 def status_table(status: StudyStatus) -> Table:
     """One study: the incumbent line as the title, one row per worker seen in the window."""
     inc, base = status.incumbent, status.baseline
-    trials = ", ".join(f"{n} {state}" for state, n in sorted(status.trials.items())) or "no trials yet"
+    trials = ", ".join(f"{n} {state}" for state, n in status.trials.items()) or "no trials yet"
     if inc is None:
         head = "no baseline yet"
     else:

@@ -10,6 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
+import optuna
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
@@ -410,6 +411,8 @@ def test_status_shows_incumbent_and_workers(loop_workspace, tmp_path):
     result = CliRunner().invoke(main, ["status", "--storage", storage])
     assert result.exit_code == 0, result.output
     assert f"study {STUDY}: incumbent: trial 1 (version 1)" in result.output
+    # As `log` says them: trial 2 got no usable variant, which Optuna is told as pruned (its sampler learns from it).
+    assert "1 baseline, 1 keep, 1 failed\n" in result.output
     assert "stopped: trials" in result.output
     [entry] = shared_status(storage)
     assert (entry.workers[0]["trials"], entry.workers[0]["keeps"], entry.keeps) == (3, 1, 1)  # baseline + 2
@@ -844,3 +847,14 @@ def test_a_shared_keep_is_pushed_without_the_repositorys_pre_push_hook(loop_work
         n_trials=1)
     assert [o.status for o in summary.outcomes] == ["keep"]
     assert [text for _, text in remote_keeps(remote)] == ["Answer!\n"]
+
+
+def test_status_counts_finished_trials_as_log_does_and_running_ones_from_optuna(tmp_path):
+    from autoresearch.search.shared.status import _trial_counts
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    tried = [{"status": s} for s in ("failed", "baseline", "discard", "pruned", "discard", "keep")]
+    assert _trial_counts(url, "none", tried) == {"baseline": 1, "keep": 1, "discard": 2, "pruned": 1, "failed": 1}
+    optuna.create_study(study_name="night", storage=url).ask()  # a trial running now
+    counts = _trial_counts(url, "night", tried[:2])
+    assert list(counts.items()) == [("baseline", 1), ("failed", 1), ("running", 1)]

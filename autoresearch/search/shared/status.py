@@ -28,7 +28,9 @@ class StudyStatus:
     incumbent: KeepRecord | None
     baseline: KeepRecord | None
     keeps: int  # versions after the baseline
-    trials: dict[str, int]  # Optuna's trials by state
+    # Every worker's finished trials by how they ended, as `log` and results.tsv say it (the ledger), and those
+    # running now (Optuna's), in STATUS_ORDER.
+    trials: dict[str, int]
     workers: list[dict[str, Any]]  # seen within the window, most recent first
     quiet_workers: int  # seen before the window
     window_s: float = 600.0
@@ -57,11 +59,12 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
         try:
             keeps = ledger.keeps()
             seen = workers(ledger)
+            tried = ledger.tried()
         finally:
             ledger.close()
         recent = [w for w in seen if now - w["last_seen"] <= window_s]
         out.append(StudyStatus(study=name, incumbent=keeps[-1] if keeps else None, baseline=keeps[0] if keeps else None,
-                               keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name), workers=recent,
+                               keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name, tried), workers=recent,
                                quiet_workers=len(seen) - len(recent), window_s=window_s, now=now, versions=keeps))
     return out
 
@@ -78,9 +81,20 @@ def model_groups(workers: list[dict[str, Any]]) -> tuple[dict[str, str], list[st
     return {w["worker"]: label.get(w.get("models"), "?") for w in workers}, lines
 
 
-def _trial_counts(url: str, name: str) -> dict[str, int]:
+STATUS_ORDER = ("baseline", "keep", "discard", "pruned", "failed", "running")
+
+
+def _trial_counts(url: str, name: str, tried: list[dict[str, Any]]) -> dict[str, int]:
+    """The study's finished trials by status from the ledger, not Optuna's states: Optuna is told a trial without a
+    usable variant, or an identical twin's discard, as pruned (what its sampler learns from), which `log` calls
+    failed or discard. Then the trials running now, which only Optuna knows."""
+    counts = Counter(str(r["status"]) for r in tried)
     try:
-        trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+        running = optuna.load_study(study_name=name, storage=url).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     except KeyError:  # registered, but the Optuna study is not created yet
-        return {}
-    return dict(Counter(t.state.name.lower() for t in trials))
+        running = []
+    if running:
+        counts["running"] = len(running)
+    order = {status: i for i, status in enumerate(STATUS_ORDER)}
+    return dict(sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
