@@ -133,7 +133,6 @@ def bench_embedded(args, parser, ws, root, tasks) -> int:
         print(f"bench_inference: every pipeline role must be on the embedded backend (got {', '.join(models)})",
               file=sys.stderr)
         return 2
-    _count_computed_tokens()
     rss_before = rss_mb()
     embedded.EmbeddedBackend(portfolio.evaluator.model, n_ctx=portfolio.evaluator.n_ctx,
                              n_threads=portfolio.evaluator.n_threads).llama()  # load before any timing
@@ -191,12 +190,14 @@ def bench_server(args, parser, ws, root, tasks) -> int:
 
 def run_settings(ws, tasks, settings: dict, args) -> dict[str, list[dict]]:
     """Each setting evaluated args.repeats times, the settings taking turns within each repeat."""
+    from autoresearch.bench.call_costs import counting_calls
+
     runs: dict[str, list[dict]] = {name: [] for name in settings}
     for repeat in range(args.repeats):
         for name, (portfolio, overrides) in settings.items():
-            computed = _computed_tokens_counter()
-            run = evaluate(ws, tasks, portfolio, overrides, args.seed_set + repeat)
-            run["prompt_tokens_computed"] = _computed_tokens_counter() - computed
+            with counting_calls() as costs:  # the prompt tokens llama.cpp computed (a prefix it reused is not)
+                run = evaluate(ws, tasks, portfolio, overrides, args.seed_set + repeat)
+            run["prompt_tokens_computed"] = sum(c.computed_tokens or 0 for c in costs)
             runs[name].append(run)
             print(f"  repeat {repeat + 1}/{args.repeats} {name}: {run['seconds']:.1f} s, "
                   f"{run['joules']:.0f} J, {run['calls']} calls", file=sys.stderr, flush=True)
@@ -252,28 +253,6 @@ def report(runs: dict[str, list[dict]], ws, root, tasks, args, models: list[str]
 def _models(portfolio) -> list[str]:
     return sorted({f"{portfolio.role(r).backend}:{portfolio.role(r).model}" for r in ("planner", "producer",
                                                                                      "evaluator")})
-
-
-_COMPUTED = [0]  # prompt tokens llama.cpp computed, summed from every embedded completion's timings
-
-
-def _count_computed_tokens() -> None:
-    """Wrap the embedded backend's complete() to add up the prompt tokens llama.cpp computed (a prefix it
-    reused is not computed); the store keeps only the tokens sent."""
-    from autoresearch.lm.backends.embedded import EmbeddedBackend
-
-    complete = EmbeddedBackend.complete
-
-    def counted(self, request):
-        completion = complete(self, request)
-        _COMPUTED[0] += int(completion.timings.get("prompt_eval_tokens", 0))
-        return completion
-
-    EmbeddedBackend.complete = counted
-
-
-def _computed_tokens_counter() -> int:
-    return _COMPUTED[0]
 
 
 def _mean_sd(values: list[float], digits: int = 1) -> str:

@@ -55,16 +55,16 @@ class RoleCost:
 
 def by_role(costs: list[CallCost]) -> list[RoleCost]:
     """The calls summed per role, in the order the roles first called."""
-    rows = []
-    for role in dict.fromkeys(c.role for c in costs):
-        mine = [c for c in costs if c.role == role]
-        known = all(c.computed_tokens is not None for c in mine)
-        rows.append(RoleCost(
-            role, len(mine), sum(c.prompt_tokens for c in mine),
-            sum(c.computed_tokens or 0 for c in mine) if known else None,
-            sum(c.prompt_s or 0.0 for c in mine) if known else None,
-            sum(c.completion_tokens for c in mine), sum(c.latency_s for c in mine)))
-    return rows
+    return [summed(role, [c for c in costs if c.role == role]) for role in dict.fromkeys(c.role for c in costs)]
+
+
+def summed(label: str, costs: list[CallCost]) -> RoleCost:
+    """Calls summed under one label (a role, or "all"); what was computed is unknown if one call did not say."""
+    known = all(c.computed_tokens is not None for c in costs)
+    return RoleCost(label, len(costs), sum(c.prompt_tokens for c in costs),
+                    sum(c.computed_tokens or 0 for c in costs) if known else None,
+                    sum(c.prompt_s or 0.0 for c in costs) if known else None,
+                    sum(c.completion_tokens for c in costs), sum(c.latency_s for c in costs))
 
 
 @contextlib.contextmanager
@@ -119,7 +119,7 @@ def run(options: CallsOptions, log: Callable[[str], None] = print) -> dict[str, 
     roles = by_role(costs)
     trials = [{"number": o.number, "status": str(o.status), "file": o.file, "operator": o.operator,
                "description": o.description, "delta": o.delta} for o in summary.outcomes]
-    log(render(roles, wall_s, summary.stop_reason))
+    log(render([*roles, summed("all", costs)], wall_s, summary.stop_reason))
     log(f"trials: {_counts(trials)}; {summary.calls} calls, {summary.joules:,.0f} J ({summary.energy_source})")
     result = {"options": {"trials": options.trials, "seed": options.seed, "backend": options.backend,
                           "workspace": str(options.workspace) if options.workspace else None},
@@ -138,7 +138,7 @@ def render(roles: list[RoleCost], wall_s: float, stop: str) -> str:
     lines = [f"wall {wall_s:.1f} s; the study stopped: {stop}", "",
              "| role | calls | prompt tokens sent | computed | reused | prompt s | completion tokens | call s | "
              "s a call |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in [*roles, _total(roles)]:
+    for r in roles:
         reused = "?" if r.reused_share is None else f"{r.reused_share:.0%}"
         lines.append(f"| {r.role} | {r.calls} | {r.prompt_tokens:,} | "
                      f"{'?' if r.computed_tokens is None else f'{r.computed_tokens:,}'} | {reused} | "
@@ -151,14 +151,6 @@ def _counts(trials: list[dict[str, Any]]) -> str:
     """"baseline 1, pruned 9, discard 8, failed 2": the trials by how they ended, in the order first seen."""
     statuses = [t["status"] for t in trials]
     return ", ".join(f"{status} {statuses.count(status)}" for status in dict.fromkeys(statuses))
-
-
-def _total(roles: list[RoleCost]) -> RoleCost:
-    known = all(r.computed_tokens is not None for r in roles)
-    return RoleCost("all", sum(r.calls for r in roles), sum(r.prompt_tokens for r in roles),
-                    sum(r.computed_tokens or 0 for r in roles) if known else None,
-                    sum(r.prompt_s or 0.0 for r in roles) if known else None,
-                    sum(r.completion_tokens for r in roles), sum(r.latency_s for r in roles))
 
 
 def main(argv: list[str] | None = None, doc: str = "") -> int:

@@ -8,6 +8,7 @@ import random
 import sqlite3
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -853,8 +854,9 @@ def test_status_counts_finished_trials_as_log_does_and_running_ones_from_optuna(
     from autoresearch.search.shared.status import _trial_counts
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    tried = [{"status": s} for s in ("failed", "baseline", "discard", "pruned", "discard", "keep")]
-    assert _trial_counts(url, "none", tried) == {"baseline": 1, "keep": 1, "discard": 2, "pruned": 1, "failed": 1}
+    tried = ["failed", "baseline", "discard", "pruned", "discard", "keep"]
+    assert _trial_counts(url, "none", Counter(tried)) == {"baseline": 1, "keep": 1, "discard": 2, "pruned": 1,
+                                                          "failed": 1}
     optuna.create_study(study_name="night", storage=url).ask()  # a trial running now
-    counts = _trial_counts(url, "night", tried[:2])
+    counts = _trial_counts(url, "night", Counter(tried[:2]))
     assert list(counts.items()) == [("baseline", 1), ("failed", 1), ("running", 1)]

@@ -287,6 +287,13 @@ class Ledger:
         """Every worker's finished trials, by trial number, as rows with the store's column names."""
         return self._tried()
 
+    def tried_counts(self) -> dict[str, int]:
+        """Every worker's finished trials by status, counted in the database (`status`)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(TRIED.c.status, sa.func.count()).where(TRIED.c.study == self.study)
+                                .group_by(TRIED.c.status)).all()
+        return {status: n for status, n in rows}
+
     def tried_variant(self, variant_hash: str) -> list[dict[str, Any]]:
         """Every worker's finished trials of this one variant, by trial number (tried(), filtered in SQL)."""
         return self._tried(TRIED.c.variant_hash == variant_hash)

@@ -59,12 +59,12 @@ def shared_status(url: str, study: str | None = None, window_s: float = 600.0) -
         try:
             keeps = ledger.keeps()
             seen = workers(ledger)
-            tried = ledger.tried()
+            finished = ledger.tried_counts()
         finally:
             ledger.close()
         recent = [w for w in seen if now - w["last_seen"] <= window_s]
         out.append(StudyStatus(study=name, incumbent=keeps[-1] if keeps else None, baseline=keeps[0] if keeps else None,
-                               keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name, tried), workers=recent,
+                               keeps=max(len(keeps) - 1, 0), trials=_trial_counts(url, name, finished), workers=recent,
                                quiet_workers=len(seen) - len(recent), window_s=window_s, now=now, versions=keeps))
     return out
 
@@ -84,11 +84,11 @@ def model_groups(workers: list[dict[str, Any]]) -> tuple[dict[str, str], list[st
 STATUS_ORDER = ("baseline", "keep", "discard", "pruned", "failed", "running")
 
 
-def _trial_counts(url: str, name: str, tried: list[dict[str, Any]]) -> dict[str, int]:
-    """The study's finished trials by status from the ledger, not Optuna's states: Optuna is told a trial without a
-    usable variant, or an identical twin's discard, as pruned (what its sampler learns from), which `log` calls
-    failed or discard. Then the trials running now, which only Optuna knows."""
-    counts = Counter(str(r["status"]) for r in tried)
+def _trial_counts(url: str, name: str, finished: dict[str, int]) -> dict[str, int]:
+    """The study's finished trials by status (the ledger's, Ledger.tried_counts), not Optuna's states: Optuna is told
+    a trial without a usable variant, or an identical twin's discard, as pruned (what its sampler learns from),
+    which `log` calls failed or discard. Then the trials running now, which only Optuna knows."""
+    counts = Counter({str(status): n for status, n in finished.items()})
     try:
         running = optuna.load_study(study_name=name, storage=url).get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
