@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a run's model calls go, role by role, and how much of each prompt the model computed.
 
-    .venv/bin/python scripts/bench_calls.py [--trials 12] [--seed 7] [--workspace DIR] [--out FILE.json]
+    .venv/bin/python scripts/bench_calls.py [--trials 12] [--seed 7] [--workspace DIR] [--out FILE.json] [--no-reuse]
 
 Runs a study of --trials trials (after its baseline) on a fresh copy of the workspace (the starter by
 default) and counts every completed model call per role: prompt tokens sent, the part the model computed
@@ -15,6 +15,10 @@ seed, on the same machine and build. The trials diverge once a reply differs, so
 
 Default size on the embedded SmolLM2-135M with 2 CPU cores: the baseline (2 seed sets × 4 tasks × 3 calls)
 and 12 trials of 1–3 proposer calls and up to 12 pipeline calls each: about 150–200 calls, 3–5 minutes.
+
+A reply the run reused for a request identical to one it sent before (lm/replies.py) is no call and is
+counted apart ("replies reused"); --no-reuse makes every call. With the same seed on the embedded model the
+two runs' trials are the same (its replies do not change), so their totals compare.
 
 --backend fake (test-only) runs on a scripted pipeline in seconds; its figures mean nothing.
 """

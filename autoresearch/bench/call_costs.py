@@ -96,6 +96,7 @@ class CallsOptions:
     workspace: Path | None = None
     out: Path | None = None
     backend: str = "configured"
+    reuse: bool = True  # [backends] reuse_replies in the copy: False makes every call (lm/replies.py)
 
 
 def run(options: CallsOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -107,9 +108,11 @@ def run(options: CallsOptions, log: Callable[[str], None] = print) -> dict[str, 
     with workspaces.scratch("bench-calls-") as scratch:
         inner, backend_text = inner_factory(options.backend)
         source = options.workspace or workspaces.starter(scratch / "starter")
-        root = workspaces.copy_workspace(source, scratch / "ws")
+        root = workspaces.copy_workspace(source, scratch / "ws",
+                                         update=None if options.reuse else {"backends": {"reuse_replies": False}})
         info = report.machine()
-        log(f"bench_calls: a study of {options.trials} trials, seed {options.seed}, backend {backend_text}")
+        log(f"bench_calls: a study of {options.trials} trials, seed {options.seed}, backend {backend_text}, "
+            f"replies {'reused' if options.reuse else 'never reused'} for identical requests")
         log(f"machine: {report.machine_line(info)}")
         study = Study(load_workspace(root), backend_factory=inner, seed=options.seed)
         started = time.perf_counter()
@@ -120,10 +123,13 @@ def run(options: CallsOptions, log: Callable[[str], None] = print) -> dict[str, 
     trials = [{"number": o.number, "status": str(o.status), "file": o.file, "operator": o.operator,
                "description": o.description, "delta": o.delta} for o in summary.outcomes]
     log(render([*roles, summed("all", costs)], wall_s, summary.stop_reason))
-    log(f"trials: {_counts(trials)}; {summary.calls} calls, {summary.joules:,.0f} J ({summary.energy_source})")
+    log(f"trials: {_counts(trials)}; {summary.calls} calls, {summary.joules:,.0f} J ({summary.energy_source}); "
+        f"{summary.reused} replies reused")
     result = {"options": {"trials": options.trials, "seed": options.seed, "backend": options.backend,
+                          "reuse": options.reuse,
                           "workspace": str(options.workspace) if options.workspace else None},
               "machine": info, "wall_s": wall_s, "stop": summary.stop_reason, "calls_recorded": summary.calls,
+              "reused": summary.reused,
               "joules": summary.joules, "energy_source": summary.energy_source, "trials": trials,
               "roles": [{**asdict(r), "reused_share": r.reused_share} for r in roles],
               "calls": [asdict(c) for c in costs]}  # in the order they finished
@@ -162,11 +168,14 @@ def main(argv: list[str] | None = None, doc: str = "") -> int:
     parser.add_argument("--seed", type=int, default=7, help="the study's seed (default 7)")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace to copy (default: the starter)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--no-reuse", action="store_true",
+                        help="make every call, also for a request identical to one made before ([backends] "
+                             "reuse_replies = false)")
     parser.add_argument("--backend", choices=("configured", "fake"), default="configured",
                         help="fake: a scripted pipeline, for the smoke tests only")
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     options = CallsOptions(trials=args.trials, seed=args.seed, workspace=args.workspace, out=args.out,
-                           backend=args.backend)
+                           backend=args.backend, reuse=not args.no_reuse)
     return report.run_cli("bench_calls", lambda: run(options))

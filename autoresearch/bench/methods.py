@@ -31,8 +31,9 @@ from ..evaluation.scoring import (
     score_suite,
 )
 from ..lm.adapter import GrammarAdapter
-from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
+from ..lm.calls import CallRecord, CallRecorder, CallTotals, made, recording
 from ..lm.engine import backend_error_in, make_lm
+from ..lm.replies import ReplyCache
 from ..pipeline.harness import (
     REVISE_SUFFIX,
     Harness,
@@ -87,7 +88,7 @@ class MethodRun(CallTotals):
     method: str
     seed: int
     limit: int
-    calls: list[CallRecord]
+    calls: list[CallRecord]  # made (the replies reused for identical requests are counted in `reused`)
     wall_s: float
     model_s: float  # seconds inside backend calls
     best_instructions: dict[str, str]
@@ -101,6 +102,7 @@ class MethodRun(CallTotals):
     notes: list[str] = field(default_factory=list)
     trials: list[tuple[str, int]] = field(default_factory=list)  # a Study's trials: (status, model calls it made)
     holdout_repeats: list[float | None] = field(default_factory=list)  # the pick's holdout composite per repeat
+    reused: int = 0  # replies reused for requests identical to earlier ones, instead of calls (lm/replies.py)
 
     def joules_after(self, calls: int) -> float:
         """Joules of the method's first `calls` calls, in the order they were recorded."""
@@ -109,7 +111,7 @@ class MethodRun(CallTotals):
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method, "seed": self.seed, "limit": self.limit, "calls": len(self.calls),
-            "budget_used": self.used, "tokens": self.tokens, "joules": self.joules,
+            "budget_used": self.used, "reused": self.reused, "tokens": self.tokens, "joules": self.joules,
             "energy_source": self.energy_source, "wall_s": self.wall_s, "model_s": self.model_s,
             "best_search": self.best_search, "search_outside": self.search_outside, "holdout": self.holdout,
             "holdout_repeats": self.holdout_repeats, "keeps": self.keeps, "stop": self.stop,
@@ -175,6 +177,7 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     factory = budgeted_factory(budget, ctx.inner_factory)
     progress = _Progress(budget)
     calls: list[CallRecord] = []
+    reused = 0
     notes: list[str] = []
     stop = "budget"
     start = time.perf_counter()
@@ -189,7 +192,8 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
             try:
                 summary = study.optimize()  # no stop condition: the budget ends it
             finally:
-                calls.extend(study.session_calls)
+                calls.extend(made(study.session_calls))
+                reused += len(study.session_calls) - len(made(study.session_calls))
             if budget.used == before or summary.stop_reason == StopReason.INTERRUPTED:
                 stop = f"stopped: {summary.stop_reason}"
                 break
@@ -203,7 +207,8 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     wall = time.perf_counter() - start
     best_instructions = {k: normalise(v) for k, v in load_workspace(root).instructions.items()}
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
-                     progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials)
+                     progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials,
+                     reused=reused)
 
 
 # --- the DSPy optimizers ---------------------------------------------------------------------------
@@ -339,7 +344,10 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
     portfolio = ws.portfolio(ctx.portfolio)
     budget = Budget(limit)
     factory = budgeted_factory(budget, ctx.inner_factory)
-    harness = Harness(ws, portfolio, backend_factory=factory, retries=ctx.retries, backoff_s=ctx.backoff_s)
+    # The same reuse of identical requests' replies as a Study's (lm/replies.py): one harness for every method.
+    replies = ReplyCache() if ws.settings.backends.reuse_replies else None
+    harness = Harness(ws, portfolio, backend_factory=factory, retries=ctx.retries, backoff_s=ctx.backoff_s,
+                      replies=replies)
     program = TunablePipeline(harness.pipeline, ws.settings.workspace.optimizable)
     proposer_lm = make_lm(build_engine(ws, "proposer", portfolio.proposer, factory, ctx.retries, ctx.backoff_s))
     tasks = ws.suite.split("search")
@@ -374,8 +382,10 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
         best_instructions, best_search = tracker.instructions[best_key], tracker.composite(best_key)
     else:
         best_instructions, best_search = program.instructions(), None
-    return MethodRun(method, seed, limit, list(recorder.calls), wall, budget.model_s, best_instructions, best_search,
-                     tracker.trajectory, tracker.improvements, stop, used=budget.used, notes=notes)
+    spent = made(recorder.calls)
+    return MethodRun(method, seed, limit, spent, wall, budget.model_s, best_instructions, best_search,
+                     tracker.trajectory, tracker.improvements, stop, used=budget.used, notes=notes,
+                     reused=len(recorder.calls) - len(spent))
 
 
 def _mipro(program: TunablePipeline, examples: list, metric: Callable, proposer_lm: dspy.LM, task_lm: dspy.LM,

@@ -214,7 +214,8 @@ def study_rows(root: Path, stage: str, index: int, holdout_tasks: int, threshold
     db.row_factory = sqlite3.Row
     calls = {}
     for row in db.execute("SELECT c.trial, COALESCE(e.kind, 'proposer') AS kind, COUNT(*) AS n FROM calls c "
-                          "LEFT JOIN evaluations e ON c.evaluation_id = e.id GROUP BY c.trial, kind"):
+                          "LEFT JOIN evaluations e ON c.evaluation_id = e.id WHERE c.reused = 0 "
+                          "GROUP BY c.trial, kind"):
         calls.setdefault(row["trial"], {})[row["kind"]] = row["n"]
     tasks_run = {row["trial"]: row["n"] for row in db.execute(
         "SELECT e.trial, COUNT(*) AS n FROM task_results t JOIN evaluations e ON t.evaluation_id = e.id "

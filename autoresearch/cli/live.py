@@ -237,8 +237,10 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
         console.print("keep rule  " + ", ".join(f"{n} {what}" for what, n in race.items())
                       + " (paired over search tasks × seeds; `autoresearch show N` gives each trial's evidence)")
     keeps = sum(o.status == "keep" for o in summary.outcomes)
+    reused = (f"; {summary.reused} replies reused for requests identical to earlier ones, instead of calls"
+              if summary.reused else "")
     console.print(f"this run   {keeps} keep{'' if keeps == 1 else 's'} for {summary.calls} model calls and "
-                  f"{summary.joules:,.0f} J ({energy_label(summary.energy_source)})")
+                  f"{summary.joules:,.0f} J ({energy_label(summary.energy_source)}){reused}")
     check = summary.forecast
     if check is not None and check.trials:
         f, n = check.per_trial, check.trials

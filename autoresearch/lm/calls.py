@@ -32,6 +32,9 @@ class CallRecord:
     attribution: str = "exclusive"  # "shared:N": it overlapped other calls on its energy counter (SharedMeter)
     seed: int | None = None  # the sampling seed sent: the role's, or one drawn for this call (see engine)
     dialect: str | None = None  # how its JSON schema was sent (lm/backends/dialects.py); None: no schema sent
+    # A reply reused from an identical request earlier in the run (lm/replies.py), with the figures it had when it
+    # was made: part of its task's cost, not of what the run spent (made()).
+    reused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,11 @@ def active_recorder() -> CallRecorder | None:
     return _active_recorder.get()
 
 
+def made(calls: Sequence[CallRecord]) -> list[CallRecord]:
+    """The calls that reached a backend: what a run spent, without the replies it reused (lm/replies.py)."""
+    return [c for c in calls if not c.reused]
+
+
 class CallTotals:
     """Totals over the model calls of whatever holds them in its `calls` field (a task, a benchmark run)."""
 
@@ -103,8 +111,9 @@ NOT_THE_MODELS = ("unreachable", "cancelled")
 
 
 def reached_the_model(call: CallRecord) -> bool:
-    """Whether a call got to the model: it answered, or failed for a reason of its own (see NOT_THE_MODELS)."""
-    return call.ok or call.failure_mode not in NOT_THE_MODELS
+    """Whether a call got to the model: it answered, or failed for a reason of its own (see NOT_THE_MODELS). A reply
+    reused (lm/replies.py) did not get there again."""
+    return not call.reused and (call.ok or call.failure_mode not in NOT_THE_MODELS)
 
 
 def completion_rate(calls: Sequence[CallRecord]) -> float:

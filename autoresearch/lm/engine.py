@@ -19,7 +19,8 @@ from ..errors import BackendError, Cancelled, UnparseableOutput
 from ..workspace.config import RoleConfig
 from . import lanes, outages
 from .backends.base import Backend, ChatMessage, Completion, CompletionRequest
-from .calls import CallRecord, active_recorder
+from .calls import CallRecord, CallRecorder, active_recorder, recording
+from .replies import Answered, ReplyCache, request_key, reused_call
 from .scheduling import KeepAlivePolicy, same_model
 
 _SEEDS = random.SystemRandom()
@@ -52,7 +53,7 @@ class BackendEngine:
     def __init__(self, role: str, config: RoleConfig, backend: Backend, meter: Meter,
                  *, retries: int = 2, backoff_s: float = 1.0, timeout_s: float | None = None,
                  policy: KeepAlivePolicy | None = None, seeds: random.Random | None = None,
-                 outage_wait_s: float = 0.0, server: str | None = None):
+                 outage_wait_s: float = 0.0, server: str | None = None, replies: ReplyCache | None = None):
         self.role = role
         self.config = config
         self.backend = backend
@@ -64,6 +65,7 @@ class BackendEngine:
         self.seeds = seeds  # where a role without a seed draws each call's: a seeded RNG, or the OS's
         self.outage_wait_s = outage_wait_s  # how long a call waits for its server to come back (lm/outages.py)
         self.server = server  # the URL the backend calls, where it has one (its name in the outage notes)
+        self.replies = replies  # a run's replies to reuse for identical requests (lm/replies.py); None: every call made
         # A preload's cost (load_s, joules, wall seconds), carried by the next call, the one it ran for; kept
         # whether it loaded, found the model loaded already, or failed.
         self._pending_load: tuple[float, float, float] | None = None
@@ -103,12 +105,33 @@ class BackendEngine:
         )
 
     def complete(self, request: Any) -> Response:
-        completion = self.call(self.to_completion_request(request))
+        completion = self.reply(self.to_completion_request(request))
         return Response(
             id=None, model=self.config.model, message=Message.assistant([TextPart(completion.text)]),
             finish_reason="length" if completion.finish_reason == "length" else "stop",
             usage=Usage(input_tokens=completion.prompt_tokens, output_tokens=completion.completion_tokens),
         )
+
+    def reply(self, request: CompletionRequest) -> Completion:
+        """The reply to request: the one given to an identical request before, where this engine reuses replies
+        (recorded as a reused call: lm/replies.py), else a call's."""
+        key = request_key(self.backend.name, self.server, request) if self.replies is not None else None
+        if key is None:
+            return self.call(request)
+        assert self.replies is not None
+        recorder = active_recorder()
+        task_id = recorder.task_id if recorder is not None else None
+        found = self.replies.get(key)
+        if found is not None:
+            if recorder is not None:
+                recorder.add(reused_call(found.call, self.role, task_id))
+            return found.completion
+        own = CallRecorder(forward_to=recorder)  # to see the record of the call that succeeds
+        own.task_id = task_id
+        with recording(own):
+            completion = self.call(request)
+        self.replies.put(key, Answered(completion, own.calls[-1]))
+        return completion
 
     def call(self, request: CompletionRequest) -> Completion:
         """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged."""

@@ -29,6 +29,7 @@ from ..lm.backends import create_backend
 from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
 from ..lm.preflight import is_local
+from ..lm.replies import ReplyCache
 from ..lm.scheduling import KeepAlivePolicy, policy_for
 from ..shared_meter import shared
 from ..workspace.config import (
@@ -242,7 +243,7 @@ class Harness:
     def __init__(self, workspace: Workspace, portfolio: Portfolio, *, instructions: dict[str, str] | None = None,
                  max_rounds: int | None = None, producer_temperature: float | None = None,
                  backend_factory=None, retries: int = 2, backoff_s: float = 1.0,
-                 keep_alive_policy: KeepAlivePolicy | None = None):
+                 keep_alive_policy: KeepAlivePolicy | None = None, replies: ReplyCache | None = None):
         self.workspace = workspace
         settings = workspace.settings
         instructions = instructions or workspace.instructions
@@ -252,7 +253,7 @@ class Harness:
             config = portfolio.role(role)
             if role == "producer" and producer_temperature is not None:
                 config = config.model_copy(update={"temperature": producer_temperature})
-            engine = build_engine(workspace, role, config, backend_factory, retries, backoff_s)
+            engine = build_engine(workspace, role, config, backend_factory, retries, backoff_s, replies=replies)
             if keep_alive_policy is not None and engine.policy is not None:
                 engine.policy = keep_alive_policy
             self.engines[role] = engine
@@ -380,7 +381,7 @@ class Harness:
             task_id=task.id, split=task.split, score_r1=first.score, score_final=final.score,
             dimensions=first.dimensions, checks=tuple(check_all(answer, task.criteria)),
             critique=final.critique, plan=plan, output_r1=draft, output=answer,
-            revisions=revisions, seconds=seconds, calls=calls,
+            revisions=revisions, seconds=_task_seconds(seconds, calls), calls=calls,
         )
         # The guard: the first draft (what the counted judge score saw) and the final answer (what the
         # criteria saw) are both checked, whatever criteria the task lists.
@@ -401,8 +402,14 @@ def _failed_result(task: Task, error: BackendError, seconds: float, calls: tuple
     return TaskResult(
         task_id=task.id, split=task.split, score_r1=0.0, score_final=0.0, dimensions={},
         checks=failed_task_score(task, f"model call failed: {error.failure_mode}").checks,
-        seconds=seconds, calls=calls, failed=True, failure_mode=error.failure_mode,
+        seconds=_task_seconds(seconds, calls), calls=calls, failed=True, failure_mode=error.failure_mode,
     )
+
+
+def _task_seconds(wall_s: float, calls: tuple[CallRecord, ...]) -> float:
+    """A task's seconds: its wall time, plus each reused reply's seconds as when it was made (lm/replies.py), so
+    they are those of its instructions, whether or not this run had the reply already."""
+    return wall_s + sum(c.latency_s for c in calls if c.reused)
 
 
 def _served_model(engine: BackendEngine) -> tuple[str, str | None, str]:
@@ -416,7 +423,8 @@ def backend_of(config: RoleConfig, backends: BackendsConfig, backend_factory=Non
 
 
 def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
-                 retries: int = 2, backoff_s: float = 1.0, seeds: random.Random | None = None) -> BackendEngine:
+                 retries: int = 2, backoff_s: float = 1.0, seeds: random.Random | None = None,
+                 replies: ReplyCache | None = None) -> BackendEngine:
     """The metered, logged engine of one role: its backend plus the best energy meter for where it runs."""
     settings = workspace.settings
     backend = backend_of(config, settings.backends, backend_factory)
@@ -435,4 +443,4 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     policy = policy_for(url) if backend.name == "ollama" and url else None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
                          timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds,
-                         outage_wait_s=settings.backends.outage_wait_s, server=url)
+                         outage_wait_s=settings.backends.outage_wait_s, server=url, replies=replies)

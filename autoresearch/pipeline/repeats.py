@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from ..evaluation.noise import Spread, spread
 from ..lm.calls import CallRecorder
+from ..lm.replies import ReplyCache
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, ScoringConfig, Task
 from ..workspace.workspace import Workspace
@@ -78,15 +79,15 @@ def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Po
                     trial: int | None = None, on_task: TaskCallback | None = None, recorder: CallRecorder | None = None,
                     backend_factory: Any = None, retries: int = 2, backoff_s: float = 1.0,
                     knobs: dict[str, Any] | None = None, variant_hash: str | None = None,
-                    stoppable: bool = False) -> tuple[SuiteResult, dict[str, int | None]]:
+                    stoppable: bool = False, replies: ReplyCache | None = None) -> tuple[SuiteResult, dict[str, int | None]]:
     """One repeat: the tasks under repeat_portfolio(base, repeat), recorded as an evaluation that carries those
     seeds; returns it with the seeds. knobs: a study's searched settings (revision_rounds, producer_temperature);
-    stoppable: on_task may stop it early (evaluate_tasks)."""
+    stoppable: on_task may stop it early (evaluate_tasks); replies: a run's to reuse (lm/replies.py)."""
     seeded = repeat_portfolio(base, repeat)
     knobs = knobs or {}
     harness = Harness(workspace, seeded, instructions=instructions, backend_factory=backend_factory,
                       retries=retries, backoff_s=backoff_s, max_rounds=knobs.get("revision_rounds"),
-                      producer_temperature=knobs.get("producer_temperature"))
+                      producer_temperature=knobs.get("producer_temperature"), replies=replies)
     result = evaluate_tasks(workspace, harness, store, tasks, kind=kind, portfolio=portfolio, instructions=instructions,
                             split=split, study=study, trial=trial, on_task=on_task, recorder=recorder,
                             portfolio_config=seeded, variant_hash=variant_hash, repeat=repeat, stoppable=stoppable)

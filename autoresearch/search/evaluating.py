@@ -11,9 +11,10 @@ import optuna
 from ..errors import answered, modes_line
 from ..evaluation.paired import Scores, seeds_changed_nothing, task_sd
 from ..evaluation.scoring import composite
-from ..lm.calls import CallRecord, CallRecorder
+from ..lm.calls import CallRecord, CallRecorder, made
 from ..lm.engine import make_lm
 from ..lm.preflight import server_url
+from ..lm.replies import ReplyCache
 from ..pipeline.harness import Harness, TaskResult, build_engine
 from ..pipeline.repeats import evaluate_repeat, repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
@@ -33,7 +34,7 @@ class Evaluator:
     def __init__(self, workspace: Workspace, portfolio: str, store: Store, study: str, *, backend_factory: Any,
                  retries: int, backoff_s: float, emit: Callable[[str, dict[str, Any]], None],
                  session_calls: list[CallRecord], proposer_seeds: random.Random | None = None,
-                 proposer: Proposer | None = None, prunes: bool = True):
+                 proposer: Proposer | None = None, prunes: bool = True, replies: ReplyCache | None = None):
         self.ws, self.settings = workspace, workspace.settings
         self.portfolio_name, self.portfolio = portfolio, workspace.portfolio(portfolio)
         self.store, self.name = store, study
@@ -49,6 +50,8 @@ class Evaluator:
         # A proposer role without a seed draws each call's from here: the run's --seed makes them repeatable.
         self.proposer_seeds = proposer_seeds
         self.prunes = prunes  # a pruner may stop a screen (else a staged harness runs it whole, in one block)
+        # The pipeline's replies the run reuses for identical requests (lm/replies.py); the proposer's never are.
+        self.replies = replies
 
     def trial_calls(self) -> tuple[CallRecord, ...]:
         return tuple(self._trial_recorder.calls) if self._trial_recorder else ()
@@ -164,7 +167,8 @@ class Evaluator:
                                    instructions=instructions, kind=kind, split=split, study=self.name,
                                    trial=number, recorder=recorder, backend_factory=self.backend_factory,
                                    retries=self.retries, backoff_s=self.backoff_s, knobs=knobs,
-                                   variant_hash=variant_hash, on_task=on_task, stoppable=on_task is not None)
+                                   variant_hash=variant_hash, on_task=on_task, stoppable=on_task is not None,
+                                   replies=self.replies)
         return suite
 
     def scores(self, number: int, instructions: dict[str, str], knobs: dict[str, Any], variant_hash: str,
@@ -214,7 +218,8 @@ class Evaluator:
     def harness(self, instructions: dict[str, str], knobs: dict[str, Any]) -> Harness:
         return Harness(self.ws, self.seeded, instructions=instructions, max_rounds=knobs.get("revision_rounds"),
                        producer_temperature=knobs.get("producer_temperature"),
-                       backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s)
+                       backend_factory=self.backend_factory, retries=self.retries, backoff_s=self.backoff_s,
+                       replies=self.replies)
 
     def proposer(self) -> Proposer:
         """The proposer of variants, on the portfolio's proposer model (built once)."""
@@ -237,7 +242,7 @@ class Evaluator:
 
     @staticmethod
     def joules(recorder: CallRecorder) -> float:
-        return sum(c.joules for c in recorder.calls)
+        return sum(c.joules for c in made(recorder.calls))  # spent: a reused reply cost nothing now
 
     def suite_objective(self, suite: SuiteResult) -> float:
         """composite − energy_weight × kJ per task of this search evaluation (the composite at weight 0)."""

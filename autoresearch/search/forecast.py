@@ -3,7 +3,9 @@
 Before the first trial of a run the loop says how many trials, model calls, joules and hours its
 --trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
 trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
-keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call.
+keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call;
+that counts every call of the screen, also those a trial may answer with a reply reused (lm/replies.py: a
+producer.md variant's planner calls), so it is the higher figure until the study's own trials say.
 The incumbent's seed sets not measured yet are a one-off beside it (late_sets): the first contender that
 reaches them pays for them.
 """

@@ -18,6 +18,7 @@ import sqlalchemy
 from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
+from ..lm.replies import ReplyCache
 from ..pipeline.harness import backend_of, prompt_format
 from ..store import Store
 from ..store.queries import screen_task_rows
@@ -134,6 +135,8 @@ class Study:
         self.holdout_tasks = workspace.suite.split("holdout")
         self.stop_requested: StopReason | None = None  # why the run stops after the trial in progress
         self.session_calls: list = []
+        # The pipeline's replies, reused for identical requests across the run's evaluations (lm/replies.py).
+        self.replies = ReplyCache() if self.settings.backends.reuse_replies else None
         self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
 
@@ -280,7 +283,8 @@ class Study:
                                    backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls,
                                    proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"),
                                    proposer=self.proposer,
-                                   prunes=not isinstance(self.pruner, optuna.pruners.NopPruner))
+                                   prunes=not isinstance(self.pruner, optuna.pruners.NopPruner),
+                                   replies=self.replies)
         self.recovery = Recovery(store=self.store, repo=repo, optuna_study=self.optuna, study=self.name,
                                  branch=self.branch, incumbents=self.incumbents, results=self.results,
                                  energy_weight=self.energy_weight, note=self._note,
@@ -378,6 +382,8 @@ class Study:
                     break
                 if swapped:
                     self._note(swap_note(swapped, self.incumbents.shared))
+                    if self.replies is not None:  # the old models' replies are not the new ones'
+                        self.replies.clear()
                     rebased_at = len(outcomes)
                     if not self.incumbents.shared:  # a shared study's incumbent is the ledger's, scored again here
                         incumbent = self._baseline()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..lm.calls import CallRecord, energy_source_of, role_rows
+from ..lm.calls import CallRecord, energy_source_of, made, role_rows
 from ..store import Store
 from ..store.queries import StudyNoise, measured_noise
 from ..store.statuses import TrialStatus
@@ -30,7 +30,7 @@ class StudySummary:
     best_holdout: float | None
     joules: float  # this session's model calls
     energy_source: str
-    calls: int
+    calls: int  # made: without the replies reused (below)
     commits: list[tuple[str, str]] = field(default_factory=list)
     stop_message: str = ""  # one line: why the run stopped, when it was not a stop condition
     roles: list[dict[str, Any]] = field(default_factory=list)  # lm.calls.role_rows of this session's calls
@@ -45,6 +45,7 @@ class StudySummary:
     noise: StudyNoise | None = None  # the baseline's search composite over several seeds, when measured
     # The run's forecast (search/forecast.py) beside what its trials then cost, so a user can judge the next one.
     forecast: ForecastCheck | None = None
+    reused: int = 0  # replies reused for identical requests instead of calls (lm/replies.py)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class ForecastCheck:
 
     @classmethod
     def of(cls, per_trial: TrialCost, trials: int, calls: Sequence[CallRecord]) -> "ForecastCheck":
-        return cls(per_trial, trials, len(calls), sum(c.joules for c in calls), sum(c.latency_s for c in calls))
+        spent = made(calls)
+        return cls(per_trial, trials, len(spent), sum(c.joules for c in spent), sum(c.latency_s for c in spent))
 
 
 def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason, message: str,
@@ -80,6 +82,7 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
     elif (recorded := store.study_baseline(study)) is not None:
         start_composite, start_holdout = recorded["composite"], recorded["holdout_composite"]
         start_objective = recorded["objective"]
+    spent = tuple(made(session_calls))
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
@@ -88,9 +91,9 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         best_composite=incumbent.composite if incumbent else None,
         baseline_holdout=start_holdout,
         best_holdout=incumbent.holdout_composite if incumbent else None,
-        joules=sum(c.joules for c in session_calls), energy_source=energy_source_of(session_calls),
-        calls=len(session_calls), commits=commits, stop_message=message,
-        roles=role_rows(tuple(session_calls)), notes=list(notes), pareto=points,
+        joules=sum(c.joules for c in spent), energy_source=energy_source_of(spent),
+        calls=len(spent), reused=len(session_calls) - len(spent), commits=commits, stop_message=message,
+        roles=role_rows(spent), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=start_objective,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
         noise=measured_noise(store, study))

@@ -227,6 +227,13 @@ M013_TRIAL_FAILURE = """
 ALTER TABLE trials ADD COLUMN failure TEXT;
 """
 
+# calls.reused: 1 for a reply reused for a request identical to one the run sent before (lm/replies.py), recorded
+#   with the figures of the call that made it: part of its task's cost, not of what the run spent, so the queries of
+#   what a study or a trial spent leave it out. 0 for calls made, and in rows made before m014.
+M014_CALL_REUSED = """
+ALTER TABLE calls ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -241,6 +248,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m011_study_keeps", M011_STUDY_KEEPS),
     ("m012_evaluation_models", M012_EVALUATION_MODELS),
     ("m013_trial_failure", M013_TRIAL_FAILURE),
+    ("m014_call_reused", M014_CALL_REUSED),
 ]
 
 

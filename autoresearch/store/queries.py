@@ -208,7 +208,7 @@ def role_usage_rows(store: Store, study: str) -> list[sqlite3.Row]:
         " SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,"
         " SUM(joules) AS joules, SUM(latency_s) AS latency_s, SUM(load_s) AS load_s,"
         " GROUP_CONCAT(DISTINCT energy_source) AS sources"
-        " FROM calls WHERE study=? GROUP BY role, model ORDER BY SUM(joules) DESC", (study,)).fetchall()
+        " FROM calls WHERE study=? AND reused=0 GROUP BY role, model ORDER BY SUM(joules) DESC", (study,)).fetchall()
 
 
 def finished_trial_costs(store: Store, study: str) -> list[sqlite3.Row]:
@@ -217,14 +217,15 @@ def finished_trial_costs(store: Store, study: str) -> list[sqlite3.Row]:
     return store.conn.execute(
         "SELECT t.number, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
         "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
-        "FROM trials t JOIN calls c ON c.study = t.study AND c.trial = t.number "
+        "FROM trials t JOIN calls c ON c.study = t.study AND c.trial = t.number AND c.reused = 0 "
         "WHERE t.study = ? AND t.status IN ('keep', 'discard', 'pruned') GROUP BY t.number ORDER BY t.number",
         (study,)).fetchall()
 
 
 SCREEN_COST = ("SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
                "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
-               "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id WHERE e.study = ? AND e.split = 'search' ")
+               "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id AND c.reused = 0 "
+               "WHERE e.study = ? AND e.split = 'search' ")
 
 
 def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:

@@ -140,7 +140,8 @@ class Store:
             completion_tokens=call.completion_tokens, latency_s=call.latency_s, load_s=call.load_s,
             joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source,
             attribution=call.attribution, status=call.status, seed=call.seed, dialect=call.dialect,
-            failure_mode=call.failure_mode, error=call.error, response=call.response, created_at=_now(),
+            failure_mode=call.failure_mode, error=call.error, response=call.response, reused=int(call.reused),
+            created_at=_now(),
         ))
 
     def record_task(self, evaluation_id: int, result: "TaskResult") -> int:
@@ -306,6 +307,7 @@ class Store:
         return texts
 
     def call_totals(self, study: str) -> tuple[int, float]:
-        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM calls WHERE study=?",
+        """What a study spent: its model calls made (not the replies reused: lm/replies.py) and their joules."""
+        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM calls WHERE study=? AND reused=0",
                                 (study,)).fetchone()
         return int(row[0]), float(row[1])

@@ -145,6 +145,10 @@ class BackendsConfig(_Strict):
     # Tasks of a suite run at once, up to this many requests per server (Ollama's OLLAMA_NUM_PARALLEL, vLLM,
     # llama-server -np N). The embedded model has its own setting, embedded_batch.
     concurrency: int = Field(1, ge=1, le=256)
+    # A run answers a pipeline request identical to one it sent before (same instructions, task, seed, settings) with
+    # the reply it got then, recorded as reused (lm/replies.py): the embedded model's would be the same; a server's
+    # may differ. Not the proposer's. false: every call made.
+    reuse_replies: bool = True
     # Tasks of a suite the embedded model decodes together in one batch (lm/backends/batch_decode.py); 1: one
     # call at a time, each reply identical to llama-cpp-python's own. Above 1 the replies are llama.cpp's
     # batched arithmetic's (the same for the same seeds and batch), so the setting is part of a study's name.

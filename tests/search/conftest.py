@@ -11,10 +11,13 @@ from autoresearch.workspace.workspace import init_workspace
 @pytest.fixture
 def loop_workspace(tmp_path: Path):
     """A fresh git workspace with fake-backend friendly settings: no revisions, known tasks."""
-    root = init_workspace(tmp_path / "ws")
+    init_workspace(tmp_path / "ws")
 
     def configure(search_tasks: int = 2, holdout_tasks: int = 1, keep_threshold: float = 0.1,
-                  extra: str = "", confidence: float = 0.75) -> Path:
+                  extra: str = "", confidence: float = 0.75, reuse_replies: bool = True, name: str = "ws") -> Path:
+        root = tmp_path / name  # another name: a second workspace beside the first
+        if not root.exists():
+            init_workspace(root)
         tasks = []
         for i in range(search_tasks + holdout_tasks):
             split = "search" if i < search_tasks else "holdout"
@@ -28,6 +31,8 @@ def loop_workspace(tmp_path: Path):
         # the rule asks a sign test over the tasks (evaluation/paired.py): at 75% two tasks all one way suffice;
         # the starter's 95% needs five.
         config = config.replace("confidence = 0.95", f"confidence = {confidence}")
+        if not reuse_replies:  # every call made, as a test that counts a backend's calls or faults needs
+            config = config.replace("reuse_replies = true", "reuse_replies = false")
         (root / "autoresearch.toml").write_text(config + extra)
         (root / "instructions" / "producer.md").write_text("Answer.\n")
         subprocess.run(["git", "commit", "-qam", "test settings"], cwd=root, check=True,

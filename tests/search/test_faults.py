@@ -42,7 +42,8 @@ def failure_modes(store, name):
 
 
 def test_a_study_on_a_flaky_backend_completes_and_records_every_failure_mode(loop_workspace):
-    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER))
+    # Every call made: the faults fall on calls, and reused replies would leave fewer of them to fall on.
+    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER, reuse_replies=False))
     variants = [f"Answer{'!' * (i % 4)} v{i}\n" for i in range(12)]
     faulty = Faulty(variants, share=0.12, seed=2)
     summary = study(root, faulty).optimize(n_trials=12)

@@ -40,10 +40,12 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
     assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])
     assert first["energy_source"] == "estimate" and first["joules"] > 0
-    # After the run, the forecast beside what its 3 trials cost: the calls of trials 1–3, not the baseline's.
+    # After the run, the forecast beside what its 3 trials cost: the calls of trials 1–3 they made (not the baseline's,
+    # nor the planner's replies they reused: a producer.md variant sends the planner the incumbent's requests).
     check = summary.forecast
     trial_calls = store.conn.execute(
-        "SELECT COUNT(*), SUM(joules), SUM(latency_s) FROM calls WHERE study = ? AND trial BETWEEN 1 AND 3",
+        "SELECT COUNT(*), SUM(joules), SUM(latency_s) FROM calls WHERE study = ? AND trial BETWEEN 1 AND 3 "
+        "AND reused = 0",
         (summary.study,)).fetchone()
     cost = check.per_trial
     assert {"calls": cost.calls, "joules": cost.joules, "seconds": cost.seconds} == first["per_trial"]
@@ -61,7 +63,7 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     (second,) = forecasts(events)
     finished = store.conn.execute(
         "SELECT COUNT(*) FROM calls c JOIN trials t ON c.study = t.study AND c.trial = t.number "
-        "WHERE t.study = ? AND t.number BETWEEN 1 AND 3", (summary.study,)).fetchone()[0]
+        "WHERE t.study = ? AND t.number BETWEEN 1 AND 3 AND c.reused = 0", (summary.study,)).fetchone()[0]
     assert second["basis"] == "the mean of this study's 3 finished trials"
     assert second["per_trial"]["calls"] == pytest.approx(finished / 3)
     assert second["trials"] == 2

@@ -144,9 +144,13 @@ def test_a_model_swapped_during_the_run_is_caught_before_the_next_trial(loop_wor
     store = Store.for_workspace(root / "runs")
     try:
         after = store.conn.execute("SELECT DISTINCT models FROM evaluations WHERE trial >= 2").fetchall()
+        reused = dict(store.conn.execute("SELECT trial, SUM(reused) FROM calls GROUP BY trial").fetchall())
     finally:
         store.close()
     assert [r[0] for r in after] == [b]
+    # Model A's replies are forgotten at the swap (lm/replies.py): the new baseline sends the first baseline's
+    # requests, and model B answers every one; trial 3, a producer.md variant, reuses model B's planner replies.
+    assert reused[2] == 0 and reused[3] > 0
 
 
 def test_models_that_change_again_before_a_trial_finishes_stop_the_run(loop_workspace):

@@ -1,0 +1,84 @@
+"""A run reuses its pipeline's replies for identical requests (lm/replies.py): a producer.md variant's planner calls
+repeat the incumbent's, so they cost nothing, change no score, and count at their made cost in each task's figures
+but not in what the run spent."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
+
+from autoresearch.cli.live import print_summary
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.store.queries import role_usage_rows
+from autoresearch.workspace.workspace import load_workspace
+
+VARIANTS = ["Answer!!\n", "Answer!\n", "Answer!!!!\n", "Answer.\n\n"]
+
+
+def night(loop_workspace, reuse: bool, delay: tuple[float, float] | None = None):
+    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER, reuse_replies=reuse,
+                                        name="reuse" if reuse else "every-call"))
+    pipeline = ScriptedPipeline(variants=VARIANTS, delay=delay)
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    try:
+        return root, pipeline, study.optimize(n_trials=4)
+    finally:
+        study.close()
+
+
+def outcomes(summary):
+    return [(o.number, o.status, o.composite, o.delta) for o in summary.outcomes]
+
+
+def test_a_producer_variant_reuses_the_incumbents_planner_replies_and_scores_the_same(loop_workspace):
+    root, pipeline, summary = night(loop_workspace, reuse=True)
+    _, every_call, without = night(loop_workspace, reuse=False)
+    # The same trials, verdicts and scores: the reused replies are the ones the calls would have given.
+    assert outcomes(summary) == outcomes(without) and len(summary.outcomes) == 4
+    # The planner was asked only what the baseline asked it; every other planner request was answered from the cache.
+    store = Store.for_workspace(root / "runs")
+    try:
+        rows = store.conn.execute("SELECT trial, role, reused, COUNT(*) AS n FROM calls WHERE study = ? "
+                                  "GROUP BY trial, role, reused", (summary.study,)).fetchall()
+        spent = store.call_totals(summary.study)
+        role_rows = role_usage_rows(store, summary.study)
+        trial_joules = dict(store.conn.execute("SELECT trial, SUM(joules) FROM calls WHERE study = ? AND reused = 0 "
+                                               "GROUP BY trial", (summary.study,)).fetchall())
+    finally:
+        store.close()
+    by = {(r["trial"], r["role"], bool(r["reused"])): r["n"] for r in rows}
+    baseline_planner = by[(0, "planner", False)]
+    assert pipeline.calls_by_role["planner"] == baseline_planner
+    assert every_call.calls_by_role["planner"] > baseline_planner
+    assert all(not reused for (trial, role, reused) in by if role != "planner")  # each variant's own producer calls
+    reused = sum(n for (trial, role, was_reused), n in by.items() if was_reused)
+    assert reused > 0 and all(trial >= 1 for (trial, role, was_reused) in by if was_reused)
+    # What the run spent counts the calls made, and says how many replies it reused.
+    made = sum(n for (trial, role, was_reused), n in by.items() if not was_reused)
+    assert (summary.calls, summary.reused) == (made, reused) == (spent[0], reused)
+    assert summary.calls + summary.reused == without.calls
+    assert sum(r["calls"] for r in summary.roles) == summary.calls == sum(r["calls"] for r in role_rows)
+    assert all(o.joules == trial_joules[o.number] for o in summary.outcomes)  # each trial's line: what it spent
+    console = Console(record=True, width=300)
+    print_summary(console, summary, load_workspace(root))
+    assert (f"for {summary.calls} model calls and {summary.joules:,.0f} J (estimated); {reused} replies reused for "
+            "requests identical to earlier ones, instead of calls") in console.export_text()
+
+
+def test_a_tasks_figures_count_its_reused_reply_at_what_it_cost_when_made(loop_workspace):
+    root, _, summary = night(loop_workspace, reuse=True, delay=(0.05, 0.05))
+    store = Store.for_workspace(root / "runs")
+    try:
+        tasks = store.conn.execute(
+            "SELECT t.seconds, t.joules, SUM(c.latency_s) AS latency, SUM(c.joules) AS call_joules, "
+            "SUM(c.reused) AS reused FROM task_results t JOIN evaluations e ON t.evaluation_id = e.id "
+            "JOIN calls c ON c.evaluation_id = e.id AND c.task_id = t.task_id WHERE e.study = ? AND e.trial >= 1 "
+            "GROUP BY t.id", (summary.study,)).fetchall()
+    finally:
+        store.close()
+    assert tasks and all(t["reused"] == 1 for t in tasks)  # each task's one planner reply
+    for task in tasks:
+        # Its calls follow one another: the task took at least their seconds, the reused one's included.
+        assert task["seconds"] >= task["latency"]
+        assert task["joules"] == task["call_joules"] > 0
