@@ -3,8 +3,9 @@
 A trial that changes producer.md sends its planner exactly the requests the incumbent's evaluation sent: the same
 planner.md, task, seed and settings (in a 120-trial run on the starter, about 350 of 442 planner calls). The
 embedded model answers an identical request identically, whatever it computed before (its prefix states and
-side-by-side contexts change no reply: scripts/bench_inference.py), so reusing the reply changes no score, only
-what the run spends. A server that may answer an identical request otherwise (batched decoding on Ollama, vLLM)
+side-by-side contexts change no reply: scripts/bench_inference.py; but for a prompt of k × n_batch + 1 tokens
+met first in a fresh context, lm/backends/prefix_cache.replay_two_rows), so reusing the reply changes no score,
+only what the run spends. A server that may answer an identical request otherwise (batched decoding on Ollama, vLLM)
 gives the reply it gave before, so the variant and the incumbent it is paired with share that step's reply.
 
 A reused reply is recorded as a call with `reused` set and the figures it had when it was made (tokens, seconds,

@@ -441,6 +441,10 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     meter = shared(meter, stream=f"{role}:{config.model}")
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
     policy = policy_for(url) if backend.name == "ollama" and url else None
+    if getattr(backend, "decodes_in_batches", False):
+        # Its replies depend on which calls share a batch (lm/lanes.py), and a reused reply would leave its lane
+        # out of the next one: every call is made, so the batches stay those of the tasks and seeds alone.
+        replies = None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
                          timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds,
                          outage_wait_s=settings.backends.outage_wait_s, server=url, replies=replies)

@@ -306,8 +306,9 @@ class Store:
                 texts.update(str(t) for t in json.loads(row["instructions_json"]).values())
         return texts
 
-    def call_totals(self, study: str) -> tuple[int, float]:
-        """What a study spent: its model calls made (not the replies reused: lm/replies.py) and their joules."""
-        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(joules), 0) FROM calls WHERE study=? AND reused=0",
-                                (study,)).fetchone()
-        return int(row[0]), float(row[1])
+    def call_totals(self, study: str) -> tuple[int, float, int]:
+        """What a study spent, its model calls made and their joules, and the replies it reused instead of calls
+        (lm/replies.py)."""
+        row = self.conn.execute("SELECT COALESCE(SUM(reused = 0), 0), COALESCE(SUM(CASE WHEN reused = 0 THEN joules "
+                                "END), 0), COALESCE(SUM(reused), 0) FROM calls WHERE study=?", (study,)).fetchone()
+        return int(row[0]), float(row[1]), int(row[2])

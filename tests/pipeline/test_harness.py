@@ -200,3 +200,15 @@ def test_roles_routed_by_model_name_with_per_role_scripts(workspace, kit, fake_f
     assert [c.model for c in factory.configs] == ["planner-model", "producer-model", "evaluator-model"]
     assert factory.fakes["producer"].requests[0].temperature == 0.9
     assert [len(f.requests) for f in factory.fakes.values()] == [1, 1, 1]
+
+
+def test_a_backend_whose_replies_depend_on_their_batch_gets_no_reused_replies(workspace, kit):
+    from autoresearch.lm.replies import ReplyCache
+
+    script = kit.Script(workspace.rubric)
+    cache = ReplyCache()
+    h, factory = harness(workspace, kit, script, replies=cache)
+    assert all(engine.replies is cache for engine in h.engines.values())
+    factory.fakes["planner"].decodes_in_batches = True  # a batch's other calls change its replies (lm/lanes.py)
+    h = Harness(workspace, kit.distinct_portfolio(), backend_factory=factory, replies=cache)
+    assert h.engines["planner"].replies is None and h.engines["producer"].replies is cache

@@ -4,10 +4,13 @@ but not in what the run spent."""
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.cli.live import print_summary
+from autoresearch.review.report import html
+from autoresearch.review.report.data import gather
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.store.queries import role_usage_rows
@@ -42,6 +45,7 @@ def test_a_producer_variant_reuses_the_incumbents_planner_replies_and_scores_the
         rows = store.conn.execute("SELECT trial, role, reused, COUNT(*) AS n FROM calls WHERE study = ? "
                                   "GROUP BY trial, role, reused", (summary.study,)).fetchall()
         spent = store.call_totals(summary.study)
+        report_line = html.summary(gather(store, root, summary.study))
         role_rows = role_usage_rows(store, summary.study)
         trial_joules = dict(store.conn.execute("SELECT trial, SUM(joules) FROM calls WHERE study = ? AND reused = 0 "
                                                "GROUP BY trial", (summary.study,)).fetchall())
@@ -56,7 +60,9 @@ def test_a_producer_variant_reuses_the_incumbents_planner_replies_and_scores_the
     assert reused > 0 and all(trial >= 1 for (trial, role, was_reused) in by if was_reused)
     # What the run spent counts the calls made, and says how many replies it reused.
     made = sum(n for (trial, role, was_reused), n in by.items() if not was_reused)
-    assert (summary.calls, summary.reused) == (made, reused) == (spent[0], reused)
+    assert (summary.calls, summary.reused) == (made, reused) == (spent[0], spent[2])
+    assert spent[1] == pytest.approx(summary.joules)
+    assert f"{made} model calls · {reused} replies reused for requests identical to earlier ones" in report_line
     assert summary.calls + summary.reused == without.calls
     assert sum(r["calls"] for r in summary.roles) == summary.calls == sum(r["calls"] for r in role_rows)
     assert all(o.joules == trial_joules[o.number] for o in summary.outcomes)  # each trial's line: what it spent

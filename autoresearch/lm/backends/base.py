@@ -48,7 +48,9 @@ class Backend(Protocol):
     """A source of completions. `in_process` says whether our own CPU time is the model's work.
 
     Optional: `model_identity() -> str | None`, what the backend can tell of its model beyond the name (a GGUF's
-    hash, an Ollama digest), so that a study keeps another model's scores apart (lm/model_identity.py)."""
+    hash, an Ollama digest), so that a study keeps another model's scores apart (lm/model_identity.py); and
+    `decodes_in_batches: bool`, true where a reply depends on the calls decoded beside it, whose replies a run
+    then never reuses (lm/replies.py)."""
 
     name: str
     in_process: bool

@@ -150,6 +150,11 @@ class EmbeddedBackend:
         """Calls this backend decodes at once: its batch or its side-by-side contexts."""
         return max(self.batch, self.contexts)
 
+    @property
+    def decodes_in_batches(self) -> bool:
+        """Whether a reply depends on the calls decoded beside it (a batch of several): then none is reused."""
+        return self.batch > 1
+
     def __repr__(self) -> str:
         return (f"EmbeddedBackend(model={self.model!r}, n_ctx={self.n_ctx}, prefix_slots={self.prefix_slots}, "
                 f"grammar={self.grammar!r}, batch={self.batch}, draft={self.draft}, contexts={self.contexts})")

@@ -66,7 +66,8 @@ class ReportData:
     acceptance: dict[str, dict[str, tuple[int, int]]]  # operator → file → (keeps, trials that ran)
     importances: Importances
     total_joules: float
-    total_calls: int
+    total_calls: int  # made; the replies reused instead of calls (lm/replies.py) are counted apart
+    reused_replies: int = 0
 
 
 def gather(store: Store, root: Path, study: str) -> ReportData:
@@ -85,7 +86,8 @@ def gather(store: Store, root: Path, study: str) -> ReportData:
         commits=[trial_detail(store, root, study, e.trial) for e in log.entries if not e.worker],
         roles=role_usage(store, study), operators=operator_outcomes(rows),
         acceptance=acceptance_rates(rows),
-        importances=importances(meta["storage"], study), total_calls=calls[0], total_joules=calls[1])
+        importances=importances(meta["storage"], study), total_calls=calls[0], total_joules=calls[1],
+        reused_replies=calls[2])
 
 
 def role_usage(store: Store, study: str) -> list[RoleUsage]:

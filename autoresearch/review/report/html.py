@@ -132,7 +132,9 @@ def summary(data: ReportData) -> str:
             f'<p class="muted">branch {escape(data.branch)} · portfolio {escape(data.portfolio)} ({models}) · '
             f"workspace {escape(data.workspace)} · generated {escape(data.generated_at)}</p>"
             + '<div class="cards">' + "".join(f'<div class="card">{escape(k)}<b>{v}</b></div>' for k, v in cards)
-            + f'</div><p class="muted">trials by outcome: {escape(counts)} · {data.total_calls} model calls</p>')
+            + f'</div><p class="muted">trials by outcome: {escape(counts)} · {data.total_calls} model calls'
+            + (f" · {data.reused_replies} replies reused for requests identical to earlier ones"
+               if data.reused_replies else "") + "</p>")
 
 
 def composite_chart(data: ReportData) -> str:

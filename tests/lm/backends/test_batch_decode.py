@@ -54,6 +54,8 @@ def test_lanes_are_decoded_together_and_the_same_seeds_give_the_same_replies():
     first, second = run_lanes(backend, batch, 3), run_lanes(backend, batch, 3)
     assert [c.text for c in first] == [c.text for c in second]  # batches formed by lanes, not by timing
     assert max(c.timings["batch"] for c in first) == 3.0
+    # Its replies depend on the calls beside them, so a run reuses none of them (lm/replies.py); one at a time does.
+    assert backend.decodes_in_batches and not EmbeddedBackend(n_ctx=1024, draft=4).decodes_in_batches
     for request, completion in zip(batch, first):
         if request.json_schema is not None:  # each call sampled with its own grammar, in a shared batch
             data = json.loads(completion.text)
