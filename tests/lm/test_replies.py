@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from autoresearch.errors import ServerError
+from autoresearch.errors import Cancelled, ServerError
+from autoresearch.lm import lanes
 from autoresearch.lm.backends import (
     ChatMessage,
     Completion,
@@ -137,3 +138,15 @@ def test_a_failed_call_is_not_kept_so_the_request_is_asked_again():
         assert eng.reply(PLAIN).text == "answered"
     assert len(fake.requests) == 2
     assert [(c.status, c.reused) for c in recorder.calls] == [("failed", False), ("ok", False), ("ok", True)]
+
+
+def test_a_task_of_a_stopped_suite_gets_no_reused_reply():
+    fake = FakeBackend(lambda request: "answered")
+    eng = engine(fake, ReplyCache())
+    eng.reply(PLAIN)
+    recorder = CallRecorder()
+    group = lanes.Lanes(1)
+    group.stopped = True  # the pruner stopped the screen while this task ran beside its last judged one
+    with lanes.lane(group), recording(recorder), pytest.raises(Cancelled):
+        eng.reply(PLAIN)
+    assert recorder.calls == [] and len(fake.requests) == 1
