@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from autoresearch.search.recovery import optuna_outcome
 from autoresearch.search.results import tsv_line
 from autoresearch.workspace.workspace import init_workspace
 
@@ -297,12 +298,9 @@ def settled_violations(root: Path, before: dict[tuple[str, int], tuple]) -> tupl
 
 
 def expected_state(row) -> str:
-    status = row["status"]
-    if status in ("baseline", "keep") or (status == "discard" and row["evaluation_id"] is not None):
-        return "COMPLETE"
-    if status in ("pruned", "discard"):
-        return "PRUNED"
-    return "FAIL"
+    """The Optuna state the store's row says the trial ended in: the loop's one mapping (a trial without a usable
+    variant is PRUNED, not FAIL, since c442853; a copy of the mapping here missed that)."""
+    return optuna_outcome(row)[0].name
 
 
 def settle(root: Path, seed: int) -> tuple[int, str]:
