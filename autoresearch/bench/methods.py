@@ -33,7 +33,7 @@ from ..evaluation.scoring import (
 from ..lm.adapter import GrammarAdapter
 from ..lm.calls import CallRecord, CallRecorder, CallTotals, made, recording
 from ..lm.engine import backend_error_in, make_lm
-from ..lm.replies import ReplyCache
+from ..lm.replies import replies_for
 from ..pipeline.harness import (
     REVISE_SUFFIX,
     Harness,
@@ -192,8 +192,9 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
             try:
                 summary = study.optimize()  # no stop condition: the budget ends it
             finally:
-                calls.extend(made(study.session_calls))
-                reused += len(study.session_calls) - len(made(study.session_calls))
+                spent = made(study.session_calls)
+                calls.extend(spent)
+                reused += len(study.session_calls) - len(spent)
             if budget.used == before or summary.stop_reason == StopReason.INTERRUPTED:
                 stop = f"stopped: {summary.stop_reason}"
                 break
@@ -345,9 +346,8 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
     budget = Budget(limit)
     factory = budgeted_factory(budget, ctx.inner_factory)
     # The same reuse of identical requests' replies as a Study's (lm/replies.py): one harness for every method.
-    replies = ReplyCache() if ws.settings.backends.reuse_replies else None
     harness = Harness(ws, portfolio, backend_factory=factory, retries=ctx.retries, backoff_s=ctx.backoff_s,
-                      replies=replies)
+                      replies=replies_for(ws.settings.backends))
     program = TunablePipeline(harness.pipeline, ws.settings.workspace.optimizable)
     proposer_lm = make_lm(build_engine(ws, "proposer", portfolio.proposer, factory, ctx.retries, ctx.backoff_s))
     tasks = ws.suite.split("search")

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from ..workspace.config import BackendsConfig
 from .backends.base import Completion, CompletionRequest
 from .calls import CallRecord
 
@@ -78,6 +79,11 @@ class ReplyCache:
 
     def __len__(self) -> int:
         return len(self._replies)
+
+
+def replies_for(backends: BackendsConfig) -> ReplyCache | None:
+    """A run's cache of replies, where `[backends] reuse_replies` asks for one (the default); else None."""
+    return ReplyCache() if backends.reuse_replies else None
 
 
 def reused_call(made: CallRecord, role: str, task_id: str | None) -> CallRecord:

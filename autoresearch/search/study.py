@@ -18,7 +18,7 @@ import sqlalchemy
 from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
-from ..lm.replies import ReplyCache
+from ..lm.replies import replies_for
 from ..pipeline.harness import backend_of, prompt_format
 from ..store import Store
 from ..store.queries import screen_task_rows
@@ -136,7 +136,7 @@ class Study:
         self.stop_requested: StopReason | None = None  # why the run stops after the trial in progress
         self.session_calls: list = []
         # The pipeline's replies, reused for identical requests across the run's evaluations (lm/replies.py).
-        self.replies = ReplyCache() if self.settings.backends.reuse_replies else None
+        self.replies = replies_for(self.settings.backends)
         self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
         self.notes: list[str] = []
 
