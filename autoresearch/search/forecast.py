@@ -3,9 +3,10 @@
 Before the first trial of a run the loop says how many trials, model calls, joules and hours its
 --trials and --timeout come to. The cost of a trial is the study's own mean once it has a few finished
 trials; before that it is the baseline's screen evaluation (the search tasks once) scaled by what the
-keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call;
-that counts every call of the screen, also those a trial may answer with a reply reused (lm/replies.py: a
-producer.md variant's planner calls), so it is the higher figure until the study's own trials say.
+keep rule's confirmations add (keep_rule_cost: by the seed sets confirmed over), plus the proposer's call,
+less the planner calls a trial is expected to answer with replies reused (lm/replies.py; reused_shares). It
+is the higher figure until the study's own trials say: it leaves out what pruning saves, trials that end
+after the proposer's call, and the judge's replies reused where a variant's answer came out the same.
 The incumbent's seed sets not measured yet are a one-off beside it (late_sets): the first contender that
 reaches them pays for them.
 """
@@ -13,10 +14,15 @@ reaches them pays for them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..store import Store
-from ..store.queries import baseline_screen_cost, finished_trial_costs
+from ..store.queries import (
+    baseline_screen_cost,
+    evaluation_role_costs,
+    finished_trial_costs,
+)
 
 # A trial's calls over one screen evaluation's, by the seed sets a contender is confirmed over (noise_repeats;
 # 2 where the seeds changed no reply): the paired rule's screen plus its confirmations, replayed on the
@@ -30,6 +36,16 @@ def keep_rule_cost(seed_sets: int) -> float:
     return KEEP_RULE_COST[min(max(seed_sets, 1), max(KEEP_RULE_COST))]
 
 HISTORY_TRIALS = 3  # finished trials of the study from which their own mean is the better guide
+
+
+def reused_shares(optimizable: Sequence[str], reuses: bool) -> dict[str, float]:
+    """The share of each role's screen calls a trial is expected to answer with a reply reused. A producer.md
+    variant sends its planner the incumbent's requests (the same planner.md, task and seed), and the sampler
+    draws the file to change from `optimizable`, uniformly until it learns which one pays; a planner.md variant
+    reuses only what happens to come out the same, which cannot be told before the run."""
+    if not reuses or not optimizable:
+        return {}
+    return {"planner": sum(name == "producer.md" for name in optimizable) / len(optimizable)}
 
 
 @dataclass(frozen=True)
@@ -82,9 +98,10 @@ class Forecast:
                 "after": self.after}
 
 
-def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
-    """A trial's expected cost in this study, where a contender is confirmed over `seed_sets` seed sets in all;
-    None before the baseline was evaluated."""
+def trial_cost(store: Store, study: str, seed_sets: int, reused: Mapping[str, float] | None = None) -> TrialCost | None:
+    """A trial's expected cost in this study, where a contender is confirmed over `seed_sets` seed sets in all
+    and `reused` says what share of each role's calls it answers with replies reused (reused_shares); None
+    before the baseline was evaluated."""
     finished = finished_trial_costs(store, study)
     if len(finished) >= HISTORY_TRIALS:
         n = len(finished)
@@ -95,12 +112,19 @@ def trial_cost(store: Store, study: str, seed_sets: int) -> TrialCost | None:
     if screen is None or not screen["calls"]:
         return None
     factor = keep_rule_cost(seed_sets)
-    per_call = 1 / screen["calls"]
-    calls = factor * screen["calls"] + 1  # the proposer's call, costed like an average call
-    scale = calls * per_call
-    return TrialCost(calls=calls, joules=screen["joules"] * scale, seconds=screen["seconds"] * scale,
-                     energy_source=_sources([screen]),
-                     basis=f"the baseline's screen ({screen['calls']} calls) × {factor:g} for the keep rule's "
+    calls, joules, seconds = screen["calls"], screen["joules"], screen["seconds"]
+    less = ""
+    for role in evaluation_role_costs(store, screen["id"]):
+        share = (reused or {}).get(role["role"], 0.0)
+        if share > 0:
+            calls, joules, seconds = (calls - share * role["calls"], joules - share * role["joules"],
+                                      seconds - share * role["seconds"])
+            less += f", less {share * role['calls']:g} of its {role['calls']} {role['role']} calls reused"
+    # The proposer's call, costed like an average call of the screen.
+    average = (screen["joules"] / screen["calls"], screen["seconds"] / screen["calls"])
+    return TrialCost(calls=factor * calls + 1, joules=factor * joules + average[0],
+                     seconds=factor * seconds + average[1], energy_source=_sources([screen]),
+                     basis=f"the baseline's screen ({screen['calls']} calls{less}) × {factor:g} for the keep rule's "
                            f"confirmations over {seed_sets} seed set{'' if seed_sets == 1 else 's'}, "
                            f"+ 1 proposer call")
 

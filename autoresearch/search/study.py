@@ -24,7 +24,7 @@ from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
 from ..text import one_line
-from ..workspace.config import PIPELINE_ROLES
+from ..workspace.config import PIPELINE_ROLES, embedded_batch
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import (
@@ -36,7 +36,7 @@ from ..workspace.workspace import (
 from . import identity, operators, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
-from .forecast import Forecast, forecast, late_sets, trial_cost
+from .forecast import Forecast, forecast, late_sets, reused_shares, trial_cost
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
@@ -442,7 +442,7 @@ class Study:
         (search/forecast.py): before the first trial, or, for a shared study's worker that joined after the
         baseline, after the trial that first evaluated the study's baseline on this machine."""
         sets, measured = self._confirm_sets(incumbent)
-        cost = trial_cost(self.store, self.name, sets)
+        cost = trial_cost(self.store, self.name, sets, self._reused_shares())
         left = None if n_trials is None else n_trials - done
         if cost is None or left == 0:
             return
@@ -450,6 +450,13 @@ class Study:
                         late=late_sets(self.store, self.name, measured, sets), after=done)
         self.forecast = (made, len(self.session_calls))
         self._emit("forecast", made.to_dict())
+
+    def _reused_shares(self) -> dict[str, float]:
+        """What share of each role's calls a trial is expected to reuse (forecast.reused_shares). An embedded planner
+        decoding in batches gets no reply cache (pipeline/harness.build_engine), so it reuses none."""
+        planner = self.portfolio.role("planner")
+        batches = planner.backend == "embedded" and embedded_batch(planner, self.settings.backends) > 1
+        return reused_shares(self.settings.workspace.optimizable, self.replies is not None and not batches)
 
     def _baseline_failed(self) -> tuple[StopReason, str]:
         """The stop when a baseline failed: nothing to compare variants with."""

@@ -240,6 +240,13 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
     return found
 
 
+def evaluation_role_costs(store: Store, evaluation_id: int) -> list[sqlite3.Row]:
+    """One evaluation's calls made, role by role: their count, joules and seconds."""
+    return store.conn.execute(
+        "SELECT role, COUNT(*) AS calls, COALESCE(SUM(joules), 0) AS joules, COALESCE(SUM(latency_s), 0) AS seconds "
+        "FROM calls WHERE evaluation_id = ? AND reused = 0 GROUP BY role ORDER BY role", (evaluation_id,)).fetchall()
+
+
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:
     """Every task result of the screens of a study's evaluated trials (baseline, keeps and discards; a pruned
     screen is partial), with the trial's number: what a per-task Pareto front of parents is made from."""

@@ -7,7 +7,13 @@ from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
 from autoresearch.cli.live import print_summary
-from autoresearch.search.forecast import LateSets, TrialCost, forecast, keep_rule_cost
+from autoresearch.search.forecast import (
+    LateSets,
+    TrialCost,
+    forecast,
+    keep_rule_cost,
+    reused_shares,
+)
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.store.queries import measured_noise
@@ -30,15 +36,20 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     summary = study_for(root, pipeline, events).optimize(n_trials=3)
     (first,) = forecasts(events)
     store = Store.for_workspace(root / "runs")
-    screen = store.conn.execute(
+    screen, planner = (store.conn.execute(
         "SELECT COUNT(*), SUM(c.latency_s) FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
-        "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
+        f"WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'{role}", (summary.study,)).fetchone()
+        for role in ("", " AND c.role = 'planner'"))
     assert first["trials"] == 3 and "baseline" in first["basis"]
     # noise_repeats 1: no noise measured, so no confirmation seed set to pay for (the screen and the proposer).
     assert measured_noise(store, summary.study) is None and "confirmations over 1 seed set," in first["basis"]
-    assert first["per_trial"]["calls"] == pytest.approx(keep_rule_cost(1) * screen[0] + 1) == screen[0] + 1
+    # producer.md is the only file to change: every trial sends its planner the incumbent's requests, and reuses
+    # their replies, so the forecast leaves the screen's planner calls out.
+    assert planner[0] == 2 and f"({screen[0]} calls, less 2 of its 2 planner calls reused)" in first["basis"]
+    assert first["per_trial"]["calls"] == pytest.approx(keep_rule_cost(1) * (screen[0] - planner[0]) + 1)
     assert first["calls"] == pytest.approx(3 * first["per_trial"]["calls"])
-    assert first["per_trial"]["seconds"] == pytest.approx(screen[1] / screen[0] * first["per_trial"]["calls"])
+    # The proposer's call costs an average call of the screen.
+    assert first["per_trial"]["seconds"] == pytest.approx(screen[1] - planner[1] + screen[1] / screen[0])
     assert first["energy_source"] == "estimate" and first["joules"] > 0
     # After the run, the forecast beside what its 3 trials cost: the calls of trials 1–3 they made (not the baseline's,
     # nor the planner's replies they reused: a producer.md variant sends the planner the incumbent's requests).
@@ -69,6 +80,37 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     assert second["trials"] == 2
 
 
+def test_the_first_forecast_leaves_out_the_planner_calls_a_producer_variant_reuses_only_where_it_reuses(
+        loop_workspace):
+    both = loop_workspace(extra=ONLY_PRODUCER)  # producer.md and planner.md, drawn alike until the sampler learns
+    never = loop_workspace(extra=ONLY_PRODUCER, reuse_replies=False, name="no-reuse")
+    batched = loop_workspace(extra=ONLY_PRODUCER, name="batched")
+    config = (batched / "autoresearch.toml").read_text()  # [backends], not the [search] table appended last
+    (batched / "autoresearch.toml").write_text(config.replace("[backends]\n", "[backends]\nembedded_batch = 2\n"))
+    pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)])
+    firsts = {}
+    for name, root in (("both", both), ("never", never), ("batched", batched)):
+        events: list = []
+        summary = study_for(root, pipeline, events).optimize(n_trials=1)
+        (firsts[name],) = forecasts(events)
+        screen = Store.for_workspace(root / "runs").conn.execute(
+            "SELECT COUNT(*), SUM(c.role = 'planner') FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
+            "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
+        assert tuple(screen) == (6, 2)
+    assert firsts["both"]["per_trial"]["calls"] == pytest.approx(6 - 0.5 * 2 + 1)
+    assert "(6 calls, less 1 of its 2 planner calls reused)" in firsts["both"]["basis"]
+    for name in ("never", "batched"):  # reuse_replies = false; a planner decoding in batches gets no reply cache
+        assert firsts[name]["per_trial"]["calls"] == pytest.approx(6 + 1)
+        assert "(6 calls)" in firsts[name]["basis"]
+
+
+def test_a_trial_reuses_planner_replies_in_the_share_of_files_it_may_change_that_the_planner_does_not_read():
+    assert reused_shares(["producer.md", "planner.md"], reuses=True) == {"planner": 0.5}
+    assert reused_shares(["producer.md"], reuses=True) == {"planner": 1.0}
+    assert reused_shares(["planner.md"], reuses=True) == {"planner": 0.0}
+    assert reused_shares(["producer.md"], reuses=False) == {}
+
+
 def test_a_baseline_interrupted_part_way_is_not_the_cost_a_forecast_rests_on(loop_workspace):
     root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
     judged = {"n": 0}
@@ -90,8 +132,9 @@ def test_a_baseline_interrupted_part_way_is_not_the_cost_a_forecast_rests_on(loo
         "AND e.kind = 'baseline' AND e.split = 'search' GROUP BY e.id ORDER BY e.id", (first.study,)).fetchall()
     assert [status for status, _ in calls] == ["interrupted", "complete"] and calls[0][1] < calls[1][1]
     (forecast_event,) = forecasts(events)
-    assert f"the baseline's screen ({calls[1][1]} calls)" in forecast_event["basis"]
-    assert forecast_event["per_trial"]["calls"] == pytest.approx(calls[1][1] + 1)
+    # producer.md only: the forecast leaves the planner's 2 calls (2 search tasks) out, as a trial reuses them.
+    assert f"the baseline's screen ({calls[1][1]} calls, less 2 of its 2 planner" in forecast_event["basis"]
+    assert forecast_event["per_trial"]["calls"] == pytest.approx(calls[1][1] - 2 + 1)
 
 
 def test_a_timeout_buys_as_many_trials_as_fit_and_a_plateau_alone_none():
