@@ -64,6 +64,8 @@ class MethodSummary:
     holdout_delta: list[float | None] = field(default_factory=list)  # per seed: that minus the start's
     best_search: list[float | None] = field(default_factory=list)
     calls: list[float] = field(default_factory=list)
+    # Replies reused for requests identical to earlier ones (None: a seed file from before 2026-12-05 has none).
+    reused: list[float | None] = field(default_factory=list)
     joules: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     keeps: list[float] = field(default_factory=list)
@@ -88,6 +90,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.holdout_delta.append(None if run["holdout"] is None or start is None else run["holdout"] - start)
             row.best_search.append(run["best_search"])
             row.calls.append(run["calls"])
+            row.reused.append(run.get("reused"))
             row.joules.append(run["joules"])
             row.wall_s.append(run["wall_s"])
             row.keeps.append(run["keeps"])
@@ -116,11 +119,11 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     repeats = records[0]["options"].get("holdout_repeats", 1)
     starts = [r["baseline"] for r in records]
     lines = [f"| method | seeds | holdout composite of the pick ({repeats} repeats) | vs the start | best search "
-             "composite | keeps | model calls | joules (source) | calls to target | joules to target | "
+             "composite | keeps | model calls | replies reused | joules (source) | calls to target | joules to target | "
              "pruned trials (share of calls; calls saved, est.) | wall time |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| starting instructions (no search) | {len(records)} | {spread([s.get('holdout') for s in starts])} | – "
-             f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – |"]
+             f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – | – |"]
     for method, row in summarise(records).items():
         calls_to, joules_to = _to_target(row.to_target)
         if any(row.pruned_trials) or method == LOOP:
@@ -133,7 +136,7 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {_signed(row.holdout_delta)} | "
             f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
-            f"{spread(row.joules, '{:,.0f}', ' J')} ({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | "
+            f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} ({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | "
             f"{joules_to} | {pruned} | {duration(statistics.fmean(row.wall_s))} |")
     return "\n".join(lines)
 

@@ -83,6 +83,16 @@ def test_the_curve_names_methods_whose_lines_lie_on_one_another():
     assert alone == ["greedy (incumbent only): on the starting instructions' line"]
     assert search_report.hidden_lines({"gepa": [(0.0, 3.0), (300.0, 3.2)]}, 3.0) == []
 
+def test_the_table_counts_replies_reused_over_the_seeds_whose_files_record_them():
+    old, new = run("gepa", [], 3.0), run("gepa", [], 3.0)
+    new["reused"] = 91
+    records = [record(0, [old]), record(1, [new])]
+    line = next(x for x in search_report.table(records).splitlines() if x.startswith("| dspy.GEPA"))
+    assert "| 300 ± 0 | 91 (1 of 2) |" in line  # model calls, then the reused replies of the one seed that has them
+    assert "| 300 | – |" in next(x for x in search_report.table([records[0]]).splitlines()
+                                 if x.startswith("| dspy.GEPA"))
+
+
 def test_seed_files_are_read_in_seed_order_and_other_settings_are_refused(tmp_path):
     seeds.write_seed(tmp_path, record(10, []))
     seeds.write_seed(tmp_path, record(2, []))
