@@ -74,9 +74,9 @@ class LiveView:
         if kind == "note":
             self.note(data["text"])
             return
-        if kind == "forecast":
-            self.note(forecast_line(data))
-            return
+        if kind in ("forecast", "forecast_revised"):  # the second: made again from the study's own trials
+            line = forecast_line(data)
+            self.note(line if kind == "forecast" else line.replace("forecast:", "forecast, revised:", 1))
         if kind == "trial_started":
             label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
             self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"

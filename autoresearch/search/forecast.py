@@ -57,6 +57,7 @@ class TrialCost:
     seconds: float  # model time: the calls' own seconds (the framework adds well under 1%)
     energy_source: str
     basis: str
+    from_trials: bool = False  # the mean of the study's finished trials (else estimated from the baseline's screen)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def trial_cost(store: Store, study: str, seed_sets: int, reused: Mapping[str, fl
         n = len(finished)
         return TrialCost(calls=sum(r["calls"] for r in finished) / n, joules=sum(r["joules"] for r in finished) / n,
                          seconds=sum(r["seconds"] for r in finished) / n, energy_source=_sources(finished),
-                         basis=f"the mean of this study's {n} finished trials")
+                         basis=f"the mean of this study's {n} finished trials", from_trials=True)
     screen = baseline_screen_cost(store, study)
     if screen is None or not screen["calls"]:
         return None

@@ -342,6 +342,7 @@ class Study:
         streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
         stop_reason, message = StopReason.TRIALS, ""
         rebased_at = None  # len(outcomes) when the models last changed during the run
+        revised = False  # whether the forecast was made again from the study's own trials
         incumbent = self.incumbents.current()
         try:
             edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
@@ -394,6 +395,9 @@ class Study:
                 outcomes.append(outcome)
                 if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost
                     self._make_forecast(incumbent, n_trials, timeout_s, time.monotonic() - started, len(outcomes))
+                elif not self.forecast[0].cost.from_trials and not revised:
+                    revised = self._revise_forecast(incumbent, n_trials, timeout_s, time.monotonic() - started,
+                                                    len(outcomes))
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
                 stop = streaks.add(outcome.status, self.evaluator.trial_calls())
@@ -441,15 +445,31 @@ class Study:
         """Make and emit the run's forecast for its remaining trials, once the store has a cost to make it from
         (search/forecast.py): before the first trial, or, for a shared study's worker that joined after the
         baseline, after the trial that first evaluated the study's baseline on this machine."""
+        made = self._forecast_rest(incumbent, n_trials, timeout_s, elapsed_s, done)
+        if made is not None:
+            self.forecast = (made, len(self.session_calls))
+            self._emit("forecast", made.to_dict())
+
+    def _revise_forecast(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
+                         elapsed_s: float, done: int) -> bool:
+        """Once a forecast made from the baseline's screen can be made from the study's own finished trials, emit
+        that for the trials left; the summary still sets the first beside what the trials cost. Whether it did."""
+        made = self._forecast_rest(incumbent, n_trials, timeout_s, elapsed_s, done)
+        if made is None or not made.cost.from_trials:
+            return False
+        self._emit("forecast_revised", made.to_dict())
+        return True
+
+    def _forecast_rest(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
+                       elapsed_s: float, done: int) -> Forecast | None:
+        """The forecast of the run's trials after the first `done`; None with no cost to make it from or none left."""
         sets, measured = self._confirm_sets(incumbent)
         cost = trial_cost(self.store, self.name, sets, self._reused_shares())
         left = None if n_trials is None else n_trials - done
         if cost is None or left == 0:
-            return
-        made = forecast(cost, n_trials=left, timeout_s=None if timeout_s is None else max(timeout_s - elapsed_s, 0),
+            return None
+        return forecast(cost, n_trials=left, timeout_s=None if timeout_s is None else max(timeout_s - elapsed_s, 0),
                         late=late_sets(self.store, self.name, measured, sets), after=done)
-        self.forecast = (made, len(self.session_calls))
-        self._emit("forecast", made.to_dict())
 
     def _reused_shares(self) -> dict[str, float]:
         """What share of each role's calls a trial is expected to reuse (forecast.reused_shares). An embedded planner

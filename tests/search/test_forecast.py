@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from rich.console import Console
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
@@ -78,6 +80,39 @@ def test_the_first_run_forecasts_from_the_baselines_screen_then_later_runs_from_
     assert second["basis"] == "the mean of this study's 3 finished trials"
     assert second["per_trial"]["calls"] == pytest.approx(finished / 3)
     assert second["trials"] == 2
+
+
+def test_a_first_run_revises_its_forecast_once_from_its_own_first_three_finished_trials(loop_workspace):
+    root = producer_only(loop_workspace(extra=ONLY_PRODUCER))
+    pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 9)])
+    events: list = []
+    summary = study_for(root, pipeline, events).optimize(n_trials=6)
+    kinds = [kind for kind, _ in events if kind in ("forecast", "forecast_revised", "trial_finished")]
+    # The baseline, the forecast from its screen, three trials, the forecast from them, the three trials left.
+    assert kinds == ["trial_finished", "forecast"] + ["trial_finished"] * 3 + ["forecast_revised"] + \
+        ["trial_finished"] * 3
+    (first,), (revised,) = forecasts(events), [data for kind, data in events if kind == "forecast_revised"]
+    store = Store.for_workspace(root / "runs")
+    three = store.conn.execute(
+        "SELECT COUNT(*), SUM(joules) FROM calls WHERE study = ? AND trial BETWEEN 1 AND 3 AND reused = 0",
+        (summary.study,)).fetchone()
+    assert revised["basis"] == "the mean of this study's 3 finished trials" and "baseline" in first["basis"]
+    assert revised["trials"] == 3 and revised["after"] == 3
+    assert revised["per_trial"]["calls"] == pytest.approx(three[0] / 3)
+    assert revised["per_trial"]["joules"] == pytest.approx(three[1] / 3)
+    assert summary.forecast.per_trial.basis == first["basis"]  # the summary checks the first, as made before trials
+
+
+def test_the_revised_forecast_line_says_so():
+    from autoresearch.cli.live import LiveView
+
+    cost = TrialCost(calls=9.0, joules=200.0, seconds=20.0, energy_source="estimate",
+                     basis="the mean of this study's 3 finished trials", from_trials=True)
+    view = LiveView(Console(file=io.StringIO(), force_terminal=False, width=300))
+    view.on_event("forecast_revised", forecast(cost, n_trials=None, timeout_s=3600, after=3).to_dict())
+    assert view.notes[-1].startswith(
+        "forecast, revised: 180 more trials ≈ 1,620 model calls, 36.0 kJ (estimated), 1.0 h of model time "
+        "(a trial ≈ 9.0 model calls, 200 J, 20 s; from the mean of this study's 3 finished trials)")
 
 
 def test_the_first_forecast_leaves_out_the_planner_calls_a_producer_variant_reuses_only_where_it_reuses(
