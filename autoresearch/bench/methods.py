@@ -42,6 +42,7 @@ from ..pipeline.harness import (
     build_engine,
 )
 from ..pipeline.runner import task_score
+from ..search.proposer import proposer_seeds
 from ..search.results import StopReason
 from ..search.study import Study
 from ..store.statuses import INCUMBENT_STATUSES
@@ -349,7 +350,10 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
     harness = Harness(ws, portfolio, backend_factory=factory, retries=ctx.retries, backoff_s=ctx.backoff_s,
                       replies=replies_for(ws.settings.backends))
     program = TunablePipeline(harness.pipeline, ws.settings.workspace.optimizable)
-    proposer_lm = make_lm(build_engine(ws, "proposer", portfolio.proposer, factory, ctx.retries, ctx.backoff_s))
+    # The optimizer's proposal calls draw their seeds from the bench seed, as the loop's proposer does: a seed's run
+    # repeats on the same machine and build, so two runs of it differ only by what changed between them.
+    proposer_lm = make_lm(build_engine(ws, "proposer", portfolio.proposer, factory, ctx.retries, ctx.backoff_s,
+                                       seeds=proposer_seeds(seed)))
     tasks = ws.suite.split("search")
     examples = [dspy.Example(task=t.prompt, task_id=t.id).with_inputs("task") for t in tasks]
     tracker = Tracker(tasks, ws.settings.scoring, budget)

@@ -21,6 +21,12 @@ from ..text import one_line
 from .mechanical import ANSWER_FILE, deterministic_edit, sentences
 from .operators import BY_NAME, MutationOperator
 
+
+def proposer_seeds(seed: int | None) -> random.Random:
+    """Where a run's proposer calls draw their seeds (its role sets none): from the run's seed when given, so that
+    `--seed N` repeats the proposals on the same machine and build; else from the OS."""
+    return random.Random(None if seed is None else f"proposer-{seed}")
+
 PROPOSER_INSTRUCTIONS = (Path(__file__).parent / "proposer.md").read_text(encoding="utf-8")
 MAX_GROWTH = 4.0  # a variant more than 4× its parent's length is the model rambling, not an edit
 

@@ -43,7 +43,7 @@ from .keeping import Keeper
 from .knobs import KNOBS_PATH, searches_knobs
 from .model_watch import ModelWatch, changing_message, swap_note
 from .portfolios import PortfolioHistory
-from .proposer import Proposer
+from .proposer import Proposer, proposer_seeds
 from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
@@ -281,7 +281,7 @@ class Study:
         self.evaluator = Evaluator(self.ws, self.portfolio_name, self.store, self.name,
                                    backend_factory=self.backend_factory, retries=self.retries,
                                    backoff_s=self.backoff_s, emit=self._emit, session_calls=self.session_calls,
-                                   proposer_seeds=random.Random(None if self.seed is None else f"proposer-{self.seed}"),
+                                   proposer_seeds=proposer_seeds(self.seed),
                                    proposer=self.proposer,
                                    prunes=not isinstance(self.pruner, optuna.pruners.NopPruner),
                                    replies=self.replies)

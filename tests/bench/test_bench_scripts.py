@@ -63,6 +63,32 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
     assert "| method | seeds | holdout composite of the pick (3 repeats) |" in out
 
 
+def test_a_peer_seed_repeats_its_proposals_and_another_seed_draws_others(tmp_path, monkeypatch):
+    from autoresearch.bench import fake
+
+    seeds: list[int | None] = []
+    respond = fake.FakePipeline.respond
+
+    def recording(self, request):
+        seeds.append(request.seed)
+        return respond(self, request)
+
+    monkeypatch.setattr(fake.FakePipeline, "respond", recording)
+
+    def proposals(seed: int) -> list[int | None]:
+        seeds.clear()
+        assert load_script("bench_search").main(["--backend", "fake", "--budget", "30", "--methods", "mipro,gepa",
+                                                 "--seed", str(seed), "--out", str(tmp_path / f"run{len(runs)}")]) == 0
+        runs.append(seed)
+        return [s for s in seeds if s != 7]  # the pipeline's roles have seed 7: the rest are the optimizers' calls
+
+    runs: list[int] = []
+    first = proposals(0)
+    assert first and None not in first  # every proposal call sent a seed
+    assert proposals(0) == first  # drawn from the bench seed, not the OS
+    assert proposals(1) != first
+
+
 def test_bench_search_seeds_give_mean_and_spread(tmp_path):
     rc = load_script("bench_search").main(["--backend", "fake", "--budget", "30", "--seeds", "2",
                                            "--methods", "autoresearch,random", "--out", str(tmp_path)])
