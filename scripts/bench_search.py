@@ -20,8 +20,10 @@ One command per seed: `--seed N` runs every method with seed N and writes seed-N
 (search.md: a row per method, mean ± sd over seeds, and a row per seed; search.svg: best search composite
 against model calls, mean over seeds, with the target; search.json: each method's summary) is rebuilt from
 every seed file there, so seeds run on different days add up. Seed files of other settings (budget, workspace,
-holdout repeats, …) are refused. `--seeds K` runs seeds 0 … K-1 in one command. search.log keeps the methods'
-own output.
+holdout repeats, …) are refused. `--seeds K` runs seeds 0 … K-1 in one command. `--methods gepa --seed N` where
+seed-N.json exists runs GEPA again and keeps that file's runs of the other methods, if they were measured from the
+same start (options, suite and the start's scores; else refused before any method runs). search.log keeps the
+methods' own output.
 
 The benchmark as the issue sets it (docs/BENCHMARKS.md): the house-style suite, 300 calls per method, 5 seeds,
 a 4096-token window for every role (MIPROv2's proposal prompt outgrows 2048 tokens and stops it):

@@ -167,6 +167,11 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         log(f"starting instructions: search {report.num(baseline['search'])}, "
             f"holdout {report.num(baseline['holdout'])} "
             f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
+        head = {"options": _options_json(options, portfolio), "baseline": baseline,
+                # What the figures were measured on: the fixed evaluation and the starting instructions.
+                "suite": {"evaluation": ws.evaluation_hash(), "instructions": ws.instructions_hash(start_instructions)}}
+        for seed in options.seeds:  # before any method runs: a seed file whose other runs would not compare
+            seeds.kept_runs(out, seed, options.methods, head)
         runs: list[MethodRun] = []
         written: list[Path] = []
         for seed in options.seeds:
@@ -184,12 +189,17 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                     f"(holdout {report.num(result.holdout)}), {len(result.calls)} calls, "
                     f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
             runs.extend(seed_runs)
+            kept = seeds.kept_runs(out, seed, options.methods, head)
+            all_runs = sorted([*kept, *(r.to_json() for r in seed_runs)], key=lambda r: METHODS.index(r["method"]))
+            notes = _notes(seed_runs, baseline)
+            if kept:
+                names = ", ".join(LABELS[r["method"]] for r in kept)
+                notes.append(f"{names}: kept from this seed's earlier file (same options, suite and start); "
+                             "total_s and outside_calls are this command's")
             record = {
-                "seed": seed, "options": _options_json(options, portfolio), "machine": info,
-                "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
-                # What the figures were measured on: the fixed evaluation and the starting instructions.
-                "suite": {"evaluation": ws.evaluation_hash(),
-                          "instructions": ws.instructions_hash(start_instructions)},
+                "seed": seed, "options": {**head["options"], "methods": [r["method"] for r in all_runs]},
+                "machine": info, "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
+                "suite": head["suite"],
                 "holdout_tasks": len(ws.suite.split("holdout")),
                 # A full screen of one variant: its proposer call and every search task (pruning's estimate).
                 "screen_calls": 1 + search_calls if search_calls else None,
@@ -197,8 +207,8 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                 "outside_calls": (len(outside.calls) - outside_before
                                   + (baseline_calls if seed == options.seeds[0] else 0)),
                 "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started),
-                "notes": _notes(seed_runs, baseline),
-                "runs": [r.to_json() for r in seed_runs]}
+                "notes": notes,
+                "runs": all_runs}
             written.append(seeds.write_seed(out, record))
             log(f"seed {seed} written to {written[-1]}")
         records = seeds.load_seeds(out)

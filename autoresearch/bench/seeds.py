@@ -1,6 +1,8 @@
 """bench_search's results, one file per seed (seed-N.json): each seed runs on its own, as one command that adds
 its file to the folder, and the report is rebuilt from every seed file there. A benchmark of five seeds then
-fits in separate runs of under an hour and a half each, and a crash loses only the seed under way."""
+fits in separate runs of under an hour and a half each, and a crash loses only the seed under way. A command that
+runs some methods of a seed whose file exists keeps the other methods' runs from it (kept_runs): one method is run
+again after a change to it, not the whole seed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 # Options that must match between seed files for their figures to add up (methods may differ: a row per method
 # counts the seeds it ran in).
@@ -62,3 +64,33 @@ def load_seeds(out: Path) -> list[dict[str, Any]]:
                                      f"{'tasks, rubric or scoring' if name == 'evaluation' else 'starting instructions'}"
                                      " changed between the runs (use another --out)")
     return [record for _, record in found]
+
+
+def kept_runs(out: Path, seed: int, methods: Sequence[str], head: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of methods other than `methods` in this seed's existing file, to keep beside a new run of `methods`
+    ([] where there is none). `head` is the new record without its runs: a ValueError names the file and field when
+    the earlier runs were measured under other options, on another suite or from another start (its scores on
+    this machine and build), whose figures would not compare."""
+    path = seed_path(out, seed)
+    if not path.exists():
+        return []
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        runs = [run for run in earlier["runs"] if run["method"] not in methods]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a bench_search seed file ({type(exc).__name__}: {exc})") from None
+    if not runs:
+        return []
+    for name in SAME_OPTIONS:
+        mine, theirs = head["options"].get(name), earlier.get("options", {}).get(name)
+        if mine != theirs:
+            raise ValueError(f"{path}: field 'options.{name}' is {theirs!r} there and {mine!r} now; its runs of other "
+                             "methods would not compare with this one's (use another --out)")
+    for part, name in (("suite", "evaluation"), ("suite", "instructions"), ("baseline", "search"),
+                       ("baseline", "holdout")):
+        mine, theirs = head.get(part, {}).get(name), earlier.get(part, {}).get(name)
+        if mine != theirs:
+            raise ValueError(f"{path}: field '{part}.{name}' is {theirs!r} there and {mine!r} now: the start was "
+                             "measured otherwise (another suite, machine or build), so its runs of other methods "
+                             "would not compare with this one's (use another --out)")
+    return runs

@@ -119,6 +119,29 @@ def test_bench_search_one_seed_per_command_adds_to_the_results(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("seed-*.json")) == ["seed-3.json", "seed-5.json"]
 
 
+def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that_seed(tmp_path, capsys):
+    bench = load_script("bench_search")
+    args = ["--backend", "fake", "--budget", "30", "--seed", "0", "--out", str(tmp_path)]
+    assert bench.main([*args, "--methods", "greedy,random"]) == 0
+    before = json.loads((tmp_path / "seed-0.json").read_text())
+    assert bench.main([*args, "--methods", "greedy"]) == 0
+    after = json.loads((tmp_path / "seed-0.json").read_text())
+    assert [r["method"] for r in after["runs"]] == ["greedy", "random"] == after["options"]["methods"]
+    assert after["runs"][1] == before["runs"][1]  # random's run, as it was
+    assert any(note.startswith("random recipes, no pruner: kept from this seed's earlier file")
+               for note in after["notes"])
+    assert "| random recipes, no pruner | 1 |" in (tmp_path / "search.md").read_text()
+
+    # From another start (another machine or build scores it otherwise), nothing runs and the file stays as it was.
+    after["baseline"]["search"] += 0.5
+    (tmp_path / "seed-0.json").write_text(json.dumps(after))
+    capsys.readouterr()
+    assert bench.main([*args, "--methods", "greedy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed-0.json" in err and "'baseline.search'" in err
+    assert json.loads((tmp_path / "seed-0.json").read_text()) == after
+
+
 def test_bench_search_report_only_needs_seed_files(tmp_path, capsys):
     assert load_script("bench_search").main(["--report-only", "--out", str(tmp_path)]) == 2
     assert "no seed files" in capsys.readouterr().err
