@@ -119,8 +119,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     repeats = records[0]["options"].get("holdout_repeats", 1)
     starts = [r["baseline"] for r in records]
     lines = [f"| method | seeds | holdout composite of the pick ({repeats} repeats) | vs the start | best search "
-             "composite | keeps | model calls | replies reused | joules (source) | calls to target | joules to target | "
-             "pruned trials (share of calls; calls saved, est.) | wall time |",
+             "composite | keeps | model calls | replies reused | joules (source) | calls to target | "
+             "joules to target | pruned trials (share of calls; calls saved, est.) | wall time |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| starting instructions (no search) | {len(records)} | {spread([s.get('holdout') for s in starts])} | – "
              f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – | – |"]
@@ -136,8 +136,9 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {_signed(row.holdout_delta)} | "
             f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
-            f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} ({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | "
-            f"{joules_to} | {pruned} | {duration(statistics.fmean(row.wall_s))} |")
+            f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} "
+            f"({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | {joules_to} | {pruned} | "
+            f"{duration(statistics.fmean(row.wall_s))} |")
     return "\n".join(lines)
 
 

@@ -77,6 +77,7 @@ class LiveView:
         if kind in ("forecast", "forecast_revised"):  # the second: made again from the study's own trials
             line = forecast_line(data)
             self.note(line if kind == "forecast" else line.replace("forecast:", "forecast, revised:", 1))
+            return
         if kind == "trial_started":
             label = "baseline" if data["operator"] == "baseline" else f"{data['file']} · {data['operator']}"
             self.current, self.progress = f"trial {data['trial']}: {label}", "proposing"
