@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -24,7 +25,8 @@ from .lm.backends import Backend, FakeBackend, FaultyBackend
 from .lm.backends.base import CompletionRequest
 from .search.proposer import PROPOSER_INSTRUCTIONS
 
-__all__ = ["DIMENSIONS", "FakeBackend", "FaultyBackend", "FixedMeter", "ScriptedPipeline", "bangs"]
+__all__ = ["DIMENSIONS", "FakeBackend", "FaultyBackend", "FixedMeter", "ScriptedPipeline", "bangs",
+           "signals_of_a_terminal"]
 
 DIMENSIONS = ("relevance", "completeness", "depth", "specificity", "structure")  # the starter rubric's
 JUDGE_HINT = "Score each dimension"
@@ -33,6 +35,15 @@ _ANSWER = re.compile(r"<answer>\n(.*)\n</answer>", re.S)
 
 Score = Callable[[str, str], float]  # (answer, task) → judge score
 Propose = Callable[[str], "tuple[str, str]"]  # parent's text → (idea, new instructions)
+
+
+def signals_of_a_terminal() -> None:
+    """For a test's child process (Popen's preexec_fn): Ctrl-C and the terminal's hangup at their defaults, as a
+    command started from a terminal has them. A suite started in the background of a shell passes SIGINT on
+    ignored, one under nohup SIGHUP, and the commands rightly keep ignoring what they were started ignoring, so a
+    test of what those signals do would fail for how the suite was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def bangs(text: str) -> float:

@@ -20,6 +20,7 @@ from autoresearch.cli.main import main
 from autoresearch.lm import preflight as preflight_module
 from autoresearch.pipeline import harness as harness_module
 from autoresearch.store import STORE_NAME
+from autoresearch.testing import signals_of_a_terminal
 
 pytestmark = pytest.mark.usefixtures("no_counters")
 
@@ -236,14 +237,13 @@ def test_a_stopped_eval_repeats_shows_the_spread_of_the_repeats_it_finished(work
 
 
 def _scripted_eval(workspace_dir: Path, *args: str, delay_s: str = "0") -> subprocess.Popen:
-    """The real `eval` on the scripted model, in a process of its own. Ctrl-C's default is restored in it: a suite
-    started in the background of a shell inherits SIGINT ignored, and Python then never turns it into
-    KeyboardInterrupt."""
+    """The real `eval` on the scripted model, in a process of its own, with the signals of one started from a
+    terminal (a suite started in the background of a shell, or under nohup, passes SIGINT or SIGHUP on ignored)."""
     env = {**os.environ, "SCRIPTED_DELAY_S": delay_s,
            "PYTHONPATH": str(Path(__file__).parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "eval", "-w", str(workspace_dir), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=signals_of_a_terminal)
 
 
 def _wait_for(run: subprocess.Popen, db: Path, query: str, at_least: int) -> None:

@@ -12,7 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch.testing import DIMENSIONS, ScriptedPipeline, bangs
+from autoresearch.testing import (
+    DIMENSIONS,
+    ScriptedPipeline,
+    bangs,
+    signals_of_a_terminal,
+)
 
 # The scripted pipeline is shipped with the package (one copy): re-exported for the search tests.
 __all__ = ["DIMENSIONS", "ONLY_PRODUCER", "Identified", "ScriptedPipeline", "SeedJudge", "bangs", "git",
@@ -55,9 +60,11 @@ class Identified:
 
 
 def scripted_run(root: Path, *args: str, delay_s: str = "0", **popen) -> subprocess.Popen:
-    """The real `autoresearch run -w root …` on the scripted model, in a process of its own."""
+    """The real `autoresearch run -w root …` on the scripted model, in a process of its own, with the signals of one
+    started from a terminal unless `preexec_fn` says otherwise."""
     env = {**os.environ, "SCRIPTED_DELAY_S": delay_s,
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    popen.setdefault("preexec_fn", signals_of_a_terminal)
     return subprocess.Popen([sys.executable, str(SCRIPTED_CLI), "run", "-w", str(root), *args], cwd=root, env=env,
                             **popen)
 

@@ -23,6 +23,7 @@ from scripted import (
 
 from autoresearch.search.recovery import deferred_signals
 from autoresearch.store import Store
+from autoresearch.testing import signals_of_a_terminal
 
 
 def _trials(root):
@@ -44,6 +45,7 @@ def test_a_closed_terminal_lets_the_trial_in_progress_finish_then_the_run_ends_b
     terminal, far_end = os.openpty()
 
     def on_the_terminal():  # a session of its own, whose controlling terminal is the pseudo-terminal
+        signals_of_a_terminal()
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -106,7 +108,8 @@ def test_a_hangup_is_held_through_a_keep_only_where_it_would_end_the_process():
     code = ("import os, signal, time\nfrom autoresearch.search.recovery import deferred_signals\n"
             "with deferred_signals():\n    os.kill(os.getpid(), signal.SIGHUP)\n    time.sleep(0.05)\n"
             "    print('survived the block', flush=True)\nprint('after the block')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=signals_of_a_terminal)
     assert done.returncode == -signal.SIGHUP and done.stdout == "survived the block\n"
     # With the CLI's handler, which only moves output off the closed terminal and asks the run to stop after its
     # trial, it runs at once: writes to the closed terminal would fail in the meantime.
