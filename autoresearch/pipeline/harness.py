@@ -422,6 +422,13 @@ def backend_of(config: RoleConfig, backends: BackendsConfig, backend_factory=Non
     return (backend_factory or create_backend)(config, backends)
 
 
+def reuses_replies(backend) -> bool:
+    """Whether a role on this backend may be answered from the run's reply cache. Not where its replies depend on
+    which calls share a batch (lm/lanes.py): a reused reply would leave its lane out of the next batch, so every
+    call is made and the batches stay those of the tasks and seeds alone."""
+    return not getattr(backend, "decodes_in_batches", False)
+
+
 def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_factory=None,
                  retries: int = 2, backoff_s: float = 1.0, seeds: random.Random | None = None,
                  replies: ReplyCache | None = None) -> BackendEngine:
@@ -441,9 +448,7 @@ def build_engine(workspace: Workspace, role: str, config: RoleConfig, backend_fa
     meter = shared(meter, stream=f"{role}:{config.model}")
     # Every Ollama engine gets the keep-alive policy of its server, shared across harnesses and trials.
     policy = policy_for(url) if backend.name == "ollama" and url else None
-    if getattr(backend, "decodes_in_batches", False):
-        # Its replies depend on which calls share a batch (lm/lanes.py), and a reused reply would leave its lane
-        # out of the next one: every call is made, so the batches stay those of the tasks and seeds alone.
+    if not reuses_replies(backend):
         replies = None
     return BackendEngine(role, config, backend, meter, retries=retries, backoff_s=backoff_s,
                          timeout_s=settings.backends.timeout_s, policy=policy, seeds=seeds,

@@ -19,12 +19,12 @@ from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
 from ..lm.replies import replies_for
-from ..pipeline.harness import backend_of, prompt_format
+from ..pipeline.harness import backend_of, prompt_format, reuses_replies
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
 from ..text import one_line
-from ..workspace.config import PIPELINE_ROLES, embedded_batch
+from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import (
@@ -472,11 +472,11 @@ class Study:
                         late=late_sets(self.store, self.name, measured, sets), after=done)
 
     def _reused_shares(self) -> dict[str, float]:
-        """What share of each role's calls a trial is expected to reuse (forecast.reused_shares). An embedded planner
-        decoding in batches gets no reply cache (pipeline/harness.build_engine), so it reuses none."""
-        planner = self.portfolio.role("planner")
-        batches = planner.backend == "embedded" and embedded_batch(planner, self.settings.backends) > 1
-        return reused_shares(self.settings.workspace.optimizable, self.replies is not None and not batches)
+        """What share of each role's calls a trial is expected to reuse (forecast.reused_shares): none where the
+        planner's engine gets no reply cache (pipeline/harness.reuses_replies)."""
+        planner = self._backend_of(self.portfolio.role("planner"), self.settings.backends)
+        return reused_shares(self.settings.workspace.optimizable,
+                             self.replies is not None and reuses_replies(planner))
 
     def _baseline_failed(self) -> tuple[StopReason, str]:
         """The stop when a baseline failed: nothing to compare variants with."""

@@ -120,11 +120,11 @@ def test_the_first_forecast_leaves_out_the_planner_calls_a_producer_variant_reus
     both = loop_workspace(extra=ONLY_PRODUCER)  # producer.md and planner.md, drawn alike until the sampler learns
     never = loop_workspace(extra=ONLY_PRODUCER, reuse_replies=False, name="no-reuse")
     batched = loop_workspace(extra=ONLY_PRODUCER, name="batched")
-    config = (batched / "autoresearch.toml").read_text()  # [backends], not the [search] table appended last
-    (batched / "autoresearch.toml").write_text(config.replace("[backends]\n", "[backends]\nembedded_batch = 2\n"))
     pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)])
     firsts = {}
     for name, root in (("both", both), ("never", never), ("batched", batched)):
+        # The embedded model with embedded_batch > 1 says so (EmbeddedBackend.decodes_in_batches).
+        pipeline.backend.decodes_in_batches = name == "batched"
         events: list = []
         summary = study_for(root, pipeline, events).optimize(n_trials=1)
         (firsts[name],) = forecasts(events)
