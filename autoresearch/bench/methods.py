@@ -104,6 +104,8 @@ class MethodRun(CallTotals):
     trials: list[tuple[str, int]] = field(default_factory=list)  # a Study's trials: (status, model calls it made)
     holdout_repeats: list[float | None] = field(default_factory=list)  # the pick's holdout composite per repeat
     reused: int = 0  # replies reused for requests identical to earlier ones, instead of calls (lm/replies.py)
+    holdout_calls: int = 0  # made evaluating the pick on the holdout tasks, outside the budget
+    holdout_s: float = 0.0  # the wall time of that evaluation
 
     def joules_after(self, calls: int) -> float:
         """Joules of the method's first `calls` calls, in the order they were recorded."""
@@ -115,7 +117,8 @@ class MethodRun(CallTotals):
             "budget_used": self.used, "reused": self.reused, "tokens": self.tokens, "joules": self.joules,
             "energy_source": self.energy_source, "wall_s": self.wall_s, "model_s": self.model_s,
             "best_search": self.best_search, "search_outside": self.search_outside, "holdout": self.holdout,
-            "holdout_repeats": self.holdout_repeats, "keeps": self.keeps, "stop": self.stop,
+            "holdout_repeats": self.holdout_repeats, "holdout_calls": self.holdout_calls,
+            "holdout_s": self.holdout_s, "keeps": self.keeps, "stop": self.stop,
             # (model calls so far, best search composite so far, joules so far)
             "trajectory": [[n, value, self.joules_after(n)] for n, value in self.trajectory],
             "trials": [list(t) for t in self.trials],

@@ -158,6 +158,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         with _quiet(out / "search.log"):
             baseline_search = outside.composite(start_instructions, "search")
             holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
+        start_s = time.perf_counter() - started
         baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats),
                     "holdout_repeats": holdout_repeats}
         search_tasks = len(ws.suite.split("search"))
@@ -175,15 +176,16 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         runs: list[MethodRun] = []
         written: list[Path] = []
         for seed in options.seeds:
-            seed_started, outside_before = time.perf_counter(), len(outside.calls)
             seed_runs = []
             for method in options.methods:
                 with _quiet(out / "search.log"):
                     result = run_method(ctx, method, seed, options.budget)
                     if result.best_search is None:  # never completed an evaluation: it hands back the start
                         result.best_search, result.search_outside = baseline["search"], True
+                    held, before = time.perf_counter(), len(outside.calls)
                     result.holdout_repeats = outside.composites(result.best_instructions, "holdout", repeats)
                     result.holdout = _mean(result.holdout_repeats)
+                    result.holdout_calls, result.holdout_s = len(outside.calls) - before, time.perf_counter() - held
                 seed_runs.append(result)
                 log(f"  {LABELS[method]} seed {seed}: best {report.num(result.best_search)} "
                     f"(holdout {report.num(result.holdout)}), {len(result.calls)} calls, "
@@ -194,8 +196,12 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
             notes = _notes(seed_runs, baseline)
             if kept:
                 names = ", ".join(LABELS[r["method"]] for r in kept)
-                notes.append(f"{names}: kept from this seed's earlier file (same options, suite and start); "
-                             "total_s and outside_calls are this command's")
+                notes.append(f"{names}: kept from this seed's earlier file (same options, suite and start)")
+            first = seed == options.seeds[0]  # the start's evaluations are counted (and timed) with the first seed
+            cost = seed_cost(all_runs, start_s if first else 0.0, baseline_calls if first else 0)
+            if cost["untimed"]:
+                notes.append(f"{', '.join(LABELS[m] for m in cost['untimed'])}: the pick's holdout evaluation "
+                             "was not timed (an older bench_search), so total_s and outside_calls leave it out")
             record = {
                 "seed": seed, "options": {**head["options"], "methods": [r["method"] for r in all_runs]},
                 "machine": info, "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
@@ -203,10 +209,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                 "holdout_tasks": len(ws.suite.split("holdout")),
                 # A full screen of one variant: its proposer call and every search task (pruning's estimate).
                 "screen_calls": 1 + search_calls if search_calls else None,
-                # The start's evaluations are counted (and timed) with the first seed this command ran.
-                "outside_calls": (len(outside.calls) - outside_before
-                                  + (baseline_calls if seed == options.seeds[0] else 0)),
-                "total_s": time.perf_counter() - (started if seed == options.seeds[0] else seed_started),
+                "start_s": cost["start_s"], "outside_calls": cost["outside_calls"], "total_s": cost["total_s"],
                 "notes": notes,
                 "runs": all_runs}
             written.append(seeds.write_seed(out, record))
@@ -219,6 +222,16 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         log("")
         log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
         return SearchResult(runs, baseline, table, paths, info)
+
+
+def seed_cost(runs: list[dict[str, Any]], start_s: float, start_calls: int) -> dict[str, Any]:
+    """What a seed file cost outside and in all: the start's evaluations, then each run (kept ones too, so a seed
+    run in parts counts every part) with its pick's holdout evaluation. Runs from before the holdout evaluation was
+    timed are named in `untimed`."""
+    untimed = [r["method"] for r in runs if "holdout_s" not in r]
+    return {"start_s": start_s, "untimed": untimed,
+            "outside_calls": start_calls + sum(r.get("holdout_calls", 0) for r in runs),
+            "total_s": start_s + sum(r["wall_s"] + r.get("holdout_s", 0.0) for r in runs)}
 
 
 @contextlib.contextmanager

@@ -124,6 +124,9 @@ def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that
     args = ["--backend", "fake", "--budget", "30", "--seed", "0", "--out", str(tmp_path)]
     assert bench.main([*args, "--methods", "greedy,random"]) == 0
     before = json.loads((tmp_path / "seed-0.json").read_text())
+    # As if random's pick had not been the start (none is on the fake): its holdout evaluation made calls and took time.
+    before["runs"][1].update(holdout_calls=72, holdout_s=5.0)
+    (tmp_path / "seed-0.json").write_text(json.dumps(before))
     assert bench.main([*args, "--methods", "greedy"]) == 0
     after = json.loads((tmp_path / "seed-0.json").read_text())
     assert [r["method"] for r in after["runs"]] == ["greedy", "random"] == after["options"]["methods"]
@@ -131,6 +134,10 @@ def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that
     assert any(note.startswith("random recipes, no pruner: kept from this seed's earlier file")
                for note in after["notes"])
     assert "| random recipes, no pruner | 1 |" in (tmp_path / "search.md").read_text()
+    # What the file cost counts every part: the kept run and its pick's holdout evaluation too, not only this command.
+    assert after["outside_calls"] == before["outside_calls"] + 72  # the same start, greedy's pick again, random's
+    assert after["total_s"] == pytest.approx(after["start_s"] + sum(r["wall_s"] + r["holdout_s"] for r in after["runs"]))
+    assert after["total_s"] > after["runs"][1]["wall_s"] + 5.0 + after["runs"][0]["wall_s"]
 
     # From another start (another machine or build scores it otherwise), nothing runs and the file stays as it was.
     after["baseline"]["search"] += 0.5
@@ -140,6 +147,15 @@ def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "seed-0.json" in err and "'baseline.search'" in err
     assert json.loads((tmp_path / "seed-0.json").read_text()) == after
+
+
+def test_a_seed_file_names_the_kept_runs_whose_holdout_evaluation_was_never_timed():
+    from autoresearch.bench.search import seed_cost
+
+    timed = {"method": "greedy", "wall_s": 10.0, "holdout_s": 2.0, "holdout_calls": 72}
+    older = {"method": "random", "wall_s": 5.0}  # written before runs recorded their holdout evaluation
+    cost = seed_cost([timed, older], start_s=3.0, start_calls=96)
+    assert cost == {"start_s": 3.0, "untimed": ["random"], "outside_calls": 96 + 72, "total_s": 3.0 + 12.0 + 5.0}
 
 
 def test_bench_search_report_only_needs_seed_files(tmp_path, capsys):
