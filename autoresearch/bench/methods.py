@@ -31,7 +31,13 @@ from ..evaluation.scoring import (
     score_suite,
 )
 from ..lm.adapter import GrammarAdapter
-from ..lm.calls import CallRecord, CallRecorder, CallTotals, made, recording
+from ..lm.calls import (
+    CallRecord,
+    CallRecorder,
+    CallTotals,
+    recording,
+    spent_and_reused,
+)
 from ..lm.engine import backend_error_in, make_lm
 from ..lm.replies import replies_for
 from ..pipeline.harness import (
@@ -196,9 +202,9 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
             try:
                 summary = study.optimize()  # no stop condition: the budget ends it
             finally:
-                spent = made(study.session_calls)
+                spent, reused_now = spent_and_reused(study.session_calls)
                 calls.extend(spent)
-                reused += len(study.session_calls) - len(spent)
+                reused += reused_now
             if budget.used == before or summary.stop_reason == StopReason.INTERRUPTED:
                 stop = f"stopped: {summary.stop_reason}"
                 break
@@ -389,10 +395,10 @@ def run_dspy_method(ctx: BenchContext, method: str, seed: int, limit: int) -> Me
         best_instructions, best_search = tracker.instructions[best_key], tracker.composite(best_key)
     else:
         best_instructions, best_search = program.instructions(), None
-    spent = made(recorder.calls)
+    spent, reused = spent_and_reused(recorder.calls)
     return MethodRun(method, seed, limit, spent, wall, budget.model_s, best_instructions, best_search,
                      tracker.trajectory, tracker.improvements, stop, used=budget.used, notes=notes,
-                     reused=len(recorder.calls) - len(spent))
+                     reused=reused)
 
 
 def _mipro(program: TunablePipeline, examples: list, metric: Callable, proposer_lm: dspy.LM, task_lm: dspy.LM,

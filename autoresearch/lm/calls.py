@@ -86,6 +86,12 @@ def made(calls: Sequence[CallRecord]) -> list[CallRecord]:
     return [c for c in calls if not c.reused]
 
 
+def spent_and_reused(calls: Sequence[CallRecord]) -> tuple[list[CallRecord], int]:
+    """The calls made (made()), and how many replies were reused instead of a call."""
+    spent = made(calls)
+    return spent, len(calls) - len(spent)
+
+
 class CallTotals:
     """Totals over the model calls of whatever holds them in its `calls` field (a task, a benchmark run)."""
 

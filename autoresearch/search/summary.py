@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..lm.calls import CallRecord, energy_source_of, made, role_rows
+from ..lm.calls import CallRecord, energy_source_of, made, role_rows, spent_and_reused
 from ..store import Store
 from ..store.queries import StudyNoise, measured_noise
 from ..store.statuses import TrialStatus
@@ -82,7 +82,7 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
     elif (recorded := store.study_baseline(study)) is not None:
         start_composite, start_holdout = recorded["composite"], recorded["holdout_composite"]
         start_objective = recorded["objective"]
-    spent = tuple(made(session_calls))
+    spent, reused = spent_and_reused(session_calls)
     points = pareto.front(store, study)
     pareto.write_tsv(points, pareto_tsv)
     return StudySummary(
@@ -92,7 +92,7 @@ def summarize(store: Store, study: str, branch: str, *, stop_reason: StopReason,
         baseline_holdout=start_holdout,
         best_holdout=incumbent.holdout_composite if incumbent else None,
         joules=sum(c.joules for c in spent), energy_source=energy_source_of(spent),
-        calls=len(spent), reused=len(session_calls) - len(spent), commits=commits, stop_message=message,
+        calls=len(spent), reused=reused, commits=commits, stop_message=message,
         roles=role_rows(spent), notes=list(notes), pareto=points,
         energy_weight=energy_weight, baseline_objective=start_objective,
         best_objective=incumbent.objective if incumbent else None, comparison=comparison, worker=worker,
