@@ -312,8 +312,12 @@ def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "target, the best final search composite of any peer (every method but the loop); the mean over the "
         "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
         "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).",
-        "- **Per seed** (below): the start's holdout composite moves by the sd in brackets between its seed sets; a "
+        "- **Search gains and holdout** (the second table): each pick that scored above the start on the search "
+        "tasks, what it gained there and what it gained on the holdout tasks (mean ± sd over those seeds). A gain "
+        "that vanishes on holdout was found in the noise of the evaluations that picked it.",
+        "- **Per seed** (the third table): the start's holdout composite moves by the sd in brackets between its seed sets; a "
         "pick's difference from the start is noise unless it is well beyond that.", "",
+        search_report.gains_table(records), "",
         search_report.seed_table(records), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])

@@ -75,6 +75,8 @@ class MethodSummary:
     pruned_share: list[float] = field(default_factory=list)
     saved_share: list[float | None] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
+    # Per seed whose pick scored above the start on the search tasks: (that gain, the pick's gain on holdout).
+    gains: list[tuple[float, float]] = field(default_factory=list)
 
 
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
@@ -82,6 +84,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
     for record in records:
         goal = target(record)
         start = record["baseline"].get("holdout")
+        start_search = record["baseline"].get("search")
         screen = record.get("screen_calls")
         for run in record["runs"]:
             row = rows[run["method"]]
@@ -101,6 +104,9 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.pruned_share.append(share)
             row.saved_share.append(saved)
             row.sources.update(s for s in run["energy_source"].split("+") if s and s != "none")
+            moved = None if run["best_search"] is None or start_search is None else run["best_search"] - start_search
+            if moved is not None and moved > TIE and row.holdout_delta[-1] is not None:
+                row.gains.append((moved, row.holdout_delta[-1]))
     return rows
 
 
@@ -139,6 +145,19 @@ def table(records: Sequence[dict[str, Any]]) -> str:
             f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} "
             f"({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | {joules_to} | {pruned} | "
             f"{duration(statistics.fmean(row.wall_s))} |")
+    return "\n".join(lines)
+
+
+def gains_table(records: Sequence[dict[str, Any]]) -> str:
+    """A row per method: the seeds whose pick scored above the start on the search tasks, by how much, and what
+    that pick then gained on the holdout tasks (a search gain that holds is an improvement; one that vanishes was
+    the noise of the evaluations that picked it)."""
+    lines = ["| method | picks above the start on search | their search gain | their holdout gain |",
+             "| --- | ---: | ---: | ---: |"]
+    for method, row in summarise(records).items():
+        n = len(row.gains)
+        cells = ([_signed([g for g, _ in row.gains]), _signed([h for _, h in row.gains])] if n else ["–", "–"])
+        lines.append(f"| {LABELS[method]} | {n} of {len(row.seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -62,6 +62,16 @@ def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
     assert "| +0.75 ± 0.35 |" in line
 
 
+def test_the_gains_table_pairs_each_pick_above_the_start_on_search_with_its_gain_on_holdout():
+    records = [record(0, [run("gepa", [], 3.5, holdout=2.5), run("greedy", [], 3.0, holdout=2.5)]),
+               record(1, [run("gepa", [], 3.3, holdout=2.7), run("greedy", [], 3.0, holdout=2.9)])]
+    rows = dict(line.split(" | ", 1) for line in search_report.gains_table(records).splitlines()[2:])
+    # GEPA's picks gained 0.5 and 0.3 on search, 0.0 and 0.2 on holdout (the start: 3.0 search, 2.5 holdout).
+    assert rows["| dspy.GEPA"] == "2 of 2 | +0.40 ± 0.14 | +0.10 ± 0.14 |"
+    # Greedy handed back the start (its search composite equals it): no gain to check, whatever its holdout did.
+    assert rows["| greedy (incumbent only)"] == "0 of 2 | – | – |"
+
+
 def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
     loop = run("autoresearch", [(96, 3.5, 10.0), (200, 4.0, 20.0)], 4.0)
     assert search_report.best_so_far(loop, 3.0, 50) == 3.0
