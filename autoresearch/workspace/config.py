@@ -323,10 +323,44 @@ class Settings(_Strict):
         return self
 
 
+# A dimension's name is a field of the judge's DSPy signature (pipeline/harness.py: judge_signature) and of the
+# prediction it returns: it may not be one of the judge's own fields (the dimension would replace the task or the
+# answer it reads, or the critique it writes), nor an attribute of DSPy's Signature or Prediction or of pydantic's
+# BaseModel under them (refused by DSPy, or read back as a method instead of the score).
+JUDGE_FIELDS = ("task", "answer", "critique")
+RESERVED_DIMENSION_NAMES = frozenset({
+    *JUDGE_FIELDS,
+    "append", "append_instructions", "completions", "construct", "copy", "delete", "dict", "dump_state", "equals",
+    "fields", "from_completions", "from_orm", "get", "get_lm_usage", "input_fields", "inputs", "insert",
+    "instructions", "items", "json", "keys", "labels", "load_state", "mro", "output_fields", "parse_file",
+    "parse_obj", "parse_raw", "prepend", "register", "schema", "schema_json", "set_lm_usage", "signature",
+    "update_forward_refs", "validate", "values", "with_inputs", "with_instructions", "with_updated_fields", "without",
+    "model_computed_fields", "model_config", "model_construct", "model_copy", "model_dump", "model_dump_json",
+    "model_extra", "model_fields", "model_fields_set", "model_json_schema", "model_parametrized_name",
+    "model_post_init", "model_rebuild", "model_validate", "model_validate_json", "model_validate_strings",
+})
+
+
+def dimension_name_problem(name: str) -> str | None:
+    """Why a rubric dimension cannot take this name (it would clash with the judge's fields); None when it can."""
+    if name in RESERVED_DIMENSION_NAMES:
+        return (f"{name!r} is reserved by the judge ({', '.join(JUDGE_FIELDS)}, and the names DSPy and pydantic "
+                "use): rename the dimension")
+    return None
+
+
 class Dimension(_Strict):
     name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
     description: str = Field(min_length=1)
     weight: float = Field(gt=0.0, le=100.0)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        problem = dimension_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Rubric(_Strict):

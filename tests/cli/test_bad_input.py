@@ -178,6 +178,9 @@ CASES = [
     Case("rubric-no-dimensions", write(RUBRIC, "dimensions = []\n"), RUBRIC, "dimensions"),
     Case("rubric-duplicate-dimension", edit(RUBRIC, 'name = "completeness"', 'name = "relevance"'), RUBRIC,
          "dimensions: dimension names must be unique"),
+    # a dimension named as one of the judge's own fields: a traceback after runs/ was written
+    Case("rubric-dimension-named-critique", edit(RUBRIC, 'name = "depth"', 'name = "critique"'), RUBRIC,
+         "dimensions[2].name: 'critique' is reserved by the judge"),
     Case("rubric-missing", edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = "rubrics/none.toml"\n'),
          "rubrics/none.toml", "file not found"),
     Case("rubric-yaml-syntax", both(

@@ -204,6 +204,12 @@ def test_negative_rubric_weight_names_the_dimension(tmp_path):
         (RUBRIC.replace('"accuracy"', '"clarity"'), "dimensions", "dimension names must be unique"),
         (RUBRIC.replace('"accuracy"', '"Accuracy!"'), "dimensions[1].name", "pattern"),
         (RUBRIC + "scale = 10\n", "dimensions[1].scale", "unknown key"),
+        # the judge's own fields, and names DSPy's signature or prediction already has: a traceback or a judge
+        # that no longer reads the task, after runs/ was written
+        (RUBRIC.replace('"accuracy"', '"critique"'), "dimensions[1].name", "'critique' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"task"'), "dimensions[1].name", "'task' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"keys"'), "dimensions[1].name", "'keys' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"instructions"'), "dimensions[1].name", "reserved"),
     ],
 )
 def test_rubric_errors_name_the_field(tmp_path, body, field, message_part):
