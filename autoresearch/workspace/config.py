@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +45,29 @@ def name_problem(name: str) -> str | None:
             "or '.' last), as it names the study's branch autoresearch/<study>")
 
 
+def url_problem(url: str, *, scheme: bool = True) -> str | None:
+    """Why a server URL cannot be used (a malformed host or port; with scheme, not http(s) or no host); None when it
+    can. Checked at load: the HTTP clients raise their own errors for these (httpx.InvalidURL), not a backend error.
+    Ollama's client takes a bare host:port (as OLLAMA_HOST does), so its URLs need no scheme."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it: out of range or not a number raises ValueError
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL: {exc}"
+    if scheme and (parts.scheme not in ("http", "https") or not parts.hostname):
+        return f"{url!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8080/v1)"
+    if not url.strip():
+        return "the URL is empty"
+    return None
+
+
+def _checked_url(url: str | None, scheme: bool) -> str | None:
+    problem = url_problem(url, scheme=scheme) if url is not None else None
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +95,11 @@ class RoleConfig(_Strict):
     # Requests this role's server may take at once, or calls the embedded model decodes in one batch; unset:
     # [backends] concurrency or embedded_batch (see task_concurrency).
     concurrency: int | None = Field(None, ge=1, le=256)
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        return _checked_url(url, scheme=info.data.get("backend") != "ollama")
 
 
 class Portfolio(_Strict):
@@ -168,6 +198,11 @@ class BackendsConfig(_Strict):
     # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
     embedded_prefix_slots: int = Field(4, ge=0, le=64)
     embedded_grammar: Literal["lazy", "full"] = "lazy"
+
+    @field_validator("ollama_url", "openai_base_url")
+    @classmethod
+    def _valid_urls(cls, url: str, info: ValidationInfo) -> str:
+        return _checked_url(url, scheme=info.field_name == "openai_base_url")
 
     @model_validator(mode="after")
     def _one_way_of_decoding_together(self) -> BackendsConfig:

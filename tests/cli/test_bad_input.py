@@ -172,7 +172,16 @@ CASES = [
         edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
                      ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
              'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
-         CONFIG, "portfolios.default.producer.backend"),
+         CONFIG, "backends.openai_base_url: 'not-a-url' is not an http:// or https:// URL"),
+    # a URL the HTTP client cannot parse: httpx.InvalidURL, a traceback
+    Case("openai-url-bad-ipv6", both(
+        edit(CONFIG, 'openai_base_url = "http://127.0.0.1:8080/v1"', 'openai_base_url = "http://[::1:8080/v1"'),
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
+             'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
+         CONFIG, "backends.openai_base_url: 'http://[::1:8080/v1' is not a valid URL"),
+    Case("role-url-bad-port", edit(CONFIG, "temperature = 0.3", 'temperature = 0.3\nbase_url = "http://127.0.0.1:80a/v1"'),
+         CONFIG, "portfolios.default.producer.base_url", commands=("eval", "run", "doctor")),
     # the rubric
     Case("rubric-weight-negative", edit(RUBRIC, "weight = 3", "weight = -3"), RUBRIC, "dimensions[0].weight"),
     Case("rubric-no-dimensions", write(RUBRIC, "dimensions = []\n"), RUBRIC, "dimensions"),

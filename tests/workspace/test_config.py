@@ -148,12 +148,32 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[search]\nparents = 0\n", "search.parents", "greater than or equal to 1"),
         ("[backends]\nopenai_structured = 'xml'\n", "backends.openai_structured",
          "'auto', 'json_schema', 'json_object_schema', 'json_object' or 'none'"),
+        # server URLs the HTTP clients cannot parse: httpx raised InvalidURL, a traceback from eval, run and doctor
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = 'http://[::1/v1'\n",
+         "portfolios.default.planner.base_url", "'http://[::1/v1' is not a valid URL"),
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = 'http://h:abc/v1'\n",
+         "portfolios.default.planner.base_url", "not a valid URL"),
+        ("[portfolios.default.planner]\nbackend = 'ollama'\nbase_url = 'http://127.0.0.1:99999'\n",
+         "portfolios.default.planner.base_url", "Port out of range"),
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = ''\n", "portfolios.default.planner.base_url",
+         "not an http:// or https:// URL"),
+        ("[backends]\nopenai_base_url = 'localhost:8080/v1'\n", "backends.openai_base_url",
+         "not an http:// or https:// URL"),
+        ("[backends]\nollama_url = 'http://[zz]:11434'\n", "backends.ollama_url", "not a valid URL"),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
     path = write(tmp_path / "autoresearch.toml", config)
     error = expect_error(load_settings, path, field)
     assert message_part in error.message
+
+
+def test_ollama_urls_may_be_a_bare_host_and_port_as_its_client_takes_them(tmp_path):
+    path = write(tmp_path / "autoresearch.toml", "[backends]\nollama_url = 'localhost:11434'\n"
+                 "[portfolios.default.planner]\nbackend = 'ollama'\nbase_url = '10.0.0.5:11434'\n")
+    settings = load_settings(path)
+    assert settings.backends.ollama_url == "localhost:11434"
+    assert settings.portfolios["default"].planner.base_url == "10.0.0.5:11434"
 
 
 def test_portfolio_named_in_workspace_must_exist(tmp_path):
