@@ -167,7 +167,7 @@ class BackendsConfig(_Strict):
     openai_api_key_env: str = "OPENAI_API_KEY"
     # How the openai backend sends a JSON schema (lm/backends/dialects.py); "auto" tries each until one is accepted.
     openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
-    timeout_s: float = Field(300.0, gt=0.0)
+    timeout_s: float = Field(300.0, gt=0.0, allow_inf_nan=False)  # inf: an OverflowError in the HTTP client
     # A server that stops answering mid-run (restarted, updated, crashed and brought back): how long its calls wait
     # for it to answer again before they fail (lm/outages.py), and a shared study's run for its database before
     # it stops (search/shared/outage.py); 0: a call fails after its few seconds of retries, a run stops at once.

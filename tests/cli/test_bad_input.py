@@ -153,6 +153,14 @@ CASES = [
     Case("optimizable-twice", edit(CONFIG, '["producer.md", "planner.md"]', '["producer.md", "producer.md"]'),
          CONFIG, "workspace.optimizable"),
     Case("timeout-zero", edit(CONFIG, "timeout_s = 300", "timeout_s = 0"), CONFIG, "backends.timeout_s"),
+    # TOML's inf: an OverflowError traceback from the HTTP client's first call
+    Case("timeout-infinite", both(
+        edit(CONFIG, "timeout_s = 300", "timeout_s = inf"),
+        edit(CONFIG, 'openai_base_url = "http://127.0.0.1:8080/v1"', 'openai_base_url = "http://127.0.0.1:9/v1"'),
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
+             'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
+         CONFIG, "backends.timeout_s: Input should be a finite number"),
     Case("config-not-utf8", write(CONFIG, b"\xff\xfe[workspace]\n"), CONFIG, "cannot read"),
     Case("config-missing", delete(CONFIG), CONFIG, "not found"),
     # models and servers

@@ -160,6 +160,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[backends]\nopenai_base_url = 'localhost:8080/v1'\n", "backends.openai_base_url",
          "not an http:// or https:// URL"),
         ("[backends]\nollama_url = 'http://[zz]:11434'\n", "backends.ollama_url", "not a valid URL"),
+        ("[backends]\ntimeout_s = inf\n", "backends.timeout_s", "finite number"),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
