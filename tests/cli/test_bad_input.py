@@ -117,6 +117,8 @@ CASES = [
          "portfolios.default.planner.backend"),
     Case("workspace-name-with-a-space", edit(CONFIG, 'name = "starter"', 'name = "my agent"'), CONFIG,
          "workspace.name: 'my agent' cannot name a git branch"),
+    Case("workspace-name-too-long", edit(CONFIG, 'name = "starter"', f'name = "{"a" * 300}"'), CONFIG,
+         "workspace.name: 'aaaaaaaaaaaaaaaaaaaaaaaa'… is 300 bytes long: at most 100"),
     Case("portfolio-name-with-a-space", both(edit(CONFIG, "[portfolios.default.", '[portfolios."big one".', count=4),
                                              edit(CONFIG, 'portfolio = "default"', 'portfolio = "big one"')),
          CONFIG, "portfolios.big one: 'big one' cannot name a git branch"),

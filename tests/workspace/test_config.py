@@ -161,12 +161,21 @@ def test_top_level_must_be_a_mapping(tmp_path):
          "not an http:// or https:// URL"),
         ("[backends]\nollama_url = 'http://[zz]:11434'\n", "backends.ollama_url", "not a valid URL"),
         ("[backends]\ntimeout_s = inf\n", "backends.timeout_s", "finite number"),
+        # a study's branch is a file under .git: git refused a 300-byte name, a traceback after runs/ was written
+        (f"[workspace]\nname = '{'a' * 101}'\n", "workspace.name", "101 bytes long: at most 100"),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
     path = write(tmp_path / "autoresearch.toml", config)
     error = expect_error(load_settings, path, field)
     assert message_part in error.message
+
+
+def test_a_portfolio_name_too_long_for_a_branch_is_refused_naming_it(tmp_path):
+    name = "é" * 51  # 102 bytes in UTF-8
+    path = write(tmp_path / "autoresearch.toml", f'[workspace]\nportfolio = "{name}"\n[portfolios."{name}".planner]\n')
+    error = expect_error(load_settings, path, None)
+    assert f"portfolios.{name}: " in error.message and "102 bytes long: at most 100" in error.message
 
 
 def test_ollama_urls_may_be_a_bare_host_and_port_as_its_client_takes_them(tmp_path):
