@@ -481,6 +481,27 @@ class TaskSuite(_Strict):
         return [t for t in self.tasks if t.split == name]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, so a
+    task's second `criteria:` would drop its first list unseen (TOML refuses the same as a syntax error)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as YAML says
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base class refuses it with its own error
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_mapping(path: Path) -> dict[str, Any]:
     """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
     if not path.is_file():
@@ -491,7 +512,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), None, f"cannot read: {exc}") from None
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
         else:
             data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

@@ -231,6 +231,12 @@ CASES = [
         edit(CONFIG, "[workspace]\n", '[workspace]\ntasks = "rubrics/tasks.yaml"\n'),
         write("rubrics/tasks.yaml", "tasks:\n  - id: a\n    prompt: 5\n    criteria: [{kind: no_placeholders}]\n")),
          "rubrics/tasks.yaml", "tasks[0].prompt"),
+    # a key twice in YAML: PyYAML kept the last, so the first criteria list was dropped without a word
+    Case("tasks-yaml-key-twice", both(
+        edit(CONFIG, "[workspace]\n", '[workspace]\ntasks = "rubrics/tasks.yaml"\n'),
+        write("rubrics/tasks.yaml", "tasks:\n  - id: a\n    prompt: Hi.\n    criteria: [{kind: max_words, value: 9}]\n"
+                                    "    criteria: [{kind: no_placeholders}]\n")),
+         "rubrics/tasks.yaml", "found duplicate key 'criteria'"),
     Case("unknown-task-option", lambda root, tmp: None, TASKS, "no task with id nosuch", commands=("eval",),
          args=("--task", "nosuch")),
     # instruction files

@@ -116,6 +116,23 @@ def test_yaml_syntax_error_in_tasks_names_file_and_line(tmp_path):
     assert "line" in error.message
 
 
+def test_a_key_given_twice_in_yaml_is_refused_naming_it_and_its_line(tmp_path):
+    # PyYAML keeps the last silently: the task's first criteria would be dropped unseen
+    path = write(tmp_path / "tasks.yaml", "tasks:\n  - id: a\n    prompt: Write.\n"
+                                         "    criteria: [{kind: max_words, value: 100}]\n"
+                                         "    criteria: [{kind: no_placeholders}]\n")
+    error = expect_error(load_tasks, path, None)
+    assert error.message.startswith("syntax error:")
+    assert "found duplicate key 'criteria'" in error.message and "line 5" in error.message
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = write(tmp_path / "tasks.yaml", "tasks:\n  - id: a\n    prompt: Write.\n    criteria:\n"
+                                         "      - &short {kind: max_words, value: 100}\n"
+                                         "      - {<<: *short, value: 50}\n")
+    assert [c.describe() for c in load_tasks(path).tasks[0].criteria] == ["max_words 100", "max_words 50"]
+
+
 def test_yaml_tasks_named_in_workspace_report_their_own_path(tmp_path):
     root = make_workspace(tmp_path, '[workspace]\ntasks = "rubrics/tasks.yaml"\n')
     bad = write(root / "rubrics" / "tasks.yaml", "tasks: [\n")
