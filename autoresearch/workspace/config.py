@@ -322,6 +322,14 @@ class WorkspaceSection(_Strict):
     # every prompt, so it is part of a study's name.
     restate_instructions: bool = False
 
+    @field_validator("rubric", "tasks", "evaluator_instructions")
+    @classmethod
+    def _a_path(cls, path: str) -> str:
+        # Empty, it is the workspace folder itself: "<workspace>: file not found" named neither file nor field.
+        if not path.strip():
+            raise ValueError("the path is empty: give a file relative to the workspace")
+        return path
+
     @field_validator("name")
     @classmethod
     def _branch_safe(cls, name: str) -> str:

@@ -202,6 +202,8 @@ CASES = [
          "dimensions[2].name: 'critique' is reserved by the judge"),
     Case("rubric-missing", edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = "rubrics/none.toml"\n'),
          "rubrics/none.toml", "file not found"),
+    Case("rubric-path-empty", edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = ""\n'), CONFIG,
+         "workspace.rubric: the path is empty"),
     Case("rubric-yaml-syntax", both(
         edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = "rubrics/rubric.yaml"\n'),
         write("rubrics/rubric.yaml", "dimensions:\n  - name: relevance\n   description: [unclosed\n")),

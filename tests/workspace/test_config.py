@@ -178,6 +178,10 @@ def test_top_level_must_be_a_mapping(tmp_path):
          "not an http:// or https:// URL"),
         ("[backends]\nollama_url = 'http://[zz]:11434'\n", "backends.ollama_url", "not a valid URL"),
         ("[backends]\ntimeout_s = inf\n", "backends.timeout_s", "finite number"),
+        # empty, a path was the workspace folder: "<workspace>: file not found", naming neither file nor field
+        ("[workspace]\nrubric = ''\n", "workspace.rubric", "the path is empty"),
+        ("[workspace]\ntasks = ' '\n", "workspace.tasks", "the path is empty"),
+        ("[workspace]\nevaluator_instructions = ''\n", "workspace.evaluator_instructions", "the path is empty"),
         # a study's branch is a file under .git: git refused a 300-byte name, a traceback after runs/ was written
         (f"[workspace]\nname = '{'a' * 101}'\n", "workspace.name", "101 bytes long: at most 100"),
     ],
