@@ -513,7 +513,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_mapping(path: Path) -> dict[str, Any]:
     """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
     if not path.is_file():
-        raise ConfigError(str(path), None, "file not found")
+        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else "file not found")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

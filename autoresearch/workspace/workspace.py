@@ -106,7 +106,7 @@ def load_workspace(path: str | Path = ".") -> Workspace:
 
 def _read_instruction(path: Path) -> str:
     if not path.is_file():
-        raise ConfigError(str(path), None, "instruction file not found")
+        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else "instruction file not found")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

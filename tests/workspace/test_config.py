@@ -275,6 +275,17 @@ def test_workspace_reports_missing_rubric_path(tmp_path):
     assert error.message == "file not found"
 
 
+def test_a_rubric_or_instruction_path_that_is_a_folder_says_so(tmp_path):
+    root = make_workspace(tmp_path)
+    (root / "rubrics" / "rubric.toml").unlink()
+    (root / "rubrics" / "rubric.toml").mkdir()
+    error = expect_error(lambda _: load_workspace(root), root / "rubrics" / "rubric.toml", None)
+    assert error.message == "a folder, not a file"  # not "file not found": it is there, as the wrong kind
+    root = make_workspace(tmp_path / "other", '[workspace]\nevaluator_instructions = "rubrics"\n')
+    error = expect_error(lambda _: load_workspace(root), root / "rubrics", None)
+    assert error.message == "a folder, not a file"
+
+
 # task suite
 
 
