@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.text import Text
@@ -23,9 +24,19 @@ from .signals import end_by_signal, end_stopped, stop_signals
 class _Group(click.Group):
     """Turns the library's typed errors into one clear line and an exit code."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _NO_ARGS_IS_HELP:
+            raise  # `autoresearch` alone: click shows the help
+        except click.UsageError as exc:  # the group's own options (--verison)
+            _usage_error(exc, info_name or "autoresearch")
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a command's options and arguments (--repeats 0, --trails 5)
+            _usage_error(exc, ctx.command_path)
         except UsageError as exc:
             click.echo(f"error: {_one_line(exc)}", err=True)
             sys.exit(2)
@@ -43,6 +54,17 @@ class _Group(click.Group):
             click.echo(f"error: the disk is full ({full}{where}); free some space and run the same command (a run "
                        "resumes from its finished trials)", err=True)
             sys.exit(1)
+
+
+# Raised by click 8.2+ for a group run without arguments, whose help it then prints.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error(exc: click.UsageError, command_path: str) -> NoReturn:
+    """Click's own usage error as one line, as for every other bad input (not click's block of three), exit 2."""
+    where = exc.ctx.command_path if exc.ctx is not None else command_path
+    click.echo(f"error: {where}: {_one_line(exc.format_message())} (see {where} --help)", err=True)
+    sys.exit(2)
 
 
 def _free_space(workspace: Path | None) -> str:

@@ -313,3 +313,19 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(command, case, work
     assert tree_digest(root) == before
     assert not (root / "runs" / "autoresearch.db").exists()
     assert not os.path.exists(root / "runs" / "optuna.db")
+
+
+@pytest.mark.parametrize("args,names", [
+    (["eval", "--repeats", "0"], ["autoresearch eval", "'--repeats'", "0 is not in the range"]),
+    (["run", "--trails", "5"], ["autoresearch run", "'--trails'", "Did you mean '--trials'?"]),
+    (["show"], ["autoresearch show", "Missing argument 'REF'"]),
+    (["--trials", "5"], ["autoresearch:", "No such option '--trials'"]),
+])
+def test_a_bad_option_is_one_line_naming_it_with_exit_2(args, names, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no workspace here: nothing may be read, nothing written
+    result = CliRunner().invoke(main, args, prog_name="autoresearch")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # click's own usage block is three lines
+    assert lines[0].startswith("error: ") and all(name in lines[0] for name in names), lines[0]
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
