@@ -69,11 +69,15 @@ def url_problem(url: str, *, scheme: bool = True) -> str | None:
     return None
 
 
-def _checked_url(url: str | None, scheme: bool) -> str | None:
-    problem = url_problem(url, scheme=scheme) if url is not None else None
+def _refused(value: Any, problem: str | None) -> Any:
+    """The value, or the validator's ValueError where a *_problem function found one (pydantic names the field)."""
     if problem:
         raise ValueError(problem)
-    return url
+    return value
+
+
+def _checked_url(url: str | None, scheme: bool) -> str | None:
+    return _refused(url, url_problem(url, scheme=scheme) if url is not None else None)
 
 
 class _Strict(BaseModel):
@@ -333,10 +337,7 @@ class WorkspaceSection(_Strict):
     @field_validator("name")
     @classmethod
     def _branch_safe(cls, name: str) -> str:
-        problem = name_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
+        return _refused(name, name_problem(name))
 
     @field_validator("optimizable")
     @classmethod
@@ -408,10 +409,7 @@ class Dimension(_Strict):
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, name: str) -> str:
-        problem = dimension_name_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
+        return _refused(name, dimension_name_problem(name))
 
 
 class Rubric(_Strict):
