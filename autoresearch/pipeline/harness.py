@@ -20,6 +20,7 @@ from ..evaluation import (
     check_all,
     composite,
     criteria_rate,
+    degenerate,
     failed_task_score,
     guard,
     judge_score,
@@ -193,6 +194,7 @@ class TaskResult(CallTotals):
     failed: bool = False
     failure_mode: str | None = None
     guarded: str | None = None  # why the guard found judge-directed text in an output (then all scores are 0)
+    degenerate: str | None = None  # why an output was degenerate (evaluation/degenerate.py; its judge score is 0)
 
     @property
     def criteria_passed(self) -> int:
@@ -202,7 +204,8 @@ class TaskResult(CallTotals):
     def flags(self) -> tuple[str, ...]:
         if self.guarded:
             return (guard.FLAG,)
-        return tuple(c.criterion for c in self.checks if c.criterion == "no_judge_address" and not c.passed)
+        flags = tuple(c.criterion for c in self.checks if c.criterion == "no_judge_address" and not c.passed)
+        return (*flags, degenerate.FLAG) if self.degenerate else flags
 
 
 @dataclass
@@ -387,13 +390,27 @@ class Harness:
         # criteria saw) are both checked, whatever criteria the task lists.
         reason = guard.first_judge_directed((draft, answer), [d.name for d in self.workspace.rubric.dimensions])
         if reason is None:
-            return result
+            return self._degenerate_zeroed(result) if self.workspace.settings.scoring.degenerate_guard else result
         # A judge that was addressed may have obeyed, so its scores are worthless: they are zeroed
         # (not merely left out) so that flattering the judge can never gain, and every criterion fails.
         return replace(
             result, score_r1=0.0, score_final=0.0, dimensions={d: 0.0 for d in first.dimensions},
             checks=guard.guarded_checks(task.criteria, reason), guarded=reason,
             critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
+        )
+
+    @staticmethod
+    def _degenerate_zeroed(result: TaskResult) -> TaskResult:
+        """result with the judge's score of each degenerate text (the draft its counted score saw, the final
+        answer) replaced by 0; the criteria stand as they checked the answer."""
+        first, final = degenerate.degenerate(result.output_r1), degenerate.degenerate(result.output)
+        reason = first or final
+        if reason is None:
+            return result
+        return replace(
+            result, score_r1=0.0 if first else result.score_r1, score_final=0.0 if final else result.score_final,
+            dimensions={d: 0.0 for d in result.dimensions} if first else result.dimensions, degenerate=reason,
+            critique=f"{degenerate.REASON_PREFIX}{reason}; its judge score is 0. {result.critique}".strip(),
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import dspy
 
 from ..errors import UnparseableOutput
+from ..evaluation.degenerate import degenerate
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
 from ..text import one_line
@@ -359,6 +360,9 @@ def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None
         return f"it is {len(text.strip())} characters, under a quarter of its parent's {len(parent.strip())}"
     if not _WORD.search(text):
         return "it has no instruction content (not one word)"
+    loop = degenerate(text)
+    if loop:  # a producer told one line fourteen times writes it until its token limit (evaluation/degenerate.py)
+        return f"it is {loop}"
     share = _new_letter_share(text, parent)
     if share is not None and share < MIN_LETTER_SHARE:
         return f"its new text is mostly symbols ({share:.0%} letters)"

@@ -238,3 +238,11 @@ def test_the_sampler_is_told_a_failed_trial_as_pruned_only_when_it_got_no_usable
     assert optuna_outcome({**base, "status": "failed", "failure": NO_VARIANT}) == (TrialState.PRUNED, None)
     assert optuna_outcome({**base, "status": "failed", "failure": None}) == (TrialState.FAIL, None)
     assert optuna_outcome({**base, "status": "failed"}) == (TrialState.FAIL, None)  # a row from before m013
+
+
+def test_a_variant_that_loops_on_one_line_is_junk():
+    # Random search's keep on the embedded model (docs/BENCHMARKS.md, 2026-12-05): its producer copied the line.
+    looped = "You're a helpful assistant.\n" + "This is how you can edit: {#recipe}\n" * 14
+    reason = junk_reason(looped, PARENT)
+    assert reason is not None and reason.startswith("it is a repetition loop: ")
+    assert junk_reason(PARENT + "Use the headings asked for, in the order asked for.\n", PARENT) is None

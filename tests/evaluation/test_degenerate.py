@@ -1,0 +1,76 @@
+"""The degenerate-answer guard's rule: empty answers and repetition loops, and ordinary answers let through."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoresearch.evaluation.degenerate import MIN_WORDS, degenerate, repeated_share
+
+# Random search's keep on the embedded model (docs/BENCHMARKS.md, 2026-12-05): the producer wrote its
+# instructions' last line again and again until max_tokens, and SmolLM2-135M as judge rated it 6.2 of 10.
+LOOPED = ("You're a helpful assistant. The task is to edit a recipe on a website.\n"
+          + "This is how you can edit: {#recipe}\n" * 14 + "This is how you")
+
+ORDINARY = """TL;DR: Move the nightly backup to 02:00 so it no longer overlaps the batch import.
+
+## Why
+The import now runs until 01:40 and both jobs read the same disks, so the backup took three hours last week.
+
+| job | start | end |
+| --- | --- | --- |
+| import | 00:00 | 01:40 |
+| backup | 02:00 | 03:10 |
+
+## Next steps
+1. Change the cron entry on db-1 and db-2.
+2. Watch the first two runs and compare their durations with last week's.
+3. Tell the on-call team in the handover notes.
+"""
+
+
+def test_a_line_written_again_and_again_is_a_loop_named_with_its_phrase():
+    reason = degenerate(LOOPED)
+    assert reason is not None and reason.startswith("a repetition loop: ")
+    assert "'this is how you' 15 times" in reason
+
+
+def test_a_loop_without_line_breaks_is_caught_too():
+    text = "Here is the plan. " + "We will edit the recipe and then " * 12
+    assert degenerate(text) is not None
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", "...\n---\n```\n```", "| | |\n| --- | --- |"])
+def test_an_answer_without_words_is_degenerate(text):
+    assert degenerate(text) == "no words in the answer"
+
+
+def test_an_ordinary_answer_with_a_table_and_a_list_is_not():
+    # Table borders and list markers are not words, so their repetition is not counted.
+    assert repeated_share(ORDINARY) < 0.05
+    assert degenerate(ORDINARY) is None
+
+
+def test_a_short_answer_is_too_short_to_loop():
+    text = "yes " * (MIN_WORDS - 1)
+    assert repeated_share(text) > 0.8 and degenerate(text) is None
+    assert degenerate(text + "yes") is not None  # one word more and it is measured
+
+
+def test_an_answer_that_repeats_itself_once_is_not_a_loop():
+    # Written twice, a text repeats just under half its 4-grams: an answer that restates its summary, not a loop.
+    twice = ORDINARY + "\n" + ORDINARY
+    assert 0.45 < repeated_share(twice) < 0.5
+    assert degenerate(twice) is None
+    assert degenerate(twice + ORDINARY) is not None  # three times is
+
+
+def test_repeated_share_counts_case_insensitively():
+    assert repeated_share("Edit the recipe now. edit THE Recipe now.") == pytest.approx(1 - 4 / 5)
+    assert repeated_share("one two three") == 0.0  # fewer than 4 words: no 4-grams
+
+
+def test_a_numbered_list_of_one_item_is_a_loop_whatever_its_numbers():
+    # SmolLM2-135M on the benchmark suite, judged 9.8 of 10: the numbers made its 4-grams look distinct.
+    listed = "".join(f"{i}. Report a Security Bug to the Security Team\n" for i in range(1, 11))
+    assert degenerate(listed) is not None
+    assert degenerate("".join(f"{i}. {step}\n" for i, step in enumerate(ORDINARY.split(". "), 1))) is None

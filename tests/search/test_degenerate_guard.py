@@ -1,0 +1,55 @@
+"""The degenerate-answer guard in a study: a variant whose answers loop never gains on the judge's word."""
+
+from __future__ import annotations
+
+import json
+
+from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
+
+from autoresearch.evaluation.degenerate import FLAG
+from autoresearch.search.study import Study
+from autoresearch.store import Store
+from autoresearch.workspace.workspace import load_workspace
+
+LOOP = "Edit the recipe now. " * 20
+
+
+class LoopingProducer(ScriptedPipeline):
+    """Clean instructions, looping answers (what a small model does): the judge counts the '!' in them."""
+
+    def respond(self, request):
+        text = super().respond(request)
+        if self.role_of(request) == "producer" and "!" in text:
+            return text.rstrip() + "\n" + LOOP
+        return text
+
+
+def study(root, pipeline):
+    return Study(load_workspace(producer_only(root)), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+
+
+def test_a_variant_whose_answers_loop_is_not_kept_and_says_why(loop_workspace):
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    summary = study(root, LoopingProducer(variants=["Answer!!!\n"])).optimize(n_trials=1)
+
+    assert [o.status for o in summary.outcomes] == ["discard"]
+    store = Store.for_workspace(root / "runs")
+    tasks = store.task_results(store.trial(summary.study, 1)["evaluation_id"])
+    assert tasks and all(t["flags"] == FLAG for t in tasks)
+    assert all(t["score_r1"] == 0 and t["critique"].startswith("degenerate answer: a repetition loop") for t in tasks)
+    for t in tasks:  # the criteria stand as they checked the answer (max_words 400: passed)
+        assert all(c["passed"] for c in json.loads(t["criteria_json"]))
+        assert set(json.loads(t["dimensions_json"]).values()) == {0.0}
+    baseline = store.trial(summary.study, 0)
+    assert all(t["flags"] == "" for t in store.task_results(baseline["evaluation_id"]))
+
+
+def test_with_the_guard_off_the_same_variant_is_kept(loop_workspace):
+    # The switch is for tasks whose right answer repeats itself; the same run then keeps the looping variant.
+    root = loop_workspace(extra=ONLY_PRODUCER)
+    config = root / "autoresearch.toml"
+    text = config.read_text()
+    assert "degenerate_guard = true" in text  # the starter's setting, turned off here
+    config.write_text(text.replace("degenerate_guard = true", "degenerate_guard = false"))
+    summary = study(root, LoopingProducer(variants=["Answer!!!\n"])).optimize(n_trials=1)
+    assert [o.status for o in summary.outcomes] == ["keep"]
