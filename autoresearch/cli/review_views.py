@@ -251,6 +251,16 @@ def criteria_changes(tasks: list[TaskComparison]) -> Text | None:
     return Text("Criteria that changed\n", "bold").append_text(out) if out else None
 
 
+def zeroed_answers(tasks: list[TaskComparison]) -> Text | None:
+    """The answers whose judge score a guard replaced by 0 (a loop, text aimed at the judge), side by side."""
+    out = Text()
+    for t in tasks:
+        for side, name in ((t.before, "before"), (t.after, "after")):
+            if side is not None and side.zeroed:
+                out.append(f"  {t.task_id} ({name}): {side.zeroed}\n")
+    return Text("Answers whose judge score a guard set to 0\n", "bold").append_text(out) if out else None
+
+
 def clip(text: str, full: bool) -> tuple[str, bool]:
     """The output as shown: whole with --full, else its first lines; True when something was cut."""
     if full:
@@ -303,6 +313,9 @@ def show_renderables(d: TrialDetail, full: bool = False) -> list[RenderableType]
         flipped = criteria_changes(d.tasks)
         if flipped is not None:
             parts.append(flipped)
+        zeroed = zeroed_answers(d.tasks)
+        if zeroed is not None:
+            parts.append(zeroed)
         tables, truncated = outputs(d, full)
         parts.extend(tables)
         if truncated:

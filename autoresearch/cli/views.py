@@ -27,6 +27,8 @@ def task_table(result: SuiteResult) -> Table:
     for t in result.tasks:
         criteria = f"{t.criteria_passed}/{len(t.checks)}"
         judge_r1 = f"{t.score_r1:.2f}" if not t.failed else f"failed: {t.failure_mode}"
+        if t.guarded or t.degenerate:  # a guard set the judge's score to 0: say which
+            judge_r1 += " (judge-directed)" if t.guarded else " (degenerate)"
         table.add_row(t.task_id, t.split, judge_r1, f"{t.score_final:.2f}", criteria, str(t.tokens),
                       f"{t.seconds:.1f}", f"{t.joules:.1f}", energy_label(t.energy_source))
     return table

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..evaluation import degenerate, guard
 from ..evaluation.scoring import composite
 from ..lm.model_identity import what_changed
 from ..store import Store
@@ -274,6 +275,7 @@ class TaskSide:
     output_final: str
     failed: bool
     failure_mode: str | None
+    zeroed: str | None = None  # why a guard zeroed the judge's score (a loop, text aimed at the judge), or None
 
 
 @dataclass(frozen=True)
@@ -466,7 +468,18 @@ def task_side(row: sqlite3.Row, scoring: ScoringConfig) -> TaskSide:
         criteria_total=row["criteria_total"], criteria=json.loads(row["criteria_json"]),
         dimensions=json.loads(row["dimensions_json"]), joules=row["joules"], seconds=row["seconds"],
         energy_source=row["energy_source"], output=row["output_r1"] or row["output"] or "",
-        output_final=row["output"] or "", failed=failed, failure_mode=row["failure_mode"])
+        output_final=row["output"] or "", failed=failed, failure_mode=row["failure_mode"], zeroed=_zeroed(row))
+
+
+# The flags of a task whose judge score a guard replaced by 0; its critique opens with the guard's reason.
+GUARD_FLAGS = (guard.FLAG, degenerate.FLAG)
+
+
+def _zeroed(row: sqlite3.Row) -> str | None:
+    """The guard's reason from a zeroed task's critique ("degenerate answer: a repetition loop: …"), or None."""
+    if not set((row["flags"] or "").split(",")) & set(GUARD_FLAGS):
+        return None
+    return (row["critique"] or "").split("; ", 1)[0] or None
 
 
 def compare_tasks(store: Store, before_id: int | None, after_id: int | None,

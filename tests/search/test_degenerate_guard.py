@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
 from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
 
+from autoresearch.cli.main import main
 from autoresearch.evaluation.degenerate import FLAG
 from autoresearch.search.study import Study
 from autoresearch.store import Store
@@ -43,6 +45,13 @@ def test_a_variant_whose_answers_loop_is_not_kept_and_says_why(loop_workspace):
     baseline = store.trial(summary.study, 0)
     assert all(t["flags"] == "" for t in store.task_results(baseline["evaluation_id"]))
 
+    # The morning's review says which answers were zeroed and why, beside the judge's 0.
+    shown = CliRunner().invoke(main, ["show", "1", "-w", str(root)])
+    assert shown.exit_code == 0, shown.output
+    assert "Answers whose judge score a guard set to 0" in shown.output
+    assert "t0 (after): degenerate answer: a repetition loop: " in shown.output
+    assert "t0 (before)" not in shown.output  # the baseline's answers did not loop
+
 
 def test_with_the_guard_off_the_same_variant_is_kept(loop_workspace):
     # The switch is for tasks whose right answer repeats itself; the same run then keeps the looping variant.
@@ -53,3 +62,19 @@ def test_with_the_guard_off_the_same_variant_is_kept(loop_workspace):
     config.write_text(text.replace("degenerate_guard = true", "degenerate_guard = false"))
     summary = study(root, LoopingProducer(variants=["Answer!!!\n"])).optimize(n_trials=1)
     assert [o.status for o in summary.outcomes] == ["keep"]
+
+
+def test_eval_marks_a_looping_answer_and_counts_them(loop_workspace, monkeypatch):
+    from autoresearch.lm import preflight
+    from autoresearch.pipeline import harness
+
+    root = producer_only(loop_workspace())
+    (root / "instructions" / "producer.md").write_text("Answer!\n")  # the producer echoes it, then loops
+    pipeline = LoopingProducer()
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    result = CliRunner().invoke(main, ["eval", "-w", str(root), "--split", "search"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│ t")]
+    assert len(rows) == 2 and all("0.00 (degenerate)" in row for row in rows)
+    assert "2 of 2 answers degenerate (no words, or a repetition loop): their judge score is 0" in result.output
