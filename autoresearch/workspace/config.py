@@ -76,6 +76,12 @@ def _refused(value: Any, problem: str | None) -> Any:
     return value
 
 
+def _not_blank(text: str) -> str:
+    """text, or ValueError when it is only whitespace (a task the model gets no words of, a dimension the judge
+    gets no description of)."""
+    return _refused(text, None if text.strip() else "is only whitespace")
+
+
 def _checked_url(url: str | None, scheme: bool) -> str | None:
     return _refused(url, url_problem(url, scheme=scheme) if url is not None else None)
 
@@ -414,6 +420,11 @@ class Dimension(_Strict):
     def _not_reserved(cls, name: str) -> str:
         return _refused(name, dimension_name_problem(name))
 
+    @field_validator("description")
+    @classmethod
+    def _described(cls, text: str) -> str:
+        return _not_blank(text)
+
 
 class Rubric(_Strict):
     """Judge dimensions with weights; each dimension is scored 0–10."""
@@ -469,6 +480,11 @@ class Task(_Strict):
     split: Literal["search", "holdout"] = "search"
     prompt: str = Field(min_length=1)
     criteria: list[Criterion] = Field(min_length=1)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompted(cls, text: str) -> str:
+        return _not_blank(text)
 
 
 class TaskSuite(_Strict):

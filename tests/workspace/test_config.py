@@ -255,6 +255,7 @@ def test_negative_rubric_weight_names_the_dimension(tmp_path):
         (RUBRIC.replace('"accuracy"', '"clarity"'), "dimensions", "dimension names must be unique"),
         (RUBRIC.replace('"accuracy"', '"Accuracy!"'), "dimensions[1].name", "pattern"),
         (RUBRIC + "scale = 10\n", "dimensions[1].scale", "unknown key"),
+        (RUBRIC.replace('"Correct."', '"   "'), "dimensions[1].description", "is only whitespace"),
         # the judge's own fields, and names DSPy's signature or prediction already has: a traceback or a judge
         # that no longer reads the task, after runs/ was written
         (RUBRIC.replace('"accuracy"', '"critique"'), "dimensions[1].name", "'critique' is reserved by the judge"),
@@ -361,10 +362,13 @@ def test_suite_needs_a_search_task(tmp_path):
     [
         ('split = "train"\n', "tasks[0].split", "'search' or 'holdout'"),
         ('id = "has space"\n', "tasks[0].id", "pattern"),
+        ('prompt = " \\n\\t "\n', "tasks[0].prompt", "is only whitespace"),  # the model would get no task
     ],
 )
 def test_task_field_errors(tmp_path, extra, field, message_part):
-    body = '[[tasks]]\nprompt = "Do it."\ncriteria = [{ kind = "no_placeholders" }]\n' + extra
+    body = '[[tasks]]\ncriteria = [{ kind = "no_placeholders" }]\n' + extra
+    if "prompt =" not in extra:
+        body += 'prompt = "Do it."\n'
     if "id =" not in extra:
         body += 'id = "t1"\n'
     assert message_part in expect_error(load_tasks, tasks_file(tmp_path, body), field).message
