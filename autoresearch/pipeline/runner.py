@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -92,19 +93,21 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
     """
     if portfolio_config is None:
         portfolio_config = workspace.portfolio(portfolio)
-    evaluation_id = store.begin_evaluation(
-        kind=kind, portfolio=portfolio,
-        portfolio_json=json.dumps(portfolio_config.model_dump(), sort_keys=True),
-        instructions_hash=workspace.instructions_hash(instructions),
-        evaluation_hash=workspace.evaluation_hash(), split=split, study=study, trial=trial,
-        variant_hash=variant_hash, repeat=repeat,
-    )
-    recorder = CallRecorder(sink=lambda call: store.record_call(evaluation_id, call, study=study, trial=trial),
-                            forward_to=recorder)
+    evaluation_id: int | None = None
     results: list[TaskResult] = []
     status = "complete"
     start = time.perf_counter()
     try:
+        with _stops_held():
+            evaluation_id = store.begin_evaluation(
+                kind=kind, portfolio=portfolio,
+                portfolio_json=json.dumps(portfolio_config.model_dump(), sort_keys=True),
+                instructions_hash=workspace.instructions_hash(instructions),
+                evaluation_hash=workspace.evaluation_hash(), split=split, study=study, trial=trial,
+                variant_hash=variant_hash, repeat=repeat,
+            )
+        recorder = CallRecorder(sink=lambda call: store.record_call(evaluation_id, call, study=study, trial=trial),
+                                forward_to=recorder)
         # Closed on a break, so that tasks still running concurrently finish and hand over their calls.
         with closing(_results(harness, tasks, recorder, stoppable)) as found:
             for index, result in enumerate(found):
@@ -115,15 +118,36 @@ def evaluate_tasks(workspace: Workspace, harness: Harness, store: Store, tasks: 
                 if on_task is not None and not on_task(index, result) and index < len(tasks) - 1:
                     status = "pruned"
                     break
+        # Inside the try: a stop during this write (slow under load) finishes the row as interrupted, not running.
+        score = _finish(store, evaluation_id, status, results, workspace, time.perf_counter() - start)
     except BaseException as exc:
+        if evaluation_id is None:  # stopped before its row was written: nothing to finish
+            raise
         # Ctrl-C (or an exit) stopped it: "interrupted"; anything else is an error that ended it: "failed".
         stopped = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
         score = _finish(store, evaluation_id, stopped, results, workspace, time.perf_counter() - start)
         if partial_on_stop and isinstance(exc, KeyboardInterrupt) and results:
             return SuiteResult(evaluation_id, tuple(results), score, stopped, time.perf_counter() - start)
         raise
-    score = _finish(store, evaluation_id, status, results, workspace, time.perf_counter() - start)
     return SuiteResult(evaluation_id, tuple(results), score, status, time.perf_counter() - start)
+
+
+# The signals that stop a command (cli/signals.py): Ctrl-C, SIGTERM, the terminal's hangup.
+_STOPS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """Hold back a stop while an evaluation's row is written, so that it arrives once the row's id is known: a
+    stop inside the write (a commit is slow under load) left a row 'running' that nothing would finish."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _results(harness: Harness, tasks: Sequence[Task], recorder: CallRecorder,

@@ -145,6 +145,46 @@ def test_interrupt_before_any_task_finishes_leaves_no_composite(workspace, kit, 
     assert store.task_results(row["id"]) == []
 
 
+def test_a_stop_while_the_evaluation_is_written_leaves_it_interrupted_not_running(workspace, kit, store, monkeypatch):
+    # Seen under load: a SIGTERM that landed inside begin_evaluation (after its commit) left a row 'running'.
+    import os
+    import signal
+
+    begin = store.begin_evaluation
+
+    def begin_then_stopped(**kwargs):
+        evaluation_id = begin(**kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered before the id is returned
+        return evaluation_id
+
+    monkeypatch.setattr(store, "begin_evaluation", begin_then_stopped)
+    h, factory = make_harness(workspace, kit, kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 9)))
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, h, store, workspace.suite.split("search")[:2])
+    (row,) = store.conn.execute("SELECT * FROM evaluations").fetchall()
+    assert row["status"] == "interrupted" and store.task_results(row["id"]) == []
+
+
+def test_a_stop_while_the_evaluation_is_finished_leaves_it_interrupted_not_running(workspace, kit, store, monkeypatch):
+    # Seen under load: `eval --repeats` stopped while its last repeat's row was being finished left it 'running'.
+    import os
+    import signal
+
+    finish = store.finish_evaluation
+
+    def stopped_then_finish(evaluation_id, **kwargs):
+        if kwargs["status"] == "complete":
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, arriving before the row is written
+        return finish(evaluation_id, **kwargs)
+
+    monkeypatch.setattr(store, "finish_evaluation", stopped_then_finish)
+    h, factory = make_harness(workspace, kit, kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 9)))
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, h, store, workspace.suite.split("search")[:2])
+    (row,) = store.conn.execute("SELECT * FROM evaluations").fetchall()
+    assert row["status"] == "interrupted" and len(store.task_results(row["id"])) == 2
+
+
 def test_an_error_that_is_not_a_model_failure_marks_the_evaluation_failed(workspace, kit, store):
     script = kit.Script(workspace.rubric, producer=[kit.COMMIT_TIPS_ANSWER, RuntimeError("bug")],
                         judge=kit.judge_reply(workspace.rubric, 9))
