@@ -324,7 +324,7 @@ def score_prediction(harness: Harness, task: Task, pred: dspy.Prediction, scorin
         reason = f"model call failed: {pred.get('failed')}"
         return Scored(failed_task_score(task, reason), 0.0, reason)
     result: TaskResult = harness._result(task, pred.plan, pred.answer_r1, pred.answer, pred.first, pred.final,
-                                         pred.revisions, 0.0, ())
+                                         pred.revisions, 0.0, (), instructions=pred.get("instructions"))
     score = task_score(result)
     value = composite(result.score_r1, criteria_rate([result.checks]), scoring)
     failing = [f"- {c.criterion}: {c.reason}" for c in result.checks if not c.passed]

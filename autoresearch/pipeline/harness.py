@@ -6,7 +6,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Sequence
 
@@ -43,7 +43,7 @@ from ..workspace.config import (
     Task,
     role_concurrency,
 )
-from ..workspace.workspace import Workspace, text_hash
+from ..workspace.workspace import ROLE_FILES, Workspace, text_hash
 from .parallel import in_order
 
 _STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*", re.IGNORECASE)  # models often number steps themselves
@@ -261,6 +261,7 @@ class Harness:
                 engine.policy = keep_alive_policy
             self.engines[role] = engine
             self.lms[role] = make_lm(engine)
+        self.instructions = {name: instructions[name] for name in ROLE_FILES}  # what the producer is given
         judge = Judge(workspace.rubric, workspace.evaluator_instructions, self.lms["evaluator"])
         self.pipeline = Pipeline(
             instructions["planner.md"], instructions["producer.md"], judge,
@@ -378,8 +379,10 @@ class Harness:
             pass
 
     def _result(self, task: Task, plan: str, draft: str, answer: str, first: Judgement, final: Judgement,
-                revisions: int, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:
-        """A finished task's result: criteria checked on the final answer, then the judge guard."""
+                revisions: int, seconds: float, calls: tuple[CallRecord, ...],
+                instructions: Mapping[str, str] | None = None) -> TaskResult:
+        """A finished task's result: criteria checked on the final answer, then the guards. instructions: the role
+        files that produced it, where not this harness's own (a benchmark's optimizer tunes its own copy)."""
         result = TaskResult(
             task_id=task.id, split=task.split, score_r1=first.score, score_final=final.score,
             dimensions=first.dimensions, checks=tuple(check_all(answer, task.criteria)),
@@ -390,7 +393,9 @@ class Harness:
         # criteria saw) are both checked, whatever criteria the task lists.
         reason = guard.first_judge_directed((draft, answer), [d.name for d in self.workspace.rubric.dimensions])
         if reason is None:
-            return self._degenerate_zeroed(result) if self.workspace.settings.scoring.degenerate_guard else result
+            if not self.workspace.settings.scoring.degenerate_guard:
+                return result
+            return _degenerate_zeroed(result, instructions or self.instructions, task.prompt)
         # A judge that was addressed may have obeyed, so its scores are worthless: they are zeroed
         # (not merely left out) so that flattering the judge can never gain, and every criterion fails.
         return replace(
@@ -399,19 +404,22 @@ class Harness:
             critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
         )
 
-    @staticmethod
-    def _degenerate_zeroed(result: TaskResult) -> TaskResult:
-        """result with the judge's score of each degenerate text (the draft its counted score saw, the final
-        answer) replaced by 0; the criteria stand as they checked the answer."""
-        first, final = degenerate.degenerate(result.output_r1), degenerate.degenerate(result.output)
-        reason = first or final
-        if reason is None:
-            return result
-        return replace(
-            result, score_r1=0.0 if first else result.score_r1, score_final=0.0 if final else result.score_final,
-            dimensions={d: 0.0 for d in result.dimensions} if first else result.dimensions, degenerate=reason,
-            critique=f"{degenerate.REASON_PREFIX}{reason}; its judge score is 0. {result.critique}".strip(),
-        )
+
+
+def _degenerate_zeroed(result: TaskResult, instructions: Mapping[str, str], task: str) -> TaskResult:
+    """result with the judge's score of each degenerate text (the draft its counted score saw, the final answer)
+    replaced by 0; the criteria stand as they checked the answer. instructions: the role files that produced it."""
+    sources = tuple(instructions.values())
+    first = degenerate.degenerate(result.output_r1, sources, task)
+    final = degenerate.degenerate(result.output, sources, task)
+    reason = first or final
+    if reason is None:
+        return result
+    return replace(
+        result, score_r1=0.0 if first else result.score_r1, score_final=0.0 if final else result.score_final,
+        dimensions={d: 0.0 for d in result.dimensions} if first else result.dimensions, degenerate=reason,
+        critique=f"{degenerate.REASON_PREFIX}{reason}; its judge score is 0. {result.critique}".strip(),
+    )
 
 
 def _failed_result(task: Task, error: BackendError, seconds: float, calls: tuple[CallRecord, ...]) -> TaskResult:

@@ -132,6 +132,16 @@ class Portfolio(_Strict):
         return getattr(self, name)
 
 
+# The degenerate-answer guard's rule (evaluation/degenerate.py), kept here so that the evaluation hash can name it:
+# a change to it changes every score it touches, so it must start new baselines as a setting does.
+DEGENERATE_RULE = {
+    "ngram": 4,  # answers are compared as word 4-grams (numbers left out)
+    "min_words": 20,  # shorter answers are not measured (a 4-word line written 5 times is 20 words)
+    "max_repeated_share": 0.5,  # more repeat an earlier 4-gram: a loop (a text written twice stays just under)
+    "max_copied_share": 0.5,  # more are found in the instructions (not in the task): a copy of the instructions
+}
+
+
 class ScoringConfig(_Strict):
     judge_weight: float = Field(0.7, ge=0.0, le=1.0)
     criteria_weight: float = Field(0.3, ge=0.0, le=1.0)

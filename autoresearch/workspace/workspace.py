@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, WorkspaceError
 from .config import (
+    DEGENERATE_RULE,
     Portfolio,
     Rubric,
     Settings,
@@ -72,6 +73,8 @@ class Workspace:
         if not scoring["energy_weight"]:
             # Left out at its default, so studies made before the setting existed keep their names.
             del scoring["energy_weight"]
+        if scoring["degenerate_guard"]:  # the guard's rule is part of what the scores mean
+            scoring["degenerate_rule"] = DEGENERATE_RULE
         blob = json.dumps(
             [self.rubric.model_dump(), self.suite.model_dump(), self.evaluator_instructions, scoring],
             sort_keys=True,

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from autoresearch.evaluation.degenerate import MIN_WORDS, degenerate, repeated_share
+from autoresearch.evaluation.degenerate import (
+    MIN_WORDS,
+    copied_share,
+    degenerate,
+    repeated_share,
+)
 
 # Random search's keep on the embedded model (docs/BENCHMARKS.md, 2026-12-05): the producer wrote its
 # instructions' last line again and again until max_tokens, and SmolLM2-135M as judge rated it 6.2 of 10.
@@ -74,3 +79,37 @@ def test_a_numbered_list_of_one_item_is_a_loop_whatever_its_numbers():
     listed = "".join(f"{i}. Report a Security Bug to the Security Team\n" for i in range(1, 11))
     assert degenerate(listed) is not None
     assert degenerate("".join(f"{i}. {step}\n" for i, step in enumerate(ORDINARY.split(". "), 1))) is None
+
+
+# GEPA's pick on the benchmark suite (docs/BENCHMARKS.md, 2026-12-05): the producer wrote the last sentence of its
+# producer.md back, twice, on every task, and SmolLM2-135M as judge rated that 4.8 of 10 on average.
+GEPA_PRODUCER = ("I will explain the plan with detailed feedback.\n\nThe plan is to:\n\n1. Install a new TLS "
+                 "certificate with a trusted certificate provider.\n\nThis plan is designed to provide detailed "
+                 "instructions, detailed feedback, and a detailed plan with detailed instructions.\n")
+GEPA_ANSWER = ("This plan is designed to provide detailed instructions, detailed feedback, and a detailed plan with "
+               "detailed instructions. ") * 2
+TASK = "Our service is called billing-api. Write a short note for the team on how to name new services."
+
+
+def test_an_answer_that_copies_its_instructions_back_is_degenerate():
+    assert repeated_share(GEPA_ANSWER) < 0.5  # written twice: no loop by itself
+    reason = degenerate(GEPA_ANSWER, [GEPA_PRODUCER], TASK)
+    assert reason is not None and reason.startswith("a copy of its instructions: 90% of its 4-word sequences")  # all but the seam
+    assert degenerate(GEPA_ANSWER) is None  # measured against no instructions, nothing is copied
+
+
+def test_an_answer_that_fills_in_a_template_from_its_instructions_is_not_a_copy():
+    producer = "Answer in this shape:\nTL;DR: one sentence that answers the task.\n## Next steps\nA line or two.\n"
+    answer = ("TL;DR: one sentence that answers the task: name services after what they do, like billing-api.\n"
+              "## Next steps\nRename the two services that still carry team names, and add the rule to the "
+              "handbook so that new services follow it from the start.\n")
+    assert 0.0 < copied_share(answer, [producer], TASK) < 0.5
+    assert degenerate(answer, [producer], TASK) is None
+
+
+def test_what_the_task_says_is_not_counted_as_copied_from_the_instructions():
+    producer = "Write a short note for the team on how to name new services, in plain words for everyone.\n"
+    answer = ("Write a short note for the team on how to name new services, in plain words for everyone "
+              "who reads it: our service is called billing-api.")
+    assert copied_share(answer, [producer]) > 0.5
+    assert copied_share(answer, [producer], TASK) < 0.5  # the shared words are the task's own

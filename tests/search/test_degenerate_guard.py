@@ -78,3 +78,24 @@ def test_eval_marks_a_looping_answer_and_counts_them(loop_workspace, monkeypatch
     rows = [line for line in result.output.splitlines() if line.startswith("│ t")]
     assert len(rows) == 2 and all("0.00 (degenerate)" in row for row in rows)
     assert "2 of 2 answers degenerate (no words, or a repetition loop): their judge score is 0" in result.output
+
+
+def test_an_answer_that_copies_the_variants_instructions_is_zeroed(loop_workspace, monkeypatch):
+    # The scripted producer writes its instructions back (what GEPA's pick made SmolLM2-135M do): the harness
+    # measures the answer against the instructions it ran with.
+    from autoresearch.lm import preflight
+    from autoresearch.pipeline import harness
+
+    root = producer_only(loop_workspace())
+    echoed = "Answer! Write one short note for the team that says what changed, why it changed and what to do next.\n"
+    (root / "instructions" / "producer.md").write_text(echoed)
+    pipeline = ScriptedPipeline()
+    monkeypatch.setattr(harness, "create_backend", pipeline.factory)
+    monkeypatch.setattr(preflight, "create_backend", pipeline.factory)
+    result = CliRunner().invoke(main, ["eval", "-w", str(root), "--split", "search", "--json"])
+    assert result.exit_code == 0, result.output
+    tasks = json.loads(result.stdout)["tasks"]
+    assert tasks and all(t["flags"] == [FLAG] and t["score_r1"] == 0 for t in tasks)
+    store = Store.for_workspace(root / "runs")
+    critiques = [r["critique"] for r in store.conn.execute("SELECT critique FROM task_results")]
+    assert all(c.startswith("degenerate answer: a copy of its instructions: ") for c in critiques)

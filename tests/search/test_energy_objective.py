@@ -17,6 +17,7 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
 from autoresearch.search.study import Study
 from autoresearch.store import Store
+from autoresearch.workspace.config import DEGENERATE_RULE
 from autoresearch.workspace.workspace import load_workspace, text_hash
 
 SLOW_S = 0.1
@@ -124,6 +125,7 @@ def test_weight_0_keeps_on_the_composite_as_before(workspace):
     assert ws.settings.scoring.energy_weight == 0.0
     # The hash as it was before energy_weight (and the keep rule's settings) existed: studies keep their names.
     scoring = ws.settings.scoring.model_dump(exclude={"energy_weight", "confidence", "holdout_gate", "across_tasks"})
+    scoring["degenerate_rule"] = DEGENERATE_RULE  # the degenerate guard is on, and its rule is part of the scores
     before = text_hash(json.dumps([ws.rubric.model_dump(), ws.suite.model_dump(), ws.evaluator_instructions,
                                    scoring], sort_keys=True))
     assert ws.evaluation_hash() == with_weight(ws, 0.0).evaluation_hash() == before

@@ -135,8 +135,9 @@ def test_the_starters_study_names_stay_as_they_are(tmp_path):
     # keeps left behind. Change these only with a change to what the starter's studies measure, and say so.
     from autoresearch.workspace.workspace import init_workspace
 
-    # Last changed by [scoring] degenerate_guard (2026-12-05): a looping answer's judge score became 0, so the
+    # Last changed by [scoring] degenerate_guard (2026-12-05): an answer that loops or copies its instructions scores
+    # judge 0 and the guard's rule (DEGENERATE_RULE) is in the evaluation hash, so the
     # starter's scores changed and its studies start over (they were starter-default-4a2eb513, -terse-e73ea790).
     ws = load_workspace(init_workspace(tmp_path / "ws"))
-    assert identity.study_name(ws) == "starter-default-c5238cb4"
-    assert identity.study_name(ws, "terse") == "starter-terse-d2dee26e"
+    assert identity.study_name(ws) == "starter-default-9a0ea41f"
+    assert identity.study_name(ws, "terse") == "starter-terse-ef9ff67a"

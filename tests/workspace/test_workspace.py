@@ -118,6 +118,22 @@ def test_evaluation_hash_covers_tasks_and_evaluator_instructions(workspace_dir):
     assert load_workspace(workspace_dir).evaluation_hash() != after_evaluator
 
 
+def test_evaluation_hash_covers_the_degenerate_guard_and_its_rule(workspace_dir, monkeypatch):
+    from autoresearch.workspace import config
+
+    before = load_workspace(workspace_dir).evaluation_hash()
+    # A retuned rule changes the scores it touches, as a setting does: new baselines.
+    monkeypatch.setitem(config.DEGENERATE_RULE, "max_repeated_share", 0.4)
+    retuned = load_workspace(workspace_dir).evaluation_hash()
+    assert retuned != before
+    toml = workspace_dir / "autoresearch.toml"
+    toml.write_text(toml.read_text().replace("degenerate_guard = true", "degenerate_guard = false"))
+    off = load_workspace(workspace_dir).evaluation_hash()
+    assert off not in (before, retuned)
+    monkeypatch.setitem(config.DEGENERATE_RULE, "max_repeated_share", 0.5)
+    assert load_workspace(workspace_dir).evaluation_hash() == off  # with the guard off, its rule is no part of it
+
+
 def test_instructions_hash_of_candidate_instructions(workspace):
     candidate = {**workspace.instructions, "producer.md": "Something else."}
     assert workspace.instructions_hash(candidate) != workspace.instructions_hash()
