@@ -93,8 +93,8 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
                   f"+ {w.criteria_weight:g} · criteria {s.criteria_rate:.0%} · 10")
     looped = sum(bool(t.degenerate) for t in result.tasks)
     if looped:
-        console.print(f"{looped} of {len(result.tasks)} answers degenerate (no words, or a repetition loop): their "
-                      "judge score is 0 ([scoring] degenerate_guard)", markup=False)
+        console.print(f"{looped} of {len(result.tasks)} answers degenerate (no words, a repetition loop or a copy of "
+                      "the instructions): their judge score is 0 ([scoring] degenerate_guard)", markup=False)
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
                   f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
                   f"in {store.path}", markup=False)  # a path may hold "[…]"

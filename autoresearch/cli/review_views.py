@@ -252,7 +252,8 @@ def criteria_changes(tasks: list[TaskComparison]) -> Text | None:
 
 
 def zeroed_answers(tasks: list[TaskComparison]) -> Text | None:
-    """The answers whose judge score a guard replaced by 0 (a loop, text aimed at the judge), side by side."""
+    """The answers whose judge score a guard replaced by 0 (a loop, a copy of the instructions, text aimed at the
+    judge), before and after."""
     out = Text()
     for t in tasks:
         for side, name in ((t.before, "before"), (t.after, "after")):

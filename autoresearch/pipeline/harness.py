@@ -405,7 +405,6 @@ class Harness:
         )
 
 
-
 def _degenerate_zeroed(result: TaskResult, instructions: Mapping[str, str], task: str) -> TaskResult:
     """result with the judge's score of each degenerate text (the draft its counted score saw, the final answer)
     replaced by 0; the criteria stand as they checked the answer. instructions: the role files that produced it."""

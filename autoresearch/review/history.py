@@ -275,7 +275,7 @@ class TaskSide:
     output_final: str
     failed: bool
     failure_mode: str | None
-    zeroed: str | None = None  # why a guard zeroed the judge's score (a loop, text aimed at the judge), or None
+    zeroed: str | None = None  # why a guard zeroed the judge's score (a degenerate answer, text for the judge)
 
 
 @dataclass(frozen=True)

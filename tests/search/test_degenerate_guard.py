@@ -77,7 +77,7 @@ def test_eval_marks_a_looping_answer_and_counts_them(loop_workspace, monkeypatch
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│ t")]
     assert len(rows) == 2 and all("0.00 (degenerate)" in row for row in rows)
-    assert "2 of 2 answers degenerate (no words, or a repetition loop): their judge score is 0" in result.output
+    assert "2 of 2 answers degenerate (no words, a repetition loop or a copy of the instructions): their judge score is 0" in result.output
 
 
 def test_an_answer_that_copies_the_variants_instructions_is_zeroed(loop_workspace, monkeypatch):
