@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from autoresearch.errors import ModelNotFound
@@ -145,11 +148,18 @@ def test_interrupt_before_any_task_finishes_leaves_no_composite(workspace, kit, 
     assert store.task_results(row["id"]) == []
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt here, as in a terminal (a suite under nohup or a shell's background has it
+    ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_stop_while_the_evaluation_is_written_leaves_it_interrupted_not_running(workspace, kit, store, monkeypatch):
     # Seen under load: a SIGTERM that landed inside begin_evaluation (after its commit) left a row 'running'.
-    import os
-    import signal
-
     begin = store.begin_evaluation
 
     def begin_then_stopped(**kwargs):
@@ -165,11 +175,9 @@ def test_a_stop_while_the_evaluation_is_written_leaves_it_interrupted_not_runnin
     assert row["status"] == "interrupted" and store.task_results(row["id"]) == []
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_stop_while_the_evaluation_is_finished_leaves_it_interrupted_not_running(workspace, kit, store, monkeypatch):
     # Seen under load: `eval --repeats` stopped while its last repeat's row was being finished left it 'running'.
-    import os
-    import signal
-
     finish = store.finish_evaluation
 
     def stopped_then_finish(evaluation_id, **kwargs):
