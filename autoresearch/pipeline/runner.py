@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -139,15 +140,27 @@ _STOPS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
 @contextmanager
 def _stops_held() -> Iterator[None]:
     """Hold back a stop while an evaluation's row is written, so that it arrives once the row's id is known: a
-    stop inside the write (a commit is slow under load) left a row 'running' that nothing would finish."""
-    if not hasattr(signal, "pthread_sigmask"):
+    stop inside the write (a commit is slow under load) left a row 'running' that nothing would finish.
+
+    The handlers are swapped for ones that note the signal, and what was noted is raised again after; a signal
+    mask would not do, since a process with other threads (llama.cpp's) takes a signal on any unmasked one.
+    Only the main thread can set handlers; elsewhere the write is not held (no stop reaches such a thread)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    noted: list[int] = []
+    held = {}
+    for signum in _STOPS:
+        handler = signal.getsignal(signum)
+        if handler not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
+            held[signum] = signal.signal(signum, lambda number, frame: noted.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in noted:
+            signal.raise_signal(signum)  # to the handler it was meant for, now that the row exists
 
 
 def _results(harness: Harness, tasks: Sequence[Task], recorder: CallRecorder,

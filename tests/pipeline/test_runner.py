@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
@@ -151,9 +152,15 @@ def test_interrupt_before_any_task_finishes_leaves_no_composite(workspace, kit, 
 @pytest.fixture
 def ctrl_c_raises():
     """SIGINT raises KeyboardInterrupt here, as in a terminal (a suite under nohup or a shell's background has it
-    ignored)."""
+    ignored), and another thread is alive, as the embedded model's are: the kernel hands a process's signal to
+    any thread that does not block it, so holding it back in the main thread alone would not do."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    done = threading.Event()
+    idle = threading.Thread(target=done.wait, daemon=True)
+    idle.start()
     yield
+    done.set()
+    idle.join()
     signal.signal(signal.SIGINT, previous)
 
 
