@@ -136,3 +136,25 @@ def test_a_study_that_stops_on_its_own_is_resumed_until_the_budget_is_spent(tmp_
     assert run.stop == "budget" and len(run.calls) == run.used == 60
     assert any("resumed" in note for note in run.notes)  # five trials in a row without a variant stop a study
     assert run.best_search is not None and run.keeps == 0
+
+
+def test_the_metric_checks_a_candidates_answers_against_the_candidates_own_instructions(tmp_path, no_counters):
+    # GEPA's seed-0 pick made the producer write its producer.md back: the copy rule must compare the answer with
+    # the candidate the optimizer is scoring, not with the harness's starting instructions.
+    from autoresearch.testing import ScriptedPipeline
+
+    ws = load_workspace(init_workspace(tmp_path / "ws"))
+    scripted = ScriptedPipeline()  # its producer writes back what its system message says
+    tasks = ws.suite.split("search")[:1]
+    budget = Budget(None)
+    harness = Harness(ws, ws.portfolio(), backend_factory=budgeted_factory(budget, scripted.factory), backoff_s=0)
+    program = TunablePipeline(harness.pipeline, ["producer.md"]).deepcopy()
+    candidate = " ".join(f"Step {word}: describe the {word} plainly and keep every {word} line short."
+                         for word in ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"))
+    program.produce.signature = program.produce.signature.with_instructions(candidate)
+    metric = make_metric(harness, tasks, Tracker(tasks, ws.settings.scoring, budget), ws.settings.scoring,
+                         feedback=True)
+    with recording(CallRecorder()), dspy.context(adapter=GrammarAdapter()):
+        example = dspy.Example(task=tasks[0].prompt, task_id=tasks[0].id).with_inputs("task")
+        scored = metric(example, program(task=tasks[0].prompt), None, "produce", None)
+    assert "degenerate answer: a copy of its instructions: " in scored.feedback
