@@ -44,13 +44,19 @@ def _grams(words: list[str], n: int = NGRAM) -> list[tuple[str, ...]]:
 
 def repeated_share(text: str, n: int = NGRAM) -> float:
     """The share of text's word n-grams that repeat an earlier one; 0.0 when it has none."""
-    grams = _grams(words_of(text), n)
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+    return _repeated(_grams(words_of(text), n))
 
 
 def copied_share(text: str, instructions: Iterable[str], task: str = "") -> float:
     """The share of text's word 4-grams found in the instructions and not in the task; 0.0 when it has none."""
-    grams = _grams(words_of(text))
+    return _copied(_grams(words_of(text)), instructions, task)
+
+
+def _repeated(grams: list[tuple[str, ...]]) -> float:
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _copied(grams: list[tuple[str, ...]], instructions: Iterable[str], task: str) -> float:
     if not grams:
         return 0.0
     source = {g for i in instructions for g in _grams(words_of(i))} - set(_grams(words_of(task)))
@@ -67,12 +73,13 @@ def degenerate(text: str, instructions: Iterable[str] = (), task: str = "") -> s
     words = words_of(text)
     if len(words) < MIN_WORDS:
         return None
-    share = repeated_share(text)
+    grams = _grams(words)  # the answer's words and 4-grams, once for both measures
+    share = _repeated(grams)
     if share > MAX_REPEATED_SHARE:
-        gram, count = Counter(_grams(words)).most_common(1)[0]
+        gram, count = Counter(grams).most_common(1)[0]
         return (f"a repetition loop: {share:.0%} of its {NGRAM}-word sequences repeat an earlier one "
                 f"('{' '.join(gram)}' {count} times)")
-    copied = copied_share(text, instructions, task)
+    copied = _copied(grams, instructions, task)
     if copied > MAX_COPIED_SHARE:
         return f"a copy of its instructions: {copied:.0%} of its {NGRAM}-word sequences are in them, not in the task"
     return None

@@ -410,7 +410,8 @@ def _degenerate_zeroed(result: TaskResult, instructions: Mapping[str, str], task
     replaced by 0; the criteria stand as they checked the answer. instructions: the role files that produced it."""
     sources = tuple(instructions.values())
     first = degenerate.degenerate(result.output_r1, sources, task)
-    final = degenerate.degenerate(result.output, sources, task)
+    # Without a revision the final answer is the draft: checked once.
+    final = first if result.output == result.output_r1 else degenerate.degenerate(result.output, sources, task)
     reason = first or final
     if reason is None:
         return result

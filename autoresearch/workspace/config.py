@@ -160,8 +160,9 @@ class ScoringConfig(_Strict):
     # task the same way under every seed); with 4 search tasks it costs much power (bench_validity measured
     # 84% → 48% on a +0.7 effect), so it is for suites with many search tasks (8 or more).
     across_tasks: bool = False
-    # An answer that is empty or loops on one phrase gets a judge score of 0 (evaluation/degenerate.py): small
-    # judges rate such text like a real answer. Off only for tasks whose right answer repeats itself.
+    # An answer that is empty, loops on one phrase or copies its instructions back gets a judge score of 0
+    # (evaluation/degenerate.py): small judges rate such text like a real answer. Off only for tasks whose right
+    # answer repeats itself or quotes the instructions.
     degenerate_guard: bool = True
 
     @model_validator(mode="after")
