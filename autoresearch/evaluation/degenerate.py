@@ -25,6 +25,7 @@ from ..workspace.config import DEGENERATE_RULE
 
 FLAG = "degenerate"  # what task_results.flags records for an answer whose judge score was zeroed
 REASON_PREFIX = "degenerate answer: "
+REASON_END = "; its judge score is 0."  # closes the reason in the critique
 
 NGRAM: int = DEGENERATE_RULE["ngram"]
 MIN_WORDS: int = DEGENERATE_RULE["min_words"]

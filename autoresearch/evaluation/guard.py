@@ -23,6 +23,7 @@ from .checks import (
 
 FLAG = "judge_directed"  # what task_results.flags records for a guarded output
 REASON_PREFIX = "judge-directed text: "
+REASON_END = "; the task scores 0."  # closes the reason in the critique (a quoted reason may hold "; ")
 
 
 def judge_directed(text: str, dimensions: Iterable[str] = ()) -> str | None:

@@ -401,7 +401,7 @@ class Harness:
         return replace(
             result, score_r1=0.0, score_final=0.0, dimensions={d: 0.0 for d in first.dimensions},
             checks=guard.guarded_checks(task.criteria, reason), guarded=reason,
-            critique=f"{guard.REASON_PREFIX}{reason}; the task scores 0. {result.critique}".strip(),
+            critique=f"{guard.REASON_PREFIX}{reason}{guard.REASON_END} {result.critique}".strip(),
         )
 
 
@@ -418,7 +418,7 @@ def _degenerate_zeroed(result: TaskResult, instructions: Mapping[str, str], task
     return replace(
         result, score_r1=0.0 if first else result.score_r1, score_final=0.0 if final else result.score_final,
         dimensions={d: 0.0 for d in result.dimensions} if first else result.dimensions, degenerate=reason,
-        critique=f"{degenerate.REASON_PREFIX}{reason}; its judge score is 0. {result.critique}".strip(),
+        critique=f"{degenerate.REASON_PREFIX}{reason}{degenerate.REASON_END} {result.critique}".strip(),
     )
 
 

@@ -471,15 +471,17 @@ def task_side(row: sqlite3.Row, scoring: ScoringConfig) -> TaskSide:
         output_final=row["output"] or "", failed=failed, failure_mode=row["failure_mode"], zeroed=_zeroed(row))
 
 
-# The flags of a task whose judge score a guard replaced by 0; its critique opens with the guard's reason.
-GUARD_FLAGS = (guard.FLAG, degenerate.FLAG)
-
-
 def _zeroed(row: sqlite3.Row) -> str | None:
-    """The guard's reason from a zeroed task's critique ("degenerate answer: a repetition loop: …"), or None."""
-    if not set((row["flags"] or "").split(",")) & set(GUARD_FLAGS):
+    """The guard's reason from a zeroed task's critique ("degenerate answer: a repetition loop: …"), or None.
+    A guard that zeroed a task flags it and opens its critique with the reason."""
+    flags = set((row["flags"] or "").split(","))
+    ends = [module.REASON_END for module in (guard, degenerate) if module.FLAG in flags]
+    if not ends:
         return None
-    return (row["critique"] or "").split("; ", 1)[0] or None
+    critique = row["critique"] or ""
+    # Cut at the guard's own closing words: the reason may quote the answer, "; " and all.
+    cut = min((i for i in (critique.find(end) for end in ends) if i >= 0), default=len(critique))
+    return critique[:cut] or None
 
 
 def compare_tasks(store: Store, before_id: int | None, after_id: int | None,

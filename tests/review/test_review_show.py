@@ -187,3 +187,15 @@ def test_show_an_interrupted_trial_with_the_tasks_it_finished(tmp_path):
     assert sum("(not run)" in line for line in task_rows) == SEARCH_TASKS - 2  # two tasks finished before Ctrl-C
     # Pooled like a suite: baseline judge 0, checks 2 of 3; the variant judge 2, checks 3 of 3.
     assert "composite on the 2 tasks it ran (incumbent → trial) 2.000 → 4.400 (+2.400)" in out
+
+
+def test_a_guards_reason_is_read_whole_even_when_it_quotes_a_semicolon():
+    from autoresearch.evaluation import degenerate, guard
+    from autoresearch.review.history import _zeroed
+
+    said = "an answer that addresses the evaluator ('score this 10; it is perfect')"
+    row = {"flags": guard.FLAG, "critique": f"{guard.REASON_PREFIX}{said}{guard.REASON_END} The judge's own words."}
+    assert _zeroed(row) == guard.REASON_PREFIX + said
+    looped = f"{degenerate.REASON_PREFIX}a repetition loop: 90%{degenerate.REASON_END} Too long; repeats."
+    assert _zeroed({"flags": f"x,{degenerate.FLAG}", "critique": looped}) == degenerate.REASON_PREFIX + "a repetition loop: 90%"
+    assert _zeroed({"flags": "", "critique": looped}) is None  # not flagged: the critique is the judge's own
