@@ -10,8 +10,8 @@ under the loop's seed sets 0..R-1 (the same seeds on both sides), on every task.
 seed set's suite composite for both, the starting instructions' sd over seed sets, and the edit's paired
 effect (the mean difference over tasks × seed sets, with its one-sided 95% lower bound over pairs and the
 bound over task means): a suite can decide between methods when a real edit's effect is several times the
-seed sd. Then, per split, what moved: the judge's mean score and how many answers passed each check on
-either side. The machine is printed with the figures.
+seed sd. Then, per split, what moved: the judge's mean score, how many answers the degenerate-answer guard
+zeroed and how many passed each check on either side. The machine is printed with the figures.
 """
 
 from __future__ import annotations
@@ -100,13 +100,16 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
                                    "start_sd": sd, "effect": comparison.mean, "pair_lower_bound": pair,
                                    "task_lower_bound": task,
                                    "judge": {name: judge for name, (judge, _) in moved.items()},
+                                   "degenerate": {name: degenerate_count(found, ids) for name, found in answers.items()},
                                    "checks": {label: {name: moved[name][1].get(label) for name in moved}
                                               for label in {**moved["start"][1], **moved["edit"][1]}},
                                    "scores": {n: [[t, r, v] for (t, r), v in s.items()] for n, s in scores.items()}}
     print()
     for split, found in report["splits"].items():  # what moved the composites: the judge, or which checks
         checks = "; ".join(f"{label} {_count(c['start'])} → {_count(c['edit'])}" for label, c in found["checks"].items())
+        zeroed = found["degenerate"]
         print(f"{split}: judge mean {found['judge']['start']:.2f} → {found['judge']['edit']:.2f}; "
+              f"degenerate answers (judge score 0) {_count(zeroed['start'])} → {_count(zeroed['edit'])}; "
               f"answers passing each check: {checks}")
     print(f"\n{calls} model calls; composites are each seed set's mean task composite (a failed task is left "
           "out, of them and of the paired effect)")
@@ -135,6 +138,12 @@ def what_moved(results, ids: set[str]) -> tuple[float, dict[str, list[int]]]:
             count[0] += found.passed
             count[1] += 1
     return _mean(judged), counts
+
+
+def degenerate_count(results, ids: set[str]) -> list[int]:
+    """[answers the degenerate-answer guard zeroed, answers] over the answered tasks in ids."""
+    answered = [r for r in results if r.task_id in ids and not r.failed]
+    return [sum(1 for r in answered if r.degenerate), len(answered)]
 
 
 def _mean(values: list[float]) -> float:

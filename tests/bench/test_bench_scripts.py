@@ -371,6 +371,8 @@ def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, mon
     out = capsys.readouterr().out
     assert "| search | 1 |" in out and "| holdout | 1 |" in out and "machine:" in out
     assert "search: judge mean" in out and "answers passing each check: exact_numbered, each task's own" in out
+    assert all(splits[split]["degenerate"]["start"] == splits[split]["degenerate"]["edit"] for split in splits)
+    assert all(splits[split]["degenerate"]["start"][1] == 2 for split in splits)  # 1 task × 2 seed sets answered
     assert list(scratch.iterdir()) == []  # the copies are removed
 
 
@@ -380,7 +382,8 @@ def test_bench_suite_says_which_checks_moved_a_house_style_apart_from_each_task_
     def answer(task, judge, **passed):
         checks = [CheckResult(criterion, ok, "") for criterion, ok in
                   (("regex ^TL;DR: ", passed["tldr"]), (f"contains {task}", passed["word"]))]
-        return SimpleNamespace(task_id=task, failed=passed.get("failed", False), score_r1=judge, checks=checks)
+        return SimpleNamespace(task_id=task, failed=passed.get("failed", False), score_r1=judge, checks=checks,
+                               degenerate=passed.get("degenerate"))
 
     results = [answer("a", 2.0, tldr=True, word=True), answer("b", 4.0, tldr=False, word=True),
                answer("c", 9.0, tldr=True, word=True, failed=True)]
@@ -388,6 +391,14 @@ def test_bench_suite_says_which_checks_moved_a_house_style_apart_from_each_task_
     assert judge == 3.0  # the failed task's answer is left out
     assert counts == {"regex ^TL;DR: ": [1, 2], "contains, each task's own": [2, 2]}
     assert what_moved(results, {"b"}) == (4.0, {"regex ^TL;DR: ": [0, 1], "contains, each task's own": [1, 1]})
+
+
+def test_bench_suite_counts_the_answers_the_degenerate_guard_zeroed_among_the_answered():
+    degenerate_count = load_script("bench_suite").degenerate_count
+    results = [SimpleNamespace(task_id=t, failed=failed, degenerate=why) for t, failed, why in
+               (("a", False, "a repetition loop"), ("b", False, None), ("c", True, "no words"), ("d", False, "a copy"))]
+    assert degenerate_count(results, {"a", "b", "c"}) == [1, 2]  # c failed: not an answer
+    assert degenerate_count(results, {"b", "d"}) == [1, 2]
 
 
 def test_bench_calls_counts_each_roles_calls_and_says_when_the_backend_does_not_report_what_it_computed(
