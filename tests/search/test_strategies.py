@@ -107,7 +107,7 @@ def test_a_repeat_penalty_renames_a_study_and_enters_a_shared_workers_identity_o
 
     root = loop_workspace()
     config = root / "autoresearch.toml"
-    starter = config.read_text()  # the starter's proposer sets repeat_penalty = 1.15
+    starter = config.read_text()  # the starter's producer and proposer set repeat_penalty = 1.15
     config.write_text(starter.replace("repeat_penalty = 1.15\n", ""))
     ws = load_workspace(root)
     before, identity_before = identity.study_name(ws), scoring_identity(ws.portfolio("default"))
@@ -135,9 +135,9 @@ def test_the_starters_study_names_stay_as_they_are(tmp_path):
     # keeps left behind. Change these only with a change to what the starter's studies measure, and say so.
     from autoresearch.workspace.workspace import init_workspace
 
-    # Last changed by [scoring] degenerate_guard (2026-12-05): an answer that loops or copies its instructions scores
-    # judge 0 and the guard's rule (DEGENERATE_RULE) is in the evaluation hash, so the
-    # starter's scores changed and its studies start over (they were starter-default-4a2eb513, -terse-e73ea790).
+    # Last changed by the producer's repeat_penalty = 1.15 (2026-12-05): it changes every producer answer (2 of 24
+    # starter answers loop or copy instead of 18), so the starter's studies start over (they were
+    # starter-default-9a0ea41f, -terse-ef9ff67a; before [scoring] degenerate_guard, -4a2eb513 and -e73ea790).
     ws = load_workspace(init_workspace(tmp_path / "ws"))
-    assert identity.study_name(ws) == "starter-default-9a0ea41f"
-    assert identity.study_name(ws, "terse") == "starter-terse-ef9ff67a"
+    assert identity.study_name(ws) == "starter-default-d51e67ae"
+    assert identity.study_name(ws, "terse") == "starter-terse-48512e38"
