@@ -10,7 +10,6 @@ estimate) — with the machine it ran on, so figures can be quoted with their so
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -19,7 +18,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from autoresearch.bench.arguments import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4, help="how many search tasks (default 4)")
     parser.add_argument("--repeats", type=int, default=1, help="evaluate the tasks this many times")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace (default: a fresh starter)")

@@ -26,7 +26,6 @@ The machine is printed with the figures so they can be quoted.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -90,7 +89,9 @@ def evaluate(ws, tasks, portfolio, overrides: dict, repeat: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from autoresearch.bench.arguments import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="evaluations per setting (default 3)")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace (default: a fresh starter)")
     parser.add_argument("--tasks", type=int, default=None, help="only the suite's first N tasks (default: all)")

@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from autoresearch.bench.arguments import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=ROOT / "benchmarks" / "suite")
     parser.add_argument("--edit", type=Path, default=ROOT / "benchmarks" / "good-edit" / "producer.md",
                         help="an instruction file that replaces the workspace's file of the same name")

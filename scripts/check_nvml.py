@@ -31,7 +31,6 @@ phase under 4 s), or the store's joules outside those two counter figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -218,7 +217,9 @@ def cli_phase(meter: NvmlMeter, torch, tensor, out: Path | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from autoresearch.bench.arguments import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the idle and load phases")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--cli", action="store_true", help="also the real command against a scripted GPU server")

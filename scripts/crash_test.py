@@ -23,7 +23,6 @@ Prints "kills: N  violations: 0" at the end; exits 1 on any violation.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -356,7 +355,9 @@ def crash_test(kills: int = 20, seed: int = 0, workdir: Path | None = None, limi
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from autoresearch.bench.arguments import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the workspace (printed) for inspection")

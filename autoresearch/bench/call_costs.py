@@ -20,6 +20,7 @@ from ..lm.engine import BackendEngine
 from ..search.study import Study
 from ..workspace.workspace import load_workspace
 from . import report, workspaces
+from .arguments import ArgumentParser
 from .search import _quiet, inner_factory
 
 
@@ -162,8 +163,8 @@ def _counts(trials: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None, doc: str = "") -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description=(doc or __doc__ or "").splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser = ArgumentParser(description=(doc or __doc__ or "").splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--trials", type=int, default=12, help="trials after the baseline (default 12)")
     parser.add_argument("--seed", type=int, default=7, help="the study's seed (default 7)")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace to copy (default: the starter)")

@@ -17,6 +17,7 @@ from ..store.statuses import INCUMBENT_STATUSES
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
 from . import report, workspaces
+from .arguments import ArgumentParser
 from .budget import Budget, budgeted_factory
 from .search import _quiet, inner_factory
 from .workspaces import copy_workspace, starter
@@ -262,8 +263,8 @@ def render(pruning: Sequence[StudyRun], cache: StudyRun, info: dict[str, Any], o
 def main_args(argv: Sequence[str] | None, doc: str) -> OverheadOptions:
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser = ArgumentParser(description=doc.splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--trials", type=int, default=4, help="trials per pruning study (default 4)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace (default: a fresh starter)")

@@ -17,6 +17,7 @@ from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
 from . import report, search_report, seeds, workspaces
+from .arguments import ArgumentParser
 from .methods import (
     LABELS,
     METHODS,
@@ -333,8 +334,8 @@ def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
 def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser = ArgumentParser(description=doc.splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--budget", type=int, default=100, help="model calls per method and seed (default 100)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--seeds", type=int, default=None, help="run seeds 0 … N-1 (default: seed 0 only)")

@@ -20,6 +20,7 @@ from ..search.study import Study
 from ..store import Store
 from ..workspace.workspace import load_workspace
 from . import report, workspaces
+from .arguments import ArgumentParser
 from .resample import resample
 from .score_table import collect, evaluate_seed_set
 from .search import inner_factory
@@ -304,8 +305,8 @@ def run(options: ValidityOptions, log: Callable[[str], None] | None = None) -> V
 def main_args(argv: Sequence[str] | None, doc: str) -> ValidityOptions:
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    parser = ArgumentParser(description=doc.splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--aa-trials", type=int, default=ValidityOptions.aa_trials)
     parser.add_argument("--aa-studies", type=int, default=ValidityOptions.aa_studies)
     parser.add_argument("--aa-seed", type=int, default=ValidityOptions.aa_seed,

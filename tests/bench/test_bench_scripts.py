@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -443,3 +444,15 @@ def test_bench_calls_sums_the_tokens_an_engine_says_it_computed():
     (row,) = by_role(costs)
     assert (row.role, row.calls, row.prompt_tokens, row.computed_tokens) == ("proposer", 2, 200, 110)
     assert row.reused_share == pytest.approx(0.45) and row.prompt_s == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("name", ["bench_calls", "bench_energy", "bench_inference", "bench_overhead", "bench_search",
+                                  "bench_suite", "bench_validity", "check_nvml", "crash_test"])
+def test_a_scripts_bad_argument_is_one_line_naming_it_and_exit_code_2(name, capsys, monkeypatch):
+    script = load_script(name)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--no-such-flag"])  # crash_test reads sys.argv
+    with pytest.raises(SystemExit) as stopped:
+        script.main() if name == "crash_test" else script.main(["--no-such-flag"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments: --no-such-flag" in err and "usage:" not in err
