@@ -332,6 +332,14 @@ class SearchConfig(_Strict):
     def _each_value_once(cls, values: list | None) -> list | None:
         return _listed_once(values)
 
+    @model_validator(mode="after")
+    def _upfront_within_noise_repeats(self) -> SearchConfig:
+        # Only when set: its default (2) stays valid beside noise_repeats = 1, where the baseline measures 1.
+        if "noise_repeats_upfront" in self.model_fields_set and self.noise_repeats_upfront > self.noise_repeats:
+            raise ValueError(f"noise_repeats_upfront ({self.noise_repeats_upfront}) is more seed sets than "
+                             f"noise_repeats ({self.noise_repeats}): the baseline measures at most noise_repeats")
+        return self
+
 
 class WorkspaceSection(_Strict):
     name: str = "workspace"

@@ -163,6 +163,9 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[scoring]\njudge_weight = 0.5\ncriteria_weight = 0.6\n", "scoring", "must equal 1.0"),
         ("[workspace]\noptimizable = ['evaluator.md']\n", "workspace.optimizable", "'evaluator.md'"),
         ("[search]\nparents = 0\n", "search.parents", "greater than or equal to 1"),
+        # more seed sets upfront than the comparison uses was capped without a word
+        ("[search]\nnoise_repeats = 3\nnoise_repeats_upfront = 4\n", "search",
+         "noise_repeats_upfront (4) is more seed sets than noise_repeats (3)"),
         ("[backends]\nopenai_structured = 'xml'\n", "backends.openai_structured",
          "'auto', 'json_schema', 'json_object_schema', 'json_object' or 'none'"),
         # server URLs the HTTP clients cannot parse: httpx raised InvalidURL, a traceback from eval, run and doctor
@@ -190,6 +193,14 @@ def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
     path = write(tmp_path / "autoresearch.toml", config)
     error = expect_error(load_settings, path, field)
     assert message_part in error.message
+
+
+def test_noise_repeats_alone_may_be_below_the_upfront_default(tmp_path):
+    # noise_repeats = 1 with the default noise_repeats_upfront (2): the baseline measures 1 seed set, as before.
+    settings = load_settings(write(tmp_path / "autoresearch.toml", "[search]\nnoise_repeats = 1\n"))
+    assert (settings.search.noise_repeats, settings.search.noise_repeats_upfront) == (1, 2)
+    equal = load_settings(write(tmp_path / "equal.toml", "[search]\nnoise_repeats = 3\nnoise_repeats_upfront = 3\n"))
+    assert equal.search.noise_repeats_upfront == 3
 
 
 def test_a_portfolio_name_too_long_for_a_branch_is_refused_naming_it(tmp_path):
