@@ -475,13 +475,11 @@ def _zeroed(row: sqlite3.Row) -> str | None:
     """The guard's reason from a zeroed task's critique ("degenerate answer: a repetition loop: …"), or None.
     A guard that zeroed a task flags it and opens its critique with the reason."""
     flags = set((row["flags"] or "").split(","))
-    ends = [module.REASON_END for module in (guard, degenerate) if module.FLAG in flags]
-    if not ends:
-        return None
-    critique = row["critique"] or ""
-    # Cut at the guard's own closing words: the reason may quote the answer, "; " and all.
-    cut = min((i for i in (critique.find(end) for end in ends) if i >= 0), default=len(critique))
-    return critique[:cut] or None
+    for module in (guard, degenerate):  # one guard zeroes a task: the judge guard first, else the degenerate one
+        if module.FLAG in flags:
+            # Cut at the guard's own closing words: the reason may quote the answer, "; " and all.
+            return (row["critique"] or "").partition(module.REASON_END)[0] or None
+    return None
 
 
 def compare_tasks(store: Store, before_id: int | None, after_id: int | None,
