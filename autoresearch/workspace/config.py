@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -87,7 +88,8 @@ def _checked_url(url: str | None, scheme: bool) -> str | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number or a 1 for true is refused, not converted (max_tokens = "280" is a typo to show)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]  # a role's sampling temperature, as RoleConfig takes it
@@ -573,6 +575,15 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_FOUND = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "a table"}
+
+
+def _shown(value: Any) -> str:
+    """A value as the config file spells it, cut to a line's worth."""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool)) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
     """Validate data against a model; the first error becomes a ConfigError naming its field."""
     try:
@@ -583,6 +594,8 @@ def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"].endswith("_type") and type(err["input"]) in _FOUND:
+            msg = f"{msg}, not {_FOUND[type(err['input'])]} ({_shown(err['input'])})"
         raise ConfigError(str(path), _loc(loc) or None, msg) from None
 
 

@@ -187,12 +187,23 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("[workspace]\nevaluator_instructions = ''\n", "workspace.evaluator_instructions", "the path is empty"),
         # a study's branch is a file under .git: git refused a 300-byte name, a traceback after runs/ was written
         (f"[workspace]\nname = '{'a' * 101}'\n", "workspace.name", "101 bytes long: at most 100"),
+        # a quoted number, a 1 for true, a fraction for a count: converted without a word before
+        ("[portfolios.default.producer]\nmax_tokens = '280'\n", "portfolios.default.producer.max_tokens",
+         'Input should be a valid integer, not a string ("280")'),
+        ("[scoring]\nholdout_gate = 1\n", "scoring.holdout_gate", "valid boolean, not an integer (1)"),
+        ("[search]\nnoise_repeats = 3.0\n", "search.noise_repeats", "valid integer, not a number (3.0)"),
+        ("[scoring]\nkeep_threshold = '0.2'\n", "scoring.keep_threshold", 'valid number, not a string ("0.2")'),
     ],
 )
 def test_settings_errors_name_the_field(tmp_path, config, field, message_part):
     path = write(tmp_path / "autoresearch.toml", config)
     error = expect_error(load_settings, path, field)
     assert message_part in error.message
+
+
+def test_a_whole_number_is_taken_where_a_fraction_may_stand(tmp_path):
+    settings = load_settings(write(tmp_path / "autoresearch.toml", "[scoring]\nkeep_threshold = 1\n"))
+    assert settings.scoring.keep_threshold == 1.0
 
 
 def test_noise_repeats_alone_may_be_below_the_upfront_default(tmp_path):
