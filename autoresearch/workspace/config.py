@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
+from ..text import one_line
 
 PIPELINE_ROLES = ("planner", "producer", "evaluator")  # the roles that run a task
 ROLES = (*PIPELINE_ROLES, "proposer")  # and the one that writes variants
@@ -580,8 +581,7 @@ _FOUND = {str: "a string", bool: "a boolean", int: "an integer", float: "a numbe
 
 def _shown(value: Any) -> str:
     """A value as the config file spells it, cut to a line's worth."""
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool)) else repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
+    return one_line(json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool)) else repr(value), 40)
 
 
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
