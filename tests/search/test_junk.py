@@ -69,6 +69,21 @@ def test_variants_that_copy_the_loops_markers_or_operator_names_are_junk():
     assert junk_reason(held + "Keep it under 200 words.\n", held) is None
 
 
+def test_a_templates_unfilled_placeholder_is_junk_unless_the_parent_holds_it():
+    # Seen on the house-style suite (bench_search seed 3): a planner.md of this one line, raced for 88 calls.
+    assert junk_reason("[insert new instructions here]\n", "Plan the answer.\n") == \
+        "it holds a template's unfilled placeholder ('[insert new instructions here]')"
+    for slot in ("<your name>", "{add more here}", "[Instructions go here]", "[TODO]", "Lorem ipsum"):
+        assert junk_reason(PARENT + f"Sign it {slot}.\n", PARENT) == \
+            f"it holds a template's unfilled placeholder ({slot!r})"
+    # A slot the parent names on purpose, and brackets that hold no slot, are instructions.
+    held = PARENT + "Sign it <your name>.\n"
+    assert junk_reason(held + "Keep it under 200 words.\n", held) is None
+    for text in ("Put the date in [brackets].", "Use [1] style citations.", "Answer in <150 words>.",
+                 'Reply as JSON: {"score": 3}.', "Your answer goes here, after the plan."):
+        assert junk_reason(PARENT + text + "\n", PARENT) is None
+
+
 def test_real_edits_are_not_junk_even_short_ones():
     assert junk_reason(PARENT.replace("short", "brief"), PARENT) is None
     assert junk_reason("Answer the task using the plan. Use the headings asked for.\n", PARENT) is None  # compress
