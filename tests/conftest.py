@@ -23,7 +23,8 @@ from autoresearch.errors import BackendUnreachable
 from autoresearch.lm import outages
 from autoresearch.lm.backends import CompletionRequest, FakeBackend
 from autoresearch.pipeline.harness import REVISE_SUFFIX
-from autoresearch.workspace.config import Portfolio, RoleConfig, Rubric
+from autoresearch.workspace.config import Portfolio, RoleConfig
+from autoresearch.workspace.suite import Rubric
 from autoresearch.workspace.workspace import Workspace, init_workspace, load_workspace
 
 # The starter workspace's roles all use this model; a fake that lists it passes preflight.

@@ -53,7 +53,8 @@ from ..search.results import StopReason
 from ..search.study import Study
 from ..store.statuses import INCUMBENT_STATUSES
 from ..text import one_line
-from ..workspace.config import ScoringConfig, Task
+from ..workspace.config import ScoringConfig
+from ..workspace.suite import Task
 from ..workspace.workspace import load_workspace
 from .budget import Budget, BudgetExhausted, budgeted_factory
 from .workspaces import copy_workspace

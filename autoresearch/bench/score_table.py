@@ -18,7 +18,7 @@ from ..pipeline.repeats import evaluate_repeat
 from ..pipeline.runner import SuiteResult
 from ..search.evaluating import Evaluator
 from ..store import Store
-from ..workspace.config import Task
+from ..workspace.suite import Task
 from ..workspace.workspace import Workspace, load_workspace
 
 SPLITS = ("search", "holdout")

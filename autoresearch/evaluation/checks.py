@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..workspace.config import Criterion
+from ..workspace.suite import Criterion
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..workspace.config import Criterion
+from ..workspace.suite import Criterion
 from .checks import (
     CheckResult,
     address_reason,

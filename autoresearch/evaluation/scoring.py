@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..workspace.config import Rubric, ScoringConfig, Task
+from ..workspace.config import ScoringConfig
+from ..workspace.suite import Rubric, Task
 from .checks import CheckResult
 
 JUDGE_MIN = 0.0

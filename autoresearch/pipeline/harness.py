@@ -38,11 +38,10 @@ from ..workspace.config import (
     BackendsConfig,
     Portfolio,
     RoleConfig,
-    Rubric,
     ScoringConfig,
-    Task,
     role_concurrency,
 )
+from ..workspace.suite import Rubric, Task
 from ..workspace.workspace import ROLE_FILES, Workspace, text_hash
 from .parallel import in_order
 

@@ -8,7 +8,8 @@ from typing import Callable, Sequence
 
 from ..lm.calls import completion_rate, energy_source_of
 from ..store import Store
-from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig, Task
+from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig
+from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
 from .harness import Harness
 from .runner import SuiteResult, evaluate_tasks

@@ -10,7 +10,8 @@ from ..evaluation.noise import Spread, spread
 from ..lm.calls import CallRecorder
 from ..lm.replies import ReplyCache
 from ..store import Store
-from ..workspace.config import PIPELINE_ROLES, Portfolio, ScoringConfig, Task
+from ..workspace.config import PIPELINE_ROLES, Portfolio, ScoringConfig
+from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
 from .harness import Harness, TaskResult
 from .runner import SuiteResult, TaskCallback, evaluate_tasks

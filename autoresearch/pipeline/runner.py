@@ -13,7 +13,8 @@ from typing import Callable, Iterator, Sequence
 from ..evaluation.scoring import SuiteScore, TaskScore, score_suite
 from ..lm.calls import CallRecord, CallRecorder, CallTotals
 from ..store import Store
-from ..workspace.config import Portfolio, Task
+from ..workspace.config import Portfolio
+from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
 from .harness import Harness, TaskResult
 

@@ -12,7 +12,8 @@ from ..pipeline.repeats import same_replies
 from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.statuses import TrialStatus
-from ..workspace.config import Settings, Task
+from ..workspace.config import Settings
+from ..workspace.suite import Task
 from ..workspace.versioning import InstructionRepo
 from ..workspace.workspace import INSTRUCTIONS_DIR, Workspace
 from . import records

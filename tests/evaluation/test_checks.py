@@ -6,7 +6,7 @@ import pytest
 
 from autoresearch.evaluation import CheckResult, check, check_all
 from autoresearch.evaluation.checks import EMPTY_TEXT_PASSES, count_words
-from autoresearch.workspace.config import CRITERION_KINDS, Criterion
+from autoresearch.workspace.suite import CRITERION_KINDS, Criterion
 
 FENCED_HEADINGS = """\
 ## Real one

@@ -17,13 +17,8 @@ from autoresearch.evaluation import (
     judge_score,
     score_suite,
 )
-from autoresearch.workspace.config import (
-    Criterion,
-    Dimension,
-    Rubric,
-    ScoringConfig,
-    Task,
-)
+from autoresearch.workspace.config import ScoringConfig
+from autoresearch.workspace.suite import Criterion, Dimension, Rubric, Task
 
 DEFAULT_SCORING = ScoringConfig()  # judge 0.7, criteria 0.3
 

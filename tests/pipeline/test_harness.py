@@ -11,7 +11,7 @@ import pytest
 from autoresearch.errors import BackendTimeout, ModelNotFound
 from autoresearch.lm.calls import CallRecorder
 from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness, judge_signature
-from autoresearch.workspace.config import (
+from autoresearch.workspace.suite import (
     JUDGE_FIELDS,
     RESERVED_DIMENSION_NAMES,
     Dimension,

@@ -16,7 +16,7 @@ from autoresearch.search.mechanical import (
 )
 from autoresearch.search.operators import BY_NAME
 from autoresearch.search.proposer import Feedback, junk_reason
-from autoresearch.workspace.config import Criterion
+from autoresearch.workspace.suite import Criterion
 
 START = "You are a helpful assistant. Answer the task using the plan.\n"
 

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 
 from autoresearch.errors import ConfigError, UsageError
-from autoresearch.workspace.config import (
-    Settings,
-    load_rubric,
-    load_settings,
-    load_tasks,
-)
+from autoresearch.workspace.config import Settings, load_settings
+from autoresearch.workspace.suite import load_rubric, load_tasks
 from autoresearch.workspace.workspace import load_workspace
 
 RUBRIC = """\
