@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import dspy
 
 from ..errors import UnparseableOutput
+from ..evaluation.checks import PLACEHOLDER_PATTERNS
 from ..evaluation.degenerate import degenerate
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
@@ -309,12 +310,15 @@ SCAFFOLDING = re.compile(
 LOOP_WORDS = re.compile(
     r"\[(described|rule)\]|; dropped \d+\b|\b("
     + "|".join(re.escape(name) for name in BY_NAME if "_" in name) + r")\b", re.IGNORECASE)
-# A template's slot left unfilled: "[insert new instructions here]" (a 300-call house-style run on SmolLM2 raced
-# a planner.md of that one line through 4 seed sets, 88 calls), "<your name>", "{add more here}". Instructions
-# that name a slot on purpose hold it in the parent already.
-PLACEHOLDER = re.compile(
-    r"[\[<{]\s*(insert|enter|fill in|placeholder|todo|tbd|your|new instructions|add (your|new|more))\b"
-    r"[^\]>}\n]{0,60}[\]>}]|[\[<{][^\]>}\n]{0,60}\bhere\s*[\]>}]|\blorem ipsum\b", re.IGNORECASE)
+# A template's slot left unfilled: what the no_placeholders check calls a placeholder in an answer ("[insert …]",
+# "[Your Name]", "TODO", "{{name}}": a producer told one writes it), and an instruction template's own slots,
+# "[instructions go here]", "{add more here}", "<your name>" (a 300-call house-style run on SmolLM2 raced a
+# planner.md of "[insert new instructions here]" alone through 4 seed sets, 88 calls). Instructions that name a
+# slot on purpose hold it in the parent already.
+PLACEHOLDER = re.compile("|".join((
+    *PLACEHOLDER_PATTERNS,
+    r"(?i:[\[<{][^\]>}\n]{0,60}\bhere\s*[\]>}])",
+    r"(?i:[\[<{]\s*(?:your|new instructions|add (?:your|new|more)|enter|fill in)\b[^\]>}\n]{0,60}[\]>}])")))
 MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
 _WORD = re.compile(r"[^\W\d_]{2,}")
 # New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which

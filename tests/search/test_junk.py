@@ -73,14 +73,18 @@ def test_a_templates_unfilled_placeholder_is_junk_unless_the_parent_holds_it():
     # Seen on the house-style suite (bench_search seed 3): a planner.md of this one line, raced for 88 calls.
     assert junk_reason("[insert new instructions here]\n", "Plan the answer.\n") == \
         "it holds a template's unfilled placeholder ('[insert new instructions here]')"
-    for slot in ("<your name>", "{add more here}", "[Instructions go here]", "[TODO]", "Lorem ipsum"):
+    # The slots of an instruction template, and what the no_placeholders check calls a placeholder in an answer
+    # (a producer told "[Your Name]" writes it).
+    for slot in ("<your name>", "{add more here}", "[Instructions go here]", "TODO", "Lorem ipsum", "[Your Name]",
+                 "{{company}}"):
         assert junk_reason(PARENT + f"Sign it {slot}.\n", PARENT) == \
             f"it holds a template's unfilled placeholder ({slot!r})"
     # A slot the parent names on purpose, and brackets that hold no slot, are instructions.
     held = PARENT + "Sign it <your name>.\n"
     assert junk_reason(held + "Keep it under 200 words.\n", held) is None
     for text in ("Put the date in [brackets].", "Use [1] style citations.", "Answer in <150 words>.",
-                 'Reply as JSON: {"score": 3}.', "Your answer goes here, after the plan."):
+                 'Reply as JSON: {"score": 3}.', "Your answer goes here, after the plan.", "List what is left todo.",
+                 "Link the [Runbook](https://example.com/runbook)."):
         assert junk_reason(PARENT + text + "\n", PARENT) is None
 
 
