@@ -310,15 +310,17 @@ SCAFFOLDING = re.compile(
 LOOP_WORDS = re.compile(
     r"\[(described|rule)\]|; dropped \d+\b|\b("
     + "|".join(re.escape(name) for name in BY_NAME if "_" in name) + r")\b", re.IGNORECASE)
-# A template's slot left unfilled: what the no_placeholders check calls a placeholder in an answer ("[insert …]",
-# "[Your Name]", "TODO", "{{name}}": a producer told one writes it), and an instruction template's own slots,
-# "[instructions go here]", "{add more here}", "<your name>" (a 300-call house-style run on SmolLM2 raced a
-# planner.md of "[insert new instructions here]" alone through 4 seed sets, 88 calls). Instructions that name a
-# slot on purpose hold it in the parent already.
+# A template's slot left unfilled, on a line of its own in place of instructions: what the no_placeholders check
+# calls a placeholder in an answer ("[insert …]", "[Your Name]", "TODO", "{{name}}") and an instruction template's
+# own slots ("[instructions go here]", "{add more here}", "<your name>"). A 300-call house-style run on SmolLM2
+# raced a planner.md of "[insert new instructions here]" alone through 4 seed sets (88 calls). Only a whole line
+# counts: a sentence that names placeholders ("Never leave placeholders such as TODO or [insert ...]", the
+# no_placeholders rule in search/mechanical.py) is an instruction. A slot the parent holds already stands.
 PLACEHOLDER = re.compile("|".join((
     *PLACEHOLDER_PATTERNS,
     r"(?i:[\[<{][^\]>}\n]{0,60}\bhere\s*[\]>}])",
     r"(?i:[\[<{]\s*(?:your|new instructions|add (?:your|new|more)|enter|fill in)\b[^\]>}\n]{0,60}[\]>}])")))
+_LINE_MARKS = " \t-*•#.:;,"  # a list marker, a heading's hashes, trailing punctuation around a slot
 MIN_SHARE = 0.25  # a variant under a quarter of its parent's length (a parent of 80+ characters) lost its content
 _WORD = re.compile(r"[^\W\d_]{2,}")
 # New text under a third letters ("1.1.1.1", "##\n##\n##", "{ } ] ]"): a small model's symbol soup, which
@@ -362,7 +364,8 @@ def junk_reason(text: str, parent: str, tried: Iterable[str] = ()) -> str | None
     found = SCAFFOLDING.search(text) or (None if LOOP_WORDS.search(parent) else LOOP_WORDS.search(text))
     if found:
         return f"it echoes the proposer's prompt ({found.group(0).strip()!r})"
-    slot = next((m.group(0) for m in PLACEHOLDER.finditer(text) if _normal(m.group(0)) not in _normal(parent)), None)
+    slot = next((line for line in (raw.strip(_LINE_MARKS) for raw in text.splitlines())
+                 if PLACEHOLDER.fullmatch(line) and _normal(line) not in _normal(parent)), None)
     if slot:
         return f"it holds a template's unfilled placeholder ({slot!r})"
     lines = [_normal(line.strip(" -*")) for line in text.splitlines() if line.strip()]

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from scripted import ScriptedPipeline, producer_only
 
 from autoresearch.errors import ServerError
+from autoresearch.search.mechanical import RULE_FOR_CRITERION
 from autoresearch.search.operators import select
 from autoresearch.search.proposer import (
     JUNK_RETRIES,
@@ -69,21 +70,24 @@ def test_variants_that_copy_the_loops_markers_or_operator_names_are_junk():
     assert junk_reason(held + "Keep it under 200 words.\n", held) is None
 
 
-def test_a_templates_unfilled_placeholder_is_junk_unless_the_parent_holds_it():
+def test_a_templates_unfilled_placeholder_on_a_line_of_its_own_is_junk_unless_the_parent_holds_it():
     # Seen on the house-style suite (bench_search seed 3): a planner.md of this one line, raced for 88 calls.
     assert junk_reason("[insert new instructions here]\n", "Plan the answer.\n") == \
         "it holds a template's unfilled placeholder ('[insert new instructions here]')"
-    # The slots of an instruction template, and what the no_placeholders check calls a placeholder in an answer
-    # (a producer told "[Your Name]" writes it).
-    for slot in ("<your name>", "{add more here}", "[Instructions go here]", "TODO", "Lorem ipsum", "[Your Name]",
-                 "{{company}}"):
-        assert junk_reason(PARENT + f"Sign it {slot}.\n", PARENT) == \
-            f"it holds a template's unfilled placeholder ({slot!r})"
-    # A slot the parent names on purpose, and brackets that hold no slot, are instructions.
-    held = PARENT + "Sign it <your name>.\n"
+    # An instruction template's slots, and what the no_placeholders check calls a placeholder in an answer, as a
+    # line, a list item or a heading.
+    for line, slot in (("<your name>", "<your name>"), ("{add more here}", "{add more here}"),
+                       ("- [Instructions go here]", "[Instructions go here]"), ("TODO", "TODO"),
+                       ("## [Your Name]", "[Your Name]"), ("{{company}}.", "{{company}}")):
+        assert junk_reason(PARENT + line + "\n", PARENT) == f"it holds a template's unfilled placeholder ({slot!r})"
+    # A slot the parent holds already stands.
+    held = PARENT + "<your name>\n"
     assert junk_reason(held + "Keep it under 200 words.\n", held) is None
-    for text in ("Put the date in [brackets].", "Use [1] style citations.", "Answer in <150 words>.",
-                 'Reply as JSON: {"score": 3}.', "Your answer goes here, after the plan.", "List what is left todo.",
+    # Sentences that name placeholders, among them the loop's own rule for the no_placeholders check, and
+    # brackets that hold no slot, are instructions.
+    for text in (RULE_FOR_CRITERION["no_placeholders"], RULE_FOR_CRITERION["not_contains"].format(value="TODO"),
+                 "Sign each answer with [Your Name].", "Put the date in [brackets].", "Use [1] style citations.",
+                 "Answer in <150 words>.", 'Reply as JSON: {"score": 3}.', "Your answer goes here, after the plan.",
                  "Link the [Runbook](https://example.com/runbook)."):
         assert junk_reason(PARENT + text + "\n", PARENT) is None
 
