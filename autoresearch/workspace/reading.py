@@ -50,14 +50,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_mapping(path: Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
+def read_text(path: Path, missing: str = "file not found") -> str:
+    """A workspace file's UTF-8 text; a folder, a missing file (`missing` says which) or an unreadable one is a
+    ConfigError naming it."""
     if not path.is_file():
-        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else "file not found")
+        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else missing)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc}") from None
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML file into a dict; syntax errors become ConfigError."""
+    text = read_text(path)
     try:
         if path.suffix in (".yaml", ".yml"):
             data = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, WorkspaceError
 from .config import DEGENERATE_RULE, Portfolio, Settings, load_settings
+from .reading import read_text
 from .suite import Rubric, TaskSuite, load_rubric, load_tasks
 
 CONFIG_NAME = "autoresearch.toml"
@@ -100,12 +101,7 @@ def load_workspace(path: str | Path = ".") -> Workspace:
 
 
 def _read_instruction(path: Path) -> str:
-    if not path.is_file():
-        raise ConfigError(str(path), None, "a folder, not a file" if path.is_dir() else "instruction file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc}") from None
+    text = read_text(path, "instruction file not found")
     if not text.strip():
         raise ConfigError(str(path), None, "instruction file is empty")
     return text
