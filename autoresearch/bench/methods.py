@@ -68,11 +68,12 @@ LABELS = {
     "random": "random recipes, no pruner",
 }
 # Settings merged into the method's workspace copy, and whether Optuna's sampler is replaced by a random one.
-# Greedy and random draw every recipe uniformly, their first one too (no shape_first: that is the loop's).
+# Greedy and random draw every recipe uniformly, their first one too (no shape_first, no follow_near_miss: the loop's).
 STUDY_METHODS: dict[str, tuple[dict[str, Any], bool]] = {
     "autoresearch": ({}, False),
-    "greedy": ({"search": {"parents": 1, "pruner": "none", "shape_first": False}}, True),
-    "random": ({"search": {"pruner": "none", "shape_first": False}}, True),
+    "greedy": ({"search": {"parents": 1, "pruner": "none", "shape_first": False,
+                           "follow_near_miss": False}}, True),
+    "random": ({"search": {"pruner": "none", "shape_first": False, "follow_near_miss": False}}, True),
 }
 FILES = (("planner.md", "plan"), ("producer.md", "produce"))  # instruction file → the Pipeline predictor it sets
 IDLE_TRIALS = 25  # a Study whose trials make no model call this many times in a row is stopped (no progress)

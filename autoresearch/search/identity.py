@@ -22,7 +22,8 @@ def search_space(settings: Settings) -> dict[str, Any]:
     """The [search] settings that define the space (a stop rule, a measurement and the sampler that walks
     the space are not the space)."""
     return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats", "noise_repeats_upfront",
-                                               "sampler", "proposer_examples", "shape_first"})
+                                               "sampler", "proposer_examples", "shape_first",
+                                               "follow_near_miss"})
 
 
 def study_name(workspace: Workspace, portfolio: str | None = None) -> str:

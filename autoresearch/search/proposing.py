@@ -33,11 +33,11 @@ class TrialProposer:
         self.operators, self.prompts, self.rng = operators, prompts, rng
         self.dimensions = dimensions  # the rubric's: the guard refuses variants that grade against them
 
-    def variant(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: Incumbent | None,
+    def variant(self, trial: optuna.Trial, failed: TrialOutcome, parent: Incumbent, other: str,
                 op: MutationOperator, recorder: CallRecorder, incumbent: Incumbent,
                 knobs: dict[str, Any]) -> Proposal | TrialOutcome:
-        """The variant of the parent's file that the trial's operator proposes; if none, the trial's failed
-        outcome, recorded.
+        """The variant of the parent's file that the trial's operator proposes (`other`: the second version of
+        the file a crossover draws on, "" for none); if none, the trial's failed outcome, recorded.
 
         A junk proposal (an echo of the proposer's prompt or of the ideas already tried, a text that lost its
         content: proposer.junk_reason) or a variant that tells the producer to write for the judge
@@ -57,9 +57,8 @@ class TrialProposer:
             with recording(recorder):
                 proposal, rejected = propose_usable(
                     self.evaluator.proposer(), parent.instructions[file], op, self.operators, feedback, tried,
-                    other=other.instructions[file] if other else "", temperature=trial.params["proposer_temperature"],
-                    rng=self.rng, refuse=lambda text: guard.instruction_directed(text, self.dimensions),
-                    file=file, seen=seen)
+                    other=other, temperature=trial.params["proposer_temperature"], rng=self.rng,
+                    refuse=lambda text: guard.instruction_directed(text, self.dimensions), file=file, seen=seen)
         except Exception as exc:  # a proposer whose model call failed gives no variant; the loop goes on
             error = backend_error_in(exc)
             if error is None:

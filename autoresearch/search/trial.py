@@ -16,7 +16,7 @@ from ..store.queries import screen_task_rows
 from ..store.statuses import TrialStatus
 from ..workspace.config import Settings
 from ..workspace.suite import Task
-from . import operators, records
+from . import near_miss, operators, records
 from .evaluating import Evaluator
 from .incumbents import LocalIncumbents
 from .keeping import Keeper
@@ -78,16 +78,21 @@ class TrialRunner:
         self.emit("trial_started", {"trial": trial.number, "file": file, "operator": op.name})
         recorder = self.evaluator.recorder(trial.number)
         base = TrialOutcome(trial.number, TrialStatus.FAILED, file=file, operator=op.name)
-        other = next((p for p in parents if p is not parent), None)
+        # A crossover's second version: the near-miss this trial was queued to follow, else the next parent.
+        follows = near_miss.followed(trial)
+        second = next((p for p in parents if p is not parent), None)
+        other = follows.text if follows else second.instructions[file] if second else ""
         proposal = self.proposing.variant(trial, base, parent, other, op, recorder, incumbent, knobs)
         if isinstance(proposal, TrialOutcome):  # no usable variant
             return proposal, incumbent
-        idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
-        instructions = {**incumbent.instructions, file: proposal.text}
-        fields = records.variant_fields(instructions, knobs)
         # A variant made by another operator after refused proposals is that operator's, in the row, the log,
         # the commit and the report's acceptance rates; Optuna keeps the sampled one (its fallbacks included).
         made_by = proposal.operator or op.name
+        idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
+        if follows and made_by == "crossover":
+            idea += f" (trial {follows.trial}, which ended inside the noise)"
+        instructions = {**incumbent.instructions, file: proposal.text}
+        fields = records.variant_fields(instructions, knobs)
         self.store.update_trial(self.study, trial.number, idea=idea, variant_text=proposal.text, operator=made_by,
                                 **fields)
         base = replace(base, description=idea, operator=made_by)
@@ -132,7 +137,10 @@ class TrialRunner:
         outcome = replace(outcome, delta=verdict.comparison.mean, joules=self.evaluator.joules(recorder),
                           incumbent_objective=incumbent.objective)
         if not verdict.keep:
+            queued = self.settings.search.follow_near_miss and near_miss.follow(
+                trial, verdict.stage, file, proposal.text, [o.name for o in self.proposing.operators])
+            next_up = "; its crossover with the incumbent is the next trial" if queued else ""
             return self.log.finish(replace(outcome, status=TrialStatus.DISCARD,
-                                           description=f"{verdict.reason}; {idea}"), suite,
+                                           description=f"{verdict.reason}; {idea}{next_up}"), suite,
                                    evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
         return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)

@@ -293,6 +293,9 @@ class SearchConfig(Strict):
     # The first trial after the baseline lays out the answer's shape for the checks that failed on several
     # tasks (search/mechanical.py: shape_trial), before the sampler's picks. Not part of the search space.
     shape_first: bool = True
+    # A challenger whose race ends inside the noise (mean above keep_threshold, lower bound not above zero) is
+    # followed by its crossover with the incumbent (search/near_miss.py). Not part of the search space.
+    follow_near_miss: bool = True
 
     @field_validator("operators", "proposer_temperatures", "producer_temperatures", "revision_rounds")
     @classmethod
