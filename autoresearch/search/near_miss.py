@@ -24,6 +24,9 @@ import optuna
 FOLLOWS_ATTR = "follows_near_miss"  # a queued trial's user attribute: the near-miss trial's number
 PARTNER_ATTR = "near_miss_text"  # and the near-miss's text of the trial's file
 FOLLOWED_STAGE = "bound"  # keep_rule.Verdict.stage of a race that ended inside the noise
+# What described() adds to a follow-up's idea, as a regex: the proposer's "already tried" list leaves it out
+# (proposer.as_shown), as it leaves out the loop's other annotations.
+ANNOTATION = r" \(trial \d+, which ended inside the noise\)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ def followed(trial: optuna.Trial) -> NearMiss | None:
     if FOLLOWS_ATTR not in attrs or PARTNER_ATTR not in attrs:
         return None
     return NearMiss(int(attrs[FOLLOWS_ATTR]), str(attrs[PARTNER_ATTR]))
+
+
+def described(idea: str, near_miss: NearMiss) -> str:
+    """A follow-up crossover's idea, naming the near-miss it drew on."""
+    return f"{idea} (trial {near_miss.trial}, which ended inside the noise)"
 
 
 def follow(trial: optuna.Trial, stage: str, file: str, text: str, operators: Collection[str]) -> bool:

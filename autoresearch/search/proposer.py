@@ -20,6 +20,7 @@ from ..evaluation.degenerate import degenerate
 from ..lm.adapter import DataField, GrammarAdapter
 from ..lm.engine import backend_error_in
 from ..text import one_line
+from . import near_miss
 from .mechanical import ANSWER_FILE, deterministic_edit, sentences
 from .operators import BY_NAME, MutationOperator
 
@@ -237,11 +238,13 @@ JUNK_RETRIES = 4
 
 
 # The loop's own annotations of a tried idea ("[rule] …", "[described] added: …; dropped 2", "(after 1 refused
-# proposals; first asked of compress)"): for the morning's review, not for the proposer, which copies them into
-# its variants (SmolLM2, 25 minutes on the starter: 32 proposals refused for carrying them, after a third of
-# that run's trials had failed for want of a usable variant).
+# proposals; first asked of compress)", a follow-up's "(trial 1, which ended inside the noise)"): for the
+# morning's review, not for the proposer, which copies them into its variants (SmolLM2, 25 minutes on the
+# starter: 32 proposals refused for carrying them, after a third of that run's trials had failed for want of a
+# usable variant).
 _ANNOTATIONS = re.compile(
-    r"^\[(rule|described)\] |; dropped \d+\b| \(after \d+ refused proposals; first asked of \w+\)")
+    r"^\[(rule|described)\] |; dropped \d+\b| \(after \d+ refused proposals; first asked of \w+\)|"
+    + near_miss.ANNOTATION)
 
 
 def as_shown(idea: str) -> str:

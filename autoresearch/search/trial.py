@@ -90,7 +90,7 @@ class TrialRunner:
         made_by = proposal.operator or op.name
         idea = ("[rule] " if proposal.source == "rule" else "") + proposal.idea
         if follows and made_by == "crossover":
-            idea += f" (trial {follows.trial}, which ended inside the noise)"
+            idea = near_miss.described(idea, follows)
         instructions = {**incumbent.instructions, file: proposal.text}
         fields = records.variant_fields(instructions, knobs)
         self.store.update_trial(self.study, trial.number, idea=idea, variant_text=proposal.text, operator=made_by,

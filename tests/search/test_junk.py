@@ -210,7 +210,9 @@ def test_the_proposer_sees_tried_ideas_without_the_loops_annotations():
 
     tried = ["[described] added: Your task is X.; dropped 2 (after 1 refused proposals; first asked of "
              "target_failing_criterion) (pruned)", "[rule] rule for failing check 'max_words 120': Keep it short "
-             "(discard, -0.31)", "Be direct (keep, +0.20)"]
+             "(discard, -0.31)", "Be direct (keep, +0.20)",
+             "[rule] crossover: added 6 sentence(s) from the other parent (trial 1, which ended inside the noise) "
+             "(keep, +0.64)"]
     (op,) = select(["rephrase"])
 
     proposal, refused = propose_usable(Recording(), PARENT, op, [op], Feedback((), (), ()), tried, other="",
@@ -218,7 +220,8 @@ def test_the_proposer_sees_tried_ideas_without_the_loops_annotations():
     assert proposal is not None and refused == []
     assert seen == [["added: Your task is X. (pruned)",
                      "rule for failing check 'max_words 120': Keep it short (discard, -0.31)",
-                     "Be direct (keep, +0.20)"]]
+                     "Be direct (keep, +0.20)",
+                     "crossover: added 6 sentence(s) from the other parent (keep, +0.64)"]]
 
 
 def _first_trial_as_told(root, pipeline: ScriptedPipeline, n_trials: int):
