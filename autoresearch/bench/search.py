@@ -197,6 +197,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
             notes = _notes(seed_runs, baseline)
             if kept:
                 names = ", ".join(LABELS[r["method"]] for r in kept)
+                notes += seeds.kept_notes(out, seed, [LABELS[r["method"]] for r in kept])
                 notes.append(f"{names}: kept from this seed's earlier file (same options, suite and start)")
             first = seed == options.seeds[0]  # the start's evaluations are counted (and timed) with the first seed
             cost = seed_cost(all_runs, start_s if first else 0.0, baseline_calls if first else 0)

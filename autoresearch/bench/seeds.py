@@ -94,3 +94,13 @@ def kept_runs(out: Path, seed: int, methods: Sequence[str], head: dict[str, Any]
                              "measured otherwise (another suite, machine or build), so its runs of other methods "
                              "would not compare with this one's (use another --out)")
     return runs
+
+
+def kept_notes(out: Path, seed: int, labels: Sequence[str]) -> list[str]:
+    """What this seed's existing file noted about the runs of the methods labelled `labels` (how each stopped,
+    its calls, what failed), to keep beside those runs; read after kept_runs has checked the file."""
+    path = seed_path(out, seed)
+    if not path.exists() or not labels:
+        return []
+    notes = json.loads(path.read_text(encoding="utf-8")).get("notes", [])
+    return [note for note in notes if note.startswith(tuple(f"{label}, seed {seed}: " for label in labels))]

@@ -134,6 +134,9 @@ def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that
     assert after["runs"][1] == before["runs"][1]  # random's run, as it was
     assert any(note.startswith("random recipes, no pruner: kept from this seed's earlier file")
                for note in after["notes"])
+    # How the kept run stopped, as its own command noted it (a rerun of greedy wrote only greedy's).
+    [random_note] = [n for n in before["notes"] if n.startswith("random recipes, no pruner, seed 0: ")]
+    assert random_note in after["notes"]
     assert "| random recipes, no pruner | 1 |" in (tmp_path / "search.md").read_text()
     # What the file cost counts every part: the kept run and its pick's holdout evaluation too, not only this command.
     assert after["outside_calls"] == before["outside_calls"] + 72  # the same start, greedy's pick again, random's
