@@ -72,3 +72,15 @@ def test_only_a_race_ended_inside_the_noise_and_not_a_follow_up_is_followed():
     assert followed(follow_up) == NearMiss(trial.number, "Answer. Mark it!")
     assert followed(trial) is None
     assert not follow(follow_up, "bound", "producer.md", "Answer.\nMark it!", ["crossover"])
+
+
+def test_a_queued_follow_up_outlives_the_run_that_queued_it(loop_workspace):
+    # The run stops after the near-miss (its trial budget spent): the next run's first trial is the follow-up.
+    root, pipeline, _study, summary = run(loop_workspace, trials=1)
+    [near] = summary.outcomes
+    assert near.description.endswith("; its crossover with the incumbent is the next trial")
+    again = Study(load_workspace(root), backend_factory=pipeline.factory, seed=2, backoff_s=0)
+    [cross] = again.optimize(n_trials=1).outcomes
+    assert cross.operator == "crossover" and cross.description.endswith(
+        "[rule] crossover: added 1 sentence(s) from the other parent (trial 1, which ended inside the noise)")
+    assert pipeline.calls_by_role["proposer"] == 1  # the near-miss's; the crossover is a rule
