@@ -6,12 +6,15 @@ is queued to cross the incumbent with it: the incumbent's sentences, then the ne
 line (search/mechanical.py: a rule, no model call; the proposer model writes the crossover where the rule adds
 nothing new). Why: on the house-style suite the loop's first trial (the answer's shape) ended +0.23 over
 8 tasks × 4 seed sets, bound −0.12, on all 5 seeds; the two seeds that kept anything kept this crossover, drawn
-there by chance as their second trial (docs/BENCHMARKS.md).
+there by chance as their second trial; with the follow-up all 5 seeds keep it, at 262 of 300 calls
+(docs/BENCHMARKS.md).
 
-It costs no trust: the follow-up is a new variant with a race of its own under the same keep rule; the near-miss
-only chooses the next trial, as the sampler otherwise would. A follow-up's own near-miss is not followed (its
-crossover with the same incumbent would add little or nothing). The near-miss's text travels in the queued
-trial's user attributes, so in a shared study whichever worker takes the trial has it.
+It costs little trust: the follow-up is a new variant with a race of its own under the same keep rule; the
+near-miss only chooses the next trial, as the sampler otherwise would. What it adds is a second race of nearly the
+same content after a near-miss: replayed over the committed score tables, a null edit's false-keep chance rises by
+about 0.1–0.2 points (docs/BENCHMARKS.md). A follow-up's own near-miss is not followed (its crossover with the
+same incumbent would add little or nothing). The near-miss's text travels in the queued trial's user attributes,
+so in a shared study whichever worker takes the trial has it.
 """
 
 from __future__ import annotations
