@@ -5,6 +5,8 @@ from __future__ import annotations
 import optuna
 from scripted import ScriptedPipeline, producer_only
 from test_shape_first import waiting
+from test_shared import STUDY, shared_setup
+from test_shared import study as worker
 
 from autoresearch.search.near_miss import NearMiss, follow, followed
 from autoresearch.search.study import Study
@@ -84,3 +86,18 @@ def test_a_queued_follow_up_outlives_the_run_that_queued_it(loop_workspace):
     assert cross.operator == "crossover" and cross.description.endswith(
         "[rule] crossover: added 1 sentence(s) from the other parent (trial 1, which ended inside the noise)")
     assert pipeline.calls_by_role["proposer"] == 1  # the near-miss's; the crossover is a rule
+
+
+def test_in_a_shared_study_another_worker_runs_the_follow_up_from_the_queued_trial_alone(loop_workspace, tmp_path):
+    # Worker B's store has none of A's trials: the near-miss's text can only come from the queued trial.
+    _remote, (a_root, b_root) = shared_setup(loop_workspace, tmp_path, 2, search_tasks=3, extra=SPACE)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    [near] = worker(a_root, ScriptedPipeline(variants=[NEAR_MISS], score=mixed), storage).optimize(n_trials=1).outcomes
+    assert near.description.endswith("; its crossover with the incumbent is the next trial")
+    b_pipeline = ScriptedPipeline(variants=["Answer plainly.\n"], score=mixed)
+    [cross] = worker(b_root, b_pipeline, storage).optimize(n_trials=1).outcomes
+    assert cross.operator == "crossover" and cross.description.endswith(
+        "[rule] crossover: added 1 sentence(s) from the other parent (trial 1, which ended inside the noise)")
+    assert b_pipeline.calls_by_role.get("proposer", 0) == 0
+    [row] = [r for r in Store.for_workspace(b_root / "runs").trials(STUDY) if r["operator"] == "crossover"]
+    assert row["variant_text"] == "Answer.\nMark it!\n"
