@@ -19,6 +19,7 @@ so in a shared study whichever worker takes the trial has it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -27,9 +28,10 @@ import optuna
 FOLLOWS_ATTR = "follows_near_miss"  # a queued trial's user attribute: the near-miss trial's number
 PARTNER_ATTR = "near_miss_text"  # and the near-miss's text of the trial's file
 FOLLOWED_STAGE = "bound"  # keep_rule.Verdict.stage of a race that ended inside the noise
-# What described() adds to a follow-up's idea, as a regex: the proposer's "already tried" list leaves it out
-# (proposer.as_shown), as it leaves out the loop's other annotations.
-ANNOTATION = r" \(trial \d+, which ended inside the noise\)"
+_NOTE = " (trial {}, which ended inside the noise)"  # what described() adds to a follow-up's idea
+# The same note as a regex: the proposer's "already tried" list leaves it out (proposer.as_shown), as it leaves out
+# the loop's other annotations.
+ANNOTATION = re.escape(_NOTE).replace(re.escape("{}"), r"\d+")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def followed(trial: optuna.Trial) -> NearMiss | None:
 
 def described(idea: str, near_miss: NearMiss) -> str:
     """A follow-up crossover's idea, naming the near-miss it drew on."""
-    return f"{idea} (trial {near_miss.trial}, which ended inside the noise)"
+    return idea + _NOTE.format(near_miss.trial)
 
 
 def follow(trial: optuna.Trial, stage: str, file: str, text: str, operators: Collection[str]) -> bool:
