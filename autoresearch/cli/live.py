@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..search import near_miss
 from ..search.portfolios import PortfolioRow
 from ..search.results import TrialOutcome
 from ..search.summary import StudySummary
@@ -127,7 +128,7 @@ class LiveView:
                           "" if o.composite is None else f"{o.composite:.3f}",
                           "" if o.delta is None else f"{o.delta:+.3f}", f"{o.joules:.0f}", Text(o.file),
                           # Text, not markup: a model's idea may hold "[rule]" (dropped) or "[/INST]" (an error)
-                          Text(f"{o.operator} {o.description}"[:60]))
+                          Text(f"{o.operator} {_described(o)}"[:60]))
         parts: list[Any] = [head, table] + [Text(n, "yellow") for n in self.notes[-2:]]
         self.live.update(Group(*parts))
 
@@ -150,7 +151,12 @@ def _plain_line(o: TrialOutcome, incumbent: float | None) -> str:
     delta = "" if o.delta is None else f" ({o.delta:+.3f})"
     where = f" {o.file} · {o.operator}" if o.file else ""
     suffix = "" if incumbent is None else f"  | incumbent {incumbent:.3f}"
-    return f"trial {o.number:>3} {o.status:<11}{composite}{delta}  {o.joules:.0f} J{where}  {o.description[:80]}{suffix}"
+    return f"trial {o.number:>3} {o.status:<11}{composite}{delta}  {o.joules:.0f} J{where}  {_described(o)[:80]}{suffix}"
+
+
+def _described(o: TrialOutcome) -> str:
+    """A trial's description as a line shows it: a queued follow-up said first, since the line cuts the rest."""
+    return f"{near_miss.MARK} · {o.description}" if o.crossover_next else o.description
 
 
 RACE_STAGES = {"screen": "out at the screen", "confirm": "out in confirmation", "bound": "inside the noise",

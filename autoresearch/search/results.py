@@ -58,6 +58,7 @@ class TrialOutcome:
     evidence: "Verdict | None" = None  # how the keep rule decided (a trial that reached it)
     incumbent_objective: float | None = None  # the objective it was compared with (else objective − delta)
     failure: str | None = None  # a failed trial's cause where it is the recipe's: NO_VARIANT (store: trials.failure)
+    crossover_next: bool = False  # a near-miss whose crossover with the incumbent is queued (search/near_miss.py)
 
 
 def objective(composite: float | None, joules: float, tasks: int, energy_weight: float) -> float | None:

@@ -139,8 +139,8 @@ class TrialRunner:
         if not verdict.keep:
             queued = self.settings.search.follow_near_miss and near_miss.follow(
                 trial, verdict.stage, file, proposal.text, [o.name for o in self.proposing.operators])
-            next_up = "; its crossover with the incumbent is the next trial" if queued else ""
-            return self.log.finish(replace(outcome, status=TrialStatus.DISCARD,
+            next_up = near_miss.NEXT_UP if queued else ""
+            return self.log.finish(replace(outcome, status=TrialStatus.DISCARD, crossover_next=queued,
                                            description=f"{verdict.reason}; {idea}{next_up}"), suite,
                                    evidence=verdict, holdout_id=verdict.extra.get("holdout_evaluation_id")), incumbent
         return self.keeper.keep(trial, incumbent, outcome, suite, instructions, knobs, verdict, recorder)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from autoresearch.cli.live import LiveView, print_summary
+from autoresearch.search import near_miss
 from autoresearch.search.results import TrialOutcome
 
 
@@ -30,6 +31,24 @@ def test_a_models_idea_in_the_live_table_is_shown_as_written_not_read_as_markup(
     with view:  # a live display: rich reads a str cell as markup, where "[/INST]" is an error
         view.on_event("trial_finished", {"outcome": outcome})
     assert "[rule] keep it short [/INST]" in out.getvalue()
+
+
+def test_a_queued_follow_up_is_said_before_the_line_cuts_the_description():
+    long_reason = "inside the noise: +0.23 over 8 tasks × 4 seeds, 95% lower bound -0.12; [rule] lay out the shape"
+    queued = TrialOutcome(1, "discard", file="producer.md", operator="add_example", composite=3.26, delta=0.23,
+                          description=long_reason + near_miss.NEXT_UP, crossover_next=True)
+    plain = TrialOutcome(2, "discard", file="producer.md", operator="rephrase", composite=3.0, delta=-0.1,
+                         description=long_reason)
+    for terminal in (True, False):  # the live table (60 characters of the idea), then a log's plain lines
+        out = io.StringIO()
+        with LiveView(Console(file=out, force_terminal=terminal, width=200)) as view:
+            view.on_event("trial_finished", {"outcome": queued})
+            view.on_event("trial_finished", {"outcome": plain})
+        text = out.getvalue()
+        assert near_miss.MARK in text and near_miss.NEXT_UP not in text  # the note itself is cut in both views
+        assert f"{near_miss.MARK} · inside the noise" in text
+    lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("trial")}  # the log's lines
+    assert near_miss.MARK in lines["1"] and near_miss.MARK not in lines["2"]
 
 
 def test_a_fault_of_the_display_gives_way_to_plain_lines_and_the_run_goes_on(monkeypatch):

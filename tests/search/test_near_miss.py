@@ -38,7 +38,7 @@ def test_a_near_miss_is_followed_by_its_crossover_with_the_incumbent_made_by_rul
     root, pipeline, study, summary = run(loop_workspace)
     near, cross = summary.outcomes
     assert near.status == "discard" and near.description.startswith("inside the noise")
-    assert near.description.endswith("; its crossover with the incumbent is the next trial")
+    assert near.description.endswith("; its crossover with the incumbent is the next trial") and near.crossover_next
     assert cross.operator == "crossover"
     assert cross.description.endswith(
         "; [rule] crossover: added 1 sentence(s) from the other parent (trial 1, which ended inside the noise)")
@@ -56,6 +56,7 @@ def test_follow_near_miss_off_queues_nothing(loop_workspace):
     _root, _pipeline, study, summary = run(loop_workspace, "follow_near_miss = false\n", trials=1)
     [near] = summary.outcomes
     assert near.description.startswith("inside the noise") and "next trial" not in near.description
+    assert not near.crossover_next
     assert waiting(study) == []
 
 
