@@ -318,9 +318,13 @@ def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "tasks, what it gained there and what it gained on the holdout tasks (mean ± sd over those seeds). A gain "
         "that vanishes on holdout was found in the noise of the evaluations that picked it.",
         "- **Per seed** (the third table): the start's holdout composite moves by the sd in brackets between its seed sets; a "
-        "pick's difference from the start is noise unless it is well beyond that.", "",
+        "pick's difference from the start is noise unless it is well beyond that.",
+        "- **Holdout target** (the fourth table): per seed, the best peer's pick by its holdout composite, the calls "
+        "and joules that peer spent until it held that pick, and when the loop held a pick at least as good on "
+        "holdout (only picks are evaluated there, so an earlier incumbent of the loop's may already have been).", "",
         search_report.gains_table(records), "",
         search_report.seed_table(records), "",
+        search_report.holdout_target_table(records), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")

@@ -72,6 +72,27 @@ def test_the_gains_table_pairs_each_pick_above_the_start_on_search_with_its_gain
     assert rows["| greedy (incumbent only)"] == "0 of 2 | – | – |"
 
 
+def test_the_holdout_target_is_the_best_peer_pick_on_holdout_and_when_each_side_held_its_pick():
+    # The start: 2.5 on holdout. MIPROv2 held its pick (3.2) from call 240; GEPA's pick is worse on holdout.
+    loop = run("autoresearch", [(72, 3.0, 1000.0), (200, 3.8, 6000.0)], 3.8, holdout=3.7)
+    mipro = run("mipro", [(30, 3.0, 500.0), (240, 3.4, 8000.0)], 3.4, holdout=3.2)
+    gepa = run("gepa", [(50, 3.1, 700.0), (280, 4.1, 9000.0)], 4.1, holdout=2.9)
+    rows = search_report.holdout_target_table([record(0, [loop, mipro, gepa])]).splitlines()[2:]
+    assert rows == ["| 0 | 2.50 | dspy.MIPROv2 (0 demos): 3.20 (240 / 8,000 J) | 3.70 | 200 / 6,000 J | 83% / 75% |"]
+
+
+def test_a_pick_that_is_the_start_was_held_from_the_first_call_and_sets_no_holdout_target():
+    loop = run("autoresearch", [(72, 3.0, 1000.0)], 3.0, holdout=2.5)  # kept nothing: its pick is the start
+    assert search_report.pick_found(loop, 2.5) == (0, 0.0)
+    greedy = run("greedy", [(72, 3.0, 1000.0)], 3.0, holdout=2.5)
+    [row] = search_report.holdout_target_table([record(0, [loop, greedy])]).splitlines()[2:]
+    assert row.endswith("| – (no peer's pick above the start) |")
+    behind = run("autoresearch", [(72, 3.0, 1000.0), (150, 3.5, 3000.0)], 3.5, holdout=2.8)
+    ahead = run("random", [(120, 3.6, 2000.0)], 3.6, holdout=3.1)
+    [row] = search_report.holdout_target_table([record(0, [behind, ahead])]).splitlines()[2:]
+    assert row.endswith("| 150 / 3,000 J | not reached |")
+
+
 def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
     loop = run("autoresearch", [(96, 3.5, 10.0), (200, 4.0, 20.0)], 4.0)
     assert search_report.best_so_far(loop, 3.0, 50) == 3.0
