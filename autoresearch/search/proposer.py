@@ -304,8 +304,9 @@ SCAFFOLDING = re.compile(
     r"\[\[ ?## |\b(current_instructions|new_instructions|other_version|already_tried)\b|you already tried|"
     r"ideas that were already tried|checks that failed most often|weakest judged qualities|judge critiques:|"
     r"^\s*(idea|feedback|change)\s*:|"
-    # the loop's own notes in the "already tried" list: "(after 2 refused proposals; …)", "(pruned)", "(discard, -0.1)"
-    r"refused proposals|first asked of|\((discard|pruned|keep|failed)(, [+-]\d+\.\d+)?\)",
+    # the loop's own notes in the "already tried" list: "(after 2 refused proposals; …)", "(pruned)", "(discard, -0.1)",
+    # also as SmolLM2 copies them ("(discard, +0)": a 300-call run on benchmarks/summary-risk raced one for 9 calls)
+    r"refused proposals|first asked of|\((discard|pruned|keep|failed)(, ?[+-]?\d+(\.\d+)?)?\)",
     re.IGNORECASE | re.MULTILINE)
 # The words the loop writes in the "already tried" list beside each idea: its markers ("[rule] …", "[described]
 # added: …; dropped 2") and its operators' names. Copied into a variant (a 25-minute run on SmolLM2: 13 of 98

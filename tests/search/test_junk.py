@@ -49,7 +49,8 @@ def test_echoes_of_the_loops_notes_in_the_tried_list_are_junk():
     # Seen on the house-style suite: SmolLM2 copied part of a tried idea, with the loop's note, as the instructions.
     for echo in ("You are a helpful assistant. (delete_sentence, after 2 refused proposals)\n",
                  "You are a helpful assistant. (after 1 refused proposals; first asked of compress) (pruned)\n",
-                 PARENT + "Start with TL;DR. (discard, -0.13)\n"):
+                 PARENT + "Start with TL;DR. (discard, -0.13)\n",
+                 "1.2; 2019-3.47685_SjBKPZXJYHNUAQFGVEIwMzbWLnRvqTgDfCxkOiHRhAAAgcAMdCAeAHmADaMA (discard, +0)\n"):
         assert "echoes the proposer's prompt" in junk_reason(echo, PARENT)
     assert junk_reason(PARENT + "Keep each step short (keep it under 20 words).\n", PARENT) is None
 
