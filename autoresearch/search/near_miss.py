@@ -31,8 +31,8 @@ FOLLOWED_STAGE = "bound"  # keep_rule.Verdict.stage of a race that ended inside 
 _NOTE = " (trial {}, which ended inside the noise)"  # what described() adds to a follow-up's idea
 NEXT_UP = "; its crossover with the incumbent is the next trial"  # what a followed near-miss's description ends with
 MARK = "→ crossover next"  # and what the live view and log lines show first, before a long description is cut
-# The follow-up's note as a regex: the proposer's "already tried" list leaves it out (proposer.as_shown), as it leaves out
-# the loop's other annotations.
+# The follow-up's note as a regex: the proposer's "already tried" list leaves it out (proposer.as_shown), as it
+# leaves out the loop's other annotations.
 ANNOTATION = re.escape(_NOTE).replace(re.escape("{}"), r"\d+")
 
 
