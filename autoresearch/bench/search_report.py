@@ -24,14 +24,21 @@ def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
     return [m for m in METHODS if m in present]
 
 
+def best_peer(record: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The seed's peer run (every method but the loop) with the highest `key` ("best_search", "holdout"); None
+    where no peer has one."""
+    peers = [run for run in record["runs"] if run["method"] != LOOP and run[key] is not None]
+    return max(peers, key=lambda run: run[key], default=None)
+
+
 def target(record: dict[str, Any]) -> float | None:
     """The seed's target: the best final search composite of any peer (every method but the loop); None where no
     peer rose above the starting instructions (then the start itself would count as reaching it)."""
-    finals = [run["best_search"] for run in record["runs"] if run["method"] != LOOP and run["best_search"] is not None]
+    best = best_peer(record, "best_search")
     start = record["baseline"].get("search")
-    if not finals or (start is not None and max(finals) <= start + TIE):
+    if best is None or (start is not None and best["best_search"] <= start + TIE):
         return None
-    return max(finals)
+    return best["best_search"]
 
 
 def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None:
@@ -182,10 +189,8 @@ def holdout_target_table(records: Sequence[dict[str, Any]]) -> str:
              "| ---: | ---: | --- | ---: | ---: | ---: |"]
     for record in records:
         start = record["baseline"].get("holdout")
-        by_method = {run["method"]: run for run in record["runs"]}
-        peers = [run for run in record["runs"] if run["method"] != LOOP and run["holdout"] is not None]
-        loop = by_method.get(LOOP)
-        best = max(peers, key=lambda run: run["holdout"], default=None)
+        loop = next((run for run in record["runs"] if run["method"] == LOOP), None)
+        best = best_peer(record, "holdout")
         if best is None or loop is None or loop["holdout"] is None:
             continue
         peer_calls, peer_joules = pick_found(best, start)
