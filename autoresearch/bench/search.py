@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -16,7 +15,7 @@ from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
-from . import report, search_report, seeds, workspaces
+from . import draws, report, search_report, seeds, workspaces
 from .arguments import ArgumentParser
 from .methods import (
     LABELS,
@@ -46,6 +45,7 @@ class SearchOptions:
     backoff_s: float = 1.0
     holdout_repeats: int = 3  # seed sets the start and each pick are evaluated with on the holdout tasks
     report_only: bool = False  # rebuild the report from the seed files in out; run nothing
+    draws: bool = False  # seed N also moves every pipeline role's seed by 1000 · N (bench/draws.py)
 
 
 class OutsideEvaluator:
@@ -95,17 +95,24 @@ class SearchResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(options: SearchOptions, scratch: Path) -> tuple[Path, str]:
-    """The benchmark's own workspace: a copy of the given one (or the starter), with n_ctx applied."""
-    source = options.workspace or starter(scratch / "starter")
+def prepare(options: SearchOptions, scratch: Path, draw: int = 0) -> tuple[Path, str]:
+    """The benchmark's own workspace for one evaluation draw: a copy of the given one (or the starter), with n_ctx
+    applied and every pipeline role's seed moved by `draw`."""
+    source = options.workspace or scratch / "starter"
+    if not options.workspace and not source.exists():
+        starter(source)
     ws = load_workspace(source)
     portfolio = options.portfolio or ws.settings.workspace.portfolio
-    ws.portfolio(portfolio)  # an unknown portfolio fails here
-    update: dict[str, Any] = {}
+    roles: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
+    for role, moved in draws.moved_seeds(ws.portfolio(portfolio), draw).items():  # an unknown portfolio fails here
+        roles[role].update(moved)
     if options.n_ctx is not None:
-        update = {"portfolios": {portfolio: {role: {"n_ctx": options.n_ctx}
-                                             for role in ROLES}}}
-    return copy_workspace(source, scratch / "bench-workspace", update=update), portfolio
+        for role in ROLES:
+            roles[role]["n_ctx"] = options.n_ctx
+    roles = {role: values for role, values in roles.items() if values}
+    update = {"portfolios": {portfolio: roles}} if roles else {}
+    name = f"bench-workspace-draw{draw}" if draw else "bench-workspace"
+    return copy_workspace(source, scratch / name, update=update), portfolio
 
 
 def inner_factory(backend: str) -> tuple[Callable | None, str]:
@@ -123,10 +130,61 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
     records = seeds.load_seeds(out)
     if not records:
         raise ValueError(f"{out}: no seed files (seed-N.json) to report on")
-    paths = _write(Path(out), records)
+    paths = search_report.write(Path(out), records)
     log(search_report.table(records))
     log("written: " + ", ".join(str(p) for p in paths.values()))
     return paths
+
+
+@dataclass
+class Start:
+    """The starting instructions under one evaluation draw: the benchmark's workspace with that draw's seeds, what
+    every method shares there, and the start's composites, measured outside every budget."""
+
+    draw: int  # added to every pipeline role's seed (0: the portfolio's own seeds)
+    ctx: BenchContext
+    outside: OutsideEvaluator
+    baseline: dict[str, Any]
+    head: dict[str, Any]  # a seed record without its runs: options, baseline, suite, draw
+    search_calls: int  # of the start's calls, those on the search tasks (a full screen's cost)
+    calls: int
+    seconds: float
+    counted: bool = False  # its calls and time are in a seed file already (the first seed of this draw)
+
+
+def start_head(options: SearchOptions, prepared: tuple[Path, str], draw: int) -> dict[str, Any]:
+    """What a seed record under this draw says before anything is measured: options, suite, draw."""
+    root, portfolio = prepared
+    ws = load_workspace(root)
+    instructions = {k: normalise(v) for k, v in ws.instructions.items()}
+    head = {"options": _options_json(options, portfolio),
+            # What the figures were measured on: the fixed evaluation and the starting instructions.
+            "suite": {"evaluation": ws.evaluation_hash(), "instructions": ws.instructions_hash(instructions)}}
+    if options.draws:
+        head["draw"] = {"added": draw, "seeds": draws.role_seeds(ws.portfolio(portfolio))}
+    return head
+
+
+def measure_start(options: SearchOptions, prepared: tuple[Path, str], scratch: Path, factory: Callable | None,
+                  draw: int, out: Path) -> Start:
+    """The starting instructions' composites in the benchmark's workspace prepared for one draw: once on the
+    search tasks, `holdout_repeats` seed sets on the holdout tasks."""
+    root, portfolio = prepared
+    ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
+                       retries=options.retries, backoff_s=options.backoff_s,
+                       mipro_candidates=options.mipro_candidates)
+    ws = load_workspace(root)
+    instructions = {k: normalise(v) for k, v in ws.instructions.items()}
+    outside = OutsideEvaluator(ctx, scratch / (f"outside-draw{draw}" if draw else "outside"))
+    started = time.perf_counter()
+    with _quiet(out / "search.log"):
+        search = outside.composite(instructions, "search")
+        holdout = outside.composites(instructions, "holdout", options.holdout_repeats)
+    baseline = {"search": search, "holdout": _mean(holdout), "holdout_repeats": holdout}
+    search_ids = {t.id for t in ws.suite.split("search")}
+    head = {**start_head(options, prepared, draw), "baseline": baseline}
+    return Start(draw, ctx, outside, baseline, head, sum(1 for c in outside.calls if c.task_id in search_ids),
+                 len(outside.calls), time.perf_counter() - started)
 
 
 def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> SearchResult:
@@ -143,40 +201,35 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
     with workspaces.scratch("bench-search-", keep=options.keep_scratch, log=log) as scratch:
         factory, backend_text = inner_factory(options.backend)
         info = report.machine()
-        root, portfolio = prepare(options, scratch)
-        ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
-                           retries=options.retries, backoff_s=options.backoff_s,
-                           mipro_candidates=options.mipro_candidates)
-        ws = load_workspace(root)
-        start_instructions = {k: normalise(v) for k, v in ws.instructions.items()}
+        # Every draw's workspace before anything is evaluated: a bad option fails here, not after the first seed.
+        prepared = {draw: prepare(options, scratch, draw)
+                    for draw in dict.fromkeys(draws.draw_of(seed, options.draws) for seed in options.seeds)}
+        root, portfolio = next(iter(prepared.values()))
+        ws = load_workspace(root)  # the suite is the same under every draw
         log(f"bench_search: {len(options.methods)} method(s) × seed(s) {', '.join(map(str, options.seeds))}, "
             f"budget {options.budget} model calls each; {len(ws.suite.split('search'))} search and "
-            f"{len(ws.suite.split('holdout'))} holdout task(s); portfolio {portfolio}; backend {backend_text}")
+            f"{len(ws.suite.split('holdout'))} holdout task(s); portfolio {portfolio}; backend {backend_text}"
+            + ("; each seed its own evaluation draw (every pipeline role's seed + "
+               f"{draws.DRAW_STEP} × the seed)" if options.draws else ""))
         log(f"machine: {report.machine_line(info)}")
-        started = time.perf_counter()
-        outside = OutsideEvaluator(ctx, scratch / "outside")
         repeats = options.holdout_repeats
-        with _quiet(out / "search.log"):
-            baseline_search = outside.composite(start_instructions, "search")
-            holdout_repeats = outside.composites(start_instructions, "holdout", repeats)
-        start_s = time.perf_counter() - started
-        baseline = {"search": baseline_search, "holdout": _mean(holdout_repeats),
-                    "holdout_repeats": holdout_repeats}
-        search_tasks = len(ws.suite.split("search"))
-        search_ids = {t.id for t in ws.suite.split("search")}
-        search_calls = sum(1 for c in outside.calls if c.task_id in search_ids)
-        baseline_calls = len(outside.calls)
-        log(f"starting instructions: search {report.num(baseline['search'])}, "
-            f"holdout {report.num(baseline['holdout'])} "
-            f"(mean of {repeats} repeats; {len(outside.calls)} calls, outside the budgets)")
-        head = {"options": _options_json(options, portfolio), "baseline": baseline,
-                # What the figures were measured on: the fixed evaluation and the starting instructions.
-                "suite": {"evaluation": ws.evaluation_hash(), "instructions": ws.instructions_hash(start_instructions)}}
+        starts: dict[int, Start] = {}
+        for seed in options.seeds:  # before anything is evaluated: a seed file that would not add up with the rest
+            draw = draws.draw_of(seed, options.draws)
+            seeds.check_joins(out, seed, start_head(options, prepared[draw], draw))
         for seed in options.seeds:  # before any method runs: a seed file whose other runs would not compare
-            seeds.kept_runs(out, seed, options.methods, head)
+            draw = draws.draw_of(seed, options.draws)
+            if draw not in starts:
+                starts[draw] = start = measure_start(options, prepared[draw], scratch, factory, draw, out)
+                log(f"starting instructions{f' (draw +{draw})' if draw else ''}: search "
+                    f"{report.num(start.baseline['search'])}, holdout {report.num(start.baseline['holdout'])} "
+                    f"(mean of {repeats} repeats; {start.calls} calls, outside the budgets)")
+            seeds.kept_runs(out, seed, options.methods, starts[draw].head)
         runs: list[MethodRun] = []
         written: list[Path] = []
         for seed in options.seeds:
+            start = starts[draws.draw_of(seed, options.draws)]
+            ctx, outside, baseline, head = start.ctx, start.outside, start.baseline, start.head
             seed_runs = []
             for method in options.methods:
                 with _quiet(out / "search.log"):
@@ -199,31 +252,33 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                 names = ", ".join(LABELS[r["method"]] for r in kept)
                 notes += seeds.kept_notes(out, seed, [LABELS[r["method"]] for r in kept])
                 notes.append(f"{names}: kept from this seed's earlier file (same options, suite and start)")
-            first = seed == options.seeds[0]  # the start's evaluations are counted (and timed) with the first seed
-            cost = seed_cost(all_runs, start_s if first else 0.0, baseline_calls if first else 0)
+            first, start.counted = not start.counted, True  # the start's evaluations count with its first seed
+            cost = seed_cost(all_runs, start.seconds if first else 0.0, start.calls if first else 0)
             if cost["untimed"]:
                 notes.append(f"{', '.join(LABELS[m] for m in cost['untimed'])}: the pick's holdout evaluation "
                              "was not timed (an older bench_search), so total_s and outside_calls leave it out")
             record = {
                 "seed": seed, "options": {**head["options"], "methods": [r["method"] for r in all_runs]},
-                "machine": info, "backend": backend_text, "baseline": baseline, "search_tasks": search_tasks,
-                "suite": head["suite"],
+                "machine": info, "backend": backend_text, "baseline": baseline,
+                "search_tasks": len(ws.suite.split("search")),
+                "suite": head["suite"], **({"draw": head["draw"]} if "draw" in head else {}),
                 "holdout_tasks": len(ws.suite.split("holdout")),
                 # A full screen of one variant: its proposer call and every search task (pruning's estimate).
-                "screen_calls": 1 + search_calls if search_calls else None,
+                "screen_calls": 1 + start.search_calls if start.search_calls else None,
                 "start_s": cost["start_s"], "outside_calls": cost["outside_calls"], "total_s": cost["total_s"],
                 "notes": notes,
                 "runs": all_runs}
             written.append(seeds.write_seed(out, record))
             log(f"seed {seed} written to {written[-1]}")
         records = seeds.load_seeds(out)
-        paths = _write(out, records)
+        paths = search_report.write(out, records)
         log("")
         table = search_report.table(records)
         log(table)
         log("")
         log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
-        return SearchResult(runs, baseline, table, paths, info)
+        first_start = starts[draws.draw_of(options.seeds[0], options.draws)]
+        return SearchResult(runs, first_start.baseline, table, paths, info)
 
 
 def seed_cost(runs: list[dict[str, Any]], start_s: float, start_calls: int) -> dict[str, Any]:
@@ -256,7 +311,7 @@ def _options_json(options: SearchOptions, portfolio: str) -> dict[str, Any]:
     return {"budget": options.budget, "methods": list(options.methods),
             "workspace": str(options.workspace) if options.workspace else None, "portfolio": portfolio,
             "n_ctx": options.n_ctx, "mipro_candidates": options.mipro_candidates, "backend": options.backend,
-            "holdout_repeats": options.holdout_repeats}
+            "holdout_repeats": options.holdout_repeats, "draws": options.draws}
 
 
 def _notes(runs: list[MethodRun], baseline: dict[str, Any]) -> list[str]:
@@ -283,59 +338,6 @@ def _notes(runs: list[MethodRun], baseline: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
-    """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
-    search.json (each method's summary)."""
-    svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
-    first = records[0]
-    options = first["options"]
-    machines = sorted({r["machine"].get("cpu", "?") for r in records})
-    holdout = options.get("holdout_repeats", 1)
-    svg_path.write_text(search_report.curve_svg(records), encoding="utf-8")
-    text = "\n".join([
-        "# bench_search", "",
-        f"Budget: {options['budget']} model calls per method and seed; seeds {', '.join(str(r['seed']) for r in records)}"
-        f" (mean ± sample standard deviation over seeds). Workspace: {options['workspace'] or 'the starter'} "
-        f"(portfolio {options['portfolio']}), {first.get('search_tasks', '?')} search and "
-        f"{first.get('holdout_tasks', '?')} holdout tasks. Backend: {first.get('backend', options['backend'])}.",
-        "Machine" + ("s (scores of the same instructions differ between CPU builds: compare within a seed): "
-                     if len(machines) > 1 else ": ") + "; ".join(machines) + ".",
-        f"Wall time {report.duration(sum(r['total_s'] for r in records))} in all; "
-        f"{sum(r['outside_calls'] for r in records)} calls outside the budgets (the starting instructions on both "
-        f"splits, each pick on the holdout tasks, {holdout} repeats each).", "",
-        search_report.table(records), "",
-        "- **Holdout composite of the pick**: the instructions the method hands back, evaluated on the holdout "
-        f"tasks afterwards, outside its budget, with {holdout} seed sets (the mean); *vs the start*: that minus "
-        "the starting instructions' holdout composite under the same seed sets (mean ± sd over seeds).",
-        "- **Best search composite**: what the method's own pick scored on the search tasks within its budget. "
-        "The loop, greedy and random report a pick's mean over its noise repeats; MIPROv2 and GEPA the single "
-        "evaluation that made it their best, the highest of many noisy ones.",
-        "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
-        "target, the best final search composite of any peer (every method but the loop); the mean over the "
-        "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
-        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).",
-        "- **Search gains and holdout** (the second table): each pick that scored above the start on the search "
-        "tasks, what it gained there and what it gained on the holdout tasks (mean ± sd over those seeds). A gain "
-        "that vanishes on holdout was found in the noise of the evaluations that picked it.",
-        "- **Per seed** (the third table): the start's holdout composite moves by the sd in brackets between its seed sets; a "
-        "pick's difference from the start is noise unless it is well beyond that.",
-        "- **Holdout target** (the fourth table): per seed, the best peer's pick by its holdout composite, the calls "
-        "and joules that peer spent until it held that pick, and when the loop held a pick at least as good on "
-        "holdout (only picks are evaluated there, so an earlier incumbent of the loop's may already have been).", "",
-        search_report.gains_table(records), "",
-        search_report.seed_table(records), "",
-        search_report.holdout_target_table(records), "",
-        "![best search composite against model calls, mean over seeds](search.svg)", "",
-        "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
-    md_path.write_text(text, encoding="utf-8")
-    summary = search_report.summarise(records)
-    json_path.write_text(json.dumps({
-        "options": options, "seeds": [r["seed"] for r in records], "machines": machines,
-        "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
-                    for m, row in summary.items()}}, indent=2) + "\n", encoding="utf-8")
-    return {"table": md_path, "plot": svg_path, "data": json_path}
-
-
 def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     import argparse
 
@@ -358,6 +360,10 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
                         help="fake: a scripted pipeline, for the smoke tests only")
     parser.add_argument("--holdout-repeats", type=int, default=3,
                         help="seed sets the start and each pick are evaluated with on the holdout tasks (default 3)")
+    parser.add_argument("--draws", action="store_true",
+                        help=f"each seed its own evaluation draw: seed N moves every pipeline role's seed by "
+                             f"{draws.DRAW_STEP} × N, for every method and the start (default: the portfolio's "
+                             "seeds for every seed, so the seeds move proposals and samplers only)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the methods' workspace copies")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild search.md, search.svg and search.json from the seed files in --out; run nothing")
@@ -372,7 +378,8 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
                          holdout_repeats=args.holdout_repeats, report_only=args.report_only,
                          workspace=args.workspace, portfolio=args.portfolio, n_ctx=args.n_ctx,
                          mipro_candidates=args.mipro_candidates, backend=args.backend,
-                         keep_scratch=args.keep_scratch, backoff_s=0.0 if args.backend == "fake" else 1.0)
+                         keep_scratch=args.keep_scratch, draws=args.draws,
+                         backoff_s=0.0 if args.backend == "fake" else 1.0)
 
 
 def main(argv: Sequence[str] | None = None, doc: str = "") -> int:

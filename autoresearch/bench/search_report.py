@@ -4,13 +4,16 @@ best peer's final score as the target)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import textwrap
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..review.report import svg
+from . import draws, seeds
 from .methods import LABELS, METHODS
 from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
 
@@ -205,6 +208,8 @@ def holdout_target_table(records: Sequence[dict[str, Any]]) -> str:
                      else "–")
         lines.append(f"| {record['seed']} | {num(start)} | {peer} | {num(loop['holdout'])} | "
                      f"{loop_calls} / {loop_joules:,.0f} J | {share} |")
+    if len(lines) == 2:  # a header alone reads as a table lost in the writing
+        return "Holdout target: no seed here has both the loop's run and a peer's."
     return "\n".join(lines)
 
 
@@ -315,3 +320,61 @@ def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | Non
             where = "on the starting instructions' line" if flat else "on one line"
             notes.append(f"{names}: {where}" + (", drawn on top of each other" if len(members) > 1 else ""))
     return notes
+
+
+def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
+    """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
+    search.json (each method's summary)."""
+    svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
+    first = records[0]
+    options = first["options"]
+    machines = sorted({r["machine"].get("cpu", "?") for r in records})
+    holdout = options.get("holdout_repeats", 1)
+    svg_path.write_text(curve_svg(records), encoding="utf-8")
+    text = "\n".join([
+        "# bench_search", "",
+        f"Budget: {options['budget']} model calls per method and seed; seeds {', '.join(str(r['seed']) for r in records)}"
+        f" (mean ± sample standard deviation over seeds). Workspace: {options['workspace'] or 'the starter'} "
+        f"(portfolio {options['portfolio']}), {first.get('search_tasks', '?')} search and "
+        f"{first.get('holdout_tasks', '?')} holdout tasks. Backend: {first.get('backend', options['backend'])}.",
+        "Machine" + ("s (scores of the same instructions differ between CPU builds: compare within a seed): "
+                     if len(machines) > 1 else ": ") + "; ".join(machines) + ".",
+        "Evaluation draws: " + (
+            f"each seed its own (every pipeline role's seed + {draws.DRAW_STEP} × the seed, for every method and "
+            "the start), so the start's composites differ between seeds." if seeds.option(first, "draws") else
+            "one for every seed (the portfolio's seeds): the seeds move the methods' proposals and samplers, not "
+            "the answers and judgements, so a method that follows rules walks one path on every seed."),
+        f"Wall time {duration(sum(r['total_s'] for r in records))} in all; "
+        f"{sum(r['outside_calls'] for r in records)} calls outside the budgets (the starting instructions on both "
+        f"splits, each pick on the holdout tasks, {holdout} repeats each).", "",
+        table(records), "",
+        "- **Holdout composite of the pick**: the instructions the method hands back, evaluated on the holdout "
+        f"tasks afterwards, outside its budget, with {holdout} seed sets (the mean); *vs the start*: that minus "
+        "the starting instructions' holdout composite under the same seed sets (mean ± sd over seeds).",
+        "- **Best search composite**: what the method's own pick scored on the search tasks within its budget. "
+        "The loop, greedy and random report a pick's mean over its noise repeats; MIPROv2 and GEPA the single "
+        "evaluation that made it their best, the highest of many noisy ones.",
+        "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
+        "target, the best final search composite of any peer (every method but the loop); the mean over the "
+        "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
+        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).",
+        "- **Search gains and holdout** (the second table): each pick that scored above the start on the search "
+        "tasks, what it gained there and what it gained on the holdout tasks (mean ± sd over those seeds). A gain "
+        "that vanishes on holdout was found in the noise of the evaluations that picked it.",
+        "- **Per seed** (the third table): the start's holdout composite moves by the sd in brackets between its seed sets; a "
+        "pick's difference from the start is noise unless it is well beyond that.",
+        "- **Holdout target** (the fourth table): per seed, the best peer's pick by its holdout composite, the calls "
+        "and joules that peer spent until it held that pick, and when the loop held a pick at least as good on "
+        "holdout (only picks are evaluated there, so an earlier incumbent of the loop's may already have been).", "",
+        gains_table(records), "",
+        seed_table(records), "",
+        holdout_target_table(records), "",
+        "![best search composite against model calls, mean over seeds](search.svg)", "",
+        "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
+    md_path.write_text(text, encoding="utf-8")
+    summary = summarise(records)
+    json_path.write_text(json.dumps({
+        "options": options, "seeds": [r["seed"] for r in records], "machines": machines,
+        "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
+                    for m, row in summary.items()}}, indent=2) + "\n", encoding="utf-8")
+    return {"table": md_path, "plot": svg_path, "data": json_path}

@@ -14,7 +14,9 @@ from typing import Any, Sequence
 
 # Options that must match between seed files for their figures to add up (methods may differ: a row per method
 # counts the seeds it ran in).
-SAME_OPTIONS = ("budget", "workspace", "portfolio", "n_ctx", "mipro_candidates", "backend", "holdout_repeats")
+SAME_OPTIONS = ("budget", "workspace", "portfolio", "n_ctx", "mipro_candidates", "backend", "holdout_repeats", "draws")
+# What a seed file written before an option existed ran with.
+DEFAULTS = {"draws": False}
 FIELDS = ("seed", "options", "machine", "baseline", "runs")
 _NAME = re.compile(r"seed-(\d+)\.json$")
 
@@ -52,18 +54,38 @@ def load_seeds(out: Path) -> list[dict[str, Any]]:
     if found:
         first_path, first = found[0]
         for path, record in found[1:]:
-            for name in SAME_OPTIONS:
-                mine, theirs = record["options"].get(name), first["options"].get(name)
-                if mine != theirs:
-                    raise ValueError(f"{path}: field 'options.{name}' is {mine!r}, but {first_path.name} has "
-                                     f"{theirs!r}; results of other settings do not add up (use another --out)")
-            for name in ("evaluation", "instructions"):  # files written before the suite was recorded lack it
-                mine, theirs = record.get("suite", {}).get(name), first.get("suite", {}).get(name)
-                if mine and theirs and mine != theirs:
-                    raise ValueError(f"{path}: field 'suite.{name}' differs from {first_path.name}'s: the suite's "
-                                     f"{'tasks, rubric or scoring' if name == 'evaluation' else 'starting instructions'}"
-                                     " changed between the runs (use another --out)")
+            _check_adds_up(path, record, first_path, first)
     return [record for _, record in found]
+
+
+def check_joins(out: Path, seed: int, head: dict[str, Any]) -> None:
+    """Before a seed runs: a ValueError naming its file and the field when its record (`head`, without runs) would
+    not add up with the other seed files in `out`, which load_seeds would refuse only after the run."""
+    others = sorted((p for p in Path(out).glob("seed-*.json") if _NAME.search(p.name)
+                     and int(_NAME.search(p.name).group(1)) != seed),
+                    key=lambda p: int(_NAME.search(p.name).group(1)))
+    if not others:
+        return
+    try:
+        first = json.loads(others[0].read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{others[0]}: not a bench_search seed file ({exc})") from None
+    if isinstance(first, dict):
+        _check_adds_up(seed_path(out, seed), head, others[0], first)
+
+
+def _check_adds_up(path: Path, record: dict[str, Any], first_path: Path, first: dict[str, Any]) -> None:
+    for name in SAME_OPTIONS:
+        mine, theirs = option(record, name), option(first, name)
+        if mine != theirs:
+            raise ValueError(f"{path}: field 'options.{name}' is {mine!r}, but {first_path.name} has "
+                             f"{theirs!r}; results of other settings do not add up (use another --out)")
+    for name in ("evaluation", "instructions"):  # files written before the suite was recorded lack it
+        mine, theirs = record.get("suite", {}).get(name), first.get("suite", {}).get(name)
+        if mine and theirs and mine != theirs:
+            raise ValueError(f"{path}: field 'suite.{name}' differs from {first_path.name}'s: the suite's "
+                             f"{'tasks, rubric or scoring' if name == 'evaluation' else 'starting instructions'}"
+                             " changed between the runs (use another --out)")
 
 
 def kept_runs(out: Path, seed: int, methods: Sequence[str], head: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,7 +104,7 @@ def kept_runs(out: Path, seed: int, methods: Sequence[str], head: dict[str, Any]
     if not runs:
         return []
     for name in SAME_OPTIONS:
-        mine, theirs = head["options"].get(name), earlier.get("options", {}).get(name)
+        mine, theirs = option(head, name), option(earlier, name)
         if mine != theirs:
             raise ValueError(f"{path}: field 'options.{name}' is {theirs!r} there and {mine!r} now; its runs of other "
                              "methods would not compare with this one's (use another --out)")
@@ -94,6 +116,11 @@ def kept_runs(out: Path, seed: int, methods: Sequence[str], head: dict[str, Any]
                              "measured otherwise (another suite, machine or build), so its runs of other methods "
                              "would not compare with this one's (use another --out)")
     return runs
+
+
+def option(record: dict[str, Any], name: str) -> Any:
+    """A seed record's option, or what files written before the option existed ran with."""
+    return record.get("options", {}).get(name, DEFAULTS.get(name))
 
 
 def kept_notes(out: Path, seed: int, labels: Sequence[str]) -> list[str]:

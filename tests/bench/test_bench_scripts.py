@@ -64,7 +64,8 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
     assert "| method | seeds | holdout composite of the pick (3 repeats) |" in out
 
 
-def test_a_peer_seed_repeats_its_proposals_and_another_seed_draws_others(tmp_path, monkeypatch):
+def recorded_seeds(monkeypatch) -> list[int | None]:
+    """The seed of every request the fake pipeline answers from now on, in order."""
     from autoresearch.bench import fake
 
     seeds: list[int | None] = []
@@ -75,6 +76,11 @@ def test_a_peer_seed_repeats_its_proposals_and_another_seed_draws_others(tmp_pat
         return respond(self, request)
 
     monkeypatch.setattr(fake.FakePipeline, "respond", recording)
+    return seeds
+
+
+def test_a_peer_seed_repeats_its_proposals_and_another_seed_draws_others(tmp_path, monkeypatch):
+    seeds = recorded_seeds(monkeypatch)
 
     def proposals(seed: int) -> list[int | None]:
         seeds.clear()
@@ -88,6 +94,43 @@ def test_a_peer_seed_repeats_its_proposals_and_another_seed_draws_others(tmp_pat
     assert first and None not in first  # every proposal call sent a seed
     assert proposals(0) == first  # drawn from the bench seed, not the OS
     assert proposals(1) != first
+
+
+def test_bench_search_draws_move_every_pipeline_roles_seed_for_every_method_and_the_start(tmp_path, monkeypatch):
+    seen = recorded_seeds(monkeypatch)
+
+    def pipeline_seeds(out: str, *extra: str) -> set[int]:
+        """The seeds below 2000 the backend saw: the pipeline's roles (the proposers draw theirs at random)."""
+        seen.clear()
+        assert load_script("bench_search").main(["--backend", "fake", "--budget", "30", "--methods",
+                                                 "autoresearch,mipro", "--seed", "1", "--out", str(tmp_path / out),
+                                                 *extra]) == 0
+        return {s for s in seen if s is not None and s < 2000}
+
+    plain = pipeline_seeds("plain")
+    assert plain and max(plain) < 1000 and 7 in plain  # the portfolio's seed 7 and its repeats
+    moved = pipeline_seeds("draws", "--draws")
+    assert moved == {s + 1000 for s in plain}  # not one call, of the start or of either method, kept seed 7
+    record = json.loads((tmp_path / "draws" / "seed-1.json").read_text())
+    assert record["options"]["draws"] is True
+    assert record["draw"] == {"added": 1000, "seeds": {"planner": 1007, "producer": 1007, "evaluator": 1007}}
+    assert "each seed its own" in (tmp_path / "draws" / "search.md").read_text()
+    assert "one for every seed" in (tmp_path / "plain" / "search.md").read_text()
+
+
+def test_bench_search_keeps_seed_files_of_one_kind_of_draw_apart(tmp_path, capsys):
+    bench = load_script("bench_search")
+    args = ["--backend", "fake", "--budget", "30", "--methods", "greedy", "--out", str(tmp_path)]
+    assert bench.main([*args, "--seed", "0"]) == 0
+    older = json.loads((tmp_path / "seed-0.json").read_text())
+    del older["options"]["draws"]  # a file written before the option existed ran with the portfolio's seeds
+    (tmp_path / "seed-0.json").write_text(json.dumps(older))
+    assert bench.main([*args, "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert bench.main([*args, "--seed", "2", "--draws"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed-2.json" in err and "options.draws" in err
+    assert not (tmp_path / "seed-2.json").exists()
 
 
 def test_bench_search_seeds_give_mean_and_spread(tmp_path):
@@ -176,6 +219,7 @@ def test_bench_search_refuses_to_add_a_seed_run_under_other_settings(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "seed-1.json" in err and "options.budget" in err and "seed-0.json" in err
+    assert not (tmp_path / "seed-1.json").exists()  # refused before anything ran, nothing written
 
 
 def test_bench_overhead_prints_overhead_cache_and_pruning(tmp_path, capsys):

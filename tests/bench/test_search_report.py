@@ -93,6 +93,12 @@ def test_a_pick_that_is_the_start_was_held_from_the_first_call_and_sets_no_holdo
     assert row.endswith("| 150 / 3,000 J | not reached |")
 
 
+def test_a_holdout_target_without_a_seed_that_ran_the_loop_and_a_peer_says_so_in_one_line():
+    loop = run("autoresearch", [(72, 3.0, 1000.0)], 3.0, holdout=2.5)
+    assert search_report.holdout_target_table([record(0, [loop])]) == (
+        "Holdout target: no seed here has both the loop's run and a peer's.")
+
+
 def test_the_curve_starts_at_each_seed_start_and_steps_to_each_best():
     loop = run("autoresearch", [(96, 3.5, 10.0), (200, 4.0, 20.0)], 4.0)
     assert search_report.best_so_far(loop, 3.0, 50) == 3.0
