@@ -38,6 +38,14 @@ Size on the embedded SmolLM2-135M with 2 CPU cores: a task costs 3 calls (plan, 
 the 8 search tasks once and the 8 holdout tasks 3 times (96 calls), and each method's pick on the holdout tasks
 3 times (72 calls, none when the pick is the start) → 1,600–1,950 calls, under an hour and a half per seed.
 
+Without --draws every seed evaluates under the portfolio's own seeds (the answers and judgements of seed 1 are those
+of seed 0; only the methods' proposals and samplers differ), so a method that follows rules walks one path on every
+seed. `--draws` makes each seed its own evaluation draw: seed N moves every pipeline role's seed by 1000 × N, for
+every method and for the start, whose composites are then measured per seed (seed 0 is the configured draw):
+
+    .venv/bin/python scripts/bench_search.py --workspace benchmarks/suite --budget 300 --n-ctx 4096 --draws \
+        --seed N --out docs/bench/house-style-draws
+
 --backend fake (test-only) runs everything on a scripted pipeline in seconds; its figures mean nothing.
 """
 
