@@ -248,6 +248,9 @@ def print_summary(console: Console, summary: StudySummary, ws: Workspace) -> Non
               if summary.reused else "")
     console.print(f"this run   {keeps} keep{'' if keeps == 1 else 's'} for {summary.calls} model calls and "
                   f"{summary.joules:,.0f} J ({energy_label(summary.energy_source)}){reused}")
+    for number in summary.queued_follow_ups:
+        console.print(f"next run   trial {number} ended inside the noise; its crossover with the incumbent is queued "
+                      "and runs first when the study resumes (the same `autoresearch run`)")
     check = summary.forecast
     if check is not None and check.trials:
         f, n = check.per_trial, check.trials

@@ -57,6 +57,13 @@ def described(idea: str, near_miss: NearMiss) -> str:
     return idea + _NOTE.format(near_miss.trial)
 
 
+def waiting(study: optuna.Study) -> list[int]:
+    """The near-misses (trial numbers) whose crossover is queued in the study and not yet started: a run that
+    stops after a near-miss leaves its follow-up for the next run, which the summary says."""
+    queued = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return [int(t.user_attrs[FOLLOWS_ATTR]) for t in queued if FOLLOWS_ATTR in t.user_attrs]
+
+
 def follow(trial: optuna.Trial, stage: str, file: str, text: str, operators: Collection[str]) -> bool:
     """Queue the crossover of the incumbent with this trial's variant when its race ended inside the noise and
     it was not a follow-up itself; whether one was queued."""

@@ -33,7 +33,7 @@ from ..workspace.workspace import (
     Workspace,
     text_hash,
 )
-from . import identity, operators, strategies
+from . import identity, near_miss, operators, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
 from .forecast import Forecast, forecast, late_sets, reused_shares, trial_cost
@@ -438,6 +438,8 @@ class Study:
             made, calls_before = self.forecast
             trials = sum(o.status != TrialStatus.BASELINE for o in outcomes[made.after:])
             summary.forecast = ForecastCheck.of(made.cost, trials, self.session_calls[calls_before:])
+        if stop_reason != StopReason.STORAGE_DOWN:  # with the study's database gone there is nothing to ask
+            summary.queued_follow_ups = near_miss.waiting(self.optuna)
         return summary
 
     def _make_forecast(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,

@@ -46,6 +46,8 @@ class StudySummary:
     # The run's forecast (search/forecast.py) beside what its trials then cost, so a user can judge the next one.
     forecast: ForecastCheck | None = None
     reused: int = 0  # replies reused for identical requests instead of calls (lm/replies.py)
+    # Near-misses (trial numbers) whose crossover with the incumbent waits in the study for the next run.
+    queued_follow_ups: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,21 @@ def test_a_fault_of_the_display_gives_way_to_plain_lines_and_the_run_goes_on(mon
     assert "trial   1 discard" in text  # the next event, as a plain line
 
 
+def test_the_summary_says_a_near_miss_s_follow_up_waits_for_the_next_run(tmp_path):
+    from autoresearch.search.summary import StudySummary
+
+    summary = StudySummary("s", "autoresearch/s", "trials", [], {"baseline": 1, "discard": 1}, 3.0, 3.0, None, None,
+                           1.0, "estimate", 1, queued_follow_ups=[4])
+    console = Console(record=True, width=300)
+    print_summary(console, summary, SimpleNamespace(runs_dir=tmp_path))
+    assert ("next run   trial 4 ended inside the noise; its crossover with the incumbent is queued and runs first "
+            "when the study resumes (the same `autoresearch run`)") in console.export_text()
+    summary.queued_follow_ups = []
+    console = Console(record=True, width=300)
+    print_summary(console, summary, SimpleNamespace(runs_dir=tmp_path))
+    assert "next run" not in console.export_text()
+
+
 def test_the_summary_shows_names_the_user_chose_as_written_not_read_as_markup(tmp_path):
     from autoresearch.search.portfolios import PortfolioRow
     from autoresearch.search.summary import StudySummary

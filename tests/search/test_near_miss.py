@@ -49,7 +49,7 @@ def test_a_near_miss_is_followed_by_its_crossover_with_the_incumbent_made_by_rul
     # The follow-up ended inside the noise too, and is not followed: its crossover would add nothing.
     assert cross.status == "discard" and cross.description.startswith("inside the noise")
     assert "next trial" not in cross.description
-    assert waiting(study) == []
+    assert waiting(study) == [] and summary.queued_follow_ups == []
 
 
 def test_follow_near_miss_off_queues_nothing(loop_workspace):
@@ -82,8 +82,11 @@ def test_a_queued_follow_up_outlives_the_run_that_queued_it(loop_workspace):
     root, pipeline, _study, summary = run(loop_workspace, trials=1)
     [near] = summary.outcomes
     assert near.description.endswith("; its crossover with the incumbent is the next trial")
+    assert summary.queued_follow_ups == [1]  # the summary tells the user the follow-up waits for the next run
     again = Study(load_workspace(root), backend_factory=pipeline.factory, seed=2, backoff_s=0)
-    [cross] = again.optimize(n_trials=1).outcomes
+    resumed = again.optimize(n_trials=1)
+    [cross] = resumed.outcomes
+    assert resumed.queued_follow_ups == []
     assert cross.operator == "crossover" and cross.description.endswith(
         "[rule] crossover: added 1 sentence(s) from the other parent (trial 1, which ended inside the noise)")
     assert pipeline.calls_by_role["proposer"] == 1  # the near-miss's; the crossover is a rule
