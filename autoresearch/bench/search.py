@@ -166,9 +166,9 @@ def start_head(options: SearchOptions, prepared: tuple[Path, str], draw: int) ->
 
 
 def measure_start(options: SearchOptions, prepared: tuple[Path, str], scratch: Path, factory: Callable | None,
-                  draw: int, out: Path) -> Start:
+                  draw: int, out: Path, head: dict[str, Any]) -> Start:
     """The starting instructions' composites in the benchmark's workspace prepared for one draw: once on the
-    search tasks, `holdout_repeats` seed sets on the holdout tasks."""
+    search tasks, `holdout_repeats` seed sets on the holdout tasks; head is that draw's `start_head`."""
     root, portfolio = prepared
     ctx = BenchContext(root=root, scratch=scratch / "runs", portfolio=portfolio, inner_factory=factory,
                        retries=options.retries, backoff_s=options.backoff_s,
@@ -182,8 +182,8 @@ def measure_start(options: SearchOptions, prepared: tuple[Path, str], scratch: P
         holdout = outside.composites(instructions, "holdout", options.holdout_repeats)
     baseline = {"search": search, "holdout": _mean(holdout), "holdout_repeats": holdout}
     search_ids = {t.id for t in ws.suite.split("search")}
-    head = {**start_head(options, prepared, draw), "baseline": baseline}
-    return Start(draw, ctx, outside, baseline, head, sum(1 for c in outside.calls if c.task_id in search_ids),
+    search_calls = sum(1 for c in outside.calls if c.task_id in search_ids)
+    return Start(draw, ctx, outside, baseline, {**head, "baseline": baseline}, search_calls,
                  len(outside.calls), time.perf_counter() - started)
 
 
@@ -214,13 +214,13 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         log(f"machine: {report.machine_line(info)}")
         repeats = options.holdout_repeats
         starts: dict[int, Start] = {}
+        heads = {draw: start_head(options, ready, draw) for draw, ready in prepared.items()}
         for seed in options.seeds:  # before anything is evaluated: a seed file that would not add up with the rest
-            draw = draws.draw_of(seed, options.draws)
-            seeds.check_joins(out, seed, start_head(options, prepared[draw], draw))
+            seeds.check_joins(out, seed, heads[draws.draw_of(seed, options.draws)])
         for seed in options.seeds:  # before any method runs: a seed file whose other runs would not compare
             draw = draws.draw_of(seed, options.draws)
             if draw not in starts:
-                starts[draw] = start = measure_start(options, prepared[draw], scratch, factory, draw, out)
+                starts[draw] = start = measure_start(options, prepared[draw], scratch, factory, draw, out, heads[draw])
                 log(f"starting instructions{f' (draw +{draw})' if draw else ''}: search "
                     f"{report.num(start.baseline['search'])}, holdout {report.num(start.baseline['holdout'])} "
                     f"(mean of {repeats} repeats; {start.calls} calls, outside the budgets)")
