@@ -20,6 +20,9 @@ from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
 LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
 TIE = 1e-9  # composites closer than this are equal (means of the same floats in another order)
+# A discard that spent at most this many screens' calls ended in its screen: a confirmation adds at least a
+# second seed set of every search task, so a trial that went on to one spent about two screens or more.
+SCREEN_SLACK = 1.5
 
 
 def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -66,6 +69,18 @@ def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float
     return len(pruned), share, saved / (total + saved)
 
 
+def failed_screens(run: dict[str, Any], screen_calls: float | None) -> float | None:
+    """The share of the run's calls spent in trials that ended within their screen (pruned, or discarded after at
+    most SCREEN_SLACK screens' calls, so before any confirmation): the most any screen pruner could have saved, as
+    it spends a screen's first task before it can judge. None without trials (MIPROv2, GEPA) or a screen's cost."""
+    trials = run.get("trials", [])
+    if not trials or not screen_calls:
+        return None
+    failed = sum(calls for status, calls in trials
+                 if status == "pruned" or (status == "discard" and calls <= SCREEN_SLACK * screen_calls))
+    return failed / (run["calls"] or 1)
+
+
 @dataclass
 class MethodSummary:
     method: str
@@ -84,6 +99,7 @@ class MethodSummary:
     pruned_trials: list[float] = field(default_factory=list)
     pruned_share: list[float] = field(default_factory=list)
     saved_share: list[float | None] = field(default_factory=list)
+    failed_screen_share: list[float | None] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
     # Per seed whose pick scored above the start on the search tasks: (that gain, the pick's gain on holdout).
     gains: list[tuple[float, float]] = field(default_factory=list)
@@ -113,6 +129,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.pruned_trials.append(n)
             row.pruned_share.append(share)
             row.saved_share.append(saved)
+            row.failed_screen_share.append(failed_screens(run, screen))
             row.sources.update(s for s in run["energy_source"].split("+") if s and s != "none")
             moved = None if run["best_search"] is None or start_search is None else run["best_search"] - start_search
             if moved is not None and moved > TIE and row.holdout_delta[-1] is not None:
@@ -136,10 +153,11 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     starts = [r["baseline"] for r in records]
     lines = [f"| method | seeds | holdout composite of the pick ({repeats} repeats) | vs the start | best search "
              "composite | keeps | model calls | replies reused | joules (source) | calls to target | "
-             "joules to target | pruned trials (share of calls; calls saved, est.) | wall time |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             "joules to target | pruned trials (share of calls; calls saved, est.) | calls in screens that failed (a "
+             "pruner's ceiling) | wall time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| starting instructions (no search) | {len(records)} | {spread([s.get('holdout') for s in starts])} | – "
-             f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – | – |"]
+             f"| {spread([s.get('search') for s in starts])} | – | 0 | – | – | – | – | – | – | – |"]
     for method, row in summarise(records).items():
         calls_to, joules_to = _to_target(row.to_target)
         if any(row.pruned_trials) or method == LOOP:
@@ -149,12 +167,13 @@ def table(records: Sequence[dict[str, Any]]) -> str:
                       + (f"; {spread([100 * s for s in saved], '{:.0f}', '%')}" if saved else "") + ")")
         else:
             pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
+        ceiling = [100 * s for s in row.failed_screen_share if s is not None]
         lines.append(
             f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {_signed(row.holdout_delta)} | "
             f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
             f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} "
             f"({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | {joules_to} | {pruned} | "
-            f"{duration(statistics.fmean(row.wall_s))} |")
+            f"{spread(ceiling, '{:.0f}', '%') if ceiling else '–'} | {duration(statistics.fmean(row.wall_s))} |")
     return "\n".join(lines)
 
 
@@ -357,7 +376,11 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
         "target, the best final search composite of any peer (every method but the loop); the mean over the "
         "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
-        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short).",
+        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short). **Calls in "
+        "screens that failed**: the share of calls spent in trials that ended within their screen (pruned, or "
+        f"discarded after at most {SCREEN_SLACK:g} screens' calls): no screen pruner can save more (it would "
+        "have to stop each of those screens before its first task). The rest went to the baseline, "
+        "confirmations and proposals.",
         "- **Search gains and holdout** (the second table): each pick that scored above the start on the search "
         "tasks, what it gained there and what it gained on the holdout tasks (mean ± sd over those seeds). A gain "
         "that vanishes on holdout was found in the noise of the evaluations that picked it.",

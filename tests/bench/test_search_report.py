@@ -53,6 +53,17 @@ def test_pruning_share_counts_pruned_trials_calls_and_estimates_what_full_screen
     assert search_report.pruning(loop, None)[2] is None
 
 
+def test_failed_screens_count_pruned_trials_and_discards_that_never_reached_a_confirmation():
+    # A 25-call screen: the 30-call discard ended in its screen, the 70-call one went on to a confirmation.
+    loop = run("autoresearch", [], 3.0, calls=200, trials=[("baseline", 40), ("pruned", 10), ("discard", 30),
+                                                           ("discard", 70), ("keep", 50)])
+    assert search_report.failed_screens(loop, 25.0) == pytest.approx((10 + 30) / 200)
+    assert search_report.failed_screens(loop, None) is None
+    assert search_report.failed_screens(run("mipro", [], 3.0), 25.0) is None  # no trials: nothing to say
+    row = next(x for x in search_report.table([record(0, [loop])]).splitlines() if x.startswith("| autoresearch"))
+    assert row.split(" | ")[-2] == "20%"
+
+
 def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
     records = [record(0, [run("greedy", [], 3.0, holdout=3.0)]), record(1, [run("greedy", [], 3.0, holdout=2.0)])]
     records[1]["baseline"]["holdout"] = 1.0
