@@ -7,7 +7,8 @@ and then `autoresearch.cli.main.main()`.
 The script: the planner returns two fixed steps; the producer "follows" its instructions by echoing them,
 so scores track the instruction text; the judge scores the answer (by default one point per '!', at most
 10, on every dimension); the proposer returns the next of a list of variants, or what a function makes of
-the parent's text.
+the parent's text. The echo is a copy of the instructions, which the degenerate guard ([scoring]
+degenerate_guard) zeroes once it has four words: a test whose producer.md is longer turns the guard off.
 """
 
 from __future__ import annotations

@@ -11,8 +11,12 @@ the criteria are left as they checked it (they are deterministic and cannot be f
 Both are measured on word 4-grams: a loop as the share that repeat an earlier one (seq-rep-4 in the degeneration
 literature, Welleck et al. 2019: about 0.01 for human text), a copy as the share found in the instructions and
 not in the task. Words, not tokens, so markdown rules and table borders do not count, nor numbers, so a numbered
-list's markers ("1.", "2.", … "14.") do not hide the same item written fourteen times; only answers long enough
-to loop are measured. The thresholds are workspace/config.py's DEGENERATE_RULE, part of the evaluation hash.
+list's markers ("1.", "2.", … "14.") do not hide the same item written fourteen times. Only answers long enough
+to loop are measured for loops, but every answer with a 4-gram for copies: SmolLM2-135M given a layout to follow
+often answers with the layout's own placeholder lines ("One sentence that answers the task.", "A line or two under
+that heading."), which its judge scored like answers (3.6 of 10, above the start's rambling ones) and which pass a
+word limit, so a 20-word floor let a layout win on the copies it caused (docs/BENCHMARKS.md, 2026-12-06). The
+thresholds are workspace/config.py's DEGENERATE_RULE, part of the evaluation hash.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ REASON_END = "; its judge score is 0."  # closes the reason in the critique
 
 NGRAM: int = DEGENERATE_RULE["ngram"]
 MIN_WORDS: int = DEGENERATE_RULE["min_words"]
+MIN_COPY_WORDS: int = DEGENERATE_RULE["min_copy_words"]
 MAX_REPEATED_SHARE: float = DEGENERATE_RULE["max_repeated_share"]
 MAX_COPIED_SHARE: float = DEGENERATE_RULE["max_copied_share"]
 _WORD = re.compile(r"\w+")
@@ -72,11 +77,11 @@ def degenerate(text: str, instructions: Iterable[str] = (), task: str = "") -> s
     if not _WORD.search(text):
         return "no words in the answer"
     words = words_of(text)
-    if len(words) < MIN_WORDS:
+    if len(words) < MIN_COPY_WORDS:
         return None
     grams = _grams(words)  # the answer's words and 4-grams, once for both measures
     share = _repeated(grams)
-    if share > MAX_REPEATED_SHARE:
+    if len(words) >= MIN_WORDS and share > MAX_REPEATED_SHARE:
         gram, count = Counter(grams).most_common(1)[0]
         return (f"a repetition loop: {share:.0%} of its {NGRAM}-word sequences repeat an earlier one "
                 f"('{' '.join(gram)}' {count} times)")

@@ -317,6 +317,9 @@ def test_bench_validity_keeps_its_studies_workspaces_on_request_with_each_keeps_
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     # 6 search tasks: on the (deterministic) fake each counts once, and a 95% bound needs 5.
     root = with_search_tasks(init_workspace(tmp_path / "ws"), 2)
+    # The fake producer echoes its instructions: a copy, whose judge score the degenerate guard would zero.
+    config = root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("degenerate_guard = true", "degenerate_guard = false"))
     rc = load_script("bench_validity").main(["--backend", "fake", "--stages", "power", "--power-tries", "1",
                                               "--workspace", str(root), "--keep-scratch",
                                               "--out", str(tmp_path / "out")])

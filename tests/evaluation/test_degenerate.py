@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoresearch.evaluation.degenerate import (
+    MIN_COPY_WORDS,
     MIN_WORDS,
     copied_share,
     degenerate,
@@ -59,6 +60,34 @@ def test_a_short_answer_is_too_short_to_loop():
     text = "yes " * (MIN_WORDS - 1)
     assert repeated_share(text) > 0.8 and degenerate(text) is None
     assert degenerate(text + "yes") is not None  # one word more and it is measured
+
+
+# The second suite's shape trial (benchmarks/summary-risk, draw 2007): SmolLM2-135M answered with the layout's own
+# placeholder lines in 3 to 5 of 8 tasks per seed set; its judge scored each 3.6 or 3.8 of 10.
+SHAPE = ("You are a helpful assistant. Answer the task using the plan.\n\nLay out every answer like this:\n"
+         "Summary: one sentence that answers the task.\nA few short lines that answer the task.\n## Risks\n"
+         "A line or two under that heading.\n")
+
+
+@pytest.mark.parametrize("answer", [
+    "One sentence that answers the task.",
+    "A line or two under that heading.",
+    "A few short lines that answer the task.\n## Risks",
+    "1. 2. 3.\nYou are a helpful assistant. Answer the task using the plan.",
+])
+def test_a_short_answer_made_of_its_instructions_lines_is_a_copy(answer):
+    assert len(answer.split()) < MIN_WORDS  # below the loop measure's floor
+    reason = degenerate(answer, [SHAPE], "Say whether to release a risky change behind a feature flag.")
+    assert reason is not None and reason.startswith("a copy of its instructions")
+
+
+def test_a_short_answer_of_its_own_words_is_not_a_copy():
+    task = "Say whether to release a risky change behind a feature flag."
+    assert degenerate("Release it behind the flag, off by default, for staff first.", [SHAPE], task) is None
+    # the task's own words are not counted as copied, however short the answer
+    assert degenerate("Release a risky change behind a feature flag.", [SHAPE + task], task) is None
+    # too few words for a 4-gram: nothing to measure
+    assert MIN_COPY_WORDS == 4 and degenerate("One sentence answers.", [SHAPE], task) is None
 
 
 def test_an_answer_that_repeats_itself_once_is_not_a_loop():

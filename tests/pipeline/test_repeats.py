@@ -26,6 +26,8 @@ class SeededJudge(ScriptedPipeline):
     def respond(self, request):
         if self.role_of(request) == "evaluator":
             return json.dumps({**{d: request.seed % 10 for d in DIMENSIONS}, "critique": "fine"})
+        if self.role_of(request) == "producer":  # an answer of its own: an echo of the instructions is a copy
+            return "Keep each commit to one change and say why in its message."
         return super().respond(request)
 
 

@@ -17,7 +17,6 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
 from autoresearch.search.study import Study
 from autoresearch.store import Store
-from autoresearch.workspace.config import DEGENERATE_RULE
 from autoresearch.workspace.workspace import load_workspace, text_hash
 
 SLOW_S = 0.1
@@ -47,6 +46,8 @@ def workspace(loop_workspace, no_counters):
         text = text.replace('optimizable = ["producer.md", "planner.md"]', 'optimizable = ["producer.md"]')
         if weight is not None:
             text = text.replace("energy_weight = 0.0", f"energy_weight = {weight}")  # the starter's line
+        # The scripted producer echoes its instructions: a copy, whose judge score the degenerate guard would zero.
+        text = text.replace("degenerate_guard = true", "degenerate_guard = false")
         (root / "autoresearch.toml").write_text(text)
         (root / "instructions" / "producer.md").write_text(baseline)
         git(root, "commit", "-qam", "energy settings")
@@ -125,7 +126,6 @@ def test_weight_0_keeps_on_the_composite_as_before(workspace):
     assert ws.settings.scoring.energy_weight == 0.0
     # The hash as it was before energy_weight (and the keep rule's settings) existed: studies keep their names.
     scoring = ws.settings.scoring.model_dump(exclude={"energy_weight", "confidence", "holdout_gate", "across_tasks"})
-    scoring["degenerate_rule"] = DEGENERATE_RULE  # the degenerate guard is on, and its rule is part of the scores
     before = text_hash(json.dumps([ws.rubric.model_dump(), ws.suite.model_dump(), ws.evaluator_instructions,
                                    scoring], sort_keys=True))
     assert ws.evaluation_hash() == with_weight(ws, 0.0).evaluation_hash() == before

@@ -135,9 +135,10 @@ def test_the_starters_study_names_stay_as_they_are(tmp_path):
     # keeps left behind. Change these only with a change to what the starter's studies measure, and say so.
     from autoresearch.workspace.workspace import init_workspace
 
-    # Last changed by the producer's repeat_penalty = 1.15 (2026-12-05): it changes every producer answer (2 of 24
-    # starter answers loop or copy instead of 18), so the starter's studies start over (they were
-    # starter-default-9a0ea41f, -terse-ef9ff67a; before [scoring] degenerate_guard, -4a2eb513 and -e73ea790).
+    # Last changed by the degenerate guard measuring short answers for copies (2026-12-06): an answer made of its
+    # instructions' own lines scores 0 however short, so the starter's studies start over (they were
+    # starter-default-d51e67ae, -terse-48512e38; before the producer's repeat_penalty, -9a0ea41f and -ef9ff67a;
+    # before [scoring] degenerate_guard, -4a2eb513 and -e73ea790).
     ws = load_workspace(init_workspace(tmp_path / "ws"))
-    assert identity.study_name(ws) == "starter-default-d51e67ae"
-    assert identity.study_name(ws, "terse") == "starter-terse-48512e38"
+    assert identity.study_name(ws) == "starter-default-46e399c3"
+    assert identity.study_name(ws, "terse") == "starter-terse-5b1bca33"
