@@ -8,7 +8,8 @@ The script: the planner returns two fixed steps; the producer "follows" its inst
 so scores track the instruction text; the judge scores the answer (by default one point per '!', at most
 10, on every dimension); the proposer returns the next of a list of variants, or what a function makes of
 the parent's text. The echo is a copy of the instructions, which the degenerate guard ([scoring]
-degenerate_guard) zeroes once it has four words: a test whose producer.md is longer turns the guard off.
+degenerate_guard) zeroes from four words on: a test whose producer.md has four words or more turns the guard
+off or has the producer answer in words of its own.
 """
 
 from __future__ import annotations

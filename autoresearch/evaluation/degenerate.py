@@ -13,10 +13,10 @@ literature, Welleck et al. 2019: about 0.01 for human text), a copy as the share
 not in the task. Words, not tokens, so markdown rules and table borders do not count, nor numbers, so a numbered
 list's markers ("1.", "2.", … "14.") do not hide the same item written fourteen times. Only answers long enough
 to loop are measured for loops, but every answer with a 4-gram for copies: SmolLM2-135M given a layout to follow
-often answers with the layout's own placeholder lines ("One sentence that answers the task.", "A line or two under
-that heading."), which its judge scored like answers (3.6 of 10, above the start's rambling ones) and which pass a
-word limit, so a 20-word floor let a layout win on the copies it caused (docs/BENCHMARKS.md, 2026-12-06). The
-thresholds are workspace/config.py's DEGENERATE_RULE, part of the evaluation hash.
+often answers with the layout's own placeholder lines ("One sentence that answers the task.", "A line or two
+under that heading."), which its judge scored like answers (3.0 to 3.8 of 10, above the start's rambling ones)
+and which pass a word limit, so a 20-word floor let a layout win on the copies it caused (docs/BENCHMARKS.md,
+2026-12-06). The thresholds are workspace/config.py's DEGENERATE_RULE, part of the evaluation hash.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_a_short_answer_is_too_short_to_loop():
 
 
 # The second suite's shape trial (benchmarks/summary-risk, draw 2007): SmolLM2-135M answered with the layout's own
-# placeholder lines in 3 to 5 of 8 tasks per seed set; its judge scored each 3.6 or 3.8 of 10.
+# placeholder lines in 4 or 5 of 8 tasks per seed set; its judge scored each 3.0 to 3.8 of 10.
 SHAPE = ("You are a helpful assistant. Answer the task using the plan.\n\nLay out every answer like this:\n"
          "Summary: one sentence that answers the task.\nA few short lines that answer the task.\n## Risks\n"
          "A line or two under that heading.\n")
