@@ -80,8 +80,8 @@ def degenerate(text: str, instructions: Iterable[str] = (), task: str = "") -> s
     if len(words) < MIN_COPY_WORDS:
         return None
     grams = _grams(words)  # the answer's words and 4-grams, once for both measures
-    share = _repeated(grams)
-    if len(words) >= MIN_WORDS and share > MAX_REPEATED_SHARE:
+    share = _repeated(grams) if len(words) >= MIN_WORDS else 0.0  # too short to loop
+    if share > MAX_REPEATED_SHARE:
         gram, count = Counter(grams).most_common(1)[0]
         return (f"a repetition loop: {share:.0%} of its {NGRAM}-word sequences repeat an earlier one "
                 f"('{' '.join(gram)}' {count} times)")

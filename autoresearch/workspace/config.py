@@ -104,9 +104,7 @@ class Portfolio(Strict):
 DEGENERATE_RULE = {
     "ngram": 4,  # answers are compared as word 4-grams (numbers left out)
     "min_words": 20,  # shorter answers are not measured for loops (a 4-word line written 5 times is 20 words)
-    # Copies are measured on any answer with a 4-gram: SmolLM2-135M answered with a layout's own placeholder
-    # lines ("One sentence that answers the task.", 6 words), which a 20-word floor let the judge score.
-    "min_copy_words": 4,
+    "min_copy_words": 4,  # copies are measured from one 4-gram on (evaluation/degenerate.py says why)
     "max_repeated_share": 0.5,  # more repeat an earlier 4-gram: a loop (a text written twice stays just under)
     "max_copied_share": 0.5,  # more are found in the instructions (not in the task): a copy of the instructions
 }
