@@ -161,19 +161,20 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     for method, row in summarise(records).items():
         calls_to, joules_to = _to_target(row.to_target)
         if any(row.pruned_trials) or method == LOOP:
-            saved = [s for s in row.saved_share if s is not None]
+            # Seeds without a figure stay in the list: spread says "(2 of 3)" instead of a mean of fewer seeds.
+            saved = [None if s is None else 100 * s for s in row.saved_share]
             share = spread([100 * s for s in row.pruned_share], '{:.0f}', '%')
             pruned = (f"{spread(row.pruned_trials, '{:.1f}')} ({share}"
-                      + (f"; {spread([100 * s for s in saved], '{:.0f}', '%')}" if saved else "") + ")")
+                      + (f"; {spread(saved, '{:.0f}', '%')}" if any(s is not None for s in saved) else "") + ")")
         else:
             pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
-        ceiling = [100 * s for s in row.failed_screen_share if s is not None]
+        ceiling = [None if s is None else 100 * s for s in row.failed_screen_share]
         lines.append(
             f"| {LABELS[method]} | {len(row.seeds)} | {spread(row.holdout)} | {_signed(row.holdout_delta)} | "
             f"{spread(row.best_search)} | {spread(row.keeps, '{:.1f}')} | {spread(row.calls, '{:.0f}')} | "
             f"{spread(row.reused, '{:.0f}')} | {spread(row.joules, '{:,.0f}', ' J')} "
             f"({'+'.join(sorted(row.sources)) or 'none'}) | {calls_to} | {joules_to} | {pruned} | "
-            f"{spread(ceiling, '{:.0f}', '%') if ceiling else '–'} | {duration(statistics.fmean(row.wall_s))} |")
+            f"{spread(ceiling, '{:.0f}', '%')} | {duration(statistics.fmean(row.wall_s))} |")
     return "\n".join(lines)
 
 

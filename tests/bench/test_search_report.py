@@ -64,6 +64,16 @@ def test_failed_screens_count_pruned_trials_and_discards_that_never_reached_a_co
     assert row.split(" | ")[-2] == "20%"
 
 
+def test_the_table_says_when_a_pruning_figure_rests_on_fewer_seeds_than_the_row():
+    # Seed 1's file has no screen cost, so neither the calls saved nor the ceiling can be figured for it: the row
+    # must say "(1 of 2)" rather than print seed 0's figure as the mean of both.
+    trials = [("baseline", 40), ("pruned", 10), ("discard", 30), ("keep", 120)]
+    records = [record(0, [run("autoresearch", [], 3.0, calls=200, trials=trials)]),
+               record(1, [run("autoresearch", [], 3.0, calls=200, trials=trials)], screen_calls=None)]
+    line = next(x for x in search_report.table(records).splitlines() if x.startswith("| autoresearch"))
+    assert "(5% ± 0%; 7% (1 of 2)) | 20% (1 of 2) |" in line
+
+
 def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
     records = [record(0, [run("greedy", [], 3.0, holdout=3.0)]), record(1, [run("greedy", [], 3.0, holdout=2.0)])]
     records[1]["baseline"]["holdout"] = 1.0
