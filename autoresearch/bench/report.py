@@ -47,16 +47,31 @@ def machine() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+    info = {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
             "memory": memory, "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "packages": versions}
+    build = llama_build_features()
+    return {**info, "llama_build": build} if build else info
+
+
+def llama_build_features() -> str | None:
+    """The instruction sets the installed llama.cpp build uses ("SSE3 SSSE3 AVX AVX2 F16C FMA BMI2"), or None
+    without llama_cpp. Scores follow the build, not the CPU: one portable build gave a seed's figures to the digit
+    on an AMD EPYC and on an Intel Xeon (docs/BENCHMARKS.md, 2026-12-06)."""
+    from ..lm.backends import llama_build
+
+    try:
+        return " ".join(llama_build.cpu_features(llama_build.system_info())) or None
+    except (ImportError, AttributeError, OSError):  # not installed, or a build that cannot say
+        return None
 
 
 def machine_line(info: dict[str, Any]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items())
     return (f"{info['host']} · {info['cpu']} · {info['usable_cores']} of {info['cores']} cores usable · "
             f"{info.get('memory') or '? GiB'} · {info['os']} · Python {info['python']}"
-            + (f" · {packages}" if packages else ""))
+            + (f" · {packages}" if packages else "")
+            + (f" · llama.cpp build {info['llama_build']}" if info.get("llama_build") else ""))
 
 
 # --- numbers ---------------------------------------------------------------------------------------

@@ -342,6 +342,23 @@ def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | Non
     return notes
 
 
+def machines_line(records: Sequence[dict[str, Any]]) -> str:
+    """Where the seeds ran: one machine, or several, and whether one llama.cpp build ran on all of them (scores
+    follow the build: one portable build gave a seed's figures to the digit on an EPYC and on a Xeon)."""
+    named = sorted({_machine(r["machine"]) for r in records})
+    if len(named) == 1:
+        return f"Machine: {named[0]}."
+    builds = {r["machine"].get("llama_build") for r in records}
+    if len(builds) == 1 and None not in builds:
+        return f"Machines (one llama.cpp build on each, so their scores compare): {'; '.join(named)}."
+    return f"Machines (scores can differ between llama.cpp builds: compare within a seed): {'; '.join(named)}."
+
+
+def _machine(info: dict[str, Any]) -> str:
+    build = info.get("llama_build")
+    return info.get("cpu", "?") + (f" (llama.cpp build {build})" if build else "")
+
+
 def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
     search.json (each method's summary)."""
@@ -357,8 +374,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         f" (mean ± sample standard deviation over seeds). Workspace: {options['workspace'] or 'the starter'} "
         f"(portfolio {options['portfolio']}), {first.get('search_tasks', '?')} search and "
         f"{first.get('holdout_tasks', '?')} holdout tasks. Backend: {first.get('backend', options['backend'])}.",
-        "Machine" + ("s (scores of the same instructions differ between CPU builds: compare within a seed): "
-                     if len(machines) > 1 else ": ") + "; ".join(machines) + ".",
+        machines_line(records),
         "Evaluation draws: " + (
             f"each seed its own (every pipeline role's seed + {draws.DRAW_STEP} × the seed, for every method and "
             "the start), so the start's composites differ between seeds." if seeds.option(first, "draws") else

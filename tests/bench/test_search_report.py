@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from autoresearch.bench import search_report, seeds
+from autoresearch.bench import report, search_report, seeds
+from autoresearch.lm.backends import llama_build
 
 
 def run(method: str, trajectory, final: float | None, *, calls: int = 300, trials=(), holdout: float = 3.0):
@@ -177,3 +178,33 @@ def test_a_damaged_seed_file_is_named(tmp_path):
     (tmp_path / "seed-0.json").write_text(json.dumps({"seed": 0, "options": {}}))
     with pytest.raises(ValueError, match=r"seed-0\.json: not a bench_search seed file \(no field 'machine'\)"):
         seeds.load_seeds(tmp_path)
+
+
+def test_the_machine_records_which_instruction_sets_the_llama_cpp_build_uses(monkeypatch):
+    info = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 0 | AMX_INT8 = 0 | OPENMP = 1 | REPACK = 1 |"
+    monkeypatch.setattr(llama_build, "system_info", lambda: info)
+    machine = report.machine()
+    assert machine["llama_build"] == "SSE3 AVX2"  # features off and llama.cpp's settings left out
+    assert report.machine_line(machine).endswith(" · llama.cpp build SSE3 AVX2")
+
+    def missing():
+        raise ImportError("No module named 'llama_cpp'")
+
+    monkeypatch.setattr(llama_build, "system_info", missing)
+    assert "llama_build" not in report.machine()
+
+
+def test_the_report_says_whether_seeds_from_several_machines_ran_one_llama_cpp_build():
+    def on(cpu, build=None):
+        rec = record(0, [])
+        rec["machine"] = {"cpu": cpu, **({"llama_build": build} if build else {})}
+        return rec
+
+    assert search_report.machines_line([on("EPYC", "AVX2"), on("EPYC", "AVX2")]) == \
+        "Machine: EPYC (llama.cpp build AVX2)."
+    assert search_report.machines_line([on("EPYC", "AVX2"), on("Xeon", "AVX2")]).startswith(
+        "Machines (one llama.cpp build on each, so their scores compare): ")
+    for other in (on("Xeon", "AVX2 AVX512"), on("Xeon")):  # another build, or a seed file that does not say
+        assert search_report.machines_line([on("EPYC", "AVX2"), other]).startswith(
+            "Machines (scores can differ between llama.cpp builds: compare within a seed): ")
+
