@@ -348,8 +348,11 @@ def machines_line(records: Sequence[dict[str, Any]]) -> str:
     named = sorted({_machine(r["machine"]) for r in records})
     if len(named) == 1:
         return f"Machine: {named[0]}."
-    builds = {r["machine"].get("llama_build") for r in records}
-    if len(builds) == 1 and None not in builds:
+    # A build is its llama.cpp release and its instruction sets; a seed file written before either was recorded
+    # cannot say.
+    builds = {(r["machine"].get("packages", {}).get("llama_cpp_python"), r["machine"].get("llama_build"))
+              for r in records}
+    if len(builds) == 1 and None not in next(iter(builds)):
         return f"Machines (one llama.cpp build on each, so their scores compare): {'; '.join(named)}."
     return f"Machines (scores can differ between llama.cpp builds: compare within a seed): {'; '.join(named)}."
 

@@ -195,16 +195,18 @@ def test_the_machine_records_which_instruction_sets_the_llama_cpp_build_uses(mon
 
 
 def test_the_report_says_whether_seeds_from_several_machines_ran_one_llama_cpp_build():
-    def on(cpu, build=None):
+    def on(cpu, build=None, release="0.3.36"):
         rec = record(0, [])
-        rec["machine"] = {"cpu": cpu, **({"llama_build": build} if build else {})}
+        rec["machine"] = {"cpu": cpu, "packages": {"llama_cpp_python": release},
+                          **({"llama_build": build} if build else {})}
         return rec
 
     assert search_report.machines_line([on("EPYC", "AVX2"), on("EPYC", "AVX2")]) == \
         "Machine: EPYC (llama.cpp build AVX2)."
     assert search_report.machines_line([on("EPYC", "AVX2"), on("Xeon", "AVX2")]).startswith(
         "Machines (one llama.cpp build on each, so their scores compare): ")
-    for other in (on("Xeon", "AVX2 AVX512"), on("Xeon")):  # another build, or a seed file that does not say
+    # Other instruction sets, another release, or a seed file that does not say.
+    for other in (on("Xeon", "AVX2 AVX512"), on("Xeon", "AVX2", release="0.3.37"), on("Xeon")):
         assert search_report.machines_line([on("EPYC", "AVX2"), other]).startswith(
             "Machines (scores can differ between llama.cpp builds: compare within a seed): ")
 
