@@ -93,6 +93,10 @@ def test_tunable_pipeline_exposes_one_predictor_per_optimizable_file(tmp_path, n
 def test_metric_scores_a_prediction_as_the_harness_scores_the_task(tmp_path, no_counters):
     """The DSPy path (program + metric + tracker) and the loop's path (Harness + evaluate_tasks) agree."""
     root = init_workspace(tmp_path / "ws")
+    # The fake producer echoes its instructions and the judge counts their '!': the starter's producer.md has
+    # none, and four words or more of it are a copy the degenerate guard zeroes, so with it both paths would
+    # agree on a judge score of 0 whatever they did with the judge's reply.
+    (root / "instructions" / "producer.md").write_text("Answer!!!\n")
     ws = load_workspace(root)
     fake = FakePipeline()
     tasks = ws.suite.split("search")
@@ -109,6 +113,7 @@ def test_metric_scores_a_prediction_as_the_harness_scores_the_task(tmp_path, no_
     suite = evaluate_tasks(ws, Harness(ws, ws.portfolio(), backend_factory=fake.factory, backoff_s=0),
                            Store.for_workspace(ws.runs_dir), tasks, kind="bench", portfolio="default",
                            instructions=ws.instructions, split="search")
+    assert suite.score.judge_mean > 0  # the judge's scores are part of what the two paths agree on
     assert tracker.best == pytest.approx(suite.composite)
     assert tracker.trajectory == [(budget.used, tracker.best)] and budget.used == 3 * len(tasks)
 
