@@ -50,8 +50,9 @@ def machine() -> dict[str, Any]:
     info = {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
             "memory": memory, "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "packages": versions}
-    build = llama_build_features()
-    return {**info, "llama_build": build} if build else info
+    if build := llama_build_features():
+        info["llama_build"] = build
+    return info
 
 
 def llama_build_features() -> str | None:
