@@ -199,6 +199,11 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
                               for z in BOLDER_PRUNER_LEVELS]
     found["pruned_upfront"] = [{"upfront": n, **resample(table, rule, prune=True, upfront=n)}
                                for n in range(2, rule.repeats + 1) if n != upfront]
+    # Early keeps ([scoring] early_keep) beside the rule without them (or with them, where configured off), both
+    # behind the configured pruner: the calls a clear gain saves, and what they cost in false keeps and power.
+    found["early_keep"] = rule.early_keep
+    found["early_flipped"] = resample(table, replace(rule, early_keep=not rule.early_keep), prune=True,
+                                      upfront=upfront)
     log(f"  resampled: {json.dumps(found)}")
     return found
 

@@ -87,6 +87,7 @@ def markdown(options: ValidityOptions, result: ValidityResult) -> str:
         "",
         *_pruner_rows(result.resampled),
         "",
+        *_early_rows(result.resampled),
     ]
     if f["baseline_calls"]:
         lines.append(f"Baselines: {', '.join(str(c) for c in f['baseline_calls'])} calls each (the search tasks under "
@@ -174,6 +175,24 @@ def _pruner_rows(found: dict[str, Any]) -> list[str]:
         saved = 1 - row["aa"]["calls_per_trial"] / found["aa"]["calls_per_trial"]
         lines.append(f"{name[0].upper()}{name[1:]} saves {saved:.0%} of the A/A trials' calls.")
     return lines
+
+
+def _early_rows(found: dict[str, Any]) -> list[str]:
+    """The configured rule and pruner with and without early keeps ([scoring] early_keep)."""
+    if "early_flipped" not in found or not found["aa"]["trials"]:
+        return []
+    lines = ["The configured rule and pruner with and without `[scoring] early_keep` (a contender whose bound "
+             "clears zero at 99.9% after an earlier seed set is kept there):", "",
+             "| early keeps | A/A false keeps | A/A calls per trial | power | calls per planted trial |",
+             "|---|---|---|---|---|"]
+    rows = {found["early_keep"]: found["pruned"], not found["early_keep"]: found["early_flipped"]}
+    for early in (False, True):
+        aa, power = rows[early]["aa"], rows[early]["power"]
+        configured = " (configured)" if early == found["early_keep"] else ""
+        lines.append(f"| {'on' if early else 'off'}{configured} | {aa['keeps']} of {aa['trials']} | "
+                     f"{aa['calls_per_trial']:.2f} | {power['keeps']} of {power['trials']} ({_rate(power['rate'])}) | "
+                     f"{_calls(power['calls_per_trial'], '.2f')} |")
+    return lines + [""]
 
 
 def _pct(value: float | None) -> str:

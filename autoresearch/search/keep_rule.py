@@ -6,7 +6,9 @@ A race in three steps, so that trust costs few model calls:
 2. confirm: a contender is evaluated under the next seed sets (repeat 1, 2, …: [search] noise_repeats in all),
    stopped after any task that brings its running mean to the threshold, and after the first when the seeds
    changed no score on either side (a deterministic backend: further sets would be copies, and each task counts
-   once); after the last, it is kept only when the
+   once); a contender already far beyond the noise after an earlier set is kept there ([scoring] early_keep:
+   its bound at a much stricter level, so that looking more than once adds almost nothing to the chance of
+   keeping a null edit); after the last, it is kept only when the
    mean paired difference over tasks × seeds exceeds keep_threshold AND its one-sided paired-t lower bound at
    [scoring] confidence is above zero (with [scoring] across_tasks, the bound over the tasks' means too:
    evaluation/paired.py says why, and bench_validity what it costs);
@@ -26,6 +28,10 @@ from ..evaluation.paired import NOISE_BASIS, PairedComparison, tasks_for_sign_te
 from ..workspace.config import ScoringConfig
 
 EPSILON = 1e-9  # "more than the threshold", with float noise (7.7 − 7.0 = 0.70000…01) not counting as more
+# An early keep's share of the rule's chance of error: a look before the last seed set must clear zero at
+# 1 − (1 − confidence) / 50 (99.9% at 95%), the Haybittle–Peto way of stopping a trial early for benefit. Each
+# earlier look then adds at most 1/50 of the rule's own false-keep chance, and the last look keeps its level.
+EARLY_SHARE = 1 / 50
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,17 @@ class PairedKeepRule:
     repeats: int  # seed sets a contender is confirmed on, the screen's included
     holdout_gate: bool
     across_tasks: bool = False  # the bound over the tasks' means too
+    early_keep: bool = False  # a contender far beyond the noise after an earlier seed set is kept there
 
     @classmethod
     def from_settings(cls, scoring: ScoringConfig, repeats: int) -> "PairedKeepRule":
         return cls(scoring.keep_threshold, scoring.confidence, max(repeats, 1), scoring.holdout_gate,
-                   scoring.across_tasks)
+                   scoring.across_tasks, scoring.early_keep)
+
+    @property
+    def early_confidence(self) -> float:
+        """The level an early keep's bound must clear zero at (99.9% for a rule at 95%)."""
+        return 1 - (1 - self.confidence) * EARLY_SHARE
 
     def cannot_keep(self, tasks: int, copies: bool = False) -> str | None:
         """Why no challenger could be kept on `tasks` search tasks, or None: a race gathers at most tasks ×
@@ -124,6 +136,15 @@ class PairedKeepRule:
         stops here (with nothing compared, too: every pair failed on a side)."""
         return comparison.n > 0 and comparison.mean > self.threshold + EPSILON
 
+    def sure_early(self, comparison: PairedComparison) -> bool:
+        """After a confirmation seed set before the last: whether the challenger is already kept (early_keep),
+        its mean above the threshold and its bound (and, with across_tasks, the tasks' bound) above zero at
+        early_confidence."""
+        if not (self.early_keep and self.still_in_race(comparison)):
+            return False
+        bound = replace(comparison, across_tasks=self.across_tasks).lower_bound(self.early_confidence)
+        return bound is not None and bound > 0
+
     def out_of_race(self, comparison: PairedComparison, screen_delta: float, stage: str) -> Verdict:
         seeds = f"{comparison.repeats} seed{'s' if comparison.repeats != 1 else ''}"
         what = "no task succeeded on both sides" if comparison.n == 0 else (
@@ -131,7 +152,8 @@ class PairedKeepRule:
         return Verdict(False, stage, f"{stage}: {what}", comparison, self.confidence, screen_delta)
 
     def confirm(self, comparison: PairedComparison, screen_delta: float, noise_sd: float | None) -> Verdict:
-        """After the last seed set: the mean above the threshold, and its lower bound above zero."""
+        """After the last seed set, or an earlier one where sure_early: the mean above the threshold, and its
+        lower bound above zero."""
         comparison = replace(comparison, across_tasks=self.across_tasks)
         bound = comparison.lower_bound(self.confidence)
         if not self.still_in_race(comparison):
@@ -139,7 +161,11 @@ class PairedKeepRule:
         if bound is None or bound <= 0:
             return Verdict(False, "bound", f"inside the noise: {comparison.text(self.confidence)}",
                            comparison, self.confidence, screen_delta, noise_sd=noise_sd)
-        return Verdict(True, "kept", f"{comparison.text(self.confidence)}", comparison, self.confidence,
+        early = ""
+        if comparison.repeats < self.repeats and not comparison.copies:
+            early = (f"; kept after {comparison.repeats} of {self.repeats} seed sets, its bound above zero at "
+                     f"{self.early_confidence:.1%} too")
+        return Verdict(True, "kept", f"{comparison.text(self.confidence)}{early}", comparison, self.confidence,
                        screen_delta, noise_sd=noise_sd)
 
     def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None,

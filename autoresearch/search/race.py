@@ -1,6 +1,6 @@
 """The keep rule's race, run: a challenger's screen paired with the incumbent's scores on this machine, its
-confirmation seed sets (stopped after any task that sinks it, and after the first when the seeds changed no
-score on either side), the bound and the holdout gate. The decisions
+confirmation seed sets (stopped after any task that sinks it, after the first when the seeds changed no
+score on either side, and after any before the last that keeps it early), the bound and the holdout gate. The decisions
 are search/keep_rule.py's; where the scores come from is a ScoreSource: evaluations made now and stored
 (EvaluatedScores), or a table measured before (bench/resample.py replays the same race over one)."""
 
@@ -56,6 +56,8 @@ def run_race(rule: PairedKeepRule, source: ScoreSource, screen: Scores) -> Verdi
             return rule.out_of_race(comparison, screen_delta, "confirm")
         if comparison.copies:
             break  # the seeds changed no score on either side (a deterministic backend): more sets would copy
+        if repeat < rule.repeats - 1 and rule.sure_early(comparison):
+            break  # far beyond the noise already: the remaining seed sets (both sides') are not spent
     sd = task_sd(theirs)
     verdict = rule.confirm(comparison, screen_delta, sd)
     if not verdict.keep:

@@ -128,6 +128,10 @@ class ScoringConfig(Strict):
     # task the same way under every seed); with 4 search tasks it costs much power (bench_validity measured
     # 84% → 48% on a +0.7 effect), so it is for suites with many search tasks (8 or more).
     across_tasks: bool = False
+    # A contender whose bound clears zero at a much stricter level (99.9% beside 95%) after an earlier confirmation
+    # seed set is kept there, without the remaining sets of either side: a clear gain costs fewer calls, and each
+    # earlier look adds at most 1/50 of the rule's own false-keep chance (search/keep_rule.py).
+    early_keep: bool = True
     # An answer that is empty, loops on one phrase or copies its instructions back gets a judge score of 0
     # (evaluation/degenerate.py): small judges rate such text like a real answer. Off only for tasks whose right
     # answer repeats itself or quotes the instructions.

@@ -62,7 +62,7 @@ class Workspace:
     def evaluation_hash(self) -> str:
         """Hash of the fixed evaluation: rubric, task suite, evaluator instructions, scoring."""
         # The keep rule's settings decide which scores are kept, not what they are: not part of the evaluation.
-        scoring = self.settings.scoring.model_dump(exclude={"confidence", "holdout_gate", "across_tasks"})
+        scoring = self.settings.scoring.model_dump(exclude={"confidence", "holdout_gate", "across_tasks", "early_keep"})
         if not scoring["energy_weight"]:
             # Left out at its default, so studies made before the setting existed keep their names.
             del scoring["energy_weight"]

@@ -271,6 +271,9 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monke
     report = (tmp_path / "validity.md").read_text()
     assert "| paired (noise from 2 seed sets upfront) |" in report
     assert "| paired, noise from 4 seed sets upfront |" in report
+    # And the configured rule with early keeps (the default) beside the rule without them.
+    assert data["resampled"]["early_keep"] is True and data["resampled"]["early_flipped"]["aa"]["trials"] > 0
+    assert "| on (configured) |" in report and "| off |" in report
     assert list(scratch.iterdir()) == []  # and removed once read
 
 

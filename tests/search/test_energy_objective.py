@@ -125,7 +125,8 @@ def test_weight_0_keeps_on_the_composite_as_before(workspace):
     ws = load_workspace(root)
     assert ws.settings.scoring.energy_weight == 0.0
     # The hash as it was before energy_weight (and the keep rule's settings) existed: studies keep their names.
-    scoring = ws.settings.scoring.model_dump(exclude={"energy_weight", "confidence", "holdout_gate", "across_tasks"})
+    scoring = ws.settings.scoring.model_dump(exclude={"energy_weight", "confidence", "holdout_gate", "across_tasks",
+                                                       "early_keep"})
     before = text_hash(json.dumps([ws.rubric.model_dump(), ws.suite.model_dump(), ws.evaluator_instructions,
                                    scoring], sort_keys=True))
     assert ws.evaluation_hash() == with_weight(ws, 0.0).evaluation_hash() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from autoresearch.evaluation.paired import compare
 from autoresearch.search.keep_rule import PairedKeepRule
 from autoresearch.workspace.config import ScoringConfig
@@ -18,6 +20,30 @@ def comparison(deltas):
 def test_settings_give_the_rule_its_threshold_confidence_and_gate():
     rule = PairedKeepRule.from_settings(ScoringConfig(keep_threshold=0.3, confidence=0.9, holdout_gate=False), 5)
     assert (rule.threshold, rule.confidence, rule.repeats, rule.holdout_gate) == (0.3, 0.9, 5, False)
+    assert rule.early_keep and not PairedKeepRule.from_settings(ScoringConfig(early_keep=False), 5).early_keep
+
+
+def test_an_early_keep_must_clear_zero_at_a_fiftieth_of_the_rules_chance_of_error():
+    rule = PairedKeepRule.from_settings(ScoringConfig(), repeats=4)
+    assert rule.early_confidence == pytest.approx(0.999)
+    assert PairedKeepRule.from_settings(ScoringConfig(confidence=0.99), 4).early_confidence == pytest.approx(0.9998)
+    clear = comparison([0.9, 1.0, 1.1, 1.0] * 3)  # 4 tasks × 3 seed sets, sd 0.08: far beyond the noise
+    assert clear.lower_bound(0.999) > 0 and rule.sure_early(clear)
+    # 8 pairs all alike are still no 99.9% claim: a sign test would need 10 (paired.sure_enough).
+    assert clear.lower_bound(0.95) > 0 and not rule.sure_early(comparison([0.9, 1.0, 1.1, 1.0] * 2))
+    # Sure at 95% (what the last seed set asks), not at 99.9%: it must run the remaining seed set.
+    likely = comparison([1.5, -0.3, 1.4, 0.2] * 3)
+    assert likely.lower_bound(0.95) > 0 >= likely.lower_bound(0.999)
+    assert not rule.sure_early(likely)
+    assert not rule.sure_early(comparison([0.05] * 12))  # certain, but not above the threshold
+    assert not PairedKeepRule.from_settings(ScoringConfig(early_keep=False), 4).sure_early(clear)
+
+
+def test_an_early_keep_says_after_how_many_seed_sets_it_was_kept():
+    rule = PairedKeepRule.from_settings(ScoringConfig(), repeats=4)
+    verdict = rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 3), 1.0, 0.5)
+    assert verdict.keep and verdict.reason.endswith("; kept after 3 of 4 seed sets, its bound above zero at 99.9% too")
+    assert rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 4), 1.0, 0.5).reason == "+1.00 over 4 tasks × 4 seeds, 95% lower bound +0.97"
 
 
 def test_the_screen_stops_a_challenger_at_or_under_the_threshold():

@@ -152,3 +152,14 @@ def test_init_works_when_the_user_signs_commits_globally(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
     root = init_workspace(tmp_path / "signed")
     assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
+
+
+def test_the_keep_rules_settings_are_no_part_of_the_evaluation_hash(workspace_dir):
+    # They decide which scores are kept, not what the scores are: a study goes on with its baseline.
+    before = load_workspace(workspace_dir).evaluation_hash()
+    toml = workspace_dir / "autoresearch.toml"
+    toml.write_text(toml.read_text().replace("across_tasks = false", "across_tasks = true")
+               .replace("early_keep = true", "early_keep = false"))
+    changed = load_workspace(workspace_dir)
+    assert (changed.settings.scoring.across_tasks, changed.settings.scoring.early_keep) == (True, False)
+    assert changed.evaluation_hash() == before
