@@ -21,6 +21,7 @@ from ..search.race import OnScore, run_race
 from ..search.screens import quiet_first
 
 CALLS_PER_TASK = 3  # planner, producer, evaluator (no revision rounds in the starter)
+UNIFORM_GAINS = (0.2, 0.3, 0.5, 0.7, 1.0)  # gains just above keep_threshold up to the planted edit's size and more
 
 
 class TableScores:
@@ -184,3 +185,20 @@ def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "plante
              if planted in table["variants"] else Decisions())
     return {"variants": len(nulls), "seed_sets": min(len(v) for v in table["variants"][nulls[0]]["search"].values()),
             "aa": aa.to_json(), "power": power.to_json()}
+
+
+def with_gain(table: dict[str, Any], delta: float, base: str = "starter") -> dict[str, Any]:
+    """The table with one more variant, "gain": `base`'s own scores + delta on every search and holdout task under
+    every seed set (a failed task stays failed): a real effect of exactly delta, with the table's real noise."""
+    gained = {split: {task: [None if v is None else v + delta for v in values] for task, values in tasks.items()}
+              for split, tasks in table["variants"][base].items()}
+    return {**table, "variants": {**table["variants"], "gain": gained}}
+
+
+def uniform_gains(table: dict[str, Any], rule: PairedKeepRule, base: str = "starter", *, prune: bool = False,
+                  z: float = Z, upfront: int | None = None) -> list[dict[str, Any]]:
+    """The rule's power on a gain of each size in UNIFORM_GAINS added to `base`, raced against each other null
+    variant under every ordering of the seed sets (as `replay`), and the calls it spent a trial."""
+    nulls = sorted(v for v in table["variants"] if v not in ("planted", base))
+    return [{"delta": delta, **replay(with_gain(table, delta, base), rule, [("gain", n) for n in nulls],
+                                      prune=prune, z=z, upfront=upfront).to_json()} for delta in UNIFORM_GAINS]

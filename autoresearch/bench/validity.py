@@ -21,7 +21,7 @@ from ..store import Store
 from ..workspace.workspace import load_workspace
 from . import report, workspaces
 from .arguments import ArgumentParser
-from .resample import resample
+from .resample import resample, uniform_gains
 from .score_table import collect, evaluate_seed_set
 from .search import inner_factory
 from .spike import MARKER, PLANTED, SPIKE, spiked_factory
@@ -204,6 +204,9 @@ def table_stage(source: Path, scratch: Path, options: ValidityOptions, factory, 
     found["early_keep"] = rule.early_keep
     found["early_flipped"] = resample(table, replace(rule, early_keep=not rule.early_keep), prune=True,
                                       upfront=upfront)
+    # And a known gain of several sizes, added to the start's own scores: what each costs near the threshold.
+    found["uniform_gains"] = {str(early).lower(): uniform_gains(table, replace(rule, early_keep=early), prune=True,
+                                                                upfront=upfront) for early in (False, True)}
     log(f"  resampled: {json.dumps(found)}")
     return found
 

@@ -192,6 +192,20 @@ def _early_rows(found: dict[str, Any]) -> list[str]:
         lines.append(f"| {'on' if early else 'off'}{configured} | {aa['keeps']} of {aa['trials']} | "
                      f"{aa['calls_per_trial']:.2f} | {power['keeps']} of {power['trials']} ({_rate(power['rate'])}) | "
                      f"{_calls(power['calls_per_trial'], '.2f')} |")
+    lines.append("")
+    gains = found.get("uniform_gains")
+    if not gains or not gains["false"] or not gains["false"][0]["trials"]:
+        return lines
+    deltas = [row["delta"] for row in gains["false"]]
+    lines += ["A gain of δ added to the start's own scores on every task and seed set (its noise the table's), raced "
+              "against each other null variant, with and without early keeps:", "",
+              "| early keeps | " + " | ".join(f"kept at δ {d:g}" for d in deltas) + " | "
+              + " | ".join(f"calls a trial at δ {d:g}" for d in deltas) + " |",
+              "|---|" + "---|" * (2 * len(deltas))]
+    for early in (False, True):
+        rows = gains[str(early).lower()]
+        lines.append(f"| {'on' if early else 'off'} | " + " | ".join(_rate(r["rate"]) for r in rows) + " | "
+                     + " | ".join(_calls(r["calls_per_trial"]) for r in rows) + " |")
     return lines + [""]
 
 

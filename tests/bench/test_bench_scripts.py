@@ -274,6 +274,8 @@ def test_bench_validity_counts_both_rules_on_every_stage(tmp_path, capsys, monke
     # And the configured rule with early keeps (the default) beside the rule without them.
     assert data["resampled"]["early_keep"] is True and data["resampled"]["early_flipped"]["aa"]["trials"] > 0
     assert "| on (configured) |" in report and "| off |" in report
+    assert [row["delta"] for row in data["resampled"]["uniform_gains"]["true"]] == [0.2, 0.3, 0.5, 0.7, 1.0]
+    assert "| kept at δ 0.2 |" in report
     assert list(scratch.iterdir()) == []  # and removed once read
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from autoresearch.bench.resample import (
     CALLS_PER_TASK,
+    UNIFORM_GAINS,
     TableScores,
     old_rule,
     pruned_after,
     resample,
+    uniform_gains,
+    with_gain,
 )
 from autoresearch.search.keep_rule import PairedKeepRule
 from autoresearch.search.race import run_race
@@ -164,3 +167,17 @@ def test_the_replayed_pruner_takes_its_noise_from_the_seed_sets_measured_upfront
     variants = table(starter=variant(base, HOLDOUT), worse=variant(worse, HOLDOUT))
     upfront, every = (resample(variants, RULE, prune=True, upfront=n)["aa"]["calls_per_trial"] for n in (2, 3))
     assert upfront < every  # fewer calls where the pruner's noise came from the quieter sets
+
+
+def test_a_uniform_gain_is_the_starts_own_scores_moved_by_delta_and_raced_against_every_null():
+    start = variant({"a": [3.0, None, 3.5, 4.5], "b": NOISE["b"]}, HOLDOUT)
+    gained = with_gain(table(starter=start, null=variant(NOISE, HOLDOUT)), 0.5)
+    assert gained["variants"]["gain"]["search"]["a"] == [3.5, None, 4.0, 5.0]  # a failed task stays failed
+    assert gained["variants"]["gain"]["holdout"]["h"] == [3.5] * 4
+    assert "gain" not in table(starter=start)["variants"]  # the table given is left as it was
+    rows = uniform_gains(table(starter=variant(NOISE, HOLDOUT), null=variant(NOISE, HOLDOUT)), RULE)
+    assert [row["delta"] for row in rows] == list(UNIFORM_GAINS)
+    assert all(row["trials"] == 24 for row in rows)  # one null × every ordering of 3 of the 4 seed sets
+    # NOISE's own scores + δ against NOISE: every difference is exactly δ, so the sign test over the 6 pairs
+    # decides, and each δ (all above the threshold) is kept under every order.
+    assert [row["keeps"] for row in rows] == [24] * len(UNIFORM_GAINS)
