@@ -368,7 +368,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
     first = records[0]
     options = first["options"]
-    machines = sorted({r["machine"].get("cpu", "?") for r in records})
+    machines = sorted({_machine(r["machine"]) for r in records})  # each CPU with its llama.cpp build, where recorded
     holdout = options.get("holdout_repeats", 1)
     svg_path.write_text(curve_svg(records), encoding="utf-8")
     text = "\n".join([

@@ -156,6 +156,9 @@ def test_bench_search_one_seed_per_command_adds_to_the_results(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
     summary = json.loads((tmp_path / "search.json").read_text())
     assert summary["seeds"] == [3, 5] and summary["methods"]["greedy"]["seeds"] == [3, 5]
+    machine = json.loads(first)["machine"]  # each CPU with the llama.cpp build it ran, as search.md names it
+    build = f" (llama.cpp build {machine['llama_build']})" if machine.get("llama_build") else ""
+    assert summary["machines"] == [machine["cpu"] + build]
     assert "seeds 3, 5" in (tmp_path / "search.md").read_text()
     (tmp_path / "search.md").unlink()
     assert bench.main(["--report-only", "--out", str(tmp_path)]) == 0  # the report again, from the seed files alone
