@@ -151,9 +151,10 @@ class PairedKeepRule:
             f"{comparison.mean:+.2f} over {comparison.tasks} tasks × {seeds}, not above {self.threshold:g}")
         return Verdict(False, stage, f"{stage}: {what}", comparison, self.confidence, screen_delta)
 
-    def confirm(self, comparison: PairedComparison, screen_delta: float, noise_sd: float | None) -> Verdict:
-        """After the last seed set, or an earlier one where sure_early: the mean above the threshold, and its
-        lower bound above zero."""
+    def confirm(self, comparison: PairedComparison, screen_delta: float, noise_sd: float | None,
+                early: bool = False) -> Verdict:
+        """After the last seed set, or an earlier one where sure_early (early): the mean above the threshold, and
+        its lower bound above zero."""
         comparison = replace(comparison, across_tasks=self.across_tasks)
         bound = comparison.lower_bound(self.confidence)
         if not self.still_in_race(comparison):
@@ -161,11 +162,11 @@ class PairedKeepRule:
         if bound is None or bound <= 0:
             return Verdict(False, "bound", f"inside the noise: {comparison.text(self.confidence)}",
                            comparison, self.confidence, screen_delta, noise_sd=noise_sd)
-        early = ""
-        if comparison.repeats < self.repeats and not comparison.copies:
-            early = (f"; kept after {comparison.repeats} of {self.repeats} seed sets, its bound above zero at "
+        early_note = ""
+        if early:
+            early_note = (f"; kept after {comparison.repeats} of {self.repeats} seed sets, its bound above zero at "
                      f"{self.early_confidence:.1%} too")
-        return Verdict(True, "kept", f"{comparison.text(self.confidence)}{early}", comparison, self.confidence,
+        return Verdict(True, "kept", f"{comparison.text(self.confidence)}{early_note}", comparison, self.confidence,
                        screen_delta, noise_sd=noise_sd)
 
     def gate(self, verdict: Verdict, holdout: PairedComparison | None, margin: float | None,

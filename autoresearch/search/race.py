@@ -41,6 +41,7 @@ def run_race(rule: PairedKeepRule, source: ScoreSource, screen: Scores) -> Verdi
     screen_delta = comparison.mean
     if not rule.still_in_race(comparison):
         return rule.out_of_race(comparison, screen_delta, "screen")
+    early = False
     for repeat in range(1, rule.repeats):
         # The incumbent first, so that the challenger's seed set can stop after any task whose pair pulls the
         # running mean to the threshold: a loser costs the tasks up to there, not the whole set.
@@ -57,9 +58,10 @@ def run_race(rule: PairedKeepRule, source: ScoreSource, screen: Scores) -> Verdi
         if comparison.copies:
             break  # the seeds changed no score on either side (a deterministic backend): more sets would copy
         if repeat < rule.repeats - 1 and rule.sure_early(comparison):
+            early = True
             break  # far beyond the noise already: the remaining seed sets (both sides') are not spent
     sd = task_sd(theirs)
-    verdict = rule.confirm(comparison, screen_delta, sd)
+    verdict = rule.confirm(comparison, screen_delta, sd, early)
     if not verdict.keep:
         return verdict
     found, extra = source.holdout()

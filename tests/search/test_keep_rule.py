@@ -41,10 +41,12 @@ def test_an_early_keep_must_clear_zero_at_a_fiftieth_of_the_rules_chance_of_erro
 
 def test_an_early_keep_says_after_how_many_seed_sets_it_was_kept():
     rule = PairedKeepRule.from_settings(ScoringConfig(), repeats=4)
-    verdict = rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 3), 1.0, 0.5)
+    verdict = rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 3), 1.0, 0.5, early=True)
     assert verdict.keep and verdict.reason.endswith("; kept after 3 of 4 seed sets, its bound above zero at 99.9% too")
     last = rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 4), 1.0, 0.5)  # after the last seed set: nothing added
     assert last.reason == "+1.00 over 4 tasks × 4 seeds, 95% lower bound +0.97"
+    fewer = rule.confirm(comparison([0.9, 1.0, 1.1, 1.0] * 3), 1.0, 0.5)  # a seed set lost to failures: not early
+    assert fewer.keep and "kept after" not in fewer.reason
 
 
 def test_the_screen_stops_a_challenger_at_or_under_the_threshold():

@@ -61,3 +61,21 @@ def test_a_likely_winner_runs_every_seed_set():
     verdict = run_race(RULE, likely, likely.screen())
     assert verdict.keep and verdict.comparison.repeats == 4 and ("challenger", 3) in likely.asked
     assert "kept after" not in verdict.reason
+
+
+class LastSetFailed(Recorded):
+    """The challenger's every call of the last seed set failed (no score): the race ran all its seed sets."""
+
+    def confirm(self, repeat, on_score):
+        if repeat < RULE.repeats - 1:
+            return super().confirm(repeat, on_score)
+        self.asked.append(("challenger", repeat))
+        return {(task, repeat): None for task in TASKS}
+
+
+def test_a_keep_whose_last_seed_set_failed_is_not_called_early():
+    # Sure at 95% on the 3 seed sets that scored, not at 99.9%: kept at the end, with 3 sets compared.
+    failed = LastSetFailed((1.5, -0.3, 1.4, 0.2))
+    verdict = run_race(RULE, failed, failed.screen())
+    assert verdict.keep and verdict.comparison.repeats == 3 and ("challenger", 3) in failed.asked
+    assert "kept after" not in verdict.reason
