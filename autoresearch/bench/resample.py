@@ -174,12 +174,17 @@ def fresh_holdout_delta(table: dict[str, Any], challenger: str, incumbent: str, 
     return found.mean if found.n else None
 
 
+def null_variants(table: dict[str, Any], planted: str = "planted", *others: str) -> list[str]:
+    """The table's variants without a planted effect: all but `planted` and `others`, in name order."""
+    return sorted(v for v in table["variants"] if v != planted and v not in others)
+
+
 def resample(table: dict[str, Any], rule: PairedKeepRule, planted: str = "planted", *,
              prune: bool = False, z: float = Z, upfront: int | None = None) -> dict[str, Any]:
     """A/A over every ordered pair of null variants, power of the planted variant against each of them (with
     `prune`, behind the paired pruner, its noise from `upfront` seed sets: pass the workspace's
     [search] noise_repeats_upfront to replay the loop; None takes every set the rule confirms over)."""
-    nulls = sorted(v for v in table["variants"] if v != planted)
+    nulls = null_variants(table, planted)
     aa = replay(table, rule, list(itertools.permutations(nulls, 2)), prune=prune, z=z, upfront=upfront)
     power = (replay(table, rule, [(planted, n) for n in nulls], prune=prune, z=z, upfront=upfront)
              if planted in table["variants"] else Decisions())
@@ -195,10 +200,11 @@ def with_gain(table: dict[str, Any], delta: float, base: str = "starter") -> dic
     return {**table, "variants": {**table["variants"], "gain": gained}}
 
 
-def uniform_gains(table: dict[str, Any], rule: PairedKeepRule, base: str = "starter", *, prune: bool = False,
-                  z: float = Z, upfront: int | None = None) -> list[dict[str, Any]]:
+def uniform_gains(table: dict[str, Any], rule: PairedKeepRule, base: str = "starter", planted: str = "planted", *,
+                  prune: bool = False, z: float = Z, upfront: int | None = None) -> list[dict[str, Any]]:
     """The rule's power on a gain of each size in UNIFORM_GAINS added to `base`, raced against each other null
-    variant under every ordering of the seed sets (as `replay`), and the calls it spent a trial."""
-    nulls = sorted(v for v in table["variants"] if v not in ("planted", base))
+    variant (not `base` itself: every pair would differ by exactly delta) under every ordering of the seed sets
+    (as `replay`), and the calls it spent a trial."""
+    nulls = null_variants(table, planted, base)
     return [{"delta": delta, **replay(with_gain(table, delta, base), rule, [("gain", n) for n in nulls],
                                       prune=prune, z=z, upfront=upfront).to_json()} for delta in UNIFORM_GAINS]
