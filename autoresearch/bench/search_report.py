@@ -345,7 +345,7 @@ def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | Non
 def machines_line(records: Sequence[dict[str, Any]]) -> str:
     """Where the seeds ran: one machine, or several, and whether one llama.cpp build ran on all of them (scores
     follow the build: one portable build gave a seed's figures to the digit on an EPYC and on a Xeon)."""
-    named = sorted({_machine(r["machine"]) for r in records})
+    named = machine_names(records)
     if len(named) == 1:
         return f"Machine: {named[0]}."
     # A build is its llama.cpp release and its instruction sets; a seed file written before either was recorded
@@ -355,6 +355,11 @@ def machines_line(records: Sequence[dict[str, Any]]) -> str:
     if len(builds) == 1 and None not in next(iter(builds)):
         return f"Machines (one llama.cpp build on each, so their scores compare): {'; '.join(named)}."
     return f"Machines (scores can differ between llama.cpp builds: compare within a seed): {'; '.join(named)}."
+
+
+def machine_names(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each machine the seeds ran on: its CPU with its llama.cpp build, where recorded."""
+    return sorted({_machine(r["machine"]) for r in records})
 
 
 def _machine(info: dict[str, Any]) -> str:
@@ -368,7 +373,6 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
     first = records[0]
     options = first["options"]
-    machines = sorted({_machine(r["machine"]) for r in records})  # each CPU with its llama.cpp build, where recorded
     holdout = options.get("holdout_repeats", 1)
     svg_path.write_text(curve_svg(records), encoding="utf-8")
     text = "\n".join([
@@ -417,7 +421,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     md_path.write_text(text, encoding="utf-8")
     summary = summarise(records)
     json_path.write_text(json.dumps({
-        "options": options, "seeds": [r["seed"] for r in records], "machines": machines,
+        "options": options, "seeds": [r["seed"] for r in records], "machines": machine_names(records),
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
                     for m, row in summary.items()}}, indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}
