@@ -164,8 +164,8 @@ class PairedKeepRule:
                            comparison, self.confidence, screen_delta, noise_sd=noise_sd)
         early_note = ""
         if early:
-            early_note = (f"; kept after {comparison.repeats} of {self.repeats} seed sets, its bound above zero at "
-                     f"{self.early_confidence:.1%} too")
+            early_note = (f"; kept after {comparison.repeats} of {self.repeats} seed sets, its bound above zero "
+                          f"at {self.early_confidence:.1%} too")
         return Verdict(True, "kept", f"{comparison.text(self.confidence)}{early_note}", comparison, self.confidence,
                        screen_delta, noise_sd=noise_sd)
 
