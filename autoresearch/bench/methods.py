@@ -59,7 +59,8 @@ from ..workspace.workspace import load_workspace
 from .budget import Budget, BudgetExhausted, budgeted_factory
 from .workspaces import copy_workspace
 
-METHODS = ("autoresearch", "mipro", "gepa", "greedy", "random")
+LOOP = "autoresearch"  # the method under test: every other is its peer
+METHODS = (LOOP, "mipro", "gepa", "greedy", "random")
 LABELS = {
     "autoresearch": "autoresearch loop (as shipped)",
     "mipro": "dspy.MIPROv2 (0 demos)",

@@ -14,6 +14,7 @@ from ..errors import UsageError
 COLOURS = {"autoresearch": "#1a9c47", "mipro": "#2f6fdf", "gepa": "#e8710a", "greedy": "#b07cd8",
            "random": "#d93025"}
 BASELINE_COLOUR = "#9aa0a6"
+TIE = 1e-9  # composites closer than this are equal (means of the same floats in another order)
 STYLE = ("<style>text{font:12px sans-serif;fill:#3c4043}.axis{stroke:#5f6368}.grid{stroke:#eceff1}"
           ".label{font-weight:600}.pt{font-size:11px}</style>")
 
@@ -73,6 +74,31 @@ def machine_line(info: dict[str, Any]) -> str:
             f"{info.get('memory') or '? GiB'} · {info['os']} · Python {info['python']}"
             + (f" · {packages}" if packages else "")
             + (f" · llama.cpp build {info['llama_build']}" if info.get("llama_build") else ""))
+
+
+def machines_line(records: Sequence[dict[str, Any]]) -> str:
+    """Where the seeds ran: one machine, or several, and whether one llama.cpp build ran on all of them (scores
+    follow the build: one portable build gave a seed's figures to the digit on an EPYC and on a Xeon)."""
+    named = machine_names(records)
+    if len(named) == 1:
+        return f"Machine: {named[0]}."
+    # A build is its llama.cpp release and its instruction sets; a seed file written before either was recorded
+    # cannot say.
+    builds = {(r["machine"].get("packages", {}).get("llama_cpp_python"), r["machine"].get("llama_build"))
+              for r in records}
+    if len(builds) == 1 and None not in next(iter(builds)):
+        return f"Machines (one llama.cpp build on each, so their scores compare): {'; '.join(named)}."
+    return f"Machines (scores can differ between llama.cpp builds: compare within a seed): {'; '.join(named)}."
+
+
+def machine_names(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each machine the seeds ran on: its CPU with its llama.cpp build, where recorded."""
+    return sorted({_machine(r["machine"]) for r in records})
+
+
+def _machine(info: dict[str, Any]) -> str:
+    build = info.get("llama_build")
+    return info.get("cpu", "?") + (f" (llama.cpp build {build})" if build else "")
 
 
 # --- numbers ---------------------------------------------------------------------------------------

@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..review.report import svg
-from . import draws, seeds
-from .methods import LABELS, METHODS
-from .report import BASELINE_COLOUR, COLOURS, STYLE, duration, num, spread
+from . import draws, leads, seeds
+from .methods import LABELS, LOOP, METHODS
+from .report import (
+    BASELINE_COLOUR,
+    COLOURS,
+    STYLE,
+    TIE,
+    duration,
+    machine_names,
+    machines_line,
+    num,
+    spread,
+)
 
-LOOP = "autoresearch"
 TARGET_COLOUR = "#202124"
-TIE = 1e-9  # composites closer than this are equal (means of the same floats in another order)
 # A discard that spent at most this many screens' calls ended in its screen: a confirmation adds at least a
 # second seed set of every search task, so a trial that went on to one spent about two screens or more.
 SCREEN_SLACK = 1.5
@@ -342,31 +350,6 @@ def hidden_lines(paths: dict[str, list[tuple[float, float]]], start: float | Non
     return notes
 
 
-def machines_line(records: Sequence[dict[str, Any]]) -> str:
-    """Where the seeds ran: one machine, or several, and whether one llama.cpp build ran on all of them (scores
-    follow the build: one portable build gave a seed's figures to the digit on an EPYC and on a Xeon)."""
-    named = machine_names(records)
-    if len(named) == 1:
-        return f"Machine: {named[0]}."
-    # A build is its llama.cpp release and its instruction sets; a seed file written before either was recorded
-    # cannot say.
-    builds = {(r["machine"].get("packages", {}).get("llama_cpp_python"), r["machine"].get("llama_build"))
-              for r in records}
-    if len(builds) == 1 and None not in next(iter(builds)):
-        return f"Machines (one llama.cpp build on each, so their scores compare): {'; '.join(named)}."
-    return f"Machines (scores can differ between llama.cpp builds: compare within a seed): {'; '.join(named)}."
-
-
-def machine_names(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Each machine the seeds ran on: its CPU with its llama.cpp build, where recorded."""
-    return sorted({_machine(r["machine"]) for r in records})
-
-
-def _machine(info: dict[str, Any]) -> str:
-    build = info.get("llama_build")
-    return info.get("cpu", "?") + (f" (llama.cpp build {build})" if build else "")
-
-
 def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
     search.json (each method's summary)."""
@@ -412,10 +395,15 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "pick's difference from the start is noise unless it is well beyond that.",
         "- **Holdout target** (the fourth table): per seed, the best peer's pick by its holdout composite, the calls "
         "and joules that peer spent until it held that pick, and when the loop held a pick at least as good on "
-        "holdout (only picks are evaluated there, so an earlier incumbent of the loop's may already have been).", "",
+        "holdout (only picks are evaluated there, so an earlier incumbent of the loop's may already have been).",
+        "- **Paired leads** (the fifth table): per peer, the loop's pick's holdout composite minus the peer's on each "
+        "seed both ran (same seed sets, so the seed's start cancels), the mean ± its standard error, the one-sided "
+        "95% t bound as if that peer were the only comparison and again with every peer counted (Bonferroni), and "
+        "an exact sign test over the seeds that did not tie. A lead is decided only where a bound clears zero.", "",
         gains_table(records), "",
         seed_table(records), "",
         holdout_target_table(records), "",
+        leads.table(records), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")
@@ -423,5 +411,6 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     json_path.write_text(json.dumps({
         "options": options, "seeds": [r["seed"] for r in records], "machines": machine_names(records),
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
-                    for m, row in summary.items()}}, indent=2) + "\n", encoding="utf-8")
+                    for m, row in summary.items()},
+        "leads": [lead.as_json() for lead in leads.leads(records)]}, indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,11 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
     assert all(LABELS[m] in svg for m in METHODS) and "target: best peer&#x27;s final" in svg
     out = capsys.readouterr().out
     assert "| method | seeds | holdout composite of the pick (3 repeats) |" in out
+    # The loop's lead over each peer, paired by seed (one seed here: no bound yet).
+    assert re.search(rf"\| {re.escape(LABELS['gepa'])} \| 1 \| [+-]\d\.\d\d \| – \(one seed\) \|", table)
+    report = json.loads((tmp_path / "search.json").read_text())
+    assert [lead["peer"] for lead in report["leads"]] == [m for m in METHODS if m != "autoresearch"]
+    assert report["leads"][0]["differences"] == [runs["autoresearch"]["holdout"] - runs["mipro"]["holdout"]]
 
 
 def recorded_seeds(monkeypatch) -> list[int | None]:

@@ -201,12 +201,12 @@ def test_the_report_says_whether_seeds_from_several_machines_ran_one_llama_cpp_b
                           **({"llama_build": build} if build else {})}
         return rec
 
-    assert search_report.machines_line([on("EPYC", "AVX2"), on("EPYC", "AVX2")]) == \
+    assert report.machines_line([on("EPYC", "AVX2"), on("EPYC", "AVX2")]) == \
         "Machine: EPYC (llama.cpp build AVX2)."
-    assert search_report.machines_line([on("EPYC", "AVX2"), on("Xeon", "AVX2")]).startswith(
+    assert report.machines_line([on("EPYC", "AVX2"), on("Xeon", "AVX2")]).startswith(
         "Machines (one llama.cpp build on each, so their scores compare): ")
     # Other instruction sets, another release, or a seed file that does not say.
     for other in (on("Xeon", "AVX2 AVX512"), on("Xeon", "AVX2", release="0.3.37"), on("Xeon")):
-        assert search_report.machines_line([on("EPYC", "AVX2"), other]).startswith(
+        assert report.machines_line([on("EPYC", "AVX2"), other]).startswith(
             "Machines (scores can differ between llama.cpp builds: compare within a seed): ")
 

@@ -1,0 +1,115 @@
+"""The loop's lead over each peer on the holdout tasks, paired by seed: per seed, the loop's pick's holdout
+composite minus the peer's, both under the same holdout seed sets, so the seed's draw and start cancel out.
+
+A lead in the mean over a few seeds is not a lead until its bound clears zero. The report gives each peer's
+one-sided t bound as if it were the only comparison, the same bound with every peer counted (Bonferroni: with
+four peers, a 95% claim over all four needs each at 98.75%), and an exact sign test that assumes nothing about the
+differences' shape (five seeds all one way are chance 1 in 32)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from scipy import stats
+
+from .methods import LABELS, LOOP, METHODS
+from .report import TIE
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The loop against one peer over the seeds both have a holdout composite for."""
+
+    peer: str
+    seeds: tuple[int, ...]
+    differences: tuple[float, ...]  # per seed: the loop's pick's holdout composite − the peer's
+    peers: int  # comparisons reported together (the Bonferroni correction's divisor)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.differences)
+
+    @property
+    def se(self) -> float | None:
+        """Standard error of the mean difference; None from fewer than 2 seeds."""
+        n = len(self.differences)
+        return statistics.stdev(self.differences) / math.sqrt(n) if n > 1 else None
+
+    def bound(self, confidence: float = CONFIDENCE) -> float | None:
+        """One-sided lower t bound on the mean lead at `confidence`; None from fewer than 2 seeds."""
+        if self.se is None:
+            return None
+        return self.mean - stats.t.ppf(confidence, len(self.differences) - 1) * self.se
+
+    @property
+    def corrected_confidence(self) -> float:
+        return 1 - (1 - CONFIDENCE) / max(self.peers, 1)
+
+    @property
+    def corrected_bound(self) -> float | None:
+        """The bound at the confidence each comparison needs for a 95% claim over all the peers at once."""
+        return self.bound(self.corrected_confidence)
+
+    @property
+    def wins(self) -> int:
+        return sum(d > TIE for d in self.differences)
+
+    @property
+    def losses(self) -> int:
+        return sum(d < -TIE for d in self.differences)
+
+    @property
+    def sign_p(self) -> float:
+        """Chance of at least this many of the untied seeds going the loop's way if each were a coin's toss."""
+        n = self.wins + self.losses
+        return sum(math.comb(n, k) for k in range(self.wins, n + 1)) / 2 ** n
+
+    def as_json(self) -> dict[str, Any]:
+        return {"peer": self.peer, "seeds": list(self.seeds), "differences": list(self.differences),
+                "mean": self.mean, "se": self.se, "bound": self.bound(), "corrected_confidence":
+                self.corrected_confidence, "corrected_bound": self.corrected_bound, "wins": self.wins,
+                "losses": self.losses, "ties": len(self.differences) - self.wins - self.losses,
+                "sign_p": self.sign_p}
+
+
+def leads(records: Sequence[dict[str, Any]]) -> list[Lead]:
+    """The loop's lead over each peer that shares a seed with it, the peers in METHODS' order."""
+    picks: dict[str, dict[int, float]] = {}
+    for record in records:
+        for run in record["runs"]:
+            if run["holdout"] is not None:
+                picks.setdefault(run["method"], {})[record["seed"]] = run["holdout"]
+    loop = picks.get(LOOP, {})
+    paired = {}
+    for method, by_seed in sorted(picks.items(), key=lambda item: METHODS.index(item[0])):
+        shared = sorted(set(by_seed) & set(loop))
+        if method != LOOP and shared:
+            paired[method] = (tuple(shared), tuple(loop[s] - by_seed[s] for s in shared))
+    return [Lead(method, shared, differences, len(paired)) for method, (shared, differences) in paired.items()]
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    """A row per peer: the mean lead, its bounds alone and with every peer counted, and the seeds' signs."""
+    found = leads(records)
+    if not found:
+        return "Paired leads: no seed here has both the loop's pick and a peer's on the holdout tasks."
+    corrected = f"{100 * found[0].corrected_confidence:.2f}".rstrip("0").rstrip(".") + "%"
+    lines = ["| loop against | seeds | lead (mean ± se) | 95% lower bound, alone | "
+             f"lower bound with {len(found)} peers counted ({corrected}) | seeds led / trailed / tied | "
+             "sign test (one-sided p) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for lead in found:
+        se = f" ± {lead.se:.2f}" if lead.se is not None else ""
+        lines.append(f"| {LABELS[lead.peer]} | {len(lead.seeds)} | {lead.mean:+.2f}{se} | {_bound(lead.bound())} | "
+                     f"{_bound(lead.corrected_bound)} | {lead.wins} / {lead.losses} / "
+                     f"{len(lead.seeds) - lead.wins - lead.losses} | {lead.sign_p:.3g} |")
+    return "\n".join(lines)
+
+
+def _bound(value: float | None) -> str:
+    return "– (one seed)" if value is None else f"{value:+.2f}"
