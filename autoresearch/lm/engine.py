@@ -206,8 +206,8 @@ class BackendEngine:
             raise
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         energy = self.meter.stop(token, wall_s=wall, cpu_s=cpu)
-        # Carried by the next call, the one it loaded for: when the reply says it had to load, all its joules
-        # are load joules; when it says it did not (loaded meanwhile), they are that call's joules still.
+        # Carried by the next call, the one it loaded for: when the reply says it had to load, the load's share
+        # of its joules are load joules; when it says it did not (loaded meanwhile), they are that call's still.
         self._pending_load = (max(completion.load_s, 0.0), energy.joules, wall)
         return completion.load_s > 0
 
@@ -247,10 +247,11 @@ class BackendEngine:
         with self._pending_lock:
             pending, self._pending_load = self._pending_load, None
         if pending is not None:
-            # A preload for this call ran just before it: its cost is this call's (its load, when it loaded).
+            # A preload for this call ran just before it: its cost is this call's, and its load's share of that
+            # cost is load energy, split by time as a call's is (the rest was the request's round trip).
             pre_load_s, pre_joules, pre_wall = pending
             load_s, joules, latency_s = load_s + pre_load_s, joules + pre_joules, latency_s + pre_wall
-            load_joules += pre_joules if pre_load_s > 0 else 0.0
+            load_joules += pre_joules * min(1.0, pre_load_s / max(pre_wall, pre_load_s)) if pre_load_s > 0 else 0.0
         if recorder is not None:
             recorder.add(CallRecord(
                 role=self.role, backend=self.backend.name, model=request.model,

@@ -7,6 +7,7 @@ order once per stage.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 import pytest
@@ -95,9 +96,9 @@ def comparable(result):
 
 
 def test_staged_order_swaps_models_far_less_than_the_per_task_order(workspace, server, tmp_path, capsys):
-    # Loads of 0.1 s here: each of the staged order's 4 preloads carries its whole request's wall time as load
-    # energy, so at 0.02 s an HTTP round trip slowed by a busy machine (0.1 s each: seen once in a full run) made
-    # the staged order's load joules the larger. Now that needs more than 0.27 s a preload.
+    # Loads of 0.1 s here. Each preload's joules are split by time as a call's are (its load_s over its wall
+    # time), so an HTTP round trip slowed by a busy machine no longer counts as load; when a preload's whole
+    # request was load energy, 0.02 s loads let four slowed round trips (0.1 s each) outweigh eleven loads once.
     server.load_duration_ns = int(SLOW_LOAD_S * 1e9)
     unscheduled = evaluate(workspace, server, tmp_path, staged=False)
     unscheduled_loads = list(server.loads)
@@ -185,17 +186,19 @@ def test_engine_preload_energy_and_load_time_go_to_the_next_call_as_load(ollama_
 
 
 class PreloadingBackend:
-    """A server whose /api/ps never lists the model, and whose preload loads, finds it loaded, or fails."""
+    """A server whose /api/ps never lists the model, and whose preload loads, finds it loaded, or fails (after
+    `wall_s` of round trip)."""
 
     name, in_process = "ollama", False
 
-    def __init__(self, preload_reply):
-        self.preload_reply = preload_reply
+    def __init__(self, preload_reply, wall_s: float = 0.0):
+        self.preload_reply, self.wall_s = preload_reply, wall_s
 
     def loaded_models(self) -> list[str]:
         return []
 
     def preload(self, model, keep_alive):
+        time.sleep(self.wall_s)
         if isinstance(self.preload_reply, Exception):
             raise self.preload_reply
         return self.preload_reply
@@ -217,3 +220,17 @@ def test_a_preload_that_did_not_load_still_hands_its_joules_to_the_next_call(rep
         eng.call(CompletionRequest(model="m", messages=(ChatMessage("user", "hi"),)))
     (call,) = recorder.calls
     assert (call.joules, call.load_joules, call.load_s) == (10.0, 0.0, 0.0)  # the preload's 5 J, not a load
+
+
+def test_a_preload_slower_than_its_load_counts_only_the_load_share_of_its_joules_as_load():
+    # The server loaded for 0.05 s of a 0.2 s request (a slow round trip): a quarter of the preload's 5 J is load.
+    reply = Completion("", 0, 0, 0.0, load_s=0.05)
+    eng = BackendEngine("producer", RoleConfig(backend="ollama", model="m"), PreloadingBackend(reply, wall_s=0.2),
+                        FixedMeter(), policy=KeepAlivePolicy())
+    assert eng.preload() is True
+    recorder = CallRecorder()
+    with recording(recorder):
+        eng.call(CompletionRequest(model="m", messages=(ChatMessage("user", "hi"),)))
+    (call,) = recorder.calls
+    assert call.joules == 10.0 and call.load_s == pytest.approx(0.05)  # the preload's cost is still the call's
+    assert 0.0 < call.load_joules <= 5.0 * 0.05 / 0.2  # ≤ 1.25 J: the wall time is at least the sleep
