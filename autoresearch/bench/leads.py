@@ -4,7 +4,9 @@ composite minus the peer's, both under the same holdout seed sets, so the seed's
 A lead in the mean over a few seeds is not a lead until its bound clears zero. The report gives each peer's
 one-sided t bound as if it were the only comparison, the same bound with every peer counted (Bonferroni: with
 four peers, a 95% claim over all four needs each at 98.75%), and an exact sign test that assumes nothing about the
-differences' shape (five seeds all one way are chance 1 in 32)."""
+differences' shape (five seeds all one way are chance 1 in 32). As in the keep rule (evaluation/paired.py), a
+positive bound stands only from as many seeds as that sign test needs to be as sure (5 at 95%, 7 at 98.75%): from
+fewer, its certainty would rest on the differences being normal alone."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
+from ..evaluation.paired import sure_enough, tasks_for_sign_test
 from .methods import LABELS, LOOP, METHODS
 from .report import TIE
 
@@ -46,6 +49,12 @@ class Lead:
             return None
         return self.mean - stats.t.ppf(confidence, len(self.differences) - 1) * self.se
 
+    def stands(self, confidence: float = CONFIDENCE) -> bool:
+        """Whether the bound at `confidence` is a claim: at or under zero it claims nothing; above, it needs as
+        many seeds as a sign test at that confidence."""
+        bound = self.bound(confidence)
+        return bound is not None and sure_enough(bound, len(self.differences), confidence) is not None
+
     @property
     def corrected_confidence(self) -> float:
         return 1 - (1 - CONFIDENCE) / max(self.peers, 1)
@@ -71,8 +80,9 @@ class Lead:
 
     def as_json(self) -> dict[str, Any]:
         return {"peer": self.peer, "seeds": list(self.seeds), "differences": list(self.differences),
-                "mean": self.mean, "se": self.se, "bound": self.bound(), "corrected_confidence":
-                self.corrected_confidence, "corrected_bound": self.corrected_bound, "wins": self.wins,
+                "mean": self.mean, "se": self.se, "bound": self.bound(), "bound_stands": self.stands(),
+                "corrected_confidence": self.corrected_confidence, "corrected_bound": self.corrected_bound,
+                "corrected_bound_stands": self.stands(self.corrected_confidence), "wins": self.wins,
                 "losses": self.losses, "ties": len(self.differences) - self.wins - self.losses,
                 "sign_p": self.sign_p}
 
@@ -105,11 +115,16 @@ def table(records: Sequence[dict[str, Any]]) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for lead in found:
         se = f" ± {lead.se:.2f}" if lead.se is not None else ""
-        lines.append(f"| {LABELS[lead.peer]} | {len(lead.seeds)} | {lead.mean:+.2f}{se} | {_bound(lead.bound())} | "
-                     f"{_bound(lead.corrected_bound)} | {lead.wins} / {lead.losses} / "
+        lines.append(f"| {LABELS[lead.peer]} | {len(lead.seeds)} | {lead.mean:+.2f}{se} | {_bound(lead, CONFIDENCE)} "
+                     f"| {_bound(lead, lead.corrected_confidence)} | {lead.wins} / {lead.losses} / "
                      f"{len(lead.seeds) - lead.wins - lead.losses} | {lead.sign_p:.3g} |")
     return "\n".join(lines)
 
 
-def _bound(value: float | None) -> str:
-    return "– (one seed)" if value is None else f"{value:+.2f}"
+def _bound(lead: Lead, confidence: float) -> str:
+    value = lead.bound(confidence)
+    if value is None:
+        return "– (one seed)"
+    if not lead.stands(confidence):
+        return f"{value:+.2f} (a claim needs {tasks_for_sign_test(confidence)} seeds)"
+    return f"{value:+.2f}"

@@ -399,7 +399,8 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "- **Paired leads** (the fifth table): per peer, the loop's pick's holdout composite minus the peer's on each "
         "seed both ran (same seed sets, so the seed's start cancels), the mean ± its standard error, the one-sided "
         "95% t bound as if that peer were the only comparison and again with every peer counted (Bonferroni), and "
-        "an exact sign test over the seeds that did not tie. A lead is decided only where a bound clears zero.", "",
+        "an exact sign test over the seeds that did not tie. A lead is decided only where a bound clears zero, and "
+        "(as in the keep rule) from at least as many seeds as that sign test needs at its confidence (5 at 95%).", "",
         gains_table(records), "",
         seed_table(records), "",
         holdout_target_table(records), "",

@@ -44,6 +44,21 @@ def test_the_bound_is_the_one_sided_t_bound_alone_and_with_every_peer_counted():
     assert gepa.corrected_bound == pytest.approx(0.625 - T_98_75_3DF * se, abs=1e-4)  # +0.05
 
 
+def test_a_positive_bound_stands_only_from_as_many_seeds_as_a_sign_test_needs():
+    # As the keep rule's: 5 seeds for a claim at 95%, 7 at 98.75%; a bound at or under zero claims nothing.
+    five = [record(s, autoresearch=3.0 + d, gepa=3.0) for s, d in enumerate((0.5, 0.9, 0.3, 0.8, 0.6))]
+    [lead] = leads.leads(five)
+    assert lead.bound() > 0 and lead.stands() and lead.peers == 1  # one peer: the corrected bound is the same
+    assert lead.stands(0.9875) is False and lead.bound(0.9875) > 0
+    [four] = leads.leads(five[:4])
+    assert four.bound() > 0 and not four.stands()
+    [trailing] = leads.leads([record(s, autoresearch=3.0, gepa=3.0 + d) for s, d in enumerate((0.5, 0.9, 0.3))])
+    assert trailing.bound() < 0 and trailing.stands()  # a bound below zero stands: it claims no lead
+    assert f"| {trailing.bound():+.2f} |" in leads.table([record(0, autoresearch=3.0, gepa=3.5),
+                                                          record(1, autoresearch=3.0, gepa=3.9),
+                                                          record(2, autoresearch=3.0, gepa=3.3)])
+
+
 def test_one_seed_has_no_bound():
     mipro = next(lead for lead in leads.leads(four_seeds()) if lead.peer == "mipro")
     assert mipro.se is None and mipro.bound() is None and mipro.corrected_bound is None
@@ -68,7 +83,8 @@ def test_the_table_gives_each_peer_a_row_and_says_where_a_bound_needs_more_seeds
     assert [line.split(" | ")[0] for line in lines[2:]] == [
         "| dspy.MIPROv2 (0 demos)", "| dspy.GEPA", "| greedy (incumbent only)", "| random recipes, no pruner"]
     assert "lower bound with 4 peers counted (98.75%)" in lines[0]
-    assert "| dspy.GEPA | 4 | +0.62 ± 0.14 | +0.30 | +0.05 | 4 / 0 / 0 | 0.0625 |" in lines
+    assert ("| dspy.GEPA | 4 | +0.62 ± 0.14 | +0.30 (a claim needs 5 seeds) | +0.05 (a claim needs 7 seeds) | "
+            "4 / 0 / 0 | 0.0625 |") in lines
     assert "| dspy.MIPROv2 (0 demos) | 1 | +0.00 | – (one seed) | – (one seed) | 0 / 0 / 1 | 1 |" in lines
 
 
