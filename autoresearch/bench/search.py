@@ -15,7 +15,7 @@ from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
-from . import draws, report, search_report, seeds, workspaces
+from . import draws, leads, report, search_report, seeds, workspaces
 from .arguments import ArgumentParser
 from .methods import (
     LABELS,
@@ -132,6 +132,8 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
         raise ValueError(f"{out}: no seed files (seed-N.json) to report on")
     paths = search_report.write(Path(out), records)
     log(search_report.table(records))
+    log("")
+    log(leads.table(records))
     log("written: " + ", ".join(str(p) for p in paths.values()))
     return paths
 
@@ -275,6 +277,8 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         log("")
         table = search_report.table(records)
         log(table)
+        log("")
+        log(leads.table(records))
         log("")
         log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
         first_start = starts[draws.draw_of(options.seeds[0], options.draws)]

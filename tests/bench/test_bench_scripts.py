@@ -63,6 +63,11 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
     assert all(LABELS[m] in svg for m in METHODS) and "target: best peer&#x27;s final" in svg
     out = capsys.readouterr().out
     assert "| method | seeds | holdout composite of the pick (3 repeats) |" in out
+    assert "| loop against | seeds | lead (mean ± se) |" in out  # the paired leads, printed too
+    # The report again from the seed file alone prints both tables as well.
+    assert load_script("bench_search").main(["--report-only", "--out", str(tmp_path)]) == 0
+    again = capsys.readouterr().out
+    assert "| method | seeds |" in again and "| loop against | seeds |" in again
     # The loop's lead over each peer, paired by seed (one seed here: no bound yet).
     assert re.search(rf"\| {re.escape(LABELS['gepa'])} \| 1 \| [+-]\d\.\d\d \| – \(one seed\) \|", table)
     report = json.loads((tmp_path / "search.json").read_text())
