@@ -73,6 +73,10 @@ class Lead:
         return sum(d < -TIE for d in self.differences)
 
     @property
+    def ties(self) -> int:
+        return len(self.differences) - self.wins - self.losses
+
+    @property
     def sign_p(self) -> float:
         """Chance of at least this many of the untied seeds going the loop's way if each were a coin's toss."""
         n = self.wins + self.losses
@@ -83,7 +87,7 @@ class Lead:
                 "mean": self.mean, "se": self.se, "bound": self.bound(), "bound_stands": self.stands(),
                 "corrected_confidence": self.corrected_confidence, "corrected_bound": self.corrected_bound,
                 "corrected_bound_stands": self.stands(self.corrected_confidence), "wins": self.wins,
-                "losses": self.losses, "ties": len(self.differences) - self.wins - self.losses,
+                "losses": self.losses, "ties": self.ties,
                 "sign_p": self.sign_p}
 
 
@@ -117,7 +121,7 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         se = f" ± {lead.se:.2f}" if lead.se is not None else ""
         lines.append(f"| {LABELS[lead.peer]} | {len(lead.seeds)} | {lead.mean:+.2f}{se} | {_bound(lead, CONFIDENCE)} "
                      f"| {_bound(lead, lead.corrected_confidence)} | {lead.wins} / {lead.losses} / "
-                     f"{len(lead.seeds) - lead.wins - lead.losses} | {lead.sign_p:.3g} |")
+                     f"{lead.ties} | {lead.sign_p:.3g} |")
     return "\n".join(lines)
 
 

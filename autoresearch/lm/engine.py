@@ -238,20 +238,16 @@ class BackendEngine:
         latency_s = completion.latency_s if completion else wall
         load_s = completion.load_s if completion else 0.0
         joules = energy.joules
-        # Load energy apart from generation energy. A meter reads one figure per call, so when the call
-        # included a model load, its joules are split by time: the load's share is load_s over the
-        # call's time (our own wall time of the attempt, which also covers an embedded model's load that
-        # its latency_s leaves out), capped at all of it. This assumes the same power while loading as
-        # while generating: an approximation (a load is mostly I/O and memory copies, often lower power).
-        load_joules = joules * min(1.0, load_s / max(wall, latency_s, load_s)) if load_s > 0 else 0.0
+        # Our own wall time of the attempt also covers an embedded model's load, which its latency_s leaves out.
+        load_joules = load_share(joules, load_s, max(wall, latency_s))
         with self._pending_lock:
             pending, self._pending_load = self._pending_load, None
         if pending is not None:
             # A preload for this call ran just before it: its cost is this call's, and its load's share of that
-            # cost is load energy, split by time as a call's is (the rest was the request's round trip).
+            # cost is load energy (the rest was the request's round trip).
             pre_load_s, pre_joules, pre_wall = pending
             load_s, joules, latency_s = load_s + pre_load_s, joules + pre_joules, latency_s + pre_wall
-            load_joules += pre_joules * min(1.0, pre_load_s / max(pre_wall, pre_load_s)) if pre_load_s > 0 else 0.0
+            load_joules += load_share(pre_joules, pre_load_s, pre_wall)
         if recorder is not None:
             recorder.add(CallRecord(
                 role=self.role, backend=self.backend.name, model=request.model,
@@ -280,6 +276,14 @@ class BackendEngine:
 
     def close(self) -> None:
         return None
+
+
+def load_share(joules: float, load_s: float, elapsed_s: float) -> float:
+    """The load's part of a call's (or a preload's) joules. A meter reads one figure per call, so when the call
+    included a model load its joules are split by time: load_s over the time it took, capped at all of it. This
+    assumes the same power while loading as while generating: an approximation (a load is mostly I/O and memory
+    copies, often lower power)."""
+    return joules * min(1.0, load_s / max(elapsed_s, load_s)) if load_s > 0 else 0.0
 
 
 def check_json_reply(text: str, schema: dict[str, Any], backend: str, model: str) -> None:
