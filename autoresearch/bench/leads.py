@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 from scipy import stats
 
@@ -91,13 +91,11 @@ class Lead:
                 "sign_p": self.sign_p}
 
 
-def leads(records: Sequence[dict[str, Any]]) -> list[Lead]:
-    """The loop's lead over each peer that shares a seed with it, the peers in METHODS' order."""
-    picks: dict[str, dict[int, float]] = {}
-    for record in records:
-        for run in record["runs"]:
-            if run["holdout"] is not None:
-                picks.setdefault(run["method"], {})[record["seed"]] = run["holdout"]
+def leads(summaries: Mapping[str, Any]) -> list[Lead]:
+    """The loop's lead over each peer that shares a seed with it, the peers in METHODS' order; `summaries` are
+    search_report.summarise's, whose rows hold each method's seeds and holdout composites."""
+    picks = {method: {seed: value for seed, value in zip(row.seeds, row.holdout) if value is not None}
+             for method, row in summaries.items()}
     loop = picks.get(LOOP, {})
     paired = {}
     for method, by_seed in sorted(picks.items(), key=lambda item: METHODS.index(item[0])):
@@ -107,9 +105,9 @@ def leads(records: Sequence[dict[str, Any]]) -> list[Lead]:
     return [Lead(method, shared, differences, len(paired)) for method, (shared, differences) in paired.items()]
 
 
-def table(records: Sequence[dict[str, Any]]) -> str:
+def table(summaries: Mapping[str, Any]) -> str:
     """A row per peer: the mean lead, its bounds alone and with every peer counted, and the seeds' signs."""
-    found = leads(records)
+    found = leads(summaries)
     if not found:
         return "Paired leads: no seed here has both the loop's pick and a peer's on the holdout tasks."
     corrected = f"{100 * found[0].corrected_confidence:.2f}".rstrip("0").rstrip(".") + "%"

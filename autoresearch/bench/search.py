@@ -131,11 +131,19 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
     if not records:
         raise ValueError(f"{out}: no seed files (seed-N.json) to report on")
     paths = search_report.write(Path(out), records)
-    log(search_report.table(records))
-    log("")
-    log(leads.table(records))
-    log("written: " + ", ".join(str(p) for p in paths.values()))
+    show_report(records, list(paths.values()), log)
     return paths
+
+
+def show_report(records: list[dict[str, Any]], written: list[Path], log: Callable[[str], None]) -> str:
+    """Print the method table and the paired leads over `records`, then what was written; return the table."""
+    table = search_report.table(records)
+    log(table)
+    log("")
+    log(leads.table(search_report.summarise(records)))
+    log("")
+    log("written: " + ", ".join(str(p) for p in written))
+    return table
 
 
 @dataclass
@@ -275,12 +283,7 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
         records = seeds.load_seeds(out)
         paths = search_report.write(out, records)
         log("")
-        table = search_report.table(records)
-        log(table)
-        log("")
-        log(leads.table(records))
-        log("")
-        log("written: " + ", ".join(str(p) for p in [*written, *paths.values()]))
+        table = show_report(records, [*written, *paths.values()], log)
         first_start = starts[draws.draw_of(options.seeds[0], options.draws)]
         return SearchResult(runs, first_start.baseline, table, paths, info)
 

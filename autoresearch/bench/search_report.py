@@ -357,6 +357,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     first = records[0]
     options = first["options"]
     holdout = options.get("holdout_repeats", 1)
+    summary = summarise(records)
     svg_path.write_text(curve_svg(records), encoding="utf-8")
     text = "\n".join([
         "# bench_search", "",
@@ -404,14 +405,13 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         gains_table(records), "",
         seed_table(records), "",
         holdout_target_table(records), "",
-        leads.table(records), "",
+        leads.table(summary), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")
-    summary = summarise(records)
     json_path.write_text(json.dumps({
         "options": options, "seeds": [r["seed"] for r in records], "machines": machine_names(records),
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
                     for m, row in summary.items()},
-        "leads": [lead.as_json() for lead in leads.leads(records)]}, indent=2) + "\n", encoding="utf-8")
+        "leads": [lead.as_json() for lead in leads.leads(summary)]}, indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}
