@@ -13,13 +13,16 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from scipy import stats
 
 from ..evaluation.paired import sure_enough, tasks_for_sign_test
 from .methods import LABELS, LOOP, METHODS
 from .report import TIE
+
+if TYPE_CHECKING:  # search_report imports this module
+    from .search_report import MethodSummary
 
 CONFIDENCE = 0.95
 
@@ -91,7 +94,7 @@ class Lead:
                 "sign_p": self.sign_p}
 
 
-def leads(summaries: Mapping[str, Any]) -> list[Lead]:
+def leads(summaries: Mapping[str, MethodSummary]) -> list[Lead]:
     """The loop's lead over each peer that shares a seed with it, the peers in METHODS' order; `summaries` are
     search_report.summarise's, whose rows hold each method's seeds and holdout composites."""
     picks = {method: {seed: value for seed, value in zip(row.seeds, row.holdout) if value is not None}
@@ -105,7 +108,7 @@ def leads(summaries: Mapping[str, Any]) -> list[Lead]:
     return [Lead(method, shared, differences, len(paired)) for method, (shared, differences) in paired.items()]
 
 
-def table(summaries: Mapping[str, Any]) -> str:
+def table(summaries: Mapping[str, MethodSummary]) -> str:
     """A row per peer: the mean lead, its bounds alone and with every peer counted, and the seeds' signs."""
     found = leads(summaries)
     if not found:
