@@ -340,6 +340,24 @@ def run_lock_held(runs_dir: Path) -> Iterator[subprocess.Popen]:
         holder.wait()
 
 
+# The starter's default portfolio's reply budgets, the first of each in autoresearch.toml.
+STARTER_MAX_TOKENS = {"planner": 120, "producer": 280, "judge": 160}
+
+
+def shorten_replies(config: Path, **max_tokens: int) -> None:
+    """Give the starter's default planner, producer or judge (keywords) a smaller max_tokens in `config`, for tests
+    whose subject is not the replies' length: the real model's decode is most of their time."""
+    text = config.read_text()
+    spans = []  # found in the file as it was, so that one role's new figure is never taken for another's old one
+    for role, tokens in max_tokens.items():
+        line = f"max_tokens = {STARTER_MAX_TOKENS[role]}"
+        assert line in text, f"{config}: no {line!r} for the {role}"
+        spans.append((text.index(line), len(line), f"max_tokens = {tokens}"))
+    for start, length, new in sorted(spans, reverse=True):
+        text = text[:start] + new + text[start + length:]
+    config.write_text(text)
+
+
 @pytest.fixture
 def kit() -> types.SimpleNamespace:
     """The helpers above, for test modules."""
@@ -348,4 +366,5 @@ def kit() -> types.SimpleNamespace:
         distinct_portfolio=distinct_portfolio, single_fake=single_fake, FakeFactory=FakeFactory,
         ContentScript=ContentScript, Restarting=Restarting, through_a_restart=through_a_restart,
         COMMIT_TIPS_ANSWER=COMMIT_TIPS_ANSWER, STARTER_MODEL=STARTER_MODEL, run_lock_held=run_lock_held,
+        shorten_replies=shorten_replies,
     )

@@ -363,16 +363,14 @@ def test_null_edits_change_only_whitespace_and_never_repeat():
 
 
 @pytest.mark.embedded
-def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, capsys):
+def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, capsys, kit):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
 
     # The starter with short replies: what reuse saves is in the prompts, not in the producer's 280 tokens (nor
     # in the 120 of a plan or the 160 of a judgement, sampled through the whole grammar when reuse is off).
     root = init_workspace(tmp_path / "ws")
-    config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 64", 1)
-                      .replace("max_tokens = 280", "max_tokens = 96", 1).replace("max_tokens = 160", "max_tokens = 96", 1))
+    kit.shorten_replies(root / "autoresearch.toml", planner=64, producer=96, judge=96)
     out_json = tmp_path / "inference.json"
     rc = load_script("bench_inference").main(["--workspace", str(root), "--tasks", "2", "--repeats", "1",
                                               "--settings", "off,on", "--json", str(out_json)])
@@ -390,14 +388,14 @@ def test_bench_inference_compares_reuse_off_and_on_on_the_real_model(tmp_path, c
 
 
 @pytest.mark.embedded
-def test_bench_energy_prints_each_roles_joules_on_the_real_model_and_says_they_are_estimates(tmp_path, capsys):
+def test_bench_energy_prints_each_roles_joules_on_the_real_model_and_says_they_are_estimates(tmp_path, capsys,
+                                                                                             kit):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
 
     root = init_workspace(tmp_path / "ws")
-    config = root / "autoresearch.toml"  # short replies: the figures' shape is under test, not their size
-    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 32", 1)
-                      .replace("max_tokens = 280", "max_tokens = 48", 1))
+    # short replies: the figures' shape is under test, not their size
+    kit.shorten_replies(root / "autoresearch.toml", planner=32, producer=48)
     assert load_script("bench_energy").main(["--workspace", str(root), "--tasks", "1"]) == 0
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
@@ -409,7 +407,7 @@ def test_bench_energy_prints_each_roles_joules_on_the_real_model_and_says_they_a
 
 
 @pytest.mark.embedded
-def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, monkeypatch):
+def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, monkeypatch, kit):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from autoresearch.workspace.workspace import init_workspace
 
@@ -425,9 +423,7 @@ def test_bench_suite_pairs_both_sides_under_the_same_seeds(tmp_path, capsys, mon
         'criteria = [{ kind = "max_words", value = 30 }]\n')
     # Short answers and judgements: the pairing, not the answers' quality, is under test (the producer's 280 tokens
     # and the judge's 160 take most of the time; a judgement's scores come first, its critique is what is cut).
-    config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 280", "max_tokens = 96", 1)
-                      .replace("max_tokens = 160", "max_tokens = 64", 1))
+    kit.shorten_replies(root / "autoresearch.toml", producer=96, judge=64)
     out_json = tmp_path / "suite.json"
     # The "edit" is the producer's own file: the same instructions under the same seeds score the same.
     rc = load_script("bench_suite").main(["--workspace", str(root), "--edit", str(root / "instructions" / "producer.md"),

@@ -15,7 +15,7 @@ from autoresearch.cli.main import main
 
 
 @pytest.mark.embedded
-def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_read_it(loop_workspace):
+def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_read_it(loop_workspace, kit):
     # Two search tasks, one holdout and the incumbent's noise from 2 seed sets (not 4) keep this to about a
     # minute on 2 cores: what is under test is the git and review side of a real run. (With seed 2 on the Intel
     # build the first trial ends at the screen, -0.10, and the second, +0.75 on search, is vetoed by the holdout.
@@ -31,10 +31,7 @@ def test_real_run_commits_each_keep_and_nothing_else_and_the_review_commands_rea
     # Answers of up to 120 tokens, not 280: the criteria allow 60 words. Plans of up to 64 (the planner filled its
     # 120 on every call; a cut-off plan's JSON is repaired). Judgements of up to 64, not 160: the scores come first
     # and are the same, the critique after them is cut (the judge's decode was half of the run's tokens).
-    config = root / "autoresearch.toml"
-    config.write_text(config.read_text().replace("max_tokens = 120", "max_tokens = 64", 1)
-                      .replace("max_tokens = 280", "max_tokens = 120", 1)
-                      .replace("max_tokens = 160", "max_tokens = 64", 1))
+    kit.shorten_replies(root / "autoresearch.toml", planner=64, producer=120, judge=64)
     git(root, "commit", "-qam", "tighter criteria, shorter answers")
     start = git(root, "rev-parse", "HEAD").strip()
 
