@@ -67,10 +67,15 @@ def test_init_into_an_existing_empty_directory_works(tmp_path):
     assert (target / CONFIG_NAME).is_file()
 
 
-def test_repository_root_is_a_valid_workspace():
+def test_repository_root_is_a_valid_workspace_and_the_starter_as_shipped():
     ws = load_workspace(REPO_ROOT)
     assert ws.root == REPO_ROOT
     assert ws.suite.tasks and ws.rubric.dimensions and set(ws.instructions) == set(ROLE_FILES)
+    # The README offers the root as a workspace: it must score as `init` would, not as the starter once did.
+    starter = Path(autoresearch.__file__).parent / "starter"
+    files = [CONFIG_NAME, *(f"instructions/{name}" for name in ROLE_FILES), "rubrics/rubric.toml",
+             "rubrics/tasks.toml", "rubrics/evaluator.md"]
+    assert [f for f in files if (REPO_ROOT / f).read_bytes() != (starter / f).read_bytes()] == []
 
 
 def test_missing_config_says_how_to_create_one(tmp_path):
