@@ -6,7 +6,9 @@ one-sided t bound as if it were the only comparison, the same bound with every p
 four peers, a 95% claim over all four needs each at 98.75%), and an exact sign test that assumes nothing about the
 differences' shape (five seeds all one way are chance 1 in 32). As in the keep rule (evaluation/paired.py), a
 positive bound stands only from as many seeds as that sign test needs to be as sure (5 at 95%, 7 at 98.75%): from
-fewer, its certainty would rest on the differences being normal alone."""
+fewer, its certainty would rest on the differences being normal alone. Here a seed counts only where the two picks
+differ: a tie is both methods handing back the same instructions (the start, most often), which says nothing about
+which method finds better ones, and a sign test leaves it out."""
 
 from __future__ import annotations
 
@@ -54,9 +56,9 @@ class Lead:
 
     def stands(self, confidence: float = CONFIDENCE) -> bool:
         """Whether the bound at `confidence` is a claim: at or under zero it claims nothing; above, it needs as
-        many seeds as a sign test at that confidence."""
+        many untied seeds as a sign test at that confidence."""
         bound = self.bound(confidence)
-        return bound is not None and sure_enough(bound, len(self.differences), confidence) is not None
+        return bound is not None and sure_enough(bound, self.wins + self.losses, confidence) is not None
 
     @property
     def corrected_confidence(self) -> float:
@@ -131,5 +133,5 @@ def _bound(lead: Lead, confidence: float) -> str:
     if value is None:
         return "– (one seed)"
     if not lead.stands(confidence):
-        return f"{value:+.2f} (a claim needs {tasks_for_sign_test(confidence)} seeds)"
+        return f"{value:+.2f} (a claim needs {tasks_for_sign_test(confidence)} untied seeds)"
     return f"{value:+.2f}"

@@ -72,6 +72,18 @@ def test_a_positive_bound_stands_only_from_as_many_seeds_as_a_sign_test_needs():
                                                           record(2, autoresearch=3.0, gepa=3.3)]))
 
 
+def test_seeds_where_both_picks_are_the_same_do_not_count_towards_a_claim():
+    # 4 leads and 3 ties (both handed back the start): the t bound is above zero, but 4 of 4 is chance 1 in 16.
+    records = [record(s, autoresearch=3.0 + d, random=3.0) for s, d in enumerate((0.5, 0.9, 0.3, 0.8, 0, 0, 0))]
+    [lead] = leads.leads(summaries(records))
+    assert lead.bound() > 0 and (lead.wins, lead.ties) == (4, 3)
+    assert not lead.stands()
+    assert f"| {lead.bound():+.2f} (a claim needs 5 untied seeds) |" in leads.table(summaries(records))
+    records[4]["runs"][0]["holdout"] = 3.4  # a fifth lead: 5 of 5 untied
+    [lead] = leads.leads(summaries(records))
+    assert lead.bound() > 0 and lead.stands()
+
+
 def test_one_seed_has_no_bound():
     mipro = next(lead for lead in leads.leads(summaries(four_seeds())) if lead.peer == "mipro")
     assert mipro.se is None and mipro.bound() is None and mipro.corrected_bound is None
@@ -96,7 +108,7 @@ def test_the_table_gives_each_peer_a_row_and_says_where_a_bound_needs_more_seeds
     assert [line.split(" | ")[0] for line in lines[2:]] == [
         "| dspy.MIPROv2 (0 demos)", "| dspy.GEPA", "| greedy (incumbent only)", "| random recipes, no pruner"]
     assert "lower bound with 4 peers counted (98.75%)" in lines[0]
-    assert ("| dspy.GEPA | 4 | +0.62 ± 0.14 | +0.30 (a claim needs 5 seeds) | +0.05 (a claim needs 7 seeds) | "
+    assert ("| dspy.GEPA | 4 | +0.62 ± 0.14 | +0.30 (a claim needs 5 untied seeds) | +0.05 (a claim needs 7 untied seeds) | "
             "4 / 0 / 0 | 0.0625 |") in lines
     assert "| dspy.MIPROv2 (0 demos) | 1 | +0.00 | – (one seed) | – (one seed) | 0 / 0 / 1 | 1 |" in lines
 
