@@ -58,7 +58,7 @@ class Lead:
         """Whether the bound at `confidence` is a claim: at or under zero it claims nothing; above, it needs as
         many untied seeds as a sign test at that confidence."""
         bound = self.bound(confidence)
-        return bound is not None and sure_enough(bound, self.wins + self.losses, confidence) is not None
+        return bound is not None and sure_enough(bound, self.untied, confidence) is not None
 
     @property
     def corrected_confidence(self) -> float:
@@ -79,13 +79,17 @@ class Lead:
 
     @property
     def ties(self) -> int:
-        return len(self.differences) - self.wins - self.losses
+        return len(self.differences) - self.untied
+
+    @property
+    def untied(self) -> int:
+        """Seeds where the two picks differ: the only ones that say which method is better."""
+        return self.wins + self.losses
 
     @property
     def sign_p(self) -> float:
         """Chance of at least this many of the untied seeds going the loop's way if each were a coin's toss."""
-        n = self.wins + self.losses
-        return sum(math.comb(n, k) for k in range(self.wins, n + 1)) / 2 ** n
+        return sum(math.comb(self.untied, k) for k in range(self.wins, self.untied + 1)) / 2 ** self.untied
 
     def as_json(self) -> dict[str, Any]:
         return {"peer": self.peer, "seeds": list(self.seeds), "differences": list(self.differences),

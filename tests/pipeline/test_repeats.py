@@ -13,7 +13,7 @@ from autoresearch.cli.main import main
 from autoresearch.lm import preflight as preflight_module
 from autoresearch.pipeline import harness as harness_module
 from autoresearch.pipeline.repeats import evaluate_repeats, repeat_portfolio
-from autoresearch.store import Store
+from autoresearch.store import STORE_NAME, Store
 from autoresearch.testing import DIMENSIONS, ScriptedPipeline
 from autoresearch.workspace.workspace import init_workspace
 
@@ -100,7 +100,7 @@ def test_repeats_on_the_real_model_record_two_seeded_evaluations_and_at_temperat
     doc = json.loads(seeded.stdout)
     assert [s["producer"] for s in doc["seeds"]] == [7, 8]
     assert len(doc["composite"]["values"]) == 2 and doc["composite"]["sd"] is not None
-    conn = sqlite3.connect(workspace_dir / "runs" / "autoresearch.db")
+    conn = sqlite3.connect(workspace_dir / "runs" / STORE_NAME)
     calls = conn.execute(
         "SELECT evaluation_id, COUNT(*) FROM calls WHERE status='ok' GROUP BY evaluation_id").fetchall()
     assert len(calls) == 2 and all(n >= 3 for _, n in calls)  # planner, producer, judge in each

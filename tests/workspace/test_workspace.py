@@ -12,6 +12,8 @@ from autoresearch.errors import ConfigError, WorkspaceError
 from autoresearch.workspace.workspace import (
     CONFIG_NAME,
     ROLE_FILES,
+    RUNS_DIR,
+    STARTER,
     init_workspace,
     load_workspace,
 )
@@ -71,11 +73,12 @@ def test_repository_root_is_a_valid_workspace_and_the_starter_as_shipped():
     ws = load_workspace(REPO_ROOT)
     assert ws.root == REPO_ROOT
     assert ws.suite.tasks and ws.rubric.dimensions and set(ws.instructions) == set(ROLE_FILES)
-    # The README offers the root as a workspace: it must score as `init` would, not as the starter once did.
-    starter = Path(autoresearch.__file__).parent / "starter"
-    files = [CONFIG_NAME, *(f"instructions/{name}" for name in ROLE_FILES), "rubrics/rubric.toml",
-             "rubrics/tasks.toml", "rubrics/evaluator.md"]
-    assert [f for f in files if (REPO_ROOT / f).read_bytes() != (starter / f).read_bytes()] == []
+    # The README offers the root as a workspace: it must score as `init` would, not as the starter once did. Every
+    # file `init` copies but the project's own .gitignore and runs/.
+    files = [path.relative_to(STARTER) for path in STARTER.rglob("*") if path.is_file()]
+    files = [f for f in files if f.parts[0] not in (".gitignore", RUNS_DIR, "__pycache__")]
+    assert CONFIG_NAME in map(str, files) and len(files) >= 6  # the config, 2 instructions, 3 rubric files
+    assert [f for f in files if (REPO_ROOT / f).read_bytes() != (STARTER / f).read_bytes()] == []
 
 
 def test_missing_config_says_how_to_create_one(tmp_path):
