@@ -7,7 +7,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from scipy import stats
 
@@ -23,9 +23,17 @@ def tasks_for_sign_test(confidence: float) -> int:
     return math.ceil(math.log(1 - confidence) / math.log(0.5) - SPREAD_EPSILON)
 
 
+def untied(units: Sequence[float]) -> int:
+    """How many of the differences are not ties: a sign test leaves a zero difference out, as it says nothing
+    about which side is better (a small judge often gives both sides the same score on a task)."""
+    return sum(1 for unit in units if abs(unit) > SPREAD_EPSILON)
+
+
 def sure_enough(bound: float, units: int, confidence: float) -> float | None:
-    """A lower bound from `units` independent differences, as a claim: at or under zero it claims nothing and
-    stands; above zero it stands only from as many differences as a sign test needs to be that sure (5 at 95%).
+    """A lower bound from `units` untied independent differences, as a claim: at or under zero it claims nothing
+    and stands; above zero it stands only from as many untied differences as a sign test needs to be that sure
+    (5 at 95%). Ties count for the t bound (a measured zero narrows it) but not here: +0.5 on 4 pairs and 0.0 on
+    2 give a t bound of +0.12, yet the 4 that moved all one way is chance 1 in 16.
 
     From fewer, no test that assumes nothing about the differences' shape could be that sure (4 all one way is
     chance 1 in 16), so a t bound's certainty would rest on normality alone: near-equal differences on 2 tasks ×
@@ -69,7 +77,7 @@ class PairedComparison:
             return None
         centre, spread = statistics.fmean(means), statistics.stdev(means)
         if spread <= SPREAD_EPSILON:
-            return sure_enough(centre, len(means), confidence)
+            return sure_enough(centre, untied(means), confidence)
         return centre - float(stats.t.ppf(confidence, len(means) - 1)) * spread / math.sqrt(len(means))
 
     @property
@@ -103,20 +111,20 @@ class PairedComparison:
     def pair_lower_bound(self, confidence: float) -> float | None:
         """The one-sided paired-t lower bound over every (task, seed) difference, or over the tasks where the
         seeds changed no score (units); None from under two units, and in place of a bound above zero from fewer
-        units than a sign test would need (sure_enough).
+        untied units than a sign test would need (sure_enough).
 
         With every difference equal (sd 0) a sign test over the same units decides (sure_enough)."""
         sd = self.sd
         if sd is None:
             return None
         if sd <= SPREAD_EPSILON:
-            return sure_enough(self.mean, len(self.units), confidence)
+            return sure_enough(self.mean, untied(self.units), confidence)
         units = self.units
         if len(units) < 2:
             return None
         bound = statistics.fmean(units) - (float(stats.t.ppf(confidence, len(units) - 1))
                                            * statistics.stdev(units) / math.sqrt(len(units)))
-        return sure_enough(bound, len(units), confidence)
+        return sure_enough(bound, untied(units), confidence)
 
     def lower_bound(self, confidence: float) -> float | None:
         """The keep rule's bound: the pairs' bound, or with across_tasks the lower of it and the tasks' (the
@@ -138,9 +146,11 @@ class PairedComparison:
         if bound is None and self.without_spread and self.mean > 0:
             shown += (f" (every difference equal: no spread measured, and {units} all one way is chance under "
                       f"a sign test; {needed} needed)")
-        elif bound is None and self.mean > 0 and 2 <= len(self.units) < needed:
-            shown += (f" ({units}: too few to be {confidence:.0%} sure without assuming their shape; "
-                      f"{needed} needed)")
+        elif bound is None and self.mean > 0 and len(self.units) >= 2 and untied(self.units) < needed:
+            ties = len(self.units) - untied(self.units)
+            tied = f", {ties} of them tied" if ties else ""
+            shown += (f" ({units}{tied}: too few to be {confidence:.0%} sure without assuming their shape; "
+                      f"{needed}{' untied' if ties else ''} needed)")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
         copied = " (the seeds changed no score: each task counted once)" if self.copied_repeats else ""
         return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}"

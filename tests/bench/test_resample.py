@@ -48,7 +48,9 @@ def test_a_planted_gain_on_every_task_and_seed_is_kept_under_every_order():
 
 
 def test_a_gain_one_task_carries_is_kept_over_pairs_and_caught_across_tasks():
-    one_task = {"a": [v + 1.2 for v in NOISE["a"]], "b": NOISE["b"], "c": [1.0] * 4, "d": [2.0] * 4}
+    # Task a up by 1.2 under every seed, the rest moved by 0.1 either way (tied, they would not count as pairs).
+    one_task = {"a": [v + 1.2 for v in NOISE["a"]], "b": [v + 0.1 for v in NOISE["b"]], "c": [1.1] * 4,
+                "d": [1.9] * 4}
     base = {**NOISE, "c": [1.0] * 4, "d": [2.0] * 4}
     variants = table(starter=variant(base, HOLDOUT), null=variant(one_task, HOLDOUT))
     assert resample(variants, RULE)["aa"]["keeps"] == 24  # every order of the null over the starter

@@ -19,6 +19,7 @@ from autoresearch.evaluation.paired import (
     sd_by_task,
     task_sd,
     tasks_for_sign_test,
+    untied,
 )
 
 
@@ -46,13 +47,14 @@ def test_the_pairs_bound_is_the_one_sided_paired_t_bound():
 
 
 def test_the_tasks_bound_takes_each_tasks_mean_over_seeds_as_one_unit():
-    # Task a gains 1.2 under every seed, task b-d nothing: over the 12 pairs that looks sure, over 4 tasks not.
-    # The seeds move both sides' scores (0.1 a seed), so the pairs are not copies.
-    deltas = {("a", r): 1.2 for r in range(3)} | {(t, r): 0.0 for t in "bcd" for r in range(3)}
+    # Task a gains 1.2 under every seed, tasks b-d move by 0.1 either way: over the 12 pairs that looks sure, over
+    # 4 tasks not. The seeds move both sides' scores (0.1 a seed), so the pairs are not copies.
+    moves = {"a": 1.2, "b": 0.1, "c": -0.1, "d": 0.1}
+    deltas = {(t, r): moves[t] for t in moves for r in range(3)}
     c = compare({(t, r): 0.1 * r + d for (t, r), d in deltas.items()}, {(t, r): 0.1 * r for t, r in deltas})
-    assert not c.copies and c.task_means == pytest.approx((1.2, 0.0, 0.0, 0.0))
+    assert not c.copies and c.task_means == pytest.approx(tuple(moves.values()))
     assert c.pair_lower_bound(0.95) > 0
-    assert c.task_lower_bound(0.95) == pytest.approx(0.3 - stats.t.ppf(0.95, 3) * 0.6 / 2)
+    assert c.task_lower_bound(0.95) == pytest.approx(mean_minus_t(list(moves.values()), 0.95))
     assert c.lower_bound(0.95) == c.pair_lower_bound(0.95)  # by default the pairs' bound alone
     across = replace(c, across_tasks=True)
     assert across.lower_bound(0.95) == c.task_lower_bound(0.95) < 0  # across tasks: the lower of the two
@@ -132,6 +134,22 @@ def test_near_equal_differences_on_too_few_pairs_give_no_bound():
     assert fifth.pair_lower_bound(0.95) == pytest.approx(mean_minus_t([*gains.values(), 0.5], 0.95))
     losses = compare({key: incumbent[key] - gains[key] for key in incumbent}, incumbent)
     assert losses.pair_lower_bound(0.95) < 0  # a bound at or under zero claims nothing, so it stands
+
+
+def test_tied_pairs_do_not_count_towards_the_sign_test():
+    # 3 tasks × 2 seeds: +0.5 on 4 pairs, the same score on both sides on 2 (a small judge's coarse scores). The
+    # t bound over all 6 is +0.12, but the 4 that moved all one way is a coin's 1 in 16: no bound is claimed.
+    incumbent = {(t, r): 2.0 + r for t in "abc" for r in range(2)}
+    gains = {("a", 0): 0.5, ("a", 1): 0.5, ("b", 0): 0.5, ("b", 1): 0.5, ("c", 0): 0.0, ("c", 1): 0.0}
+    c = compare({key: incumbent[key] + gains[key] for key in incumbent}, incumbent)
+    assert not c.copies and len(c.units) == 6 and mean_minus_t(list(gains.values()), 0.95) > 0.1
+    assert c.pair_lower_bound(0.95) is None and c.lower_bound(0.95) is None
+    assert "6 pairs, 2 of them tied: too few to be 95% sure without assuming their shape; 5 untied needed" in (
+        c.text(0.95))
+    fifth = {**gains, ("c", 1): 0.5}  # a fifth untied pair all one way is 1 in 32: the t bound stands
+    c = compare({key: incumbent[key] + fifth[key] for key in incumbent}, incumbent)
+    assert c.pair_lower_bound(0.95) == pytest.approx(mean_minus_t(list(fifth.values()), 0.95))
+    assert untied(c.deltas) == 5 and "untied" not in c.text(0.95)
 
 
 def mean_minus_t(values: list[float], confidence: float) -> float:

@@ -69,14 +69,17 @@ def test_a_mean_above_the_threshold_inside_the_noise_is_not_kept():
 
 
 def test_across_tasks_a_gain_one_task_carries_under_every_seed_is_not_kept():
-    # What a null edit can do on a small model: task t0 re-drawn for the better under every seed, the rest equal.
-    one_task = comparison([1.2, 0.0, 0.0, 0.0] * 3)
+    # What a null edit can do on a small model: task t0 re-drawn for the better under every seed, the rest moved
+    # a little either way.
+    one_task = comparison([1.2, 0.1, -0.1, 0.1] * 3)
     assert RULE.confirm(one_task, 0.3, 0.5).keep  # over the pairs it looks sure
+    # With the rest tied (the same score on both sides) the pairs alone refuse it: 3 untied differences.
+    assert not RULE.confirm(comparison([1.2, 0.0, 0.0, 0.0] * 3), 0.3, 0.5).keep
     across = PairedKeepRule.from_settings(ScoringConfig(across_tasks=True), repeats=3)
     verdict = across.confirm(one_task, 0.3, 0.5)
     assert verdict.comparison.pair_lower_bound(RULE.confidence) > 0 > verdict.lower_bound
     assert not verdict.keep and verdict.stage == "bound"
-    assert verdict.trailers()["Autoresearch-Lower-Bound"].endswith("; over 4 task means -0.406)")
+    assert verdict.trailers()["Autoresearch-Lower-Bound"].endswith("; over 4 task means -0.370)")
 
 
 def test_a_certain_but_small_improvement_is_not_kept():
