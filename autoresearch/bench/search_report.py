@@ -65,16 +65,20 @@ def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None
     return None
 
 
-def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float, float | None]:
-    """(pruned trials, their share of the run's calls, the share of calls pruning saved: an estimate, each pruned
-    trial counted as the full screen it cut short, proposer call plus every search task)."""
-    pruned = [calls for status, calls in run.get("trials", []) if status == "pruned"]
+def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float, float | None, float | None]:
+    """(pruned trials, their share of the run's calls, the share of calls pruning saved, the share of the screens'
+    calls it saved). Both saved shares are estimates, each pruned trial counted as the full screen it cut short
+    (proposer call plus every search task); the second leaves out what no screen pruner acts on (the baseline, and
+    each trial's calls after its screen), so it reads the pruner per screen rather than per run."""
+    trials = [(status, calls) for status, calls in run.get("trials", []) if status != "baseline"]
+    pruned = [calls for status, calls in trials if status == "pruned"]
     total = run["calls"] or 1
     share = sum(pruned) / total
     if not screen_calls:
-        return len(pruned), share, None
+        return len(pruned), share, None, None
     saved = sum(max(0.0, screen_calls - calls) for calls in pruned)
-    return len(pruned), share, saved / (total + saved)
+    screens = sum(min(calls, screen_calls) for _, calls in trials) + saved
+    return len(pruned), share, saved / (total + saved), saved / screens if screens else None
 
 
 def failed_screens(run: dict[str, Any], screen_calls: float | None) -> float | None:
@@ -107,6 +111,7 @@ class MethodSummary:
     pruned_trials: list[float] = field(default_factory=list)
     pruned_share: list[float] = field(default_factory=list)
     saved_share: list[float | None] = field(default_factory=list)
+    screen_saved_share: list[float | None] = field(default_factory=list)
     failed_screen_share: list[float | None] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
     # Per seed whose pick scored above the start on the search tasks: (that gain, the pick's gain on holdout).
@@ -133,10 +138,11 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.keeps.append(run["keeps"])
             if goal is not None:
                 row.to_target.append(reached(run, goal))
-            n, share, saved = pruning(run, screen)
+            n, share, saved, screen_saved = pruning(run, screen)
             row.pruned_trials.append(n)
             row.pruned_share.append(share)
             row.saved_share.append(saved)
+            row.screen_saved_share.append(screen_saved)
             row.failed_screen_share.append(failed_screens(run, screen))
             row.sources.update(s for s in run["energy_source"].split("+") if s and s != "none")
             moved = None if run["best_search"] is None or start_search is None else run["best_search"] - start_search
@@ -161,7 +167,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     starts = [r["baseline"] for r in records]
     lines = [f"| method | seeds | holdout composite of the pick ({repeats} repeats) | vs the start | best search "
              "composite | keeps | model calls | replies reused | joules (source) | calls to target | "
-             "joules to target | pruned trials (share of calls; calls saved, est.) | calls in screens that failed (a "
+             "joules to target | pruned trials (share of calls; calls saved, est.; the screens' calls saved, est.) | "
+             "calls in screens that failed (a "
              "pruner's ceiling) | wall time |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| starting instructions (no search) | {len(records)} | {spread([s.get('holdout') for s in starts])} | – "
@@ -170,10 +177,13 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         calls_to, joules_to = _to_target(row.to_target)
         if any(row.pruned_trials) or method == LOOP:
             # Seeds without a figure stay in the list: spread says "(2 of 3)" instead of a mean of fewer seeds.
-            saved = [None if s is None else 100 * s for s in row.saved_share]
             share = spread([100 * s for s in row.pruned_share], '{:.0f}', '%')
-            pruned = (f"{spread(row.pruned_trials, '{:.1f}')} ({share}"
-                      + (f"; {spread(saved, '{:.0f}', '%')}" if any(s is not None for s in saved) else "") + ")")
+            saved = ""  # of the run's calls, then of its screens' calls
+            for figures in (row.saved_share, row.screen_saved_share):
+                shares = [None if s is None else 100 * s for s in figures]
+                if any(s is not None for s in shares):
+                    saved += f"; {spread(shares, '{:.0f}', '%')}"
+            pruned = f"{spread(row.pruned_trials, '{:.1f}')} ({share}{saved})"
         else:
             pruned = "– (no pruner)" if method in ("greedy", "random") else "–"
         ceiling = [None if s is None else 100 * s for s in row.failed_screen_share]
@@ -384,7 +394,9 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "- **Calls / joules to target**: spent when the method's best search composite first reached the seed's "
         "target, the best final search composite of any peer (every method but the loop); the mean over the "
         "seeds that reached it. **Pruned trials**: trials stopped early, the share of calls they made, and "
-        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short). **Calls in "
+        "the share of calls pruning saved (each pruned trial counted as the full screen it cut short), then the "
+        "same saving as a share of the screens' calls alone (the baseline and every call after a trial's screen "
+        "left out: what a screen pruner acts on). **Calls in "
         "screens that failed**: the share of calls spent in trials that ended within their screen (pruned, or "
         f"discarded after at most {SCREEN_SLACK:g} screens' calls): no screen pruner can save more (it would "
         "have to stop each of those screens before its first task). The rest went to the baseline, "

@@ -48,10 +48,12 @@ def test_calls_to_target_are_those_of_the_first_point_that_reaches_it():
 def test_pruning_share_counts_pruned_trials_calls_and_estimates_what_full_screens_would_cost():
     loop = run("autoresearch", [], 3.0, calls=100, trials=[("baseline", 40), ("pruned", 10), ("pruned", 15),
                                                            ("discard", 35)])
-    n, share, saved = search_report.pruning(loop, 25.0)
+    n, share, saved, screen_saved = search_report.pruning(loop, 25.0)
     assert n == 2 and share == pytest.approx(0.25)
     assert saved == pytest.approx((15 + 10) / (100 + 25))  # each pruned trial would have cost a full 25-call screen
-    assert search_report.pruning(loop, None)[2] is None
+    # Of the screens alone (the baseline and the discard's 10 calls after its screen left out): 3 full screens.
+    assert screen_saved == pytest.approx((15 + 10) / (25 + 25 + 25))
+    assert search_report.pruning(loop, None)[2:] == (None, None)
 
 
 def test_failed_screens_count_pruned_trials_and_discards_that_never_reached_a_confirmation():
@@ -72,7 +74,8 @@ def test_the_table_says_when_a_pruning_figure_rests_on_fewer_seeds_than_the_row(
     records = [record(0, [run("autoresearch", [], 3.0, calls=200, trials=trials)]),
                record(1, [run("autoresearch", [], 3.0, calls=200, trials=trials)], screen_calls=None)]
     line = next(x for x in search_report.table(records).splitlines() if x.startswith("| autoresearch"))
-    assert "(5% ± 0%; 7% (1 of 2)) | 20% (1 of 2) |" in line
+    # Screens: the pruned trial's 10 calls + 15 saved, the discard's 25, the keep's first 25: 15 of 75 saved.
+    assert "(5% ± 0%; 7% (1 of 2); 20% (1 of 2)) | 20% (1 of 2) |" in line
 
 
 def test_summary_pairs_each_pick_with_the_start_of_its_own_seed():
