@@ -104,6 +104,11 @@ class PairedComparison:
         return self.task_means if self.copies else self.deltas
 
     @property
+    def untied_units(self) -> int:
+        """How many units are not ties: what a bound above zero must rest on enough of (sure_enough)."""
+        return untied(self.units)
+
+    @property
     def copied_repeats(self) -> bool:
         """Whether there were repeats and the seeds changed no score: what the evidence's text says beside it."""
         return self.copies and self.repeats > 1
@@ -118,13 +123,13 @@ class PairedComparison:
         if sd is None:
             return None
         if sd <= SPREAD_EPSILON:
-            return sure_enough(self.mean, untied(self.units), confidence)
+            return sure_enough(self.mean, self.untied_units, confidence)
         units = self.units
         if len(units) < 2:
             return None
         bound = statistics.fmean(units) - (float(stats.t.ppf(confidence, len(units) - 1))
                                            * statistics.stdev(units) / math.sqrt(len(units)))
-        return sure_enough(bound, untied(units), confidence)
+        return sure_enough(bound, self.untied_units, confidence)
 
     def lower_bound(self, confidence: float) -> float | None:
         """The keep rule's bound: the pairs' bound, or with across_tasks the lower of it and the tasks' (the
@@ -146,8 +151,8 @@ class PairedComparison:
         if bound is None and self.without_spread and self.mean > 0:
             shown += (f" (every difference equal: no spread measured, and {units} all one way is chance under "
                       f"a sign test; {needed} needed)")
-        elif bound is None and self.mean > 0 and len(self.units) >= 2 and untied(self.units) < needed:
-            ties = len(self.units) - untied(self.units)
+        elif bound is None and self.mean > 0 and len(self.units) >= 2 and self.untied_units < needed:
+            ties = len(self.units) - self.untied_units
             tied = f", {ties} of them tied" if ties else ""
             shown += (f" ({units}{tied}: too few to be {confidence:.0%} sure without assuming their shape; "
                       f"{needed}{' untied' if ties else ''} needed)")
