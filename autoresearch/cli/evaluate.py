@@ -28,6 +28,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
                  as_json: bool) -> None:
     """Evaluate the current instructions: a row per task, the composite, and the energy; with --repeats N,
     how much each moves between repeats (the noise a difference between two evaluations must clear)."""
+    from ..lm.calls import made
     from ..lm.preflight import check_portfolio
     from ..pipeline.harness import Harness
     from ..pipeline.runner import evaluate_tasks
@@ -57,10 +58,11 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     check_portfolio(ws, name, chosen, roles=PIPELINE_ROLES)
     note_a_running_run(ws.runs_dir)
     store = Store.for_workspace(ws.runs_dir)
+    replies = _stored_replies(ws, store, chosen)
     if repeats > 1:
-        _eval_repeats(ws, store, name, tasks, repeats, split, as_json)
+        _eval_repeats(ws, store, name, tasks, repeats, split, as_json, replies)
         return
-    harness = Harness(ws, chosen)
+    harness = Harness(ws, chosen, replies=replies)
     progress = None
 
     def on_task(index: int, result) -> bool:
@@ -84,7 +86,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         _exit_if_unanswered([result])
         return
     console.print(task_table(result))
-    console.print(role_table(result.calls))
+    console.print(role_table(made(result.calls)))  # what it spent; a reused reply's figures are in its task's
     console.print(f"model loads: {result.swaps} swaps, {result.load_s:.1f} s loading "
                   f"({result.load_joules:.1f} J of the {result.joules:.1f} J)")
     console.print(decoding_line(chosen, ws.settings.backends))
@@ -96,13 +98,38 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         console.print(f"{looped} of {len(result.tasks)} answers degenerate (no words, a repetition loop or a copy of "
                       "the instructions): their judge score is 0 ([scoring] degenerate_guard)", markup=False)
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
-                  f"{result.seconds:.0f} s, {len(result.calls)} model calls; evaluation #{result.evaluation_id} "
+                  f"{result.seconds:.0f} s, {_calls_line(result.calls)}; evaluation #{result.evaluation_id} "
                   f"in {store.path}", markup=False)  # a path may hold "[…]"
     if stopped:
         console.print(f"stopped after {len(result.tasks)} of {len(tasks)} tasks: the composite above is over the "
                       f"{len(result.tasks)} that finished, not comparable with a whole evaluation's", markup=False)
         end_stopped(store, terminated)
     _exit_if_unanswered([result])
+
+
+def _stored_replies(ws, store, portfolio):
+    """The replies an identical request got before in this store, by the models answering now (store/replies.py),
+    stamping the evaluation with those models as a run does, so that a `run` after this `eval` reuses its
+    replies too; None where `[backends] reuse_replies = false`."""
+    from ..lm.model_identity import run_models
+    from ..lm.replies import replies_for
+    from ..pipeline.harness import backend_of, prompt_format
+    from ..search.model_watch import identity
+    from ..store.replies import StoredReplies
+
+    store.models = identity(run_models(portfolio, ws.settings.backends, backend_of, note=note_on_stderr),
+                            prompt_format(ws))
+    return replies_for(ws.settings.backends, StoredReplies(store))
+
+
+def _calls_line(calls) -> str:
+    """"N model calls", and how many replies came from identical requests before instead of a call."""
+    from ..lm.calls import spent_and_reused
+
+    spent, reused = spent_and_reused(calls)
+    return f"{len(spent)} model calls" + (
+        f" ({reused} replies reused from identical earlier requests, their joules counted as when they were made)"
+        if reused else "")
 
 
 def _spinner(as_json: bool):
@@ -124,7 +151,7 @@ def _exit_if_unanswered(results) -> None:
         sys.exit(1)
 
 
-def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool) -> None:
+def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json: bool, replies) -> None:
     """`eval --repeats N`: N evaluations, each with the next seeds, and the spread of their scores; a Ctrl-C,
     SIGTERM or SIGHUP after two or more repeats shows those, then ends the command as the signal would have."""
     from ..pipeline.repeats import evaluate_repeats
@@ -141,7 +168,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
 
     try:
         with stop_signals() as terminated, _spinner(as_json) as progress, outages.listening(note_on_stderr):
-            found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task)
+            found = evaluate_repeats(ws, store, name, tasks, repeats, split=split, on_task=on_task, replies=replies)
     except KeyboardInterrupt:  # before two repeats finished: no spread to show, but say so rather than "Aborted!"
         click.echo(f"stopped before two of the {repeats} repeats finished: no spread to show; the evaluations "
                    f"made are in {store.path}", err=True)
@@ -173,7 +200,7 @@ def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
     joules, source = sum(c.joules for c in calls), energy_source_of(calls)
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
-                  f"{len(calls)} model calls; evaluations {ids} in {store.path}", markup=False)  # a path may hold "[…]"
+                  f"{_calls_line(calls)}; evaluations {ids} in {store.path}", markup=False)  # a path may hold "[…]"
     if found.requested:
         console.print(f"stopped after {len(found.results)} of {found.requested} repeats: the figures above are over "
                       f"those {len(found.results)}", markup=False)

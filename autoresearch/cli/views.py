@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..energy import energy_label
-from ..lm.calls import CallRecord, role_rows
+from ..lm.calls import CallRecord, made, role_rows
 from ..pipeline.runner import SuiteResult
 from ..review.history import keep_entry
 from ..search.shared.status import StudyStatus, model_groups
@@ -74,7 +74,11 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
             }
             for t in result.tasks
         ],
-        "roles": role_rows(result.calls),
+        # What this evaluation spent, as a run's role table counts it: the calls made, not the replies reused from
+        # identical earlier requests (lm/replies.py), whose figures count in their tasks' as when they were made.
+        "roles": role_rows(made(result.calls)),
+        "model_calls": len(made(result.calls)),
+        "replies_reused": len(result.calls) - len(made(result.calls)),
     }
 
 

@@ -35,6 +35,10 @@ class CallRecord:
     # A reply reused from an identical request earlier in the run (lm/replies.py), with the figures it had when it
     # was made: part of its task's cost, not of what the run spent (made()).
     reused: bool = False
+    # What made the request the same as another (lm/replies.request_key), where its reply may be reused: a later run
+    # finds it in the store by this (store/replies.py). None where the engine reuses no reply.
+    request_key: str | None = None
+    finish_reason: str | None = None  # "stop", or "length": the reply ran out of tokens; None for a failed call
 
     @property
     def ok(self) -> bool:

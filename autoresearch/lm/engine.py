@@ -265,6 +265,8 @@ class BackendEngine:
                 attribution=energy.attribution,
                 seed=request.seed,
                 dialect=completion.dialect if completion else None,
+                request_key=request_key(self.backend.name, self.server, request) if self.replies is not None else None,
+                finish_reason=completion.finish_reason if completion else None,
             ))
         if error is not None:
             raise error

@@ -12,6 +12,9 @@ A reused reply is recorded as a call with `reused` set and the figures it had wh
 joules less the share of a model load): a task's cost stays that of its instructions, so its energy compares with the
 incumbent's, while what the run spent (its summary, `log`, the forecast, a benchmark's budget) counts only the
 calls made (lm/calls.made). `[backends] reuse_replies = false` turns it off.
+
+A reply not met in this run may have been in an earlier one: the cache then asks its lookup, the store's calls made
+by the models answering now (store/replies.py), so `eval` and then `run`, or a resumed study, do not ask again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from ..workspace.config import BackendsConfig
 from .backends.base import Completion, CompletionRequest
@@ -53,8 +57,9 @@ def request_key(backend: str, server: str | None, request: CompletionRequest) ->
 class ReplyCache:
     """The replies of a run's pipeline calls, by request (thread-safe: a suite's tasks may call at once)."""
 
-    def __init__(self, capacity: int = CAPACITY):
+    def __init__(self, capacity: int = CAPACITY, lookup: Callable[[str], Answered | None] | None = None):
         self.capacity = capacity
+        self.lookup = lookup  # where a reply not met in this run may be found: the store's earlier runs'
         self._replies: OrderedDict[str, Answered] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -63,7 +68,11 @@ class ReplyCache:
             found = self._replies.get(key)
             if found is not None:
                 self._replies.move_to_end(key)
-            return found
+                return found
+        found = self.lookup(key) if self.lookup is not None else None  # outside the lock: lanes look up at once
+        if found is not None:
+            self.put(key, found)
+        return found
 
     def put(self, key: str, answered: Answered) -> None:
         with self._lock:
@@ -81,9 +90,11 @@ class ReplyCache:
         return len(self._replies)
 
 
-def replies_for(backends: BackendsConfig) -> ReplyCache | None:
-    """A run's cache of replies, where `[backends] reuse_replies` asks for one (the default); else None."""
-    return ReplyCache() if backends.reuse_replies else None
+def replies_for(backends: BackendsConfig,
+                lookup: Callable[[str], Answered | None] | None = None) -> ReplyCache | None:
+    """A run's cache of replies, where `[backends] reuse_replies` asks for one (the default), that also looks a
+    request up in lookup (store/replies.StoredReplies); else None."""
+    return ReplyCache(lookup=lookup) if backends.reuse_replies else None
 
 
 def reused_call(made: CallRecord, role: str, task_id: str | None) -> CallRecord:

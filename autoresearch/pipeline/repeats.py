@@ -96,7 +96,8 @@ def evaluate_repeat(workspace: Workspace, store: Store, portfolio: str, base: Po
 
 
 def evaluate_repeats(workspace: Workspace, store: Store, portfolio: str, tasks: Sequence[Task], repeats: int, *,
-                     split: str, on_task: TaskCallback | None = None, backend_factory: Any = None) -> Repeats:
+                     split: str, on_task: TaskCallback | None = None, backend_factory: Any = None,
+                     replies: ReplyCache | None = None) -> Repeats:
     """Evaluate the workspace's instructions `repeats` times, each repeat an evaluation of its own. A stop
     (KeyboardInterrupt) after two or more whole repeats ends them there: the spread of those, not nothing."""
     found = []
@@ -104,7 +105,7 @@ def evaluate_repeats(workspace: Workspace, store: Store, portfolio: str, tasks: 
         for repeat in range(repeats):
             found.append(evaluate_repeat(workspace, store, portfolio, workspace.portfolio(portfolio), tasks, repeat,
                                          instructions=workspace.instructions, kind="eval", split=split,
-                                         on_task=on_task, backend_factory=backend_factory))
+                                         on_task=on_task, backend_factory=backend_factory, replies=replies))
     except KeyboardInterrupt:
         if len(found) < 2:  # no spread to show
             raise

@@ -77,8 +77,13 @@ class ModelWatch:
         return what_changed(was, now)
 
     def _identity(self, roles: dict[str, str]) -> str:
-        """The run's identity, as JSON: each pipeline role's model that can tell, and the prompt format."""
-        return json.dumps({**roles, PROMPT_FORMAT: self.prompt_format}, sort_keys=True)
+        return identity(roles, self.prompt_format)
+
+
+def identity(roles: dict[str, str], prompt_format: str) -> str:
+    """A run's identity as the store records it (Store.models), as JSON: each pipeline role's model that can tell
+    (lm/model_identity.run_models), and the prompt format."""
+    return json.dumps({**roles, PROMPT_FORMAT: prompt_format}, sort_keys=True)
 
 
 def swap_note(change: str, shared: bool = False) -> str:

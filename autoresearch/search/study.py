@@ -22,6 +22,7 @@ from ..lm.replies import replies_for
 from ..pipeline.harness import backend_of, prompt_format, reuses_replies
 from ..store import Store
 from ..store.queries import screen_task_rows
+from ..store.replies import StoredReplies
 from ..store.statuses import TrialStatus
 from ..text import one_line
 from ..workspace.config import PIPELINE_ROLES
@@ -224,6 +225,8 @@ class Study:
                     self._note(f"removed {path}, a half-written instruction file of the stopped run")
             self.store = recover_instruction_files(self.ws, repo, crashed, self.store, self._note)
             self.store = self.store or Store.for_workspace(self.ws.runs_dir)
+            if self.replies is not None:  # and the replies the store's earlier runs got, by the same models
+                self.replies.lookup = StoredReplies(self.store)
             left, differing = repo.branch, repo.changed_since_fork(self.branch)
             repo.use_branch(self.branch)
             if differing:  # the user's work on another branch is not what this run starts from: say so

@@ -234,6 +234,16 @@ M014_CALL_REUSED = """
 ALTER TABLE calls ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
 """
 
+# calls.request_key: what makes a request the same request to the same model (lm/replies.request_key), recorded
+#   where the engine may reuse its reply; calls.finish_reason: "stop" or "length" (the reply ran out of tokens).
+#   A later run finds a reply by them (store/replies.py), among the calls made by the models now answering.
+#   NULL in rows made before m015, which are never reused.
+M015_CALL_REQUEST_KEY = """
+ALTER TABLE calls ADD COLUMN request_key TEXT;
+ALTER TABLE calls ADD COLUMN finish_reason TEXT;
+CREATE INDEX calls_by_request_key ON calls(request_key) WHERE request_key IS NOT NULL;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_studies", M002_STUDIES),
@@ -249,6 +259,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m012_evaluation_models", M012_EVALUATION_MODELS),
     ("m013_trial_failure", M013_TRIAL_FAILURE),
     ("m014_call_reused", M014_CALL_REUSED),
+    ("m015_call_request_key", M015_CALL_REQUEST_KEY),
 ]
 
 

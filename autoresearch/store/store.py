@@ -141,6 +141,7 @@ class Store:
             joules=call.joules, load_joules=call.load_joules, energy_source=call.energy_source,
             attribution=call.attribution, status=call.status, seed=call.seed, dialect=call.dialect,
             failure_mode=call.failure_mode, error=call.error, response=call.response, reused=int(call.reused),
+            request_key=call.request_key, finish_reason=call.finish_reason,
             created_at=_now(),
         ))
 

@@ -27,9 +27,11 @@ pytestmark = pytest.mark.usefixtures("no_counters")
 
 @pytest.fixture
 def fake_models(workspace, kit, monkeypatch):
-    """Every role of the starter portfolio served by one fake that lists the starter's model."""
+    """Every role of the starter portfolio served by one fake that lists the starter's model. The revision differs
+    from the draft: an identical answer would be judged by the judge's reply to the draft (lm/replies.py)."""
     rubric = workspace.rubric
-    script = kit.Script(rubric, judge=[kit.judge_reply(rubric, 4), kit.judge_reply(rubric, 8)])
+    script = kit.Script(rubric, judge=[kit.judge_reply(rubric, 4), kit.judge_reply(rubric, 8)],
+                        revise=kit.COMMIT_TIPS_ANSWER + "\nRevised after the critique.")
     fake = kit.single_fake(script)
     monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: fake)
     monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
@@ -93,6 +95,31 @@ def test_eval_table_output_shows_composite_and_energy(workspace_dir, fake_models
     assert "composite " in doc_free and "(estimated)" in doc_free and "5 model calls" in doc_free
     assert "model loads: 0 swaps, 0.0 s loading" in doc_free  # the fake never loads a model
     assert "commi" in result.stdout  # the task column (narrow without a terminal: ids may be cut short)
+
+
+def test_a_second_eval_of_the_same_instructions_reuses_the_replies_of_the_first(workspace_dir, fake_models,
+                                                                                monkeypatch):
+    monkeypatch.setattr(fake_models, "model_identity", lambda: "model A", raising=False)  # as a real model tells
+    args = ("eval", "-w", str(workspace_dir), "--task", "commit-tips", "--task", "release-notes")
+    first = json.loads(invoke(*args, "--json").stdout)
+    asked = len(fake_models.requests)
+    second = json.loads(invoke(*args, "--json").stdout)
+    assert len(fake_models.requests) == asked == first["model_calls"] == 8  # no request asked twice
+    assert (first["replies_reused"], second["model_calls"], second["replies_reused"]) == (0, 0, 8)
+    scores = ("score_r1", "score_final", "criteria_passed", "tokens", "joules")
+    assert second["composite"] == first["composite"]
+    assert [[t[k] for k in scores] for t in second["tasks"]] == [[t[k] for k in scores] for t in first["tasks"]]
+    table = " ".join(invoke(*args).stdout.split())
+    assert ("0 model calls (8 replies reused from identical earlier requests, their joules counted as when they were "
+            "made)") in table
+    assert second["roles"] == [] and "planner" not in table.split("Roles", 1)[1]  # it spent nothing on any role
+
+
+def test_an_eval_on_a_model_that_cannot_tell_which_it_is_asks_every_request_again(workspace_dir, fake_models):
+    args = ("eval", "-w", str(workspace_dir), "--task", "release-notes", "--json")
+    first, second = (json.loads(invoke(*args).stdout) for _ in range(2))
+    assert second["replies_reused"] == 0 and second["model_calls"] == 3  # judged 8 this time: not revised
+    assert len(fake_models.requests) == first["model_calls"] + second["model_calls"] == 5 + 3
 
 
 def test_eval_with_a_failing_model_reports_the_failed_task(workspace, workspace_dir, kit, monkeypatch):

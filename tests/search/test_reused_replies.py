@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from rich.console import Console
-from scripted import ONLY_PRODUCER, ScriptedPipeline, producer_only
+from scripted import ONLY_PRODUCER, Identified, ScriptedPipeline, producer_only
 
 from autoresearch.cli.live import print_summary
 from autoresearch.review.report import html
@@ -88,3 +88,35 @@ def test_a_tasks_figures_count_its_reused_reply_at_what_it_cost_when_made(loop_w
         # Its calls follow one another: the task took at least their seconds, the reused one's included.
         assert task["seconds"] >= task["latency"]
         assert task["joules"] == task["call_joules"] > 0
+
+
+def resumed(loop_workspace, identity: str | None):
+    """A night of 2 trials, then a second run of the same study, in a new process's place (a new Study and an empty
+    reply cache), trying 2 other producer.md variants; the second run's pipeline and summary. identity: what the
+    scripted model says it is (None: it cannot tell, as llama-cpp-python's server)."""
+    root = producer_only(loop_workspace(search_tasks=3, extra=ONLY_PRODUCER, name=f"resumed-{identity}"))
+
+    def run(variants):
+        pipeline = ScriptedPipeline(variants=variants)
+        factory = pipeline.factory if identity is None else (
+            lambda config, backends: Identified(pipeline.backend, identity))
+        study = Study(load_workspace(root), backend_factory=factory, seed=1, backoff_s=0)
+        try:
+            return pipeline, study.optimize(n_trials=2)
+        finally:
+            study.close()
+
+    first, night = run(VARIANTS[:2])
+    second, again = run(VARIANTS[2:])
+    assert night.study == again.study and [o.number for o in again.outcomes] == [3, 4]  # the study went on
+    return first, second, again
+
+
+def test_a_resumed_study_asks_its_planner_nothing_its_store_has_answered(loop_workspace):
+    first, second, again = resumed(loop_workspace, "model A")
+    _, asked, unknown = resumed(loop_workspace, None)
+    # Its variants' planner requests are the baseline's, answered in the first run: found in the store, not asked.
+    assert first.calls_by_role["planner"] > 0 and second.calls_by_role.get("planner", 0) == 0
+    assert asked.calls_by_role["planner"] > 0  # a model that cannot tell which it is lends nothing across runs
+    assert outcomes(again) == outcomes(unknown)  # the lent replies are the ones the calls gave
+    assert again.calls == unknown.calls - asked.calls_by_role["planner"] and again.reused > unknown.reused
