@@ -36,6 +36,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
     from ..workspace.config import PIPELINE_ROLES
     from ..workspace.workspace import load_workspace
     from .views import (
+        calls_line,
         decoding_line,
         energy_label,
         role_table,
@@ -98,7 +99,7 @@ def eval_command(path: Path, portfolio: str | None, split: str, task_ids: tuple[
         console.print(f"{looped} of {len(result.tasks)} answers degenerate (no words, a repetition loop or a copy of "
                       "the instructions): their judge score is 0 ([scoring] degenerate_guard)", markup=False)
     console.print(f"energy {result.joules:.1f} J ({energy_label(result.energy_source)}), "
-                  f"{result.seconds:.0f} s, {_calls_line(result.calls)}; evaluation #{result.evaluation_id} "
+                  f"{result.seconds:.0f} s, {calls_line(result.calls)}; evaluation #{result.evaluation_id} "
                   f"in {store.path}", markup=False)  # a path may hold "[…]"
     if stopped:
         console.print(f"stopped after {len(result.tasks)} of {len(tasks)} tasks: the composite above is over the "
@@ -111,25 +112,14 @@ def _stored_replies(ws, store, portfolio):
     """The replies an identical request got before in this store, by the models answering now (store/replies.py),
     stamping the evaluation with those models as a run does, so that a `run` after this `eval` reuses its
     replies too; None where `[backends] reuse_replies = false`."""
-    from ..lm.model_identity import run_models
+    from ..lm.model_identity import run_identity, run_models
     from ..lm.replies import replies_for
     from ..pipeline.harness import backend_of, prompt_format
-    from ..search.model_watch import identity
     from ..store.replies import StoredReplies
 
-    store.models = identity(run_models(portfolio, ws.settings.backends, backend_of, note=note_on_stderr),
-                            prompt_format(ws))
+    store.models = run_identity(run_models(portfolio, ws.settings.backends, backend_of, note=note_on_stderr),
+                                prompt_format(ws))
     return replies_for(ws.settings.backends, StoredReplies(store))
-
-
-def _calls_line(calls) -> str:
-    """"N model calls", and how many replies came from identical requests before instead of a call."""
-    from ..lm.calls import spent_and_reused
-
-    spent, reused = spent_and_reused(calls)
-    return f"{len(spent)} model calls" + (
-        f" ({reused} replies reused from identical earlier requests, their joules counted as when they were made)"
-        if reused else "")
 
 
 def _spinner(as_json: bool):
@@ -182,7 +172,7 @@ def _eval_repeats(ws, store, name: str, tasks, repeats: int, split: str, as_json
 def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
     """`eval --repeats`: the table of every repeat and the spreads, or their JSON."""
     from ..lm.calls import energy_source_of
-    from .views import energy_label, repeats_document, repeats_table
+    from .views import calls_line, energy_label, repeats_document, repeats_table
 
     scoring = ws.settings.scoring
     if as_json:
@@ -200,7 +190,7 @@ def _print_repeats(ws, store, name: str, tasks, found, as_json: bool) -> None:
     joules, source = sum(c.joules for c in calls), energy_source_of(calls)
     ids = ", ".join(f"#{r.evaluation_id}" for r in found.results)
     console.print(f"energy {joules:.1f} J ({energy_label(source)}), {sum(r.seconds for r in found.results):.0f} s, "
-                  f"{_calls_line(calls)}; evaluations {ids} in {store.path}", markup=False)  # a path may hold "[…]"
+                  f"{calls_line(calls)}; evaluations {ids} in {store.path}", markup=False)  # a path may hold "[…]"
     if found.requested:
         console.print(f"stopped after {len(found.results)} of {found.requested} repeats: the figures above are over "
                       f"those {len(found.results)}", markup=False)

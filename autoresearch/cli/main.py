@@ -338,11 +338,14 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     """Each model in each role: quality, joules per task, latency and completion rate."""
     from dataclasses import asdict
 
+    from ..lm.calls import CallRecorder
     from ..lm.preflight import check_portfolio
+    from ..lm.replies import replies_for
     from ..pipeline import profile as profiling
     from ..store import Store
+    from ..store.replies import StoredReplies
     from ..workspace.workspace import CONFIG_NAME, load_workspace
-    from .views import profile_table
+    from .views import calls_line, profile_table
 
     quiet_dspy()
     ws = load_workspace(path)
@@ -361,11 +364,13 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
     note_a_running_run(ws.runs_dir)
     store = Store.for_workspace(ws.runs_dir)
     asked = len(candidates) * len(profiling.PROFILED_ROLES)
+    spent = CallRecorder()
     try:
         with stop_signals() as terminated, console.status("profiling…") as status, outages.listening(note_on_stderr):
             rows = profiling.profile(ws, store, name, candidates, tasks,
                                      # Text: rich reads a status's str as markup, whatever the console says
-                                     on_progress=lambda text: status.update(Text(f"profiling {text}")))
+                                     on_progress=lambda text: status.update(Text(f"profiling {text}")),
+                                     replies=replies_for(ws.settings.backends, StoredReplies(store)), recorder=spent)
     except KeyboardInterrupt:  # before any model finished a role: nothing to show, but say so
         click.echo(f"stopped before any of the {asked} model-and-role evaluations finished; the calls made are in "
                    f"{store.path}", err=True)
@@ -374,6 +379,7 @@ def profile(path: Path, portfolio: str | None, models: tuple[str, ...], split: s
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
     else:
         console.print(profile_table(rows, len(tasks)))
+        console.print(f"{calls_line(spent.calls)} in {store.path}", markup=False)  # a path may hold "[…]"
         if len(rows) < asked:
             console.print(f"stopped after {len(rows)} of {asked} model-and-role evaluations: the rows above are "
                           "those that finished", markup=False)

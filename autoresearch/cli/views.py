@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from rich.table import Table
 from rich.text import Text
@@ -45,6 +45,15 @@ def role_table(calls: tuple[CallRecord, ...]) -> Table:
                       str(r["completion_tokens"]), f"{r['generation_joules']:.1f}", f"{r['load_joules']:.1f}", per_k,
                       f"{r['latency_s']:.1f}", str(r["swaps"]), f"{r['load_s']:.2f}")
     return table
+
+
+def calls_line(calls: Sequence[CallRecord]) -> str:
+    """"N model calls", and how many replies came from identical requests before instead of a call."""
+    spent = made(calls)
+    reused = len(calls) - len(spent)
+    return f"{len(spent)} model calls" + (
+        f" ({reused} replies reused from identical earlier requests, their joules counted as when they were made)"
+        if reused else "")
 
 
 def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:

@@ -107,6 +107,12 @@ def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable
     return found
 
 
+def run_identity(roles: dict[str, str], prompt_format: str) -> str:
+    """A run's identity as the store records it (Store.models), as JSON: each pipeline role's model that can tell
+    (run_models), and how the harness renders its prompts (pipeline/harness.prompt_format)."""
+    return json.dumps({**roles, PROMPT_FORMAT: prompt_format}, sort_keys=True)
+
+
 def _ask(backend: Any, waits_s: tuple[float, ...]) -> str | None:
     ask = getattr(backend, "model_identity", None)
     if ask is None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
-from ..lm.calls import completion_rate, energy_source_of
+from ..lm.calls import CallRecorder, completion_rate, energy_source_of
+from ..lm.model_identity import run_identity, run_models
+from ..lm.replies import ReplyCache
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig
 from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
-from .harness import Harness
+from .harness import Harness, backend_of, prompt_format
 from .runner import SuiteResult, evaluate_tasks
 
 PROFILED_ROLES = PIPELINE_ROLES
@@ -58,10 +61,16 @@ def in_role(base: RoleConfig, candidate: RoleConfig) -> RoleConfig:
 
 def profile(workspace: Workspace, store: Store, portfolio_name: str, candidates: Sequence[RoleConfig],
             tasks: Sequence[Task], *, backend_factory=None,
-            on_progress: Callable[[str], None] | None = None) -> list[ProfileRow]:
+            on_progress: Callable[[str], None] | None = None, replies: ReplyCache | None = None,
+            recorder: CallRecorder | None = None) -> list[ProfileRow]:
     """Evaluate the base portfolio with each candidate in each role; identical portfolios run once. A row per
     candidate and role; a stop (KeyboardInterrupt) after at least one row returns the rows finished so far
-    (fewer than candidates × roles), not nothing."""
+    (fewer than candidates × roles), not nothing.
+
+    replies: the replies to reuse for identical requests (lm/replies.py): a candidate swapped into the producer
+    sends the base planner's requests, and one swapped into the judge the base planner's and producer's too. Each
+    evaluation is stamped with its own portfolio's models (Store.models), so a store lookup lends it only what
+    those models answered. recorder: sees every call (what the profile spent)."""
     base = workspace.portfolio(portfolio_name)
     cache: dict[str, SuiteResult] = {}
     rows: list[ProfileRow] = []
@@ -73,10 +82,14 @@ def profile(workspace: Workspace, store: Store, portfolio_name: str, candidates:
                 if key not in cache:
                     if on_progress:
                         on_progress(f"{role}: {candidate.backend}:{candidate.model}")
-                    harness = Harness(workspace, portfolio, backend_factory=backend_factory)
+                    store.models = run_identity(run_models(
+                        portfolio, workspace.settings.backends, partial(backend_of, backend_factory=backend_factory)),
+                        prompt_format(workspace))
+                    harness = Harness(workspace, portfolio, backend_factory=backend_factory, replies=replies)
                     cache[key] = evaluate_tasks(workspace, harness, store, tasks, kind="profile",
                                                 portfolio=portfolio_name, instructions=workspace.instructions,
-                                                split="profile", portfolio_config=portfolio)  # the candidate's
+                                                split="profile", portfolio_config=portfolio,  # the candidate's
+                                                recorder=recorder)
                 rows.append(_row(role, candidate, cache[key], len(tasks)))
     except KeyboardInterrupt:
         if not rows:

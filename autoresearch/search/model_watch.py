@@ -9,11 +9,10 @@ the Study evaluates the committed instructions again as a new baseline.
 
 from __future__ import annotations
 
-import json
 from typing import Callable
 
 from ..errors import BackendError
-from ..lm.model_identity import PROMPT_FORMAT, run_models, what_changed, without_middle
+from ..lm.model_identity import run_identity, run_models, what_changed, without_middle
 from ..store import Store
 from ..workspace.config import BackendsConfig, Portfolio
 from .results import Incumbent
@@ -77,13 +76,7 @@ class ModelWatch:
         return what_changed(was, now)
 
     def _identity(self, roles: dict[str, str]) -> str:
-        return identity(roles, self.prompt_format)
-
-
-def identity(roles: dict[str, str], prompt_format: str) -> str:
-    """A run's identity as the store records it (Store.models), as JSON: each pipeline role's model that can tell
-    (lm/model_identity.run_models), and the prompt format."""
-    return json.dumps({**roles, PROMPT_FORMAT: prompt_format}, sort_keys=True)
+        return run_identity(roles, self.prompt_format)
 
 
 def swap_note(change: str, shared: bool = False) -> str:

@@ -104,3 +104,22 @@ def test_a_profile_through_a_server_restart_says_so_on_stderr_and_profiles_as_wi
     # completed every call that reached it.
     assert [rate for _, _, rate in rows[0]] == [1.0, 1.0, 1.0] and [rate for _, _, rate in rows[1]] == [1.0, 1.0, 1.0]
     assert [r["calls"] for r in json.loads(results[1].stdout)] == [1, 1, 4]  # every attempt is counted as a call
+
+
+def test_a_profile_says_what_it_spent_and_what_a_swap_reused(workspace, workspace_dir, kit, monkeypatch):
+    from autoresearch.pipeline import harness as harness_module
+
+    fake = kit.single_fake(kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 8)))
+    fake.models = ["smollm2-135m", "big-model"]
+    monkeypatch.setattr(harness_module, "create_backend", lambda role, backends: fake)
+    monkeypatch.setattr(preflight_module, "create_backend", lambda role, backends: fake)
+    result = CliRunner().invoke(main, ["profile", "-w", str(workspace_dir), "--tasks", "1", "--model",
+                                       "embedded:smollm2-135m", "--model", "embedded:big-model"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    # The base (3 calls), then big-model in each role: its own call made, the base model's two repeated requests
+    # answered from the base's replies (the fake answers alike whichever model asks).
+    text = " ".join(result.stdout.split())
+    assert ("6 model calls (6 replies reused from identical earlier requests, their joules counted as when they were "
+            "made) in ") in text
+    assert len(fake.requests) == 6

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from autoresearch.lm.calls import CallRecorder, made
+from autoresearch.lm.replies import ReplyCache
 from autoresearch.pipeline.profile import candidates_of, in_role, parse_model, profile
 from autoresearch.store import Store
 from autoresearch.workspace.config import PIPELINE_ROLES
@@ -88,3 +90,39 @@ def test_a_stop_after_the_first_candidate_returns_its_rows_not_nothing(workspace
     with pytest.raises(KeyboardInterrupt):  # nothing finished: nothing to return
         profile(workspace, Store.for_workspace(workspace.runs_dir), "default", candidates[1:],
                 workspace.suite.split("search")[:2], backend_factory=factory)
+
+
+def test_a_swap_reuses_the_replies_of_the_requests_it_shares_with_the_base_and_profiles_the_same(workspace, kit,
+                                                                                                  no_counters):
+    base = workspace.portfolio()
+    candidates = candidates_of(base) + [parse_model("ollama:big-model", base.producer)]
+    tasks = workspace.suite.split("search")[:2]
+
+    def profiled(replies):
+        fake = kit.single_fake(kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 8)))
+        store, spent = Store(workspace.runs_dir / f"{replies is not None}.db"), CallRecorder()
+        rows = profile(workspace, store, "default", candidates, tasks, backend_factory=lambda c, b: fake,
+                       replies=replies, recorder=spent)
+        calls = store.conn.execute("SELECT e.portfolio_json, c.role, c.model, c.reused FROM calls c JOIN evaluations e "
+                                   "ON c.evaluation_id = e.id ORDER BY c.id").fetchall()
+        store.close()
+        return rows, spent.calls, fake, calls
+
+    rows, spent, fake, calls = profiled(ReplyCache())
+    every_row, every_call, asked, _ = profiled(None)
+    def scores(found):  # the measured seconds and joules differ between any two runs
+        return [(r.role, r.model, r.composite, r.judge_mean, r.criteria_rate, r.completion_rate, r.calls) for r in found]
+
+    assert scores(rows) == scores(every_row)  # the reused replies are the ones the calls gave
+    # 4 evaluations (the base, then big-model as planner, producer, judge) × 2 tasks × 3 calls (judged 8: no
+    # revision): the base's requests sent again by a swap are answered from the cache, nothing else.
+    assert len(every_call) == len(asked.requests) == 4 * 2 * 3 and len(spent) == 24
+    by_model = {(model, bool(reused)) for _, _, model, reused in calls}
+    assert ("big-model", True) not in by_model  # a candidate's own requests are new
+    base_requests_again = [c for c in calls if c["model"] != "big-model" and json.loads(c["portfolio_json"]) != json.loads(
+        calls[0]["portfolio_json"])]
+    # The fake answers alike whichever model asks it, so every base-model request of a swap repeats the base's:
+    # the planner's and judge's under a producer swap, the producer's and judge's under a planner swap (its plan
+    # is the fake's same plan), the planner's and producer's under a judge swap.
+    assert base_requests_again and all(c["reused"] for c in base_requests_again)
+    assert len(made(spent)) == len(fake.requests) == 24 - len(base_requests_again) == 2 * 3 + 3 * 2
