@@ -10,6 +10,7 @@ from autoresearch.lm.calls import CallRecorder, made
 from autoresearch.lm.replies import ReplyCache
 from autoresearch.pipeline.profile import candidates_of, in_role, parse_model, profile
 from autoresearch.store import Store
+from autoresearch.store.replies import StoredReplies
 from autoresearch.workspace.config import PIPELINE_ROLES
 
 
@@ -126,3 +127,39 @@ def test_a_swap_reuses_the_replies_of_the_requests_it_shares_with_the_base_and_p
     # is the fake's same plan), the planner's and producer's under a judge swap.
     assert base_requests_again and all(c["reused"] for c in base_requests_again)
     assert len(made(spent)) == len(fake.requests) == 24 - len(base_requests_again) == 2 * 3 + 3 * 2
+
+
+def test_a_second_profile_is_answered_from_the_store_and_its_rows_say_the_model_completed(workspace, kit,
+                                                                                       no_counters):
+    fake = kit.single_fake(kit.Script(workspace.rubric, judge=kit.judge_reply(workspace.rubric, 8)))
+
+    class Told:  # the fake, saying which model it serves, as a real backend does (lm/model_identity.py)
+        def __init__(self, model):
+            self.model = model
+
+        def __getattr__(self, name):
+            return getattr(fake, name)
+
+        def model_identity(self):
+            return f"weights of {self.model}"
+
+    store = Store.for_workspace(workspace.runs_dir)
+    base = workspace.portfolio()
+    candidates = candidates_of(base) + [parse_model("ollama:big-model", base.producer)]
+    tasks = workspace.suite.split("search")[:1]
+
+    def profiled():  # each in a new process's place: a new cache, the same store
+        spent = CallRecorder()
+        rows = profile(workspace, store, "default", candidates, tasks, backend_factory=lambda c, b: Told(c.model),
+                       replies=ReplyCache(lookup=StoredReplies(store)), recorder=spent)
+        return [(r.role, r.model, r.composite, r.completion_rate, r.calls) for r in rows], spent.calls
+
+    first, first_calls = profiled()
+    asked = len(fake.requests)
+    again, again_calls = profiled()
+    assert len(fake.requests) == asked and made(again_calls) == []  # every request found in the store
+    assert len(again_calls) == len(first_calls) == 4 * 3
+    assert again == first and all(rate == 1.0 for _, _, _, rate, _ in again)
+    # Each evaluation stamped with its own portfolio's models: the base, and big-model in each of the three roles.
+    stamped = [row[0] for row in store.conn.execute("SELECT models FROM evaluations WHERE kind = 'profile'")]
+    assert len(stamped) == 8 and len(set(stamped)) == 4
