@@ -222,9 +222,13 @@ def finished_trial_costs(store: Store, study: str) -> list[sqlite3.Row]:
         (study,)).fetchall()
 
 
+# A screen's cost as its requests cost to make: every call, a reused reply at the figures it had when it was made
+# (lm/replies.py). A forecast asks what a variant's screen will cost, and a baseline answered from an earlier
+# command's replies (store/replies.py) cost this run nothing while a variant's screen will make those calls; the
+# replies a variant is expected to reuse are left out by the forecast itself (search/forecast.reused_shares).
 SCREEN_COST = ("SELECT e.id, COUNT(c.id) AS calls, COALESCE(SUM(c.joules), 0) AS joules, "
                "COALESCE(SUM(c.latency_s), 0) AS seconds, GROUP_CONCAT(DISTINCT c.energy_source) AS sources "
-               "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id AND c.reused = 0 "
+               "FROM evaluations e JOIN calls c ON c.evaluation_id = e.id "
                "WHERE e.study = ? AND e.split = 'search' ")
 
 
@@ -241,10 +245,10 @@ def baseline_screen_cost(store: Store, study: str) -> sqlite3.Row | None:
 
 
 def evaluation_role_costs(store: Store, evaluation_id: int) -> list[sqlite3.Row]:
-    """One evaluation's calls made, role by role: their count, joules and seconds."""
+    """One evaluation's calls, role by role, as SCREEN_COST counts them: their count, joules and seconds."""
     return store.conn.execute(
         "SELECT role, COUNT(*) AS calls, COALESCE(SUM(joules), 0) AS joules, COALESCE(SUM(latency_s), 0) AS seconds "
-        "FROM calls WHERE evaluation_id = ? AND reused = 0 GROUP BY role ORDER BY role", (evaluation_id,)).fetchall()
+        "FROM calls WHERE evaluation_id = ? GROUP BY role ORDER BY role", (evaluation_id,)).fetchall()
 
 
 def screen_task_rows(store: Store, study: str) -> list[sqlite3.Row]:

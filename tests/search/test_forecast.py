@@ -205,3 +205,53 @@ def test_the_keep_rules_cost_follows_the_seed_sets_a_contender_is_confirmed_over
     # Replayed on the starter (bench_validity): more seed sets, more confirmation calls; none without noise.
     assert [keep_rule_cost(n) for n in range(1, 6)] == [1.0, 1.08, 1.23, 1.34, 1.41]
     assert keep_rule_cost(9) == keep_rule_cost(5) and keep_rule_cost(0) == 1.0
+
+
+def test_a_baseline_answered_from_an_earlier_commands_replies_forecasts_as_one_that_asked(loop_workspace):
+    """`eval` and then `run`: the run's baseline costs it no call (store/replies.py), but a variant's screen will
+    make those calls, so the forecast costs the screen's requests as made."""
+    from scripted import Identified
+
+    from autoresearch.lm.model_identity import run_identity, run_models
+    from autoresearch.lm.replies import ReplyCache
+    from autoresearch.pipeline.harness import backend_of, prompt_format
+    from autoresearch.pipeline.repeats import evaluate_repeat
+    from autoresearch.store.replies import StoredReplies
+
+    def first_forecast(name: str, eval_first: bool):
+        root = producer_only(loop_workspace(extra=ONLY_PRODUCER, name=name))
+        pipeline = ScriptedPipeline(variants=[f"Answer {'!' * n}\n" for n in range(1, 8)])
+
+        def factory(config, backends):
+            return Identified(pipeline.backend, "model A")
+
+        ws = load_workspace(root)
+        if eval_first:  # what `autoresearch eval --split search` does (cli/evaluate.py)
+            store = Store.for_workspace(ws.runs_dir)
+            portfolio = ws.portfolio(ws.settings.workspace.portfolio)
+            store.models = run_identity(run_models(portfolio, ws.settings.backends,
+                                                   lambda c, b: backend_of(c, b, factory)), prompt_format(ws))
+            evaluate_repeat(ws, store, ws.settings.workspace.portfolio, portfolio, ws.suite.split("search"), 0,
+                            instructions=ws.instructions, kind="eval", split="search", backend_factory=factory,
+                            replies=ReplyCache(lookup=StoredReplies(store)))
+            store.close()
+        events: list = []
+        study = Study(ws, backend_factory=factory, seed=1, backoff_s=0,
+                      observer=lambda kind, data: events.append((kind, data)))
+        try:
+            summary = study.optimize(n_trials=3)
+        finally:
+            study.close()
+        store = Store.for_workspace(root / "runs")
+        baseline = store.conn.execute(
+            "SELECT COUNT(*), SUM(c.reused) FROM calls c JOIN evaluations e ON c.evaluation_id = e.id "
+            "WHERE e.study = ? AND e.kind = 'baseline' AND e.split = 'search'", (summary.study,)).fetchone()
+        store.close()
+        (first,) = forecasts(events)
+        return first, tuple(baseline)
+
+    lent, lent_baseline = first_forecast("eval-first", True)
+    asked, asked_baseline = first_forecast("asked", False)
+    assert lent_baseline[0] == lent_baseline[1] > 0 and asked_baseline[1] == 0  # every baseline call lent, or none
+    assert lent["per_trial"]["calls"] == asked["per_trial"]["calls"] > 1
+    assert lent["basis"] == asked["basis"] and lent["trials"] == asked["trials"] == 3
