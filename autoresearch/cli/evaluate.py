@@ -112,13 +112,11 @@ def _stored_replies(ws, store, portfolio):
     """The replies an identical request got before in this store, by the models answering now (store/replies.py),
     stamping the evaluation with those models as a run does, so that a `run` after this `eval` reuses its
     replies too; None where `[backends] reuse_replies = false`."""
-    from ..lm.model_identity import run_identity, run_models
     from ..lm.replies import replies_for
-    from ..pipeline.harness import backend_of, prompt_format
+    from ..pipeline.harness import models_now
     from ..store.replies import StoredReplies
 
-    store.models = run_identity(run_models(portfolio, ws.settings.backends, backend_of, note=note_on_stderr),
-                                prompt_format(ws))
+    store.models = models_now(ws, portfolio, note=note_on_stderr)
     return replies_for(ws.settings.backends, StoredReplies(store))
 
 

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..energy import energy_label
-from ..lm.calls import CallRecord, made, role_rows
+from ..lm.calls import CallRecord, role_rows, spent_and_reused
 from ..pipeline.runner import SuiteResult
 from ..review.history import keep_entry
 from ..search.shared.status import StudyStatus, model_groups
@@ -49,8 +49,7 @@ def role_table(calls: tuple[CallRecord, ...]) -> Table:
 
 def calls_line(calls: Sequence[CallRecord]) -> str:
     """"N model calls", and how many replies came from identical requests before instead of a call."""
-    spent = made(calls)
-    reused = len(calls) - len(spent)
+    spent, reused = spent_and_reused(calls)
     return f"{len(spent)} model calls" + (
         f" ({reused} replies reused from identical earlier requests, their joules counted as when they were made)"
         if reused else "")
@@ -58,6 +57,7 @@ def calls_line(calls: Sequence[CallRecord]) -> str:
 
 def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
     """The JSON form of an evaluation: what `eval --json` prints."""
+    spent, reused = spent_and_reused(result.calls)
     return {
         "evaluation_id": result.evaluation_id,
         "status": result.status,
@@ -85,9 +85,9 @@ def suite_document(result: SuiteResult, portfolio: str) -> dict[str, Any]:
         ],
         # What this evaluation spent, as a run's role table counts it: the calls made, not the replies reused from
         # identical earlier requests (lm/replies.py), whose figures count in their tasks' as when they were made.
-        "roles": role_rows(made(result.calls)),
-        "model_calls": len(made(result.calls)),
-        "replies_reused": len(result.calls) - len(made(result.calls)),
+        "roles": role_rows(spent),
+        "model_calls": len(spent),
+        "replies_reused": reused,
     }
 
 

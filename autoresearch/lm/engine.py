@@ -129,12 +129,13 @@ class BackendEngine:
         own = CallRecorder(forward_to=recorder)  # to see the record of the call that succeeds
         own.task_id = task_id
         with recording(own):
-            completion = self.call(request)
+            completion = self.call(request, key)
         self.replies.put(key, Answered(completion, own.calls[-1]))
         return completion
 
-    def call(self, request: CompletionRequest) -> Completion:
-        """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged."""
+    def call(self, request: CompletionRequest, key: str | None = None) -> Completion:
+        """One logical call: bounded retries with backoff for errors a retry can fix; each attempt logged, with the
+        request's key where its reply may be reused (reply(); a later run finds it in the store by it)."""
         scheduled = self.scheduled and same_model(request.model, self.config.model)
         if scheduled:
             assert self.policy is not None
@@ -144,7 +145,7 @@ class BackendEngine:
         try:
             for waits in range(MAX_OUTAGE_WAITS + 1):
                 try:
-                    return self._attempts(request)
+                    return self._attempts(request, key)
                 except BackendError as exc:
                     if waits == MAX_OUTAGE_WAITS or not self._waited_out(exc):
                         raise
@@ -154,13 +155,13 @@ class BackendEngine:
                 assert self.policy is not None
                 self.policy.finished(request.model)
 
-    def _attempts(self, request: CompletionRequest) -> Completion:
+    def _attempts(self, request: CompletionRequest, key: str | None) -> Completion:
         """The call's attempts: bounded retries with backoff for errors a retry can fix."""
         for attempt in range(self.retries + 1):
             if lanes.stopped():  # a pruned variant's task still running beside the last one judged
                 raise Cancelled("the suite stopped before this call", backend=self.backend.name, model=request.model)
             try:
-                return self._attempt(request)
+                return self._attempt(request, key)
             except BackendError as exc:
                 if not exc.retryable or attempt == self.retries:
                     raise
@@ -211,7 +212,7 @@ class BackendEngine:
         self._pending_load = (max(completion.load_s, 0.0), energy.joules, wall)
         return completion.load_s > 0
 
-    def _attempt(self, request: CompletionRequest) -> Completion:
+    def _attempt(self, request: CompletionRequest, key: str | None = None) -> Completion:
         recorder = active_recorder()
         token = self.meter.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -265,7 +266,7 @@ class BackendEngine:
                 attribution=energy.attribution,
                 seed=request.seed,
                 dialect=completion.dialect if completion else None,
-                request_key=request_key(self.backend.name, self.server, request) if self.replies is not None else None,
+                request_key=key,
                 finish_reason=completion.finish_reason if completion else None,
             ))
         if error is not None:

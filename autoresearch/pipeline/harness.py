@@ -29,6 +29,7 @@ from ..lm.adapter import DataField, GrammarAdapter, is_plain_text, output_model
 from ..lm.backends import create_backend
 from ..lm.calls import CallRecord, CallRecorder, CallTotals, recording
 from ..lm.engine import BackendEngine, backend_error_in, make_lm
+from ..lm.model_identity import run_identity, run_models
 from ..lm.preflight import is_local
 from ..lm.replies import ReplyCache
 from ..lm.scheduling import KeepAlivePolicy, policy_for
@@ -444,6 +445,14 @@ def _served_model(engine: BackendEngine) -> tuple[str, str | None, str]:
 def backend_of(config: RoleConfig, backends: BackendsConfig, backend_factory=None) -> Any:
     """The backend a role's calls go to: backend_factory's (a test's, the benchmark's), else create_backend's."""
     return (backend_factory or create_backend)(config, backends)
+
+
+def models_now(workspace: Workspace, portfolio: Portfolio, backend_factory=None, note=lambda text: None) -> str:
+    """The identity of what answers a portfolio's pipeline roles now, as the store stamps it (Store.models): each
+    role's model that can tell (lm/model_identity.run_models) and this harness's prompt format."""
+    return run_identity(run_models(portfolio, workspace.settings.backends,
+                                   lambda config, backends: backend_of(config, backends, backend_factory), note=note),
+                        prompt_format(workspace))
 
 
 def reuses_replies(backend) -> bool:

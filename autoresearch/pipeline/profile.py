@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Callable, Sequence
 
 from ..lm.calls import CallRecorder, completion_rate, energy_source_of
-from ..lm.model_identity import run_identity, run_models
 from ..lm.replies import ReplyCache
 from ..store import Store
 from ..workspace.config import PIPELINE_ROLES, Portfolio, RoleConfig
 from ..workspace.suite import Task
 from ..workspace.workspace import Workspace
-from .harness import Harness, backend_of, prompt_format
+from .harness import Harness, models_now
 from .runner import SuiteResult, evaluate_tasks
 
 PROFILED_ROLES = PIPELINE_ROLES
@@ -82,9 +80,7 @@ def profile(workspace: Workspace, store: Store, portfolio_name: str, candidates:
                 if key not in cache:
                     if on_progress:
                         on_progress(f"{role}: {candidate.backend}:{candidate.model}")
-                    store.models = run_identity(run_models(
-                        portfolio, workspace.settings.backends, partial(backend_of, backend_factory=backend_factory)),
-                        prompt_format(workspace))
+                    store.models = models_now(workspace, portfolio, backend_factory)
                     harness = Harness(workspace, portfolio, backend_factory=backend_factory, replies=replies)
                     cache[key] = evaluate_tasks(workspace, harness, store, tasks, kind="profile",
                                                 portfolio=portfolio_name, instructions=workspace.instructions,
