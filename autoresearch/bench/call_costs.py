@@ -75,8 +75,8 @@ def counting_calls() -> Iterator[list[CallCost]]:
     costs: list[CallCost] = []
     original = BackendEngine.call
 
-    def call(engine: BackendEngine, request: CompletionRequest) -> Completion:
-        completion = original(engine, request)
+    def call(engine: BackendEngine, request: CompletionRequest, key: str | None = None) -> Completion:
+        completion = original(engine, request, key)
         timings = completion.timings
         computed = timings.get("prompt_eval_tokens")
         costs.append(CallCost(engine.role, completion.prompt_tokens, None if computed is None else int(computed),
