@@ -111,6 +111,7 @@ class MethodRun(CallTotals):
     search_outside: bool = False  # best_search was measured outside the budget (the method never completed one)
     notes: list[str] = field(default_factory=list)
     trials: list[tuple[str, int]] = field(default_factory=list)  # a Study's trials: (status, model calls it made)
+    trial_details: list[dict[str, Any]] = field(default_factory=list)  # the same trials: number, operator, file, delta
     holdout_repeats: list[float | None] = field(default_factory=list)  # the pick's holdout composite per repeat
     reused: int = 0  # replies reused for requests identical to earlier ones, instead of calls (lm/replies.py)
     holdout_calls: int = 0  # made evaluating the pick on the holdout tasks, outside the budget
@@ -130,7 +131,7 @@ class MethodRun(CallTotals):
             "holdout_s": self.holdout_s, "keeps": self.keeps, "stop": self.stop,
             # (model calls so far, best search composite so far, joules so far)
             "trajectory": [[n, value, self.joules_after(n)] for n, value in self.trajectory],
-            "trials": [list(t) for t in self.trials],
+            "trials": [list(t) for t in self.trials], "trial_details": self.trial_details,
             "best_instructions": self.best_instructions, "notes": self.notes,
         }
 
@@ -167,13 +168,18 @@ class _Progress:
         self._used_at_start = 0
         self.study: Study | None = None
         self.trials: list[tuple[str, int]] = []  # (status, model calls) of each finished trial
+        self.details: list[dict[str, Any]] = []  # what each was: the recipe and how far it moved the objective
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "trial_started":
             self._used_at_start = self.budget.used
         elif kind == "trial_finished":
             outcome = data["outcome"]
-            self.trials.append((str(outcome.status), self.budget.used - self._used_at_start))
+            calls = self.budget.used - self._used_at_start
+            self.trials.append((str(outcome.status), calls))
+            self.details.append({"number": outcome.number, "status": str(outcome.status), "calls": calls,
+                                 "operator": outcome.operator, "file": outcome.file, "delta": outcome.delta,
+                                 "composite": outcome.composite})
             if outcome.status in INCUMBENT_STATUSES and outcome.composite is not None:
                 self.keeps += outcome.status == "keep"
                 self.best = outcome.composite
@@ -222,7 +228,7 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     best_instructions = {k: normalise(v) for k, v in load_workspace(root).instructions.items()}
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
                      progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials,
-                     reused=reused)
+                     trial_details=progress.details, reused=reused)
 
 
 # --- the DSPy optimizers ---------------------------------------------------------------------------

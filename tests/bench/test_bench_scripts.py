@@ -54,6 +54,13 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
         assert len(run["holdout_repeats"]) == 3
         assert run["holdout"] == pytest.approx(sum(run["holdout_repeats"]) / 3)
     assert len(data["baseline"]["holdout_repeats"]) == 3
+    # A Study's trials say what each was: the recipe beside how it ended and its calls (the baseline first).
+    for method in ("autoresearch", "greedy", "random"):
+        details = runs[method]["trial_details"]
+        assert [[t["status"], t["calls"]] for t in details] == runs[method]["trials"]
+        assert details[0]["operator"] == "baseline" and details[0]["delta"] is None
+        assert all(t["operator"] and t["file"] for t in details[1:] if t["status"] != "failed"), details
+        assert any(t["delta"] is not None for t in details[1:]), details
     # A full screen of one variant (pruning's estimate): the proposer call and every search task's 3 calls.
     assert data["screen_calls"] == 1 + 3 * data["search_tasks"]
     # The scripted pipeline leaves budget on the table for no method: each is stopped by the budget.
