@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..review.report import svg
-from . import draws, leads, seeds
+from . import call_shares, draws, leads, seeds
+from .call_shares import SCREEN_SLACK
 from .methods import LABELS, LOOP, METHODS
 from .report import (
     BASELINE_COLOUR,
@@ -28,9 +29,6 @@ from .report import (
 )
 
 TARGET_COLOUR = "#202124"
-# A discard that spent at most this many screens' calls ended in its screen: a confirmation adds at least a
-# second seed set of every search task, so a trial that went on to one spent about two screens or more.
-SCREEN_SLACK = 1.5
 
 
 def methods_in(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -63,34 +61,6 @@ def reached(run: dict[str, Any], goal: float | None) -> tuple[int, float] | None
         if value >= goal - TIE:
             return calls, joules
     return None
-
-
-def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float, float | None, float | None]:
-    """(pruned trials, their share of the run's calls, the share of calls pruning saved, the share of the screens'
-    calls it saved). Both saved shares are estimates, each pruned trial counted as the full screen it cut short
-    (proposer call plus every search task); the second leaves out what no screen pruner acts on (the baseline, and
-    each trial's calls after its screen), so it reads the pruner per screen rather than per run."""
-    trials = [(status, calls) for status, calls in run.get("trials", []) if status != "baseline"]
-    pruned = [calls for status, calls in trials if status == "pruned"]
-    total = run["calls"] or 1
-    share = sum(pruned) / total
-    if not screen_calls:
-        return len(pruned), share, None, None
-    saved = sum(max(0.0, screen_calls - calls) for calls in pruned)
-    screens = sum(min(calls, screen_calls) for _, calls in trials) + saved
-    return len(pruned), share, saved / (total + saved), saved / screens if screens else None
-
-
-def failed_screens(run: dict[str, Any], screen_calls: float | None) -> float | None:
-    """The share of the run's calls spent in trials that ended within their screen (pruned, or discarded after at
-    most SCREEN_SLACK screens' calls, so before any confirmation): the most any screen pruner could have saved, as
-    it spends a screen's first task before it can judge. None without trials (MIPROv2, GEPA) or a screen's cost."""
-    trials = run.get("trials", [])
-    if not trials or not screen_calls:
-        return None
-    failed = sum(calls for status, calls in trials
-                 if status == "pruned" or (status == "discard" and calls <= SCREEN_SLACK * screen_calls))
-    return failed / (run["calls"] or 1)
 
 
 @dataclass
@@ -138,12 +108,12 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, MethodSummary]:
             row.keeps.append(run["keeps"])
             if goal is not None:
                 row.to_target.append(reached(run, goal))
-            n, share, saved, screen_saved = pruning(run, screen)
+            n, share, saved, screen_saved = call_shares.pruning(run, screen)
             row.pruned_trials.append(n)
             row.pruned_share.append(share)
             row.saved_share.append(saved)
             row.screen_saved_share.append(screen_saved)
-            row.failed_screen_share.append(failed_screens(run, screen))
+            row.failed_screen_share.append(call_shares.failed_screens(run, screen))
             row.sources.update(s for s in run["energy_source"].split("+") if s and s != "none")
             moved = None if run["best_search"] is None or start_search is None else run["best_search"] - start_search
             if moved is not None and moved > TIE and row.holdout_delta[-1] is not None:
@@ -413,11 +383,18 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "seed both ran (same seed sets, so the seed's start cancels), the mean ± its standard error, the one-sided "
         "95% t bound as if that peer were the only comparison and again with every peer counted (Bonferroni), and "
         "an exact sign test over the seeds that did not tie. A lead is decided only where a bound clears zero, and "
-        "(as in the keep rule) from at least as many seeds as that sign test needs at its confidence (5 at 95%).", "",
+        "(as in the keep rule) from at least as many seeds as that sign test needs at its confidence (5 at 95%).",
+        "- **Where the calls went** (the sixth table, the methods that run trials): each run's calls by what its "
+        "trials were, as shares of the run (mean ± sd over seeds): the baseline (the start's search and holdout "
+        "evaluations and its noise seed set), keeps (each kept trial's whole race), races lost after the screen, "
+        f"screens that failed (pruned, or discarded within {SCREEN_SLACK:g} screens' calls), failed trials, and "
+        "the trial the budget ended. A screen pruner acts on the screens' share alone; a cheaper keep rule on the "
+        "keeps' and the lost races'.", "",
         gains_table(records), "",
         seed_table(records), "",
         holdout_target_table(records), "",
         leads.table(summary), "",
+        call_shares.table(records), "",
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")
@@ -425,5 +402,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "options": options, "seeds": [r["seed"] for r in records], "machines": machine_names(records),
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
                     for m, row in summary.items()},
-        "leads": [lead.as_json() for lead in leads.leads(summary)]}, indent=2) + "\n", encoding="utf-8")
+        "leads": [lead.as_json() for lead in leads.leads(summary)],
+        "call_shares": {m: found for m in summary if (found := call_shares.mean_shares(records, m))}},
+        indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from autoresearch.bench import report, search_report, seeds
+from autoresearch.bench import call_shares, report, search_report, seeds
 from autoresearch.lm.backends import llama_build
 
 
@@ -48,21 +48,21 @@ def test_calls_to_target_are_those_of_the_first_point_that_reaches_it():
 def test_pruning_share_counts_pruned_trials_calls_and_estimates_what_full_screens_would_cost():
     loop = run("autoresearch", [], 3.0, calls=100, trials=[("baseline", 40), ("pruned", 10), ("pruned", 15),
                                                            ("discard", 35)])
-    n, share, saved, screen_saved = search_report.pruning(loop, 25.0)
+    n, share, saved, screen_saved = call_shares.pruning(loop, 25.0)
     assert n == 2 and share == pytest.approx(0.25)
     assert saved == pytest.approx((15 + 10) / (100 + 25))  # each pruned trial would have cost a full 25-call screen
     # Of the screens alone (the baseline and the discard's 10 calls after its screen left out): 3 full screens.
     assert screen_saved == pytest.approx((15 + 10) / (25 + 25 + 25))
-    assert search_report.pruning(loop, None)[2:] == (None, None)
+    assert call_shares.pruning(loop, None)[2:] == (None, None)
 
 
 def test_failed_screens_count_pruned_trials_and_discards_that_never_reached_a_confirmation():
     # A 25-call screen: the 30-call discard ended in its screen, the 70-call one went on to a confirmation.
     loop = run("autoresearch", [], 3.0, calls=200, trials=[("baseline", 40), ("pruned", 10), ("discard", 30),
                                                            ("discard", 70), ("keep", 50)])
-    assert search_report.failed_screens(loop, 25.0) == pytest.approx((10 + 30) / 200)
-    assert search_report.failed_screens(loop, None) is None
-    assert search_report.failed_screens(run("mipro", [], 3.0), 25.0) is None  # no trials: nothing to say
+    assert call_shares.failed_screens(loop, 25.0) == pytest.approx((10 + 30) / 200)
+    assert call_shares.failed_screens(loop, None) is None
+    assert call_shares.failed_screens(run("mipro", [], 3.0), 25.0) is None  # no trials: nothing to say
     row = next(x for x in search_report.table([record(0, [loop])]).splitlines() if x.startswith("| autoresearch"))
     assert row.split(" | ")[-2] == "20%"
 
