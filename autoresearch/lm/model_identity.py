@@ -96,11 +96,11 @@ def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable
                 asked[key] = _ask(factory(config, backends), waits_s)
             except ValueError:  # a backend create_backend does not make ("fake" without a test's factory)
                 asked[key] = None
-            except BackendError as exc:  # unknown this once: no stored score matches, so none is reused
+            except BackendError as exc:  # unknown this once: no stored score or reply matches, so none is reused
                 if raise_errors:
                     raise
                 note(f"could not ask {config.backend} which {config.model} it serves ({one_line(str(exc), 120)}); "
-                     "this run reuses no stored score")
+                     "nothing stored (scores, replies) is reused for it this time")
                 asked[key] = f"unknown ({type(exc).__name__})"
         if asked[key] is not None:
             found[role] = asked[key]

@@ -123,8 +123,8 @@ def test_a_backend_that_fails_to_answer_is_unknown_and_said_so():
                        waits_s=(0, 0))
     assert set(found.values()) == {"unknown (BackendUnreachable)"}
     assert len(asked) == 3  # asked again after each wait
-    assert notes == ["could not ask ollama which llama it serves (cannot reach http://127.0.0.1:11434); this run "
-                     "reuses no stored score"]
+    assert notes == ["could not ask ollama which llama it serves (cannot reach http://127.0.0.1:11434); nothing "
+                     "stored (scores, replies) is reused for it this time"]
 
 
 def test_a_server_that_fails_once_is_asked_again():
