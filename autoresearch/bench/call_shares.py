@@ -63,21 +63,24 @@ def failed_screens(run: dict[str, Any], screen_calls: float | None) -> float | N
     """The share of the run's calls spent in trials that ended within their screen (pruned, or discarded after at
     most SCREEN_SLACK screens' calls, so before any confirmation): the most any screen pruner could have saved, as
     it spends a screen's first task before it can judge. None without trials (MIPROv2, GEPA) or a screen's cost."""
-    trials = run.get("trials", [])
-    if not trials or not screen_calls:
-        return None
-    failed = sum(calls for status, calls in trials if part(status, calls, screen_calls) == "screen")
-    return failed / (run["calls"] or 1)
+    found = shares(run, screen_calls)
+    return None if found is None else found["screen"]
+
+
+def _by_method(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Each Study method's shares, one per seed it ran (methods without trials left out)."""
+    found: dict[str, list[dict[str, float]]] = {}
+    for record in records:
+        for run in record["runs"]:
+            run_shares = shares(run, record.get("screen_calls"))
+            if run_shares is not None:
+                found.setdefault(run["method"], []).append(run_shares)
+    return found
 
 
 def table(records: Sequence[dict[str, Any]]) -> str:
     """A row per Study method: each part's share of its calls, mean ± sd over the seeds (empty without one)."""
-    by_method: dict[str, list[dict[str, float]]] = {}
-    for record in records:
-        for run in record["runs"]:
-            found = shares(run, record.get("screen_calls"))
-            if found is not None:
-                by_method.setdefault(run["method"], []).append(found)
+    by_method = _by_method(records)
     if not by_method:
         return ""
     lines = ["| method | seeds | " + " | ".join(heading for _, heading in PARTS) + " |",
@@ -89,8 +92,7 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def mean_shares(records: Sequence[dict[str, Any]], method: str) -> dict[str, float]:
-    """One method's mean share of each part over the seeds it ran (for the report's JSON)."""
-    rows = [found for record in records for run in record["runs"] if run["method"] == method
-            for found in [shares(run, record.get("screen_calls"))] if found is not None]
-    return {key: statistics.fmean(row[key] for row in rows) for key, _ in PARTS} if rows else {}
+def mean_shares(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each Study method's mean share of each part over the seeds it ran (for the report's JSON)."""
+    return {method: {key: statistics.fmean(row[key] for row in rows) for key, _ in PARTS}
+            for method, rows in _by_method(records).items()}

@@ -403,6 +403,6 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
                     for m, row in summary.items()},
         "leads": [lead.as_json() for lead in leads.leads(summary)],
-        "call_shares": {m: found for m in summary if (found := call_shares.mean_shares(records, m))}},
+        "call_shares": call_shares.mean_shares(records)},
         indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}

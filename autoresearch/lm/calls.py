@@ -120,15 +120,17 @@ class CallTotals:
 NOT_THE_MODELS = ("unreachable", "cancelled")
 
 
-def reached_the_model(call: CallRecord) -> bool:
+def reached_the_model(call: CallRecord, counting_reused: bool = False) -> bool:
     """Whether a call got to the model: it answered, or failed for a reason of its own (see NOT_THE_MODELS). A reply
-    reused (lm/replies.py) did not get there again."""
-    return not call.reused and (call.ok or call.failure_mode not in NOT_THE_MODELS)
+    reused (lm/replies.py) did not get there again; with counting_reused it counts as the call that made it did."""
+    return (counting_reused or not call.reused) and (call.ok or call.failure_mode not in NOT_THE_MODELS)
 
 
-def completion_rate(calls: Sequence[CallRecord]) -> float:
-    """Of the calls that reached the model, the share that returned usable output; 0.0 when none did."""
-    reached = [c for c in calls if reached_the_model(c)]
+def completion_rate(calls: Sequence[CallRecord], counting_reused: bool = False) -> float:
+    """Of the calls that reached the model, the share that returned usable output; 0.0 when none did. What a run
+    spent leaves reused replies out; a model's rate in a role (profile) counts each as the completed call it was
+    (only answers are reused): counting_reused."""
+    reached = [c for c in calls if reached_the_model(c, counting_reused)]
     return sum(c.ok for c in reached) / len(reached) if reached else 0.0
 
 

@@ -212,7 +212,7 @@ class BackendEngine:
         self._pending_load = (max(completion.load_s, 0.0), energy.joules, wall)
         return completion.load_s > 0
 
-    def _attempt(self, request: CompletionRequest, key: str | None = None) -> Completion:
+    def _attempt(self, request: CompletionRequest, key: str | None) -> Completion:
         recorder = active_recorder()
         token = self.meter.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..lm.calls import CallRecorder, completion_rate, energy_source_of
@@ -101,7 +101,5 @@ def _row(role: str, candidate: RoleConfig, suite: SuiteResult, n_tasks: int) -> 
         joules_per_task=sum(c.joules for c in calls) / max(n_tasks, 1),
         energy_source=energy_source_of(calls),
         latency_s=sum(c.latency_s for c in calls) / len(calls) if calls else 0.0,
-        # A reused reply is a call that reached the model before and completed (only answers are reused): the
-        # model's rate in this role counts it so, not as a call that never reached it.
-        completion_rate=completion_rate([replace(c, reused=False) for c in calls]), calls=len(calls),
+        completion_rate=completion_rate(calls, counting_reused=True), calls=len(calls),
     )
