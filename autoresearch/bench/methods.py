@@ -78,6 +78,7 @@ STUDY_METHODS: dict[str, tuple[dict[str, Any], bool]] = {
 }
 FILES = (("planner.md", "plan"), ("producer.md", "produce"))  # instruction file → the Pipeline predictor it sets
 IDLE_TRIALS = 25  # a Study whose trials make no model call this many times in a row is stopped (no progress)
+WHY_CHARS = 200  # of a failed trial's description kept in the seed file's trial_details
 
 
 @dataclass
@@ -111,7 +112,7 @@ class MethodRun(CallTotals):
     search_outside: bool = False  # best_search was measured outside the budget (the method never completed one)
     notes: list[str] = field(default_factory=list)
     trials: list[tuple[str, int]] = field(default_factory=list)  # a Study's trials: (status, model calls it made)
-    trial_details: list[dict[str, Any]] = field(default_factory=list)  # the same trials: number, operator, file, delta
+    trial_details: list[dict[str, Any]] = field(default_factory=list)  # the same: recipe, delta, stage, why
     holdout_repeats: list[float | None] = field(default_factory=list)  # the pick's holdout composite per repeat
     reused: int = 0  # replies reused for requests identical to earlier ones, instead of calls (lm/replies.py)
     holdout_calls: int = 0  # made evaluating the pick on the holdout tasks, outside the budget
@@ -179,7 +180,12 @@ class _Progress:
             self.trials.append((str(outcome.status), calls))
             self.details.append({"number": outcome.number, "status": str(outcome.status), "calls": calls,
                                  "operator": outcome.operator, "file": outcome.file, "delta": outcome.delta,
-                                 "composite": outcome.composite})
+                                 "composite": outcome.composite,
+                                 # where the keep rule's race ended (screen, confirm, bound, holdout, kept): a lost
+                                 # race told from a failed screen without reading it from the calls
+                                 "stage": outcome.evidence.stage if outcome.evidence else None,
+                                 # a failed trial's cause (the proposer's, or the tasks'), which nothing else keeps
+                                 "why": outcome.description[:WHY_CHARS] if outcome.status == "failed" else None})
             if outcome.status in INCUMBENT_STATUSES and outcome.composite is not None:
                 self.keeps += outcome.status == "keep"
                 self.best = outcome.composite

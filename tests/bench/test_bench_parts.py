@@ -15,14 +15,25 @@ from autoresearch.bench.budget import (
     budgeted_factory,
 )
 from autoresearch.bench.fake import FakePipeline
-from autoresearch.bench.methods import FILES, Tracker, TunablePipeline, make_metric
+from autoresearch.bench.methods import (
+    FILES,
+    WHY_CHARS,
+    Tracker,
+    TunablePipeline,
+    _Progress,
+    make_metric,
+)
 from autoresearch.bench.workspaces import copy_workspace, dump_toml
+from autoresearch.evaluation.paired import PairedComparison
 from autoresearch.lm.adapter import GrammarAdapter
 from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
 from autoresearch.lm.calls import CallRecorder, recording
 from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness
 from autoresearch.pipeline.runner import evaluate_tasks
+from autoresearch.search.keep_rule import Verdict
+from autoresearch.search.results import TrialOutcome
 from autoresearch.store import Store
+from autoresearch.store.statuses import TrialStatus
 from autoresearch.workspace.workspace import init_workspace, load_workspace
 
 
@@ -163,3 +174,29 @@ def test_the_metric_checks_a_candidates_answers_against_the_candidates_own_instr
         example = dspy.Example(task=tasks[0].prompt, task_id=tasks[0].id).with_inputs("task")
         scored = metric(example, program(task=tasks[0].prompt), None, "produce", None)
     assert "degenerate answer: a copy of its instructions: " in scored.feedback
+
+
+def test_a_study_methods_trial_details_say_where_each_race_ended_and_why_a_trial_failed():
+    budget = Budget(100)
+    progress = _Progress(budget)
+    comparison = PairedComparison(deltas=(0.5, 0.4), tasks=2, repeats=1, dropped=0)
+
+    def finish(outcome: TrialOutcome, calls: int) -> None:
+        progress("trial_started", {})
+        budget.used += calls
+        progress("trial_finished", {"outcome": outcome})
+
+    finish(TrialOutcome(1, TrialStatus.KEEP, "producer.md", "add_example", composite=3.1, delta=0.45,
+                        evidence=Verdict(True, "kept", "kept", comparison, 0.95, 0.5)), 40)
+    finish(TrialOutcome(2, TrialStatus.DISCARD, "producer.md", "rephrase", composite=3.0, delta=0.2,
+                        evidence=Verdict(False, "confirm", "lost", comparison, 0.95, 0.5)), 30)
+    finish(TrialOutcome(3, TrialStatus.FAILED, "planner.md", "compress",
+                        description="the proposer gave no usable variant: " + "too long; " * 40), 5)
+    finish(TrialOutcome(4, TrialStatus.PRUNED, "planner.md", "add_boundary", description="the screen's idea"), 8)
+
+    details = progress.details
+    assert [(d["status"], d["calls"], d["stage"]) for d in details] == [
+        ("keep", 40, "kept"), ("discard", 30, "confirm"), ("failed", 5, None), ("pruned", 8, None)]
+    why = details[2]["why"]
+    assert why.startswith("the proposer gave no usable variant: too long;") and len(why) == WHY_CHARS
+    assert [d["why"] for d in details if d["status"] != "failed"] == [None, None, None]

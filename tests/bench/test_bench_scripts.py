@@ -61,6 +61,12 @@ def test_bench_search_runs_every_method_within_the_budget(tmp_path, capsys):
         assert details[0]["operator"] == "baseline" and details[0]["delta"] is None
         assert all(t["operator"] and t["file"] for t in details[1:] if t["status"] != "failed"), details
         assert any(t["delta"] is not None for t in details[1:]), details
+        # Where each race ended, and why a trial failed: the keep's race reached "kept", a discard's stopped short.
+        assert all((t["stage"] == "kept") == (t["status"] == "keep") for t in details), details
+        raced = [t["stage"] for t in details if t["status"] == "discard"]  # None: a twin's, not re-evaluated
+        assert set(raced) <= {"screen", "confirm", "bound", "holdout", None} and any(raced), details
+        assert all(t["why"] for t in details if t["status"] == "failed") and not any(
+            t["why"] for t in details if t["status"] != "failed"), details
     # A full screen of one variant (pruning's estimate): the proposer call and every search task's 3 calls.
     assert data["screen_calls"] == 1 + 3 * data["search_tasks"]
     # The scripted pipeline leaves budget on the table for no method: each is stopped by the budget.
