@@ -20,25 +20,37 @@ PARTS = (("baseline", "baseline (the start and its noise)"), ("keep", "keeps (th
          ("cut", "the trial the budget cut short"))
 
 
-def part(status: str, calls: int, screen_calls: float) -> str:
-    """Which PARTS key a finished trial's calls count under."""
+def part(status: str, calls: int, screen_calls: float, stage: str | None = None) -> str:
+    """Which PARTS key a finished trial's calls count under. A discard's race stage, where the seed file records
+    it, says whether it ended in its screen; without one (older seed files, twins not re-evaluated) its calls do."""
     if status in ("baseline", "keep", "failed"):
         return status
+    if status == "discard" and stage is not None:
+        return "screen" if stage == "screen" else "race"
     if status == "pruned" or (status == "discard" and calls <= SCREEN_SLACK * screen_calls):
         return "screen"
     return "race"
 
 
+def finished_trials(run: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+    """(status, calls, race stage) of each finished trial; the stage None where the seed file records none (older
+    seed files: trial_details gained it after draw 10010)."""
+    details = run.get("trial_details") or []
+    if len(details) == len(run.get("trials", [])):
+        return [(d["status"], d["calls"], d.get("stage")) for d in details]
+    return [(status, calls, None) for status, calls in run.get("trials", [])]
+
+
 def shares(run: dict[str, Any], screen_calls: float | None) -> dict[str, float] | None:
     """Each part's share of the run's calls (summing to 1); None for a run without trials (MIPROv2, GEPA) or
     without a screen's cost."""
-    trials = run.get("trials", [])
+    trials = finished_trials(run)
     total = run["calls"]
     if not trials or not screen_calls or not total:
         return None
     found = {key: 0.0 for key, _ in PARTS}
-    for status, calls in trials:
-        found[part(status, calls, screen_calls)] += calls
+    for status, calls, stage in trials:
+        found[part(status, calls, screen_calls, stage)] += calls
     found["cut"] = max(0.0, total - sum(found.values()))
     return {key: value / total for key, value in found.items()}
 
@@ -60,9 +72,10 @@ def pruning(run: dict[str, Any], screen_calls: float | None) -> tuple[int, float
 
 
 def failed_screens(run: dict[str, Any], screen_calls: float | None) -> float | None:
-    """The share of the run's calls spent in trials that ended within their screen (pruned, or discarded after at
-    most SCREEN_SLACK screens' calls, so before any confirmation): the most any screen pruner could have saved, as
-    it spends a screen's first task before it can judge. None without trials (MIPROv2, GEPA) or a screen's cost."""
+    """The share of the run's calls spent in trials that ended within their screen (pruned, or discarded at it:
+    by its recorded race stage, else after at most SCREEN_SLACK screens' calls, so before any confirmation): the
+    most any screen pruner could have saved, as it spends a screen's first task before it can judge. None without
+    trials (MIPROv2, GEPA) or a screen's cost."""
     found = shares(run, screen_calls)
     return None if found is None else found["screen"]
 

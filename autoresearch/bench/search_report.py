@@ -368,7 +368,8 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "same saving as a share of the screens' calls alone (the baseline and every call after a trial's screen "
         "left out: what a screen pruner acts on). **Calls in "
         "screens that failed**: the share of calls spent in trials that ended within their screen (pruned, or "
-        f"discarded after at most {SCREEN_SLACK:g} screens' calls): no screen pruner can save more (it would "
+        f"discarded at its screen: by its race's recorded stage, in older seed files after at most {SCREEN_SLACK:g} "
+        "screens' calls): no screen pruner can save more (it would "
         "have to stop each of those screens before its first task). The rest went to the baseline, "
         "confirmations and proposals.",
         "- **Search gains and holdout** (the second table): each pick that scored above the start on the search "
@@ -387,7 +388,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "- **Where the calls went** (the sixth table, the methods that run trials): each run's calls by what its "
         "trials were, as shares of the run (mean ± sd over seeds): the baseline (the start's search and holdout "
         "evaluations and its noise seed set), keeps (each kept trial's whole race), races lost after the screen, "
-        f"screens that failed (pruned, or discarded within {SCREEN_SLACK:g} screens' calls), failed trials, and "
+        "screens that failed (pruned, or discarded at the screen, as above), failed trials, and "
         "the trial the budget ended. A screen pruner acts on the screens' share alone; a cheaper keep rule on the "
         "keeps' and the lost races'.", "",
         gains_table(records), "",

@@ -41,3 +41,19 @@ def test_the_table_gives_each_study_method_its_mean_shares_over_seeds_and_leaves
     means = call_shares.mean_shares(records)
     assert means["autoresearch"]["keep"] == pytest.approx(0.25) and "gepa" not in means
     assert call_shares.table([{"screen_calls": 25.0, "runs": [run("gepa", 300, [])]}]) == ""
+
+
+def test_a_discards_recorded_race_stage_decides_whether_it_ended_in_its_screen():
+    # A 25-call screen. By calls, the 30-call discard ended in its screen and the 40-call one lost its race after
+    # it; their recorded stages say the reverse (a screen reused some replies and took 40 calls; a race stopped
+    # after 30), and the stages decide. A twin discard (no stage, 0 calls) falls back to its calls.
+    trials = [("baseline", 72), ("discard", 30), ("discard", 40), ("discard", 0), ("pruned", 10)]
+    loop = run("autoresearch", 152, trials)
+    stages = [None, "confirm", "screen", None, None]
+    loop["trial_details"] = [{"status": status, "calls": calls, "stage": stage}
+                             for (status, calls), stage in zip(trials, stages)]
+    found = call_shares.shares(loop, 25.0)
+    assert found["screen"] == pytest.approx(50 / 152) and found["race"] == pytest.approx(30 / 152)
+    del loop["trial_details"]  # an older seed file: the calls decide
+    by_calls = call_shares.shares(loop, 25.0)
+    assert by_calls["screen"] == pytest.approx(40 / 152) and by_calls["race"] == pytest.approx(40 / 152)
