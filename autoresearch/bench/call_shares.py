@@ -20,7 +20,7 @@ PARTS = (("baseline", "baseline (the start and its noise)"), ("keep", "keeps (th
          ("cut", "the trial the budget cut short"))
 
 
-def part(status: str, calls: int, screen_calls: float, stage: str | None = None) -> str:
+def part(status: str, calls: int, screen_calls: float, stage: str | None) -> str:
     """Which PARTS key a finished trial's calls count under. A discard's race stage, where the seed file records
     it, says whether it ended in its screen; without one (older seed files, twins not re-evaluated) its calls do."""
     if status in ("baseline", "keep", "failed"):

@@ -168,8 +168,12 @@ class _Progress:
         self.idle = 0
         self._used_at_start = 0
         self.study: Study | None = None
-        self.trials: list[tuple[str, int]] = []  # (status, model calls) of each finished trial
-        self.details: list[dict[str, Any]] = []  # what each was: the recipe and how far it moved the objective
+        self.details: list[dict[str, Any]] = []  # each finished trial: status, calls, recipe, delta, stage, why
+
+    @property
+    def trials(self) -> list[tuple[str, int]]:
+        """(status, model calls) of each finished trial: the seed file's older, shorter record of them."""
+        return [(d["status"], d["calls"]) for d in self.details]
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "trial_started":
@@ -177,7 +181,6 @@ class _Progress:
         elif kind == "trial_finished":
             outcome = data["outcome"]
             calls = self.budget.used - self._used_at_start
-            self.trials.append((str(outcome.status), calls))
             self.details.append({"number": outcome.number, "status": str(outcome.status), "calls": calls,
                                  "operator": outcome.operator, "file": outcome.file, "delta": outcome.delta,
                                  "composite": outcome.composite,

@@ -120,7 +120,7 @@ class CallTotals:
 NOT_THE_MODELS = ("unreachable", "cancelled")
 
 
-def reached_the_model(call: CallRecord, counting_reused: bool = False) -> bool:
+def reached_the_model(call: CallRecord, counting_reused: bool) -> bool:
     """Whether a call got to the model: it answered, or failed for a reason of its own (see NOT_THE_MODELS). A reply
     reused (lm/replies.py) did not get there again; with counting_reused it counts as the call that made it did."""
     return (counting_reused or not call.reused) and (call.ok or call.failure_mode not in NOT_THE_MODELS)
