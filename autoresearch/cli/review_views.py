@@ -131,6 +131,17 @@ def _status_label(d: TrialDetail) -> Text:
     return Text(label, STATUS_STYLE.get(d.status, "bold"))
 
 
+def _parent_line(d: TrialDetail) -> str:
+    """Where the proposer started when it was not the incumbent (a parent from the per-task Pareto front)."""
+    if d.parent_held_incumbents_file:
+        return (f"; the proposer started from trial {d.parent_trial} (a Pareto parent), whose {d.file} "
+                "is the incumbent's: the diff is its whole change")
+    if d.parent_held_incumbents_file is False:
+        return (f"; the proposer rewrote trial {d.parent_trial}'s own {d.file}, not the incumbent's: the diff "
+                "holds that trial's change too")
+    return f"; the proposer rewrote trial {d.parent_trial}'s version of {d.file}"
+
+
 def header(d: TrialDetail) -> Text:
     """Who, what and the headline numbers of a trial."""
     title = Text.assemble((f"Trial {d.number}", "bold"), " · ", _status_label(d))
@@ -148,7 +159,7 @@ def header(d: TrialDetail) -> Text:
     if d.before_trial is not None:
         origin = f"compared with trial {d.before_trial} ({d.before_status})"
         if d.parent_trial is not None and d.parent_trial != d.before_trial:
-            origin += f"; the proposer rewrote trial {d.parent_trial}'s version of {d.file}"
+            origin += _parent_line(d)
         lines.append(Text(origin, "dim"))
     if d.scored_by_trial is not None and d.scored_by_trial != d.number:
         lines.append(Text(f"identical to trial {d.scored_by_trial}: its scores are shown, it was not re-evaluated",

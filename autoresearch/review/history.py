@@ -306,6 +306,9 @@ class TrialDetail:
     commit: str
     commit_subject: str
     parent_trial: int | None  # the version the proposer rewrote (may differ from the incumbent)
+    # Whether that parent's text of `file` was the incumbent's (a Pareto parent that changed another file):
+    # None where the parent is the incumbent or either text is not on record.
+    parent_held_incumbents_file: bool | None
     before_trial: int | None
     before_status: str
     composite: float | None
@@ -354,6 +357,7 @@ def trial_detail(store: Store, root: Path, study: str, number: int) -> TrialDeta
         description=" ".join((row["idea"] or "").split()), note=row["note"] or "",
         commit=row["commit_sha"] or "", commit_subject=_commit_subject(root, row["commit_sha"]),
         parent_trial=row["parent_trial"], before_trial=before["number"] if before is not None else None,
+        parent_held_incumbents_file=parent_held_incumbents_file(trials, row, before, file),
         before_status=before["status"] if before is not None else "",
         composite=_trial_composite(store, row, evaluation_id),
         composite_before=before["composite"] if before is not None else None,
@@ -388,6 +392,25 @@ def compared_incumbent(store: Store, study: str, trials: list[sqlite3.Row],
     return {"number": number, "status": "another worker's", "evaluation_id": screen["id"] if screen else None,
             "composite": screen["composite"] if screen else None, "holdout_evaluation_id": None,
             "holdout_composite": None, "instructions_json": None}
+
+
+def parent_held_incumbents_file(trials: list[sqlite3.Row], row: sqlite3.Row,
+                                before: sqlite3.Row | dict[str, Any] | None, file: str) -> bool | None:
+    """Whether the trial's parent, where it is not the incumbent, held the incumbent's text of `file` (so the
+    diff against the incumbent is the proposer's whole change); None where either text is not on record."""
+    number = row["parent_trial"]
+    if number is None or before is None or number == before["number"] or not file:
+        return None
+    parent = next((r for r in trials if r["number"] == number), None)
+    if parent is None or not parent["instructions_json"]:
+        return None
+    if row["incumbent_text"] is not None:
+        incumbent = row["incumbent_text"]
+    elif before["instructions_json"]:
+        incumbent = json.loads(before["instructions_json"]).get(file)
+    else:
+        return None
+    return json.loads(parent["instructions_json"]).get(file) == incumbent
 
 
 def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:

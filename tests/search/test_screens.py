@@ -92,3 +92,36 @@ def test_a_screen_runs_its_quietest_task_first_and_reports_it_at_its_suite_step(
     # Each task at its suite index, whatever ran first: t1 (judged 5 + 3 marks) at step 1 above t0 (5 + 7 mod 3).
     assert sorted(trial.intermediate_values) == [0, 1]
     assert trial.intermediate_values[1] > trial.intermediate_values[0]
+
+def test_show_says_whether_a_pareto_parent_held_the_incumbents_file(loop_workspace):
+    from autoresearch.cli.review_views import header
+    from autoresearch.review.history import trial_detail
+
+    extra = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\n'
+             'pruner = "none"\n')
+    root = loop_workspace(search_tasks=2, holdout_tasks=1, extra=extra)
+
+    def score(answer, task):  # "special" is brilliant on task 0 and poor on task 1: a discard, on the front
+        if "special" in answer:
+            return 9 if "number 0" in task else 1
+        return 6
+
+    planner = "Plan two short steps, then check each against the task before the answer is written.\n"
+    pipeline = ScriptedPipeline(variants=["Answer, special.\n", "Answer, special, twice.\n", planner], score=score)
+    study = Study(load_workspace(root), backend_factory=pipeline.factory, seed=1, backoff_s=0)
+    study.optimize(n_trials=0)  # the baseline alone
+    # Trial 1 from the baseline; trials 2 and 3 from trial 1 (the front's first after the incumbent).
+    for file, parent in (("producer.md", 0), ("producer.md", 1), ("planner.md", 1)):
+        study.optuna.enqueue_trial({"file": file, "operator": "rephrase", "parent": parent})
+    summary = study.optimize(n_trials=3)
+    assert [o.status for o in summary.outcomes] == ["discard", "discard", "discard"]
+    store = Store.for_workspace(root / "runs")
+    details = {n: trial_detail(store, root, summary.study, n) for n in (1, 2, 3)}
+    assert [details[n].parent_trial for n in (2, 3)] == [1, 1] and details[3].before_trial == 0
+    # Trial 2 rewrote trial 1's own producer.md: its diff against the incumbent holds trial 1's change too.
+    assert details[2].parent_held_incumbents_file is False
+    assert "rewrote trial 1's own producer.md, not the incumbent's" in header(details[2]).plain
+    # Trial 3 rewrote planner.md, which trial 1 (it changed producer.md) held as the incumbent's.
+    assert details[3].parent_held_incumbents_file is True
+    assert "started from trial 1 (a Pareto parent), whose planner.md is the incumbent's" in header(details[3]).plain
+    assert details[1].parent_held_incumbents_file is None  # its parent was the incumbent
