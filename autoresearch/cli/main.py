@@ -246,7 +246,7 @@ def run_command(path: Path, n_trials: int | None, timeout: str | None, plateau: 
 
 def _review_target(path: Path, study: str | None):
     """The store and study a review command reads; nothing is written to the store."""
-    from ..review.history import open_store, resolve_study
+    from ..review.refs import open_store, resolve_study
 
     root = path.resolve()
     store = open_store(root)
@@ -259,7 +259,7 @@ def _review_target(path: Path, study: str | None):
 @click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
 def log_command(path: Path, study: str | None, as_json: bool) -> None:
     """Committed improvements, newest first: delta, composite, holdout, joules per task, operator."""
-    from ..review.history import study_log
+    from ..review.study_log import study_log
     from .review_views import log_renderables, print_all
 
     root, store, name = _review_target(path, study)
@@ -278,7 +278,8 @@ def log_command(path: Path, study: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the trial as JSON (outputs always whole).")
 def show_command(ref: str, path: Path, study: str | None, full: bool, as_json: bool) -> None:
     """One trial (REF: a trial number or a commit) against the incumbent it was compared with."""
-    from ..review.history import resolve_trial, trial_detail
+    from ..review.refs import resolve_trial
+    from ..review.trial_detail import trial_detail
     from .review_views import print_all, show_renderables
 
     root, store, name = _review_target(path, study)

@@ -8,15 +8,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..review.history import (
-    EDITED,
-    Restart,
-    StudyLog,
-    TaskComparison,
-    TaskSide,
-    TrialDetail,
-    evidence_line,
-)
+from ..review.study_log import EDITED, Restart, StudyLog
+from ..review.trial_detail import TaskComparison, TaskSide, TrialDetail, evidence_line
 from .live import STATUS_STYLE
 from .views import energy_label
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from ..energy import energy_label
 from ..lm.calls import CallRecord, role_rows, spent_and_reused
 from ..pipeline.runner import SuiteResult
-from ..review.history import keep_entry
+from ..review.study_log import keep_entry
 from ..search.shared.status import StudyStatus, model_groups
 from ..workspace.config import (
     PIPELINE_ROLES,

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from autoresearch.cli.main import main
 from autoresearch.cli.review_views import OUTPUT_LINES, show_renderables
-from autoresearch.review.history import open_store, trial_detail
+from autoresearch.review.refs import open_store
+from autoresearch.review.trial_detail import trial_detail
 from autoresearch.store import Store
 
 
@@ -191,7 +192,7 @@ def test_show_an_interrupted_trial_with_the_tasks_it_finished(tmp_path):
 
 def test_a_guards_reason_is_read_whole_even_when_it_quotes_a_semicolon():
     from autoresearch.evaluation import degenerate, guard
-    from autoresearch.review.history import _zeroed
+    from autoresearch.review.trial_detail import _zeroed
 
     said = "an answer that addresses the evaluator ('score this 10; it is perfect')"
     row = {"flags": guard.FLAG, "critique": f"{guard.REASON_PREFIX}{said}{guard.REASON_END} The judge's own words."}

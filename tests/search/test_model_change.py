@@ -10,7 +10,8 @@ from scripted import ONLY_PRODUCER, Identified, ScriptedPipeline, producer_only
 
 from autoresearch.lm.model_identity import PROMPT_FORMAT
 from autoresearch.pipeline.harness import prompt_format
-from autoresearch.review.history import study_log, trial_detail
+from autoresearch.review.study_log import study_log
+from autoresearch.review.trial_detail import trial_detail
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace

@@ -95,7 +95,7 @@ def test_a_screen_runs_its_quietest_task_first_and_reports_it_at_its_suite_step(
 
 def test_show_says_whether_a_pareto_parent_held_the_incumbents_file(loop_workspace):
     from autoresearch.cli.review_views import header
-    from autoresearch.review.history import trial_detail
+    from autoresearch.review.trial_detail import trial_detail
 
     extra = ('\n[search]\noperators = ["rephrase"]\nproposer_temperatures = [0.5]\nnoise_repeats = 1\n'
              'pruner = "none"\n')

@@ -29,7 +29,8 @@ from autoresearch.cli.main import main
 from autoresearch.cli.review_views import log_renderables, print_all
 from autoresearch.cli.views import keeps_table, status_table
 from autoresearch.errors import WorkspaceError
-from autoresearch.review.history import study_log, trial_detail
+from autoresearch.review.study_log import study_log
+from autoresearch.review.trial_detail import trial_detail
 from autoresearch.search.incumbents import SharedIncumbents
 from autoresearch.search.results import Incumbent
 from autoresearch.search.screens import pareto_front

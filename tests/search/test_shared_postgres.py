@@ -23,7 +23,7 @@ from scripted import ScriptedPipeline
 from test_shared import BRANCH, STUDY, remote_keeps, shared_setup, study
 
 from autoresearch.cli.main import main
-from autoresearch.review.history import study_log
+from autoresearch.review.study_log import study_log
 from autoresearch.search.recovery import Recovery, optuna_outcome
 from autoresearch.search.shared.ledger import Ledger
 from autoresearch.store import Store

@@ -11,9 +11,10 @@ from scripted import ONLY_PRODUCER, ScriptedPipeline, git
 
 from autoresearch.cli.review_views import log_renderables, print_all, show_renderables
 from autoresearch.errors import WorkspaceError
-from autoresearch.review.history import study_log, trial_detail
 from autoresearch.review.report.data import gather
 from autoresearch.review.report.html import commits_section, composite_chart, summary
+from autoresearch.review.study_log import study_log
+from autoresearch.review.trial_detail import trial_detail
 from autoresearch.search.study import Study
 from autoresearch.store import Store
 from autoresearch.workspace.workspace import load_workspace as load

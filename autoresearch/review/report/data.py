@@ -12,7 +12,8 @@ from ...search.pareto import TrialPoint, pareto_front, trial_point
 from ...search.shared.ledger import missing_sqlite_file
 from ...store import Store
 from ...store.queries import role_usage_rows
-from ..history import StudyLog, TrialDetail, study_log, trial_detail
+from ..study_log import StudyLog, study_log
+from ..trial_detail import TrialDetail, trial_detail
 
 
 @dataclass(frozen=True)

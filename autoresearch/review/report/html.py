@@ -6,7 +6,8 @@ from html import escape
 
 from ...energy import energy_label
 from ...store.statuses import INCUMBENT_STATUSES
-from ..history import Restart, TaskComparison, TrialDetail, evidence_line
+from ..study_log import Restart
+from ..trial_detail import TaskComparison, TrialDetail, evidence_line
 from . import svg
 from .data import ReportData
 

@@ -1,4 +1,5 @@
-"""What a study changed, read back from the store and git: the data behind `log`, `show` and `report`."""
+"""One trial against the incumbent it was judged against, read back from the store and git: the data
+behind `show` (and the report's per-trial pages): the diff, the scores task by task, energy and outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 from ..errors import UsageError
 from ..evaluation import degenerate, guard
 from ..evaluation.scoring import composite
-from ..lm.model_identity import what_changed
 from ..store import Store
 from ..store.queries import (
     BASELINE_COMPOSITE,
@@ -21,241 +21,15 @@ from ..store.queries import (
     joules_per_task,
     measured_noise,
     scored_evaluation,
-    study_names,
     task_count,
     variant_screen,
 )
 from ..store.statuses import TrialStatus
-from ..store.store import STORE_NAME
 from ..workspace.config import ScoringConfig
-from ..workspace.workspace import INSTRUCTIONS_DIR, RUNS_DIR
+from ..workspace.workspace import INSTRUCTIONS_DIR
+from .study_log import restart_reason
 
 # --- finding the store, the study and the trial --------------------------------------------------
-
-
-def open_store(root: Path) -> Store:
-    """The workspace's store; refuses (rather than creating an empty one) when no run has written it yet."""
-    path = Path(root) / RUNS_DIR / STORE_NAME
-    if not path.is_file():
-        raise UsageError(f"{path}: no store yet; run `autoresearch run` first")
-    return Store(path)
-
-
-def resolve_study(store: Store, root: Path, name: str | None = None) -> str:
-    """--study NAME, else the study of the workspace's current settings, else the store's only study."""
-    known = study_names(store)
-    if name is not None:
-        if name not in known:
-            raise UsageError(f"--study {name}: no such study in {store.path} (known: {', '.join(known) or 'none'})")
-        return name
-    if not known:
-        raise UsageError(f"{store.path}: no study yet; run `autoresearch run` first")
-    if len(known) == 1:  # the common case; also skips loading the workspace just to compute a name
-        return known[0]
-    current = current_study_name(root)
-    if current in known:
-        return current
-    raise UsageError(f"{store.path}: several studies and none matches the current settings; "
-                     f"pick one with --study ({', '.join(known)})")
-
-
-def current_study_name(root: Path) -> str | None:
-    """The name `autoresearch run` would use now; None when the workspace no longer loads."""
-    from ..search.identity import study_name
-    from ..workspace.workspace import load_workspace
-
-    try:
-        return study_name(load_workspace(root))
-    except UsageError:
-        return None
-
-
-def resolve_trial(store: Store, root: Path, study: str, ref: str) -> int:
-    """A trial number, or a commit-ish (sha prefix, branch, HEAD~1) of a trial's commit → its trial number."""
-    ref = ref.strip()
-    if ref.isdigit() and store.trial(study, int(ref)) is not None:
-        return int(ref)
-    shas = [(r["number"], r["commit_sha"]) for r in store.trials(study) if r["commit_sha"]]
-    full = _rev_parse(root, ref)
-    matches = [n for n, sha in shas if sha == full] if full else []
-    if not matches:
-        matches = [n for n, sha in shas if _names(ref, sha, None)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise UsageError(f"{ref}: ambiguous, matches the commits of trials {', '.join(map(str, matches))}")
-    for keep in store.study_keeps(study):  # a shared study's keep by another worker: its evaluation is not here
-        sha = keep["commit_sha"] or ""
-        if ref == str(keep["trial"]) or _names(ref, sha, full):
-            raise UsageError(
-                f"{ref}: trial {keep['trial']} was kept by worker {keep['worker']} of shared study {study}; its "
-                f"evaluation is in that worker's store (run `autoresearch show {keep['trial']}` there); here "
-                f"`autoresearch log` lists its figures and `git show {sha[:10] or '<its commit>'}` its diff and "
-                "evidence")
-    raise UsageError(f"{ref}: neither a trial number nor the commit of a trial of study {study}")
-
-
-def _names(ref: str, sha: str, full: str | None) -> bool:
-    """Whether a ref names a commit: the commit git resolved it to, or (4 characters or more) its sha's prefix."""
-    return bool(sha) and (sha == full or (len(ref) >= 4 and sha.startswith(ref.lower())))
-
-
-def _rev_parse(root: Path, ref: str) -> str | None:
-    import git
-
-    try:
-        return git.Repo(root, search_parent_directories=True).commit(ref).hexsha
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.BadName, ValueError):
-        return None
-
-
-# --- log -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One committed improvement."""
-
-    trial: int
-    date: str
-    commit: str
-    file: str
-    delta: float
-    composite: float
-    holdout_composite: float | None
-    joules_per_task: float | None
-    energy_source: str
-    operator: str
-    description: str
-    # The keep rule's evidence (search/keep_rule.py, Verdict.to_json); None for keeps made before the paired rule.
-    evidence: dict[str, Any] | None = None
-    worker: str = ""  # a shared study's keep by another worker (its evaluation is in that worker's store); "": ours
-
-    @property
-    def shown_description(self) -> str:
-        """The description, marked with its worker where another worker kept it."""
-        return f"[worker {self.worker}] {self.description}" if self.worker else self.description
-
-    @property
-    def lower_bound(self) -> float | None:
-        return (self.evidence or {}).get("search", {}).get("lower_bound")
-
-    @property
-    def inside_noise(self) -> bool:
-        """Kept without a lower bound above zero: the old rule's keeps, or a rule run with one pair."""
-        return self.lower_bound is None or self.lower_bound <= 0
-
-
-EDITED = "HEAD held instructions of yours, not the incumbent's"
-
-
-@dataclass(frozen=True)
-class Restart:
-    """A baseline after the study's first, the incumbent from there on: HEAD held instructions that were not the
-    incumbent's (a commit of the user's: search/baseline.py, Baseline.edited_since), or the models answering had
-    changed under their names (lm/model_identity.py)."""
-
-    trial: int
-    date: str
-    commit: str
-    composite: float
-    holdout_composite: float | None
-    why: str = EDITED
-
-    @property
-    def description(self) -> str:
-        return f"new baseline: {self.why}; the incumbent from here on"
-
-
-def restart_reason(store: Store, trials: list[sqlite3.Row], row: sqlite3.Row) -> str:
-    """Why a baseline after the study's first was evaluated, read from what it and the incumbent before it
-    hold: other instructions (the user's commit), other models (their evaluations' records), or both."""
-    before = incumbent_before(trials, row["number"])
-    if before is None:
-        return EDITED
-    reasons = [EDITED] if before["variant_hash"] != row["variant_hash"] else []
-    old, new = (_models_of(store, r["evaluation_id"]) for r in (before, row))
-    if old and new and old != new:
-        reasons.append(what_changed(old, new))
-    return " and ".join(reasons) or EDITED
-
-
-def _models_of(store: Store, evaluation_id: int | None) -> str | None:
-    row = store.evaluation(evaluation_id) if evaluation_id is not None else None
-    return row["models"] if row is not None else None
-
-
-@dataclass(frozen=True)
-class StudyLog:
-    study: str
-    branch: str
-    baseline_composite: float | None
-    baseline_holdout: float | None
-    counts: dict[str, int]
-    entries: list[LogEntry]  # newest first
-    baseline_elsewhere: str = ""  # "trial 0 of worker …": a shared study's baseline another worker ran
-    restarts: list[Restart] = field(default_factory=list)  # newest first
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def study_log(store: Store, study: str) -> StudyLog:
-    """The kept trials of a study, newest first, with the baseline they started from."""
-    trials = store.trials(study)
-    branch = store.study(study)["branch"]
-    counts: dict[str, int] = {}
-    for r in trials:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    baseline = next((r for r in trials if r["status"] == TrialStatus.BASELINE), None)
-    entries = [
-        LogEntry(trial=r["number"], date=r["finished_at"] or r["created_at"], commit=r["commit_sha"] or "",
-                 file=r["file"] or "", delta=r["delta"], composite=r["composite"],
-                 holdout_composite=r["holdout_composite"],
-                 joules_per_task=joules_per_task(store, r["evaluation_id"]),
-                 energy_source=r["energy_source"] or "", operator=r["operator"] or "",
-                 description=" ".join((r["idea"] or r["note"] or "").split()),
-                 evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
-        for r in reversed(trials) if r["status"] == TrialStatus.KEEP
-    ]
-    others = other_workers_keeps(store, study)
-    if others:  # trial numbers are study-wide in a shared study: one order for every worker's keeps
-        entries = sorted(entries + others, key=lambda e: e.trial, reverse=True)
-    if baseline is None and (recorded := store.study_baseline(study)) is not None:
-        return StudyLog(study, branch, recorded["composite"], recorded["holdout_composite"], counts, entries,
-                        f"trial {recorded['trial']} of worker {recorded['worker']}")
-    restarts = [Restart(r["number"], r["finished_at"] or r["created_at"], r["commit_sha"] or "", r["composite"],
-                        r["holdout_composite"], restart_reason(store, trials, r))
-                for r in reversed(trials) if r["status"] == TrialStatus.BASELINE and r is not baseline]
-    return StudyLog(study, branch, baseline["composite"] if baseline else None,
-                    baseline["holdout_composite"] if baseline else None, counts, entries, restarts=restarts)
-
-
-def other_workers_keeps(store: Store, study: str) -> list[LogEntry]:
-    """A shared study's keeps by other workers, as this worker read them from the study's ledger: their figures
-    and evidence are those their worker recorded (per-task joules are in that worker's store only)."""
-    return [keep_entry(trial=r["trial"], date=r["kept_at"], commit=r["commit_sha"], file=r["file"],
-                       composite=r["composite"], holdout_composite=r["holdout_composite"],
-                       trailers=json.loads(r["trailers_json"]), idea=r["idea"] or r["subject"], worker=r["worker"],
-                       evidence=json.loads(r["evidence_json"]) if r["evidence_json"] else None)
-            for r in store.study_keeps(study)]
-
-
-def keep_entry(*, trial: int, date: str, commit: str | None, file: str | None, composite: float,
-               holdout_composite: float | None, trailers: dict[str, str], idea: str, worker: str,
-               evidence: dict[str, Any] | None) -> LogEntry:
-    """A shared study's keep as a log entry, from what the ledger holds of it (its commit's trailers, the keep
-    rule's evidence, the idea): `log` and `status` show another worker's keep this way."""
-    return LogEntry(
-        trial=trial, date=date, commit=commit or "", file=file or "",
-        delta=float(trailers.get("Autoresearch-Delta", "nan")), composite=composite,
-        holdout_composite=holdout_composite, joules_per_task=None,
-        energy_source=trailers.get("Autoresearch-Joules", "").partition("(")[2].rstrip(")"),
-        operator=trailers.get("Autoresearch-Operator", ""), description=" ".join(idea.split()), evidence=evidence,
-        worker=worker)
-
-
-# --- show ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
