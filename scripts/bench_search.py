@@ -9,7 +9,8 @@ the same task suite (search tasks to search on, holdout tasks to check the pick 
 portfolio, adapter and n_ctx, and the same budget of model calls, counted at the backend: the (budget + 1)-th
 call is refused and the method stops there. The methods:
 
-  1. autoresearch: the loop as shipped (Study.optimize: TPE recipes, Wilcoxon pruning, the paired keep rule);
+  1. autoresearch: the loop as shipped (Study.optimize: the answer's shape first, TPE recipes, the paired
+     pruner, the paired keep rule);
   2. dspy.MIPROv2 on the same dspy.Module, instruction-only (0 demos in the prompts), 3 candidates per
      predictor and MIPROv2's recommended number of trials for that;
   3. dspy.GEPA on the same module, the proposer role's model as its reflection LM;
