@@ -71,14 +71,16 @@ class PairedComparison:
     def task_lower_bound(self, confidence: float) -> float | None:
         """The one-sided t lower bound over the tasks' mean differences (the task is the unit): a gain that one
         task's draw carries, or that an edit's chance effect on a few tasks carries, is not counted as sure.
-        None from under two tasks."""
+        None from under two tasks, and in place of a bound above zero from fewer untied tasks than a sign test
+        would need (sure_enough: three tasks' means all above zero is chance 1 in 8, whatever t says)."""
         means = self.task_means
         if len(means) < 2:
             return None
         centre, spread = statistics.fmean(means), statistics.stdev(means)
         if spread <= SPREAD_EPSILON:
             return sure_enough(centre, untied(means), confidence)
-        return centre - float(stats.t.ppf(confidence, len(means) - 1)) * spread / math.sqrt(len(means))
+        bound = centre - float(stats.t.ppf(confidence, len(means) - 1)) * spread / math.sqrt(len(means))
+        return sure_enough(bound, untied(means), confidence)
 
     @property
     def n(self) -> int:
@@ -139,8 +141,12 @@ class PairedComparison:
         alike, so an edit with no real effect can move one task's score consistently across seeds; over the
         pairs that looks certain, over the tasks it does not. With few tasks it is a blunt bound, though."""
         pairs = self.pair_lower_bound(confidence)
-        tasks = self.task_lower_bound(confidence) if self.across_tasks else None
-        return pairs if tasks is None or pairs is None else min(pairs, tasks)
+        if not self.across_tasks or len(self.task_means) < 2:
+            return pairs
+        tasks = self.task_lower_bound(confidence)
+        if tasks is None:  # too few untied tasks to be sure of a gain over them: no claim above zero stands
+            return pairs if pairs is not None and pairs <= 0 else None
+        return None if pairs is None else min(pairs, tasks)
 
     def text(self, confidence: float) -> str:
         """"+0.42 over 4 tasks × 3 seeds, 95% lower bound +0.11" (what a keep's evidence says)."""
@@ -156,6 +162,10 @@ class PairedComparison:
             tied = f", {ties} of them tied" if ties else ""
             shown += (f" ({units}{tied}: too few to be {confidence:.0%} sure without assuming their shape; "
                       f"{needed}{' untied' if ties else ''} needed)")
+        elif bound is None and self.across_tasks and self.mean > 0 and untied(self.task_means) < needed \
+                and len(self.task_means) >= 2:
+            shown += (f" (over {self.tasks} task means: too few to be {confidence:.0%} sure without assuming "
+                      f"their shape; {needed} needed)")
         dropped = f", {self.dropped} pairs left out for faults" if self.dropped else ""
         copied = " (the seeds changed no score: each task counted once)" if self.copied_repeats else ""
         return (f"{self.mean:+.2f} over {self.tasks} tasks × {self.repeats} seed{'' if self.repeats == 1 else 's'}"

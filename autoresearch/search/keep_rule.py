@@ -89,8 +89,11 @@ def _bounds(c: PairedComparison, confidence: float) -> str:
     pairs, tasks = c.pair_lower_bound(confidence), c.task_lower_bound(confidence)
     units = f"{c.tasks} tasks, the seeds having changed no score" if c.copied_repeats else f"{c.n} pairs"
     found = [f"over {units} {pairs:+.3f}"] if pairs is not None else []
+    required = "" if c.across_tasks else ", not required"
     if tasks is not None:
-        found.append(f"over {c.tasks} task means {tasks:+.3f}{'' if c.across_tasks else ', not required'}")
+        found.append(f"over {c.tasks} task means {tasks:+.3f}{required}")
+    elif c.tasks >= 2:  # a gain over too few tasks' means to be sure of (sure_enough)
+        found.append(f"over {c.tasks} task means none ({tasks_for_sign_test(confidence)} untied needed){required}")
     return "; ".join(found)
 
 
@@ -130,6 +133,16 @@ class PairedKeepRule:
                 f"and a {self.confidence:.0%} bound needs {needed}; add search tasks"
                 + (", give the producer a temperature above 0" if copies else ", raise noise_repeats")
                 + " or lower [scoring] confidence")
+
+    def cannot_keep_across_tasks(self, tasks: int) -> str | None:
+        """Why no challenger could be kept when the bound over the tasks' means is required too, or None: it
+        stands above zero only from as many tasks as a sign test needs, whatever the seed sets."""
+        needed = tasks_for_sign_test(self.confidence)
+        if not self.across_tasks or tasks >= needed:
+            return None
+        return (f"nothing could be kept: with across_tasks a keep's bound over the tasks' means rests on at most "
+                f"{tasks} search task{'' if tasks == 1 else 's'}, and a {self.confidence:.0%} bound needs {needed}; "
+                "add search tasks, set [scoring] across_tasks = false or lower [scoring] confidence")
 
     def still_in_race(self, comparison: PairedComparison) -> bool:
         """Screen and each confirmation step: a challenger whose running mean is at or under the threshold

@@ -126,6 +126,9 @@ class Study:
         cannot = self._cannot_keep()
         if cannot:  # a night that could keep nothing: refused before anything is written
             raise ConfigError(str(workspace.root / CONFIG_NAME), "scoring.confidence", cannot)
+        cannot = self.rule.cannot_keep_across_tasks(len(self.search_tasks))
+        if cannot:
+            raise ConfigError(str(workspace.root / CONFIG_NAME), "scoring.across_tasks", cannot)
         self.proposer = proposer  # None: the portfolio's proposer model (anything with Proposer.propose)
         self.observer = observer or (lambda kind, data: None)
         try:

@@ -183,3 +183,26 @@ def test_the_gate_margin_comes_from_seed_noise_unless_the_seeds_changed_no_score
 def test_sd_by_task_is_each_tasks_own_spread_over_seeds():
     scores = {("a", 0): 1.0, ("a", 1): 3.0, ("b", 0): 8.0, ("b", 1): 8.0, ("c", 0): 5.0, ("c", 1): None}
     assert sd_by_task(scores) == {"a": pytest.approx(math.sqrt(2)), "b": 0.0}  # c: one score, nothing measured
+
+
+def test_across_tasks_a_gain_over_too_few_tasks_is_not_sure_even_with_a_spread():
+    # 3 tasks gaining 0.6, 0.7, 0.8 under 3 seeds that move both sides: the t bound over the task means is
+    # +0.53, but three means all above zero is chance 1 in 8 — the same sign-test minimum as with no spread.
+    gains = {"a": 0.6, "b": 0.7, "c": 0.8}
+    incumbent = {(t, r): 4.0 + 0.3 * r for t in gains for r in range(3)}
+    c = replace(compare({(t, r): v + gains[t] for (t, r), v in incumbent.items()}, incumbent), across_tasks=True)
+    assert not c.copies and c.pair_lower_bound(0.95) > 0.5  # 9 pairs, all one way: sure over the pairs
+    assert mean_minus_t(list(gains.values()), 0.95) > 0.5  # what t alone would claim over the tasks
+    assert c.task_lower_bound(0.95) is None and c.lower_bound(0.95) is None
+    assert "over 3 task means: too few to be 95% sure without assuming their shape; 5 needed" in c.text(0.95)
+    five = {**gains, "d": 0.65, "e": 0.75}  # five tasks all one way: 1 in 32, and the t bound stands
+    incumbent = {(t, r): 4.0 + 0.3 * r for t in five for r in range(3)}
+    c = replace(compare({(t, r): v + five[t] for (t, r), v in incumbent.items()}, incumbent), across_tasks=True)
+    assert c.lower_bound(0.95) == pytest.approx(mean_minus_t(list(five.values()), 0.95))
+
+
+def test_across_tasks_a_loss_over_few_tasks_keeps_its_pairs_bound():
+    # Unsure over the tasks, but the pairs' bound at or under zero claims nothing and stands as the evidence.
+    c = replace(compare({("a", 0): 3.0, ("a", 1): 5.0, ("b", 0): 4.0, ("b", 1): 4.5},
+                        {("a", 0): 4.0, ("a", 1): 4.0, ("b", 0): 4.0, ("b", 1): 4.0}), across_tasks=True)
+    assert c.pair_lower_bound(0.95) < 0 and c.lower_bound(0.95) == c.pair_lower_bound(0.95)

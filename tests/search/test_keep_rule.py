@@ -117,7 +117,7 @@ def test_a_keeps_trailers_carry_the_evidence():
     c = verdict.comparison
     assert trailers["Autoresearch-Lower-Bound"] == (
         f"{c.pair_lower_bound(0.95):+.3f} (95%, one-sided t: over 12 pairs {c.pair_lower_bound(0.95):+.3f}; "
-        f"over 4 task means {c.task_lower_bound(0.95):+.3f}, not required)")
+        "over 4 task means none (5 untied needed), not required)")  # 4 tasks all up: chance 1 in 16
     assert trailers["Autoresearch-Holdout-Delta"] == "+0.200 (1 task, veto below -0.850: the noise of such a difference)"
     assert trailers["Autoresearch-Task-Noise-Sd"] == "0.600 (one task's score over seeds)"
 
@@ -131,3 +131,12 @@ def test_a_rule_that_could_never_bound_a_gain_says_why():
     assert "at most 4 independent differences (its 4 search tasks, each counted once" in copied
     assert "a 95% bound needs 5" in copied and PairedKeepRule(0.1, 0.9, 4, True).cannot_keep(4, copies=True) is None
 
+
+
+def test_a_bound_across_too_few_tasks_could_never_keep_and_says_so():
+    across = PairedKeepRule(0.1, 0.95, 4, True, across_tasks=True)
+    assert RULE.cannot_keep_across_tasks(2) is None  # not required: the pairs' bound alone
+    said = across.cannot_keep_across_tasks(4)
+    assert "rests on at most 4 search tasks, and a 95% bound needs 5" in said and "across_tasks = false" in said
+    assert across.cannot_keep_across_tasks(5) is None
+    assert PairedKeepRule(0.1, 0.9, 4, True, across_tasks=True).cannot_keep_across_tasks(4) is None  # 1 in 16 ≤ 10%

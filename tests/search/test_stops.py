@@ -155,6 +155,20 @@ def test_a_greedy_portfolio_on_too_few_tasks_is_refused(loop_workspace):
     assert "give the producer a temperature above 0" in refused.value.message
 
 
+def test_a_bound_required_across_too_few_tasks_is_refused_naming_across_tasks(loop_workspace):
+    # 4 search tasks × 4 seed sets are 16 differences over pairs, but with across_tasks the bound over the 4 tasks'
+    # means must clear zero too, and 4 means all one way is chance 1 in 16: over 95%'s 1 in 20.
+    root = producer_only(loop_workspace(search_tasks=4, confidence=0.95,
+                                        extra=ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 4")))
+    config = root / "autoresearch.toml"
+    config.write_text(config.read_text().replace("across_tasks = false", "across_tasks = true"))
+    git(root, "commit", "-qam", "across tasks")
+    with pytest.raises(ConfigError) as refused:
+        Study(load_workspace(root), backend_factory=ScriptedPipeline().factory, seed=1, backoff_s=0)
+    assert refused.value.field == "scoring.across_tasks"
+    assert "rests on at most 4 search tasks, and a 95% bound needs 5" in refused.value.message
+
+
 def test_a_searched_producer_temperature_may_make_the_seeds_matter_so_the_run_goes_on(loop_workspace):
     extra = ONLY_PRODUCER.replace("noise_repeats = 1", "noise_repeats = 4\nproducer_temperatures = [0.0, 0.5]")
     root = greedy(producer_only(loop_workspace(confidence=0.95, extra=extra)))
