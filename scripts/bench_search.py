@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_search.py [--budget 100] [--seed N | --seeds K] [--methods autoresearch,mipro,…]
                                              [--workspace DIR] [--holdout-repeats 3] [--n-ctx N] [--out runs/bench]
 
-Every method gets the same harness program (planner → producer → judge, autoresearch.pipeline.harness.Pipeline),
+Every method gets the same harness program (planner → producer → judge, autoresearch.pipeline.program.Pipeline),
 the same task suite (search tasks to search on, holdout tasks to check the pick afterwards), the same
 portfolio, adapter and n_ctx, and the same budget of model calls, counted at the backend: the (budget + 1)-th
 call is refused and the method stops there. The methods:

@@ -22,7 +22,7 @@ from autoresearch import energy
 from autoresearch.errors import BackendUnreachable
 from autoresearch.lm import outages
 from autoresearch.lm.backends import CompletionRequest, FakeBackend
-from autoresearch.pipeline.harness import REVISE_SUFFIX
+from autoresearch.pipeline.program import REVISE_SUFFIX
 from autoresearch.workspace.config import Portfolio, RoleConfig
 from autoresearch.workspace.suite import Rubric
 from autoresearch.workspace.workspace import Workspace, init_workspace, load_workspace

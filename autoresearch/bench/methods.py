@@ -40,13 +40,8 @@ from ..lm.calls import (
 )
 from ..lm.engine import backend_error_in, make_lm
 from ..lm.replies import replies_for
-from ..pipeline.harness import (
-    REVISE_SUFFIX,
-    Harness,
-    Pipeline,
-    TaskResult,
-    build_engine,
-)
+from ..pipeline.harness import Harness, TaskResult, build_engine
+from ..pipeline.program import REVISE_SUFFIX, Pipeline
 from ..pipeline.runner import task_score
 from ..search.proposer import proposer_seeds
 from ..search.results import StopReason

@@ -27,7 +27,7 @@ from ..text import one_line
 from ..workspace.config import PIPELINE_ROLES, BackendsConfig, Portfolio
 
 # The key of a study's identity that is not a role's: how the harness renders each stage's prompt
-# (pipeline/harness.prompt_format), which a new autoresearch or DSPy may change as a new model would.
+# (pipeline/program.prompt_format), which a new autoresearch or DSPy may change as a new model would.
 PROMPT_FORMAT = "prompt format"
 GGUF_SAMPLE_BYTES = 1 << 20  # the head (metadata and the first tensors) and the tail hashed: ms, not a whole file's s
 # And blocks spread over the middle: a LoRA merged into the same base at the same quantization rewrites only
@@ -109,7 +109,7 @@ def run_models(portfolio: Portfolio, backends: BackendsConfig, factory: Callable
 
 def run_identity(roles: dict[str, str], prompt_format: str) -> str:
     """A run's identity as the store records it (Store.models), as JSON: each pipeline role's model that can tell
-    (run_models), and how the harness renders its prompts (pipeline/harness.prompt_format)."""
+    (run_models), and how the harness renders its prompts (pipeline/program.prompt_format)."""
     return json.dumps({**roles, PROMPT_FORMAT: prompt_format}, sort_keys=True)
 
 

@@ -1,7 +1,7 @@
 """Which models answer a run, and whether they are the ones that made the scores it compares with.
 
 A model that changes under its name (lm/model_identity.py) scores the same instructions differently, and so does
-a harness (or DSPy) that renders its prompts otherwise (pipeline/harness.prompt_format). The store records the
+a harness (or DSPy) that renders its prompts otherwise (pipeline/program.prompt_format). The store records the
 run's identity, both of them, on each evaluation and reuses only its scores (Store.models); this asks the
 backends at start-up and before each trial, and says when the incumbent's scores are another identity's, so that
 the Study evaluates the committed instructions again as a new baseline.

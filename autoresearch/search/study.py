@@ -19,7 +19,8 @@ from ..errors import ConfigError, HeadMoved, StorageError, Terminated
 from ..evaluation.paired import seeds_changed_nothing
 from ..lm import outages
 from ..lm.replies import replies_for
-from ..pipeline.harness import backend_of, prompt_format, reuses_replies
+from ..pipeline.harness import backend_of, reuses_replies
+from ..pipeline.program import prompt_format
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.replies import StoredReplies

@@ -212,7 +212,7 @@ CREATE TABLE study_keeps (
 
 # evaluations.models: what answered each pipeline role's calls beyond the model's name (lm/model_identity.py: a
 #   GGUF's size and hash and the llama.cpp build, an Ollama digest, a server's model details) and the prompt
-#   format (pipeline/harness.prompt_format), as JSON; a run reuses stored scores only from evaluations of the
+#   format (pipeline/program.prompt_format), as JSON; a run reuses stored scores only from evaluations of the
 #   same (Store.models). NULL for `eval`'s evaluations and rows made before m012 (a study's first run after it
 #   takes its own as made by its models).
 M012_EVALUATION_MODELS = """

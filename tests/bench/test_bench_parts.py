@@ -28,7 +28,8 @@ from autoresearch.evaluation.paired import PairedComparison
 from autoresearch.lm.adapter import GrammarAdapter
 from autoresearch.lm.backends.base import ChatMessage, CompletionRequest
 from autoresearch.lm.calls import CallRecorder, recording
-from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness
+from autoresearch.pipeline.harness import Harness
+from autoresearch.pipeline.program import REVISE_SUFFIX
 from autoresearch.pipeline.runner import evaluate_tasks
 from autoresearch.search.keep_rule import Verdict
 from autoresearch.search.results import TrialOutcome

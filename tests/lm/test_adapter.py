@@ -7,7 +7,7 @@ import pytest
 
 from autoresearch.errors import UnparseableOutput
 from autoresearch.lm.adapter import DataField, GrammarAdapter, output_model
-from autoresearch.pipeline.harness import judge_signature
+from autoresearch.pipeline.program import judge_signature
 from autoresearch.workspace.suite import Rubric
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from autoresearch.errors import BackendTimeout, ModelNotFound
 from autoresearch.lm.calls import CallRecorder
-from autoresearch.pipeline.harness import REVISE_SUFFIX, Harness, judge_signature
+from autoresearch.pipeline.harness import Harness
+from autoresearch.pipeline.program import REVISE_SUFFIX, judge_signature
 from autoresearch.workspace.suite import (
     JUDGE_FIELDS,
     RESERVED_DIMENSION_NAMES,

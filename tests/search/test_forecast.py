@@ -214,7 +214,8 @@ def test_a_baseline_answered_from_an_earlier_commands_replies_forecasts_as_one_t
 
     from autoresearch.lm.model_identity import run_identity, run_models
     from autoresearch.lm.replies import ReplyCache
-    from autoresearch.pipeline.harness import backend_of, prompt_format
+    from autoresearch.pipeline.harness import backend_of
+    from autoresearch.pipeline.program import prompt_format
     from autoresearch.pipeline.repeats import evaluate_repeat
     from autoresearch.store.replies import StoredReplies
 

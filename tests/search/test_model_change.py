@@ -9,7 +9,7 @@ import json
 from scripted import ONLY_PRODUCER, Identified, ScriptedPipeline, producer_only
 
 from autoresearch.lm.model_identity import PROMPT_FORMAT
-from autoresearch.pipeline.harness import prompt_format
+from autoresearch.pipeline.program import prompt_format
 from autoresearch.review.study_log import study_log
 from autoresearch.review.trial_detail import trial_detail
 from autoresearch.search.study import Study
