@@ -14,15 +14,9 @@ from autoresearch.bench.budget import (
     BudgetExhausted,
     budgeted_factory,
 )
+from autoresearch.bench.dspy_methods import FILES, Tracker, TunablePipeline, make_metric
 from autoresearch.bench.fake import FakePipeline
-from autoresearch.bench.methods import (
-    FILES,
-    WHY_CHARS,
-    Tracker,
-    TunablePipeline,
-    _Progress,
-    make_metric,
-)
+from autoresearch.bench.study_methods import WHY_CHARS, _Progress
 from autoresearch.bench.workspaces import copy_workspace, dump_toml
 from autoresearch.evaluation.paired import PairedComparison
 from autoresearch.lm.adapter import GrammarAdapter
