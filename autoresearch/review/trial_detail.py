@@ -178,13 +178,8 @@ def parent_held_incumbents_file(trials: list[sqlite3.Row], row: sqlite3.Row,
     parent = next((r for r in trials if r["number"] == number), None)
     if parent is None or not parent["instructions_json"]:
         return None
-    if row["incumbent_text"] is not None:
-        incumbent = row["incumbent_text"]
-    elif before["instructions_json"]:
-        incumbent = json.loads(before["instructions_json"]).get(file)
-    else:
-        return None
-    return json.loads(parent["instructions_json"]).get(file) == incumbent
+    incumbent = incumbent_text(before, row, file)
+    return None if incumbent is None else json.loads(parent["instructions_json"]).get(file, "") == incumbent
 
 
 def _trial_composite(store: Store, row: sqlite3.Row, evaluation_id: int | None) -> float | None:
@@ -227,13 +222,18 @@ def instruction_diff(before: sqlite3.Row | dict[str, Any] | None, row: sqlite3.R
                 for line in _file_diff(name, str(old.get(name, "")), str(new.get(name, "")), before, row)]
     if not file or row["variant_text"] is None or before is None:
         return []
+    old = incumbent_text(before, row, file)
+    return [] if old is None else _file_diff(file, old, row["variant_text"], before, row)
+
+
+def incumbent_text(before: sqlite3.Row | dict[str, Any], row: sqlite3.Row, file: str) -> str | None:
+    """The incumbent's text of `file` as the trial was compared with it: the trial's own record of it (m009), else
+    the incumbent row's; None where neither holds it."""
     if row["incumbent_text"] is not None:
-        old = row["incumbent_text"]
-    elif before["instructions_json"]:
-        old = json.loads(before["instructions_json"]).get(file, "")
-    else:
-        return []
-    return _file_diff(file, old, row["variant_text"], before, row)
+        return row["incumbent_text"]
+    if before["instructions_json"]:
+        return json.loads(before["instructions_json"]).get(file, "")
+    return None
 
 
 def _file_diff(file: str, old: str, new: str, before, row) -> list[str]:
