@@ -7,6 +7,11 @@
 - greedy: the Study with one parent (always the incumbent), recipes drawn uniformly (the first too), no pruner.
 - random: the Study with every recipe drawn uniformly (the first and the parent too), no pruner.
 
+And one ablation, run only when named (`--methods unpruned`) and never counted as a peer:
+
+- unpruned: the loop as shipped but `[search] pruner = "none"`, to measure what the pruner saves at an equal best
+  score (bench/pruner_ab.py compares it with the loop's run of the same seed).
+
 Each returns a MethodRun: its model calls (as the store keeps them), the best instructions it would hand
 back, their search composite as measured within the budget, and the best composite after each call.
 """
@@ -20,14 +25,18 @@ from typing import Any, Callable
 
 from ..lm.calls import CallRecord, CallTotals
 
-LOOP = "autoresearch"  # the method under test: every other is its peer
-METHODS = (LOOP, "mipro", "gepa", "greedy", "random")
+LOOP = "autoresearch"  # the method under test: every other in METHODS is its peer
+METHODS = (LOOP, "mipro", "gepa", "greedy", "random")  # what a seed runs by default
+UNPRUNED = "unpruned"  # the loop without its pruner: an ablation of the loop, not a peer
+ABLATIONS = (UNPRUNED,)
+KNOWN = METHODS + ABLATIONS  # in the order a seed file lists its runs
 LABELS = {
     "autoresearch": "autoresearch loop (as shipped)",
     "mipro": "dspy.MIPROv2 (0 demos)",
     "gepa": "dspy.GEPA",
     "greedy": "greedy (incumbent only)",
     "random": "random recipes, no pruner",
+    UNPRUNED: "the loop without its pruner (ablation)",
 }
 
 
@@ -96,7 +105,13 @@ def run_method(ctx: BenchContext, method: str, seed: int, limit: int) -> MethodR
         return run_study_method(ctx, method, seed, limit)
     if method in ("mipro", "gepa"):
         return run_dspy_method(ctx, method, seed, limit)
-    raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+    raise ValueError(f"unknown method {method!r}; one of {', '.join(KNOWN)}")
+
+
+def without_ablations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seed records with only the methods' runs, the ablations' left out: the comparison of the loop with its
+    peers never sees them."""
+    return [{**record, "runs": [run for run in record["runs"] if run["method"] in METHODS]} for record in records]
 
 
 def normalise(text: str) -> str:

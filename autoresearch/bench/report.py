@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UsageError
@@ -20,6 +22,22 @@ STYLE = ("<style>text{font:12px sans-serif;fill:#3c4043}.axis{stroke:#5f6368}.gr
 
 
 # --- the machine -----------------------------------------------------------------------------------
+
+
+def code_version() -> str | None:
+    """The commit the benchmark's code ran from, "+changes" where tracked files differ from it; None outside a
+    git checkout. A seed file's runs can come from several commits, so each names its own."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=30)
+        changed = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "autoresearch"],
+                                 capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+changes" if changed.returncode == 1 else "")
 
 
 def machine() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ..workspace.workspace import load_workspace
 from . import draws, leads, report, search_report, seeds, workspaces
 from .arguments import ArgumentParser
 from .methods import (
+    KNOWN,
     LABELS,
     METHODS,
     BenchContext,
@@ -25,7 +26,9 @@ from .methods import (
     instructions_key,
     normalise,
     run_method,
+    without_ablations,
 )
+from .study_methods import STUDY_METHODS
 from .workspaces import copy_workspace, starter
 
 
@@ -137,6 +140,7 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
 
 def show_report(records: list[dict[str, Any]], written: list[Path], log: Callable[[str], None]) -> str:
     """Print the method table and the paired leads over `records`, then what was written; return the table."""
+    records = without_ablations(records)
     table = search_report.table(records)
     log(table)
     log("")
@@ -203,14 +207,15 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
     dspy.disable_logging()
     console = sys.stdout  # progress lines go here even while a method's own output goes to the log file
     log = log or (lambda text: print(text, file=console, flush=True))
-    unknown = [m for m in options.methods if m not in METHODS]
+    unknown = [m for m in options.methods if m not in KNOWN]
     if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; one of {', '.join(METHODS)}")
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; one of {', '.join(KNOWN)}")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     with workspaces.scratch("bench-search-", keep=options.keep_scratch, log=log) as scratch:
         factory, backend_text = inner_factory(options.backend)
         info = report.machine()
+        code = report.code_version()
         # Every draw's workspace before anything is evaluated: a bad option fails here, not after the first seed.
         prepared = {draw: prepare(options, scratch, draw)
                     for draw in dict.fromkeys(draws.draw_of(seed, options.draws) for seed in options.seeds)}
@@ -256,7 +261,9 @@ def run(options: SearchOptions, log: Callable[[str], None] | None = None) -> Sea
                     f"{report.duration(result.wall_s)}, {result.keeps} keep(s); stopped: {result.stop}")
             runs.extend(seed_runs)
             kept = seeds.kept_runs(out, seed, options.methods, head)
-            all_runs = sorted([*kept, *(r.to_json() for r in seed_runs)], key=lambda r: METHODS.index(r["method"]))
+            # Each new run names the code it ran on: a seed file's runs may come from several commits.
+            new = [{**r.to_json(), "code": code} for r in seed_runs]
+            all_runs = sorted([*kept, *new], key=lambda r: KNOWN.index(r["method"]))
             notes = _notes(seed_runs, baseline)
             if kept:
                 names = ", ".join(LABELS[r["method"]] for r in kept)
@@ -332,7 +339,7 @@ def _notes(runs: list[MethodRun], baseline: dict[str, Any]) -> list[str]:
         if r.search_outside:
             note += "; never completed an evaluation of the search tasks within the budget, so it hands back " \
                     "the starting instructions (its search composite is theirs, measured outside the budget)"
-        studied = r.method in ("autoresearch", "greedy", "random") and r.trajectory
+        studied = r.method in STUDY_METHODS and r.trajectory
         if studied and baseline["search"] is not None and abs(r.trajectory[0][1] - baseline["search"]) > 1e-9:
             note += (f"; its own baseline scored {r.trajectory[0][1]:.2f} against {baseline['search']:.2f} outside "
                      "the budget (over its noise repeats, or the model is not deterministic here)")
@@ -356,7 +363,8 @@ def main_args(argv: Sequence[str] | None, doc: str) -> SearchOptions:
     which.add_argument("--seed", type=int, action="append", default=None,
                        help="run this seed only (repeatable); its results join any other seed files in --out")
     parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
+                        help=f"comma-separated subset of {','.join(KNOWN)} (default: {','.join(METHODS)}; "
+                             "unpruned, the loop without its pruner, is an ablation run only when named)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace (default: a fresh starter)")
     parser.add_argument("--portfolio", default=None, help="portfolio (default: the workspace's)")

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..review.report import svg
 from . import call_shares, draws, leads, seeds
 from .call_shares import SCREEN_SLACK
-from .methods import LABELS, LOOP, METHODS
+from .methods import LABELS, LOOP, METHODS, without_ablations
 from .report import (
     BASELINE_COLOUR,
     COLOURS,
@@ -334,6 +334,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     """The report over every seed file in `out`: search.md (the tables), search.svg (calls to target) and
     search.json (each method's summary)."""
     svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
+    records = without_ablations(records)
     first = records[0]
     options = first["options"]
     holdout = options.get("holdout_repeats", 1)

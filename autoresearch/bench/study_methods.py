@@ -1,6 +1,6 @@
-"""The Study-based methods of bench_search: the loop as shipped, greedy and random, each a Study on its own copy of
-the workspace, its observer recording every finished trial (status, calls, recipe, where its race ended, why it
-failed) until the budget of model calls ends it."""
+"""The Study-based methods of bench_search: the loop as shipped, greedy, random and the unpruned loop (an
+ablation), each a Study on its own copy of the workspace, its observer recording every finished trial (status,
+calls, recipe, where its race ended, why it failed) until the budget of model calls ends it."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ STUDY_METHODS: dict[str, tuple[dict[str, Any], bool]] = {
     "greedy": ({"search": {"parents": 1, "pruner": "none", "shape_first": False,
                            "follow_near_miss": False}}, True),
     "random": ({"search": {"pruner": "none", "shape_first": False, "follow_near_miss": False}}, True),
+    # The loop's every other setting kept, so its trials match the loop's own until the pruner first stops one.
+    "unpruned": ({"search": {"pruner": "none"}}, False),
 }
 IDLE_TRIALS = 25  # a Study whose trials make no model call this many times in a row is stopped (no progress)
 WHY_CHARS = 200  # of a failed trial's description kept in the seed file's trial_details
