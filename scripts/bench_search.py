@@ -17,6 +17,12 @@ call is refused and the method stops there. The methods:
   4. greedy: one proposal per step from the incumbent (recipes drawn uniformly), the same keep rule, no pruner;
   5. random: the same proposer with every recipe drawn uniformly (parent included), no pruner.
 
+and one ablation, run only when named and never counted as a peer: `unpruned`, the loop as shipped with
+`[search] pruner = "none"`. `--methods unpruned --seed N` beside the loop's run of seed N adds the pruner's A/B to
+the report (search.md's last section: whether the arms agree until the first prune, what that pruned trial became
+without the pruner, the calls a variant cost in each arm and whether the pick is the same: goal 3 measured, not
+estimated).
+
 One command per seed: `--seed N` runs every method with seed N and writes seed-N.json under --out; the report
 (search.md: a row per method, mean ± sd over seeds, and a row per seed; search.svg: best search composite
 against model calls, mean over seeds, with the target; search.json: each method's summary) is rebuilt from

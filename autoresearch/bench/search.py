@@ -15,7 +15,7 @@ from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
-from . import draws, leads, report, search_report, seeds, workspaces
+from . import draws, leads, pruner_ab, report, search_report, seeds, workspaces
 from .arguments import ArgumentParser
 from .methods import (
     KNOWN,
@@ -139,13 +139,18 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
 
 
 def show_report(records: list[dict[str, Any]], written: list[Path], log: Callable[[str], None]) -> str:
-    """Print the method table and the paired leads over `records`, then what was written; return the table."""
+    """Print the method table, the paired leads over `records` and the pruner's A/B where a seed ran it, then what
+    was written; return the table."""
+    ablation = pruner_ab.table(records)
     records = without_ablations(records)
     table = search_report.table(records)
     log(table)
     log("")
     log(leads.table(search_report.summarise(records)))
     log("")
+    if ablation:
+        log(ablation)
+        log("")
     log("written: " + ", ".join(str(p) for p in written))
     return table
 

@@ -223,6 +223,35 @@ def test_running_one_method_of_a_seed_again_keeps_the_other_methods_runs_of_that
     assert json.loads((tmp_path / "seed-0.json").read_text()) == after
 
 
+def test_the_unpruned_ablation_runs_the_loop_without_its_pruner_beside_the_loops_own_run(tmp_path, capsys,
+                                                                                        monkeypatch):
+    from autoresearch.bench import report, study_methods
+
+    pruners, real = [], study_methods.Study
+
+    def study(ws, **kwargs):
+        pruners.append(ws.settings.search.pruner)
+        return real(ws, **kwargs)
+
+    monkeypatch.setattr(study_methods, "Study", study)
+    bench = load_script("bench_search")
+    args = ["--backend", "fake", "--budget", "40", "--seed", "0", "--out", str(tmp_path)]
+    # Separate commands, as a benchmark runs them: the fake pipeline's script moves on within one command.
+    assert bench.main([*args, "--methods", "autoresearch"]) == 0
+    assert bench.main([*args, "--methods", "unpruned"]) == 0
+    assert pruners[0] == "paired" and pruners[-1] == "none"
+    record = json.loads((tmp_path / "seed-0.json").read_text())
+    assert [r["method"] for r in record["runs"]] == ["autoresearch", "unpruned"]
+    assert record["runs"][1]["code"] == report.code_version() and record["runs"][1]["code"]
+    out = capsys.readouterr().out
+    assert "| 0 | yes (" in out and "whose arms agree until the first prune" in out
+    assert set(json.loads((tmp_path / "search.json").read_text())["methods"]) == {"autoresearch"}
+    # The default run is the five methods: the ablation costs its budget only when named.
+    from autoresearch.bench.search import main_args
+
+    assert "unpruned" not in main_args([], "bench_search").methods
+
+
 def test_a_seed_file_names_the_kept_runs_whose_holdout_evaluation_was_never_timed():
     from autoresearch.bench.search import seed_cost
 

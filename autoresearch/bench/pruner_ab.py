@@ -1,0 +1,189 @@
+"""The pruner's A/B: per seed, the loop as shipped beside the same loop without its pruner (the `unpruned`
+ablation), each on the same budget of model calls from the same start.
+
+Goal 3 asks that pruning save at least 30% of model calls at an equal best score. The estimate in the method table
+counts each pruned trial as the full screen it cut short; this measures it: the calls a variant cost in each arm
+(every finished trial after the baseline), whether both arms handed back the same pick, and when each first held
+it. The arms run the same code on the same draw, so until the pruner first stops a trial they make the same trials
+with the same calls; a seed whose arms differ before that (another commit, build or machine for one arm) is shown
+but left out of the summary. The unpruned arm's copy of the first pruned trial says whether that prune was right:
+a prune is wrong only where the unpruned copy went on to be kept."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from .call_shares import finished_trials
+from .methods import LOOP, UNPRUNED, instructions_key
+from .report import num
+
+GOAL = 0.30  # goal 3: the share of calls pruning should save at an equal best score
+EXPLAINED = (
+    "Per seed that ran the `unpruned` ablation (`--methods unpruned`): the loop as shipped beside the same loop "
+    "with `[search] pruner = \"none\"`, on the same budget from the same start. Until the pruner first stops a "
+    "trial both arms make the same trials (else a row says they differ and the summary leaves it out: another "
+    "commit or build for one arm); the unpruned copy of that trial shows whether the prune was right. *Variants*: "
+    "finished trials after the baseline; *calls a variant saved*: 1 − the loop's calls a variant ÷ the unpruned "
+    "arm's (goal 3 asks for 30% at an equal best score); *pick first held at*: the model calls when the arm's final "
+    "pick became its best. None of these rows counts in the tables above.")
+
+
+@dataclass
+class Arm:
+    """One arm's run, as the A/B reads it."""
+
+    variants: int  # finished trials after the baseline
+    variant_calls: int  # the calls those trials made
+    search: float | None
+    holdout: float | None
+    held_at: int | None  # model calls when its final pick was first its best (its baseline's, if never replaced)
+    pruned: int
+
+    @property
+    def calls_a_variant(self) -> float | None:
+        return self.variant_calls / self.variants if self.variants else None
+
+
+@dataclass
+class PrunerAB:
+    seed: int
+    loop: Arm
+    unpruned: Arm
+    same_pick: bool
+    agreed: bool  # the arms made the same trials until the loop's first pruned one (all of them, if none)
+    compared: int  # trials compared for that (the baseline included)
+    first_prune: str | None  # how the unpruned arm's copy of the loop's first pruned trial ended; None: no prune
+
+    @property
+    def saved(self) -> float | None:
+        """The share of a variant's calls the pruner saved: 1 − the loop's calls a variant ÷ the unpruned arm's."""
+        mine, theirs = self.loop.calls_a_variant, self.unpruned.calls_a_variant
+        return None if mine is None or not theirs else 1 - mine / theirs
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "saved": self.saved}
+
+
+def _arm(run: dict[str, Any]) -> Arm:
+    trials = finished_trials(run)
+    after = [(status, calls) for status, calls, _ in trials if status != "baseline"]
+    trajectory = run.get("trajectory") or []
+    return Arm(variants=len(after), variant_calls=sum(calls for _, calls in after), search=run["best_search"],
+               holdout=run["holdout"], held_at=trajectory[-1][0] if trajectory else None,
+               pruned=sum(status == "pruned" for status, _ in after))
+
+
+def _details(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each finished trial as a dict; only status and calls where the seed file records no more (before draw 9009)."""
+    details = run.get("trial_details") or []
+    if len(details) == len(run.get("trials", [])):
+        return details
+    return [{"status": status, "calls": calls} for status, calls in run.get("trials", [])]
+
+
+def _same_trial(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same trial in both arms: every field both records have, but the number and the failure's wording."""
+    shared = (set(a) & set(b)) - {"number", "why"}
+    return all(_close(a[key], b[key]) for key in shared)
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9
+    return a == b
+
+
+def _outcome(trial: dict[str, Any]) -> str:
+    """How a trial ended, in a few words: "discard at its screen, −0.95", "kept, +1.38"."""
+    status, stage, delta = trial["status"], trial.get("stage"), trial.get("delta")
+    words = {"keep": "kept", "pruned": "pruned", "failed": "failed"}.get(status, status)
+    if status == "discard" and stage:
+        words += " at its screen" if stage == "screen" else f" in its race ({stage})"
+    return words + (f", {delta:+.2f}" if isinstance(delta, (int, float)) else "")
+
+
+def compare(record: dict[str, Any]) -> PrunerAB | None:
+    """The A/B of one seed record; None where it lacks either arm."""
+    runs = {run["method"]: run for run in record["runs"]}
+    if LOOP not in runs or UNPRUNED not in runs:
+        return None
+    loop, unpruned = runs[LOOP], runs[UNPRUNED]
+    mine, theirs = _details(loop), _details(unpruned)
+    agreed, compared, first_prune = True, 0, None
+    for a, b in zip(mine, theirs):
+        compared += 1
+        if a["status"] == "pruned":
+            # The unpruned copy of the trial the pruner stopped: the same recipe, at least the calls it was stopped at.
+            agreed = all(a.get(k) == b.get(k) for k in ("operator", "file") if k in a and k in b) \
+                and b["calls"] >= a["calls"] and b["status"] != "pruned"
+            first_prune = _outcome(b) if agreed else None
+            break
+        if not _same_trial(a, b):
+            agreed = False
+            break
+    return PrunerAB(record["seed"], _arm(loop), _arm(unpruned),
+                    instructions_key(loop["best_instructions"]) == instructions_key(unpruned["best_instructions"]),
+                    agreed, compared, first_prune)
+
+
+def comparisons(records: Sequence[dict[str, Any]]) -> list[PrunerAB]:
+    return [ab for ab in map(compare, records) if ab is not None]
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    """A row per seed with both arms, then what the seeds whose arms agree add up to; "" where none has both."""
+    found = comparisons(records)
+    if not found:
+        return ""
+    lines = ["| seed | arms agree until the first prune | the first pruned trial, unpruned | same pick | "
+             "best search: loop / unpruned | holdout: loop / unpruned | variants in the budget: loop / unpruned | "
+             "calls a variant: loop / unpruned | calls a variant saved | pick first held at (calls): loop / unpruned |",
+             "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for ab in found:
+        agree = f"yes ({ab.compared} trials)" if ab.agreed else f"**no** (trial {ab.compared - 1} differs)"
+        lines.append(
+            f"| {ab.seed} | {agree} | {ab.first_prune or '– (no prune)'} | {'yes' if ab.same_pick else 'no'} | "
+            f"{num(ab.loop.search)} / {num(ab.unpruned.search)} | {num(ab.loop.holdout)} / {num(ab.unpruned.holdout)} | "
+            f"{ab.loop.variants} / {ab.unpruned.variants} | {_calls(ab.loop)} / {_calls(ab.unpruned)} | "
+            f"{_share(ab.saved)} | {ab.loop.held_at} / {ab.unpruned.held_at} |")
+    return "\n".join(lines) + "\n\n" + summary_line(found)
+
+
+def summary_line(found: Sequence[PrunerAB]) -> str:
+    """What the seeds whose arms agree add up to: equal picks, the calls a variant saved, the first prunes' verdicts."""
+    agreeing = [ab for ab in found if ab.agreed]
+    left_out = len(found) - len(agreeing)
+    if not agreeing:
+        return f"No seed's arms agree until the first prune ({left_out} left out): nothing to add up."
+    saved = [ab.saved for ab in agreeing if ab.saved is not None]
+    spread = (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
+              + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)})"
+              if saved else "–")
+    prunes = [ab.first_prune for ab in agreeing if ab.first_prune]
+    kept = sum(p.startswith("kept") for p in prunes)
+    return (f"Over {len(agreeing)} seed(s) whose arms agree until the first prune"
+            + (f" ({left_out} left out)" if left_out else "") + ": "
+            f"the same pick on {sum(ab.same_pick for ab in agreeing)}; the calls a variant cost, saved by the pruner: "
+            f"{spread}; of the {len(prunes)} first pruned trials, {kept} went on to be kept without the pruner "
+            "(a prune that cost a keep).")
+
+
+def section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """search.md's lines for the A/B (a heading, what it measures, the table); [] where no seed ran both arms."""
+    found = table(records)
+    return ["## The pruner's A/B: the loop with and without its pruner", "", EXPLAINED, "", found, ""] if found else []
+
+
+def as_json(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [ab.as_json() for ab in comparisons(records)]
+
+
+def _calls(arm: Arm) -> str:
+    value = arm.calls_a_variant
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.0%}"
