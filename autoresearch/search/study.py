@@ -24,7 +24,6 @@ from ..pipeline.program import prompt_format
 from ..store import Store
 from ..store.queries import screen_task_rows
 from ..store.replies import StoredReplies
-from ..store.statuses import TrialStatus
 from ..text import one_line
 from ..workspace.config import PIPELINE_ROLES
 from ..workspace.lock import RunLock
@@ -38,7 +37,7 @@ from ..workspace.workspace import (
 from . import identity, near_miss, operators, strategies
 from .baseline import Baseline
 from .evaluating import Evaluator
-from .forecast import Forecast, forecast, late_sets, reused_shares, trial_cost
+from .forecast import reused_shares
 from .incumbents import LocalIncumbents, SharedIncumbents
 from .keep_rule import PairedKeepRule
 from .keeping import Keeper
@@ -50,12 +49,13 @@ from .proposing import TrialProposer
 from .race import Race
 from .recovery import Recovery, recover_instruction_files
 from .results import Incumbent, ResultsFile, StopReason, TrialOutcome
+from .run_forecast import RunForecast
 from .run_so_far import RunSoFar
 from .screens import screen_scores
 from .shared.ledger import safe_url, worker_id
 from .shared.outage import database_back
 from .streaks import FailureStreaks
-from .summary import ForecastCheck, StudySummary, summarize
+from .summary import StudySummary, summarize
 from .trial import TrialRunner
 from .trial_log import TrialLog
 
@@ -142,7 +142,7 @@ class Study:
         self.session_calls: list = []
         # The pipeline's replies, reused for identical requests across the run's evaluations (lm/replies.py).
         self.replies = replies_for(self.settings.backends)
-        self.forecast: tuple[Forecast, int] | None = None  # this run's forecast, and the session's calls before it
+        self.forecast: RunForecast | None = None  # made with each run's parts (search/run_forecast.py)
         self.notes: list[str] = []
 
     def _cannot_keep(self) -> str | None:
@@ -311,6 +311,9 @@ class Study:
                              incumbents=self.incumbents, evaluator=self.evaluator, race=self.race, log=self.log,
                              search_tasks=self.search_tasks, prompts=self.prompts, energy_weight=self.energy_weight,
                              moved=self.baseline.moved_during_run)
+        self.forecast = RunForecast(self.store, self.name, self.session_calls, self._confirm_sets,
+                                    self._reused_shares, self._emit,
+                                    made=self.forecast.made if self.forecast is not None else None)
         self.runner = TrialRunner(settings=self.settings, store=self.store, study=self.name, worker=self.worker,
                                   search_tasks=self.search_tasks, incumbents=self.incumbents,
                                   evaluator=self.evaluator, proposing=self.proposing, race=self.race,
@@ -349,7 +352,6 @@ class Study:
         streaks = FailureStreaks(self.settings.search.max_consecutive_failed)  # stop when trials keep failing
         stop_reason, message = StopReason.TRIALS, ""
         rebased_at = None  # len(outcomes) when the models last changed during the run
-        revised = False  # whether the forecast was made again from the study's own trials
         incumbent = self.incumbents.current()
         try:
             edited = self.baseline.edited_since(incumbent) if incumbent is not None else None
@@ -364,8 +366,7 @@ class Study:
                 incumbent = self._baseline()
                 if incumbent is None:  # the baseline itself failed: nothing to compare variants with
                     stop_reason, message = self._baseline_failed()
-            if incumbent is not None and self.forecast is None:
-                self._make_forecast(incumbent, n_trials, timeout_s, 0.0, 0)
+            self.forecast.run_started(incumbent, n_trials, timeout_s)
             while incumbent is not None:
                 incumbent = self.incumbents.refresh(incumbent)  # another worker's keep?
                 if n_trials is not None and len(outcomes) >= n_trials:
@@ -400,11 +401,7 @@ class Study:
                         continue
                 outcome, incumbent = self._run_trial(incumbent)
                 outcomes.append(outcome)
-                if self.forecast is None:  # a shared worker that joined late: its first trial measured the cost
-                    self._make_forecast(incumbent, n_trials, timeout_s, time.monotonic() - started, len(outcomes))
-                elif not self.forecast[0].cost.from_trials and not revised:
-                    revised = self._revise_forecast(incumbent, n_trials, timeout_s, time.monotonic() - started,
-                                                    len(outcomes))
+                self.forecast.trial_finished(incumbent, n_trials, timeout_s, time.monotonic() - started, len(outcomes))
                 if outcome.commit:
                     commits.append((outcome.commit, self.repo.repo.commit(outcome.commit).summary))
                 stop = streaks.add(outcome.status, self.evaluator.trial_calls())
@@ -441,44 +438,10 @@ class Study:
                             session_calls=self.session_calls, notes=self.notes, energy_weight=self.energy_weight,
                             comparison=comparison, worker=self.incumbents.worker,
                             pareto_tsv=self.ws.runs_dir / "pareto.tsv")
-        if self.forecast is not None:
-            made, calls_before = self.forecast
-            trials = sum(o.status != TrialStatus.BASELINE for o in outcomes[made.after:])
-            summary.forecast = ForecastCheck.of(made.cost, trials, self.session_calls[calls_before:])
+        summary.forecast = self.forecast.check(outcomes)
         if stop_reason != StopReason.STORAGE_DOWN:  # with the study's database gone there is nothing to ask
             summary.queued_follow_ups = near_miss.waiting(self.optuna)
         return summary
-
-    def _make_forecast(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
-                       elapsed_s: float, done: int) -> None:
-        """Make and emit the run's forecast for its remaining trials, once the store has a cost to make it from
-        (search/forecast.py): before the first trial, or, for a shared study's worker that joined after the
-        baseline, after the trial that first evaluated the study's baseline on this machine."""
-        made = self._forecast_rest(incumbent, n_trials, timeout_s, elapsed_s, done)
-        if made is not None:
-            self.forecast = (made, len(self.session_calls))
-            self._emit("forecast", made.to_dict())
-
-    def _revise_forecast(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
-                         elapsed_s: float, done: int) -> bool:
-        """Once a forecast made from the baseline's screen can be made from the study's own finished trials, emit
-        that for the trials left; the summary still sets the first beside what the trials cost. Whether it did."""
-        made = self._forecast_rest(incumbent, n_trials, timeout_s, elapsed_s, done)
-        if made is None or not made.cost.from_trials:
-            return False
-        self._emit("forecast_revised", made.to_dict())
-        return True
-
-    def _forecast_rest(self, incumbent: Incumbent, n_trials: int | None, timeout_s: float | None,
-                       elapsed_s: float, done: int) -> Forecast | None:
-        """The forecast of the run's trials after the first `done`; None with no cost to make it from or none left."""
-        sets, measured = self._confirm_sets(incumbent)
-        cost = trial_cost(self.store, self.name, sets, self._reused_shares())
-        left = None if n_trials is None else n_trials - done
-        if cost is None or left == 0:
-            return None
-        return forecast(cost, n_trials=left, timeout_s=None if timeout_s is None else max(timeout_s - elapsed_s, 0),
-                        late=late_sets(self.store, self.name, measured, sets), after=done)
 
     def _reused_shares(self) -> dict[str, float]:
         """What share of each role's calls a trial is expected to reuse (forecast.reused_shares): none where the
