@@ -11,9 +11,12 @@ a prune is wrong only where the unpruned copy went on to be kept."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
+
+from scipy import stats
 
 from .call_shares import finished_trials
 from .methods import LOOP, UNPRUNED, instructions_key
@@ -159,7 +162,9 @@ def summary_line(found: Sequence[PrunerAB]) -> str:
         return f"No seed's arms agree until the first prune ({left_out} left out): nothing to add up."
     saved = [ab.saved for ab in agreeing if ab.saved is not None]
     spread = (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
-              + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)})"
+              + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)}"
+              + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if (bound := lower_bound(saved)) is not None
+                 else "") + ")"
               if saved else "–")
     prunes = [ab.first_prune for ab in agreeing if ab.first_prune]
     kept = sum(p.startswith("kept") for p in prunes)
@@ -174,6 +179,15 @@ def section(records: Sequence[dict[str, Any]]) -> list[str]:
     """search.md's lines for the A/B (a heading, what it measures, the table); [] where no seed ran both arms."""
     found = table(records)
     return ["## The pruner's A/B: the loop with and without its pruner", "", EXPLAINED, "", found, ""] if found else []
+
+
+def lower_bound(values: Sequence[float], confidence: float = 0.95) -> float | None:
+    """One-sided lower t bound on the mean of `values`; None from fewer than 2. Goal 3 is shown only where it
+    clears GOAL: a mean above it from a few draws is not yet a saving of that size."""
+    if len(values) < 2:
+        return None
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    return statistics.fmean(values) - stats.t.ppf(confidence, len(values) - 1) * se
 
 
 def as_json(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

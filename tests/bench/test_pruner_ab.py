@@ -107,6 +107,21 @@ def test_the_ablation_never_counts_as_a_peer_and_gets_its_own_section(tmp_path):
     assert search_report.target(search_report.without_ablations(records)[0]) is None  # greedy never rose
 
 
+def test_the_summary_bounds_the_mean_saving_over_the_seeds():
+    rows = []
+    for seed, loop_calls in enumerate((10, 12, 14)):  # 3 variants each against the unpruned arm's 2 at 24 calls
+        loop = run("autoresearch", [BASE, *[trial("pruned", loop_calls)] * 3])
+        unpruned = run("unpruned", [BASE, trial("discard", 24, stage="screen"), trial("discard", 24, stage="screen")])
+        rows.append(pruner_ab.compare(record(seed, loop, unpruned)))
+    saved = [1 - c / 24 for c in (10, 12, 14)]
+    assert [ab.saved for ab in rows] == pytest.approx(saved)
+    bound = pruner_ab.lower_bound(saved)
+    # mean 50%, sd 8.3%: the 95% t bound with 2 degrees of freedom (2.92) is 36%
+    assert bound == pytest.approx(0.5 - 2.919986 * (1 / 12) / 3 ** 0.5, abs=1e-6)
+    assert f"one-sided 95% t bound on the mean +{bound:.0%}" in pruner_ab.summary_line(rows)
+    assert pruner_ab.lower_bound(saved[:1]) is None
+
+
 def test_no_seed_with_both_arms_means_no_section(tmp_path):
     loop = run("autoresearch", [BASE, trial("pruned", 8)])
     assert pruner_ab.section([record(0, loop, None)]) == []
