@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from .call_shares import finished_trials
+from .call_shares import finished_trials, part
 from .methods import LOOP, UNPRUNED, instructions_key
 from .report import num
 
@@ -29,7 +29,9 @@ EXPLAINED = (
     "trial both arms make the same trials (else a row says they differ and the summary leaves it out: another "
     "commit or build for one arm); the unpruned copy of that trial shows whether the prune was right. *Variants*: "
     "finished trials after the baseline; *calls a variant saved*: 1 − the loop's calls a variant ÷ the unpruned "
-    "arm's (goal 3 asks for 30% at an equal best score); *pick first held at*: the model calls when the arm's final "
+    "arm's (goal 3 asks for 30% at an equal best score); *failed screens*: trials that ended in their screen "
+    "(pruned, or discarded at it), what a screen pruner acts on, free of the races after a screen whose length "
+    "swamps a few variants' mean; *pick first held at*: the model calls when the arm's final "
     "pick became its best. None of these rows counts in the tables above.")
 
 
@@ -43,10 +45,16 @@ class Arm:
     holdout: float | None
     held_at: int | None  # model calls when its final pick was first its best (its baseline's, if never replaced)
     pruned: int
+    failed_screens: int = 0  # trials that ended in their screen (pruned, or discarded at it: call_shares.part)
+    failed_screen_calls: int = 0
 
     @property
     def calls_a_variant(self) -> float | None:
         return self.variant_calls / self.variants if self.variants else None
+
+    @property
+    def calls_a_failed_screen(self) -> float | None:
+        return self.failed_screen_calls / self.failed_screens if self.failed_screens else None
 
 
 @dataclass
@@ -62,20 +70,33 @@ class PrunerAB:
     @property
     def saved(self) -> float | None:
         """The share of a variant's calls the pruner saved: 1 − the loop's calls a variant ÷ the unpruned arm's."""
-        mine, theirs = self.loop.calls_a_variant, self.unpruned.calls_a_variant
-        return None if mine is None or not theirs else 1 - mine / theirs
+        return _saved(self.loop.calls_a_variant, self.unpruned.calls_a_variant)
+
+    @property
+    def saved_a_failed_screen(self) -> float | None:
+        """The same for the trials that ended in their screen, the only ones a screen pruner acts on: free of the
+        races either arm ran after a screen, whose length swamps a few variants' mean."""
+        return _saved(self.loop.calls_a_failed_screen, self.unpruned.calls_a_failed_screen)
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "saved": self.saved}
+        return {**asdict(self), "saved": self.saved, "saved_a_failed_screen": self.saved_a_failed_screen}
 
 
-def _arm(run: dict[str, Any]) -> Arm:
+def _saved(mine: float | None, theirs: float | None) -> float | None:
+    return None if mine is None or not theirs else 1 - mine / theirs
+
+
+def _arm(run: dict[str, Any], screen_calls: float | None) -> Arm:
     trials = finished_trials(run)
     after = [(status, calls) for status, calls, _ in trials if status != "baseline"]
+    # Where a trial's race ended is on record since draw 11011; before, a discard's calls say (SCREEN_SLACK).
+    failed = [calls for status, calls, stage in trials if status != "baseline" and screen_calls
+              and part(status, calls, screen_calls, stage) == "screen"]
     trajectory = run.get("trajectory") or []
     return Arm(variants=len(after), variant_calls=sum(calls for _, calls in after), search=run["best_search"],
                holdout=run["holdout"], held_at=trajectory[-1][0] if trajectory else None,
-               pruned=sum(status == "pruned" for status, _ in after))
+               pruned=sum(status == "pruned" for status, _ in after), failed_screens=len(failed),
+               failed_screen_calls=sum(failed))
 
 
 def _details(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,12 +142,13 @@ def compare(record: dict[str, Any]) -> PrunerAB | None:
             # The unpruned copy of the trial the pruner stopped: the same recipe, at least the calls it was stopped at.
             agreed = all(a.get(k) == b.get(k) for k in ("operator", "file") if k in a and k in b) \
                 and b["calls"] >= a["calls"] and b["status"] != "pruned"
-            first_prune = _outcome(b) if agreed else None
+            first_prune = f"{_outcome(b)}; pruned at {a['calls']} of its {b['calls']} calls" if agreed else None
             break
         if not _same_trial(a, b):
             agreed = False
             break
-    return PrunerAB(record["seed"], _arm(loop), _arm(unpruned),
+    screen = record.get("screen_calls")
+    return PrunerAB(record["seed"], _arm(loop, screen), _arm(unpruned, screen),
                     instructions_key(loop["best_instructions"]) == instructions_key(unpruned["best_instructions"]),
                     agreed, compared, first_prune)
 
@@ -142,37 +164,46 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         return ""
     lines = ["| seed | arms agree until the first prune | the first pruned trial, unpruned | same pick | "
              "best search: loop / unpruned | holdout: loop / unpruned | variants in the budget: loop / unpruned | "
-             "calls a variant: loop / unpruned | calls a variant saved | pick first held at (calls): loop / unpruned |",
-             "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "calls a variant: loop / unpruned | calls a variant saved | failed screens: loop / unpruned (calls "
+             "each) | calls a failed screen saved | pick first held at (calls): loop / unpruned |",
+             "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for ab in found:
         agree = f"yes ({ab.compared} trials)" if ab.agreed else f"**no** (trial {ab.compared - 1} differs)"
         lines.append(
             f"| {ab.seed} | {agree} | {ab.first_prune or '– (no prune)'} | {'yes' if ab.same_pick else 'no'} | "
             f"{num(ab.loop.search)} / {num(ab.unpruned.search)} | {num(ab.loop.holdout)} / {num(ab.unpruned.holdout)} | "
             f"{ab.loop.variants} / {ab.unpruned.variants} | {_calls(ab.loop)} / {_calls(ab.unpruned)} | "
-            f"{_share(ab.saved)} | {ab.loop.held_at} / {ab.unpruned.held_at} |")
+            f"{_share(ab.saved)} | {_screens(ab.loop)} / {_screens(ab.unpruned)} | {_share(ab.saved_a_failed_screen)} | "
+            f"{ab.loop.held_at} / {ab.unpruned.held_at} |")
     return "\n".join(lines) + "\n\n" + summary_line(found)
 
 
 def summary_line(found: Sequence[PrunerAB]) -> str:
-    """What the seeds whose arms agree add up to: equal picks, the calls a variant saved, the first prunes' verdicts."""
+    """What the seeds whose arms agree add up to: equal picks, the calls a variant and a failed screen saved, the
+    first prunes' verdicts."""
     agreeing = [ab for ab in found if ab.agreed]
     left_out = len(found) - len(agreeing)
     if not agreeing:
         return f"No seed's arms agree until the first prune ({left_out} left out): nothing to add up."
-    saved = [ab.saved for ab in agreeing if ab.saved is not None]
-    spread = (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
-              + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)}"
-              + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if (bound := lower_bound(saved)) is not None
-                 else "") + ")"
-              if saved else "–")
+    per_variant = _spread([ab.saved for ab in agreeing if ab.saved is not None])
+    per_screen = _spread([ab.saved_a_failed_screen for ab in agreeing if ab.saved_a_failed_screen is not None])
     prunes = [ab.first_prune for ab in agreeing if ab.first_prune]
     kept = sum(p.startswith("kept") for p in prunes)
     return (f"Over {len(agreeing)} seed(s) whose arms agree until the first prune"
             + (f" ({left_out} left out)" if left_out else "") + ": "
             f"the same pick on {sum(ab.same_pick for ab in agreeing)}; the calls a variant cost, saved by the pruner: "
-            f"{spread}; of the {len(prunes)} first pruned trials, {kept} went on to be kept without the pruner "
-            "(a prune that cost a keep).")
+            f"{per_variant}; the calls a failed screen cost, saved: {per_screen}; of the {len(prunes)} first pruned "
+            f"trials, {kept} went on to be kept without the pruner (a prune that cost a keep).")
+
+
+def _spread(saved: Sequence[float]) -> str:
+    """Savings over seeds: mean ± sd, range, how many reach GOAL and the one-sided bound on the mean."""
+    if not saved:
+        return "–"
+    bound = lower_bound(saved)
+    return (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
+            + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)}"
+            + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")")
 
 
 def section(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -197,6 +228,11 @@ def as_json(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _calls(arm: Arm) -> str:
     value = arm.calls_a_variant
     return "–" if value is None else f"{value:.1f}"
+
+
+def _screens(arm: Arm) -> str:
+    value = arm.calls_a_failed_screen
+    return f"{arm.failed_screens} ({'–' if value is None else f'{value:.1f}'})"
 
 
 def _share(value: float | None) -> str:

@@ -38,14 +38,19 @@ SHAPE = trial("discard", 24, "add_example", delta=-0.3, stage="screen")
 
 def test_arms_that_agree_until_the_first_prune_show_what_it_would_have_become_and_the_calls_a_variant_saved():
     loop = run("autoresearch", [BASE, SHAPE, trial("pruned", 8, delta=-1.0), trial("pruned", 6, "compress")])
-    unpruned = run("unpruned", [BASE, SHAPE, trial("discard", 24, delta=-0.9, stage="screen")])
+    # Unpruned, the pruned trial's copy failed its full screen; a later variant lost a long race after its screen.
+    unpruned = run("unpruned", [BASE, SHAPE, trial("discard", 24, delta=-0.9, stage="screen"),
+                                trial("discard", 100, "compress", delta=0.2, stage="confirm")])
     [ab] = pruner_ab.comparisons([record(3, loop, unpruned)])
     assert ab.agreed and ab.compared == 3 and ab.same_pick
-    assert ab.first_prune == "discard at its screen, -0.90"
-    assert (ab.loop.variants, ab.loop.variant_calls, ab.unpruned.variants, ab.unpruned.variant_calls) == (3, 38, 2, 48)
-    assert ab.saved == pytest.approx(1 - (38 / 3) / (48 / 2))
+    assert ab.first_prune == "discard at its screen, -0.90; pruned at 8 of its 24 calls"
+    assert (ab.loop.variants, ab.loop.variant_calls, ab.unpruned.variants, ab.unpruned.variant_calls) == (3, 38, 3, 148)
+    assert ab.saved == pytest.approx(1 - (38 / 3) / (148 / 3))
+    # The race is no screen: per failed screen, 3 in 38 calls against 2 in 48.
+    assert (ab.loop.failed_screens, ab.unpruned.failed_screens) == (3, 2)
+    assert ab.saved_a_failed_screen == pytest.approx(1 - (38 / 3) / (48 / 2))
     text = pruner_ab.table([record(3, loop, unpruned)])
-    assert "| 3 | yes (3 trials) | discard at its screen, -0.90 | yes |" in text
+    assert "| 3 | yes (3 trials) | discard at its screen, -0.90; pruned at 8 of its 24 calls | yes |" in text
     assert "Over 1 seed(s) whose arms agree until the first prune: the same pick on 1" in text
     assert "of the 1 first pruned trials, 0 went on to be kept" in text
 
@@ -55,7 +60,7 @@ def test_a_prune_whose_unpruned_copy_was_kept_is_counted_as_one_that_cost_a_keep
     unpruned = run("unpruned", [BASE, trial("keep", 88, delta=0.6, stage="kept")], pick={"planner.md": "new\n"},
                    held_at=160)
     [ab] = pruner_ab.comparisons([record(0, loop, unpruned)])
-    assert ab.first_prune == "kept, +0.60" and not ab.same_pick
+    assert ab.first_prune == "kept, +0.60; pruned at 8 of its 88 calls" and not ab.same_pick
     assert (ab.loop.held_at, ab.unpruned.held_at) == (72, 160)
     assert "of the 1 first pruned trials, 1 went on to be kept" in pruner_ab.summary_line([ab])
 
@@ -99,7 +104,7 @@ def test_the_ablation_never_counts_as_a_peer_and_gets_its_own_section(tmp_path):
     text = (tmp_path / "search.md").read_text()
     assert "| the loop without its pruner (ablation) |" not in text.split("## The pruner's A/B")[0]
     assert "## The pruner's A/B: the loop with and without its pruner" in text
-    assert "| 0 | yes (2 trials) | kept |" in text  # no delta on record
+    assert "| 0 | yes (2 trials) | kept; pruned at 8 of its 88 calls |" in text  # no delta on record
     data = json.loads((tmp_path / "search.json").read_text())
     assert set(data["methods"]) == {"autoresearch", "greedy"}
     assert [lead["peer"] for lead in data["leads"]] == ["greedy"]
