@@ -28,7 +28,7 @@ EXPLAINED = (
     "with `[search] pruner = \"none\"`, on the same budget from the same start. Until the pruner first stops a "
     "trial both arms make the same trials (else a row says they differ and the summary leaves it out: another "
     "commit or build for one arm); the unpruned copy of that trial shows whether the prune was right. *Variants*: "
-    "finished trials after the baseline; *calls a variant saved*: 1 − the loop's calls a variant ÷ the unpruned "
+    "trials after the baseline, the one the budget cut short included (its calls too); *calls a variant saved*: 1 − the loop's calls a variant ÷ the unpruned "
     "arm's (goal 3 asks for 30% at an equal best score); *failed screens*: trials that ended in their screen "
     "(pruned, or discarded at it), what a screen pruner acts on, free of the races after a screen whose length "
     "swamps a few variants' mean; *pick first held at*: the model calls when the arm's final "
@@ -39,8 +39,8 @@ EXPLAINED = (
 class Arm:
     """One arm's run, as the A/B reads it."""
 
-    variants: int  # finished trials after the baseline
-    variant_calls: int  # the calls those trials made
+    variants: int  # trials after the baseline, the one the budget cut short included
+    variant_calls: int  # every call after the baseline
     search: float | None
     holdout: float | None
     held_at: int | None  # model calls when its final pick was first its best (its baseline's, if never replaced)
@@ -93,7 +93,10 @@ def _arm(run: dict[str, Any], screen_calls: float | None) -> Arm:
     failed = [calls for status, calls, stage in trials if status != "baseline" and screen_calls
               and part(status, calls, screen_calls, stage) == "screen"]
     trajectory = run.get("trajectory") or []
-    return Arm(variants=len(after), variant_calls=sum(calls for _, calls in after), search=run["best_search"],
+    # The trial the budget cut short is a variant tried too: leaving it out would drop a long race's calls.
+    cut = run["calls"] - sum(calls for _, calls, _ in trials)
+    baseline = sum(calls for status, calls, _ in trials if status == "baseline")
+    return Arm(variants=len(after) + (cut > 0), variant_calls=run["calls"] - baseline, search=run["best_search"],
                holdout=run["holdout"], held_at=trajectory[-1][0] if trajectory else None,
                pruned=sum(status == "pruned" for status, _ in after), failed_screens=len(failed),
                failed_screen_calls=sum(failed))

@@ -17,8 +17,10 @@ def trial(status: str, calls: int, operator: str = "rephrase", file: str = "prod
             "composite": None, "stage": stage, "why": None}
 
 
-def run(method: str, details, *, pick=PICK, holdout: float = 2.9, search: float = 3.1, held_at: int = 72):
-    return {"method": method, "calls": 300, "joules": 100.0, "wall_s": 60.0, "keeps": 0, "best_search": search,
+def run(method: str, details, *, pick=PICK, holdout: float = 2.9, search: float = 3.1, held_at: int = 72,
+        cut: int = 0):
+    """A Study method's run of these finished trials, then `cut` calls of a trial the budget cut short."""
+    return {"method": method, "calls": sum(d["calls"] for d in details) + cut, "joules": 100.0, "wall_s": 60.0, "keeps": 0, "best_search": search,
             "holdout": holdout, "trajectory": [[held_at, search, 10.0]], "energy_source": "estimate",
             "trials": [[d["status"], d["calls"]] for d in details], "trial_details": list(details),
             "best_instructions": dict(pick)}
@@ -40,12 +42,13 @@ def test_arms_that_agree_until_the_first_prune_show_what_it_would_have_become_an
     loop = run("autoresearch", [BASE, SHAPE, trial("pruned", 8, delta=-1.0), trial("pruned", 6, "compress")])
     # Unpruned, the pruned trial's copy failed its full screen; a later variant lost a long race after its screen.
     unpruned = run("unpruned", [BASE, SHAPE, trial("discard", 24, delta=-0.9, stage="screen"),
-                                trial("discard", 100, "compress", delta=0.2, stage="confirm")])
+                                trial("discard", 100, "compress", delta=0.2, stage="confirm")], cut=40)
     [ab] = pruner_ab.comparisons([record(3, loop, unpruned)])
     assert ab.agreed and ab.compared == 3 and ab.same_pick
     assert ab.first_prune == "discard at its screen, -0.90; pruned at 8 of its 24 calls"
-    assert (ab.loop.variants, ab.loop.variant_calls, ab.unpruned.variants, ab.unpruned.variant_calls) == (3, 38, 3, 148)
-    assert ab.saved == pytest.approx(1 - (38 / 3) / (148 / 3))
+    # The trial the budget cut short is a variant tried, its 40 calls counted.
+    assert (ab.loop.variants, ab.loop.variant_calls, ab.unpruned.variants, ab.unpruned.variant_calls) == (3, 38, 4, 188)
+    assert ab.saved == pytest.approx(1 - (38 / 3) / (188 / 4))
     # The race is no screen: per failed screen, 3 in 38 calls against 2 in 48.
     assert (ab.loop.failed_screens, ab.unpruned.failed_screens) == (3, 2)
     assert ab.saved_a_failed_screen == pytest.approx(1 - (38 / 3) / (48 / 2))
