@@ -205,7 +205,7 @@ def _spread(saved: Sequence[float]) -> str:
         return "–"
     bound = lower_bound(saved)
     return (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
-            + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL for s in saved)}"
+            + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL - 1e-9 for s in saved)}"
             + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")")
 
 
