@@ -164,7 +164,10 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     """A row per seed with both arms, then what the seeds whose arms agree add up to; "" where none has both."""
     found = comparisons(records)
     if not found:
-        return ""
+        ran = [r["seed"] for r in records if any(run["method"] == UNPRUNED for run in r["runs"])]
+        return (f"The unpruned ablation ran on seed(s) {', '.join(map(str, ran))} without the loop's run of the same "
+                "seed beside it: nothing to compare (run `--methods autoresearch` for those seeds into the same "
+                "--out).") if ran else ""
     lines = ["| seed | arms agree until the first prune | the first pruned trial, unpruned | same pick | "
              "best search: loop / unpruned | holdout: loop / unpruned | variants in the budget: loop / unpruned | "
              "calls a variant: loop / unpruned | calls a variant saved | failed screens: loop / unpruned (calls "

@@ -135,3 +135,10 @@ def test_no_seed_with_both_arms_means_no_section(tmp_path):
     assert pruner_ab.section([record(0, loop, None)]) == []
     search_report.write(tmp_path, [record(0, loop, None)])
     assert "pruner's A/B" not in (tmp_path / "search.md").read_text()
+
+
+def test_an_ablation_without_the_loops_run_beside_it_says_so():
+    alone = record(2, None, run("unpruned", [BASE, trial("discard", 24, stage="screen")]))
+    assert pruner_ab.comparisons([alone]) == []
+    text = pruner_ab.table([alone])
+    assert text.startswith("The unpruned ablation ran on seed(s) 2 without the loop's run")
