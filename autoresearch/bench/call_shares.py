@@ -32,13 +32,19 @@ def part(status: str, calls: int, screen_calls: float, stage: str | None) -> str
     return "race"
 
 
+def trial_records(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each finished trial as the seed file records it: trial_details, or only status and calls where the file has
+    no details (before draw 9009)."""
+    details = run.get("trial_details") or []
+    if len(details) == len(run.get("trials", [])):
+        return details
+    return [{"status": status, "calls": calls} for status, calls in run.get("trials", [])]
+
+
 def finished_trials(run: dict[str, Any]) -> list[tuple[str, int, str | None]]:
     """(status, calls, race stage) of each finished trial; the stage None where the seed file records none (older
     seed files: trial_details gained it after draw 10010)."""
-    details = run.get("trial_details") or []
-    if len(details) == len(run.get("trials", [])):
-        return [(d["status"], d["calls"], d.get("stage")) for d in details]
-    return [(status, calls, None) for status, calls in run.get("trials", [])]
+    return [(d["status"], d["calls"], d.get("stage")) for d in trial_records(run)]
 
 
 def shares(run: dict[str, Any], screen_calls: float | None) -> dict[str, float] | None:

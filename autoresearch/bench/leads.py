@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from scipy import stats
 
@@ -27,6 +27,14 @@ if TYPE_CHECKING:  # search_report imports this module
     from .search_report import MethodSummary
 
 CONFIDENCE = 0.95
+
+
+def t_lower_bound(values: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
+    """One-sided lower t bound on the mean of `values` at `confidence`; None from fewer than 2."""
+    if len(values) < 2:
+        return None
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    return statistics.fmean(values) - stats.t.ppf(confidence, len(values) - 1) * se
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,7 @@ class Lead:
 
     def bound(self, confidence: float = CONFIDENCE) -> float | None:
         """One-sided lower t bound on the mean lead at `confidence`; None from fewer than 2 seeds."""
-        if self.se is None:
-            return None
-        return self.mean - stats.t.ppf(confidence, len(self.differences) - 1) * self.se
+        return t_lower_bound(self.differences, confidence)
 
     def stands(self, confidence: float = CONFIDENCE) -> bool:
         """Whether the bound at `confidence` is a claim: at or under zero it claims nothing; above, it needs as

@@ -11,14 +11,12 @@ a prune is wrong only where the unpruned copy went on to be kept."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from scipy import stats
-
-from .call_shares import finished_trials, part
+from .call_shares import finished_trials, part, trial_records
+from .leads import t_lower_bound
 from .methods import LOOP, UNPRUNED, instructions_key
 from .report import num
 
@@ -102,14 +100,6 @@ def _arm(run: dict[str, Any], screen_calls: float | None) -> Arm:
                failed_screen_calls=sum(failed))
 
 
-def _details(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each finished trial as a dict; only status and calls where the seed file records no more (before draw 9009)."""
-    details = run.get("trial_details") or []
-    if len(details) == len(run.get("trials", [])):
-        return details
-    return [{"status": status, "calls": calls} for status, calls in run.get("trials", [])]
-
-
 def _same_trial(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """The same trial in both arms: every field both records have, but the number and the failure's wording."""
     shared = (set(a) & set(b)) - {"number", "why"}
@@ -137,7 +127,7 @@ def compare(record: dict[str, Any]) -> PrunerAB | None:
     if LOOP not in runs or UNPRUNED not in runs:
         return None
     loop, unpruned = runs[LOOP], runs[UNPRUNED]
-    mine, theirs = _details(loop), _details(unpruned)
+    mine, theirs = trial_records(loop), trial_records(unpruned)
     agreed, compared, first_prune = True, 0, None
     for a, b in zip(mine, theirs):
         compared += 1
@@ -219,12 +209,9 @@ def section(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def lower_bound(values: Sequence[float], confidence: float = 0.95) -> float | None:
-    """One-sided lower t bound on the mean of `values`; None from fewer than 2. Goal 3 is shown only where it
-    clears GOAL: a mean above it from a few draws is not yet a saving of that size."""
-    if len(values) < 2:
-        return None
-    se = statistics.stdev(values) / math.sqrt(len(values))
-    return statistics.fmean(values) - stats.t.ppf(confidence, len(values) - 1) * se
+    """One-sided lower t bound on the mean of `values` (leads.t_lower_bound); None from fewer than 2. Goal 3 is
+    shown only where it clears GOAL: a mean above it from a few draws is not yet a saving of that size."""
+    return t_lower_bound(values, confidence)
 
 
 def as_json(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
