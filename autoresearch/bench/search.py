@@ -15,7 +15,16 @@ from ..pipeline.repeats import evaluate_repeat
 from ..store import Store
 from ..workspace.config import ROLES
 from ..workspace.workspace import load_workspace
-from . import draws, leads, pruner_ab, report, search_report, seeds, workspaces
+from . import (
+    draws,
+    leads,
+    pruner_ab,
+    pruner_shadow,
+    report,
+    search_report,
+    seeds,
+    workspaces,
+)
 from .arguments import ArgumentParser
 from .methods import (
     KNOWN,
@@ -139,18 +148,20 @@ def rebuild(out: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
 
 
 def show_report(records: list[dict[str, Any]], written: list[Path], log: Callable[[str], None]) -> str:
-    """Print the method table, the paired leads over `records` and the pruner's A/B where a seed ran it, then what
-    was written; return the table."""
+    """Print the method table, the paired leads over `records` and the pruner's A/B and shadow where a seed ran
+    them, then what was written; return the table."""
     ablation = pruner_ab.table(records)
+    shadow = pruner_shadow.table(records)
     records = without_ablations(records)
     table = search_report.table(records)
     log(table)
     log("")
     log(leads.table(search_report.summarise(records)))
     log("")
-    if ablation:
-        log(ablation)
-        log("")
+    for extra in (ablation, shadow):
+        if extra:
+            log(extra)
+            log("")
     log("written: " + ", ".join(str(p) for p in written))
     return table
 

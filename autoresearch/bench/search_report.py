@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..review.report import svg
-from . import call_shares, draws, leads, pruner_ab, seeds
+from . import call_shares, draws, leads, pruner_ab, pruner_shadow, seeds
 from .call_shares import SCREEN_SLACK
 from .methods import LABELS, LOOP, METHODS, without_ablations
 from .report import (
@@ -336,6 +336,8 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
     svg_path, md_path, json_path = out / "search.svg", out / "search.md", out / "search.json"
     ablation = pruner_ab.section(records)  # the loop against its unpruned copy, where a seed ran both
     ab_json = pruner_ab.as_json(records)
+    shadow = pruner_shadow.section(records)  # where the loop's pruner would have stopped the unpruned arm's trials
+    shadow_json = pruner_shadow.as_json(records)
     records = without_ablations(records)
     first = records[0]
     options = first["options"]
@@ -400,6 +402,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         leads.table(summary), "",
         call_shares.table(records), "",
         *ablation,
+        *shadow,
         "![best search composite against model calls, mean over seeds](search.svg)", "",
         "Notes:", "", *(f"- {n}" for r in records for n in r.get("notes", [])), ""])
     md_path.write_text(text, encoding="utf-8")
@@ -408,6 +411,7 @@ def write(out: Path, records: list[dict[str, Any]]) -> dict[str, Path]:
         "methods": {m: {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(row).items()}
                     for m, row in summary.items()},
         "leads": [lead.as_json() for lead in leads.leads(summary)],
-        "call_shares": call_shares.mean_shares(records), "pruner_ab": ab_json},
+        "call_shares": call_shares.mean_shares(records), "pruner_ab": ab_json,
+        "pruner_shadow": shadow_json},
         indent=2) + "\n", encoding="utf-8")
     return {"table": md_path, "plot": svg_path, "data": json_path}

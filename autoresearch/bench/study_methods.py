@@ -11,13 +11,15 @@ from typing import Any
 import optuna
 
 from ..lm.calls import CallRecord, spent_and_reused
+from ..search import strategies
 from ..search.results import StopReason
 from ..search.study import Study
 from ..store.statuses import INCUMBENT_STATUSES
 from ..text import one_line
 from ..workspace.workspace import load_workspace
 from .budget import Budget, BudgetExhausted, budgeted_factory
-from .methods import BenchContext, MethodRun, normalise
+from .methods import UNPRUNED, BenchContext, MethodRun, normalise
+from .pruner_shadow import ShadowPruner
 from .workspaces import copy_workspace
 
 # Settings merged into the method's workspace copy, and whether Optuna's sampler is replaced by a random one.
@@ -28,6 +30,7 @@ STUDY_METHODS: dict[str, tuple[dict[str, Any], bool]] = {
                            "follow_near_miss": False}}, True),
     "random": ({"search": {"pruner": "none", "shape_first": False, "follow_near_miss": False}}, True),
     # The loop's every other setting kept, so its trials match the loop's own until the pruner first stops one.
+    # Its Study is handed the loop's pruner in a shadow (pruner_shadow.py): asked as in the loop, never obeyed.
     "unpruned": ({"search": {"pruner": "none"}}, False),
 }
 IDLE_TRIALS = 25  # a Study whose trials make no model call this many times in a row is stopped (no progress)
@@ -46,6 +49,11 @@ class _Progress:
         self._used_at_start = 0
         self.study: Study | None = None
         self.details: list[dict[str, Any]] = []  # each finished trial: status, calls, recipe, delta, stage, why
+
+    @property
+    def calls_in_trial(self) -> int:
+        """Model calls the trial under way has made so far."""
+        return self.budget.used - self._used_at_start
 
     @property
     def trials(self) -> list[tuple[str, int]]:
@@ -81,6 +89,9 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     budget = Budget(limit)
     factory = budgeted_factory(budget, ctx.inner_factory)
     progress = _Progress(budget)
+    # The unpruned ablation records where the loop's own pruner (the workspace's, before the update) would stop.
+    shadow = ShadowPruner(strategies.default_pruner(load_workspace(ctx.root).settings),
+                          lambda: progress.calls_in_trial) if method == UNPRUNED else None
     calls: list[CallRecord] = []
     reused = 0
     notes: list[str] = []
@@ -92,7 +103,8 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
             session_seed = seed + 1000 * session
             study = Study(load_workspace(root), portfolio=ctx.portfolio, backend_factory=factory,
                           seed=session_seed, observer=progress, retries=ctx.retries, backoff_s=ctx.backoff_s,
-                          sampler=optuna.samplers.RandomSampler(seed=session_seed) if uniform else None)
+                          sampler=optuna.samplers.RandomSampler(seed=session_seed) if uniform else None,
+                          pruner=shadow)
             progress.study, progress.idle, before = study, 0, budget.used
             try:
                 summary = study.optimize()  # no stop condition: the budget ends it
@@ -114,4 +126,5 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     best_instructions = {k: normalise(v) for k, v in load_workspace(root).instructions.items()}
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
                      progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials,
-                     trial_details=progress.details, reused=reused)
+                     trial_details=progress.details, reused=reused,
+                     shadow_prunes=shadow.as_json() if shadow is not None else None)

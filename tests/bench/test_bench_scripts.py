@@ -227,10 +227,11 @@ def test_the_unpruned_ablation_runs_the_loop_without_its_pruner_beside_the_loops
                                                                                         monkeypatch):
     from autoresearch.bench import report, study_methods
 
-    pruners, real = [], study_methods.Study
+    pruners, handed, real = [], [], study_methods.Study
 
     def study(ws, **kwargs):
         pruners.append(ws.settings.search.pruner)
+        handed.append(kwargs.get("pruner"))
         return real(ws, **kwargs)
 
     monkeypatch.setattr(study_methods, "Study", study)
@@ -240,11 +241,20 @@ def test_the_unpruned_ablation_runs_the_loop_without_its_pruner_beside_the_loops
     assert bench.main([*args, "--methods", "autoresearch"]) == 0
     assert bench.main([*args, "--methods", "unpruned"]) == 0
     assert pruners[0] == "paired" and pruners[-1] == "none"
+    # The loop gets its own pruner; the ablation the loop's in a shadow (asked, never obeyed), from the workspace
+    # as the loop has it, not from its own "none".
+    from autoresearch.bench.pruner_shadow import ShadowPruner
+    from autoresearch.search.pruning import PairedFutilityPruner
+
+    assert handed[0] is None and isinstance(handed[-1], ShadowPruner)
+    assert isinstance(handed[-1].pruner, PairedFutilityPruner)
     record = json.loads((tmp_path / "seed-0.json").read_text())
     assert [r["method"] for r in record["runs"]] == ["autoresearch", "unpruned"]
     assert record["runs"][1]["code"] == report.code_version() and record["runs"][1]["code"]
+    assert record["runs"][1]["shadow_prunes"] == [] and "shadow_prunes" not in record["runs"][0]
     out = capsys.readouterr().out
     assert "| 0 | yes (" in out and "whose arms agree until the first prune" in out
+    assert "Over 1 seed(s): the pruner would have stopped 0 trial(s)" in out
     assert set(json.loads((tmp_path / "search.json").read_text())["methods"]) == {"autoresearch"}
     # The default run is the five methods: the ablation costs its budget only when named.
     from autoresearch.bench.search import main_args
