@@ -76,8 +76,8 @@ class MethodRun(CallTotals):
     reused: int = 0  # replies reused for requests identical to earlier ones, instead of calls (lm/replies.py)
     holdout_calls: int = 0  # made evaluating the pick on the holdout tasks, outside the budget
     holdout_s: float = 0.0  # the wall time of that evaluation
-    # The unpruned ablation's: [trial, its calls, screen tasks seen] where the loop's pruner would have stopped it
-    shadow_prunes: list[list[int]] | None = None
+    # The unpruned ablation's: where the loop's pruner would have stopped each trial, and each screen it saw
+    shadow: dict[str, Any] | None = None
 
     def joules_after(self, calls: int) -> float:
         """Joules of the method's first `calls` calls, in the order they were recorded."""
@@ -95,7 +95,7 @@ class MethodRun(CallTotals):
             "trajectory": [[n, value, self.joules_after(n)] for n, value in self.trajectory],
             "trials": [list(t) for t in self.trials], "trial_details": self.trial_details,
             "best_instructions": self.best_instructions, "notes": self.notes,
-            **({"shadow_prunes": self.shadow_prunes} if self.shadow_prunes is not None else {}),
+            **({"shadow": self.shadow} if self.shadow is not None else {}),
         }
 
 

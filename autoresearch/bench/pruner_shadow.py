@@ -8,7 +8,9 @@ anyway, so each such stop is checked against what the trial went on to do (a pru
 failed; one that passed its screen, and above all one that was kept, was wrong), and the calls the stop would have
 saved are the trial's calls after that point: exact, paired, for every stop, not only the first. Where the loop's own
 run of the seed is beside it, its first pruned trial (made before the paths part) must be among the shadow's stops,
-at the same calls: a check that the shadow is the loop's pruner."""
+at the same calls: a check that the shadow is the loop's pruner. Each screen is recorded as the pruner saw it (the
+incumbent's scores and noise, each task's score with the trial's calls then), so the same screens replay exactly at
+bolder levels: what a bolder pruner would save on these paths, against the stops of trials that passed."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from typing import Any, Callable, Sequence
 
 import optuna
 
+from ..search.pruning import FAILED_TASKS_ATTR, ScreenReference, Z, would_stop
 from .call_shares import trial_records
 from .leads import t_lower_bound
 from .methods import LOOP, UNPRUNED
 
 GOAL = 0.30  # goal 3: the share of model calls pruning should save at an equal best score
+LEVELS = (Z, 1.28, 0.84)  # the pruner's one-sided level z: the shipped one (95%), then bolder ones (90%, 80%)
 RIGHT, PASSED, KEPT, CUT = "failed its screen", "passed its screen, lost its race", "kept", "cut by the budget"
 EXPLAINED = (
     "Per seed whose `unpruned` run recorded the shipped pruner's decisions (asked after every screen task as in the "
@@ -33,31 +37,67 @@ EXPLAINED = (
     "calls (goal 3 asks for 30% at an equal best score); *ceiling*: the calls of every trial that failed its screen, "
     "the most a screen pruner could save. *The loop's first prune*: whether the loop's run of the seed stopped the "
     "same trial at the same calls (the paths agree until then). Measured on one path, so free of the A/B's parted "
-    "searches.")
+    "searches. Below the table, the same recorded screens replayed at bolder levels.")
 
 
 class ShadowPruner(optuna.pruners.BasePruner):
-    """Asks `pruner` as the loop would, records the first step at which it would stop each trial, and never stops
-    one. `calls_so_far` says how many model calls the current trial has made."""
+    """Asks `pruner` as the loop would and never stops a trial. It records the first step at which the pruner would
+    have stopped each trial and, for replays at other levels, each screen as the pruner saw it: the incumbent's
+    scores and noise it was compared with, and each task's score with the trial's calls when it was told.
+    `calls_so_far` says how many model calls the current trial has made."""
 
     def __init__(self, pruner: optuna.pruners.BasePruner, calls_so_far: Callable[[], int]):
         self.pruner, self.calls_so_far = pruner, calls_so_far
+        self.reference: ScreenReference | None = None
         self.stops: dict[int, tuple[int, int]] = {}  # trial number: (its calls then, the screen tasks seen)
+        self.screens: dict[int, dict[str, Any]] = {}  # trial number: what its screen told the pruner
 
-    def against(self, reference: Any) -> None:
-        """The incumbent a screen is compared with, handed on to a pruner that compares with one."""
+    def against(self, reference: ScreenReference | None) -> None:
+        """The incumbent a screen is compared with, kept for the record and handed on to the pruner."""
+        self.reference = reference
         against = getattr(self.pruner, "against", None)
         if against is not None:
             against(reference)
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        calls = self.calls_so_far()
+        screen = self.screens.get(trial.number)
+        if screen is None and self.reference is not None:
+            screen = self.screens[trial.number] = {
+                "sd": self.reference.sd, "incumbent": sorted([step, score] for step, score in
+                                                             self.reference.incumbent.items()), "tasks": []}
+        if screen is not None:
+            failed = set(trial.user_attrs.get(FAILED_TASKS_ATTR, ()))
+            told = {step for step, *_ in screen["tasks"]}
+            screen["tasks"] += [[step, value, calls, step in failed]
+                                for step, value in sorted(trial.intermediate_values.items()) if step not in told]
         if trial.number not in self.stops and self.pruner.prune(study, trial):
-            self.stops[trial.number] = (self.calls_so_far(), len(trial.intermediate_values))
+            self.stops[trial.number] = (calls, len(trial.intermediate_values))
         return False
 
-    def as_json(self) -> list[list[int]]:
-        """[trial number, its calls at the stop, screen tasks seen] per trial it would have stopped."""
-        return [[number, calls, tasks] for number, (calls, tasks) in sorted(self.stops.items())]
+    def as_json(self) -> dict[str, Any]:
+        """The stops ([trial, its calls then, tasks seen]) and screens, with the level and threshold they ran at."""
+        return {"z": getattr(self.pruner, "z", None), "threshold": getattr(self.pruner, "threshold", None),
+                "stops": [[number, calls, tasks] for number, (calls, tasks) in sorted(self.stops.items())],
+                "screens": {str(number): screen for number, screen in sorted(self.screens.items())}}
+
+
+def replay(screen: dict[str, Any], threshold: float, z: float) -> tuple[int, int] | None:
+    """Where the paired pruner at level z would have stopped this recorded screen: (the trial's calls then, tasks
+    seen), or None. A screen without a measured noise (the shipped pruner asked its fallback then) is never
+    stopped here."""
+    if not screen["sd"]:
+        return None
+    reference = ScreenReference({step: score for step, score in screen["incumbent"]}, screen["sd"])
+    values: dict[int, float] = {}
+    failed: set[int] = set()
+    for step, value, calls, task_failed in screen["tasks"]:
+        values[step] = value
+        if task_failed:
+            failed.add(step)
+        if would_stop(reference, values, failed, threshold, z):
+            return calls, len(values)
+    return None
 
 
 @dataclass
@@ -81,23 +121,30 @@ class Shadow:
     screened: int  # trials after the baseline, the one the budget cut included
     failed_screens: int
     failed_screen_calls: int  # the ceiling: every call of the trials that failed their screens
-    stops: list[Stop]
+    stops: list[Stop]  # the shipped pruner's, as it decided them
+    levels: dict[float, list[Stop]]  # the stops replayed from the recorded screens at each level z
+    # Whether the replay at the shipped level makes the shipped pruner's stops (the replay's own check)
+    replay_agrees: bool = True
     # Whether the loop's first pruned trial is a stop here at the same calls; None without the loop's run or a prune
     loop_first_prune: bool | None = None
 
-    @property
-    def saved(self) -> float | None:
-        return sum(s.saved for s in self.stops) / self.calls if self.calls else None
+    def saved(self, stops: Sequence[Stop] | None = None) -> float | None:
+        """The share of the run's calls `stops` (the shipped pruner's by default) would have saved."""
+        stops = self.stops if stops is None else stops
+        return sum(s.saved for s in stops) / self.calls if self.calls else None
 
     @property
     def ceiling(self) -> float | None:
         return self.failed_screen_calls / self.calls if self.calls else None
 
-    def count(self, ended: str) -> int:
-        return sum(s.ended == ended for s in self.stops)
-
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "saved": self.saved, "ceiling": self.ceiling}
+        return {**asdict(self), "levels": {str(z): [asdict(s) for s in stops] for z, stops in self.levels.items()},
+                "saved": self.saved(), "ceiling": self.ceiling,
+                "saved_at": {str(z): self.saved(stops) for z, stops in self.levels.items()}}
+
+
+def count(stops: Sequence[Stop], ended: str) -> int:
+    return sum(s.ended == ended for s in stops)
 
 
 def _ended(trial: dict[str, Any]) -> str:
@@ -111,22 +158,34 @@ def _ended(trial: dict[str, Any]) -> str:
 def read(record: dict[str, Any]) -> Shadow | None:
     """The shadow of one seed record's unpruned run; None where it has no such run or it recorded no decisions."""
     run = next((r for r in record["runs"] if r["method"] == UNPRUNED), None)
-    if run is None or run.get("shadow_prunes") is None:
+    shadow = run.get("shadow") if run is not None else None
+    if shadow is None:
         return None
     trials = trial_records(run)
     by_number = {t["number"]: t for t in trials if "number" in t}
     cut = run["calls"] - sum(t["calls"] for t in trials)  # the trial the budget ended: no record but its calls
-    stops = []
-    for number, at, tasks in run["shadow_prunes"]:
+
+    def stop(number: int, at: int, tasks: int) -> Stop:
         trial = by_number.get(number)
         if trial is None:
-            stops.append(Stop(number, at, max(cut, at), tasks, CUT, None))
-        else:
-            stops.append(Stop(number, at, trial["calls"], tasks, _ended(trial), trial.get("delta")))
+            return Stop(number, at, max(cut, at), tasks, CUT, None)
+        return Stop(number, at, trial["calls"], tasks, _ended(trial), trial.get("delta"))
+
+    stops = [stop(*entry) for entry in shadow["stops"]]
+    levels, agrees = {}, True
+    if shadow.get("threshold") is not None:
+        for z in LEVELS:
+            replayed = [(int(number), replay(screen, shadow["threshold"], z))
+                        for number, screen in shadow["screens"].items()]
+            levels[z] = sorted((stop(number, *where) for number, where in replayed if where is not None),
+                               key=lambda s: s.trial)
+        shipped = shadow.get("z") or Z
+        agrees = [(s.trial, s.at) for s in stops] == [(s.trial, s.at) for s in levels.get(shipped, stops)] \
+            if shipped in LEVELS else True
     after = [t for t in trials if t["status"] != "baseline"]
     failed = [t for t in after if t["status"] == "pruned" or (t["status"] == "discard" and t.get("stage") == "screen")]
     return Shadow(record["seed"], run["calls"], len(after) + (cut > 0), len(failed),
-                  sum(t["calls"] for t in failed), stops, _loop_first_prune(record, stops))
+                  sum(t["calls"] for t in failed), stops, levels, agrees, _loop_first_prune(record, stops))
 
 
 def _loop_first_prune(record: dict[str, Any], stops: list[Stop]) -> bool | None:
@@ -142,7 +201,7 @@ def shadows(records: Sequence[dict[str, Any]]) -> list[Shadow]:
 
 
 def table(records: Sequence[dict[str, Any]]) -> str:
-    """A row per seed with the shadow, then what they add up to; "" where none has it."""
+    """A row per seed with the shadow, what they add up to, and the replays at other levels; "" where none has it."""
     found = shadows(records)
     if not found:
         return ""
@@ -154,31 +213,56 @@ def table(records: Sequence[dict[str, Any]]) -> str:
         each = "; ".join(f"{t.trial} at {t.at}/{t.calls} ({t.ended}"
                          + (f", {t.delta:+.2f}" if t.delta is not None else "") + ")" for t in s.stops) or "–"
         lines.append(f"| {s.seed} | {s.screened} | {s.failed_screens} ({s.failed_screen_calls}) | "
-                     f"{s.count(RIGHT)} / {s.count(PASSED)} / {s.count(KEPT)} | {each} | "
-                     f"{sum(t.saved for t in s.stops)} ({_share(s.saved)}) | {_share(s.ceiling)} | "
+                     f"{count(s.stops, RIGHT)} / {count(s.stops, PASSED)} / {count(s.stops, KEPT)} | {each} | "
+                     f"{sum(t.saved for t in s.stops)} ({_share(s.saved())}) | {_share(s.ceiling)} | "
                      f"{ {True: 'yes', False: '**no**', None: '–'}[s.loop_first_prune]} |")
-    return "\n".join(lines) + "\n\n" + summary_line(found)
+    return "\n".join(lines) + "\n\n" + summary_line(found) + levels_table(found)
 
 
 def summary_line(found: Sequence[Shadow]) -> str:
     stops = [t for s in found for t in s.stops]
-    saved = [s.saved for s in found if s.saved is not None]
     ceiling = [s.ceiling for s in found if s.ceiling is not None]
     matched = [s.loop_first_prune for s in found if s.loop_first_prune is not None]
-    bound = t_lower_bound(saved)
-    spread = (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
-              + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on "
-              f"{sum(v >= GOAL - 1e-9 for v in saved)} of {len(saved)}"
-              + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")") if saved else "–"
     return (f"Over {len(found)} seed(s): the pruner would have stopped {len(stops)} trial(s), "
-            f"{sum(t.ended == RIGHT for t in stops)} of which failed their screens anyway, "
-            f"{sum(t.ended == PASSED for t in stops)} passed theirs and lost their races, "
-            f"{sum(t.ended == KEPT for t in stops)} went on to be kept (a stop that costs a keep)"
-            + (f", {sum(t.ended == CUT for t in stops)} the budget cut" if any(t.ended == CUT for t in stops) else "")
-            + f"; calls saved, of each run's: {spread}; ceiling "
+            f"{count(stops, RIGHT)} of which failed their screens anyway, {count(stops, PASSED)} passed theirs and "
+            f"lost their races, {count(stops, KEPT)} went on to be kept (a stop that costs a keep)"
+            + (f", {count(stops, CUT)} the budget cut" if count(stops, CUT) else "")
+            + f"; calls saved, of each run's: {_spread([s.saved() for s in found])}; ceiling "
             + (f"{statistics.fmean(ceiling):.0%}" if ceiling else "–")
             + (f"; the loop's first prune found among the stops at the same calls on {sum(matched)} of {len(matched)}"
                if matched else "") + ".")
+
+
+def levels_table(found: Sequence[Shadow]) -> str:
+    """The same screens replayed at each level z (the shipped one first): what a bolder pruner would have saved on
+    these paths, and what it would have cost in stops of trials that passed their screens or were kept."""
+    replayed = [s for s in found if s.levels]
+    if not replayed:
+        return ""
+    lines = ["", "", "Replayed from the recorded screens at other levels (z: the one-sided level the pruner stops at; "
+             "the shipped one is 1.645) on the same paths:", "",
+             "| z | stops | right / passed / kept | calls saved, of each run's |", "| ---: | ---: | ---: | --- |"]
+    for z in LEVELS:
+        stops = [t for s in replayed for t in s.levels[z]]
+        lines.append(f"| {z:g} | {len(stops)} | {count(stops, RIGHT)} / {count(stops, PASSED)} / {count(stops, KEPT)} "
+                     f"| {_spread([s.saved(s.levels[z]) for s in replayed])} |")
+    disagree = [str(s.seed) for s in replayed if not s.replay_agrees]
+    lines += ["", "The replay at the shipped level makes the shipped pruner's stops on "
+              f"{len(replayed) - len(disagree)} of {len(replayed)} seed(s)"
+              + (f" (not on {', '.join(disagree)})" if disagree else "") + "."]
+    return "\n".join(lines)
+
+
+def _spread(saved: Sequence[float | None]) -> str:
+    """Savings over seeds: mean ± sd, range, how many reach GOAL, and the one-sided 95% t bound on the mean."""
+    values = [v for v in saved if v is not None]
+    if not values:
+        return "–"
+    bound = t_lower_bound(values)
+    return (f"{statistics.fmean(values):+.0%}" + (f" ± {statistics.stdev(values):.0%}" if len(values) > 1 else "")
+            + f" (from {min(values):+.0%} to {max(values):+.0%}; {GOAL:.0%} or more on "
+            f"{sum(v >= GOAL - 1e-9 for v in values)} of {len(values)}"
+            + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")")
 
 
 def section(records: Sequence[dict[str, Any]]) -> list[str]:

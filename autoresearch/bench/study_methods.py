@@ -127,4 +127,4 @@ def run_study_method(ctx: BenchContext, method: str, seed: int, limit: int) -> M
     return MethodRun(method, seed, limit, calls, wall, budget.model_s, best_instructions, progress.best,
                      progress.trajectory, progress.keeps, stop, used=budget.used, notes=notes, trials=progress.trials,
                      trial_details=progress.details, reused=reused,
-                     shadow_prunes=shadow.as_json() if shadow is not None else None)
+                     shadow=shadow.as_json() if shadow is not None else None)

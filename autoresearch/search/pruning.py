@@ -62,8 +62,14 @@ class PairedFutilityPruner(optuna.pruners.BasePruner):
             return False
         if not reference.sd:  # no seed noise to predict the unseen tasks from
             return self.fallback is not None and self.fallback.prune(study, trial)
-        failed = set(trial.user_attrs.get(FAILED_TASKS_ATTR, ()))
-        comparable = {step for step, score in reference.incumbent.items() if score is not None} - failed
-        differences = [value - reference.incumbent[step] for step, value in sorted(trial.intermediate_values.items())
-                       if step in comparable]
-        return implausible(differences, len(comparable), reference.sd, self.threshold, self.z)
+        return would_stop(reference, trial.intermediate_values, set(trial.user_attrs.get(FAILED_TASKS_ATTR, ())),
+                          self.threshold, self.z)
+
+
+def would_stop(reference: ScreenReference, values: dict[int, float], failed: set[int], threshold: float,
+               z: float = Z) -> bool:
+    """The paired pruner's decision on a screen's scores so far (`values` by step), its failed steps left out; a
+    reference with a measured noise (the pruner asks its fallback otherwise)."""
+    comparable = {step for step, score in reference.incumbent.items() if score is not None} - failed
+    differences = [value - reference.incumbent[step] for step, value in sorted(values.items()) if step in comparable]
+    return implausible(differences, len(comparable), reference.sd or 0.0, threshold, z)

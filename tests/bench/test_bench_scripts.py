@@ -251,7 +251,8 @@ def test_the_unpruned_ablation_runs_the_loop_without_its_pruner_beside_the_loops
     record = json.loads((tmp_path / "seed-0.json").read_text())
     assert [r["method"] for r in record["runs"]] == ["autoresearch", "unpruned"]
     assert record["runs"][1]["code"] == report.code_version() and record["runs"][1]["code"]
-    assert record["runs"][1]["shadow_prunes"] == [] and "shadow_prunes" not in record["runs"][0]
+    shadow = record["runs"][1]["shadow"]
+    assert shadow["stops"] == [] and shadow["screens"] and "shadow" not in record["runs"][0]
     out = capsys.readouterr().out
     assert "| 0 | yes (" in out and "whose arms agree until the first prune" in out
     assert "Over 1 seed(s): the pruner would have stopped 0 trial(s)" in out

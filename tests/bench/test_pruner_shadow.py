@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from autoresearch.bench import pruner_shadow, search_report
-from autoresearch.bench.pruner_shadow import KEPT, PASSED, RIGHT, ShadowPruner
+from autoresearch.bench.pruner_shadow import KEPT, PASSED, RIGHT, ShadowPruner, replay
 from autoresearch.search.pruning import PairedFutilityPruner, ScreenReference
 
 INCUMBENT = ScreenReference({0: 6.0, 1: 6.0, 2: 6.0, 3: 6.0}, sd=0.5)
@@ -40,9 +40,31 @@ def test_it_records_where_the_pruner_would_stop_a_trial_and_never_stops_one():
     obeyed = optuna.create_study(direction="maximize", pruner=inner)
     _, answers = screen(obeyed, [6.0, 1.0, 1.0, 1.0], calls)
     assert answers == [False, True, True, False]  # (a whole screen is the keep rule's to decide)
-    # A variant level with the incumbent is never recorded.
-    number, _ = screen(study, [6.0, 6.2, 5.9, 6.1], calls)
-    assert number not in shadow.stops and shadow.as_json() == [[0, 4, 2]]
+    # A variant level with the incumbent is never recorded as a stop; its screen is, as the pruner saw it.
+    calls.clear()
+    level, _ = screen(study, [6.0, 6.2, 5.9, 6.1], calls)
+    record = shadow.as_json()
+    assert record["stops"] == [[number, 4, 2]] and (record["z"], record["threshold"]) == (1.645, 0.1)
+    assert record["screens"][str(level)] == {"sd": 0.5, "incumbent": [[0, 6.0], [1, 6.0], [2, 6.0], [3, 6.0]],
+                                             "tasks": [[0, 6.0, 2, False], [1, 6.2, 4, False], [2, 5.9, 6, False],
+                                                       [3, 6.1, 8, False]]}
+
+
+def test_a_recorded_screen_replays_to_the_shipped_stop_and_stops_sooner_at_a_bolder_level():
+    calls: list[int] = []
+    shadow = ShadowPruner(PairedFutilityPruner(threshold=0.1), lambda: sum(calls))
+    shadow.against(INCUMBENT)
+    study = optuna.create_study(direction="maximize", pruner=shadow)
+    # Half a point under the incumbent on each task: too little to stop on one task at 95%, enough on two.
+    number, _ = screen(study, [5.5, 5.5, 5.5, 5.5], calls)
+    recorded = shadow.as_json()["screens"][str(number)]
+    shipped = replay(recorded, 0.1, 1.645)
+    assert shipped == shadow.stops[number] == (4, 2)
+    assert replay(recorded, 0.1, 0.84) == (2, 1)  # the bolder level stops after the first task
+    assert replay({**recorded, "sd": None}, 0.1, 0.84) is None  # no noise measured: the fallback's, not replayed
+    # A failed task is no evidence, in the replay as in the pruner.
+    failing = {**recorded, "tasks": [[0, 0.0, 2, True], *recorded["tasks"][1:]]}
+    assert replay(failing, 0.1, 0.84) == (4, 2)
 
 
 def trial(number: int, status: str, calls: int, stage=None, delta=None):
@@ -50,9 +72,11 @@ def trial(number: int, status: str, calls: int, stage=None, delta=None):
             "delta": delta, "composite": None, "stage": stage, "why": None}
 
 
-def record(seed: int, details, stops, cut: int = 0, loop=None):
+def record(seed: int, details, stops, cut: int = 0, loop=None, screens=None):
+    shadow = None if stops is None else {"z": 1.645, "threshold": 0.1 if screens else None, "stops": stops,
+                                         "screens": screens or {}}
     run = {"method": "unpruned", "calls": sum(d["calls"] for d in details) + cut,
-           "trials": [[d["status"], d["calls"]] for d in details], "trial_details": details, "shadow_prunes": stops}
+           "trials": [[d["status"], d["calls"]] for d in details], "trial_details": details, "shadow": shadow}
     return {"seed": seed, "runs": [r for r in (loop, run) if r is not None]}
 
 
@@ -66,7 +90,7 @@ def test_each_stop_is_read_against_how_its_trial_ended_and_what_it_would_have_sa
     assert [(s.trial, s.ended, s.saved) for s in shadow.stops] == [
         (1, RIGHT, 16), (2, PASSED, 90), (3, KEPT, 68), (5, pruner_shadow.CUT, 14)]
     assert shadow.calls == 320 and shadow.screened == 5
-    assert shadow.saved == pytest.approx((16 + 90 + 68 + 14) / 320)
+    assert shadow.saved() == pytest.approx((16 + 90 + 68 + 14) / 320)
     # The ceiling: every call of the trials that failed their screens (1 and 4), whether stopped or not.
     assert (shadow.failed_screens, shadow.failed_screen_calls) == (2, 48)
     assert shadow.ceiling == pytest.approx(48 / 320)
@@ -81,7 +105,7 @@ def test_the_summary_counts_the_seeds_that_save_the_goals_share_and_bounds_the_m
     details = [trial(0, "baseline", 70), trial(1, "discard", 30, "screen", -1.0)]
     # 100 calls: a stop at 0 calls saves 30% (counted as reaching it), one at 20 saves 10%.
     found = pruner_shadow.shadows([record(1, details, [[1, 0, 0]]), record(2, details, [[1, 20, 5]])])
-    assert [s.saved for s in found] == pytest.approx([0.30, 0.10])
+    assert [s.saved() for s in found] == pytest.approx([0.30, 0.10])
     line = pruner_shadow.summary_line(found)
     assert "+20% ± 14% (from +10% to +30%; 30% or more on 1 of 2; one-sided 95% t bound on the mean" in line
     assert "would have stopped 2 trial(s), 2 of which failed their screens anyway" in line
@@ -101,13 +125,37 @@ def test_the_report_shows_the_shadow_and_keeps_it_in_search_json(tmp_path):
     from test_pruner_ab import run as ab_run
 
     loop = ab_run("autoresearch", [trial(0, "baseline", 72), trial(1, "pruned", 8)])
-    unpruned = {**ab_run("unpruned", DETAILS[:2]), "shadow_prunes": [[1, 8, 3]]}
+    unpruned = {**ab_run("unpruned", DETAILS[:2]), "shadow": {"z": 1.645, "threshold": None, "stops": [[1, 8, 3]],
+                                                              "screens": {}}}
     search_report.write(tmp_path, [ab_record(2, loop, unpruned)])
     text = (tmp_path / "search.md").read_text()
     assert "## The pruner's shadow" in text and "| 2 | 1 | 1 (24) | 1 / 0 / 0 |" in text
     # The loop pruned trial 1 at 8 calls, and so would the shadow: the same pruner on the same path.
     assert "(17%) | 25% | yes |" in text and "found among the stops at the same calls on 1 of 1" in text
-    unpruned["shadow_prunes"] = [[1, 10, 3]]
+    unpruned["shadow"]["stops"] = [[1, 10, 3]]
     assert pruner_shadow.read(ab_record(2, loop, unpruned)).loop_first_prune is False
     [shadow] = json.loads((tmp_path / "search.json").read_text())["pruner_shadow"]
     assert shadow["seed"] == 2 and shadow["saved"] == pytest.approx(16 / 96)
+
+
+def test_the_levels_replay_every_recorded_screen_and_check_the_shipped_one():
+    sd, incumbent = 0.5, [[0, 6.0], [1, 6.0], [2, 6.0], [3, 6.0]]
+
+    def screened(values):  # a screen of two calls a task
+        return {"sd": sd, "incumbent": incumbent,
+                "tasks": [[step, v, 2 * (step + 1) + 1, False] for step, v in enumerate(values)]}
+
+    details = [trial(0, "baseline", 60), trial(1, "discard", 9, "screen", -0.5), trial(2, "keep", 31, "kept", 0.4)]
+    # Trial 1 half a point under (stopped at 95% after 2 tasks, at 80% after 1); trial 2 above (never).
+    screens = {"1": screened([5.5] * 4), "2": screened([6.4] * 4)}
+    [shadow] = pruner_shadow.shadows([record(8, details, [[1, 5, 2]], screens=screens)])
+    assert shadow.replay_agrees
+    assert [(s.trial, s.at) for s in shadow.levels[0.84]] == [(1, 3)] and shadow.levels[1.28]
+    assert shadow.saved(shadow.levels[0.84]) == pytest.approx(6 / 100)
+    text = pruner_shadow.table([record(8, details, [[1, 5, 2]], screens=screens)])
+    assert "| 0.84 | 1 | 1 / 0 / 0 | +6% (from +6% to +6%; 30% or more on 0 of 1) |" in text
+    assert "makes the shipped pruner's stops on 1 of 1 seed(s)." in text
+    # A shadow whose recorded stops the replay does not make is named.
+    [off] = pruner_shadow.shadows([record(8, details, [[1, 7, 3]], screens=screens)])
+    assert not off.replay_agrees
+    assert "on 0 of 1 seed(s) (not on 8)" in pruner_shadow.table([record(8, details, [[1, 7, 3]], screens=screens)])
