@@ -21,7 +21,9 @@ and one ablation, run only when named and never counted as a peer: `unpruned`, t
 `[search] pruner = "none"`. `--methods unpruned --seed N` beside the loop's run of seed N adds the pruner's A/B to
 the report (search.md's last section: whether the arms agree until the first prune, what that pruned trial became
 without the pruner, the calls a variant cost in each arm and whether the pick is the same: goal 3 measured, not
-estimated).
+estimated), and its shadow (the unpruned run asks the loop's pruner after every screen task and never obeys it:
+where it would have stopped each trial, what that trial went on to do, the calls each stop would have saved, and
+the same screens replayed at bolder levels).
 
 One command per seed: `--seed N` runs every method with seed N and writes seed-N.json under --out; the report
 (search.md: a row per method, mean ± sd over seeds, and a row per seed; search.svg: best search composite

@@ -10,7 +10,8 @@
 And one ablation, run only when named (`--methods unpruned`) and never counted as a peer:
 
 - unpruned: the loop as shipped but `[search] pruner = "none"`, to measure what the pruner saves at an equal best
-  score (bench/pruner_ab.py compares it with the loop's run of the same seed).
+  score (bench/pruner_ab.py compares it with the loop's run of the same seed); its Study asks the loop's pruner
+  in a shadow, never obeyed (bench/pruner_shadow.py: where it would have stopped each trial, on the same path).
 
 Each returns a MethodRun: its model calls (as the store keeps them), the best instructions it would hand
 back, their search composite as measured within the budget, and the best composite after each call.
