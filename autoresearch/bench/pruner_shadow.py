@@ -10,7 +10,8 @@ saved are the trial's calls after that point: exact, paired, for every stop, not
 run of the seed is beside it, its first pruned trial (made before the paths part) must be among the shadow's stops,
 at the same calls: a check that the shadow is the loop's pruner. Each screen is recorded as the pruner saw it (the
 incumbent's scores and noise, each task's score with the trial's calls then), so the same screens replay exactly at
-bolder levels: what a bolder pruner would save on these paths, against the stops of trials that passed."""
+bolder levels ([search] prune_confidence): what a bolder pruner would save on these paths, against the stops of
+trials that passed."""
 
 from __future__ import annotations
 
@@ -20,13 +21,21 @@ from typing import Any, Callable, Sequence
 
 import optuna
 
-from ..search.pruning import FAILED_TASKS_ATTR, ScreenReference, Z, would_stop
+from ..search.pruning import (
+    CONFIDENCE,
+    FAILED_TASKS_ATTR,
+    ScreenReference,
+    Z,
+    would_stop,
+    z_of,
+)
 from .call_shares import trial_records
 from .leads import t_lower_bound
 from .methods import LOOP, UNPRUNED
 
 GOAL = 0.30  # goal 3: the share of model calls pruning should save at an equal best score
-LEVELS = (Z, 1.28, 0.84)  # the pruner's one-sided level z: the shipped one (95%), then bolder ones (90%, 80%)
+# [search] prune_confidence's levels replayed: the default, then bolder ones (z 1.645, 1.282, 0.842)
+LEVELS = (CONFIDENCE, 0.90, 0.80)
 RIGHT, PASSED, KEPT, CUT = "failed its screen", "passed its screen, lost its race", "kept", "cut by the budget"
 EXPLAINED = (
     "Per seed whose `unpruned` run recorded the shipped pruner's decisions (asked after every screen task as in the "
@@ -122,7 +131,7 @@ class Shadow:
     failed_screens: int
     failed_screen_calls: int  # the ceiling: every call of the trials that failed their screens
     stops: list[Stop]  # the shipped pruner's, as it decided them
-    levels: dict[float, list[Stop]]  # the stops replayed from the recorded screens at each level z
+    levels: dict[float, list[Stop]]  # the stops replayed from the recorded screens at each confidence (LEVELS)
     # Whether the replay at the shipped level makes the shipped pruner's stops (the replay's own check)
     replay_agrees: bool = True
     # Whether the loop's first pruned trial is a stop here at the same calls; None without the loop's run or a prune
@@ -174,14 +183,13 @@ def read(record: dict[str, Any]) -> Shadow | None:
     stops = [stop(*entry) for entry in shadow["stops"]]
     levels, agrees = {}, True
     if shadow.get("threshold") is not None:
-        for z in LEVELS:
-            replayed = [(int(number), replay(screen, shadow["threshold"], z))
+        for confidence in LEVELS:
+            replayed = [(int(number), replay(screen, shadow["threshold"], z_of(confidence)))
                         for number, screen in shadow["screens"].items()]
-            levels[z] = sorted((stop(number, *where) for number, where in replayed if where is not None),
+            levels[confidence] = sorted((stop(number, *where) for number, where in replayed if where is not None),
                                key=lambda s: s.trial)
-        shipped = shadow.get("z") or Z
-        agrees = [(s.trial, s.at) for s in stops] == [(s.trial, s.at) for s in levels.get(shipped, stops)] \
-            if shipped in LEVELS else True
+        shipped = next((c for c in LEVELS if z_of(c) == (shadow.get("z") or Z)), None)
+        agrees = shipped is None or [(s.trial, s.at) for s in stops] == [(s.trial, s.at) for s in levels[shipped]]
     after = [t for t in trials if t["status"] != "baseline"]
     failed = [t for t in after if t["status"] == "pruned" or (t["status"] == "discard" and t.get("stage") == "screen")]
     return Shadow(record["seed"], run["calls"], len(after) + (cut > 0), len(failed),
@@ -234,18 +242,21 @@ def summary_line(found: Sequence[Shadow]) -> str:
 
 
 def levels_table(found: Sequence[Shadow]) -> str:
-    """The same screens replayed at each level z (the shipped one first): what a bolder pruner would have saved on
-    these paths, and what it would have cost in stops of trials that passed their screens or were kept."""
+    """The same screens replayed at each prune_confidence (the default first): what a bolder pruner would have
+    saved on these paths, and what it would have cost in stops of trials that passed their screens or were kept."""
     replayed = [s for s in found if s.levels]
     if not replayed:
         return ""
-    lines = ["", "", "Replayed from the recorded screens at other levels (z: the one-sided level the pruner stops at; "
-             "the shipped one is 1.645) on the same paths:", "",
-             "| z | stops | right / passed / kept | calls saved, of each run's |", "| ---: | ---: | ---: | --- |"]
-    for z in LEVELS:
-        stops = [t for s in replayed for t in s.levels[z]]
-        lines.append(f"| {z:g} | {len(stops)} | {count(stops, RIGHT)} / {count(stops, PASSED)} / {count(stops, KEPT)} "
-                     f"| {_spread([s.saved(s.levels[z]) for s in replayed])} |")
+    lines = ["", "", "Replayed from the recorded screens at other levels (`[search] prune_confidence`: how sure the "
+             "pruner must be that a variant cannot beat the incumbent by the threshold; the default 0.95) on the same "
+             "paths:", "",
+             "| prune_confidence (z) | stops | right / passed / kept | calls saved, of each run's |",
+             "| ---: | ---: | ---: | --- |"]
+    for confidence in LEVELS:
+        stops = [t for s in replayed for t in s.levels[confidence]]
+        lines.append(f"| {confidence:.2f} ({z_of(confidence):.3f}) | {len(stops)} | {count(stops, RIGHT)} / "
+                     f"{count(stops, PASSED)} / {count(stops, KEPT)} "
+                     f"| {_spread([s.saved(s.levels[confidence]) for s in replayed])} |")
     disagree = [str(s.seed) for s in replayed if not s.replay_agrees]
     lines += ["", "The replay at the shipped level makes the shipped pruner's stops on "
               f"{len(replayed) - len(disagree)} of {len(replayed)} seed(s)"

@@ -23,7 +23,7 @@ def search_space(settings: Settings) -> dict[str, Any]:
     the space are not the space)."""
     return settings.search.model_dump(exclude={"max_consecutive_failed", "noise_repeats", "noise_repeats_upfront",
                                                "sampler", "proposer_examples", "shape_first",
-                                               "follow_near_miss"})
+                                               "follow_near_miss", "prune_confidence"})
 
 
 def study_name(workspace: Workspace, portfolio: str | None = None) -> str:

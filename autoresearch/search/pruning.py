@@ -6,7 +6,7 @@ passes it only when the mean paired difference over all T search tasks exceeds k
 with mean paired difference m, the unseen tasks' differences are predicted from the seen ones: their mean
 is m give or take σ_d·√(1/k + 1/(T−k)), σ_d = √2 · the incumbent's per-task sd over seed sets (a difference
 of two single draws). So the final mean is m give or take ((T−k)/T)·σ_d·√(1/k + 1/(T−k)), and the variant is
-stopped when even Z of those above m (one-sided 95%) is at or under the threshold. A task that failed (a
+stopped when even Z of those above m (one-sided 95%, [search] prune_confidence) is at or under the threshold. A task that failed (a
 backend fault, not evidence) is left out, as the keep rule leaves it out. Without a seed noise to predict
 from (noise_repeats = 1, or seeds that changed no score: sd 0) it asks its fallback (the default pruner's:
 Optuna's WilcoxonPruner against the best trial), so such a study prunes as it did before this pruner.
@@ -15,11 +15,20 @@ Optuna's WilcoxonPruner against the best trial), so such a study prunes as it di
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import optuna
 
-Z = 1.645  # one-sided 95%: a variant is stopped when beating the threshold has under a 5% predictive chance
+CONFIDENCE = 0.95  # [search] prune_confidence's default: stopped when beating the threshold has under a 5% chance
+
+
+def z_of(confidence: float) -> float:
+    """The one-sided normal quantile of `confidence`, to 3 decimals as tables give it (0.95: 1.645)."""
+    return round(statistics.NormalDist().inv_cdf(confidence), 3)
+
+
+Z = z_of(CONFIDENCE)  # 1.645
 FAILED_TASKS_ATTR = "failed_tasks"  # a trial's user attribute: the screen steps whose task failed
 
 

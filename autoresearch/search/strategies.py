@@ -16,7 +16,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..workspace.config import SearchConfig, Settings
-from .pruning import PairedFutilityPruner
+from .pruning import PairedFutilityPruner, z_of
 
 STARTUP_TRIALS = 5  # random start-up trials before the sampler models what worked, for a run without a trial budget
 MIN_STARTUP_TRIALS = 2
@@ -49,13 +49,14 @@ def default_sampler(search: SearchConfig, seed: int | None, *, n_trials: int | N
 def default_pruner(settings: Settings) -> optuna.pruners.BasePruner:
     """[search] pruner: "wilcoxon" stops a variant whose per-task scores trail the best trial's (from the 4th
     task); "paired" one that can no longer plausibly beat the incumbent by keep_threshold (from the first,
-    search/pruning.py; Wilcoxon's decision where the seeds gave no noise to predict from); "none" never stops
-    one."""
+    search/pruning.py, at [search] prune_confidence; Wilcoxon's decision where the seeds gave no noise to predict
+    from); "none" never stops one."""
     wilcoxon = optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     if settings.search.pruner == "wilcoxon":
         return wilcoxon
     if settings.search.pruner == "paired":  # where it cannot predict (no seed noise), Wilcoxon decides
-        return PairedFutilityPruner(settings.scoring.keep_threshold, fallback=wilcoxon)
+        return PairedFutilityPruner(settings.scoring.keep_threshold, z=z_of(settings.search.prune_confidence),
+                                    fallback=wilcoxon)
     return optuna.pruners.NopPruner()
 
 

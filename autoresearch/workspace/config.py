@@ -280,6 +280,10 @@ class SearchConfig(Strict):
     # "paired": stops a screen from its first task once beating the incumbent by keep_threshold is implausible
     # (search/pruning.py); "wilcoxon": Optuna's WilcoxonPruner against the best trial (from the 4th task).
     pruner: Literal["paired", "wilcoxon", "none"] = "paired"
+    # How sure the paired pruner must be that a variant cannot beat the incumbent by keep_threshold before it
+    # stops it (one-sided). Lower stops sooner: more calls saved for more variants, at some power on small gains
+    # (docs/BENCHMARKS.md, the pruner's shadow). A stop rule's level, not part of the search space.
+    prune_confidence: float = Field(0.95, gt=0.5, lt=1.0)
     max_failed_share: float = Field(0.5, ge=0.0, le=1.0)  # a trial with more failed tasks is failed
     max_consecutive_failed: int = Field(3, ge=1, le=1000)  # this many failed trials in a row stop the run
     # Seed sets per comparison: the baseline's noise is measured over this many, and a challenger that passes

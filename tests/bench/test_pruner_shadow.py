@@ -150,10 +150,10 @@ def test_the_levels_replay_every_recorded_screen_and_check_the_shipped_one():
     screens = {"1": screened([5.5] * 4), "2": screened([6.4] * 4)}
     [shadow] = pruner_shadow.shadows([record(8, details, [[1, 5, 2]], screens=screens)])
     assert shadow.replay_agrees
-    assert [(s.trial, s.at) for s in shadow.levels[0.84]] == [(1, 3)] and shadow.levels[1.28]
-    assert shadow.saved(shadow.levels[0.84]) == pytest.approx(6 / 100)
+    assert [(s.trial, s.at) for s in shadow.levels[0.80]] == [(1, 3)] and shadow.levels[0.90]
+    assert shadow.saved(shadow.levels[0.80]) == pytest.approx(6 / 100)
     text = pruner_shadow.table([record(8, details, [[1, 5, 2]], screens=screens)])
-    assert "| 0.84 | 1 | 1 / 0 / 0 | +6% (from +6% to +6%; 30% or more on 0 of 1) |" in text
+    assert "| 0.80 (0.842) | 1 | 1 / 0 / 0 | +6% (from +6% to +6%; 30% or more on 0 of 1) |" in text
     assert "makes the shipped pruner's stops on 1 of 1 seed(s)." in text
     # A shadow whose recorded stops the replay does not make is named.
     [off] = pruner_shadow.shadows([record(8, details, [[1, 7, 3]], screens=screens)])

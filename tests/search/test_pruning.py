@@ -8,6 +8,7 @@ import optuna
 import pytest
 from scripted import ScriptedPipeline, producer_only
 
+from autoresearch.search import identity
 from autoresearch.search.pruning import (
     FAILED_TASKS_ATTR,
     PairedFutilityPruner,
@@ -88,6 +89,21 @@ def test_the_setting_picks_it_with_the_keep_threshold(loop_workspace):
     root = loop_workspace(keep_threshold=0.3, extra='\n[search]\npruner = "paired"\n')
     pruner = default_pruner(load_workspace(root).settings)
     assert isinstance(pruner, PairedFutilityPruner) and pruner.threshold == pytest.approx(0.3)
+    assert pruner.z == 1.645  # prune_confidence 0.95, the default
+
+
+def test_prune_confidence_sets_how_sure_the_pruner_must_be_and_continues_the_study(loop_workspace):
+    default = load_workspace(loop_workspace())
+    bolder = load_workspace(loop_workspace(extra="\n[search]\nprune_confidence = 0.8\n"))
+    assert default_pruner(bolder.settings).z == pytest.approx(0.842)
+    # A stop rule's level, not the space: the study (its name, its trials) goes on under another level.
+    assert identity.study_name(bolder) == identity.study_name(default)
+    # Half a point under the incumbent on the first of 4 tasks (sd 0.5): stopped at 80%, not at 95%.
+    reference = ScreenReference({0: 6.0, 1: 6.0, 2: 6.0, 3: 6.0}, sd=0.5)
+    for settings, stops in ((default.settings, False), (bolder.settings, True)):
+        pruner = default_pruner(settings)
+        pruner.against(reference)
+        assert pruner.prune(None, frozen({0: 5.5})) is stops
 
 
 @pytest.mark.parametrize(("pruner", "screened"), [("paired", 1), ("wilcoxon", 3)])

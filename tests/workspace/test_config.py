@@ -35,6 +35,9 @@ def test_minimal_workspace_loads_with_defaults(tmp_path):
         ("[scoring]\njudge_weight = 0.5\ncriteria_weight = 0.6\n", "scoring", "must equal 1.0"),
         ("[workspace]\noptimizable = ['evaluator.md']\n", "workspace.optimizable", "'evaluator.md'"),
         ("[search]\nparents = 0\n", "search.parents", "greater than or equal to 1"),
+        # a pruner as sure as 1.0 never stops anything; one at 0.5 or under stops what is likelier to win than not
+        ("[search]\nprune_confidence = 1.0\n", "search.prune_confidence", "less than 1"),
+        ("[search]\nprune_confidence = 0.5\n", "search.prune_confidence", "greater than 0.5"),
         # more seed sets upfront than the comparison uses was capped without a word
         ("[search]\nnoise_repeats = 3\nnoise_repeats_upfront = 4\n", "search",
          "noise_repeats_upfront (4) is more seed sets than noise_repeats (3)"),
