@@ -231,12 +231,15 @@ def summary_line(found: Sequence[Shadow]) -> str:
     stops = [t for s in found for t in s.stops]
     ceiling = [s.ceiling for s in found if s.ceiling is not None]
     matched = [s.loop_first_prune for s in found if s.loop_first_prune is not None]
+    screens = sum(s.failed_screen_calls for s in found)
     return (f"Over {len(found)} seed(s): the pruner would have stopped {len(stops)} trial(s), "
             f"{count(stops, RIGHT)} of which failed their screens anyway, {count(stops, PASSED)} passed theirs and "
             f"lost their races, {count(stops, KEPT)} went on to be kept (a stop that costs a keep)"
             + (f", {count(stops, CUT)} the budget cut" if count(stops, CUT) else "")
             + f"; calls saved, of each run's: {_spread([s.saved() for s in found])}; ceiling "
             + (f"{statistics.fmean(ceiling):.0%}" if ceiling else "–")
+            + (f"; of the {screens} calls of the screens that failed, the stops of those trials saved "
+               f"{sum(t.saved for t in stops if t.ended == RIGHT) / screens:.0%}" if screens else "")
             + (f"; the loop's first prune found among the stops at the same calls on {sum(matched)} of {len(matched)}"
                if matched else "") + ".")
 

@@ -99,6 +99,8 @@ def test_each_stop_is_read_against_how_its_trial_ended_and_what_it_would_have_sa
     assert "1 at 8/24 (failed its screen, -0.90)" in text
     assert "would have stopped 4 trial(s), 1 of which failed their screens anyway, 1 passed theirs" in text
     assert "1 went on to be kept (a stop that costs a keep), 1 the budget cut" in text
+    # Of the failed screens' 48 calls, the stop of trial 1 (which failed its screen) saved 16.
+    assert "of the 48 calls of the screens that failed, the stops of those trials saved 33%" in text
 
 
 def test_the_summary_counts_the_seeds_that_save_the_goals_share_and_bounds_the_mean():
