@@ -6,8 +6,8 @@ passes it only when the mean paired difference over all T search tasks exceeds k
 with mean paired difference m, the unseen tasks' differences are predicted from the seen ones: their mean
 is m give or take σ_d·√(1/k + 1/(T−k)), σ_d = √2 · the incumbent's per-task sd over seed sets (a difference
 of two single draws). So the final mean is m give or take ((T−k)/T)·σ_d·√(1/k + 1/(T−k)), and the variant is
-stopped when even Z of those above m (one-sided 95%, [search] prune_confidence) is at or under the threshold. A task that failed (a
-backend fault, not evidence) is left out, as the keep rule leaves it out. Without a seed noise to predict
+stopped when even Z of those above m (one-sided 95% by default: [search] prune_confidence) is at or under the
+threshold. A task that failed (a backend fault, not evidence) is left out, as the keep rule leaves it out. Without a seed noise to predict
 from (noise_repeats = 1, or seeds that changed no score: sd 0) it asks its fallback (the default pruner's:
 Optuna's WilcoxonPruner against the best trial), so such a study prunes as it did before this pruner.
 """
