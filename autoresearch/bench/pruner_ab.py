@@ -181,8 +181,8 @@ def summary_line(found: Sequence[PrunerAB]) -> str:
     left_out = len(found) - len(agreeing)
     if not agreeing:
         return f"No seed's arms agree until the first prune ({left_out} left out): nothing to add up."
-    per_variant = _spread([ab.saved for ab in agreeing if ab.saved is not None])
-    per_screen = _spread([ab.saved_a_failed_screen for ab in agreeing if ab.saved_a_failed_screen is not None])
+    per_variant = spread([ab.saved for ab in agreeing if ab.saved is not None])
+    per_screen = spread([ab.saved_a_failed_screen for ab in agreeing if ab.saved_a_failed_screen is not None])
     prunes = [ab.first_prune for ab in agreeing if ab.first_prune]
     kept = sum(p.startswith("kept") for p in prunes)
     return (f"Over {len(agreeing)} seed(s) whose arms agree until the first prune"
@@ -192,13 +192,15 @@ def summary_line(found: Sequence[PrunerAB]) -> str:
             f"trials, {kept} went on to be kept without the pruner (a prune that cost a keep).")
 
 
-def _spread(saved: Sequence[float]) -> str:
-    """Savings over seeds: mean ± sd, range, how many reach GOAL and the one-sided bound on the mean."""
+def spread(saved: Sequence[float], *, of_all: bool = False) -> str:
+    """Savings over seeds: mean ± sd, range, how many reach GOAL (`of_all`: "… of N") and the one-sided bound on
+    the mean."""
     if not saved:
         return "–"
     bound = lower_bound(saved)
     return (f"{statistics.fmean(saved):+.0%}" + (f" ± {statistics.stdev(saved):.0%}" if len(saved) > 1 else "")
             + f" (from {min(saved):+.0%} to {max(saved):+.0%}; {GOAL:.0%} or more on {sum(s >= GOAL - 1e-9 for s in saved)}"
+            + (f" of {len(saved)}" if of_all else "")
             + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")")
 
 

@@ -29,11 +29,10 @@ from ..search.pruning import (
     would_stop,
     z_of,
 )
-from .call_shares import trial_records
-from .leads import t_lower_bound
+from .call_shares import part, trial_records
 from .methods import LOOP, UNPRUNED
+from .pruner_ab import spread
 
-GOAL = 0.30  # goal 3: the share of model calls pruning should save at an equal best score
 # [search] prune_confidence's levels replayed: the default, then bolder ones (z 1.645, 1.282, 0.842)
 LEVELS = (CONFIDENCE, 0.90, 0.80)
 RIGHT, PASSED, KEPT, CUT = "failed its screen", "passed its screen, lost its race", "kept", "cut by the budget"
@@ -191,7 +190,9 @@ def read(record: dict[str, Any]) -> Shadow | None:
         shipped = next((c for c in LEVELS if z_of(c) == (shadow.get("z") or Z)), None)
         agrees = shipped is None or [(s.trial, s.at) for s in stops] == [(s.trial, s.at) for s in levels[shipped]]
     after = [t for t in trials if t["status"] != "baseline"]
-    failed = [t for t in after if t["status"] == "pruned" or (t["status"] == "discard" and t.get("stage") == "screen")]
+    # The trials that ended in their screen, by the rule the A/B's arms use (call_shares.part)
+    screen_calls = record.get("screen_calls") or 0
+    failed = [t for t in after if part(t["status"], t["calls"], screen_calls, t.get("stage")) == "screen"]
     return Shadow(record["seed"], run["calls"], len(after) + (cut > 0), len(failed),
                   sum(t["calls"] for t in failed), stops, levels, agrees, _loop_first_prune(record, stops))
 
@@ -236,7 +237,7 @@ def summary_line(found: Sequence[Shadow]) -> str:
             f"{count(stops, RIGHT)} of which failed their screens anyway, {count(stops, PASSED)} passed theirs and "
             f"lost their races, {count(stops, KEPT)} went on to be kept (a stop that costs a keep)"
             + (f", {count(stops, CUT)} the budget cut" if count(stops, CUT) else "")
-            + f"; calls saved, of each run's: {_spread([s.saved() for s in found])}; ceiling "
+            + f"; calls saved, of each run's: {_saving([s.saved() for s in found])}; ceiling "
             + (f"{statistics.fmean(ceiling):.0%}" if ceiling else "–")
             + (f"; of the {screens} calls of the screens that failed, the stops of those trials saved "
                f"{sum(t.saved for t in stops if t.ended == RIGHT) / screens:.0%}" if screens else "")
@@ -259,24 +260,12 @@ def levels_table(found: Sequence[Shadow]) -> str:
         stops = [t for s in replayed for t in s.levels[confidence]]
         lines.append(f"| {confidence:.2f} ({z_of(confidence):.3f}) | {len(stops)} | {count(stops, RIGHT)} / "
                      f"{count(stops, PASSED)} / {count(stops, KEPT)} "
-                     f"| {_spread([s.saved(s.levels[confidence]) for s in replayed])} |")
+                     f"| {_saving([s.saved(s.levels[confidence]) for s in replayed])} |")
     disagree = [str(s.seed) for s in replayed if not s.replay_agrees]
     lines += ["", "The replay at the shipped level makes the shipped pruner's stops on "
               f"{len(replayed) - len(disagree)} of {len(replayed)} seed(s)"
               + (f" (not on {', '.join(disagree)})" if disagree else "") + "."]
     return "\n".join(lines)
-
-
-def _spread(saved: Sequence[float | None]) -> str:
-    """Savings over seeds: mean ± sd, range, how many reach GOAL, and the one-sided 95% t bound on the mean."""
-    values = [v for v in saved if v is not None]
-    if not values:
-        return "–"
-    bound = t_lower_bound(values)
-    return (f"{statistics.fmean(values):+.0%}" + (f" ± {statistics.stdev(values):.0%}" if len(values) > 1 else "")
-            + f" (from {min(values):+.0%} to {max(values):+.0%}; {GOAL:.0%} or more on "
-            f"{sum(v >= GOAL - 1e-9 for v in values)} of {len(values)}"
-            + (f"; one-sided 95% t bound on the mean {bound:+.0%}" if bound is not None else "") + ")")
 
 
 def section(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -288,6 +277,10 @@ def section(records: Sequence[dict[str, Any]]) -> list[str]:
 
 def as_json(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [s.as_json() for s in shadows(records)]
+
+
+def _saving(saved: Sequence[float | None]) -> str:
+    return spread([v for v in saved if v is not None], of_all=True)
 
 
 def _share(value: float | None) -> str:
